@@ -1,0 +1,68 @@
+# Firmware build rules shared by every board. Included by the top-level Makefile and
+# usable on its own:
+#   make -f boards/common.mk firmware BOARD=qemu-mps2-an500 APP_SRCS="a.c b.c" OUT=build/x
+# Variables: BOARD (a folder in boards/), APP_SRCS (the application, with main()),
+# OUT (output folder), RUNTIME_SRCS (default: every runtime_c/src/*.c), EXTRA_CFLAGS,
+# EXTRA_INCS (include folders), OPT (default -O2).
+
+BOARDS := $(sort $(patsubst boards/%/board.mk,%,$(wildcard boards/*/board.mk)))
+BOARD ?= qemu-mps2-an500
+ifeq ($(filter $(BOARD),$(BOARDS)),)
+$(error Unknown BOARD '$(BOARD)'. Available boards: $(BOARDS))
+endif
+include boards/$(BOARD)/board.mk
+
+OUT          ?= build/$(BOARD)/selftest
+APP_SRCS     ?= runtime_c/apps/selftest/main.c
+RUNTIME_SRCS ?= $(wildcard runtime_c/src/*.c)
+OPT          ?= -O2
+PYTHON_SYS   ?= python3
+
+CC      := $(CROSS)gcc
+OBJCOPY := $(CROSS)objcopy
+ELF     := $(OUT)/firmware.elf
+BIN     := $(OUT)/firmware.bin
+MAP     := $(OUT)/firmware.map
+
+WARN    := -Wall -Wextra -Wno-unused-parameter
+INCS    := -Iruntime_c/include -Iboards/common $(addprefix -I,$(EXTRA_INCS))
+CFLAGS  := -std=c99 $(OPT) -g $(WARN) $(BOARD_CFLAGS) $(INCS) -ffunction-sections \
+           -fdata-sections -DTT_BOARD_$(subst -,_,$(BOARD))=1 $(EXTRA_CFLAGS)
+
+ifeq ($(BOARD_KIND),cortexm)
+SRCS    := boards/common/cortexm_startup.c $(BOARD_SRCS) $(RUNTIME_SRCS) $(APP_SRCS)
+LDFLAGS := -T $(BOARD_LDSCRIPT) -Lboards/common -nostartfiles --specs=nano.specs \
+           --specs=nosys.specs -Wl,--gc-sections -Wl,-Map=$(MAP) \
+           -Wl,--defsym=STACK_SIZE=$(BOARD_STACK) -Wl,--print-memory-usage
+LDLIBS  := -lm
+else
+SRCS    := $(BOARD_SRCS) $(RUNTIME_SRCS) $(APP_SRCS)
+LDFLAGS := -Wl,--gc-sections -Wl,-Map=$(MAP)
+LDLIBS  := -lm
+endif
+
+.PHONY: firmware
+firmware: $(ELF)
+
+# Relink whenever a source or header may have changed (builds are a few seconds).
+.PHONY: FORCE
+FORCE:
+
+$(ELF): FORCE
+	@mkdir -p $(OUT)
+	@echo "  CC+LD   $(ELF)  [$(BOARD)]"
+	@$(CC) $(CFLAGS) $(SRCS) $(LDFLAGS) $(LDLIBS) -o $@ > $(OUT)/link.log 2>&1; \
+	  rc=$$?; grep -v -e '^Memory region' -e '^ *FLASH:' -e '^ *RAM:' $(OUT)/link.log >&2; \
+	  if [ $$rc -ne 0 ]; then \
+	    $(PYTHON_SYS) boards/memusage.py --board $(BOARD) --ram-kb $(BOARD_RAM_KB) \
+	      --flash-kb $(BOARD_FLASH_KB) --link-log $(OUT)/link.log >&2; exit $$rc; fi
+ifeq ($(BOARD_KIND),cortexm)
+	@$(OBJCOPY) -O binary $@ $(BIN)
+endif
+	@$(PYTHON_SYS) boards/memusage.py --board $(BOARD) --ram-kb $(BOARD_RAM_KB) \
+	  --flash-kb $(BOARD_FLASH_KB) --stack $(BOARD_STACK) --elf $@ --kind $(BOARD_KIND) \
+	  --json $(OUT)/memory.json
+
+.PHONY: flash-firmware
+flash-firmware: $(ELF)
+	$(FLASH_CMD)

@@ -1,0 +1,80 @@
+"""Build system: every board links, the budget is enforced at link time with a
+readable message, a wrong BOARD lists the boards, the memory report prints."""
+import json
+import subprocess
+
+import pytest
+
+import harness
+
+REPO = harness.REPO
+SELFTEST = REPO / "runtime_c" / "apps" / "selftest" / "main.c"
+
+
+def make(*args):
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("board", ["qemu-mps2-an500", "stm32f746", "host"])
+def test_every_board_links_and_reports_memory(board, tmp_path):
+    p = make("-f", "boards/common.mk", "firmware", f"BOARD={board}", f"OUT={tmp_path}",
+             f"APP_SRCS={SELFTEST}", "RUNTIME_SRCS=")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "RAM   [" in p.stdout and "Flash [" in p.stdout
+    assert "of 256 KB" in p.stdout and "of 1024 KB" in p.stdout
+    mem = json.loads((tmp_path / "memory.json").read_text())
+    assert mem["board"] == board and 0 < mem["ram"] <= 256 * 1024
+
+
+def test_stm32_image_is_placed_in_flash(tmp_path):
+    elf = harness.build_firmware("stm32f746", [SELFTEST], tmp_path, runtime_srcs=[])
+    out = subprocess.run(["arm-none-eabi-readelf", "-h", str(elf)], capture_output=True,
+                         text=True).stdout
+    entry = int(out.split("Entry point address:")[1].split()[0], 16)
+    assert 0x08000000 <= entry < 0x08100000
+    assert (tmp_path / "firmware.bin").stat().st_size < 1024 * 1024
+
+
+@pytest.mark.parametrize("board", ["qemu-mps2-an500", "stm32f746"])
+def test_oversized_array_fails_at_link_time_readably(board, tmp_path):
+    src = tmp_path / "big.c"
+    src.write_text("#include <stdint.h>\nvolatile int8_t big[300 * 1024];\n"
+                   "int main(void) { big[7] = 1; return big[7]; }\n")
+    with pytest.raises(harness.BuildError) as e:
+        harness.build_firmware(board, [src], tmp_path / "out", runtime_srcs=[])
+    msg = str(e.value)
+    assert f"firmware does not fit board '{board}'" in msg
+    assert "RAM over budget by" in msg and "budget 256 KB" in msg
+
+
+def test_oversized_flash_fails_at_link_time(tmp_path):
+    src = tmp_path / "bigflash.c"
+    src.write_text("#include <stdint.h>\nconst volatile int8_t table[1100 * 1024] = {1};\n"
+                   "int main(void) { return table[0]; }\n")
+    with pytest.raises(harness.BuildError) as e:
+        harness.build_firmware("qemu-mps2-an500", [src], tmp_path / "out", runtime_srcs=[])
+    assert "FLASH over budget by" in str(e.value)
+
+
+def test_wrong_board_lists_boards():
+    p = make("build", "BOARD=stm32f4-nonexistent")
+    assert p.returncode != 0
+    assert "Unknown BOARD 'stm32f4-nonexistent'" in p.stderr
+    for b in ("host", "qemu-mps2-an500", "stm32f746"):
+        assert b in p.stderr
+
+
+def test_flash_command_is_shown():
+    p = make("-n", "flash", "BOARD=stm32f746")
+    assert p.returncode == 0, p.stderr
+    assert "openocd" in p.stdout and "program build/stm32f746/selftest/firmware.elf" in p.stdout
+    p = make("-n", "flash", "BOARD=stm32f746", "FLASHER=st-flash")
+    assert "st-flash --reset write build/stm32f746/selftest/firmware.bin 0x08000000" in p.stdout
+
+
+def test_host_build_runs(tmp_path):
+    exe = harness.build_firmware("host", [SELFTEST], tmp_path, runtime_srcs=[])
+    r = harness.run_host(exe)
+    assert r.exit_code == 0
+    assert b"selftest on host" in r.output
