@@ -1,0 +1,251 @@
+"""Execution schedule and static arena plan for the forward pass.
+
+1. :func:`schedule` turns an int8 graph into steps, one C call each. Inverted-residual
+   blocks ``[pointwise1] -> depthwise -> pointwise2 [-> add]`` whose intermediate tensors
+   are large run *fused*, row by row (``tt_block_s8`` in runtime_c/src/tt_block_s8.c):
+   only a band of ``k`` expanded rows and one depthwise output row exist at a time, so
+   the 64x64x48 tensor of mbv2-w0.35 (192 KB) is never materialised.
+2. :func:`plan` gives every tensor a lifetime (first step writing it .. last step
+   reading it), lets ``add`` and ``flatten`` work in place, and packs tensors and
+   per-step scratch into one arena with compile-time offsets (greedy by size, lowest
+   free offset among buffers whose lifetimes overlap).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import kernel_table as K
+from .ir import Graph, Node
+
+ALIGN = 8
+FUSE_MIN_BYTES = 16 * 1024
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Step:
+    kind: str                      # conv | fc | add | avgpool | flatten | block
+    name: str
+    nodes: list[Node]
+    inputs: list[str]
+    output: str
+    scratch: int = 0               # bytes of scratch needed during this step
+    kernel: str = ""
+    block: dict | None = None      # fused block: roles -> nodes, sub-buffer sizes
+
+
+@dataclass
+class Buffer:
+    tensor: str
+    size: int
+    first: int
+    last: int
+    offset: int = -1
+    alias_of: str | None = None    # shares the bytes of another tensor (in place)
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    steps: list[Step]
+    buffers: dict[str, Buffer]
+    scratch_offsets: list[int]
+    arena_bytes: int
+    live_bytes: list[int] = field(default_factory=list)
+    fuse: str = "auto"
+
+    @property
+    def peak_step(self) -> int:
+        return max(range(len(self.steps)), key=lambda i: self.live_bytes[i])
+
+    def offset(self, tensor: str) -> int:
+        b = self.buffers[tensor]
+        return self.buffers[b.alias_of].offset if b.alias_of else b.offset
+
+
+def _nbytes(g: Graph, t: str) -> int:
+    return g.tensors[t].numel  # int8, batch 1
+
+
+def _consumers(g: Graph) -> dict[str, list[Node]]:
+    out: dict[str, list[Node]] = {t: [] for t in g.tensors}
+    for n in g.nodes:
+        for t in n.inputs:
+            out[t].append(n)
+    return out
+
+
+def _is_pw(n: Node | None, stride1: bool = True) -> bool:
+    return (n is not None and n.op == "conv2d" and not n.is_depthwise
+            and tuple(n.attrs["kernel"]) == (1, 1) and n.attrs["pad"] == 0
+            and n.attrs["groups"] == 1 and (n.attrs["stride"] == 1 or not stride1))
+
+
+def _find_blocks(g: Graph, fuse: str) -> dict[str, dict]:
+    """depthwise node name -> {pw1, dw, pw2, add, input, output} for fusable blocks."""
+    if fuse == "none":
+        return {}
+    producer = {n.output: n for n in g.nodes}
+    cons = _consumers(g)
+    blocks = {}
+    claimed: set[str] = set()
+    for dw in g.nodes:
+        if not dw.is_depthwise:
+            continue
+        pw1 = producer.get(dw.inputs[0])
+        if not (_is_pw(pw1) and len(cons[pw1.output]) == 1 and pw1.output not in g.outputs
+                and pw1.name not in claimed):
+            pw1 = None
+        c = cons[dw.output]
+        if len(c) != 1 or not _is_pw(c[0]) or dw.output in g.outputs:
+            continue
+        pw2 = c[0]
+        block_in = pw1.inputs[0] if pw1 else dw.inputs[0]
+        add = None
+        c2 = cons[pw2.output]
+        if (len(c2) == 1 and c2[0].op == "add" and block_in in c2[0].inputs
+                and pw2.output not in g.outputs and dw.attrs["stride"] == 1
+                and c2[0].inputs[0] != c2[0].inputs[1]):
+            add = c2[0]
+        expanded = max(_nbytes(g, pw1.output) if pw1 else 0, _nbytes(g, dw.output))
+        if fuse == "auto" and expanded <= FUSE_MIN_BYTES:
+            continue
+        claimed.update(n.name for n in (pw1, dw, pw2, add) if n is not None)
+        blocks[dw.name] = {"pw1": pw1, "dw": dw, "pw2": pw2, "add": add, "input": block_in,
+                           "output": (add or pw2).output}
+    return blocks
+
+
+def schedule(g: Graph, fuse: str = "auto") -> list[Step]:
+    if fuse not in ("auto", "all", "none"):
+        raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
+    blocks = _find_blocks(g, fuse)
+    in_block: dict[str, str] = {}
+    for key, b in blocks.items():
+        for role in ("pw1", "dw", "pw2", "add"):
+            if b[role] is not None:
+                in_block[b[role].name] = key
+    steps: list[Step] = []
+    for n in g.nodes:
+        key = in_block.get(n.name)
+        if key is not None:
+            b = blocks[key]
+            if n is not b["dw"]:
+                continue  # emitted once, at the depthwise node (all parts are contiguous)
+            steps.append(_block_step(g, b))
+            continue
+        if n.op == "conv2d":
+            steps.append(Step("conv", n.name, [n], list(n.inputs), n.output,
+                              K.conv_scratch(g, n), K.conv_kernel(n)))
+        elif n.op == "fully_connected":
+            steps.append(Step("fc", n.name, [n], list(n.inputs), n.output, K.fc_scratch(g, n),
+                              "tt_fc_s8"))
+        elif n.op == "add":
+            steps.append(Step("add", n.name, [n], list(n.inputs), n.output, 0, "tt_add_s8"))
+        elif n.op == "global_avgpool":
+            steps.append(Step("avgpool", n.name, [n], list(n.inputs), n.output, 0,
+                              "tt_avgpool_global_s8"))
+        elif n.op == "flatten":
+            steps.append(Step("flatten", n.name, [n], list(n.inputs), n.output, 0, "(in place)"))
+        else:
+            raise K.UnsupportedOpError(n.op, n.name, "no C kernel for this op in the forward "
+                                       "pass (int8 graphs only)", n.source)
+    return steps
+
+
+def _block_step(g: Graph, b: dict) -> Step:
+    dw, pw1, pw2 = b["dw"], b["pw1"], b["pw2"]
+    _, h, w, c = g.tensors[dw.inputs[0]].shape
+    _, ho, wo, _ = g.tensors[dw.output].shape
+    kh = dw.attrs["kernel"][0]
+    band = _align(kh * w * c) if pw1 else 0
+    row = _align(wo * c)
+    ks = max([K.conv_scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
+    nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
+    name = dw.name.rsplit(".", 1)[0] if "." in dw.name else dw.name
+    return Step("block", name, nodes, [b["input"]], b["output"], band + row + _align(ks),
+                "tt_block_s8", {**b, "band_bytes": band, "row_bytes": row,
+                                "kernel_scratch": _align(ks)})
+
+
+def plan(g: Graph, fuse: str = "auto") -> Plan:
+    steps = schedule(g, fuse)
+    nsteps = len(steps)
+    bufs: dict[str, Buffer] = {}
+    for t in g.inputs:
+        bufs[t] = Buffer(t, _nbytes(g, t), 0, 0)
+    for i, s in enumerate(steps):
+        bufs[s.output] = Buffer(s.output, _nbytes(g, s.output), i, i)
+        for t in s.inputs:
+            bufs[t].last = max(bufs[t].last, i)
+    for t in g.outputs:
+        bufs[t].last = nsteps - 1
+    # in place: flatten always; add when an operand dies here
+    for i, s in enumerate(steps):
+        if s.kind == "flatten" or (s.kind == "add" and any(
+                bufs[t].last == i and t not in g.inputs for t in s.inputs)):
+            src = s.inputs[0] if s.kind == "flatten" else next(
+                t for t in s.inputs if bufs[t].last == i and t not in g.inputs)
+            root = bufs[src].alias_of or src
+            bufs[s.output].alias_of = root
+            bufs[root].last = max(bufs[root].last, bufs[s.output].last)
+    # propagate lifetimes of aliases to their roots (aliases may chain)
+    for b in bufs.values():
+        if b.alias_of:
+            r = bufs[b.alias_of]
+            r.last = max(r.last, b.last)
+    items = [(b.tensor, b.size, b.first, b.last) for b in bufs.values() if not b.alias_of]
+    items += [(f"#scratch{i}", s.scratch, i, i) for i, s in enumerate(steps) if s.scratch]
+    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
+    offsets: dict[str, int] = {}
+    for name, size, first, last in sorted(items, key=lambda x: (-x[1], x[2])):
+        clash = sorted((o, sz) for o, sz, f, l in placed if not (l < first or f > last))
+        off = 0
+        for o, sz in clash:
+            if off + size <= o:
+                break
+            off = max(off, _align(o + sz))
+        offsets[name] = off
+        placed.append((off, size, first, last))
+    for t, b in bufs.items():
+        if not b.alias_of:
+            b.offset = offsets[t]
+    scratch_offsets = [offsets.get(f"#scratch{i}", 0) for i in range(nsteps)]
+    arena = _align(max((o + sz for o, sz, _, _ in placed), default=0))
+    live = []
+    for i, s in enumerate(steps):
+        live.append(sum(b.size for b in bufs.values() if not b.alias_of and b.first <= i <= b.last)
+                    + s.scratch)
+    return Plan(g, steps, bufs, scratch_offsets, arena, live, fuse)
+
+
+def table(p: Plan) -> list[dict]:
+    """Per-step memory rows for the report (bytes)."""
+    rows = []
+    peak = p.peak_step
+    for i, s in enumerate(p.steps):
+        out = p.graph.tensors[s.output]
+        rows.append({"step": i, "name": s.name, "kernel": s.kernel,
+                     "output_shape": list(out.shape[1:]), "output_bytes": out.numel,
+                     "scratch_bytes": s.scratch, "live_bytes": p.live_bytes[i],
+                     "peak": i == peak})
+    return rows
+
+
+def verify(p: Plan) -> None:
+    """Check the plan's invariants (raises AssertionError): every buffer inside the
+    arena, and no two buffers whose lifetimes overlap share a byte."""
+    items = [(t, p.offset(t), b.size, b.first, b.last) for t, b in p.buffers.items()
+             if not b.alias_of]
+    items += [(f"#scratch{i}", p.scratch_offsets[i], s.scratch, i, i)
+              for i, s in enumerate(p.steps) if s.scratch]
+    for name, off, size, _, _ in items:
+        assert off >= 0 and off + size <= p.arena_bytes, (name, off, size, p.arena_bytes)
+    for i, (a, oa, sa, fa, la) in enumerate(items):
+        for b, ob, sb, fb, lb in items[i + 1:]:
+            if la < fb or lb < fa or sa == 0 or sb == 0:
+                continue
+            assert oa + sa <= ob or ob + sb <= oa, f"{a} [{oa},{oa + sa}) overlaps {b} [{ob},{ob + sb})"
