@@ -3,7 +3,9 @@
 #   make -f boards/common.mk firmware BOARD=qemu-mps2-an500 APP_SRCS="a.c b.c" OUT=build/x
 # Variables: BOARD (a folder in boards/), APP_SRCS (the application, with main()),
 # OUT (output folder), RUNTIME_SRCS (default: every runtime_c/src/*.c), EXTRA_CFLAGS,
-# EXTRA_INCS (include folders), OPT (default -O2).
+# EXTRA_INCS (include folders), OPT (default -O2). Floating point (scale factors of the
+# training step) is built with -ffp-contract=off: no fused multiply-add, so float32
+# results are bit-identical with the numpy reference.
 
 BOARDS := $(sort $(patsubst boards/%/board.mk,%,$(wildcard boards/*/board.mk)))
 BOARD ?= qemu-mps2-an500
@@ -26,7 +28,7 @@ MAP     := $(OUT)/firmware.map
 
 WARN    := -Wall -Wextra -Wno-unused-parameter
 INCS    := -Iruntime_c/include -Iboards/common $(addprefix -I,$(EXTRA_INCS))
-CFLAGS  := -std=c99 $(OPT) -g $(WARN) $(BOARD_CFLAGS) $(INCS) -ffunction-sections \
+CFLAGS  := -std=c99 $(OPT) -g $(WARN) $(BOARD_CFLAGS) $(INCS) -ffp-contract=off -ffunction-sections \
            -fdata-sections -DTT_BOARD_$(subst -,_,$(BOARD))=1 $(EXTRA_CFLAGS)
 
 ifeq ($(BOARD_KIND),cortexm)
