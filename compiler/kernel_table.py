@@ -1,17 +1,14 @@
 """Which C kernel runs each forward node, and how much scratch it needs.
 
-The scratch formulas mirror the ``TT_*_SCRATCH_BYTES`` macros of
-``runtime_c/include/tt_kernels.h``; the generated C re-checks every planned size
-against those macros with ``_Static_assert``, so a drift fails the firmware build.
+Scratch sizes come from the ``TT_*_SCRATCH_BYTES`` macros of
+``runtime_c/include/tt_kernels.h`` themselves (evaluated by the host C compiler, see
+:func:`c_sizes`), and the generated C re-checks every planned size against the same
+macros with ``_Static_assert``.
 """
 from __future__ import annotations
 
 from .errors import UnsupportedOpError
 from .ir import Graph, Node
-
-
-def _r4(n: int) -> int:
-    return (n + 3) & ~3
 
 
 def conv_kernel(node: Node) -> str:
@@ -29,21 +26,58 @@ def conv_kernel(node: Node) -> str:
 
 
 def conv_scratch(g: Graph, node: Node) -> int:
-    kernel = conv_kernel(node)
-    kh, kw = node.attrs["kernel"]
-    x = g.tensors[node.inputs[0]].shape
-    co = node.params["weight"].shape[0]
-    if kernel.startswith("tt_dwconv"):
-        in_w, pad = x[2], node.attrs["pad"]
-        row_words = (in_w + 2 * pad + 1) // 2 + 4
-        return 4 * ((4 * kh + 1) * row_words + 4 * (kh * (kw + 1) + 4))
-    if kernel == "tt_conv2d_1x1_s8":
-        return 4 * _r4(x[3])
-    return 4 * _r4(kh * kw * x[3]) + 16 * co
+    return c_sizes([scratch_macro(g, node)])[0]
 
 
 def fc_scratch(g: Graph, node: Node) -> int:
-    return 2 * _r4(node.params["weight"].shape[1])
+    return c_sizes([scratch_macro(g, node)])[0]
+
+
+def prefetch(g: Graph) -> None:
+    """Evaluate the scratch sizes of every kernel of ``g`` in one C compilation."""
+    c_sizes([scratch_macro(g, n) for n in g.nodes if n.op in ("conv2d", "fully_connected")
+             and (n.op != "conv2d" or n.attrs["groups"] in (1, n.params["weight"].shape[0]))])
+
+
+_CACHE: dict[str, int] = {}
+HEADERS = ("tt_kernels.h",)
+
+
+def c_sizes(exprs: list[str]) -> list[int]:
+    """Values of C constant expressions over runtime_c/include (the scratch-size macros),
+    computed by the host C compiler: the header is the single source of truth. Cached
+    in memory and on disk (build/.scratch-cache.json), keyed by the headers' content."""
+    import hashlib
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    inc = repo / "runtime_c" / "include"
+    tag = hashlib.sha256(b"".join((inc / h).read_bytes() for h in HEADERS)).hexdigest()[:16]
+    disk = repo / "build" / ".scratch-cache.json"
+    if not _CACHE and disk.exists():
+        try:
+            _CACHE.update(json.loads(disk.read_text()))
+        except ValueError:
+            pass
+    missing = sorted({e for e in exprs if f"{tag}:{e}" not in _CACHE})
+    if missing:
+        src = "#include <stdio.h>\n#include \"tt_kernels.h\"\nint main(void) {\n"
+        src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)
+        src += "    return 0;\n}\n"
+        with tempfile.TemporaryDirectory() as td:
+            c, exe = Path(td) / "sizes.c", Path(td) / "sizes"
+            c.write_text(src)
+            subprocess.run(["cc", "-std=c99", f"-I{inc}", str(c), "-o", str(exe)], check=True,
+                           capture_output=True)
+            vals = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+        for e, v in zip(missing, vals):
+            _CACHE[f"{tag}:{e}"] = int(v)
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        disk.write_text(json.dumps(_CACHE))
+    return [_CACHE[f"{tag}:{e}"] for e in exprs]
 
 
 def scratch_macro(g: Graph, node: Node) -> str:

@@ -122,6 +122,7 @@ def _find_blocks(g: Graph, fuse: str) -> dict[str, dict]:
 def schedule(g: Graph, fuse: str = "auto") -> list[Step]:
     if fuse not in ("auto", "all", "none"):
         raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
+    K.prefetch(g)
     blocks = _find_blocks(g, fuse)
     in_block: dict[str, str] = {}
     for key, b in blocks.items():
