@@ -130,7 +130,8 @@ def _step_call(ctx: _Ctx, i: int, s: memplan.Step) -> tuple[str, list[str]]:
         dw, pw2 = ctx.conv(b["dw"]), ctx.conv(b["pw2"])
         add = ctx.add(b["add"]) if b["add"] is not None else None
         bid = "b_" + _cid(s.name)
-        ctx.blocks.append({"id": bid, "pw1": f"&{pw1}" if pw1 else "NULL", "dw": dw,
+        ctx.blocks.append({"id": bid, "pw1": f"&{pw1}" if pw1 else "NULL",
+                           "pw1_kernel": K.conv_kernel(b["pw1"]) if pw1 else "NULL", "dw": dw,
                            "dw_kernel": K.conv_kernel(b["dw"]), "pw2": pw2,
                            "add": f"&{add}" if add else "NULL",
                            "add_in_first": int(b["add"] is not None

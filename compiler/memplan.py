@@ -1,7 +1,8 @@
 """Execution schedule and static arena plan for the forward pass.
 
 1. :func:`schedule` turns an int8 graph into steps, one C call each. Inverted-residual
-   blocks ``[pointwise1] -> depthwise -> pointwise2 [-> add]`` whose intermediate tensors
+   blocks ``[expand] -> depthwise -> pointwise2 [-> add]`` (expand = pointwise1, or any
+   plain conv feeding the depthwise, such as the first conv) whose intermediate tensors
    are large run *fused*, row by row (``tt_block_s8`` in runtime_c/src/tt_block_s8.c):
    only a band of ``k`` expanded rows and one depthwise output row exist at a time, so
    the 64x64x48 tensor of mbv2-w0.35 (192 KB) is never materialised.
@@ -95,9 +96,10 @@ def _find_blocks(g: Graph, fuse: str) -> dict[str, dict]:
     for dw in g.nodes:
         if not dw.is_depthwise:
             continue
-        pw1 = producer.get(dw.inputs[0])
-        if not (_is_pw(pw1) and len(cons[pw1.output]) == 1 and pw1.output not in g.outputs
-                and pw1.name not in claimed):
+        pw1 = producer.get(dw.inputs[0])  # "expand": pointwise1 or any plain conv
+        if not (pw1 is not None and pw1.op == "conv2d" and not pw1.is_depthwise
+                and pw1.attrs["groups"] == 1 and len(cons[pw1.output]) == 1
+                and pw1.output not in g.outputs and pw1.name not in claimed):
             pw1 = None
         c = cons[dw.output]
         if len(c) != 1 or not _is_pw(c[0]) or dw.output in g.outputs:

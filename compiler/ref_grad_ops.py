@@ -389,3 +389,27 @@ def sgd_update_bias(b, gb, factors) -> np.ndarray:
     delta = _fixed_round(gb * m, 31 - s, "nearest", None)
     b[:k] = np.clip(b[:k].astype(np.int64) - delta, -(1 << 31), (1 << 31) - 1).astype(np.int32)
     return b
+
+
+# ----------------------------------------------------------------------------- additions (training program)
+# Added with the training-program compiler (compiler.autodiff / compiler.train); the
+# functions above are unchanged. Each one below also needs a C twin.
+
+def input_grad_scale(s_gy: float, w_smax: float) -> np.float32:
+    """Scale of the prescaled int16 output gradient and of the int32 input-gradient
+    accumulator of a conv / fc: ``s_gy * (max(s_w) / 2**PRESCALE_BITS)`` in float32
+    (the division by a power of two is exact, so this is one float32 multiply)."""
+    return F32(F32(s_gy) * F32(F32(w_smax) / F32(1 << PRESCALE_BITS)))
+
+
+def weight_factors_plain(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
+    """QAS off (for comparison): SGD on the int8 weight itself with the gradient w.r.t.
+    ``w_q`` (= s_w[c] * dL/dw_real): ``f_c = ((lr * s_gy) * s_x) * s_w[c]`` in float32."""
+    a = F32(F32(F32(lr) * F32(s_gy)) * F32(s_x))
+    return (a * np.asarray(s_w, dtype=np.float32)).astype(np.float32)
+
+
+def bias_factors_plain(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
+    """QAS off: SGD on the int32 bias with the gradient w.r.t. ``b_q``
+    (= s_x * s_w[c] * dL/db_real): ``f_b = ((lr * s_gy) * s_x) * s_w[c]`` in float32."""
+    return weight_factors_plain(lr, s_gy, s_x, s_w)

@@ -1,5 +1,7 @@
 /* Fused inverted-residual block, run row by row so the expanded tensor never exists
- * whole:   in -> [pointwise1] -> depthwise -> pointwise2 [-> add(in, .)] -> out
+ * whole:   in -> [expand] -> depthwise -> pointwise2 [-> add(in, .)] -> out
+ * "expand" is the block's pointwise1, or any other convolution feeding the depthwise
+ * (e.g. the network's first 3x3 stride-2 conv, so its output is never materialised).
  *
  * Per depthwise output row y: the pointwise1 rows that row reads are computed into a
  * band of k_h expanded rows (rows no longer needed are shifted out), the depthwise
@@ -19,7 +21,8 @@ typedef void (*tt_spatial_kernel)(const tt_conv_params *p, const int8_t *in, int
                                   void *scratch);
 
 typedef struct tt_block_params {
-    const tt_conv_params *pw1;   /* NULL: the depthwise reads the block input directly */
+    const tt_conv_params *pw1;   /* expand conv; NULL: the depthwise reads the input */
+    tt_spatial_kernel pw1_kernel; /* tt_conv2d_1x1_s8 or tt_conv2d_s8 */
     const tt_conv_params *dw;
     tt_spatial_kernel dw_kernel; /* tt_dwconv_s8 or a specialised variant */
     const tt_conv_params *pw2;

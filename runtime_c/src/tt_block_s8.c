@@ -25,8 +25,8 @@ TT_KERNEL void tt_block_s8(const tt_block_params *p, const int8_t *in, int8_t *o
                 nb -= drop;
             }
             if (b0 + nb < r1) {
-                tt_conv2d_1x1_s8(p->pw1, in, 0, band + (size_t)nb * band_row, b0 + nb,
-                                 b0 + nb, r1, scratch);
+                p->pw1_kernel(p->pw1, in, 0, band + (size_t)nb * band_row, b0 + nb, b0 + nb,
+                              r1, scratch);
                 nb = r1 - b0;
             }
             p->dw_kernel(dw, band, b0, row, y, y, y + 1, scratch);
