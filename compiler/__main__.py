@@ -1,0 +1,4 @@
+"""``python -m compiler``: see :mod:`compiler.cli`."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Helpers shared by the PyTorch and ONNX float importers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph
+
+NO_ACT = dict(act_min=-math.inf, act_max=math.inf)
+
+
+def conv_padding(op: str, node: str, source: str | None, kernel: tuple[int, int],
+                 pads: tuple[int, int, int, int]) -> int:
+    """(top, left, bottom, right) padding -> the single symmetric pad the IR supports."""
+    if len(set(pads)) != 1:
+        raise UnsupportedOpError(op, node, f"asymmetric padding {tuple(pads)} (top, left, "
+                                 "bottom, right); only equal padding on all sides is supported",
+                                 source)
+    return int(pads[0])
+
+
+def chw_to_hwc_columns(w: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
+    """Columns of a Linear weight that reads a flattened NCHW map, reordered for the
+    IR's NHWC flatten."""
+    c, h, wd = chw
+    return np.ascontiguousarray(w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1)
+                                .reshape(w.shape[0], -1))
+
+
+def chw_to_hwc_vector(v: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
+    """Per-feature values of a flattened NCHW map, reordered for the IR's NHWC flatten."""
+    c, h, wd = chw
+    return np.ascontiguousarray(v.reshape(c, h, wd).transpose(1, 2, 0).reshape(-1))
+
+
+def nchw_to_nhwc(x) -> np.ndarray:
+    """Samples in the framework layout (N, C, H, W) -> IR layout (N, H, W, C); 2-D
+    arrays pass through."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
+
+
+def unique_name(g: Graph, base: str) -> str:
+    taken = {n.name for n in g.nodes} | set(g.tensors)
+    if base not in taken:
+        return base
+    i = 1
+    while f"{base}_{i}" in taken:
+        i += 1
+    return f"{base}_{i}"

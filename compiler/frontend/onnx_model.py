@@ -1,0 +1,389 @@
+"""ONNX importer: float models (-> float IR, optionally int8 via post-training
+quantization) and QDQ int8 models (-> int8 IR, see :mod:`.onnx_qdq`).
+
+Float operators: ``Conv`` (2-D, groups, equal padding on all sides, equal strides, no
+dilation; ``auto_pad`` VALID or SAME when that is symmetric), ``BatchNormalization``
+(inference), ``Relu``, ``Clip`` (constant bounds), ``Add`` (tensor + tensor),
+``GlobalAveragePool``, ``ReduceMean`` over H and W, ``AveragePool`` covering the whole
+map, ``Flatten``/``Reshape``/``Squeeze`` to (N, features), ``Gemm`` (alpha = beta = 1,
+constant B), ``MatMul`` with a constant matrix (+ a following ``Add`` of a constant bias),
+``Identity``, ``Dropout``. Anything else raises
+:class:`compiler.errors.UnsupportedOpError` with the op type, the node name and, for
+models exported from PyTorch, the module scope recorded by the exporter.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import GraphError, ModelFormatError, UnsupportedOpError
+from ..ir import FLOAT32, Graph
+from .common import (NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, conv_padding, nchw_to_nhwc,
+                     unique_name)
+
+
+def read_model(model) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    try:
+        return onnx.load(str(model))
+    except Exception as e:  # protobuf DecodeError, OSError, ...
+        raise ModelFormatError(f"{model}: cannot read ONNX model: {e}") from e
+
+
+def node_source(node: onnx.NodeProto) -> str:
+    """Where a node came from: its name plus, for PyTorch exports, the module scope."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            parts = [s for s in ast.literal_eval(scopes) if s]
+            mods = parts[:-1] if len(parts) > 1 else parts
+            if mods:
+                return f"onnx node {node.name!r}, module {mods[-1]!r}"
+        except (ValueError, SyntaxError):
+            pass
+    return f"onnx node {node.name!r}"
+
+
+def node_name(node: onnx.NodeProto, index: int) -> str:
+    return node.name or f"{node.op_type}_{index}"
+
+
+def attributes(node: onnx.NodeProto) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers and the outputs of Constant nodes."""
+    c = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant" and len(n.output) == 1:
+            a = attributes(n)
+            if "value" in a:
+                c[n.output[0]] = numpy_helper.to_array(a["value"])
+            elif "value_float" in a:
+                c[n.output[0]] = np.array(a["value_float"], np.float32)
+            elif "value_int" in a:
+                c[n.output[0]] = np.array(a["value_int"], np.int64)
+            elif "value_floats" in a:
+                c[n.output[0]] = np.array(a["value_floats"], np.float32)
+            elif "value_ints" in a:
+                c[n.output[0]] = np.array(a["value_ints"], np.int64)
+    return c
+
+
+def input_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
+    t = vi.type.tensor_type
+    dims = []
+    for i, d in enumerate(t.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif i == 0:
+            dims.append(1)  # symbolic batch
+        else:
+            raise ModelFormatError(f"input {vi.name!r}: dimension {i} is not static")
+    return tuple(dims)
+
+
+def conv_geometry(op: str, name: str, src: str, a: dict, w_shape) -> tuple[int, int]:
+    """(stride, pad) of a Conv node, or UnsupportedOpError."""
+    if len(w_shape) != 4:
+        raise UnsupportedOpError(op, name, f"{len(w_shape) - 2}-D convolution (only 2-D)", src)
+    kh, kw = int(w_shape[2]), int(w_shape[3])
+    if list(a.get("kernel_shape", [kh, kw])) != [kh, kw]:
+        raise UnsupportedOpError(op, name, "kernel_shape does not match the weights", src)
+    dil = list(a.get("dilations", [1, 1]))
+    if any(d != 1 for d in dil):
+        raise UnsupportedOpError(op, name, f"dilations={dil} (only 1 is supported)", src)
+    strides = list(a.get("strides", [1, 1]))
+    if len(set(strides)) != 1:
+        raise UnsupportedOpError(op, name, f"strides={strides} (different strides per axis)", src)
+    auto = a.get("auto_pad", "NOTSET")
+    if auto in ("NOTSET", ""):
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+    elif auto == "VALID":
+        pads = [0, 0, 0, 0]
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        if strides[0] != 1 or (kh - 1) % 2 or (kw - 1) % 2:
+            raise UnsupportedOpError(op, name, f"auto_pad={auto} with kernel {(kh, kw)}, stride "
+                                     f"{strides[0]} pads asymmetrically", src)
+        pads = [(kh - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kw - 1) // 2]
+    else:
+        raise UnsupportedOpError(op, name, f"auto_pad={auto!r}", src)
+    return int(strides[0]), conv_padding(op, name, src, (kh, kw), tuple(pads))
+
+
+class _FloatImporter:
+    def __init__(self, m: onnx.ModelProto, name: str):
+        self.m = m
+        self.g = Graph(name)
+        self.g.metadata.update(source_format="onnx", source_layout="NCHW")
+        self.consts = constants(m.graph)
+        self.alias: dict[str, str] = {}       # onnx tensor -> IR tensor
+        self.chw: dict[str, tuple] = {}        # IR vector tensors holding a flattened C x H x W map
+        self.users: dict[str, int] = {}
+        for n in m.graph.node:
+            for t in n.input:
+                self.users[t] = self.users.get(t, 0) + 1
+        for o in m.graph.output:
+            self.users[o.name] = self.users.get(o.name, 0) + 1
+
+    def fail(self, reason: str):
+        raise UnsupportedOpError(self.node.op_type, self.name, reason, self.src)
+
+    def t(self, onnx_name: str) -> str:
+        if onnx_name in self.consts:
+            self.fail(f"constant operand {onnx_name!r} where a tensor is expected")
+        if onnx_name not in self.alias:
+            raise ModelFormatError(f"{self.name}: input {onnx_name!r} is not defined")
+        return self.alias[onnx_name]
+
+    def const(self, onnx_name: str, what: str) -> np.ndarray:
+        if onnx_name not in self.consts:
+            self.fail(f"{what} must be a constant initializer")
+        return self.consts[onnx_name]
+
+    def emit(self, op, inputs, attrs=None, params=None, chw=None) -> None:
+        out = self.node.output[0]
+        name = unique_name(self.g, self.name)
+        tname = out if out not in self.g.tensors else unique_name(self.g, out)
+        self.alias[out] = self.g.add_node(op, name, inputs, attrs, params, source=self.src,
+                                          output=tname)
+        if chw is not None:
+            self.chw[self.alias[out]] = chw
+
+    def rank(self, t: str) -> int:
+        return len(self.g.tensors[t].shape)
+
+    # -- ops ------------------------------------------------------------------------------
+    def Conv(self, n, a):
+        x = self.t(n.input[0])
+        if self.rank(x) != 4:
+            self.fail("input is not a 4-D feature map")
+        w = np.asarray(self.const(n.input[1], "weight"), dtype=np.float32)
+        stride, pad = conv_geometry("Conv", self.name, self.src, a, w.shape)
+        b = (np.asarray(self.const(n.input[2], "bias"), np.float32)
+             if len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0], np.float32))
+        attrs = dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, pad=pad,
+                     groups=int(a.get("group", 1)), **NO_ACT)
+        self.emit("conv2d", [x], attrs, dict(weight=np.ascontiguousarray(w.transpose(0, 2, 3, 1)), bias=b))
+
+    def BatchNormalization(self, n, a):
+        if a.get("training_mode", 0):
+            self.fail("training_mode=1")
+        x = self.t(n.input[0])
+        gamma, beta, mean, var = (np.asarray(self.const(i, "BatchNormalization parameter"), np.float32)
+                                  for i in n.input[1:5])
+        if x in self.chw:  # per-feature statistics of a flattened NCHW map
+            gamma, beta, mean, var = (chw_to_hwc_vector(v, self.chw[x]) for v in (gamma, beta, mean, var))
+        self.emit("batch_norm", [x], dict(eps=float(a.get("epsilon", 1e-5))),
+                  dict(mean=mean, var=var, gamma=gamma, beta=beta), chw=self.chw.get(x))
+
+    def Relu(self, n, a):
+        x = self.t(n.input[0])
+        self.emit("clip", [x], dict(min=0.0, max=math.inf), chw=self.chw.get(x))
+
+    def Clip(self, n, a):
+        x = self.t(n.input[0])
+        lo, hi = a.get("min", -math.inf), a.get("max", math.inf)
+        if len(n.input) > 1 and n.input[1]:
+            lo = float(self.const(n.input[1], "Clip min"))
+        if len(n.input) > 2 and n.input[2]:
+            hi = float(self.const(n.input[2], "Clip max"))
+        if not lo <= hi:
+            self.fail(f"empty clip range [{lo}, {hi}]")
+        self.emit("clip", [x], dict(min=float(lo), max=float(hi)), chw=self.chw.get(x))
+
+    def Add(self, n, a):
+        ins = list(n.input)
+        const = [i for i in ins if i in self.consts]
+        if len(const) == 1:
+            return self.add_bias(ins, const[0])
+        if const:
+            self.fail("Add of two constants")
+        x, y = self.t(ins[0]), self.t(ins[1])
+        if self.g.tensors[x].shape != self.g.tensors[y].shape:
+            self.fail("broadcasting Add (operands must have the same shape)")
+        if self.chw.get(x) != self.chw.get(y):
+            self.fail("Add of a flattened map and a vector")
+        self.emit("add", [x, y], dict(NO_ACT), chw=self.chw.get(x))
+
+    def add_bias(self, ins, cname):
+        """MatMul + Add(constant) -> bias of the fully_connected node."""
+        xin = ins[0] if ins[1] == cname else ins[1]
+        x = self.t(xin)
+        prod = self.g.producer(x)
+        c = np.asarray(self.consts[cname], np.float32).reshape(-1)
+        if (prod is None or prod.op != "fully_connected" or self.users.get(xin, 0) != 1
+                or c.size != prod.params["bias"].size):
+            self.fail("Add of a constant (only as the bias of a preceding MatMul)")
+        prod.params["bias"] = (prod.params["bias"] + c).astype(np.float32)
+        self.alias[self.node.output[0]] = x
+
+    def GlobalAveragePool(self, n, a):
+        x = self.t(n.input[0])
+        if self.rank(x) != 4:
+            self.fail("input is not a 4-D feature map")
+        self.emit("global_avgpool", [x])
+
+    def ReduceMean(self, n, a):
+        x = self.t(n.input[0])
+        axes = a.get("axes")
+        if len(n.input) > 1 and n.input[1]:
+            axes = self.const(n.input[1], "axes").tolist()
+        if self.rank(x) != 4 or axes is None or {int(d) % 4 for d in axes} != {2, 3}:
+            self.fail(f"ReduceMean over axes {axes} (only the spatial axes 2, 3)")
+        keep = a.get("keepdims", 1)
+        self.emit("global_avgpool", [x])
+        if not keep:
+            out = self.node.output[0]
+            self.alias[out] = self.g.add_node("flatten", unique_name(self.g, self.name + "_flatten"),
+                                              [self.alias[out]], source=self.src,
+                                              output=unique_name(self.g, out + "_flat"))
+
+    def AveragePool(self, n, a):
+        x = self.t(n.input[0])
+        xs = self.g.tensors[x].shape
+        if (self.rank(x) != 4 or list(a.get("kernel_shape", [])) != [xs[1], xs[2]]
+                or any(p != 0 for p in a.get("pads", [0])) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID")
+                or a.get("ceil_mode", 0)):
+            self.fail("only an average pool covering the whole feature map is supported")
+        self.emit("global_avgpool", [x])
+
+    def _flatten_to(self, x: str, out_shape) -> None:
+        xs = self.g.tensors[x].shape
+        if len(xs) == 2:
+            self.alias[self.node.output[0]] = x
+            return
+        chw = None if xs[1] * xs[2] == 1 else (xs[3], xs[1], xs[2])
+        self.emit("flatten", [x], chw=chw)
+
+    def Flatten(self, n, a):
+        x = self.t(n.input[0])
+        if a.get("axis", 1) != 1:
+            self.fail(f"Flatten axis={a.get('axis')} (only 1)")
+        self._flatten_to(x, None)
+
+    def Reshape(self, n, a):
+        x = self.t(n.input[0])
+        shape = [int(d) for d in self.const(n.input[1], "shape").tolist()]
+        xs = self.g.tensors[x].shape
+        feat = int(np.prod(xs[1:]))
+        if len(shape) != 2 or shape[0] not in (-1, 0, 1) or shape[1] not in (-1, feat):
+            self.fail(f"Reshape to {shape}: only flattening to (N, features) is supported")
+        self._flatten_to(x, shape)
+
+    def Squeeze(self, n, a):
+        x = self.t(n.input[0])
+        axes = a.get("axes")
+        if len(n.input) > 1 and n.input[1]:
+            axes = self.const(n.input[1], "axes").tolist()
+        xs = self.g.tensors[x].shape
+        if self.rank(x) != 4 or xs[1:3] != (1, 1) or axes is None or {int(d) % 4 for d in axes} != {2, 3}:
+            self.fail("Squeeze is only supported on the 1x1 spatial axes")
+        self._flatten_to(x, None)
+
+    def Gemm(self, n, a):
+        x = self.t(n.input[0])
+        if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+            self.fail("Gemm with alpha/beta != 1 or transA")
+        w = np.asarray(self.const(n.input[1], "Gemm B"), np.float32)
+        if not a.get("transB", 0):
+            w = w.T
+        b = (np.asarray(self.const(n.input[2], "Gemm C"), np.float32).reshape(-1)
+             if len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0], np.float32))
+        self.fc(x, w, b)
+
+    def MatMul(self, n, a):
+        x = self.t(n.input[0])
+        w = np.asarray(self.const(n.input[1], "MatMul B"), np.float32)
+        if w.ndim != 2:
+            self.fail("MatMul with a non-matrix constant")
+        self.fc(x, w.T, np.zeros(w.shape[1], np.float32))
+
+    def fc(self, x, w, b):
+        if self.rank(x) != 2:
+            self.fail("input must be flattened to (N, features)")
+        if b.shape != (w.shape[0],):
+            self.fail(f"bias of shape {b.shape} for {w.shape[0]} outputs")
+        if x in self.chw:
+            w = chw_to_hwc_columns(w, self.chw[x])
+        self.emit("fully_connected", [x], dict(NO_ACT), dict(weight=np.ascontiguousarray(w), bias=b))
+
+    def Identity(self, n, a):
+        self.alias[n.output[0]] = self.t(n.input[0])
+
+    def Dropout(self, n, a):
+        self.alias[n.output[0]] = self.t(n.input[0])
+
+    # -- driver -----------------------------------------------------------------------------
+    def run(self) -> Graph:
+        gr = self.m.graph
+        for vi in gr.input:
+            if vi.name in self.consts:
+                continue
+            if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+                raise ModelFormatError(f"input {vi.name!r}: expected float32")
+            s = input_shape(vi)
+            if len(s) == 4:
+                ir = (1, s[2], s[3], s[1])
+            elif len(s) == 2:
+                ir = (1, s[1])
+            else:
+                raise ModelFormatError(f"input {vi.name!r} of shape {s}: expected (N,C,H,W) or (N,F)")
+            self.alias[vi.name] = self.g.add_input(vi.name, ir, FLOAT32)
+        for i, n in enumerate(gr.node):
+            if n.op_type == "Constant":
+                continue
+            self.node, self.name, self.src = n, node_name(n, i), node_source(n)
+            if n.domain not in ("", "ai.onnx"):
+                self.fail(f"operator domain {n.domain!r}")
+            handler = getattr(self, n.op_type, None)
+            if handler is None or not n.op_type[0].isupper():
+                self.fail("operator not supported")
+            handler(n, attributes(n))
+        for o in gr.output:
+            if o.name not in self.alias:
+                raise ModelFormatError(f"graph output {o.name!r} is not produced")
+            t = self.alias[o.name]
+            if t in self.chw:
+                raise UnsupportedOpError("output", o.name, "a flattened feature map (NCHW order) as "
+                                         "graph output")
+            self.g.outputs.append(t)
+        return self.g.validate()
+
+
+def is_qdq(m: onnx.ModelProto) -> bool:
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node)
+
+
+def load_onnx(model, *, calibration=None, name: str | None = None):
+    """Import an ONNX model (path or ModelProto).
+
+    QDQ models give an int8 graph directly. Float models give a float graph, or, with
+    ``calibration`` samples in the ONNX input layout ((N, C, H, W)), the int8 graph
+    produced by :func:`compiler.quantize.quantize`."""
+    m = read_model(model)
+    if name is None:
+        name = Path(str(model)).stem if not isinstance(model, onnx.ModelProto) else (m.graph.name or "model")
+    try:
+        if is_qdq(m):
+            from .onnx_qdq import import_qdq
+            return import_qdq(m, name)
+        g = _FloatImporter(m, name).run()
+    except GraphError as e:  # shapes that do not chain (e.g. a Conv group count that does not fit)
+        raise ModelFormatError(f"{name}: {e}") from e
+    if calibration is None:
+        return g
+    from ..quantize import quantize
+    return quantize(g, nchw_to_nhwc(calibration))

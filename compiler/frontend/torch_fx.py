@@ -1,0 +1,408 @@
+"""PyTorch importer: ``nn.Module`` -> float IR graph (torch.fx symbolic tracing), and
+optionally int8 via post-training quantization.
+
+Supported (eval-mode semantics): ``nn.Conv2d`` (incl. depthwise / grouped; zero padding,
+equal on all sides; equal strides; no dilation), ``nn.Linear``, ``nn.BatchNorm1d/2d``
+(folded later), ``nn.ReLU``/``ReLU6``/``Hardtanh`` and their functional forms and
+``clamp``, residual ``+``, global average pooling (``AdaptiveAvgPool2d(1)``,
+``adaptive_avg_pool2d``, ``mean`` over H and W, an ``AvgPool2d`` covering the whole map),
+``flatten``/``view``/``reshape`` to (N, features), ``Identity``/``Dropout``.
+
+Anything else raises :class:`compiler.errors.UnsupportedOpError` naming the op, the fx
+node and the module path (plus the source line of the ``forward`` call).
+
+The IR is NHWC: input ``(N, C, H, W)`` becomes ``(1, H, W, C)``, weights OIHW -> OHWI,
+and a Linear reading a flattened ``C x H x W`` map gets its columns reordered.
+"""
+from __future__ import annotations
+
+import math
+import operator
+import os
+import re
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ..errors import ModelFormatError, UnsupportedOpError
+from ..ir import FLOAT32, Graph
+from .common import NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, nchw_to_nhwc, unique_name
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self):
+        super().__init__()
+        self.record_stack_traces = True
+
+
+class _Val:
+    """An IR tensor seen from torch: ``chw`` is set for a vector that flattened a C x H x W
+    map with H*W > 1 (its element order differs between NCHW and the IR's NHWC)."""
+
+    def __init__(self, name: str, chw: tuple[int, int, int] | None = None):
+        self.name = name
+        self.chw = chw
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def _module_path(node: fx.Node) -> str:
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    return next(reversed(stack)) if stack else ""
+
+
+def _source(node: fx.Node, root: nn.Module) -> str:
+    path = _module_path(node)
+    where = f"module {path!r}" if path else f"module <top> ({type(root).__name__})"
+    frames = re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
+    frames = [f for f in frames if f"{os.sep}torch{os.sep}" not in f[0]]  # user code only
+    if frames:
+        f, line = frames[-1]
+        where += f" at {f.rsplit('/', 1)[-1]}:{line}"
+    return where
+
+
+_ADD = {operator.add, operator.iadd, torch.add}
+_RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
+_FLATTEN_FN = {torch.flatten, torch.reshape}
+_PASS_FN = {F.dropout}
+_META_FN = {operator.getitem, len}
+_FUNCTIONS = (_ADD | _RELU | _FLATTEN_FN | _PASS_FN | _META_FN
+              | {getattr, F.relu6, F.hardtanh, torch.clamp, torch.clip, F.adaptive_avg_pool2d, torch.mean})
+_METHODS = {"add", "add_", "relu", "relu_", "clamp", "clip", "clamp_", "clip_", "mean", "flatten",
+            "view", "reshape", "contiguous", "clone", "detach", "size", "dim"}
+_MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
+            nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d)
+
+
+class _Importer:
+    def __init__(self, module: nn.Module, name: str):
+        self.root = module
+        self.g = Graph(name)
+        self.g.metadata.update(source_format="pytorch", source_layout="NCHW")
+        self.env: dict[fx.Node, object] = {}
+        self.node: fx.Node | None = None
+        self.mods = dict(module.named_modules())
+
+    # -- helpers ----------------------------------------------------------------------
+    def fail(self, op: str, reason: str):
+        raise UnsupportedOpError(op, self.node.name, reason, _source(self.node, self.root))
+
+    def shape(self, n: fx.Node) -> tuple[int, ...]:
+        tm = n.meta.get("tensor_meta")
+        if tm is None or not hasattr(tm, "shape"):
+            self.fail(str(n.target), "output is not a single tensor")
+        return tuple(tm.shape)
+
+    def tensor_arg(self, a, op: str) -> _Val:
+        v = self.env.get(a) if isinstance(a, fx.Node) else None
+        if not isinstance(v, _Val):
+            self.fail(op, f"expected a tensor operand, got {a!r}")
+        return v
+
+    def emit(self, op: str, inputs: list[str], attrs=None, params=None, base: str | None = None) -> str:
+        n = self.node
+        name = unique_name(self.g, base or (str(n.target) if n.op == "call_module" else n.name))
+        return self.g.add_node(op, name, inputs, attrs, params, source=_source(n, self.root))
+
+    def rank(self, v: _Val) -> int:
+        return len(self.g.tensors[v.name].shape)
+
+    # -- layers -----------------------------------------------------------------------
+    def conv_geometry(self, m: nn.Conv2d) -> tuple[int, int]:
+        """(stride, pad) of a Conv2d, or UnsupportedOpError (needs no shapes)."""
+        op = type(m).__name__
+        if type(m) is not nn.Conv2d:
+            self.fail(op, "layer type not supported")
+        if tuple(m.dilation) != (1, 1):
+            self.fail(op, f"dilation={tuple(m.dilation)} (only 1 is supported)")
+        if m.padding_mode != "zeros":
+            self.fail(op, f"padding_mode={m.padding_mode!r} (only zero padding is supported)")
+        sh, sw = m.stride
+        if sh != sw:
+            self.fail(op, f"stride={tuple(m.stride)} (different strides per axis not supported)")
+        kh, kw = m.kernel_size
+        if isinstance(m.padding, str):
+            if m.padding == "valid":
+                ph = pw = 0
+            else:  # "same", stride 1
+                if (kh - 1) % 2 or (kw - 1) % 2:
+                    self.fail(op, f"padding='same' with even kernel {m.kernel_size} is asymmetric")
+                ph, pw = (kh - 1) // 2, (kw - 1) // 2
+        else:
+            ph, pw = m.padding
+        if ph != pw:
+            self.fail(op, f"padding={(ph, pw)} (different padding per axis not supported)")
+        return sh, ph
+
+    def conv(self, m: nn.Conv2d, x: _Val) -> _Val:
+        if self.rank(x) != 4:
+            self.fail(type(m).__name__, "input is not a 4-D feature map")
+        sh, ph = self.conv_geometry(m)
+        kh, kw = m.kernel_size
+        w = _np(m.weight).transpose(0, 2, 3, 1)
+        b = _np(m.bias) if m.bias is not None else np.zeros(w.shape[0], np.float32)
+        attrs = dict(kernel=(kh, kw), stride=sh, pad=ph, groups=m.groups, **NO_ACT)
+        return _Val(self.emit("conv2d", [x.name], attrs, dict(weight=np.ascontiguousarray(w), bias=b)))
+
+    def linear(self, m: nn.Linear, x: _Val) -> _Val:
+        if self.rank(x) != 2:
+            self.fail("Linear", "input must be flattened to (N, features)")
+        w = _np(m.weight)
+        if x.chw is not None:
+            w = chw_to_hwc_columns(w, x.chw)
+        b = _np(m.bias) if m.bias is not None else np.zeros(w.shape[0], np.float32)
+        return _Val(self.emit("fully_connected", [x.name], dict(NO_ACT), dict(weight=w, bias=b)))
+
+    def batchnorm(self, m, x: _Val) -> _Val:
+        op = type(m).__name__
+        if m.running_mean is None or m.running_var is None:
+            self.fail(op, "track_running_stats=False: no statistics to fold")
+        c = m.num_features
+        gamma = _np(m.weight) if m.weight is not None else np.ones(c, np.float32)
+        beta = _np(m.bias) if m.bias is not None else np.zeros(c, np.float32)
+        params = dict(mean=_np(m.running_mean), var=_np(m.running_var), gamma=gamma, beta=beta)
+        if x.chw is not None:  # per-feature statistics of a flattened NCHW map
+            params = {k: chw_to_hwc_vector(v, x.chw) for k, v in params.items()}
+        return _Val(self.emit("batch_norm", [x.name], dict(eps=float(m.eps)), params), x.chw)
+
+    def clip(self, x: _Val, lo: float, hi: float, op: str) -> _Val:
+        if not lo <= hi:
+            self.fail(op, f"empty clamp range [{lo}, {hi}]")
+        return _Val(self.emit("clip", [x.name], dict(min=float(lo), max=float(hi))), x.chw)
+
+    def pool(self, x: _Val, op: str, keepdim: bool = True) -> _Val:
+        if self.rank(x) != 4:
+            self.fail(op, "global pooling needs a 4-D feature map")
+        y = _Val(self.emit("global_avgpool", [x.name]))
+        if not keepdim:
+            y = _Val(self.emit("flatten", [y.name], base=self.node.name + "_flatten"))
+        return y
+
+    def flatten(self, x: _Val, op: str) -> _Val:
+        out_shape = self.shape(self.node)
+        xs = self.g.tensors[x.name].shape
+        if len(out_shape) != 2 or out_shape[1] != int(np.prod(xs[1:])):
+            self.fail(op, f"reshape to {tuple(out_shape)}: only flattening to (N, features) "
+                          "is supported")
+        if len(xs) == 2:
+            return x
+        chw = None if xs[1] * xs[2] == 1 else (xs[3], xs[1], xs[2])
+        return _Val(self.emit("flatten", [x.name]), chw)
+
+    def add(self, a, b, op: str) -> _Val:
+        if not (isinstance(self.env.get(a), _Val) and isinstance(self.env.get(b), _Val)):
+            self.fail(op, "addition of a constant or scalar (only tensor + tensor is supported)")
+        va, vb = self.env[a], self.env[b]
+        if self.g.tensors[va.name].shape != self.g.tensors[vb.name].shape:
+            self.fail(op, "broadcasting add (operands must have the same shape)")
+        if va.chw != vb.chw:
+            self.fail(op, "add of a flattened map and a vector")
+        return _Val(self.emit("add", [va.name, vb.name], dict(NO_ACT)), va.chw)
+
+    # -- dispatch ---------------------------------------------------------------------
+    def call_module(self, n: fx.Node):
+        m = self.mods[n.target]
+        op = type(m).__name__
+        if n.kwargs or len(n.args) != 1:
+            self.fail(op, "only single-input module calls are supported")
+        x = self.tensor_arg(n.args[0], op)
+        if isinstance(m, nn.Conv2d):
+            return self.conv(m, x)
+        if isinstance(m, nn.Linear):
+            return self.linear(m, x)
+        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            if isinstance(m, nn.BatchNorm1d) and self.rank(x) != 2:
+                self.fail(op, "BatchNorm1d on a sequence is not supported")
+            return self.batchnorm(m, x)
+        if isinstance(m, nn.ReLU):
+            return self.clip(x, 0.0, math.inf, op)
+        if isinstance(m, nn.Hardtanh):  # includes ReLU6
+            return self.clip(x, m.min_val, m.max_val, op)
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            if m.output_size not in (1, (1, 1)):
+                self.fail(op, f"output_size={m.output_size} (only global pooling, 1, is supported)")
+            return self.pool(x, op)
+        if isinstance(m, nn.AvgPool2d):
+            return self.avgpool_module(m, x)
+        if isinstance(m, nn.Flatten):
+            if m.start_dim != 1 or m.end_dim != -1:
+                self.fail(op, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); only (1, -1)")
+            return self.flatten(x, op)
+        if isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout2d)):
+            return x
+        self.fail(op, "layer type not supported")
+
+    def avgpool_module(self, m: nn.AvgPool2d, x: _Val) -> _Val:
+        xs = self.g.tensors[x.name].shape
+        k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, m.kernel_size)
+        pad = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
+        if self.rank(x) != 4 or tuple(k) != (xs[1], xs[2]) or tuple(pad) != (0, 0) or m.ceil_mode:
+            self.fail("AvgPool2d", "only an average pool covering the whole feature map "
+                                   "(global pooling) is supported")
+        return self.pool(x, "AvgPool2d")
+
+    def call_function(self, n: fx.Node, fn, args, kwargs):
+        name = getattr(fn, "__name__", str(fn))
+        if fn is getattr:  # x.shape / x.dtype feed shape arithmetic, which the IR does not need
+            if args[1] not in ("shape", "dtype", "device", "ndim"):
+                self.fail(f"getattr {args[1]!r}", "tensor attribute not supported")
+            return None
+        if fn in _META_FN:
+            if isinstance(args[0], fx.Node) and isinstance(self.env.get(args[0]), _Val):
+                self.fail(name, "indexing or slicing tensors is not supported")
+            return None
+        if fn in _ADD or fn == "add" or fn == "add_":
+            if kwargs.get("alpha", 1) != 1:
+                self.fail(name, "add with alpha != 1")
+            if len(args) != 2:
+                self.fail(name, "add needs two tensor operands")
+            return self.add(args[0], args[1], name)
+        x = self.tensor_arg(args[0], name) if args else self.fail(name, "no tensor argument")
+        rest, kw = args[1:], dict(kwargs)
+        kw.pop("inplace", None)
+        if fn in _RELU or fn in ("relu", "relu_"):
+            return self.clip(x, 0.0, math.inf, name)
+        if fn is F.relu6:
+            return self.clip(x, 0.0, 6.0, name)
+        if fn is F.hardtanh:
+            lo = rest[0] if rest else kw.get("min_val", -1.0)
+            hi = rest[1] if len(rest) > 1 else kw.get("max_val", 1.0)
+            return self.clip(x, lo, hi, name)
+        if fn in (torch.clamp, torch.clip) or fn in ("clamp", "clip", "clamp_", "clip_"):
+            lo = rest[0] if rest else kw.get("min")
+            hi = rest[1] if len(rest) > 1 else kw.get("max")
+            if any(isinstance(v, fx.Node) for v in (lo, hi)):
+                self.fail(name, "clamp bounds must be constants")
+            return self.clip(x, -math.inf if lo is None else lo, math.inf if hi is None else hi, name)
+        if fn is F.adaptive_avg_pool2d:
+            size = rest[0] if rest else kw.get("output_size")
+            if size not in (1, (1, 1), [1, 1]):
+                self.fail(name, f"output_size={size} (only global pooling is supported)")
+            return self.pool(x, name)
+        if fn in (torch.mean,) or fn == "mean":
+            dims = rest[0] if rest else kw.get("dim")
+            keep = rest[1] if len(rest) > 1 else kw.get("keepdim", False)
+            dims = {d % 4 for d in (dims if isinstance(dims, (list, tuple)) else [dims])} \
+                if dims is not None else None
+            if self.rank(x) != 4 or dims != {2, 3}:
+                self.fail(name, "mean is only supported over the spatial dims (2, 3)")
+            return self.pool(x, name, keepdim=bool(keep))
+        if fn in _FLATTEN_FN or fn in ("flatten", "view", "reshape"):
+            if fn in (torch.flatten, "flatten"):
+                start = rest[0] if rest else kw.get("start_dim", 0)
+                end = rest[1] if len(rest) > 1 else kw.get("end_dim", -1)
+                if start != 1 or end != -1:
+                    self.fail(name, f"flatten(start_dim={start}, end_dim={end}); only (1, -1)")
+            return self.flatten(x, name)
+        if fn in _PASS_FN or fn in ("contiguous", "clone", "detach"):
+            return x
+        if fn in ("size", "dim"):
+            return None
+        self.fail(name, "function not supported")
+
+    def precheck(self, gm: fx.GraphModule) -> None:
+        """Reject unsupported layers and functions before running anything, so that the
+        error names the unsupported op even when the model cannot run on the input."""
+        for n in gm.graph.nodes:
+            self.node = n
+            if n.op == "call_module":
+                m = self.mods[n.target]
+                if isinstance(m, nn.Conv2d):
+                    self.conv_geometry(m)
+                elif not isinstance(m, _MODULES):
+                    self.fail(type(m).__name__, "layer type not supported")
+            elif n.op in ("call_function", "call_method"):
+                fn = n.target
+                if not (fn in _FUNCTIONS or (isinstance(fn, str) and fn in _METHODS)):
+                    self.fail(getattr(fn, "__name__", str(fn)), "function not supported")
+
+    def run(self, gm: fx.GraphModule, example_inputs: tuple[torch.Tensor, ...]) -> Graph:
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != len(example_inputs):
+            raise ModelFormatError(f"forward takes {len(placeholders)} input(s) but "
+                                   f"{len(example_inputs)} example input(s) were given")
+        for n in gm.graph.nodes:
+            self.node = n
+            if n.op == "placeholder":
+                shape = self.shape(n)
+                if len(shape) == 4:
+                    ir_shape = (1, shape[2], shape[3], shape[1])
+                elif len(shape) == 2:
+                    ir_shape = (1, shape[1])
+                else:
+                    self.fail("input", f"input of shape {shape}: expected (N, C, H, W) or (N, F)")
+                self.env[n] = _Val(self.g.add_input(n.name, ir_shape, FLOAT32))
+            elif n.op == "get_attr":
+                self.env[n] = None  # only usable as a non-tensor argument
+            elif n.op == "call_module":
+                self.env[n] = self.call_module(n)
+            elif n.op in ("call_function", "call_method"):
+                args = tuple(n.args)
+                self.env[n] = self.call_function(n, n.target, args, dict(n.kwargs))
+            elif n.op == "output":
+                outs = n.args[0]
+                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+                for o in outs:
+                    v = self.tensor_arg(o, "output")
+                    if v.chw is not None:
+                        self.fail("output", "a flattened feature map (NCHW order) as graph output")
+                    if v.name in self.g.inputs:
+                        self.fail("output", "graph output is an unmodified input")
+                    self.g.outputs.append(v.name)
+        return self.g.validate()
+
+
+def trace(module: nn.Module) -> fx.GraphModule:
+    """Symbolically trace ``module`` (UnsupportedOpError if fx cannot trace it)."""
+    try:
+        tracer = _Tracer()
+        graph = tracer.trace(module)
+    except Exception as e:  # fx raises plain TraceError/TypeError/... on dynamic code
+        raise UnsupportedOpError("symbolic trace", type(module).__name__,
+                                 f"torch.fx cannot trace this module ({type(e).__name__}: {e}); "
+                                 "data-dependent control flow is not supported",
+                                 f"module <top> ({type(module).__name__})") from e
+    return fx.GraphModule(tracer.root, graph, type(module).__name__)
+
+
+def import_module(module: nn.Module, example_input, *, name: str | None = None,
+                  calibration=None) -> Graph:
+    """Import ``module`` as a float IR graph; with ``calibration`` (samples in the module's
+    own layout, (N, C, H, W)), return the post-training-quantized int8 graph instead.
+
+    ``example_input`` fixes the input shape (a tensor or a tuple of tensors)."""
+    if not isinstance(module, nn.Module):
+        raise ModelFormatError(f"expected an nn.Module, got {type(module).__name__}")
+    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    inputs = tuple(torch.as_tensor(t, dtype=torch.float32) for t in inputs)
+    gm = trace(module)
+    importer = _Importer(module, name or type(module).__name__)
+    importer.precheck(gm)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
+    except UnsupportedOpError:
+        raise
+    except Exception as e:
+        raise ModelFormatError(f"running the module on the example input failed: "
+                               f"{type(e).__name__}: {e}") from e
+    finally:
+        module.train(was_training)
+    g = importer.run(gm, inputs)
+    if calibration is None:
+        return g
+    from ..quantize import quantize
+    if isinstance(calibration, torch.Tensor):
+        calibration = calibration.detach().cpu().numpy()
+    return quantize(g, nchw_to_nhwc(calibration))
