@@ -113,3 +113,58 @@ def test_unknown_board_lists_boards():
     with pytest.raises(firmware.BoardError) as e:
         firmware.board_info("stm32h7")
     assert "qemu-mps2-an500" in str(e.value) and "stm32f746" in str(e.value)
+
+
+def _torch_model(grouped: bool):
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, c, e):
+            super().__init__()
+            self.pw1 = nn.Sequential(nn.Conv2d(c, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU6())
+            self.dw = nn.Sequential(nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False),
+                                    nn.BatchNorm2d(e), nn.ReLU6())
+            self.pw2 = nn.Sequential(nn.Conv2d(e, c, 1, bias=False), nn.BatchNorm2d(c))
+
+        def forward(self, x):
+            return x + self.pw2(self.dw(self.pw1(x)))
+
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), Block(8, 24), nn.Conv2d(8, 16, 5, 2, 2), nn.ReLU6()]
+    if grouped:
+        layers += [nn.Conv2d(16, 16, 3, padding=1, groups=4)]
+    m = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    for mod in m.modules():  # non-trivial BatchNorm statistics
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    return m.eval()
+
+
+def test_pytorch_model_through_firmware_bit_exact(tmp_path):
+    import torch
+
+    from compiler.frontend.torch_fx import import_module
+    m = _torch_model(grouped=False)
+    calib = np.random.default_rng(0).uniform(-1, 1, (64, 3, 20, 20)).astype(np.float32)
+    g = import_module(m, torch.zeros(1, 3, 20, 20), calibration=calib)
+    x = reference.quantize_input(g, calib[:4].transpose(0, 2, 3, 1))
+    ref = np.asarray(reference.run(g, x))
+    rep = firmware.build(g, "host", tmp_path, quiet=True)
+    y, _, _ = firmware.infer(rep["elf"], x, ref.shape[1], board="host")
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_grouped_conv_fails_before_codegen_with_node_name(tmp_path):
+    import torch
+
+    from compiler.errors import UnsupportedOpError
+    from compiler.frontend.torch_fx import import_module
+    m = _torch_model(grouped=True)
+    calib = np.random.default_rng(0).uniform(-1, 1, (16, 3, 20, 20)).astype(np.float32)
+    g = import_module(m, torch.zeros(1, 3, 20, 20), calibration=calib)
+    with pytest.raises(UnsupportedOpError) as e:
+        firmware.build(g, "host", tmp_path, quiet=True)
+    assert "groups=4" in str(e.value) and "conv2d" in str(e.value)
+    assert not (tmp_path / "tt_model.c").exists()
