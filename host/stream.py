@@ -1,0 +1,685 @@
+"""Stream labelled samples to a board over its serial line and watch it learn.
+
+    python -m host.stream --port /dev/ttyACM0 --dataset mnist --classes 4 --limit 600 \\
+        --shift spotlight:radius=32,gain=4,corner=ul --compare --out build/stream
+
+Works with any firmware that speaks the serial protocol (host/PROTOCOL.md): it asks the
+device for its model (HELLO), optionally refuses a device running another model
+(``--expect-hash`` / ``--expect-report``), forwards training settings with SET, then
+sends one SAMPLE per image and records the device's RESULT. Accuracy is prequential
+(evaluate, then train): each sample is scored on the prediction the device made *before*
+it trained on that sample. ``--compare`` runs the same stream twice on the same device,
+after a RESET each time: once with training off (the frozen-model baseline), once
+adapting. Results: a CSV of every sample, a PNG of running accuracy, a JSON summary,
+and, as the last line printed, e.g. ``frozen 61.2% -> on-device 83.5% (n=600)``.
+
+Images are prepared on the host in this order: dataset image -> channels (--gray/--rgb)
+-> resized to the size sent (--size; Pillow bilinear) -> distribution shifts (--shift,
+host/shifts.py, in pixels of the image as sent) -> SAMPLE. The device resizes each
+sample to its model input itself (bilinear unless --device-resize nearest).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import serial
+
+from host import datasets as D
+from host import protocol as P
+from host.shifts import ShiftChain, ShiftError
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "build" / "stream"
+CSV_NAME, PNG_NAME, JSON_NAME = "stream.csv", "accuracy.png", "summary.json"
+CSV_FIELDS = ("mode", "index", "dataset_index", "label", "pred", "correct", "trained", "loss",
+              "cycles_predict", "cycles_train", "device_index")
+MODES = {"frozen": "frozen", "adapting": "on-device"}   # CSV/JSON mode -> summary-line name
+
+EXIT_OK, EXIT_DEVICE, EXIT_USAGE, EXIT_MODEL, EXIT_PORT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+HELLO_TIMEOUT, HELLO_RETRIES = 2.0, 2
+REQUEST_TIMEOUT = 5.0
+
+
+class StreamError(Exception):
+    """A failure with a message for the user and an exit status."""
+
+    def __init__(self, msg: str, status: int = EXIT_DEVICE):
+        super().__init__(msg)
+        self.status = status
+
+
+# ---- command line ---------------------------------------------------------------------------
+EPILOG = """\
+shifts (host/shifts.py), combined with '+' or by repeating --shift, applied in order:
+  spotlight:radius=R,gain=G,corner=ul|ur|ll|lr|c[,add=A]  pixels within R px (or R%
+                    of the image side) of the corner: clip(x*G + A)  (defaults G=4, ul)
+  brightness:F      clip(x*F)
+  rotation:DEG      rotate DEG degrees counter-clockwise (bilinear, fill 0)
+  noise:STD         add Gaussian noise (0..255 scale), the same for a sample in every pass
+
+outputs in --out: stream.csv (one row per sample and pass), accuracy.png (running
+accuracy over samples), summary.json; the last line printed is the result, e.g.
+  frozen 61.2% -> on-device 83.5% (n=600)
+
+exit status: 0 done, 1 device error (ERROR reply, lost link), 2 bad arguments / dataset,
+3 the device runs another model (--expect-hash), 4 port cannot be opened / no device
+answers, 130 interrupted (what was streamed so far is still written).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m host.stream",
+        description="Stream labelled samples to a board running the training firmware and "
+                    "report its prequential (evaluate-then-train) accuracy.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_argument_group("device")
+    where = g.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="URL",
+                       help="pyserial port or URL: /dev/ttyACM0, socket://127.0.0.1:PORT, a pty path")
+    where.add_argument("--boot", metavar="BOARD:FILE",
+                       help="start the board first and stream to it: qemu:ELF (emulated "
+                            "Cortex-M7, serial over a local socket) or host:EXE (host build, pty); "
+                            "the board is told to exit at the end")
+    g.add_argument("--baud", type=int, default=115200, help="baud rate (real UARTs; default 115200)")
+    g.add_argument("--expect-hash", metavar="HEX",
+                   help="refuse a device whose model hash differs")
+    g.add_argument("--expect-report", metavar="REPORT_JSON",
+                   help="read the expected model hash ('sha256') from a build's report.json")
+    g.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds to wait for one SAMPLE reply, training included (default 30)")
+
+    g = ap.add_argument_group("data")
+    g.add_argument("--dataset", default="mnist", metavar="NAME",
+                   help="mnist | digits | folder:PATH (one subfolder per class) | "
+                        "npz:PATH (arrays x, y)  (default mnist)")
+    g.add_argument("--classes", type=int, metavar="N",
+                   help="use the first N classes only (labels 0..N-1)")
+    g.add_argument("--limit", type=int, metavar="N", help="stream at most N samples")
+    g.add_argument("--seed", type=int, default=0, help="shuffle and noise seed (default 0)")
+    g.add_argument("--no-shuffle", action="store_true",
+                   help="stream in dataset order (default: shuffled with --seed)")
+    g.add_argument("--size", type=int, metavar="S",
+                   help="resize to SxS before sending (default: the dataset's size, capped at "
+                        "the model input)")
+    ch = g.add_mutually_exclusive_group()
+    ch.add_argument("--gray", dest="channels", action="store_const", const=1,
+                    help="send grayscale (1 channel)")
+    ch.add_argument("--rgb", dest="channels", action="store_const", const=3,
+                    help="send RGB (3 channels)")
+    g.add_argument("--shift", action="append", default=[], metavar="SPEC",
+                   help="distribution shift applied on the host (see below)")
+    g.add_argument("--device-resize", choices=("bilinear", "nearest"), default="bilinear",
+                   help="how the device resizes samples to its model input (default bilinear)")
+
+    g = ap.add_argument_group("training (sent to the device with SET; keys it does not know are skipped)")
+    g.add_argument("--history", type=int, metavar="N", help="history buffer of the last N samples")
+    g.add_argument("--epochs", type=int, metavar="E", help="epochs over the history per round")
+    g.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    g.add_argument("--train-every", type=int, metavar="K", help="train every K samples")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other device setting (int, float or string)")
+
+    g = ap.add_argument_group("run")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--frozen", action="store_true",
+                      help="send samples flagged no-train: the frozen-model baseline")
+    mode.add_argument("--compare", action="store_true",
+                      help="RESET, stream frozen; RESET, stream adapting; report both")
+    g.add_argument("--reset", action="store_true",
+                   help="RESET the device (weights, history, counters) before streaming "
+                        "(--compare always does)")
+    g.add_argument("--save", action="store_true",
+                   help="checkpoint the trained weights on the device (SAVE) at the end")
+    g.add_argument("--out", metavar="DIR", default=None,
+                   help="output folder (default build/stream in the repository)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def _positive(ap, args, name):
+    v = getattr(args, name)
+    if v is not None and v < 1:
+        ap.error(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    for name in ("classes", "limit", "size", "history", "epochs", "train_every"):
+        _positive(ap, args, name)
+    if args.size is not None and args.size > P.RESIZE_MAX_DIM:
+        ap.error(f"--size must be at most {P.RESIZE_MAX_DIM}")
+    if args.timeout <= 0:
+        ap.error("--timeout must be positive")
+    if args.lr is not None and not math.isfinite(args.lr):
+        ap.error("--lr must be a finite number")
+    return args
+
+
+def parse_setting(text: str):
+    key, sep, val = text.partition("=")
+    key, val = key.strip(), val.strip()
+    if not sep or not key:
+        raise StreamError(f"--set {text!r}: expected KEY=VALUE", EXIT_USAGE)
+    for conv in (int, float):
+        try:
+            return key, conv(val)
+        except ValueError:
+            pass
+    return key, val
+
+
+def expected_hash(args) -> str | None:
+    h = args.expect_hash.strip().lower() if args.expect_hash else None
+    if args.expect_report:
+        path = Path(args.expect_report)
+        try:
+            report = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StreamError(f"build report {str(path)!r} not found", EXIT_USAGE) from None
+        except (OSError, ValueError) as e:
+            raise StreamError(f"cannot read build report {path}: {e}", EXIT_USAGE) from None
+        sha = report.get("sha256") if isinstance(report, dict) else None
+        if not isinstance(sha, str) or not sha:
+            raise StreamError(f"build report {path} has no 'sha256' model hash", EXIT_USAGE)
+        if h is not None and h != sha.lower():
+            raise StreamError(f"--expect-hash {h} and {path}'s sha256 {sha} disagree", EXIT_USAGE)
+        h = sha.lower()
+    return h
+
+
+# ---- preparing the stream ---------------------------------------------------------------------
+@dataclass
+class Plan:
+    """What is streamed: dataset, order, image geometry, shifts."""
+    ds: D.Dataset
+    order: np.ndarray
+    size: tuple          # (h, w) sent
+    channels: int
+    shifts: ShiftChain
+
+    def image(self, i: int) -> np.ndarray:
+        img = D.resize(D.to_channels(self.ds.x[i], self.channels), self.size)
+        return self.shifts(img, int(i))
+
+    def describe(self) -> str:
+        return (f"streaming {len(self.order)} samples as {self.size[0]}x{self.size[1]}x"
+                f"{self.channels}, shift: {self.shifts.describe()}")
+
+
+def load_dataset(args) -> D.Dataset:
+    try:
+        ds = D.load(args.dataset, size=args.size)
+        return D.select_classes(ds, args.classes)
+    except D.DatasetError as e:
+        raise StreamError(str(e), EXIT_USAGE) from None
+
+
+def make_plan(args, ds: D.Dataset, info: P.Info) -> Plan:
+    if len(ds.classes) > info.num_classes:
+        raise StreamError(f"{ds.name} has {len(ds.classes)} classes but the device's model has "
+                          f"{info.num_classes}: use --classes {info.num_classes} (or fewer)", EXIT_USAGE)
+    channels = args.channels or (1 if ds.channels == 1 or info.in_c == 1 else 3)
+    if not (channels == info.in_c or (channels, info.in_c) in ((1, 3), (3, 1))):
+        raise StreamError(f"the device's model takes {info.in_c} channels and cannot convert "
+                          f"{channels}-channel samples", EXIT_USAGE)
+    h, w = ds.x.shape[1:3]
+    size = (args.size, args.size) if args.size else (min(h, info.in_h), min(w, info.in_w))
+    need = P.SAMPLE_HEADER_BYTES + size[0] * size[1] * channels
+    if need > info.max_payload:
+        raise StreamError(f"a {size[0]}x{size[1]}x{channels} sample needs {need} bytes, the device "
+                          f"accepts at most {info.max_payload} per request: use a smaller --size"
+                          f"{' or --gray' if channels == 3 else ''}", EXIT_USAGE)
+    try:
+        shifts = ShiftChain.parse(args.shift, seed=args.seed)
+    except ShiftError as e:
+        raise StreamError(str(e), EXIT_USAGE) from None
+    order = (np.arange(len(ds)) if args.no_shuffle
+             else np.random.default_rng(args.seed).permutation(len(ds)))
+    if args.limit:
+        order = order[:args.limit]
+    return Plan(ds, order, size, channels, shifts)
+
+
+# ---- device ---------------------------------------------------------------------------------
+def open_port(url: str, baud: int):
+    try:
+        return serial.serial_for_url(url, baudrate=baud, timeout=0.02)
+    except (serial.SerialException, ValueError, OSError) as e:
+        # pyserial repeats the URL (and the errno): keep its reason only
+        msg = re.sub(r"^(\[Errno \d+\] )?could not open port .*?: (?=\[Errno|\w)", "",
+                     str(e), count=1, flags=re.IGNORECASE)
+        raise StreamError(f"cannot open port {url}: {msg}", EXIT_PORT) from None
+
+
+def connect(client: P.Client, url: str, want_hash: str | None) -> P.Info:
+    """HELLO (and the model-hash check), with short timeouts: a dead line fails fast."""
+    timeout, retries = client.timeout, client.retries
+    client.timeout, client.retries = HELLO_TIMEOUT, HELLO_RETRIES
+    try:
+        return client.check_model(want_hash) if want_hash else client.hello()
+    except P.ModelMismatch as e:
+        raise StreamError(f"{e} (stream to the firmware built for this model, or drop "
+                          f"--expect-hash/--expect-report)", EXIT_MODEL) from None
+    except P.ReplyTimeout as e:
+        raise StreamError(f"no device answers on {url}: {e} (is the firmware running and "
+                          f"the baud rate right?)", EXIT_PORT) from None
+    except P.DeviceError as e:
+        raise StreamError(f"the device answered HELLO with {describe_error(e)}", EXIT_DEVICE) from None
+    except P.ProtocolError as e:
+        raise StreamError(f"no valid INFO reply on {url}: {e}", EXIT_PORT) from None
+    finally:
+        client.timeout, client.retries = timeout, retries
+
+
+def describe_error(e: P.DeviceError) -> str:
+    return (f"ERROR {P.ERR_NAMES.get(e.code, '?')} (code {e.code}) to "
+            f"{P.MSG_NAMES.get(e.req_type, e.req_type)}: {e.text!r}")
+
+
+class Skipped(str):
+    """A setting the device did not take (the text says why)."""
+
+
+def apply_settings(client: P.Client, info: P.Info, args, log) -> dict:
+    """SET each requested key; keys the device does not know are skipped with a warning.
+    Returns {key: value or 'skipped: ...'}."""
+    wanted = [("history", args.history), ("epochs", args.epochs), ("lr", args.lr),
+              ("train_every", args.train_every)]
+    wanted = [(k, v) for k, v in wanted if v is not None]
+    wanted += [parse_setting(s) for s in args.set]
+    done = {}
+    if wanted and not info.supports(P.MSG_SET):
+        log.warn("the device does not take settings (no SET): "
+                 + ", ".join(k for k, _ in wanted) + " skipped")
+        return {k: Skipped("skipped: no SET") for k, _ in wanted}
+    for key, value in wanted:
+        try:
+            client.set(key, value)
+            done[key] = value
+        except P.DeviceError as e:
+            if e.code in (P.ERR_KEY, P.ERR_UNSUPPORTED):
+                log.warn(f"the device does not know the setting {key!r} "
+                         f"({P.ERR_NAMES.get(e.code)}: {e.text}); skipped")
+                done[key] = Skipped(f"skipped: {e.text}")
+            else:
+                raise StreamError(f"the device rejected {key}={value!r}: {describe_error(e)}") from None
+        except (ValueError, TypeError) as e:
+            raise StreamError(f"setting {key}={value!r}: {e}", EXIT_USAGE) from None
+    return done
+
+
+def resend_settings(client: P.Client, settings: dict):
+    """SET again the keys the device accepted the first time."""
+    for key, value in settings.items():
+        if not isinstance(value, Skipped):
+            try:
+                client.set(key, value)
+            except P.DeviceError as e:
+                raise StreamError(f"the device rejected {key}={value!r}: {describe_error(e)}") from None
+
+
+# ---- one pass ---------------------------------------------------------------------------------
+@dataclass
+class PassResult:
+    mode: str
+    correct: list = field(default_factory=list)
+    trained: int = 0
+    losses: list = field(default_factory=list)
+    cycles_predict: list = field(default_factory=list)
+    cycles_train: list = field(default_factory=list)
+    trained_flags: list = field(default_factory=list)
+    seconds: float = 0.0
+    device_stats: dict | None = None
+    complete: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.correct)
+
+    @property
+    def accuracy(self) -> float | None:
+        return 100.0 * sum(self.correct) / self.n if self.n else None
+
+    def summary(self) -> dict:
+        def mean(v):
+            return float(np.mean(v)) if len(v) else None
+        return {"n": self.n, "correct": int(sum(self.correct)), "accuracy": self.accuracy,
+                "trained": self.trained, "mean_loss": mean(self.losses),
+                "mean_cycles_predict": mean(self.cycles_predict),
+                "mean_cycles_train": mean([c for c, t in zip(self.cycles_train, self.trained_flags)
+                                           if t]),
+                "seconds": round(self.seconds, 3), "complete": self.complete,
+                "device_stats": self.device_stats}
+
+    def line(self) -> str:
+        s = self.summary()
+        parts = [f"{s['accuracy']:.1f}% ({s['correct']}/{self.n})" if self.n else "no samples"]
+        if s["mean_loss"] is not None:
+            parts.append(f"mean loss {s['mean_loss']:.3f}")
+        parts.append(f"trained on {self.trained}")
+        if s["mean_cycles_predict"] is not None:
+            parts.append(f"predict {s['mean_cycles_predict']:.0f} cycles")
+        if s["mean_cycles_train"] is not None:
+            parts.append(f"train step {s['mean_cycles_train']:.0f} cycles")
+        if self.seconds > 0 and self.n:
+            parts.append(f"{self.n / self.seconds:.1f} samples/s")
+        return f"{self.mode + ':':10s}" + ", ".join(parts)
+
+
+def run_pass(client: P.Client, plan: Plan, res: PassResult, args, writer, log) -> PassResult:
+    """Stream ``plan`` once, filling ``res`` as samples come back (so an interrupted pass
+    keeps what it got)."""
+    train = res.mode != "frozen"
+    before = _stats(client)
+    bar = log.bar(len(plan.order), res.mode)
+    t0 = time.monotonic()
+    try:
+        for pos, i in enumerate(plan.order):
+            label = int(plan.ds.y[i])
+            img = plan.image(i)
+            try:
+                r = client.sample(img, label, bilinear=args.device_resize == "bilinear",
+                                  train=train, timeout=args.timeout)
+            except P.DeviceError as e:
+                raise StreamError(f"sample {pos} (dataset index {i}): the device answered "
+                                  f"{describe_error(e)}") from None
+            except P.ProtocolError as e:
+                raise StreamError(f"sample {pos} (dataset index {i}): {e}") from None
+            except (serial.SerialException, OSError) as e:
+                raise StreamError(f"sample {pos} (dataset index {i}): lost the serial line: "
+                                  f"{e}") from None
+            ok = r.pred == label
+            res.correct.append(int(ok))
+            res.trained += r.trained
+            res.trained_flags.append(int(r.trained))
+            if r.loss is not None:
+                res.losses.append(r.loss)
+            res.cycles_predict.append(r.cycles_predict)
+            res.cycles_train.append(r.cycles_train)
+            writer.writerow({"mode": res.mode, "index": pos, "dataset_index": int(i),
+                             "label": label, "pred": r.pred, "correct": int(ok),
+                             "trained": int(r.trained),
+                             "loss": "" if r.loss is None else f"{r.loss:.6g}",
+                             "cycles_predict": r.cycles_predict, "cycles_train": r.cycles_train,
+                             "device_index": r.sample_index})
+            if bar is not None:
+                bar.set_postfix_str(f"acc {res.accuracy:.1f}%", refresh=False)
+                bar.update(1)
+        res.complete = True
+    finally:
+        res.seconds = time.monotonic() - t0
+        if bar is not None:
+            bar.close()
+    after = _stats(client)
+    if before and after:
+        # the device's own counters over this pass (its "last_*" fields are not counters)
+        res.device_stats = {k: after[k] - before[k] for k in after if not k.startswith("last_")}
+        d = res.device_stats
+        if (d["labelled"], d["correct"]) != (res.n, sum(res.correct)):
+            log.warn(f"{res.mode}: the device counted {d['correct']}/{d['labelled']} correct, "
+                     f"the host {sum(res.correct)}/{res.n}")
+    return res
+
+
+def _stats(client: P.Client) -> dict | None:
+    try:
+        return vars(client.stats())
+    except P.ProtocolError:
+        return None
+
+
+# ---- output -----------------------------------------------------------------------------------
+class Log:
+    def __init__(self, progress: bool):
+        self.progress = progress
+        self.warnings: list[str] = []
+
+    def info(self, msg: str):
+        print(msg, flush=True)
+
+    def warn(self, msg: str):
+        self.warnings.append(msg)
+        print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+    def bar(self, total: int, mode: str):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=total, desc=f"{mode:8s}", unit="sample", file=sys.stderr,
+                    dynamic_ncols=True, leave=True)
+
+
+def result_line(results: list) -> str:
+    done = [r for r in results if r.n]
+    if not done:
+        return "no samples streamed"
+    n = min(r.n for r in done)
+    parts = [f"{MODES[r.mode]} {r.accuracy:.1f}%" for r in done]
+    ns = {r.n for r in done}
+    tail = f"n={n}" if len(ns) == 1 else "n=" + "/".join(str(r.n) for r in done)
+    if not all(r.complete for r in results):
+        tail += ", incomplete"
+    return " -> ".join(parts) + f" ({tail})"
+
+
+def write_outputs(out: Path, results: list, plan: Plan | None, info: P.Info | None,
+                  args, settings: dict, log: Log) -> list:
+    from host.plots import plot_accuracy
+
+    written = []
+    curves = {r.mode: r.correct for r in results if r.n}
+    if curves:
+        title = ("Prequential accuracy (evaluate, then train) on board "
+                 f"{info.board if info else '?'}")
+        sub = (f"{plan.ds.name}, {len(plan.ds.classes)} classes, sent as "
+               f"{plan.size[0]}x{plan.size[1]}x{plan.channels}, shift: {plan.shifts.describe()}")
+        if info is not None:
+            sub += f"\nmodel {info.model_hash[:16]}, {len(results[0].correct)} samples"
+        written.append(plot_accuracy(curves, out / PNG_NAME, title=title, subtitle=sub))
+    summary = {
+        "result": result_line(results),
+        "passes": {r.mode: r.summary() for r in results},
+        "dataset": None if plan is None else {
+            "spec": args.dataset, "name": plan.ds.name, "classes": plan.ds.classes,
+            "samples": len(plan.order), "size": list(plan.size), "channels": plan.channels,
+            "shift": plan.shifts.describe(), "seed": args.seed, "shuffled": not args.no_shuffle},
+        "device": None if info is None else {
+            "board": info.board, "model_hash": info.model_hash, "plan": info.plan,
+            "input": [info.in_h, info.in_w, info.in_c], "classes": info.num_classes,
+            "ram_used": info.ram_used, "ram_budget": info.ram_budget,
+            "flash_used": info.flash_used, "flash_budget": info.flash_budget},
+        "settings": settings,
+        "warnings": log.warnings,
+    }
+    (out / JSON_NAME).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    written.append(out / JSON_NAME)
+    return written
+
+
+def _rel(p: Path) -> str:
+    """``p`` relative to the current directory when it lies inside it."""
+    p = Path(p).absolute()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+# ---- boot ----------------------------------------------------------------------------------
+def boot(spec: str, stack: ExitStack):
+    """--boot qemu:ELF / host:EXE: start the board (host/runner.py); its serial URL is
+    ``.url``."""
+    from host import runner
+    kind, sep, path = spec.partition(":")
+    kinds = {"qemu": runner.QemuSerial, "host": runner.HostSerial}
+    if not sep or kind not in kinds or not path:
+        raise StreamError(f"--boot {spec!r}: expected qemu:ELF or host:EXE", EXIT_USAGE)
+    if not Path(path).is_file():
+        raise StreamError(f"--boot: firmware {path!r} not found", EXIT_USAGE)
+    try:
+        return stack.enter_context(kinds[kind](path))
+    except (OSError, RuntimeError) as e:
+        raise StreamError(f"could not start the {kind} board with {path}: {e}", EXIT_PORT) from None
+
+
+def stop_board(board, client: P.Client | None, log: Log):
+    """Ask a board we booted to exit (EXIT); one that does not is ended."""
+    if board is None:
+        return
+    said_exit = False
+    if client is not None and client.info is not None and client.info.supports(P.MSG_EXIT):
+        try:
+            # short: a board that died must not hold the user up
+            client.request(P.MSG_EXIT, bytes([0]), timeout=1.0, retries=1)
+            said_exit = True
+        except (P.ProtocolError, serial.SerialException, OSError) as e:
+            log.warn(f"EXIT: {e}")
+    r = board.wait(timeout=10 if said_exit else 1)      # wait() ends it after the timeout
+    if said_exit and (r.exit_code != 0 or r.timed_out):
+        log.warn(f"the booted board ended with {r.describe().splitlines()[0]}")
+
+
+# ---- main ----------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    """The CLI; returns the exit status (see the --help epilog)."""
+    args = parse_args(argv)
+    log = Log(progress=not args.no_progress)
+    previous = _terminate_as_interrupt()
+    try:
+        return _main(args, log)
+    except StreamError as e:
+        print(f"stream: error: {e}", file=sys.stderr, flush=True)
+        return e.status
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _terminate_as_interrupt():
+    """SIGTERM ends a stream like Ctrl-C does: outputs written, a booted board stopped."""
+    try:
+        return signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:             # not the main thread: leave signals alone
+        return None
+
+
+def _main(args, log: Log) -> int:
+    # everything that can be checked without the device, first
+    want = expected_hash(args)
+    for s in args.set:
+        parse_setting(s)
+    try:
+        ShiftChain.parse(args.shift)
+    except ShiftError as e:
+        raise StreamError(str(e), EXIT_USAGE) from None
+    ds = load_dataset(args)
+    out = Path(args.out) if args.out else DEFAULT_OUT
+
+    results: list[PassResult] = []
+    plan = info = client = board = None
+    settings: dict = {}
+    status = EXIT_OK
+    with ExitStack() as stack:
+        board = boot(args.boot, stack) if args.boot else None
+        url = board.url if board is not None else args.port
+        try:
+            port = open_port(url, args.baud)
+            stack.callback(port.close)
+            client = P.Client(port, timeout=REQUEST_TIMEOUT, retries=3, expected_hash=want)
+            info = connect(client, url, want)
+            log.info(f"device: {info.board}, model {info.model_hash}, input {info.in_h}x{info.in_w}"
+                     f"x{info.in_c}, {info.num_classes} classes"
+                     + (f", RAM {info.ram_used}/{info.ram_budget} B" if info.ram_budget else ""))
+            if info.plan:
+                log.info(f"plan:   {info.plan}")
+            plan = make_plan(args, ds, info)
+            log.info(f"data:   {ds.describe()}")
+            log.info(f"        {plan.describe()}")
+            modes = (["frozen", "adapting"] if args.compare
+                     else ["frozen" if args.frozen else "adapting"])
+            resets = args.compare or args.reset
+            if resets and not info.supports(P.MSG_RESET):
+                raise StreamError("the device does not support RESET, which --compare and "
+                                  "--reset need")
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / CSV_NAME, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+                writer.writeheader()
+                for n_pass, mode in enumerate(modes):
+                    if resets:
+                        _reset(client)
+                    # settings after the RESET, in case the firmware's RESET restores them
+                    if n_pass == 0:
+                        settings = apply_settings(client, info, args, log)
+                        if settings:
+                            log.info("set:    " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+                    elif resets:
+                        resend_settings(client, settings)
+                    results.append(PassResult(mode))
+                    try:
+                        run_pass(client, plan, results[-1], args, writer, log)
+                    finally:
+                        f.flush()
+                        if results[-1].n:
+                            log.info(results[-1].line()
+                                     + ("" if results[-1].complete else " (stopped early)"))
+            if args.save:
+                _save(client, info, args, log)
+        except KeyboardInterrupt:
+            log.warn("interrupted; writing what was streamed so far")
+            status = EXIT_INTERRUPTED
+        except StreamError as e:
+            print(f"stream: error: {e}", file=sys.stderr, flush=True)
+            status = e.status
+        except P.ProtocolError as e:
+            print(f"stream: error: {e}", file=sys.stderr, flush=True)
+            status = EXIT_DEVICE
+        except (serial.SerialException, OSError) as e:
+            print(f"stream: error: lost the serial line {url}: {e}", file=sys.stderr, flush=True)
+            status = EXIT_DEVICE
+        finally:
+            stop_board(board, client, log)
+    if plan is not None and any(r.n for r in results):
+        written = write_outputs(out, results, plan, info, args, settings, log)
+        log.info("wrote:  " + ", ".join(_rel(p) for p in [out / CSV_NAME] + written))
+        print(result_line(results), flush=True)
+    return status
+
+
+def _reset(client: P.Client):
+    try:
+        client.reset(weights=True, stats=True, history=True)
+    except P.DeviceError as e:
+        raise StreamError(f"RESET: the device answered {describe_error(e)}") from None
+
+
+def _save(client: P.Client, info: P.Info, args, log: Log):
+    if not info.supports(P.MSG_SAVE):
+        log.warn("the device cannot SAVE; the trained weights were not checkpointed")
+        return
+    try:
+        log.info(f"saved:  checkpoint {client.save(timeout=args.timeout)} on the device")
+    except P.DeviceError as e:
+        raise StreamError(f"SAVE: the device answered {describe_error(e)}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
