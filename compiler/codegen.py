@@ -75,7 +75,12 @@ class _Ctx:
         self.done[n.name] = cid
         return cid
 
+    def fc_id(self, n: Node) -> str:
+        return self.fc(n)
+
     def fc(self, n: Node) -> str:
+        if n.name in self.done:
+            return self.done[n.name]
         x = self.g.tensors[n.inputs[0]]
         y = self.g.tensors[n.output]
         fid = "f_" + _cid(n.name)
@@ -84,6 +89,7 @@ class _Ctx:
                          "in_c": w.shape[1], "out_c": w.shape[0], "in_zero": x.zero_point,
                          "out_zero": y.zero_point, "act_min": int(n.attrs["act_min"]),
                          "act_max": int(n.attrs["act_max"])})
+        self.done[n.name] = fid
         return fid
 
     def add(self, n: Node) -> str:
@@ -148,8 +154,13 @@ def _step_call(ctx: _Ctx, i: int, s: memplan.Step) -> tuple[str, list[str]]:
     raise AssertionError(s.kind)
 
 
-def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | None = None) -> dict:
-    """Write the model's C sources and report.json into ``out_dir``; return the report."""
+def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | None = None,
+             program=None, config=None) -> dict:
+    """Write the model's C sources and report.json into ``out_dir``; return the report.
+
+    With a training ``program`` (compiler.autodiff) the plan must come from
+    :func:`compiler.train_codegen.plan_training`; the sources then also contain
+    ``tt_model_train_step()``, with ``config`` (compiler.train.TrainConfig) as defaults."""
     plan = plan or memplan.plan(g)
     board = board or {"name": "qemu-mps2-an500", "ram_kb": 256, "flash_kb": 1024, "stack": 8192}
     out_dir = Path(out_dir)
@@ -161,6 +172,23 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
         steps.append({"index": i, "name": s.name, "call": call, "checks": checks,
                       "out_shape": "x".join(map(str, g.tensors[s.output].shape[1:])),
                       "live": plan.live_bytes[i]})
+    train_ctx = {"training": False, "mask_packs": {}}
+    ram_nodes: set[str] = set()
+    if program is not None:
+        from . import train_codegen
+        from .train import TrainConfig
+        tc = train_codegen.TrainCtx(g, plan, program, ctx, config or TrainConfig())
+        train_ctx = tc.context()
+        ram_nodes = tc.ram_params
+    ram_arrays = {"p_" + _cid(n) + sfx for n in ram_nodes for sfx in ("_w", "_b")}
+    trained_arrays = []
+    by_array = {"p_" + _cid(n.name) + sfx: (n.name, key) for n in g.nodes
+                for sfx, key in (("_w", "weight"), ("_b", "bias"))}
+    for a in ctx.arrays:
+        a["const"] = "" if a["name"] in ram_arrays else "const "
+        if not a["const"]:
+            node, key = by_array[a["name"]]
+            trained_arrays.append({"node": node, "param": key, "array": a["name"]})
     xin, yout = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
     sha = g.sha256()
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -173,7 +201,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "output_scale": yout.scale, "output_zero": yout.zero_point,
               "input_offset": plan.offset(g.inputs[0]),
               "output_offset": plan.offset(g.outputs[0]),
-              "ram_kb": board["ram_kb"], "stack_bytes": board["stack"]}
+              "ram_kb": board["ram_kb"], "stack_bytes": board["stack"], **train_ctx}
     # model.c first: rendering it registers the parameter arrays
     model_c = env.get_template("model.c.j2").render(**common)
     (out_dir / "tt_model.c").write_text(model_c)
@@ -181,11 +209,14 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))
     flash_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes
                        for k in ("weight", "bias", "mult", "shift") if k in n.params)
+    ram_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes if n.name in ram_nodes
+                     for k in ("weight", "bias"))
     report = {"model": g.name, "sha256": sha, "board": board["name"], "fuse": plan.fuse,
               "arena_bytes": plan.arena_bytes, "stack_bytes": board["stack"],
               "ram_budget_bytes": board["ram_kb"] * 1024,
               "flash_budget_bytes": board["flash_kb"] * 1024,
-              "param_bytes": flash_params, "macs": g.macs(),
+              "param_bytes": flash_params, "ram_param_bytes": ram_params, "macs": g.macs(),
+              "training": program is not None, "trained_arrays": trained_arrays,
               "peak_step": plan.peak_step, "layers": memplan.table(plan)}
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     return report

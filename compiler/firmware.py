@@ -22,6 +22,7 @@ from .ir import Graph
 REPO = Path(__file__).resolve().parents[1]
 BOARDS_DIR = REPO / "boards"
 INFER_APP = REPO / "runtime_c" / "apps" / "infer" / "main.c"
+TRAIN_TEST_APP = REPO / "runtime_c" / "apps" / "train_test" / "main.c"
 
 
 class BoardError(CompilerError):
@@ -66,13 +67,15 @@ def format_report(rep: dict) -> str:
                      f"{'x'.join(map(str, r['output_shape'])):<12} {r['output_bytes'] / 1024:7.1f} "
                      f"{r['scratch_bytes'] / 1024:8.1f} {r['live_bytes'] / 1024:8.1f}{mark}")
     ram_budget = rep["ram_budget_bytes"]
-    est = rep["arena_bytes"] + rep["stack_bytes"]
+    est = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
     ram = rep.get("linked", {}).get("ram", est)
     runtime = max(0, ram - est)
     lines.append("")
     lines.append(f"RAM   {_bar(ram, ram_budget)} {100 * ram / ram_budget:5.1f}%  {ram / 1024:7.1f} KB "
-                 f"of {ram_budget // 1024} KB   (arena {rep['arena_bytes'] / 1024:.1f}, stack "
-                 f"{rep['stack_bytes'] / 1024:.1f}, runtime {runtime / 1024:.1f})")
+                 f"of {ram_budget // 1024} KB   (arena {rep['arena_bytes'] / 1024:.1f}, "
+                 + (f"trainable params {rep['ram_param_bytes'] / 1024:.1f}, "
+                    if rep.get("ram_param_bytes") else "")
+                 + f"stack {rep['stack_bytes'] / 1024:.1f}, runtime {runtime / 1024:.1f})")
     fb = rep["flash_budget_bytes"]
     flash = rep.get("linked", {}).get("flash", rep["param_bytes"])
     lines.append(f"Flash {_bar(flash, fb)} {100 * flash / fb:5.1f}%  {flash / 1024:7.1f} KB of "
@@ -81,9 +84,10 @@ def format_report(rep: dict) -> str:
 
 
 def check_budget(rep: dict) -> None:
-    need = rep["arena_bytes"] + rep["stack_bytes"]
+    need = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
     if need > rep["ram_budget_bytes"]:
-        raise BudgetError(f"plan needs {need / 1024:.1f} KB of RAM (arena + stack) but board "
+        raise BudgetError(f"plan needs {need / 1024:.1f} KB of RAM (arena + trained parameters "
+                          f"+ stack) but board "
                           f"'{rep['board']}' has {rep['ram_budget_bytes'] // 1024} KB\n"
                           + format_report(rep))
     if rep["param_bytes"] > rep["flash_budget_bytes"]:
@@ -95,12 +99,20 @@ def check_budget(rep: dict) -> None:
 # ----------------------------------------------------------------------------- build
 
 def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = False,
-          portable: bool = False, app: Path = INFER_APP, quiet: bool = False) -> dict:
-    """Generate + compile. Returns the report with ``elf`` and ``linked`` figures."""
+          portable: bool = False, app: Path | None = None, quiet: bool = False,
+          program=None, config=None) -> dict:
+    """Generate + compile. Returns the report with ``elf`` and ``linked`` figures.
+    With a training ``program`` (compiler.autodiff) the firmware also trains; ``app``
+    defaults to the inference loop, or the training test loop for a program."""
     info = board_info(board)
     out_dir = Path(out_dir).resolve()
-    plan = memplan.plan(g, fuse)
-    rep = codegen.generate(g, out_dir, plan, info)
+    if program is not None:
+        from . import train_codegen
+        plan = train_codegen.plan_training(g, program, fuse)
+    else:
+        plan = memplan.plan(g, fuse)
+    app = app or (TRAIN_TEST_APP if program is not None else INFER_APP)
+    rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
     check_budget(rep)
     defs = []
     if profile:
@@ -170,3 +182,61 @@ def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
         raise RuntimeError("firmware failed: " + res.describe())
     steps = {k.split(":", 1)[1]: v for k, v in res.timed.items() if k.startswith("step:")}
     return np.stack(outs), cycles, steps
+
+
+def train_stream(elf, images: np.ndarray, labels, nout: int, n_param_bytes: int,
+                 board: str = "qemu-mps2-an500", timeout: float = 600):
+    """Run training steps on the firmware built with the training test app. Returns
+    (logits [N, nout] before each update, losses, return codes, cycles, trained params
+    bytes after the last step)."""
+    import serial  # pyserial
+
+    from host import runner as R
+
+    runner = R.QemuSerial(elf, timeout) if board != "host" else R.HostSerial(elf, timeout)
+    outs, losses, rcs, cycles = [], [], [], []
+    with runner as q:
+        port = serial.serial_for_url(q.url, timeout=timeout)
+        try:
+            for x, label in zip(images, labels):
+                port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes())
+                if port.read(1) != b"R":
+                    raise RuntimeError("training firmware did not answer")
+                data = port.read(nout + 12)
+                outs.append(np.frombuffer(data[:nout], np.int8).copy())
+                loss, rc, cyc = struct.unpack("<fiI", data[nout:])
+                losses.append(loss)
+                rcs.append(rc)
+                cycles.append(cyc)
+            port.write(b"W")
+            params = port.read(n_param_bytes)
+            try:
+                port.write(b"Q")
+                port.flush()
+            except Exception:  # noqa: BLE001
+                pass
+            res = q.wait(60)
+        finally:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001
+                pass
+    if res.exit_code != 0:
+        raise RuntimeError("firmware failed: " + res.describe())
+    return np.stack(outs), losses, rcs, cycles, params
+
+
+def split_trained(g_or_nodes, rep: dict, blob: bytes) -> dict:
+    """Bytes of the trained arrays (as returned by :func:`train_stream`) -> {(node, param):
+    ndarray} in the IR layout (weights OHWI int8, biases int32)."""
+    g = g_or_nodes
+    out, pos = {}, 0
+    for a in rep["trained_arrays"]:
+        ref = g.node(a["node"]).params[a["param"]]
+        dt = np.int8 if a["param"] == "weight" else np.int32
+        n = ref.size * np.dtype(dt).itemsize
+        out[(a["node"], a["param"])] = np.frombuffer(blob[pos:pos + n], dt).reshape(ref.shape).copy()
+        pos += n
+    if pos != len(blob):
+        raise RuntimeError(f"trained parameter blob has {len(blob)} bytes, expected {pos}")
+    return out

@@ -40,13 +40,14 @@ def prefetch(g: Graph) -> None:
 
 
 _CACHE: dict[str, int] = {}
-HEADERS = ("tt_kernels.h",)
 
 
 def c_sizes(exprs: list[str]) -> list[int]:
-    """Values of C constant expressions over runtime_c/include (the scratch-size macros),
-    computed by the host C compiler: the header is the single source of truth. Cached
-    in memory and on disk (build/.scratch-cache.json), keyed by the headers' content."""
+    """Values of C expressions over the runtime (the scratch-size macros and the
+    ``*_scratch_bytes()`` functions, with compound-literal parameter structs), computed
+    by compiling and running a small host program against runtime_c: the C headers are
+    the single source of truth. Cached in memory and on disk
+    (build/.scratch-cache.json), keyed by the runtime's content."""
     import hashlib
     import json
     import subprocess
@@ -55,7 +56,11 @@ def c_sizes(exprs: list[str]) -> list[int]:
 
     repo = Path(__file__).resolve().parents[1]
     inc = repo / "runtime_c" / "include"
-    tag = hashlib.sha256(b"".join((inc / h).read_bytes() for h in HEADERS)).hexdigest()[:16]
+    srcs = sorted((repo / "runtime_c" / "src").glob("*.c"))
+    h = hashlib.sha256()
+    for f in sorted(inc.glob("*.h")) + sorted((repo / "runtime_c" / "src").glob("*.h")) + srcs:
+        h.update(f.name.encode() + f.read_bytes())
+    tag = h.hexdigest()[:16]
     disk = repo / "build" / ".scratch-cache.json"
     if not _CACHE and disk.exists():
         try:
@@ -64,14 +69,21 @@ def c_sizes(exprs: list[str]) -> list[int]:
             pass
     missing = sorted({e for e in exprs if f"{tag}:{e}" not in _CACHE})
     if missing:
-        src = "#include <stdio.h>\n#include \"tt_kernels.h\"\nint main(void) {\n"
+        needs_link = any("scratch_bytes(" in e for e in missing)
+        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n'
+               + ('#include "tt_train_kernels.h"\n' if (inc / "tt_train_kernels.h").exists() else "")
+               + "int main(void) {\n")
         src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)
         src += "    return 0;\n}\n"
         with tempfile.TemporaryDirectory() as td:
             c, exe = Path(td) / "sizes.c", Path(td) / "sizes"
             c.write_text(src)
-            subprocess.run(["cc", "-std=c99", f"-I{inc}", str(c), "-o", str(exe)], check=True,
-                           capture_output=True)
+            cmd = ["cc", "-std=c99", "-O0", f"-I{inc}", str(c)]
+            if needs_link:  # + the host board, for runtime files that talk to the board
+                cmd += [str(f) for f in srcs] + [str(repo / "boards" / "host" / "board.c")]
+            p = subprocess.run(cmd + ["-o", str(exe), "-lm"], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError("cannot evaluate kernel scratch sizes:\n" + p.stderr[-3000:])
             vals = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
         for e, v in zip(missing, vals):
             _CACHE[f"{tag}:{e}"] = int(v)

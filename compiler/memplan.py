@@ -57,6 +57,9 @@ class Plan:
     arena_bytes: int
     live_bytes: list[int] = field(default_factory=list)
     fuse: str = "auto"
+    extra_offsets: dict[str, int] = field(default_factory=dict)
+    extra: list = field(default_factory=list)
+    live_all: list[int] = field(default_factory=list)
 
     @property
     def peak_step(self) -> int:
@@ -85,8 +88,9 @@ def _is_pw(n: Node | None, stride1: bool = True) -> bool:
             and n.attrs["groups"] == 1 and (n.attrs["stride"] == 1 or not stride1))
 
 
-def _find_blocks(g: Graph, fuse: str) -> dict[str, dict]:
-    """depthwise node name -> {pw1, dw, pw2, add, input, output} for fusable blocks."""
+def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
+    """depthwise node name -> {pw1, dw, pw2, add, input, output} for fusable blocks.
+    Blocks containing a node of ``keep`` (e.g. on the gradient path) are not fused."""
     if fuse == "none":
         return {}
     producer = {n.output: n for n in g.nodes}
@@ -115,17 +119,19 @@ def _find_blocks(g: Graph, fuse: str) -> dict[str, dict]:
         expanded = max(_nbytes(g, pw1.output) if pw1 else 0, _nbytes(g, dw.output))
         if fuse == "auto" and expanded <= FUSE_MIN_BYTES:
             continue
+        if any(n is not None and n.name in keep for n in (pw1, dw, pw2, add)):
+            continue
         claimed.update(n.name for n in (pw1, dw, pw2, add) if n is not None)
         blocks[dw.name] = {"pw1": pw1, "dw": dw, "pw2": pw2, "add": add, "input": block_in,
                            "output": (add or pw2).output}
     return blocks
 
 
-def schedule(g: Graph, fuse: str = "auto") -> list[Step]:
+def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
     if fuse not in ("auto", "all", "none"):
         raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
     K.prefetch(g)
-    blocks = _find_blocks(g, fuse)
+    blocks = _find_blocks(g, fuse, keep)
     in_block: dict[str, str] = {}
     for key, b in blocks.items():
         for role in ("pw1", "dw", "pw2", "add"):
@@ -174,8 +180,14 @@ def _block_step(g: Graph, b: dict) -> Step:
                                 "kernel_scratch": _align(ks)})
 
 
-def plan(g: Graph, fuse: str = "auto") -> Plan:
-    steps = schedule(g, fuse)
+def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | None = None,
+         extra: list | None = None) -> Plan:
+    """Forward schedule + arena. Training hooks: ``keep`` (nodes that must not be fused),
+    ``extend_last`` (tensor -> last step index using it, beyond the forward steps, e.g.
+    activations saved for the backward pass), ``extra`` ((name, bytes, first, last)
+    buffers: masks, gradients, backward scratch), placed in the same arena; their offsets
+    end up in ``Plan.extra_offsets``."""
+    steps = schedule(g, fuse, keep)
     nsteps = len(steps)
     bufs: dict[str, Buffer] = {}
     for t in g.inputs:
@@ -186,6 +198,8 @@ def plan(g: Graph, fuse: str = "auto") -> Plan:
             bufs[t].last = max(bufs[t].last, i)
     for t in g.outputs:
         bufs[t].last = nsteps - 1
+    for t, last in (extend_last or {}).items():
+        bufs[t].last = max(bufs[t].last, last)
     # in place: flatten always; add when an operand dies here
     for i, s in enumerate(steps):
         if s.kind == "flatten" or (s.kind == "add" and any(
@@ -202,6 +216,7 @@ def plan(g: Graph, fuse: str = "auto") -> Plan:
             r.last = max(r.last, b.last)
     items = [(b.tensor, b.size, b.first, b.last) for b in bufs.values() if not b.alias_of]
     items += [(f"#scratch{i}", s.scratch, i, i) for i, s in enumerate(steps) if s.scratch]
+    items += [(name, size, first, last) for name, size, first, last in (extra or []) if size]
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
     offsets: dict[str, int] = {}
     for name, size, first, last in sorted(items, key=lambda x: (-x[1], x[2])):
@@ -219,10 +234,14 @@ def plan(g: Graph, fuse: str = "auto") -> Plan:
     scratch_offsets = [offsets.get(f"#scratch{i}", 0) for i in range(nsteps)]
     arena = _align(max((o + sz for o, sz, _, _ in placed), default=0))
     live = []
-    for i, s in enumerate(steps):
-        live.append(sum(b.size for b in bufs.values() if not b.alias_of and b.first <= i <= b.last)
-                    + s.scratch)
-    return Plan(g, steps, bufs, scratch_offsets, arena, live, fuse)
+    horizon = max([nsteps] + [last + 1 for _, _, _, last in (extra or [])])
+    for i in range(horizon):
+        live.append(sum(sz for _, sz, f, l in placed if f <= i <= l))
+    pl = Plan(g, steps, bufs, scratch_offsets, arena, live[:nsteps], fuse)
+    pl.extra_offsets = {name: offsets[name] for name, size, _, _ in (extra or []) if size}
+    pl.extra = list(extra or [])
+    pl.live_all = live
+    return pl
 
 
 def table(p: Plan) -> list[dict]:
@@ -245,6 +264,7 @@ def verify(p: Plan) -> None:
              if not b.alias_of]
     items += [(f"#scratch{i}", p.scratch_offsets[i], s.scratch, i, i)
               for i, s in enumerate(p.steps) if s.scratch]
+    items += [(n, p.extra_offsets[n], sz, f, l) for n, sz, f, l in p.extra if sz]
     for name, off, size, _, _ in items:
         assert off >= 0 and off + size <= p.arena_bytes, (name, off, size, p.arena_bytes)
     for i, (a, oa, sa, fa, la) in enumerate(items):
