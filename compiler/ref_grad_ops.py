@@ -83,9 +83,18 @@ def q31_of_f32(x) -> tuple[int, int]:
 
 
 def q31_of_f32_vec(xs) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [q31_of_f32(x) for x in np.asarray(xs, dtype=np.float32).ravel()]
-    return (np.array([p[0] for p in pairs], dtype=np.int64),
-            np.array([p[1] for p in pairs], dtype=np.int64))
+    """:func:`q31_of_f32` of every element (vectorised; same results and errors)."""
+    x = np.asarray(xs, dtype=np.float32).ravel()
+    bad = ~np.isfinite(x) | (x < 0)
+    bits = x.view(np.uint32).astype(np.int64)
+    exp = (bits >> 23) & 0xFF
+    shift = exp - 126
+    zero = (exp == 0) | (shift < -31)
+    bad |= ~zero & (shift > 30)
+    if bad.any():
+        q31_of_f32(x[np.argmax(bad)])  # raises the scalar function's error
+    mant = (bits & 0x7FFFFF) | 0x800000
+    return np.where(zero, 0, mant << 7), np.where(zero, 0, shift)
 
 
 def hash32(idx, key) -> np.ndarray:
@@ -296,7 +305,7 @@ def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride
     cig = ci // groups
     cog = co // groups
     out = np.zeros((k, kh, kw, cig), dtype=np.int64)
-    g2 = gy[..., :k].reshape(-1, k)
+    g2 = gy[..., :k].reshape(n * ho * wo, k)  # (not -1: k may be 0)
     for ky in range(kh):
         for kx in range(kw):
             tap = xs[:, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride, :]
@@ -341,6 +350,16 @@ def bias_factors(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
 def _fixed_round(v: np.ndarray, total: np.ndarray, rounding: str, rnd: np.ndarray | None):
     """round(v * 2**-total) for int64 v, per-element total = fraction bits."""
     v = v.astype(np.int64)
+    total = np.asarray(total, dtype=np.int64)
+    if rounding in ROUNDINGS and total.size and total.min() > 0 and total.max() <= 62:
+        # every element has 1..62 fraction bits: the general case below without masks
+        if rounding == "nearest":
+            return (v + (np.int64(1) << (total - 1))) >> total
+        if rounding == "truncate":
+            return np.sign(v) * (np.abs(v) >> total)
+        h = rnd.astype(np.int64)
+        r = np.where(total <= 32, h >> np.maximum(32 - total, 0), h << np.maximum(total - 32, 0))
+        return (v + r) >> total
     total = np.broadcast_to(total, v.shape).astype(np.int64)
     out = np.zeros_like(v)
     le0 = total <= 0

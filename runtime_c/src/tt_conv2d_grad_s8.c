@@ -1,0 +1,91 @@
+/* Generic k_h x k_w convolution (groups = 1): input gradient (transposed convolution,
+ * ref_grad_ops.conv_grad_input) and weight gradient fused with the in-place update
+ * (conv_grad_weight_acc + sgd_update_weights). In a network this is the first layer,
+ * whose input needs no gradient and whose weights are rarely trained, so there is only
+ * the portable C99 variant (used by both builds). */
+#include "tt_grad_core.h"
+
+size_t tt_conv2d_grad_in_s16_scratch_bytes(const tt_conv_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+size_t tt_conv2d_grad_w_update_s8_scratch_bytes(const tt_conv_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+/* gx[iy][ix][i] = sum over taps (ky, kx) with iy + pad - ky = oy * stride (0 <= oy < out_h),
+   same in x, and o of t[oy][ox][o] * w[o][ky][kx][i]. */
+TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_row0,
+                                     int32_t *gx, int32_t gx_row0, int32_t y0, int32_t y1,
+                                     void *scratch)
+{
+    (void)scratch;
+    const int32_t ci = p->in_c, co = p->out_c, kh = p->k_h, kw = p->k_w, s = p->stride;
+    const int32_t pad = p->pad, ho = p->out_h, wo = p->out_w, wi = p->in_w;
+    const int32_t wstride = kh * kw * ci;
+    for (int32_t iy = y0; iy < y1; ++iy) {
+        int32_t *g = gx + (ptrdiff_t)(iy - gx_row0) * wi * ci;
+        for (int32_t ix = 0; ix < wi; ++ix, g += ci) {
+            for (int32_t i = 0; i < ci; ++i) g[i] = 0;
+            for (int32_t ky = 0; ky < kh; ++ky) {
+                const int32_t py = iy + pad - ky;
+                if (py < 0 || py % s) continue;
+                const int32_t oy = py / s;
+                if (oy >= ho) continue;
+                for (int32_t kx = 0; kx < kw; ++kx) {
+                    const int32_t px = ix + pad - kx;
+                    if (px < 0 || px % s) continue;
+                    const int32_t ox = px / s;
+                    if (ox >= wo) continue;
+                    const int16_t *tp = t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * co;
+                    const int8_t *wr = p->w + (ky * kw + kx) * ci;
+                    for (int32_t o = 0; o < co; ++o, wr += wstride) {
+                        const int32_t tv = tp[o];
+                        if (!tv) continue;
+                        for (int32_t i = 0; i < ci; ++i) g[i] += tv * wr[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+TT_KERNEL int tt_conv2d_grad_w_update_s8(const tt_conv_params *p, const int8_t *gy,
+                                         const int8_t *x, int8_t *w, const tt_sgd_params *u,
+                                         void *scratch)
+{
+    (void)scratch;
+    const int32_t ci = p->in_c, co = p->out_c, kh = p->k_h, kw = p->k_w, s = p->stride;
+    const int32_t pad = p->pad, ho = p->out_h, wo = p->out_w, wi = p->in_w, zx = p->in_zero;
+    const int st = tt_sgd_check(u, co, 0);
+    if (st != TT_OK) return st;
+    for (int32_t c = 0; c < u->k; ++c) {
+        tt_chf f;
+        (void)tt_chf_weight(u, c, &f);
+        for (int32_t ky = 0; ky < kh; ++ky) {
+            int32_t oy0, oy1;
+            tt_tap_range(p->in_h, ho, ky - pad, s, &oy0, &oy1);
+            for (int32_t kx = 0; kx < kw; ++kx) {
+                int32_t ox0, ox1;
+                tt_tap_range(wi, wo, kx - pad, s, &ox0, &ox1);
+                const uint32_t base = (uint32_t)(((c * kh + ky) * kw + kx) * ci);
+                for (int32_t i = 0; i < ci; ++i) {
+                    int32_t acc = 0;
+                    for (int32_t oy = oy0; oy < oy1; ++oy) {
+                        const int8_t *g = gy + ((ptrdiff_t)oy * wo + ox0) * co + c;
+                        const int8_t *xp =
+                            x + ((ptrdiff_t)(oy * s + ky - pad) * wi + ox0 * s + kx - pad) * ci + i;
+                        for (int32_t ox = ox0; ox < ox1; ++ox, g += co, xp += s * ci)
+                            acc += *g * (*xp - zx);
+                    }
+                    tt_upd_w(w, base + (uint32_t)i, acc, &f, u->rounding, u->key);
+                }
+            }
+        }
+    }
+    return TT_OK;
+}

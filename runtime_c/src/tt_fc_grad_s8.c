@@ -1,0 +1,42 @@
+/* Fully connected: input gradient and weight gradient fused with the in-place update
+ * (the matrix cores of tt_grad_core.h with the batch rows as pixels). */
+#include "tt_grad_core.h"
+
+size_t tt_fc_grad_in_s16_scratch_bytes(const tt_fc_params *p)
+{
+    return TT_GRAD_IN_MM_SCRATCH_BYTES(p->out_c);
+}
+
+size_t tt_fc_grad_w_update_s8_scratch_bytes(const tt_fc_params *p, int32_t batch)
+{
+    (void)p;
+    return TT_GRAD_W_MM_SCRATCH_BYTES(1, batch);
+}
+
+TT_KERNEL void tt_fc_grad_in_s16(const tt_fc_params *p, const int16_t *t, int32_t *gx,
+                                 int32_t batch, void *scratch)
+{
+    if (batch <= 0) return;
+#if TT_DSP
+    tt_gin_mm(t, p->w, p->out_c, p->in_c, 1, batch, gx, 0, p->in_c, scratch);
+#else
+    (void)scratch;
+    tt_gin_mm_portable(t, p->w, p->out_c, p->in_c, 1, batch, gx, 0, p->in_c);
+#endif
+}
+
+TT_KERNEL int tt_fc_grad_w_update_s8(const tt_fc_params *p, const int8_t *gy, const int8_t *x,
+                                     int32_t batch, int8_t *w, const tt_sgd_params *u,
+                                     void *scratch)
+{
+    const int st = tt_sgd_check(u, p->out_c, 0);
+    if (st != TT_OK) return st;
+    if (batch < 0) return TT_ERR_ARG;
+#if TT_DSP
+    tt_gw_mm_update(gy, p->out_c, x, p->in_c, p->in_zero, 1, batch, 0, p->in_c, w, u, scratch);
+#else
+    (void)scratch;
+    tt_gw_mm_update_portable(gy, p->out_c, x, p->in_c, p->in_zero, 1, batch, 0, p->in_c, w, u);
+#endif
+    return TT_OK;
+}

@@ -1,0 +1,93 @@
+/* Gradient scale choice for int32 accumulators (ref_grad_ops.grad_range_int,
+ * requant_grad) and the sum of two gradients with different scales (add_grads). */
+#include "tt_grad_core.h"
+
+size_t tt_requant_grad_s8_scratch_bytes(int32_t n)
+{
+    (void)n;
+    return 0;
+}
+
+size_t tt_add_grads_s8_scratch_bytes(int32_t n)
+{
+    (void)n;
+    return 0;
+}
+
+TT_KERNEL int64_t tt_grad_range_s32(const int32_t *acc, int32_t n, tt_grad_range range)
+{
+    tt_rstat st = {0, 0};
+    for (int32_t i = 0; i < n; ++i) tt_rstat_add(&st, acc[i]);
+    return tt_rstat_range(&st, n, range);
+}
+
+TT_KERNEL int tt_requant_grad_s8(const int32_t *acc, int32_t n, float acc_scale, int32_t bits,
+                                 tt_grad_range range, const int64_t *r_ext, int8_t *out,
+                                 float *out_scale, int64_t *r_stat)
+{
+    const int32_t qmax = tt_qmax_of(bits);
+    if (qmax < 0 || !tt_grad_range_ok(range) || n < 0) return TT_ERR_ARG;
+    int64_t r;
+    tt_rstat st = {0, 0};
+    if (!r_ext) {
+        r = tt_grad_range_s32(acc, n, range);
+        if (r_stat) *r_stat = r;
+    } else {
+        r = *r_ext;
+    }
+    if (r <= 0) {
+        if (r_ext && r_stat) *r_stat = tt_grad_range_s32(acc, n, range);
+        for (int32_t i = 0; i < n; ++i) out[i] = 0;
+        *out_scale = acc_scale;
+        return TT_OK;
+    }
+    tt_rqg q;
+    const float sc = tt_rqg_setup(&q, r, qmax, acc_scale);
+    if (r_ext && r_stat) {
+        for (int32_t i = 0; i < n; ++i) {
+            const int32_t a = acc[i]; /* read before out[i] (may alias) is written */
+            tt_rstat_add(&st, a);
+            out[i] = tt_rqg_apply(&q, a);
+        }
+        *r_stat = tt_rstat_range(&st, n, range);
+    } else {
+        for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(&q, acc[i]);
+    }
+    *out_scale = sc;
+    return TT_OK;
+}
+
+TT_KERNEL int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, float s2, int32_t n,
+                              int32_t bits, tt_grad_range range, int8_t *out, float *out_scale,
+                              void *scratch)
+{
+    (void)scratch;
+    const int32_t qmax = tt_qmax_of(bits);
+    if (qmax < 0 || !tt_grad_range_ok(range) || n < 0) return TT_ERR_ARG;
+    if (!isfinite(s1) || !isfinite(s2)) return TT_ERR_ARG;
+    const float mx = s2 > s1 ? s2 : s1; /* Python max(s1, s2) */
+    const float sc = mx / 4096.0f;
+    if (!(sc > 0.0f)) return TT_ERR_ARG;
+    float f1 = s1 / sc;
+    f1 = f1 + 0.5f;
+    f1 = floorf(f1);
+    float f2 = s2 / sc;
+    f2 = f2 + 0.5f;
+    f2 = floorf(f2);
+    const int32_t m1 = (int32_t)f1, m2 = (int32_t)f2; /* |m| <= 2^14 */
+    /* pass 1: statistic of acc = q1 * m1 + q2 * m2 (not stored) */
+    tt_rstat st = {0, 0};
+    for (int32_t i = 0; i < n; ++i) tt_rstat_add(&st, q1[i] * m1 + q2[i] * m2);
+    const int64_t r = tt_rstat_range(&st, n, range);
+    if (r <= 0) {
+        for (int32_t i = 0; i < n; ++i) out[i] = 0;
+        *out_scale = sc;
+        return TT_OK;
+    }
+    tt_rqg q;
+    const float osc = tt_rqg_setup(&q, r, qmax, sc);
+    /* pass 2: recompute and requantize */
+    for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(&q, q1[i] * m1 + q2[i] * m2);
+    *out_scale = osc;
+    return TT_OK;
+}

@@ -1,0 +1,671 @@
+"""Training-kernel test cases shared by the host tests and the QEMU tests.
+
+A case is one call of one C training kernel (runtime_c/include/tt_train_kernels.h) or
+one batch of calls of a scalar helper (tt_train_math.h), with its inputs and its golden
+output, which always comes from compiler.ref_grad_ops. Cases are serialised into the
+binary stream read by tests/c/train_kernel_driver.c (the format is described there); the
+same stream is piped to the host driver or compiled into the firmware for QEMU.
+
+The output of a case is one byte string: exact bytes (int8/int16/int32 tensors, the
+kernel's return code, float32 scales as their bit patterns) followed by "loose" float32
+values compared with a relative tolerance (only the softmax loss).
+"""
+from __future__ import annotations
+
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compiler import ref_grad_ops as rg
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVER_C = REPO / "tests" / "c" / "train_kernel_driver.c"
+KERNEL_SRCS = sorted((REPO / "runtime_c" / "src").glob("tt_*grad*.c"))
+INCLUDE = REPO / "runtime_c" / "include"
+
+OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key": 6,
+       "quant_f32": 7, "softmax": 8, "grad_range": 9, "requant_grad": 10, "add_grads": 11,
+       "prescale": 12, "mask_pack": 13, "grad_mask": 14, "avgpool_grad": 15,
+       "conv2d_grad_in": 16, "conv2d_1x1_grad_in": 17, "dwconv_grad_in": 18,
+       "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
+       "fc_grad_w": 23, "bias": 24, "factors": 25}
+CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
+STATUS = {0: "ok", 1: "malformed case", 2: "scratch guard overwritten",
+          3: "output guard overwritten", 4: "out of memory", 5: "unknown op"}
+TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2
+MODES = ["max", "max/2", "max/4", "mean*1", "mean*2", "mean*3", "mean*8", "mean*64"]
+NO_STAT = -12345  # the driver's value of an r_stat that was not requested
+
+F32 = np.float32
+
+
+@dataclass
+class Case:
+    op: str
+    params: list[int]
+    arrays: list[np.ndarray]
+    expected: bytes
+    loose: list[tuple[float, float]] = field(default_factory=list)  # (value, rel tol)
+    name: str = ""
+    macs: int = 0
+
+    def describe(self) -> str:
+        return f"{self.name or self.op} params={self.params}"
+
+
+# ---- encoding ----------------------------------------------------------------------
+
+def _i32(*vals) -> bytes:
+    return struct.pack(f"<{len(vals)}i", *[int(v) for v in vals])
+
+
+def _arr_bytes(b: bytes) -> bytes:
+    return _i32(len(b)) + b + b"\0" * (-len(b) % 4)
+
+
+def encode(cases: list[Case]) -> bytes:
+    out = [_i32(len(cases))]
+    for c in cases:
+        out.append(_i32(OPS[c.op], len(c.params), *c.params, len(c.arrays)))
+        out.extend(_arr_bytes(np.ascontiguousarray(a).tobytes()) for a in c.arrays)
+    return b"".join(out)
+
+
+def encode_expected(cases: list[Case]) -> bytes:
+    out = []
+    for c in cases:
+        out.append(_arr_bytes(c.expected))
+        out.append(_i32(len(c.loose)))
+        out.extend(struct.pack("<ff", v, tol) for v, tol in c.loose)
+    return b"".join(out)
+
+
+def bits(x) -> int:
+    """Bit pattern of a float32 as a signed int32 (a driver parameter)."""
+    return int(np.array(x, dtype=np.float32).view(np.int32))
+
+
+def f32b(x) -> bytes:
+    return np.array(x, dtype=np.float32).tobytes()
+
+
+def range_params(mode: str) -> list[int]:
+    kind, k = rg._parse_mode(mode)
+    return [0 if kind == "shift" else 1, k]
+
+
+@dataclass
+class Result:
+    status: int
+    cycles: int
+    out: bytes | None
+
+
+def decode_results(data: bytes, n: int) -> list[Result]:
+    res, pos = [], 0
+    for _ in range(n):
+        if pos + 12 > len(data):
+            break
+        status, cycles, nb = struct.unpack_from("<iIi", data, pos)
+        pos += 12
+        out = data[pos:pos + nb] if status == 0 else None
+        pos += nb + (-nb % 4)
+        res.append(Result(status, cycles, out))
+    return res
+
+
+def _first_diff(a: bytes, b: bytes) -> int:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def check_results(cases: list[Case], results: list[Result], label: str = "") -> list[str]:
+    """Human-readable failures (empty when every case matches)."""
+    errs = []
+    if len(results) != len(cases):
+        errs.append(f"{label}: driver returned {len(results)} results for {len(cases)} cases")
+    for i, (c, r) in enumerate(zip(cases, results)):
+        if r.status:
+            errs.append(f"{label} case {i} {c.describe()}: {STATUS.get(r.status, r.status)}")
+            continue
+        n = len(c.expected)
+        if len(r.out) != n + 4 * len(c.loose):
+            errs.append(f"{label} case {i} {c.describe()}: {len(r.out)} bytes, expected "
+                        f"{n + 4 * len(c.loose)}")
+            continue
+        if r.out[:n] != c.expected:
+            j = _first_diff(r.out[:n], c.expected)
+            errs.append(f"{label} case {i} {c.describe()}: first byte mismatch at {j} of {n}: "
+                        f"got {r.out[j:j + 8].hex()} expected {c.expected[j:j + 8].hex()}")
+            continue
+        got = np.frombuffer(r.out[n:], np.float32)
+        for g, (v, tol) in zip(got, c.loose):
+            if not abs(float(g) - v) <= tol * max(1.0, abs(v)):
+                errs.append(f"{label} case {i} {c.describe()}: loose value {g} vs {v}")
+    return errs
+
+
+# ---- host driver -------------------------------------------------------------------
+
+COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+HOST_VARIANTS = {
+    # name: extra compiler flags
+    "portable": ["-O2"],
+    "dsp-emulated": ["-O2", "-DTT_EMULATE_DSP"],
+    "sanitize-dsp-emulated": ["-O1", "-DTT_EMULATE_DSP", "-fsanitize=address,undefined",
+                              "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"],
+    "sanitize-portable": ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                          "-fno-omit-frame-pointer"],
+}
+
+
+def build_host_driver(out_dir: Path, variant: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exe = out_dir / f"train_kernel_driver_{variant}"
+    cmd = ["gcc", *COMMON_FLAGS, *HOST_VARIANTS[variant], "-DTT_DRIVER_HOST",
+           "-D_POSIX_C_SOURCE=200809L", f"-I{INCLUDE}", *map(str, KERNEL_SRCS), str(DRIVER_C),
+           "-lm", "-o", str(exe)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"host driver build failed ({variant}):\n{p.stdout}{p.stderr}")
+    return exe
+
+
+def run_host_driver(exe: Path, cases: list[Case], timeout: float = 120) -> list[Result]:
+    p = subprocess.run([str(exe)], input=encode(cases), capture_output=True, timeout=timeout)
+    if p.returncode:
+        raise RuntimeError(f"{exe.name} exited with {p.returncode}: {p.stderr.decode()[-3000:]}")
+    return decode_results(p.stdout, len(cases))
+
+
+# ---- firmware header ---------------------------------------------------------------
+
+def _c_bytes(name: str, data: bytes) -> str:
+    lines = [",".join(str(b) for b in data[i:i + 32]) + "," for i in range(0, len(data), 32)]
+    return (f"static const uint8_t {name}[{max(len(data), 1)}] __attribute__((aligned(4))) = {{\n"
+            + "\n".join(lines) + "\n};\n")
+
+
+def write_cases_header(cases: list[Case], path: Path) -> Path:
+    stream, expected = encode(cases), encode_expected(cases)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("/* generated by tests/train_kernel_cases.py; do not edit */\n"
+                    "#include <stdint.h>\n" + _c_bytes("tt_case_stream", stream)
+                    + f"static const uint32_t tt_case_stream_len = {len(stream)}u;\n"
+                    + _c_bytes("tt_expected", expected))
+    return path
+
+
+def parse_firmware_output(text: str) -> list[tuple[int, ...]]:
+    """K lines of the embedded driver: (case, status, first_bad, got, expected, cycles)."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if len(parts) == 7 and parts[0] == "K":
+            rows.append(tuple(int(v) for v in parts[1:]))
+    return rows
+
+
+# ---- scalar helpers -----------------------------------------------------------------
+
+def q31_case(xs) -> Case:
+    xs = np.asarray(xs, np.float32)
+    out = []
+    for x in xs:
+        try:
+            m, s = rg.q31_of_f32(x)
+            out.append(_i32(TT_OK, m, s))
+        except ValueError:
+            out.append(_i32(TT_ERR_FACTOR, 0, 0))
+    return Case("q31", [], [xs], b"".join(out))
+
+
+def expf_case(xs) -> Case:
+    xs = np.asarray(xs, np.float32)
+    return Case("expf", [], [xs], rg.expf(xs).astype(np.float32).tobytes())
+
+
+def round_case(xs) -> Case:
+    xs = np.asarray(xs, np.float32)
+    return Case("round", [], [xs], rg.round_half_away_f32(xs).astype(np.float32).tobytes())
+
+
+def hash_case(idx, key: int) -> Case:
+    idx = np.asarray(idx, np.uint32)
+    exp = rg.hash32(idx.astype(np.uint64), key).astype(np.uint32)
+    return Case("hash", [np.uint32(key).view(np.int32)], [idx], exp.tobytes())
+
+
+def update_key_case(triples) -> Case:
+    t = np.asarray(triples, np.uint32).reshape(-1, 3)
+    exp = np.array([rg.update_key(int(s), int(st), int(la)) for s, st, la in t], np.uint32)
+    return Case("update_key", [], [t], exp.tobytes())
+
+
+def fixed_round_case(v, total, rnd, rounding: str) -> Case:
+    v = np.asarray(v, np.int64)
+    total = np.asarray(total, np.int32)
+    rnd = np.asarray(rnd, np.uint32)
+    exp = rg._fixed_round(v, total.astype(np.int64), rounding, rnd.astype(np.int64))
+    return Case("fixed_round", [rg.ROUNDINGS.index(rounding)], [v, total, rnd],
+                exp.astype(np.int64).tobytes())
+
+
+def factors_case(rows) -> Case:
+    """Rows of float32 (lr, s_gy, s_x, s_w) -> weight_factors, bias_factors,
+    weight_factors_plain and input_grad_scale(s_gy, s_w), as float32 bit patterns."""
+    rows = np.asarray(rows, np.float32).reshape(-1, 4)
+    out = []
+    with np.errstate(all="ignore"):
+        for lr, sgy, sx, sw in rows:
+            out += [rg.weight_factors(lr, sgy, sx, [sw])[0], rg.bias_factors(lr, sgy, sx, [sw])[0],
+                    rg.weight_factors_plain(lr, sgy, sx, [sw])[0], rg.input_grad_scale(sgy, sw)]
+    return Case("factors", [], [rows], np.array(out, np.float32).tobytes())
+
+
+# ---- loss and scales ----------------------------------------------------------------
+
+def quant_f32_case(g, bits_: int, mode: str) -> Case:
+    g = np.asarray(g, np.float32)
+    with np.errstate(all="ignore"):
+        q, sc = rg.quantize_grad_f32(g, bits_, mode)
+    return Case("quant_f32", [bits_, *range_params(mode)], [g],
+                _i32(TT_OK) + q.tobytes() + f32b(sc), name=f"quant_f32 {mode} b{bits_}")
+
+
+def softmax_case(logits, s_y, z_y: int, label: int, bits_: int, mode: str,
+                 in_place: bool = False) -> Case:
+    logits = np.asarray(logits, np.int8)
+    g, loss = rg.softmax_xent_grad(logits, s_y, z_y, label)
+    q, sc = rg.quantize_grad_f32(g, bits_, mode)
+    return Case("softmax", [len(logits), bits(s_y), z_y, label, bits_, *range_params(mode),
+                            int(in_place)], [logits],
+                _i32(TT_OK) + q.tobytes() + f32b(sc), loose=[(float(loss), 2e-6)],
+                name=f"softmax C={len(logits)} {mode} b{bits_}")
+
+
+def grad_range_case(acc, mode: str) -> Case:
+    acc = np.asarray(acc, np.int32)
+    r = rg.grad_range_int(acc, mode)
+    return Case("grad_range", range_params(mode), [acc], struct.pack("<q", r))
+
+
+def requant_grad_case(acc, acc_scale, bits_: int, mode: str, r: int | None = None,
+                      want_stat: bool = True, in_place: bool = False) -> Case:
+    acc = np.asarray(acc, np.int32)
+    q, sc = rg.requant_grad(acc, acc_scale, bits_, mode, r)
+    stat = rg.grad_range_int(acc, mode) if want_stat else NO_STAT
+    rr = 0 if r is None else int(r)
+    lo, hi = struct.unpack("<ii", struct.pack("<q", rr))
+    return Case("requant_grad", [bits(acc_scale), bits_, *range_params(mode), int(r is not None),
+                                 lo, hi, int(want_stat), int(in_place)], [acc],
+                _i32(TT_OK) + q.tobytes() + f32b(sc) + struct.pack("<q", stat),
+                name=f"requant_grad n={acc.size} {mode} b{bits_} r={r}")
+
+
+def add_grads_case(q1, s1, q2, s2, bits_: int, mode: str, alias: int = 0) -> Case:
+    q1 = np.asarray(q1, np.int8)
+    q2 = np.asarray(q2, np.int8)
+    try:
+        with np.errstate(all="ignore"):
+            q, sc = rg.add_grads(q1, s1, q2, s2, bits_, mode)
+        exp = _i32(TT_OK) + q.tobytes() + f32b(sc)
+    except (ValueError, OverflowError):
+        # the kernel reports TT_ERR_ARG and writes nothing (output buffer keeps its
+        # pre-call contents: zeros, or the aliased input)
+        pre = {0: np.zeros_like(q1), 1: q1, 2: q2}[alias]
+        exp = _i32(TT_ERR_ARG) + pre.tobytes() + f32b(0.0)
+    return Case("add_grads", [bits(s1), bits(s2), bits_, *range_params(mode), alias], [q1, q2],
+                exp, name=f"add_grads n={q1.size} {mode} b{bits_} alias={alias}")
+
+
+# ---- elementwise --------------------------------------------------------------------
+
+def prescale_case(gy, w_scales) -> Case:
+    gy = np.asarray(gy, np.int8)
+    m, s, _ = rg.prescale_params(w_scales)
+    t = rg.prescale(gy, m, s)
+    return Case("prescale", [gy.shape[0], gy.shape[1]],
+                [gy, m.astype(np.int32), s.astype(np.int32)], t.astype(np.int16).tobytes())
+
+
+def _set_bits(mask: np.ndarray, bit0: int, vals: np.ndarray) -> np.ndarray:
+    bits_ = np.unpackbits(mask, bitorder="little")
+    bits_[bit0:bit0 + len(vals)] = vals
+    return np.packbits(bits_, bitorder="little")
+
+
+def mask_pack_case(y, act_min: int, act_max: int, bit0: int, init) -> Case:
+    y = np.asarray(y, np.int8)
+    init = np.asarray(init, np.uint8)
+    m = rg.clamp_mask(y, act_min, act_max).astype(np.uint8)
+    exp = _set_bits(init, bit0, m)
+    return Case("mask_pack", [len(y), act_min, act_max, bit0], [y, init], exp.tobytes())
+
+
+def grad_mask_case(g, mask_bytes, bit0: int) -> Case:
+    g = np.asarray(g, np.int8)
+    mb = np.asarray(mask_bytes, np.uint8)
+    m = np.unpackbits(mb, bitorder="little")[bit0:bit0 + len(g)].astype(bool)
+    exp = np.where(m, g, 0).astype(np.int8)
+    return Case("grad_mask", [len(g), bit0], [g, mb], exp.tobytes())
+
+
+def avgpool_grad_case(gy, gy_scale, h: int, w: int) -> Case:
+    gy = np.asarray(gy, np.int8)
+    q, sc = rg.avgpool_grad_input(gy[None], gy_scale, (h, w))
+    return Case("avgpool_grad", [h, w, gy.size, bits(gy_scale)], [gy], q.tobytes() + f32b(sc))
+
+
+# ---- convolutions -------------------------------------------------------------------
+
+def conv_geom(op: str, h, w, ci, co, k, kw, stride, pad):
+    if op == "conv2d_1x1":
+        k = kw = 1
+        pad = 0
+    if op == "dwconv":
+        co = ci
+    ho = (h + 2 * pad - k) // stride + 1
+    wo = (w + 2 * pad - kw) // stride + 1
+    return h, w, ci, co, k, kw, stride, pad, ho, wo
+
+
+def _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad, x_zero=0) -> list[int]:
+    return [h, w, ci, ho, wo, co, k, kw, stride, pad, x_zero]
+
+
+def conv_grad_in_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng,
+                      bands=None, t_range=2047, sparsity=0.3, name="") -> Case:
+    kw = k if kw is None else kw
+    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, kw, stride, pad)
+    t = rng.integers(-t_range, t_range + 1, (ho, wo, co)).astype(np.int16)
+    t[rng.random(t.shape) < sparsity] = 0
+    groups = ci if op == "dwconv" else 1
+    wshape = (co, k, kw, 1 if op == "dwconv" else ci)
+    wq = rng.integers(-128, 128, wshape).astype(np.int8)
+    gx = rg.conv_grad_input(t[None], wq, (h, w), stride, pad, groups)[0]
+    if bands == "random":
+        cuts = sorted(set(rng.integers(0, h + 1, 3).tolist()) | {0, h})
+        bands = list(zip(cuts[:-1], cuts[1:]))
+    bands_arr = np.array(bands or [], np.int32).reshape(-1)
+    macs = ho * wo * co * k * kw * (1 if op == "dwconv" else ci)
+    return Case(f"{op}_grad_in", _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad),
+                [t, wq, bands_arr], gx.astype(np.int32).tobytes(), macs=macs,
+                name=name or f"{op}_grad_in {h}x{w}x{ci}->{co} k{k}x{kw} s{stride} p{pad} "
+                             f"bands={bands}")
+
+
+def fc_grad_in_case(*, ci, co, batch, rng, t_range=2047, name="") -> Case:
+    t = rng.integers(-t_range, t_range + 1, (batch, co)).astype(np.int16)
+    wq = rng.integers(-128, 128, (co, ci)).astype(np.int8)
+    gx = rg.fc_grad_input(t, wq)
+    return Case("fc_grad_in", [ci, co, batch], [t, wq], gx.astype(np.int32).tobytes(),
+                macs=batch * ci * co, name=name or f"fc_grad_in {ci}<-{co} batch {batch}")
+
+
+def sgd_setup(rng, co: int, amax: float, regime: str, qas_off: bool = False):
+    """(lr, s_gy, s_x, s_w) so that the update factors f_c * max|A| land in a regime:
+    typical (deltas ~0.3..20 LSB), small (deltas mostly < 1: stochastic matters),
+    tiny (factors below 2^-32: no update), huge (saturating deltas), invalid (one
+    channel's factor >= 2^30, negative or not finite: TT_ERR_FACTOR)."""
+    s_w = (rng.uniform(0.002, 0.05, co)).astype(np.float32)
+    s_gy = F32(rng.uniform(1e-5, 1e-2))
+    s_x = F32(rng.uniform(0.005, 0.1))
+    target = {"typical": rng.uniform(0.3, 20), "small": rng.uniform(0.01, 0.9),
+              "tiny": 1e-12, "huge": rng.uniform(1e3, 1e6), "invalid": 1.0}[regime]
+    f = target / max(1.0, amax)
+    sw_med = float(np.median(s_w))
+    if qas_off:
+        lr = F32(f / (float(s_gy) * float(s_x) * sw_med))
+    else:
+        lr = F32(f * sw_med / (float(s_gy) * float(s_x)))
+    if regime == "invalid":
+        c = int(rng.integers(0, co))
+        bad = [F32(0.0), F32(1e-30), F32(1e30), F32(-0.01), F32(np.inf)]
+        s_w[c] = bad[int(rng.integers(0, len(bad)))]
+    return lr, s_gy, s_x, s_w
+
+
+def _expected_update(w, acc, lr, s_gy, s_x, s_w, k, rounding, key, qas_off=False):
+    with np.errstate(all="ignore"):
+        f = (rg.weight_factors_plain if qas_off else rg.weight_factors)(lr, s_gy, s_x, s_w[:k])
+    try:
+        return TT_OK, rg.sgd_update_weights(w, acc, f, rounding, key)
+    except ValueError:
+        return TT_ERR_FACTOR, np.asarray(w, np.int8)
+
+
+def _sgd_params(lr, s_gy, s_x, k, rounding, key, qas_off=False) -> list[int]:
+    return [bits(lr), bits(s_gy), bits(s_x), k, rg.ROUNDINGS.index(rounding),
+            int(np.uint32(key).view(np.int32)), int(qas_off)]
+
+
+def random_grad(rng, shape, qmax=127, sparsity=0.4) -> np.ndarray:
+    g = rng.integers(-qmax, qmax + 1, shape).astype(np.int8)
+    g[rng.random(shape) < sparsity] = 0
+    return g
+
+
+def conv_grad_w_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng, kk=None,
+                     rounding="stochastic", regime="typical", x_zero=None, key=None,
+                     qas_off=False, name="") -> Case:
+    kw = k if kw is None else kw
+    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, kw, stride, pad)
+    gy = random_grad(rng, (ho, wo, co))
+    x = rng.integers(-128, 128, (h, w, ci)).astype(np.int8)
+    x_zero = int(rng.integers(-128, 128)) if x_zero is None else x_zero
+    groups = ci if op == "dwconv" else 1
+    wshape = (co, k, kw, 1 if op == "dwconv" else ci)
+    wq = rng.integers(-128, 128, wshape).astype(np.int8)
+    kk = co if kk is None else min(kk, co)
+    key = int(rng.integers(0, 2**32)) if key is None else key
+    acc = rg.conv_grad_weight_acc(gy[None], x[None], x_zero, (k, kw), stride, pad, groups, kk)
+    amax = float(np.abs(acc).max()) if acc.size else 1.0
+    lr, s_gy, s_x, s_w = sgd_setup(rng, co, amax, regime, qas_off)
+    st, w2 = _expected_update(wq, acc, lr, s_gy, s_x, s_w, kk, rounding, key, qas_off)
+    macs = ho * wo * kk * k * kw * (1 if op == "dwconv" else ci)
+    return Case(f"{op}_grad_w",
+                _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad, x_zero)
+                + _sgd_params(lr, s_gy, s_x, kk, rounding, key, qas_off),
+                [gy, x, wq, s_w], _i32(st) + w2.tobytes(), macs=macs,
+                name=name or f"{op}_grad_w {h}x{w}x{ci}->{co} k{k}x{kw} s{stride} p{pad} "
+                             f"k={kk} {rounding} {regime}{' qas_off' if qas_off else ''}")
+
+
+def fc_grad_w_case(*, ci, co, batch, rng, kk=None, rounding="stochastic", regime="typical",
+                   x_zero=None, key=None, qas_off=False, name="") -> Case:
+    gy = random_grad(rng, (batch, co))
+    x = rng.integers(-128, 128, (batch, ci)).astype(np.int8)
+    x_zero = int(rng.integers(-128, 128)) if x_zero is None else x_zero
+    wq = rng.integers(-128, 128, (co, ci)).astype(np.int8)
+    kk = co if kk is None else min(kk, co)
+    key = int(rng.integers(0, 2**32)) if key is None else key
+    acc = rg.fc_grad_weight_acc(gy, x, x_zero, kk)
+    amax = float(np.abs(acc).max()) if acc.size else 1.0
+    lr, s_gy, s_x, s_w = sgd_setup(rng, co, amax, regime, qas_off)
+    st, w2 = _expected_update(wq, acc, lr, s_gy, s_x, s_w, kk, rounding, key, qas_off)
+    return Case("fc_grad_w",
+                [ci, co, batch, x_zero] + _sgd_params(lr, s_gy, s_x, kk, rounding, key, qas_off),
+                [gy, x, wq, s_w], _i32(st) + w2.tobytes(), macs=batch * ci * kk,
+                name=name or f"fc_grad_w {ci}->{co} batch {batch} k={kk} {rounding} {regime}"
+                             f"{' qas_off' if qas_off else ''}")
+
+
+def bias_case(*, pixels, c, rng, kk=None, regime="typical", qas_off=False, name="") -> Case:
+    gy = random_grad(rng, (pixels, c))
+    kk = c if kk is None else min(kk, c)
+    b = rng.integers(-2**31, 2**31, c, dtype=np.int64).astype(np.int32)
+    if rng.random() < 0.3:  # near the int32 limits: saturation
+        b[: c // 2] = np.where(rng.random(c // 2) < 0.5, 2**31 - 1 - rng.integers(0, 50, c // 2),
+                               -2**31 + rng.integers(0, 50, c // 2))
+    gb = rg.bias_grad_acc(gy, kk)
+    amax = float(np.abs(gb).max()) if gb.size else 1.0
+    lr, s_gy, s_x, s_w = sgd_setup(rng, c, amax, regime, qas_off)
+    if regime == "typical" and not qas_off:
+        # QAS bias factors are (s_w s_x)^-2 larger than the weights': aim at ~1..1e4 LSB
+        lr = F32(float(lr) * float(s_x) ** 2 * rng.uniform(0.1, 10))
+    with np.errstate(all="ignore"):
+        f = (rg.bias_factors_plain if qas_off else rg.bias_factors)(lr, s_gy, s_x, s_w[:kk])
+    try:
+        st, b2 = TT_OK, rg.sgd_update_bias(b, gb, f)
+    except ValueError:
+        st, b2 = TT_ERR_FACTOR, b
+    return Case("bias", [pixels, c, bits(lr), bits(s_gy), bits(s_x), kk, int(qas_off)],
+                [gy, s_w, b], _i32(st) + b2.astype(np.int32).tobytes(),
+                name=name or f"bias {pixels}x{c} k={kk} {regime}{' qas_off' if qas_off else ''}")
+
+
+# ---- value generators ------------------------------------------------------------------
+
+def special_floats() -> np.ndarray:
+    v = [0.0, -0.0, 1.0, 0.5, 0.49999997, 0.50000006, 1.5, 2.5, -0.5, -1.5, -2.5, 2**-32,
+         2**-33, 2**-31, 2**29, 2**30, 2**30 * 0.99999994, 1e-45, 1e-40, 1.1754942e-38,
+         1.1754944e-38, 3.4028235e38, 8388607.5, 8388608.0, 16777215.0, -1e-45, -1.0]
+    out = np.array(v, np.float32)
+    return np.concatenate([out, np.array([np.inf, -np.inf, np.nan], np.float32)])
+
+
+def random_float_bits(rng, n: int) -> np.ndarray:
+    return rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+# ---- suites -----------------------------------------------------------------------
+
+def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
+    """Every kernel and helper x modes x bit widths x roundings x shape tails."""
+    rng = np.random.default_rng(seed)
+    cases: list[Case] = []
+    n_vec = 64 if small else 400
+    # scalar helpers
+    cases.append(q31_case(np.concatenate([special_floats(), random_float_bits(rng, n_vec),
+                                          rng.uniform(0, 2**31, n_vec // 4).astype(np.float32)])))
+    xs = np.concatenate([rng.uniform(-100, 0, n_vec), -np.abs(rng.standard_normal(n_vec)),
+                         [0.0, -0.0, -86.0, -86.00001, -85.99999, -1e-30, -1e-45, -1000.0]])
+    cases.append(expf_case(xs.astype(np.float32)))
+    r = np.concatenate([special_floats()[:-3], rng.uniform(-300, 300, n_vec),
+                        rng.integers(-200, 200, n_vec) + 0.5])
+    cases.append(round_case(r.astype(np.float32)))
+    cases.append(hash_case(rng.integers(0, 2**32, n_vec, dtype=np.uint64), int(rng.integers(0, 2**32))))
+    cases.append(hash_case(np.arange(n_vec), 0))
+    cases.append(update_key_case(rng.integers(0, 2**32, (n_vec // 4, 3), dtype=np.uint64)))
+    for rounding in rg.ROUNDINGS:
+        n = n_vec
+        v = rng.integers(-2**62 + 1, 2**62, n, dtype=np.int64)
+        v[: n // 4] = rng.integers(-2**20, 2**20, n // 4)
+        tot = rng.integers(1, 63, n).astype(np.int32)
+        tot[:8] = [1, 31, 32, 33, 62, 63, 70, 0]
+        tot[8:12] = [-1, -2, -3, 0]
+        v[8:12] = rng.integers(-2**40, 2**40, 4)
+        cases.append(fixed_round_case(v, tot, rng.integers(0, 2**32, n, dtype=np.uint64), rounding))
+    # loss / scales
+    for i, mode in enumerate(MODES):
+        b = [8, 2, 3, 4, 5, 6, 7, 8][i]
+        g = (rng.standard_normal(37) * 10.0 ** rng.uniform(-8, 2)).astype(np.float32)
+        cases.append(quant_f32_case(g, b, mode))
+        c = int(rng.integers(2, 40))
+        logits = rng.integers(-128, 128, c)
+        cases.append(softmax_case(logits, F32(rng.uniform(0.01, 0.5)), int(rng.integers(-128, 128)),
+                                  int(rng.integers(0, c)), b, mode, in_place=bool(i & 1)))
+        acc = (rng.standard_normal(int(rng.integers(1, 200))) * 10.0 ** rng.uniform(0, 9))
+        acc = np.clip(acc, -2**31, 2**31 - 1).astype(np.int32)
+        cases.append(grad_range_case(acc, mode))
+        cases.append(requant_grad_case(acc, F32(10.0 ** rng.uniform(-12, 0)), b, mode,
+                                       in_place=bool(i & 1)))
+        cases.append(requant_grad_case(acc, F32(rng.uniform(1e-6, 1e-3)), b, mode,
+                                       r=int(rng.integers(-5, 2**40)), want_stat=bool(i & 2)))
+        n = int(rng.integers(1, 100))
+        cases.append(add_grads_case(random_grad(rng, n), F32(10.0 ** rng.uniform(-6, 0)),
+                                    random_grad(rng, n), F32(10.0 ** rng.uniform(-6, 0)), b, mode,
+                                    alias=i % 3))
+    cases.append(quant_f32_case(np.zeros(5, np.float32), 8, "max"))
+    cases.append(softmax_case([127, -128, 0], F32(1.0), 0, 1, 8, "max"))      # p[label] ~ 0
+    cases.append(softmax_case([100, -128, -128, -128], F32(0.5), 0, 0, 8, "max"))  # p = 1
+    cases.append(softmax_case([5], F32(0.1), 0, 0, 8, "mean*4"))             # one class: g = 0
+    cases.append(requant_grad_case(np.zeros(7, np.int32), F32(0.25), 8, "max"))
+    cases.append(requant_grad_case(np.array([-2**31, 2**31 - 1, 5], np.int32), F32(1e-3), 8,
+                                   "mean*64"))
+    cases.append(add_grads_case(random_grad(rng, 9), F32(0.0), random_grad(rng, 9), F32(0.0), 8,
+                                "max"))
+    cases.append(add_grads_case(random_grad(rng, 9), F32(1e-44), random_grad(rng, 9), F32(1e-45),
+                                8, "max", alias=1))
+    cases.append(add_grads_case(random_grad(rng, 9), F32(3e-38), random_grad(rng, 9), F32(1e-39),
+                                8, "max/2"))
+    # elementwise
+    cases.append(prescale_case(random_grad(rng, (13, 11)), rng.uniform(0.001, 0.05, 11)))
+    y = rng.integers(-128, 128, 77).astype(np.int8)
+    for lo, hi, b0 in [(-128, 127, 0), (0, 127, 3), (-5, 90, 13), (10, 10, 7)]:
+        cases.append(mask_pack_case(y, lo, hi, b0, rng.integers(0, 256, 12)))
+        cases.append(grad_mask_case(random_grad(rng, 70), rng.integers(0, 256, 12), b0))
+    cases.append(avgpool_grad_case(random_grad(rng, 24), F32(0.0123), 3, 5))
+    # convolutions
+    shapes = [  # (op, h, w, ci, co, k, stride, pad)
+        ("conv2d", 7, 6, 3, 5, 3, 2, 1), ("conv2d", 5, 5, 4, 3, 3, 1, 1),
+        ("conv2d", 6, 7, 2, 4, 2, 3, 0), ("conv2d", 4, 4, 3, 2, 5, 1, 2),
+        ("conv2d_1x1", 5, 6, 13, 7, 1, 1, 0), ("conv2d_1x1", 7, 5, 8, 35, 1, 2, 0),
+        ("conv2d_1x1", 4, 4, 19, 36, 1, 1, 0), ("conv2d_1x1", 3, 3, 3, 1, 1, 2, 0),
+        ("dwconv", 7, 7, 6, 6, 3, 1, 1), ("dwconv", 8, 7, 5, 5, 3, 2, 1),
+        ("dwconv", 9, 9, 3, 3, 5, 2, 2), ("dwconv", 6, 6, 4, 4, 7, 1, 3),
+    ]
+    if small:
+        shapes = shapes[::2] + [shapes[5], shapes[6]]
+    for j, (op, h, w, ci, co, k, s, p) in enumerate(shapes):
+        cases.append(conv_grad_in_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=s, pad=p, rng=rng,
+                                       bands="random" if j % 2 else None))
+        rounding = rg.ROUNDINGS[j % 3]
+        regime = ["typical", "small", "typical", "huge", "tiny", "typical"][j % 6]
+        cases.append(conv_grad_w_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=s, pad=p, rng=rng,
+                                      kk=[None, 1, 2, 3][j % 4], rounding=rounding, regime=regime))
+    cases.append(conv_grad_w_case("conv2d_1x1", h=4, w=5, ci=9, co=6, k=1, rng=rng,
+                                  regime="invalid"))
+    cases.append(conv_grad_w_case("conv2d_1x1", h=4, w=5, ci=9, co=6, k=1, rng=rng, kk=0))
+    for ci, co, batch in [(17, 10, 1), (64, 12, 3), (9, 35, 2)]:
+        cases.append(fc_grad_in_case(ci=ci, co=co, batch=batch, rng=rng))
+        for rounding in rg.ROUNDINGS:
+            cases.append(fc_grad_w_case(ci=ci, co=co, batch=batch, rng=rng, rounding=rounding,
+                                        kk=int(rng.integers(1, co + 1))))
+    cases.append(fc_grad_w_case(ci=8, co=4, batch=2, rng=rng, regime="invalid"))
+    for j, regime in enumerate(["typical", "small", "huge", "invalid", "tiny"]):
+        cases.append(bias_case(pixels=int(rng.integers(1, 50)), c=int(rng.integers(1, 20)), rng=rng,
+                               regime=regime, qas_off=bool(j & 1)))
+    # QAS off (plain factors)
+    cases.append(conv_grad_w_case("conv2d_1x1", h=5, w=4, ci=10, co=9, k=1, rng=rng, kk=7,
+                                  qas_off=True))
+    cases.append(conv_grad_w_case("dwconv", h=6, w=6, ci=9, co=9, k=3, pad=1, rng=rng,
+                                  rounding="nearest", qas_off=True))
+    cases.append(fc_grad_w_case(ci=21, co=5, batch=1, rng=rng, regime="small", qas_off=True))
+    # scale factor helpers
+    fr = np.stack([rng.uniform(1e-4, 1.0, n_vec // 4), rng.uniform(1e-6, 1e-1, n_vec // 4),
+                   rng.uniform(1e-3, 1.0, n_vec // 4), rng.uniform(1e-4, 0.1, n_vec // 4)], 1)
+    fr = np.concatenate([fr, tc_special_factor_rows()])
+    cases.append(factors_case(fr))
+    return cases
+
+
+def tc_special_factor_rows() -> np.ndarray:
+    return np.array([[1e-30, 1e-30, 1e-30, 1e-30], [1e30, 1e30, 1.0, 1e-30], [0.1, 0.2, 0.3, 0.0],
+                     [1.0, 1.0, 1e-40, 1e-5], [0.5, 2**-100, 2**-20, 2**-30]], np.float32)
+
+
+def perf_cases(seed: int = 7) -> list[Case]:
+    """Layer shapes of a trained last block (for instructions per MAC on the board)."""
+    rng = np.random.default_rng(seed)
+    return [
+        conv_grad_in_case("conv2d_1x1", h=8, w=8, ci=48, co=96, k=1, rng=rng, sparsity=0.0,
+                          name="perf 1x1 grad_in 8x8 96->48"),
+        conv_grad_w_case("conv2d_1x1", h=8, w=8, ci=48, co=96, k=1, rng=rng, kk=24,
+                         name="perf 1x1 grad_w 8x8 48->96 k=24"),
+        conv_grad_w_case("conv2d_1x1", h=8, w=8, ci=96, co=32, k=1, rng=rng, kk=32,
+                         rounding="nearest", name="perf 1x1 grad_w 8x8 96->32 nearest"),
+        fc_grad_in_case(ci=160, co=10, batch=1, rng=rng, name="perf fc grad_in 160<-10"),
+        fc_grad_w_case(ci=160, co=10, batch=1, rng=rng, name="perf fc grad_w 160->10 b1"),
+        fc_grad_w_case(ci=160, co=10, batch=8, rng=rng, name="perf fc grad_w 160->10 b8"),
+        conv_grad_in_case("dwconv", h=8, w=8, ci=96, co=96, k=3, stride=1, pad=1, rng=rng,
+                          sparsity=0.0, name="perf dw grad_in 8x8x96 3x3"),
+        conv_grad_w_case("dwconv", h=8, w=8, ci=96, co=96, k=3, stride=1, pad=1, rng=rng,
+                         name="perf dw grad_w 8x8x96 3x3"),
+    ]
