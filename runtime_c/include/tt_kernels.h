@@ -1,0 +1,211 @@
+/* int8 forward kernels of the runtime (CMSIS-NN style names: tt_<op>_<variant>_s8).
+ *
+ * Numeric contract: compiler/ref_ops.py (the oracle) and compiler/qmath.py, whose C twin
+ * is tt_qmath.h. Every kernel is bit-exact with the reference, in both builds:
+ *   - Arm DSP variant, selected when __ARM_FEATURE_DSP is defined (e.g. -mcpu=cortex-m7)
+ *     and TT_PORTABLE is not;
+ *   - portable C99 variant otherwise (host build, or -DTT_PORTABLE on the target).
+ * No malloc, no I/O, no floating point. Kernels are kept out of line (TT_KERNEL) so a
+ * caller can time them.
+ *
+ * Tensors
+ *   activations int8 NHWC (batch 1 per call), weights int8 OHWI (depthwise: [C][kh][kw]),
+ *   bias int32 [out_c], per-output-channel requantization mult/shift int32 [out_c]
+ *   (compiler.qmath.quantize_multiplier), zero points in [-128, 127],
+ *   -128 <= act_min <= act_max <= 127 (ReLU / ReLU6 are folded into the clamp).
+ *   For each output channel c:
+ *       acc = bias[c] + sum((x - in_zero) * w)       (padding taps contribute 0)
+ *       y   = clamp(requant(acc, mult[c], shift[c]) + out_zero, act_min, act_max)
+ *   Accumulators are int32: |bias| + sum(|x - in_zero| * |w|) must stay below 2^31
+ *   (always true for real layers).
+ *
+ * Band (patch) execution of the spatial kernels (conv2d, conv2d_1x1, dwconv*)
+ *   A call computes the output rows [y0, y1) of the layer, full width, so the caller
+ *   can run an early block band by band without ever holding the whole tensors:
+ *     in, in_row0   `in` points at logical input row in_row0, i.e. input row r (in the
+ *                   full tensor of height p->in_h) is read at
+ *                   in + (r - in_row0) * in_w * in_c.
+ *                   The buffer must hold the rows tt_band_in_rows() reports for
+ *                   [y0, y1); rows outside [0, in_h) are padding and never read.
+ *     out, out_row0 output row y is written at out + (y - out_row0) * out_w * out_c.
+ *   A full-tensor call is (in, 0, out, 0, 0, out_h). Computing [0, out_h) in any number
+ *   of bands gives exactly the full-tensor result. in and out must not overlap.
+ *   Padding is symmetric: pad rows/columns before and (at most) pad after, exactly as
+ *   ref_ops (out = (in + 2 * pad - k) / stride + 1).
+ *
+ *   Cost of banding: per call the DSP kernels prepare the weights of a channel chunk
+ *   (conv2d, conv2d_1x1: widened once per call) and widen the input rows the band reads
+ *   (depthwise: k rows per channel group and call), so one output row per call costs
+ *   more than a few rows per call (bench/kernels.py --rows shows both).
+ *
+ * Variants: Arm DSP code (ACLE intrinsics, and hand-written row loops for the hot
+ * paths) exists for conv2d, conv2d_1x1, the depthwise kernels (k = 3, 5, 7, stride 1/2),
+ * fc and add; avgpool and requantize are portable everywhere. Requantization uses an
+ * exact SMMLA-based fast path where the channel's accumulator range allows it (see
+ * runtime_c/src/tt_simd.h), else the 64-bit formula of tt_qmath.h.
+ *
+ * Scratch
+ *   Kernels that need scratch take a `void *scratch` of at least
+ *   <kernel>_scratch_bytes(p) bytes, 4-byte aligned; it is only used during the call
+ *   (one arena region can serve every kernel). The sizes are also available as
+ *   constant-expression macros (TT_*_SCRATCH_BYTES) for static arrays; they are the
+ *   same in the DSP and the portable build, so a memory plan does not depend on the
+ *   variant. Kernels whose size is 0 accept NULL.
+ */
+#ifndef TT_KERNELS_H
+#define TT_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TT_KERNEL __attribute__((noinline, noipa))
+#else
+#define TT_KERNEL
+#endif
+
+/* ---- parameters --------------------------------------------------------------- */
+
+/* conv2d (groups = 1), conv2d_1x1 and depthwise conv (in_c == out_c). */
+typedef struct tt_conv_params {
+    int32_t in_h, in_w, in_c;    /* logical input; in_h is the full height (padding) */
+    int32_t out_h, out_w, out_c; /* out_h/out_w = (in + 2*pad - k) / stride + 1 */
+    int32_t k_h, k_w;            /* kernel size */
+    int32_t stride;              /* same in both directions */
+    int32_t pad;                 /* symmetric, same in both directions */
+    int32_t in_zero, out_zero;
+    int32_t act_min, act_max;
+    const int8_t *w;             /* OHWI [out_c][k_h][k_w][in_c]; depthwise [c][k_h][k_w] */
+    const int32_t *bias;         /* [out_c] */
+    const int32_t *mult;         /* [out_c] Q31 */
+    const int32_t *shift;        /* [out_c] */
+} tt_conv_params;
+
+/* fully connected: y[n][o] from x[n][i], w [out_c][in_c]. */
+typedef struct tt_fc_params {
+    int32_t in_c, out_c;
+    int32_t in_zero, out_zero;
+    int32_t act_min, act_max;
+    const int8_t *w;
+    const int32_t *bias;
+    const int32_t *mult;
+    const int32_t *shift;
+} tt_fc_params;
+
+/* residual add, TFLite scheme (ref_ops.AddParams): s1, s2 <= 0 (always true for
+   AddParams.from_scales), any (mo, so). */
+typedef struct tt_add_params {
+    int32_t z1, z2, zo;
+    int32_t m1, s1, m2, s2, mo, so;
+    int32_t act_min, act_max;
+} tt_add_params;
+
+/* ---- band helpers ------------------------------------------------------------- */
+
+static inline int32_t tt_conv_out_size(int32_t n, int32_t k, int32_t stride, int32_t pad)
+{
+    return (n + 2 * pad - k) / stride + 1;
+}
+
+/* Input rows [*r0, *r1) (clipped to [0, in_h)) that output rows [y0, y1) read. */
+static inline void tt_band_in_rows(const tt_conv_params *p, int32_t y0, int32_t y1,
+                                   int32_t *r0, int32_t *r1)
+{
+    int32_t a = y0 * p->stride - p->pad;
+    int32_t b = (y1 - 1) * p->stride - p->pad + p->k_h;
+    *r0 = a < 0 ? 0 : a;
+    *r1 = b > p->in_h ? p->in_h : b;
+    if (*r1 < *r0) *r1 = *r0;
+}
+
+/* ---- scratch sizes (bytes) ----------------------------------------------------- */
+/* conv2d_1x1: two input pixels widened to int16, plus a chunk of TT_PW_CHUNK(in_c)
+   output channels: their weights widened to int16 and a 16-byte record each, plus
+   one byte each. */
+#define TT_R4(n) (((n) + 3) & ~3)
+#define TT_PW_CHUNK_RAW(in_c) ((1024 / TT_R4(in_c)) & ~1)
+#define TT_PW_CHUNK(in_c) \
+    (TT_PW_CHUNK_RAW(in_c) > 32 ? 32 : (TT_PW_CHUNK_RAW(in_c) < 8 ? 8 : TT_PW_CHUNK_RAW(in_c)))
+#define TT_CONV2D_1X1_S8_SCRATCH_BYTES(in_c) \
+    ((size_t)(4 * TT_R4(in_c) + TT_PW_CHUNK(in_c) * (2 * TT_R4(in_c) + 17)))
+/* conv2d: the same core on im2col rows (k = k_h*k_w*in_c values, raw then int16) with a
+   chunk of at most out_c channels. */
+#define TT_CONV2D_CHUNK(k, out_c) \
+    (TT_PW_CHUNK(k) < (((out_c) + 1) & ~1) ? TT_PW_CHUNK(k) : (((out_c) + 1) & ~1))
+#define TT_CONV2D_S8_SCRATCH_BYTES(k_h, k_w, in_c, out_c)                                  \
+    ((size_t)(6 * TT_R4((k_h) * (k_w) * (in_c)) +                                        \
+              TT_CONV2D_CHUNK((k_h) * (k_w) * (in_c), out_c) *                             \
+                  (2 * TT_R4((k_h) * (k_w) * (in_c)) + 17)))
+/* depthwise (square k = k_h = k_w): per group of 4 channels, a ring of k input rows
+   widened to int16 pairs, and per channel 1 (3x3) or k (5x5, 7x7) contexts of
+   8 + k*(k-1) words. */
+#define TT_DW_ROW_WORDS(in_w, pad) (((in_w) + 2 * (pad) + 1) / 2 + 4)
+#define TT_DWCONV_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad)                          \
+    ((size_t)(4 * (4 * (k_h) * TT_DW_ROW_WORDS(in_w, pad) +                       \
+                   4 * ((k_h) <= 3 ? 1 : (k_h)) * (8 + (k_h) * ((k_w) - 1)))))
+/* fully connected: the input vector widened to int16. */
+#define TT_FC_S8_SCRATCH_BYTES(in_c) ((size_t)(2 * (((in_c) + 3) & ~3)))
+
+size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p);
+size_t tt_conv2d_1x1_s8_scratch_bytes(const tt_conv_params *p);
+size_t tt_dwconv_s8_scratch_bytes(const tt_conv_params *p);
+size_t tt_dwconv_3x3_s1_s8_scratch_bytes(const tt_conv_params *p);
+size_t tt_dwconv_3x3_s2_s8_scratch_bytes(const tt_conv_params *p);
+size_t tt_fc_s8_scratch_bytes(const tt_fc_params *p);
+size_t tt_add_s8_scratch_bytes(const tt_add_params *p);           /* 0 */
+size_t tt_avgpool_global_s8_scratch_bytes(int32_t c);             /* 0 */
+size_t tt_requantize_s8_scratch_bytes(int32_t c);                 /* 0 */
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+/* Generic k_h x k_w convolution, groups = 1, any stride >= 1, pad >= 0 (e.g. the
+   first 3x3 stride-2 conv on 3 input channels). */
+void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                  int8_t *out, int32_t out_row0, int32_t y0, int32_t y1, void *scratch);
+
+/* Pointwise convolution: k = 1, pad = 0, stride 1 or 2. */
+void tt_conv2d_1x1_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                      int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                      void *scratch);
+
+/* Depthwise convolution (in_c == out_c, multiplier 1), any k_h x k_w, stride >= 1,
+   pad >= 0. The DSP build has unrolled paths for square odd k (3, 5, 7) at stride
+   1 or 2; other shapes use a portable loop. */
+void tt_dwconv_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                  int8_t *out, int32_t out_row0, int32_t y0, int32_t y1, void *scratch);
+/* Specialised depthwise: require k_h = k_w = 3 and stride 1 (resp. 2); any pad. */
+void tt_dwconv_3x3_s1_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                         int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                         void *scratch);
+void tt_dwconv_3x3_s2_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                         int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                         void *scratch);
+
+/* Fully connected on `batch` rows: in [batch][in_c] -> out [batch][out_c]. */
+void tt_fc_s8(const tt_fc_params *p, const int8_t *in, int8_t *out, int32_t batch,
+              void *scratch);
+
+/* Residual add of n elements; out may alias in1 or in2. */
+void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
+               int32_t n);
+
+/* Global average pool [h][w][c] -> [c]: div_round_away(sum, h*w) (input and output
+   share scale and zero point). */
+void tt_avgpool_global_s8(const int8_t *in, int32_t h, int32_t w, int32_t c, int8_t *out);
+
+/* Standalone requantization of int32 accumulators [rows][c] (per-channel mult/shift
+   along the last axis) to int8: clamp(requant(acc) + zero, act_min, act_max). */
+void tt_requantize_s8(const int32_t *acc, int8_t *out, int32_t rows, int32_t c,
+                      const int32_t *mult, const int32_t *shift, int32_t zero,
+                      int32_t act_min, int32_t act_max);
+
+/* 1 when the Arm DSP variants are compiled in, 0 for the portable build. */
+int tt_kernels_dsp(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

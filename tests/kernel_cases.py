@@ -1,0 +1,501 @@
+"""Kernel test cases shared by the host tests, the QEMU tests and the kernel benchmark.
+
+A case is one call pattern of one C kernel (runtime_c/include/tt_kernels.h) with its
+inputs and its golden output, which always comes from compiler.ref_ops. Cases are
+serialised into the binary stream read by tests/c/kernel_driver.c (the format is
+described there); the same stream is piped to the host driver or compiled into the
+firmware for QEMU.
+"""
+from __future__ import annotations
+
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compiler import ref_ops
+from compiler.qmath import quantize_multiplier
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVER_C = REPO / "tests" / "c" / "kernel_driver.c"
+KERNEL_SRCS = [REPO / "runtime_c" / "src" / f for f in (
+    "tt_add_s8.c", "tt_avgpool_s8.c", "tt_conv2d_1x1_s8.c", "tt_conv2d_s8.c",
+    "tt_dwconv_s8.c", "tt_fc_s8.c", "tt_requantize_s8.c")]
+INCLUDE = REPO / "runtime_c" / "include"
+
+OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x3_s2": 5,
+       "fc": 6, "add": 7, "avgpool": 8, "requantize": 9}
+CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2")
+STATUS = {0: "ok", 1: "malformed case", 2: "scratch guard overwritten",
+          3: "output guard overwritten", 4: "out of memory", 5: "unknown op"}
+
+INT32_MAX = 2**31 - 1
+MAX_PRODUCT = 255 * 128  # |x - x_zero| * |w|
+
+
+@dataclass
+class Case:
+    op: str
+    params: list[int]            # op-specific ints (order of kernel_driver.c)
+    arrays: list[np.ndarray]     # op-specific order
+    expected: np.ndarray         # int8, flat
+    bands: list[tuple[int, int]] = field(default_factory=list)
+    name: str = ""
+    macs: int = 0
+
+    def describe(self) -> str:
+        return f"{self.name or self.op} params={self.params} bands={self.bands}"
+
+
+# ---- encoding ----------------------------------------------------------------------
+
+def _i32(*vals) -> bytes:
+    return struct.pack(f"<{len(vals)}i", *[int(v) for v in vals])
+
+
+def _arr(a: np.ndarray) -> bytes:
+    b = np.ascontiguousarray(a).tobytes()
+    return _i32(len(b)) + b + b"\0" * (-len(b) % 4)
+
+
+def encode(cases: list[Case]) -> bytes:
+    out = [_i32(len(cases))]
+    for c in cases:
+        out.append(_i32(OPS[c.op], len(c.params), *c.params, len(c.bands)))
+        for y0, y1 in c.bands:
+            out.append(_i32(y0, y1))
+        out.extend(_arr(a) for a in c.arrays)
+    return b"".join(out)
+
+
+def encode_expected(cases: list[Case]) -> bytes:
+    return b"".join(_arr(c.expected.astype(np.int8)) for c in cases)
+
+
+@dataclass
+class Result:
+    status: int
+    cycles: int
+    out: np.ndarray | None
+
+
+def decode_results(data: bytes, n: int) -> list[Result]:
+    res, pos = [], 0
+    for _ in range(n):
+        if pos + 12 > len(data):
+            break
+        status, cycles, nb = struct.unpack_from("<iIi", data, pos)
+        pos += 12
+        out = np.frombuffer(data, np.int8, nb, pos).copy() if status == 0 else None
+        pos += nb + (-nb % 4)
+        res.append(Result(status, cycles, out))
+    return res
+
+
+def check_results(cases: list[Case], results: list[Result], label: str = "") -> list[str]:
+    """Human-readable failures (empty when every case is bit-exact)."""
+    errs = []
+    if len(results) != len(cases):
+        errs.append(f"{label}: driver returned {len(results)} results for {len(cases)} cases")
+    for i, (c, r) in enumerate(zip(cases, results)):
+        if r.status:
+            errs.append(f"{label} case {i} {c.describe()}: {STATUS.get(r.status, r.status)}")
+            continue
+        exp = c.expected.ravel()
+        if r.out.shape != exp.shape:
+            errs.append(f"{label} case {i} {c.describe()}: {r.out.size} bytes, expected {exp.size}")
+            continue
+        bad = np.flatnonzero(r.out != exp)
+        if bad.size:
+            j = bad[0]
+            errs.append(f"{label} case {i} {c.describe()}: {bad.size} mismatches, first at "
+                        f"{j}: got {r.out[j]} expected {exp[j]}")
+    return errs
+
+
+# ---- host driver -------------------------------------------------------------------
+
+HOST_VARIANTS = {
+    # name: extra compiler flags
+    "portable": ["-O2"],
+    "dsp-emulated": ["-O2", "-DTT_EMULATE_DSP"],
+    "sanitize-dsp-emulated": ["-O1", "-DTT_EMULATE_DSP", "-fsanitize=address,undefined",
+                              "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"],
+    "sanitize-portable": ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                          "-fno-omit-frame-pointer"],
+}
+
+
+def build_host_driver(out_dir: Path, variant: str) -> Path:
+    """Compile the kernels and the stdin/stdout driver with the host gcc."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exe = out_dir / f"kernel_driver_{variant}"
+    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *HOST_VARIANTS[variant],
+           "-DTT_DRIVER_HOST", "-D_POSIX_C_SOURCE=200809L", f"-I{INCLUDE}",
+           *map(str, KERNEL_SRCS), str(DRIVER_C), "-o", str(exe)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"host driver build failed ({variant}):\n{p.stdout}{p.stderr}")
+    return exe
+
+
+def run_host_driver(exe: Path, cases: list[Case], timeout: float = 120) -> list[Result]:
+    p = subprocess.run([str(exe)], input=encode(cases), capture_output=True, timeout=timeout)
+    if p.returncode:
+        raise RuntimeError(f"{exe.name} exited with {p.returncode}: {p.stderr.decode()[-3000:]}")
+    return decode_results(p.stdout, len(cases))
+
+
+# ---- firmware header ---------------------------------------------------------------
+
+def _c_bytes(name: str, data: bytes) -> str:
+    lines = []
+    for i in range(0, len(data), 24):
+        lines.append(",".join(str(b) for b in data[i:i + 24]) + ",")
+    return (f"static const uint8_t {name}[{max(len(data), 1)}] __attribute__((aligned(4))) = {{\n"
+            + "\n".join(lines) + "\n};\n")
+
+
+def write_cases_header(cases: list[Case], path: Path) -> Path:
+    """C header with the case stream and the expected outputs (TT_DRIVER_EMBEDDED)."""
+    stream, expected = encode(cases), encode_expected(cases)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("/* generated by tests/kernel_cases.py; do not edit */\n#include <stdint.h>\n"
+                    + _c_bytes("tt_case_stream", stream)
+                    + f"static const uint32_t tt_case_stream_len = {len(stream)}u;\n"
+                    + _c_bytes("tt_expected", expected))
+    return path
+
+
+def parse_firmware_output(text: str, n: int) -> list[tuple[int, int, int, int, int, int]]:
+    """K lines of the embedded driver: (case, status, first_bad, got, expected, cycles)."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if len(parts) == 7 and parts[0] == "K":
+            rows.append(tuple(int(v) for v in parts[1:]))
+    return rows
+
+
+# ---- case construction -------------------------------------------------------------
+
+def choose_requant(acc: np.ndarray, rng: np.random.Generator, regime: str):
+    """Per-channel (mult, shift) for int32 accumulators acc[..., C].
+
+    regime: "typical" -> outputs spread over the int8 range; "extreme" -> any shift in
+    [-31, 30] (mostly saturating or all-zero outputs); "mixed" -> per channel either."""
+    c = acc.shape[-1]
+    a = acc.reshape(-1, c).astype(np.float64)
+    spread = np.maximum(a.std(axis=0), 1.0)
+    mult = np.zeros(c, np.int64)
+    shift = np.zeros(c, np.int64)
+    for k in range(c):
+        kind = regime if regime != "mixed" else rng.choice(["typical", "extreme", "edge"])
+        if kind == "typical":
+            real = rng.uniform(10.0, 80.0) / spread[k]
+            m, s = quantize_multiplier(real)
+            if m == 0:
+                m, s = 1 << 30, -31
+        elif kind == "edge":  # shifts around the fast-path boundaries
+            s = int(rng.choice([-1, 0, 1, 2, 5, -2, -22, -23, -24, -29, -30, -31]))
+            m = int(rng.integers(1 << 30, 1 << 31))
+        else:
+            s = int(rng.integers(-31, 31))
+            m = int(rng.integers(1 << 30, 1 << 31))
+        if rng.random() < 0.05:
+            m = int(rng.choice([1 << 30, (1 << 31) - 1]))
+        mult[k], shift[k] = m, s
+    return mult.astype(np.int32), shift.astype(np.int32)
+
+
+def random_bias(rng, n: int, k: int, regime: str) -> np.ndarray:
+    """Bias such that |bias| + k * 255 * 128 stays an int32 (the kernels' contract)."""
+    lim = INT32_MAX - k * MAX_PRODUCT - 1
+    if regime == "extreme" and rng.random() < 0.5:
+        b = rng.integers(-lim, lim + 1, n)
+    else:
+        b = rng.integers(-(k * 2000) - 1000, k * 2000 + 1000, n)
+    return b.astype(np.int32)
+
+
+def add_dead_channels(rng, wt: np.ndarray, bias: np.ndarray, regime: str) -> np.ndarray:
+    """Near-dead output channels as quantizers produce them: all-zero (or tiny) weights
+    with a bias saturated near +-2^31 (the accumulator still fits in int32). Returns the
+    channel indices (requantized with tiny multipliers by dead_requant)."""
+    if regime not in ("mixed", "dead") or rng.random() < 0.4:
+        return np.zeros(0, np.int64)
+    co = wt.shape[0]
+    idx = np.flatnonzero(rng.random(co) < 0.3)
+    for c in idx:
+        w = wt[c].reshape(-1)
+        w[:] = 0
+        if rng.random() < 0.5:  # a few tiny weights
+            nz = rng.choice(w.size, size=min(w.size, int(rng.integers(1, 4))), replace=False)
+            w[nz] = rng.integers(-2, 3, nz.size)
+        room = int(np.abs(w.astype(np.int64)).sum()) * 255
+        bias[c] = int(rng.choice([-1, 1])) * (INT32_MAX - room - int(rng.integers(0, 1000)))
+    return idx
+
+
+def dead_requant(rng, idx, mult, shift):
+    for c in idx:
+        shift[c] = int(rng.choice([-31, -29, -25, -22, -18, -10]))
+        mult[c] = int(rng.integers(1 << 30, 1 << 31))
+
+
+def random_act(rng) -> tuple[int, int]:
+    r = rng.random()
+    if r < 0.5:
+        return -128, 127
+    lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2))
+    if r < 0.75:
+        return lo, 127
+    return lo, hi
+
+
+def random_bands(rng, ho: int, max_bands: int = 6) -> list[tuple[int, int]]:
+    n = int(rng.integers(1, min(max_bands, ho) + 1))
+    cuts = sorted(rng.choice(np.arange(1, ho), size=n - 1, replace=False).tolist()) if n > 1 else []
+    edges = [0, *cuts, ho]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int, pad: int,
+              seed: int, regime: str = "typical", act: tuple[int, int] | None = None,
+              bands: list[tuple[int, int]] | str | None = None, x_zero: int | None = None,
+              y_zero: int | None = None, kw: int | None = None, name: str = "") -> Case:
+    """A conv-family case. op in CONV_OPS; depthwise ops use co = ci."""
+    rng = np.random.default_rng(seed)
+    kh, kw = k, (kw or k)
+    dw = op.startswith("dwconv")
+    if dw:
+        co = ci
+    x = rng.integers(-128, 128, (1, h, w, ci), dtype=np.int64).astype(np.int8)
+    wshape = (co, kh, kw, 1 if dw else ci)
+    wt = rng.integers(-127, 128, wshape).astype(np.int8)
+    if rng.random() < 0.1:
+        wt[rng.random(wshape) < 0.1] = -128  # outside the contract range, still exact
+    xz = int(rng.integers(-128, 128)) if x_zero is None else x_zero
+    yz = int(rng.integers(-128, 128)) if y_zero is None else y_zero
+    kk = kh * kw * (1 if dw else ci)
+    bias = random_bias(rng, co, kk, regime)
+    dead = add_dead_channels(rng, wt, bias, regime)
+    groups = ci if dw else 1
+    acc = ref_ops.conv_acc(x, wt, bias, xz, stride, pad, groups)
+    mult, shift = choose_requant(acc, rng, regime)
+    dead_requant(rng, dead, mult, shift)
+    lo, hi = act if act is not None else random_act(rng)
+    y = ref_ops.conv2d(x, wt, bias, xz, yz, mult, shift, stride=stride, pad=pad,
+                       groups=groups, act_min=lo, act_max=hi)
+    ho, wo = y.shape[1], y.shape[2]
+    if bands == "random":
+        bands = random_bands(rng, ho)
+    params = [h, w, ci, ho, wo, co, kh, kw, stride, pad, xz, yz, lo, hi]
+    return Case(op, params, [x, wt, bias, mult, shift], y.ravel(), list(bands or []),
+                name or f"{op} {h}x{w}x{ci}->{co} k{kh}x{kw} s{stride} p{pad}",
+                macs=ho * wo * co * kk)
+
+
+def fc_case(*, ci: int, co: int, batch: int, seed: int, regime: str = "typical",
+            act=None, name: str = "") -> Case:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (batch, ci)).astype(np.int8)
+    wt = rng.integers(-127, 128, (co, ci)).astype(np.int8)
+    xz, yz = (int(v) for v in rng.integers(-128, 128, 2))
+    bias = random_bias(rng, co, ci, regime)
+    acc = ref_ops.conv_acc(x.reshape(batch, 1, 1, ci), wt[:, None, None, :], bias, xz, 1, 0, 1)
+    mult, shift = choose_requant(acc, rng, regime)
+    lo, hi = act if act is not None else random_act(rng)
+    y = ref_ops.fully_connected(x, wt, bias, xz, yz, mult, shift, act_min=lo, act_max=hi)
+    return Case("fc", [ci, co, xz, yz, lo, hi, batch], [x, wt, bias, mult, shift], y.ravel(),
+                name=name or f"fc {ci}->{co} x{batch}", macs=batch * ci * co)
+
+
+def add_case(*, n: int, seed: int, regime: str = "typical", act=None, name: str = "") -> Case:
+    rng = np.random.default_rng(seed)
+    x1 = rng.integers(-128, 128, n).astype(np.int8)
+    x2 = rng.integers(-128, 128, n).astype(np.int8)
+    z1, z2, zo = (int(v) for v in rng.integers(-128, 128, 3))
+    if regime == "typical":
+        s1, s2 = rng.uniform(0.005, 0.1, 2)
+        so = (s1 + s2) * rng.uniform(0.5, 2.0)
+        p = ref_ops.AddParams.from_scales(s1, z1, s2, z2, so, zo)
+    else:  # any valid multipliers: s1, s2 <= 0 (contract), any output multiplier
+        m1, m2, mo = (int(v) for v in rng.integers(1 << 30, 1 << 31, 3))
+        s1, s2 = (int(v) for v in rng.integers(-31, 1, 2))
+        so = int(rng.integers(-31, 31))
+        p = ref_ops.AddParams(z1, z2, zo, m1, s1, m2, s2, mo, so)
+    lo, hi = act if act is not None else random_act(rng)
+    y = ref_ops.add(x1, x2, p, act_min=lo, act_max=hi)
+    params = [p.z1, p.z2, p.zo, p.m1, p.s1, p.m2, p.s2, p.mo, p.so, lo, hi, n]
+    return Case("add", params, [x1, x2], y.ravel(), name=name or f"add {n}", macs=n)
+
+
+def avgpool_case(*, h: int, w: int, c: int, seed: int, name: str = "") -> Case:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    if rng.random() < 0.3:  # saturated inputs: exact halves (ties) are common
+        x = rng.choice(np.array([-128, 127, -1, 0, 1], np.int8), (1, h, w, c))
+    y = ref_ops.global_avgpool(x)
+    return Case("avgpool", [h, w, c], [x], y.ravel(), name=name or f"avgpool {h}x{w}x{c}",
+                macs=h * w * c)
+
+
+def requantize_case(*, rows: int, c: int, seed: int, regime: str = "mixed", name: str = "") -> Case:
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(2**31), 2**31, (rows, c), dtype=np.int64)
+    if rng.random() < 0.5:
+        acc = rng.integers(-50000, 50000, (rows, c), dtype=np.int64)
+    acc = acc.astype(np.int32)
+    mult, shift = choose_requant(acc, rng, regime)
+    zero = int(rng.integers(-128, 128))
+    lo, hi = random_act(rng)
+    from compiler.qmath import clamp_s8, requantize
+    y = clamp_s8(requantize(acc, mult, shift) + zero, lo, hi)
+    return Case("requantize", [rows, c, zero, lo, hi], [acc, mult, shift], y.ravel(),
+                name=name or f"requantize {rows}x{c}", macs=rows * c)
+
+
+# ---- deterministic suites ------------------------------------------------------------
+
+def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
+    """Systematic coverage: every kernel entry point, kernel sizes, strides, pads, channel
+    counts around the SIMD widths (tails), both requantization regimes, act clamps and
+    bands. ``small`` keeps the data size fit for firmware flash."""
+    rng = np.random.default_rng(seed)
+    cases: list[Case] = []
+
+    def s() -> int:
+        return int(rng.integers(0, 2**31))
+
+    chans = [1, 2, 3, 4, 5, 7, 8, 9, 16] if small else [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 17, 24]
+    regimes = ["typical", "mixed", "extreme"]
+    # depthwise: all specialised shapes and the generic fallbacks
+    dw_shapes = [(3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2), (1, 1), (2, 1), (3, 3), (4, 2)]
+    def dims(k: int, pad: int, extra: int = 7) -> tuple[int, int]:
+        lo = max(1, k - 2 * pad)
+        return int(rng.integers(lo, lo + extra)), int(rng.integers(lo, lo + extra))
+
+    for i, (k, st) in enumerate(dw_shapes):
+        for c in chans[::2] if small else chans:
+            pad = int(rng.integers(0, k // 2 + 2)) if i % 2 else k // 2
+            h, w = dims(k, pad)
+            reg = regimes[(i + c) % 3]
+            bands = "random" if (c + i) % 2 else None
+            cases.append(conv_case("dwconv", h=h, w=w, ci=c, co=c, k=k, stride=st, pad=pad,
+                                   seed=s(), regime=reg, bands=bands))
+            if (k, st) in ((3, 1), (3, 2)):
+                pad = int(rng.integers(0, 3))
+                h, w = dims(3, pad)
+                cases.append(conv_case(f"dwconv_3x3_s{st}", h=h, w=w, ci=c, co=c, k=3,
+                                       stride=st, pad=pad, seed=s(), regime=reg,
+                                       bands="random"))
+    # pointwise
+    for ci in chans:
+        for co in ([1, 2, 3, 8] if small else [1, 2, 3, 5, 8, 16]):
+            st = 1 if (ci + co) % 3 else 2
+            h, w = int(rng.integers(1, 6)), int(rng.integers(1, 7))
+            cases.append(conv_case("conv2d_1x1", h=h, w=w, ci=ci, co=co, k=1, stride=st, pad=0,
+                                   seed=s(), regime=regimes[(ci * co) % 3],
+                                   bands="random" if (ci + co) % 2 else None))
+    # generic conv
+    for k, st, pad in [(3, 2, 1), (3, 1, 1), (1, 1, 0), (3, 2, 0), (5, 2, 2), (2, 2, 0),
+                       (3, 1, 0), (1, 2, 1), (4, 1, 2), (3, 3, 1)]:
+        for ci, co in [(3, 16), (1, 1), (3, 5), (4, 3), (5, 8), (8, 2)][: 4 if small else 6]:
+            h, w = dims(k, pad, 6)
+            cases.append(conv_case("conv2d", h=h, w=w, ci=ci, co=co, k=k, stride=st, pad=pad,
+                                   seed=s(), regime=regimes[(ci + co + k) % 3],
+                                   bands="random" if (ci + k) % 2 else None))
+    cases.append(conv_case("conv2d", h=5, w=4, ci=2, co=3, k=3, kw=1, stride=1, pad=1,
+                           seed=s(), bands="random"))
+    # fc
+    for ci in [1, 3, 4, 7, 8, 13, 64]:
+        for co in [1, 2, 5, 10]:
+            cases.append(fc_case(ci=ci, co=co, batch=1 + (ci + co) % 3, seed=s(),
+                                 regime=regimes[(ci + co) % 3]))
+    # add / avgpool / requantize
+    for n in [1, 2, 3, 7, 64, 129]:
+        for reg in ["typical", "extreme"]:
+            cases.append(add_case(n=n, seed=s(), regime=reg))
+    for h, w, c in [(1, 1, 1), (2, 2, 3), (4, 4, 8), (7, 7, 5), (3, 5, 16)]:
+        cases.append(avgpool_case(h=h, w=w, c=c, seed=s()))
+    for rows, c in [(1, 1), (3, 5), (4, 16)]:
+        cases.append(requantize_case(rows=rows, c=c, seed=s()))
+    return cases
+
+
+def random_cases(seed: int, n: int) -> list[Case]:
+    """n random small cases of the spatial kernels and fc (numpy-seeded, for target runs
+    where hypothesis cannot drive the firmware): random shapes, strides, pads, zero points,
+    act ranges, regimes and bands, biased towards the DSP fast paths (full int8 range,
+    typical requantization) so the hand-written loops see many shapes."""
+    rng = np.random.default_rng(seed)
+    out: list[Case] = []
+    for _ in range(n):
+        op = str(rng.choice(["dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv", "conv2d_1x1",
+                             "conv2d", "fc"]))
+        regime = str(rng.choice(["typical", "typical", "typical", "mixed", "extreme"]))
+        act = (-128, 127) if rng.random() < 0.7 else random_act(rng)
+        sd = int(rng.integers(0, 2**31))
+        if op == "fc":
+            out.append(fc_case(ci=int(rng.integers(1, 80)), co=int(rng.integers(1, 24)),
+                               batch=int(rng.integers(1, 3)), seed=sd, regime=regime, act=act))
+            continue
+        if op.startswith("dwconv_3x3"):
+            k, stride = 3, int(op[-1])
+        elif op == "dwconv":
+            k, stride = int(rng.choice([3, 5, 7])), int(rng.integers(1, 3))
+        elif op == "conv2d_1x1":
+            k, stride = 1, int(rng.integers(1, 3))
+        else:
+            k, stride = int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 3))
+        pad = 0 if op == "conv2d_1x1" else int(rng.integers(0, k // 2 + 2))
+        lo = max(1, k - 2 * pad)
+        h, w = int(rng.integers(lo, lo + 10)), int(rng.integers(lo, lo + 14))
+        ci = int(rng.integers(1, 40)) if op in ("conv2d_1x1", "conv2d") else int(rng.integers(1, 14))
+        co = int(rng.integers(1, 30))
+        out.append(conv_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=stride, pad=pad, seed=sd,
+                             regime=regime, act=act,
+                             bands="random" if rng.random() < 0.5 else None))
+    return out
+
+
+def bench_cases(seed: int = 7) -> list[Case]:
+    """Typical shapes of mcunet-5fps / mbv2-w0.35 layers (typical requantization, ReLU6-like
+    full-range clamp as in those models, one full-tensor call each)."""
+    full = (-128, 127)
+    relu = (-128, 100)
+    mk = conv_case
+    return [
+        mk("conv2d", h=128, w=128, ci=3, co=16, k=3, stride=2, pad=1, seed=seed, act=full,
+           name="conv 3x3 s2 3->16 @128"),
+        mk("conv2d_1x1", h=32, w=32, ci=48, co=8, k=1, stride=1, pad=0, seed=seed, act=full,
+           name="pw 1x1 48->8 @32"),
+        mk("conv2d_1x1", h=32, w=32, ci=8, co=48, k=1, stride=1, pad=0, seed=seed, act=full,
+           name="pw 1x1 8->48 @32"),
+        mk("conv2d_1x1", h=16, w=16, ci=24, co=120, k=1, stride=1, pad=0, seed=seed, act=full,
+           name="pw 1x1 24->120 @16"),
+        mk("conv2d_1x1", h=8, w=8, ci=160, co=40, k=1, stride=1, pad=0, seed=seed, act=full,
+           name="pw 1x1 160->40 @8"),
+        mk("dwconv_3x3_s1", h=32, w=32, ci=48, co=48, k=3, stride=1, pad=1, seed=seed, act=full,
+           name="dw 3x3 s1 48ch @32"),
+        mk("dwconv_3x3_s1", h=32, w=32, ci=48, co=48, k=3, stride=1, pad=1, seed=seed, act=relu,
+           name="dw 3x3 s1 48ch @32 clamp"),
+        mk("dwconv_3x3_s1", h=64, w=64, ci=16, co=16, k=3, stride=1, pad=1, seed=seed, act=full,
+           name="dw 3x3 s1 16ch @64"),
+        mk("dwconv_3x3_s2", h=64, w=64, ci=24, co=24, k=3, stride=2, pad=1, seed=seed, act=full,
+           name="dw 3x3 s2 24ch @64"),
+        mk("dwconv", h=32, w=32, ci=48, co=48, k=7, stride=2, pad=3, seed=seed, act=full,
+           name="dw 7x7 s2 48ch @32"),
+        mk("dwconv", h=8, w=8, ci=160, co=160, k=7, stride=1, pad=3, seed=seed, act=full,
+           name="dw 7x7 s1 160ch @8"),
+        mk("dwconv", h=8, w=8, ci=160, co=160, k=5, stride=1, pad=2, seed=seed, act=full,
+           name="dw 5x5 s1 160ch @8"),
+        mk("dwconv", h=4, w=4, ci=384, co=384, k=5, stride=1, pad=2, seed=seed, act=full,
+           name="dw 5x5 s1 384ch @4"),
+        fc_case(ci=160, co=10, batch=1, seed=seed, act=full, name="fc 160->10"),
+        add_case(n=32 * 32 * 16, seed=seed, act=full, name="add 32x32x16"),
+        avgpool_case(h=4, w=4, c=160, seed=seed, name="avgpool 4x4x160"),
+    ]

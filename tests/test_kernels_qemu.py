@@ -1,0 +1,129 @@
+"""The int8 forward kernels on the emulated Cortex-M7 (QEMU mps2-an500), bit-exact with
+compiler.ref_ops, in both builds: the Arm DSP variants (default for -mcpu=cortex-m7) and
+the portable ones (-DTT_PORTABLE).
+
+The cases (tests/kernel_cases.py) and their golden outputs are compiled into the
+firmware (tests/c/kernel_driver.c, TT_DRIVER_EMBEDDED); it runs them all and prints one
+short line per case (status, first mismatch, instructions), so one QEMU run covers the
+whole suite without pushing tensors through the slow UART.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root
+from tests import kernel_cases as kc  # noqa: E402
+
+harness = pytest.importorskip("tests.harness")
+
+BOARD = "qemu-mps2-an500"
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="qemu-system-arm / arm-none-eabi-gcc not installed")
+
+
+def qemu_cases() -> list[kc.Case]:
+    """The small systematic sweep plus a few real layer shapes with bands."""
+    cases = kc.sweep_cases(seed=99, small=True)
+    cases += [
+        kc.conv_case("conv2d", h=24, w=24, ci=3, co=16, k=3, stride=2, pad=1, seed=11,
+                     bands=[(0, 3), (3, 12)]),
+        kc.conv_case("dwconv_3x3_s1", h=12, w=12, ci=48, co=48, k=3, stride=1, pad=1, seed=12,
+                     bands="random"),
+        kc.conv_case("dwconv_3x3_s1", h=9, w=11, ci=19, co=19, k=3, stride=1, pad=1, seed=13,
+                     act=(-20, 90)),
+        kc.conv_case("dwconv_3x3_s2", h=13, w=12, ci=24, co=24, k=3, stride=2, pad=1, seed=14,
+                     bands="random"),
+        kc.conv_case("dwconv", h=12, w=12, ci=12, co=12, k=7, stride=2, pad=3, seed=15),
+        kc.conv_case("dwconv", h=8, w=8, ci=20, co=20, k=5, stride=1, pad=2, seed=16,
+                     regime="mixed"),
+        kc.conv_case("dwconv", h=8, w=8, ci=9, co=9, k=7, stride=1, pad=3, seed=17),
+        kc.conv_case("conv2d_1x1", h=8, w=8, ci=48, co=8, k=1, stride=1, pad=0, seed=18,
+                     bands="random"),
+        kc.conv_case("conv2d_1x1", h=8, w=8, ci=8, co=48, k=1, stride=1, pad=0, seed=19,
+                     regime="mixed"),
+        kc.conv_case("conv2d_1x1", h=7, w=9, ci=21, co=7, k=1, stride=2, pad=0, seed=20),
+        kc.fc_case(ci=160, co=10, batch=1, seed=21),
+        kc.add_case(n=2000, seed=22),
+        kc.avgpool_case(h=4, w=4, c=96, seed=23),
+    ]
+    # every hand-written DSP row loop: k in 3/5/7, stride 1/2, widths with and without a
+    # remainder of the 4-wide blocks, full range (asm) and clamped (C), slow channels mixed in
+    seed = 100
+    for k in (3, 5, 7):
+        for stride in (1, 2):
+            for w, act, regime in [(9, (-128, 127), "typical"), (12, (-128, 127), "mixed"),
+                                   (13, (-30, 90), "typical")]:
+                seed += 1
+                op = f"dwconv_3x3_s{stride}" if k == 3 else "dwconv"
+                cases.append(kc.conv_case(op, h=2 * k + 1, w=w * stride, ci=9, co=9, k=k,
+                                          stride=stride, pad=k // 2, seed=seed, act=act,
+                                          regime=regime, bands="random"))
+    return cases
+
+
+def build_kernel_firmware(cases: list[kc.Case], out_dir: Path, portable: bool) -> Path:
+    gen = out_dir / "gen"
+    kc.write_cases_header(cases, gen / "kernel_cases_data.h")
+    defines = {"TT_DRIVER_EMBEDDED": None}
+    if portable:
+        defines["TT_PORTABLE"] = None
+    return harness.build_firmware(BOARD, [kc.DRIVER_C], out_dir / "fw", defines=defines,
+                                  include_dirs=[gen], runtime_srcs=kc.KERNEL_SRCS,
+                                  extra_cflags="-Werror")
+
+
+def run_cases(cases: list[kc.Case], out_dir: Path, portable: bool, timeout: float = 300):
+    elf = build_kernel_firmware(cases, out_dir, portable)
+    r = harness.run_qemu(elf, timeout=timeout)
+    text = r.output.decode(errors="replace")
+    rows = kc.parse_firmware_output(text, len(cases))
+    return r, text, rows
+
+
+@pytest.mark.parametrize("variant", ["dsp", "portable"])
+def test_kernels_bit_exact_on_qemu(tmp_path, variant):
+    cases = qemu_cases()
+    r, text, rows = run_cases(cases, tmp_path, portable=(variant == "portable"))
+    assert not r.timed_out, r.describe()
+    assert f"BEGIN {len(cases)} {variant}" in text, r.describe()
+    assert len(rows) == len(cases), r.describe()
+    errs = []
+    for (i, status, bad, got, want, _cycles), c in zip(rows, cases):
+        if status:
+            errs.append(f"case {i} {c.describe()}: {kc.STATUS.get(status, status)}")
+        elif bad >= 0:
+            errs.append(f"case {i} {c.describe()}: first mismatch at {bad}: got {got} "
+                        f"expected {want}")
+    assert not errs, "\n".join(errs[:20])
+    assert f"DONE 0" in text and r.exit_code == 0, r.describe()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_shapes_dsp_on_qemu(tmp_path, seed):
+    """Random shapes through the real DSP instructions and hand-written loops (the host
+    tests run their C models)."""
+    cases = kc.random_cases(seed, 120)
+    r, text, rows = run_cases(cases, tmp_path, portable=False)
+    assert len(rows) == len(cases), r.describe()
+    errs = [f"case {i} {c.describe()}: status {st} first mismatch {bad}: got {g} expected {e}"
+            for (i, st, bad, g, e, _), c in zip(rows, cases) if st or bad >= 0]
+    assert not errs, "\n".join(errs[:20])
+
+
+def test_firmware_detects_a_wrong_golden(tmp_path):
+    """The on-target comparison really compares: a corrupted golden output must fail."""
+    cases = qemu_cases()[:3]
+    bad = cases[1]
+    bad.expected = bad.expected.copy()
+    bad.expected[0] = np.int8(bad.expected[0] ^ 1)
+    r, text, rows = run_cases(cases, tmp_path, portable=False)
+    assert len(rows) == 3, r.describe()
+    assert rows[0][2] == -1 and rows[2][2] == -1
+    assert rows[1][2] == 0
+    assert r.exit_code == 1 and "DONE 1" in text, r.describe()
