@@ -33,6 +33,7 @@ def _c_array(name: str, ctype: str, values: np.ndarray, per_line: int = 24) -> d
     items = [str(int(v)) for v in flat]
     lines = ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
     return {"name": name, "ctype": ctype, "size": max(1, len(items)),
+            "nbytes": max(1, len(items)) * np.dtype(np.asarray(values).dtype).itemsize,
             "body": "\n".join(lines) if lines else "    0"}
 
 
@@ -154,6 +155,17 @@ def _step_call(ctx: _Ctx, i: int, s: memplan.Step) -> tuple[str, list[str]]:
     raise AssertionError(s.kind)
 
 
+def pixel_lut(g: Graph) -> tuple[np.ndarray, str]:
+    """uint8 pixel -> int8 model input: ``pixel - 128`` for the real models, otherwise
+    the input tensor's quantization of ``pixel / 255``."""
+    from . import reference
+    if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
+        return (np.arange(256) - 128).astype(np.int8), "pixel - 128"
+    x = g.tensors[g.inputs[0]]
+    lut = reference.quantize_input(g, (np.arange(256, dtype=np.float64) / 255.0))
+    return lut.astype(np.int8), f"quantize(pixel / 255, scale {x.scale:.6g}, zero {x.zero_point})"
+
+
 def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | None = None,
              program=None, config=None) -> dict:
     """Write the model's C sources and report.json into ``out_dir``; return the report.
@@ -191,6 +203,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
             trained_arrays.append({"node": node, "param": key, "array": a["name"]})
     xin, yout = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
     sha = g.sha256()
+    lut, rule = pixel_lut(g)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     common = {"model_name": g.name, "sha": sha, "steps": steps, "arrays": ctx.arrays,
@@ -201,7 +214,8 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "output_scale": yout.scale, "output_zero": yout.zero_point,
               "input_offset": plan.offset(g.inputs[0]),
               "output_offset": plan.offset(g.outputs[0]),
-              "ram_kb": board["ram_kb"], "stack_bytes": board["stack"], **train_ctx}
+              "ram_kb": board["ram_kb"], "stack_bytes": board["stack"],
+              "pixel_lut": ", ".join(str(int(v)) for v in lut), "input_rule": rule, **train_ctx}
     # model.c first: rendering it registers the parameter arrays
     model_c = env.get_template("model.c.j2").render(**common)
     (out_dir / "tt_model.c").write_text(model_c)

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 BOARDS_DIR = REPO / "boards"
 INFER_APP = REPO / "runtime_c" / "apps" / "infer" / "main.c"
 TRAIN_TEST_APP = REPO / "runtime_c" / "apps" / "train_test" / "main.c"
+DEVICE_APP = REPO / "runtime_c" / "apps" / "device" / "main.c"
 
 
 class BoardError(CompilerError):
@@ -100,7 +101,7 @@ def check_budget(rep: dict) -> None:
 
 def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = False,
           portable: bool = False, app: Path | None = None, quiet: bool = False,
-          program=None, config=None) -> dict:
+          program=None, config=None, defines: dict | None = None) -> dict:
     """Generate + compile. Returns the report with ``elf`` and ``linked`` figures.
     With a training ``program`` (compiler.autodiff) the firmware also trains; ``app``
     defaults to the inference loop, or the training test loop for a program."""
@@ -119,6 +120,8 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
         defs.append("-DTT_PROFILE")
     if portable:
         defs.append("-DTT_PORTABLE")
+    for k, v in (defines or {}).items():
+        defs.append(f"-D{k}={v}")
     args = ["make", "--no-print-directory", "-f", "boards/common.mk", "firmware",
             f"BOARD={board}", f"OUT={out_dir}",
             f"APP_SRCS={app} {out_dir / 'tt_model.c'} {out_dir / 'tt_model_weights.c'}",

@@ -296,6 +296,27 @@ class TrainCtx:
                     f"{self.sgd(s, n, s.grad, s.k)}, (int32_t *){arr}_b)"]
         raise AssertionError(f"no C code for backward step kind {s.kind!r}")
 
+    def features(self) -> dict:
+        """Feature caching of the frozen prefix: the forward steps before ``start`` never
+        change during training, so a sample can be stored as the tensors they produce
+        that later steps read (usually far smaller than the raw input)."""
+        frozen = set(self.program.frozen_nodes)
+        steps = self.plan.steps
+        start = next((i for i, st in enumerate(steps) if any(n.name not in frozen for n in st.nodes)),
+                     len(steps))
+        produced_before = set(self.g.inputs) | {st.output for st in steps[:start]}
+        needed = []
+        for st in steps[start:]:
+            for t in st.inputs:
+                if t in produced_before and t not in needed:
+                    needed.append(t)
+        feats, pos = [], 0
+        for t in needed:
+            n = int(np.prod(self.g.tensors[t].shape))
+            feats.append({"tensor": t, "offset": self.plan.offset(t), "bytes": n, "pos": pos})
+            pos += n
+        return {"feature_start": start, "features": feats, "feature_bytes": pos}
+
     def context(self) -> dict:
         bsteps = []
         for i, s in enumerate(self.program.steps):
@@ -303,7 +324,17 @@ class TrainCtx:
         cfg = self.config
         kind, k = (0, {"max": 0, "max/2": 1, "max/4": 2}[cfg.range_mode]) if not \
             cfg.range_mode.startswith("mean*") else (1, int(cfg.range_mode[5:]))
+        parts = []
+        for name, lt in self.program.trainable.items():
+            what = (["w" + ("" if lt.ratio == 1 else f" {lt.ratio}")] if lt.train_weight else []) + \
+                (["b"] if lt.train_bias else [])
+            parts.append(f"{name}({'+'.join(what)})")
+        plan_str = (f"{len(parts)} layers: " + " ".join(parts))
+        if len(plan_str) > 160:
+            plan_str = plan_str[:157] + "..."
         return {"training": True, "bsteps": bsteps, "mask_packs": self.mask_packs(),
+                "plan_str": plan_str,
+                **self.features(),
                 "n_scales": len(self.scale_index), "train_floats": self.floats,
                 "train_ints": self.ints,
                 "cfg": {"lr": _f32(cfg.lr), "bits": cfg.bits, "range_kind": kind, "range_k": k,

@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--compare always does)")
     g.add_argument("--save", action="store_true",
                    help="checkpoint the trained weights on the device (SAVE) at the end")
+    g.add_argument("--download", metavar="FILE", default=None,
+                   help="after streaming, download the device's trained weights (blob 0) "
+                        "to FILE (raw bytes, e.g. to compare with a reference replay)")
     g.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default build/stream in the repository)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -643,6 +646,11 @@ def _main(args, log: Log) -> int:
                                      + ("" if results[-1].complete else " (stopped early)"))
             if args.save:
                 _save(client, info, args, log)
+            if args.download:
+                blob = client.download()
+                Path(args.download).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.download).write_bytes(blob)
+                log.info(f"weights: {len(blob)} bytes downloaded to {args.download}")
         except KeyboardInterrupt:
             log.warn("interrupted; writing what was streamed so far")
             status = EXIT_INTERRUPTED
