@@ -88,6 +88,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/forward.py
+	$(PY) bench/train_steps.py
 	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
 
 clean:

@@ -192,7 +192,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
         tc = train_codegen.TrainCtx(g, plan, program, ctx, config or TrainConfig())
         train_ctx = tc.context()
         ram_nodes = tc.ram_params
-    ram_arrays = {"p_" + _cid(n) + sfx for n in ram_nodes for sfx in ("_w", "_b")}
+    ram_arrays = {"p_" + _cid(n) + ("_w" if key == "weight" else "_b") for n, key in ram_nodes}
     trained_arrays = []
     by_array = {"p_" + _cid(n.name) + sfx: (n.name, key) for n in g.nodes
                 for sfx, key in (("_w", "weight"), ("_b", "bias"))}
@@ -223,8 +223,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))
     flash_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes
                        for k in ("weight", "bias", "mult", "shift") if k in n.params)
-    ram_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes if n.name in ram_nodes
-                     for k in ("weight", "bias"))
+    ram_params = sum(int(np.asarray(g.node(n).params[k]).nbytes) for n, k in ram_nodes)
     report = {"model": g.name, "sha256": sha, "board": board["name"], "fuse": plan.fuse,
               "arena_bytes": plan.arena_bytes, "stack_bytes": board["stack"],
               "ram_budget_bytes": board["ram_kb"] * 1024,

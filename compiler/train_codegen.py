@@ -173,7 +173,7 @@ class TrainCtx:
         self.F = len(plan.steps)
         roots = sorted({_root(program, b) for b in program.buffers})
         self.scale_index = {r: i for i, r in enumerate(roots)}
-        self.ram_params: set[str] = set()
+        self.ram_params: set[tuple[str, str]] = set()   # (node, "weight" | "bias")
         self.floats: list[dict] = []
         self.ints: list[dict] = []
 
@@ -276,18 +276,18 @@ class TrainCtx:
                     f"{numel}, {cfg}, {self.G(s.out)}, &{self.S(s.out)}, {sc})"]
         if isinstance(s, ad.ConvUpdate):
             cid = self.ctx.conv(n)
-            self.ram_params.add(n.name)
+            self.ram_params.add((n.name, "weight"))
             arr = self.ctx.params(n)
             return [f"rc |= {update_kernel(n)}(&{cid}, {self.G(s.grad)}, {self.A(s.x)}, "
                     f"(int8_t *){arr}_w, {self.sgd(s, n, s.grad, s.k)}, {sc})"]
         if isinstance(s, ad.FcUpdate):
             fid = self.ctx.fc_id(n)
-            self.ram_params.add(n.name)
+            self.ram_params.add((n.name, "weight"))
             arr = self.ctx.params(n)
             return [f"rc |= tt_fc_grad_w_update_s8(&{fid}, {self.G(s.grad)}, {self.A(s.x)}, 1, "
                     f"(int8_t *){arr}_w, {self.sgd(s, n, s.grad, s.k)}, {sc})"]
         if isinstance(s, ad.BiasUpdate):
-            self.ram_params.add(n.name)
+            self.ram_params.add((n.name, "bias"))
             arr = self.ctx.params(n)
             shape = g.tensors[n.output].shape
             c = shape[-1]
