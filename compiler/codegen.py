@@ -46,13 +46,25 @@ class _Ctx:
         self.adds: list[dict] = []
         self.blocks: list[dict] = []
         self.done: dict[str, str] = {}
+        self.splits: dict[str, int] = {}   # node -> trained channels k < out_c (split weights)
+
+    def split_fields(self, n: Node) -> str:
+        k = self.splits.get(n.name)
+        return f".w_tail = p_{_cid(n.name)}_wt, .w_split = {k}," if k is not None else ""
 
     def params(self, n: Node) -> str:
+        """Register the node's parameter arrays. A layer whose first k output channels
+        train (``self.splits[name] = k``) gets its weights in two arrays: ``_w`` with
+        channels [0, k) (RAM) and ``_wt`` with the rest (flash)."""
         arr = "p_" + _cid(n.name)
         if arr + "_w" not in {a["name"] for a in self.arrays}:
             w = n.params["weight"]
             if n.is_depthwise:
                 w = w[..., 0]  # [C][kh][kw]
+            k = self.splits.get(n.name)
+            if k is not None:
+                self.arrays.append(_c_array(arr + "_wt", "int8_t", w[k:].astype(np.int8)))
+                w = w[:k]
             self.arrays.append(_c_array(arr + "_w", "int8_t", w.astype(np.int8)))
             self.arrays.append(_c_array(arr + "_b", "int32_t", n.params["bias"].astype(np.int32)))
             self.arrays.append(_c_array(arr + "_m", "int32_t", n.params["mult"].astype(np.int32)))
@@ -72,7 +84,8 @@ class _Ctx:
             "out_h": y.shape[1], "out_w": y.shape[2], "out_c": y.shape[3],
             "k_h": kh, "k_w": kw, "stride": n.attrs["stride"], "pad": n.attrs["pad"],
             "in_zero": x.zero_point, "out_zero": y.zero_point,
-            "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"])})
+            "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"]),
+            "split": self.split_fields(n)})
         self.done[n.name] = cid
         return cid
 
@@ -89,7 +102,7 @@ class _Ctx:
         self.fcs.append({"id": fid, "name": n.name, "arr": self.params(n),
                          "in_c": w.shape[1], "out_c": w.shape[0], "in_zero": x.zero_point,
                          "out_zero": y.zero_point, "act_min": int(n.attrs["act_min"]),
-                         "act_max": int(n.attrs["act_max"])})
+                         "act_max": int(n.attrs["act_max"]), "split": self.split_fields(n)})
         self.done[n.name] = fid
         return fid
 
@@ -155,6 +168,11 @@ def _step_call(ctx: _Ctx, i: int, s: memplan.Step) -> tuple[str, list[str]]:
     raise AssertionError(s.kind)
 
 
+def split_weights_supported() -> bool:
+    """The kernels read a layer's weights from two arrays (trained slice + frozen tail)."""
+    return "w_split" in (REPO / "runtime_c" / "include" / "tt_kernels.h").read_text()
+
+
 def pixel_lut(g: Graph) -> tuple[np.ndarray, str]:
     """uint8 pixel -> int8 model input: ``pixel - 128`` for the real models, otherwise
     the input tensor's quantization of ``pixel / 255``."""
@@ -178,6 +196,11 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(g, plan)
+    if program is not None and split_weights_supported():
+        from .autodiff import ConvUpdate, FcUpdate
+        for st in program.steps:
+            if isinstance(st, (ConvUpdate, FcUpdate)) and st.k < st.out_channels:
+                ctx.splits[st.node] = st.k
     steps = []
     for i, s in enumerate(plan.steps):
         call, checks = _step_call(ctx, i, s)
@@ -198,9 +221,11 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
                 for sfx, key in (("_w", "weight"), ("_b", "bias"))}
     for a in ctx.arrays:
         a["const"] = "" if a["name"] in ram_arrays else "const "
-        if not a["const"]:
+        if not a["const"] and a["name"] in by_array:
             node, key = by_array[a["name"]]
-            trained_arrays.append({"node": node, "param": key, "array": a["name"]})
+            trained_arrays.append({"node": node, "param": key, "array": a["name"],
+                                   "rows": ctx.splits.get(node, g.node(node).params[key].shape[0])
+                                   if key == "weight" else g.node(node).params[key].shape[0]})
     xin, yout = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
     sha = g.sha256()
     lut, rule = pixel_lut(g)
@@ -223,7 +248,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))
     flash_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes
                        for k in ("weight", "bias", "mult", "shift") if k in n.params)
-    ram_params = sum(int(np.asarray(g.node(n).params[k]).nbytes) for n, k in ram_nodes)
+    ram_params = sum(a["nbytes"] for a in ctx.arrays if not a["const"])
     report = {"model": g.name, "sha256": sha, "board": board["name"], "fuse": plan.fuse,
               "arena_bytes": plan.arena_bytes, "stack_bytes": board["stack"],
               "ram_budget_bytes": board["ram_kb"] * 1024,

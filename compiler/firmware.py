@@ -237,8 +237,11 @@ def split_trained(g_or_nodes, rep: dict, blob: bytes) -> dict:
     for a in rep["trained_arrays"]:
         ref = g.node(a["node"]).params[a["param"]]
         dt = np.int8 if a["param"] == "weight" else np.int32
-        n = ref.size * np.dtype(dt).itemsize
-        out[(a["node"], a["param"])] = np.frombuffer(blob[pos:pos + n], dt).reshape(ref.shape).copy()
+        rows = a.get("rows", ref.shape[0])   # a split weight holds its trained rows only
+        n = rows * (ref.size // ref.shape[0]) * np.dtype(dt).itemsize
+        full = ref.copy()
+        full[:rows] = np.frombuffer(blob[pos:pos + n], dt).reshape((rows,) + ref.shape[1:])
+        out[(a["node"], a["param"])] = full
         pos += n
     if pos != len(blob):
         raise RuntimeError(f"trained parameter blob has {len(blob)} bytes, expected {pos}")
