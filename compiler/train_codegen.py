@@ -232,7 +232,8 @@ class TrainCtx:
         cfg = "tt_train_cfg.bits, tt_train_cfg.range"
         if isinstance(s, ad.LossGrad):
             return [f"rc |= tt_softmax_xent_grad_s8({self.A(s.logits)}, {s.n_classes}, {_f32(s.s_y)}, "
-                    f"{s.z_y}, label, {cfg}, {self.G(s.out)}, &{self.S(s.out)}, &tt_train_loss, {sc})"]
+                    f"{s.z_y}, label, tt_train_cfg.bits, tt_train_cfg.loss_range, {self.G(s.out)}, "
+                    f"&{self.S(s.out)}, &tt_train_loss, {sc})"]
         if isinstance(s, ad.Mask):
             numel = int(np.prod(g.tensors[s.y].shape))
             off = self.plan.extra_offsets[f"mask:{s.y}"]
@@ -322,8 +323,12 @@ class TrainCtx:
         for i, s in enumerate(self.program.steps):
             bsteps.append({"index": i, "kind": s.kind, "node": s.node, "stmts": self.call(i, s)})
         cfg = self.config
-        kind, k = (0, {"max": 0, "max/2": 1, "max/4": 2}[cfg.range_mode]) if not \
-            cfg.range_mode.startswith("mean*") else (1, int(cfg.range_mode[5:]))
+
+        def rng(mode):
+            return (0, {"max": 0, "max/2": 1, "max/4": 2}[mode]) if not mode.startswith("mean*") \
+                else (1, int(mode[5:]))
+        kind, k = rng(cfg.range_mode)
+        lkind, lk = rng(getattr(cfg, "loss_range_mode", None) or cfg.range_mode)
         parts = []
         for name, lt in self.program.trainable.items():
             what = (["w" + ("" if lt.ratio == 1 else f" {lt.ratio}")] if lt.train_weight else []) + \
@@ -338,5 +343,6 @@ class TrainCtx:
                 "n_scales": len(self.scale_index), "train_floats": self.floats,
                 "train_ints": self.ints,
                 "cfg": {"lr": _f32(cfg.lr), "bits": cfg.bits, "range_kind": kind, "range_k": k,
+                        "loss_kind": lkind, "loss_k": lk,
                         "rounding": ["stochastic", "nearest", "truncate"].index(cfg.rounding),
                         "seed": int(cfg.seed) & 0xFFFFFFFF, "qas_off": int(not cfg.qas)}}

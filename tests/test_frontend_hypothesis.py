@@ -548,5 +548,7 @@ def _get(d, path):
 def _deletable(p):
     optional = {"stride", "groups", "in_shape", "out_shape", "depthwise", "act", "se", "residual",
                 "pointwise1", "feature_mix", "layout_note", "shape", "dtype"}
+    if "residual" in p and "params" not in p:
+        return False  # a residual entry is read for its params only (other keys are informative)
     return p[-1] not in optional and not (len(p) >= 2 and p[-2] in ("weight", "bias", "w_scales")
                                           and p[-1] in ("dtype", "shape"))

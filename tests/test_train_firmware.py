@@ -61,7 +61,8 @@ TRAINABLE = {
 def test_random_models_host(tmp_path, which, seed):
     g = specgen.random_graph(seed, hw=12, n_blocks=3)
     cfg = tr.TrainConfig(lr=0.05, seed=seed, rounding=["stochastic", "nearest"][seed % 2],
-                         bits=8 if seed == 1 else 6, range_mode="max" if seed == 1 else "max/2")
+                         bits=8 if seed == 1 else 6, range_mode="max" if seed == 1 else "max/2",
+                         loss_range_mode=None if seed == 1 else "max")
     x, labels = _data(g, STEPS, seed)
     run_both(g, TRAINABLE[which](g), cfg, "host", tmp_path, x, labels)
 
