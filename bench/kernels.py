@@ -5,10 +5,12 @@ the portable build and in the Arm DSP build and reports instructions per MAC (th
 timer counts instructions under -icount; resolution 40 instructions). Outputs are also
 checked against compiler.ref_ops on the target, so every number is of a bit-exact run.
 
-    python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows]
+    python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows] [--split]
 
 --rows adds the same layers computed one output row per call (the fused block / patch
 execution pattern), to show the per-call overhead of band execution.
+--split runs every weight-reading kernel with its weights in two pieces (w_tail /
+w_split, split at half the output channels, the sparse-training layout).
 Not a test: numbers are printed, nothing is asserted.
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ FLASH_BUDGET = 700 * 1024  # case stream + golden outputs per firmware image
 def row_banded(c: kc.Case) -> kc.Case:
     ho = c.params[3]
     return kc.Case(c.op, c.params, c.arrays, c.expected, [(y, y + 1) for y in range(ho)],
-                   c.name + " [1 row/call]", c.macs)
+                   c.name + " [1 row/call]", c.macs, c.split)
 
 
 def chunks(cases: list[kc.Case]) -> list[list[kc.Case]]:
@@ -72,12 +74,21 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write the results as JSON")
     ap.add_argument("--only", help="only cases whose name contains this")
     ap.add_argument("--rows", action="store_true", help="also run one output row per call")
+    ap.add_argument("--split", action="store_true",
+                    help="weights split at half the output channels (w_tail / w_split)")
     args = ap.parse_args()
     cases = kc.bench_cases()
     if args.only:
         cases = [c for c in cases if args.only in c.name]
     if args.rows:
         cases += [row_banded(c) for c in cases if c.op in kc.CONV_OPS]
+    if args.split:
+        cases = [kc.with_split(c, kc.out_channels(c) // 2) if c.op in kc.WEIGHT_OPS else c
+                 for c in cases]
+        for c in cases:
+            if c.split is not None:
+                c.name += " [split]"
+
     with tempfile.TemporaryDirectory() as td:
         work = Path(td)
         port = run(cases, True, work)

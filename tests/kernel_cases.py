@@ -44,9 +44,14 @@ class Case:
     bands: list[tuple[int, int]] = field(default_factory=list)
     name: str = ""
     macs: int = 0
+    # split weights (tt_kernels.h w_tail / w_split; conv family and fc only): None -> not
+    # split; s >= 0 -> channels [0, s) at w, the rest at w_tail (s >= out_c: all at w);
+    # -1 -> w_tail NULL with a nonzero w_split (ignored). Same golden output in every case.
+    split: int | None = None
 
     def describe(self) -> str:
-        return f"{self.name or self.op} params={self.params} bands={self.bands}"
+        sp = "" if self.split is None else f" split={self.split}"
+        return f"{self.name or self.op} params={self.params} bands={self.bands}{sp}"
 
 
 # ---- encoding ----------------------------------------------------------------------
@@ -63,7 +68,8 @@ def _arr(a: np.ndarray) -> bytes:
 def encode(cases: list[Case]) -> bytes:
     out = [_i32(len(cases))]
     for c in cases:
-        out.append(_i32(OPS[c.op], len(c.params), *c.params, len(c.bands)))
+        params = c.params if c.split is None else [*c.params, c.split]
+        out.append(_i32(OPS[c.op], len(params), *params, len(c.bands)))
         for y0, y1 in c.bands:
             out.append(_i32(y0, y1))
         out.extend(_arr(a) for a in c.arrays)
@@ -358,12 +364,89 @@ def requantize_case(*, rows: int, c: int, seed: int, regime: str = "mixed", name
                 name=name or f"requantize {rows}x{c}", macs=rows * c)
 
 
+# ---- split weights --------------------------------------------------------------------
+
+WEIGHT_OPS = (*CONV_OPS, "fc")
+
+
+def out_channels(c: Case) -> int:
+    return c.params[1] if c.op == "fc" else c.params[5]
+
+
+def pick_split(rng: np.random.Generator, co: int) -> int:
+    """A split point for co output channels: mostly inside (0 < s < co, odd and even,
+    crossing the kernels' channel pairs / groups of 4), sometimes the edges 0 (all at
+    w_tail) and co (all at w), or -1 (w_tail NULL)."""
+    r = rng.random()
+    if r < 0.6 and co >= 2:
+        return int(rng.integers(1, co))
+    if r < 0.75:
+        return 0
+    if r < 0.9:
+        return co
+    return -1
+
+
+def with_split(c: Case, split: int) -> Case:
+    """A copy of a weight-reading case with its weights split (same golden output)."""
+    assert c.op in WEIGHT_OPS
+    return Case(c.op, c.params, c.arrays, c.expected, c.bands, c.name, c.macs, split)
+
+
+def apply_splits(cases: list[Case], seed: int, every: int = 3) -> list[Case]:
+    """Splits the weights of every `every`-th weight-reading case in place (a fraction,
+    so the suites keep their size and run time; the others keep the unsplit path)."""
+    rng = np.random.default_rng([seed, 0x5117])
+    n = 0
+    for c in cases:
+        if c.op in WEIGHT_OPS:
+            if n % every == every - 1:
+                c.split = pick_split(rng, out_channels(c))
+            n += 1
+    return cases
+
+
+def split_edge_cases(seed: int = 5) -> list[Case]:
+    """Every weight-reading entry point with the edges of the split (0, 1, out_c - 1,
+    out_c, beyond out_c, NULL tail) and splits inside the DSP kernels' channel pairs / groups of 4 /
+    chunks (shapes chosen to reach the hand-written loops and the channel tails)."""
+    rng = np.random.default_rng(seed)
+    def s() -> int:
+        return int(rng.integers(0, 2**31))
+    full = (-128, 127)
+    base = [
+        conv_case("conv2d", h=7, w=6, ci=3, co=9, k=3, stride=2, pad=1, seed=s(), act=full),
+        conv_case("conv2d", h=5, w=5, ci=5, co=7, k=3, stride=1, pad=1, seed=s(), regime="mixed",
+                  bands="random"),
+        conv_case("conv2d_1x1", h=4, w=5, ci=16, co=11, k=1, stride=1, pad=0, seed=s(), act=full),
+        conv_case("conv2d_1x1", h=5, w=4, ci=24, co=9, k=1, stride=2, pad=0, seed=s(),
+                  bands="random"),
+        conv_case("conv2d_1x1", h=3, w=3, ci=8, co=40, k=1, stride=1, pad=0, seed=s(), act=full),
+        conv_case("dwconv_3x3_s1", h=6, w=9, ci=11, co=11, k=3, stride=1, pad=1, seed=s(),
+                  act=full, bands="random"),
+        conv_case("dwconv_3x3_s2", h=7, w=8, ci=10, co=10, k=3, stride=2, pad=1, seed=s(),
+                  act=full),
+        conv_case("dwconv", h=7, w=8, ci=9, co=9, k=5, stride=1, pad=2, seed=s(), act=full),
+        conv_case("dwconv", h=9, w=9, ci=6, co=6, k=7, stride=2, pad=3, seed=s(), act=full),
+        conv_case("dwconv", h=5, w=6, ci=7, co=7, k=2, stride=1, pad=1, seed=s()),
+        fc_case(ci=37, co=9, batch=2, seed=s()),
+        fc_case(ci=16, co=5, batch=1, seed=s(), act=full),
+    ]
+    out = []
+    for c in base:
+        co = out_channels(c)
+        for sp in sorted({0, 1, co // 2, co - 1, co, co + 3, -1, int(rng.integers(1, co))}):
+            out.append(with_split(c, sp))
+    return out
+
+
 # ---- deterministic suites ------------------------------------------------------------
 
 def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
     """Systematic coverage: every kernel entry point, kernel sizes, strides, pads, channel
     counts around the SIMD widths (tails), both requantization regimes, act clamps and
-    bands. ``small`` keeps the data size fit for firmware flash."""
+    bands; a third of the weight-reading cases with split weights (apply_splits).
+    ``small`` keeps the data size fit for firmware flash."""
     rng = np.random.default_rng(seed)
     cases: list[Case] = []
 
@@ -423,7 +506,7 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
         cases.append(avgpool_case(h=h, w=w, c=c, seed=s()))
     for rows, c in [(1, 1), (3, 5), (4, 16)]:
         cases.append(requantize_case(rows=rows, c=c, seed=s()))
-    return cases
+    return apply_splits(cases, seed)
 
 
 def random_cases(seed: int, n: int) -> list[Case]:
@@ -459,7 +542,7 @@ def random_cases(seed: int, n: int) -> list[Case]:
         out.append(conv_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=stride, pad=pad, seed=sd,
                              regime=regime, act=act,
                              bands="random" if rng.random() < 0.5 else None))
-    return out
+    return apply_splits(out, seed)
 
 
 def bench_cases(seed: int = 7) -> list[Case]:

@@ -84,6 +84,15 @@ def test_bands_match_full_tensor(drivers, op, k, stride, pad):
             np.testing.assert_array_equal(other.out, r[0].out, err_msg=variant)
 
 
+def test_split_weights(drivers):
+    """Weights in two pieces (w_tail / w_split): every weight-reading entry point at the
+    edges of the split and inside the DSP channel pairs / groups, bit-exact with the
+    (unsplit) reference; the driver puts garbage where a wrong row computation would read."""
+    cases = kc.split_edge_cases()
+    assert {c.op for c in cases} == set(kc.WEIGHT_OPS)
+    run_all(drivers, cases)
+
+
 def test_bands_partial_range(drivers):
     """A call for rows [y0, y1) writes exactly those rows (guards around the band)."""
     case = kc.conv_case("dwconv_3x3_s1", h=9, w=7, ci=5, co=5, k=3, stride=1, pad=1, seed=3,
@@ -138,6 +147,11 @@ def bands_for(draw, ho: int):
     return list(zip(edges[:-1], edges[1:])) or None
 
 
+def splits_for(co: int):
+    """About a third of the cases get split weights (any split point, or a NULL tail)."""
+    return st.one_of(st.none(), st.none(), st.integers(-1, co))
+
+
 @st.composite
 def conv_cases(draw, op: str):
     if op == "dwconv_3x3_s1":
@@ -163,6 +177,7 @@ def conv_cases(draw, op: str):
                         seed=draw(st.integers(0, 2**32 - 1)), regime=draw(regimes),
                         act=draw(act_ranges()), x_zero=draw(zero_points), y_zero=draw(zero_points),
                         bands=draw(bands_for(ho)))
+    case.split = draw(splits_for(kc.out_channels(case)))
     return case
 
 
@@ -198,9 +213,11 @@ def test_conv2d_random(drivers, cases):
 
 @SETTINGS
 @given(ci=st.integers(1, 70), co=st.integers(1, 20), batch=st.integers(1, 3),
-       seed=st.integers(0, 2**32 - 1), regime=regimes, act=act_ranges())
-def test_fc_random(drivers, ci, co, batch, seed, regime, act):
-    run_all(drivers, [kc.fc_case(ci=ci, co=co, batch=batch, seed=seed, regime=regime, act=act)])
+       seed=st.integers(0, 2**32 - 1), regime=regimes, act=act_ranges(), data=st.data())
+def test_fc_random(drivers, ci, co, batch, seed, regime, act, data):
+    case = kc.fc_case(ci=ci, co=co, batch=batch, seed=seed, regime=regime, act=act)
+    case.split = data.draw(splits_for(co))
+    run_all(drivers, [case])
 
 
 @SETTINGS

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def qemu_cases() -> list[kc.Case]:
-    """The small systematic sweep plus a few real layer shapes with bands."""
-    cases = kc.sweep_cases(seed=99, small=True)
+    """The small systematic sweep (a third of its weight-reading cases with split
+    weights), the split edge cases, plus a few real layer shapes with bands."""
+    cases = kc.sweep_cases(seed=99, small=True) + kc.split_edge_cases()
     cases += [
         kc.conv_case("conv2d", h=24, w=24, ci=3, co=16, k=3, stride=2, pad=1, seed=11,
                      bands=[(0, 3), (3, 12)]),
@@ -61,9 +62,12 @@ def qemu_cases() -> list[kc.Case]:
                                    (13, (-30, 90), "typical")]:
                 seed += 1
                 op = f"dwconv_3x3_s{stride}" if k == 3 else "dwconv"
-                cases.append(kc.conv_case(op, h=2 * k + 1, w=w * stride, ci=9, co=9, k=k,
-                                          stride=stride, pad=k // 2, seed=seed, act=act,
-                                          regime=regime, bands="random"))
+                c = kc.conv_case(op, h=2 * k + 1, w=w * stride, ci=9, co=9, k=k,
+                                 stride=stride, pad=k // 2, seed=seed, act=act,
+                                 regime=regime, bands="random")
+                if seed % 2:  # split inside the first / second group of 4 channels
+                    c.split = 3 if seed % 4 == 1 else 6
+                cases.append(c)
     return cases
 
 

@@ -102,6 +102,16 @@ def test_grad_in_bands_match_full_tensor(drivers):
             assert not errs, errs
 
 
+def test_split_weights(drivers):
+    """Weights in two pieces (w_tail / w_split): every input gradient at the edges of the
+    split and across the DSP cores' channel pairs and chunks, bit-exact with the (unsplit)
+    reference; the weight updates touch only the head (k <= split) or refuse (k > split)."""
+    cases = tc.split_edge_cases()
+    assert {c.op for c in cases} == set(tc.GRAD_IN_OPS) | set(tc.GRAD_W_OPS)
+    assert any(c.expected[:4] == tc._i32(tc.TT_ERR_ARG) for c in cases)
+    run_all(drivers, cases)
+
+
 def test_last_block_shapes(drivers):
     """Real shapes of a trained last block (larger than the fuzzed ones)."""
     rng = np.random.default_rng(11)
@@ -280,11 +290,19 @@ def band_lists(draw, h: int):
     return list(zip(edges[:-1], edges[1:]))
 
 
+def maybe_split(data, case: tc.Case) -> tc.Case:
+    """About a third of the cases get split weights (a split point drawn like the sweep's)."""
+    if data.draw(st.integers(0, 2)) != 2:
+        return case
+    rng = np.random.default_rng(data.draw(seeds))
+    return tc.with_split(case, tc.pick_split(rng, case))
+
+
 def _grad_in(drivers, op, shape, seed, data, sparsity):
     bands = data.draw(band_lists(shape["h"]))
     case = tc.conv_grad_in_case(op, **shape, rng=np.random.default_rng(seed), bands=bands,
                                 sparsity=sparsity)
-    run_all(drivers, [case])
+    run_all(drivers, [maybe_split(data, case)])
 
 
 @SETTINGS
@@ -306,52 +324,54 @@ def test_dwconv_grad_in_random(drivers, shape, seed, data, sparsity):
 
 
 @SETTINGS
-@given(ci=st.integers(1, 80), co=st.integers(1, 70), batch=st.integers(1, 4), seed=seeds)
-def test_fc_grad_in_random(drivers, ci, co, batch, seed):
-    run_all(drivers, [tc.fc_grad_in_case(ci=ci, co=co, batch=batch,
-                                         rng=np.random.default_rng(seed))])
+@given(ci=st.integers(1, 80), co=st.integers(1, 70), batch=st.integers(1, 4), seed=seeds,
+       data=st.data())
+def test_fc_grad_in_random(drivers, ci, co, batch, seed, data):
+    case = tc.fc_grad_in_case(ci=ci, co=co, batch=batch, rng=np.random.default_rng(seed))
+    run_all(drivers, [maybe_split(data, case)])
 
 
 regimes = st.sampled_from(["typical", "typical", "small", "tiny", "huge", "invalid"])
 
 
-def _grad_w(drivers, op, shape, seed, kfrac, rounding, regime, x_zero):
+def _grad_w(drivers, op, shape, seed, kfrac, rounding, regime, x_zero, data):
     kk = int(round(kfrac * shape["co"] if op != "dwconv" else kfrac * shape["ci"]))
     case = tc.conv_grad_w_case(op, **shape, rng=np.random.default_rng(seed), kk=max(kk, 1),
                                rounding=rounding, regime=regime, x_zero=x_zero,
                                qas_off=seed % 4 == 0)
-    run_all(drivers, [case])
+    run_all(drivers, [maybe_split(data, case)])
 
 
 @SETTINGS
 @given(shape=conv_shapes("conv2d"), seed=seeds, kfrac=st.floats(0, 1), rounding=roundings,
-       regime=regimes, x_zero=st.integers(-128, 127))
-def test_conv2d_grad_w_update_random(drivers, shape, seed, kfrac, rounding, regime, x_zero):
-    _grad_w(drivers, "conv2d", shape, seed, kfrac, rounding, regime, x_zero)
+       regime=regimes, x_zero=st.integers(-128, 127), data=st.data())
+def test_conv2d_grad_w_update_random(drivers, shape, seed, kfrac, rounding, regime, x_zero, data):
+    _grad_w(drivers, "conv2d", shape, seed, kfrac, rounding, regime, x_zero, data)
 
 
 @SETTINGS
 @given(shape=conv_shapes("conv2d_1x1"), seed=seeds, kfrac=st.floats(0, 1), rounding=roundings,
-       regime=regimes, x_zero=st.integers(-128, 127))
-def test_conv2d_1x1_grad_w_update_random(drivers, shape, seed, kfrac, rounding, regime, x_zero):
-    _grad_w(drivers, "conv2d_1x1", shape, seed, kfrac, rounding, regime, x_zero)
+       regime=regimes, x_zero=st.integers(-128, 127), data=st.data())
+def test_conv2d_1x1_grad_w_update_random(drivers, shape, seed, kfrac, rounding, regime, x_zero,
+                                         data):
+    _grad_w(drivers, "conv2d_1x1", shape, seed, kfrac, rounding, regime, x_zero, data)
 
 
 @SETTINGS
 @given(shape=conv_shapes("dwconv"), seed=seeds, kfrac=st.floats(0, 1), rounding=roundings,
-       regime=regimes, x_zero=st.integers(-128, 127))
-def test_dwconv_grad_w_update_random(drivers, shape, seed, kfrac, rounding, regime, x_zero):
-    _grad_w(drivers, "dwconv", shape, seed, kfrac, rounding, regime, x_zero)
+       regime=regimes, x_zero=st.integers(-128, 127), data=st.data())
+def test_dwconv_grad_w_update_random(drivers, shape, seed, kfrac, rounding, regime, x_zero, data):
+    _grad_w(drivers, "dwconv", shape, seed, kfrac, rounding, regime, x_zero, data)
 
 
 @SETTINGS
 @given(ci=st.integers(1, 80), co=st.integers(1, 40), batch=st.integers(1, 5), seed=seeds,
-       kfrac=st.floats(0, 1), rounding=roundings, regime=regimes)
-def test_fc_grad_w_update_random(drivers, ci, co, batch, seed, kfrac, rounding, regime):
+       kfrac=st.floats(0, 1), rounding=roundings, regime=regimes, data=st.data())
+def test_fc_grad_w_update_random(drivers, ci, co, batch, seed, kfrac, rounding, regime, data):
     case = tc.fc_grad_w_case(ci=ci, co=co, batch=batch, rng=np.random.default_rng(seed),
                              kk=max(1, int(round(kfrac * co))), rounding=rounding, regime=regime,
                              qas_off=seed % 4 == 0)
-    run_all(drivers, [case])
+    run_all(drivers, [maybe_split(data, case)])
 
 
 @SETTINGS

@@ -31,7 +31,8 @@ pytestmark = [
 
 
 def qemu_cases() -> list[tc.Case]:
-    return tc.sweep_cases(seed=99, small=True) + tc.perf_cases()
+    # the sweep splits the weights of a third of its weight-taking cases
+    return tc.sweep_cases(seed=99, small=True) + tc.split_edge_cases() + tc.perf_cases()
 
 
 def run_cases(cases: list[tc.Case], out_dir: Path, portable: bool, timeout: float = 120):

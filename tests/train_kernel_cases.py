@@ -520,6 +520,116 @@ def bias_case(*, pixels, c, rng, kk=None, regime="typical", qas_off=False, name=
                 name=name or f"bias {pixels}x{c} k={kk} {regime}{' qas_off' if qas_off else ''}")
 
 
+# ---- split weights (tt_kernels.h w_tail / w_split) ---------------------------------------
+
+GRAD_IN_OPS = ("conv2d_grad_in", "conv2d_1x1_grad_in", "dwconv_grad_in", "fc_grad_in")
+GRAD_W_OPS = ("conv2d_grad_w", "conv2d_1x1_grad_w", "dwconv_grad_w", "fc_grad_w")
+# number of the op's own parameters (the driver takes one more: the split)
+_N_PARAMS = {"conv2d_grad_in": 11, "conv2d_1x1_grad_in": 11, "dwconv_grad_in": 11,
+             "fc_grad_in": 3, "conv2d_grad_w": 18, "conv2d_1x1_grad_w": 18,
+             "dwconv_grad_w": 18, "fc_grad_w": 11}
+
+
+def out_channels(c: Case) -> int:
+    return c.params[1] if c.op.startswith("fc") else c.params[5]
+
+
+def update_k(c: Case) -> int:
+    """u->k of a weight-update case."""
+    return c.params[7] if c.op == "fc_grad_w" else c.params[14]
+
+
+def split_of(c: Case) -> int | None:
+    return c.params[-1] if len(c.params) == _N_PARAMS[c.op] + 1 else None
+
+
+def with_split(c: Case, split: int) -> Case:
+    """A copy of a weight-reading / weight-updating case with split weights: output
+    channels [0, split) at w, the rest at w_tail (split >= out_c: all at w; -1: w_tail
+    NULL, w_split ignored).
+    Input gradients: same golden output. Weight updates: same bytes when u->k <= split
+    (the tail is appended unchanged), else TT_ERR_ARG with w untouched."""
+    assert c.op in _N_PARAMS and split_of(c) is None and split >= -1
+    exp = c.expected
+    if c.op in GRAD_W_OPS and 0 <= split < update_k(c):
+        exp = _i32(TT_ERR_ARG) + np.ascontiguousarray(c.arrays[2]).tobytes()
+    return Case(c.op, [*c.params, split], c.arrays, exp, c.loose,
+                f"{c.name or c.op} split={split}", c.macs)
+
+
+def pick_split(rng, c: Case) -> int:
+    """Mostly inside (input gradients: 0 < s < out_c; weight updates: k <= s <= out_c),
+    sometimes the edges 0 / out_c, a NULL tail (-1), or for a weight update s < k, which
+    the kernel must refuse."""
+    co = out_channels(c)
+    r = rng.random()
+    if c.op in GRAD_W_OPS:
+        k = update_k(c)
+        if r < 0.6:
+            return int(rng.integers(k, co + 1))
+        if r < 0.75:
+            return co
+        if r < 0.85:
+            return -1
+        return int(rng.integers(0, k)) if k > 0 else 0
+    if r < 0.6 and co >= 2:
+        return int(rng.integers(1, co))
+    if r < 0.75:
+        return 0
+    if r < 0.9:
+        return co
+    return -1
+
+
+def apply_splits(cases: list[Case], seed: int, every: int = 3) -> list[Case]:
+    """Every `every`-th case of a kernel that takes weights gets split weights (in place
+    in the list; a fraction, so the suites keep their size and run time)."""
+    rng = np.random.default_rng([seed, 0x5117])
+    n = 0
+    for i, c in enumerate(cases):
+        if c.op in _N_PARAMS:
+            if n % every == every - 1:
+                cases[i] = with_split(c, pick_split(rng, c))
+            n += 1
+    return cases
+
+
+def split_edge_cases(seed: int = 5) -> list[Case]:
+    """Every input gradient at the edges of the split and inside the DSP cores' channel
+    pairs / chunks of 32 (depthwise) / 64 (1x1, fc); the weight updates with k <= split,
+    k > split (refused) and a NULL tail."""
+    rng = np.random.default_rng(seed)
+    base = [
+        conv_grad_in_case("conv2d", h=6, w=5, ci=3, co=7, k=3, stride=2, pad=1, rng=rng),
+        conv_grad_in_case("conv2d_1x1", h=4, w=5, ci=11, co=9, k=1, rng=rng, bands="random"),
+        conv_grad_in_case("conv2d_1x1", h=3, w=4, ci=8, co=70, k=1, stride=2, rng=rng),
+        conv_grad_in_case("dwconv", h=6, w=6, ci=37, co=37, k=3, stride=1, pad=1, rng=rng,
+                          bands="random"),
+        conv_grad_in_case("dwconv", h=7, w=7, ci=7, co=7, k=5, stride=2, pad=2, rng=rng),
+        fc_grad_in_case(ci=21, co=67, batch=2, rng=rng),
+        fc_grad_in_case(ci=16, co=5, batch=1, rng=rng),
+    ]
+    out = []
+    for c in base:
+        co = out_channels(c)
+        picks = {0, 1, co // 2, co - 1, co, co + 3, -1, int(rng.integers(1, co))}
+        if co > 64:
+            picks |= {63, 64, 65}
+        if co > 32:
+            picks |= {31, 32, 33}
+        out += [with_split(c, sp) for sp in sorted(picks)]
+    upd = [
+        conv_grad_w_case("conv2d", h=5, w=5, ci=3, co=6, k=3, pad=1, rng=rng, kk=2),
+        conv_grad_w_case("conv2d_1x1", h=4, w=4, ci=9, co=10, k=1, rng=rng, kk=5),
+        conv_grad_w_case("dwconv", h=6, w=6, ci=9, co=9, k=3, pad=1, rng=rng, kk=6),
+        fc_grad_w_case(ci=12, co=7, batch=3, rng=rng, kk=3),
+    ]
+    for c in upd:
+        kk, co = update_k(c), out_channels(c)
+        out += [with_split(c, sp) for sp in (kk, kk + 1, co, co + 3, kk - 1, 0, -1)]
+    return out
+
+
 # ---- value generators ------------------------------------------------------------------
 
 def special_floats() -> np.ndarray:
@@ -643,7 +753,7 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
                    rng.uniform(1e-3, 1.0, n_vec // 4), rng.uniform(1e-4, 0.1, n_vec // 4)], 1)
     fr = np.concatenate([fr, tc_special_factor_rows()])
     cases.append(factors_case(fr))
-    return cases
+    return apply_splits(cases, seed)
 
 
 def tc_special_factor_rows() -> np.ndarray:

@@ -19,6 +19,21 @@
  *   Accumulators are int32: |bias| + sum(|x - in_zero| * |w|) must stay below 2^31
  *   (always true for real layers).
  *
+ * Split weights
+ *   A layer's weights may live in two pieces, e.g. the trained output channels in RAM and
+ *   the frozen ones in flash (sparse training updates only channels [0, k)). With
+ *   K = k_h*k_w*in_c (conv2d, conv2d_1x1), k_h*k_w (depthwise, [C][kh][kw]) or in_c (fc):
+ *     w_tail == NULL      every channel c is at w + c*K (w_split is ignored); this is
+ *                         what a zero-initialised (or designated-initialiser) struct gets;
+ *     w_tail != NULL      channel c is at w + c*K for c < w_split and at
+ *                         w_tail + (c - w_split)*K for c >= w_split (0 <= w_split;
+ *                         w_split >= out_c: all at w, w_tail unused; w_split = 0: all at
+ *                         w_tail, w unused).
+ *   Every kernel that reads weights (forward and tt_*_grad_in_s16) honours the split and
+ *   gives exactly the unsplit result; tt_w_row() / tt_dw_w_row() / tt_fc_w_row() give a
+ *   channel's row. The in-place weight updates (tt_*_grad_w_update_s8) write channels
+ *   [0, k) of the `w` they are given, which must then be p->w with k <= w_split.
+ *
  * Band (patch) execution of the spatial kernels (conv2d, conv2d_1x1, dwconv*)
  *   A call computes the output rows [y0, y1) of the layer, full width, so the caller
  *   can run an early block band by band without ever holding the whole tensors:
@@ -78,10 +93,13 @@ typedef struct tt_conv_params {
     int32_t pad;                 /* symmetric, same in both directions */
     int32_t in_zero, out_zero;
     int32_t act_min, act_max;
-    const int8_t *w;             /* OHWI [out_c][k_h][k_w][in_c]; depthwise [c][k_h][k_w] */
+    const int8_t *w;             /* OHWI [out_c][k_h][k_w][in_c]; depthwise [c][k_h][k_w]
+                                    (split: channels [0, w_split) only) */
     const int32_t *bias;         /* [out_c] */
     const int32_t *mult;         /* [out_c] Q31 */
     const int32_t *shift;        /* [out_c] */
+    const int8_t *w_tail;        /* split weights (see "Split weights" above); NULL: none */
+    int32_t w_split;             /* output channels at w when w_tail != NULL */
 } tt_conv_params;
 
 /* fully connected: y[n][o] from x[n][i], w [out_c][in_c]. */
@@ -89,10 +107,12 @@ typedef struct tt_fc_params {
     int32_t in_c, out_c;
     int32_t in_zero, out_zero;
     int32_t act_min, act_max;
-    const int8_t *w;
+    const int8_t *w;             /* [out_c][in_c] (split: channels [0, w_split) only) */
     const int32_t *bias;
     const int32_t *mult;
     const int32_t *shift;
+    const int8_t *w_tail;        /* split weights (see "Split weights" above); NULL: none */
+    int32_t w_split;             /* output channels at w when w_tail != NULL */
 } tt_fc_params;
 
 /* residual add, TFLite scheme (ref_ops.AddParams): s1, s2 <= 0 (always true for
@@ -102,6 +122,42 @@ typedef struct tt_add_params {
     int32_t m1, s1, m2, s2, mo, so;
     int32_t act_min, act_max;
 } tt_add_params;
+
+/* ---- split weights ------------------------------------------------------------ */
+
+/* Row (K weights) of output channel c of a possibly split weight array (see "Split
+   weights" above). */
+static inline const int8_t *tt_w_row_k(const int8_t *w, const int8_t *w_tail, int32_t w_split,
+                                       int32_t c, int32_t K)
+{
+    return (w_tail != NULL && c >= w_split) ? w_tail + (size_t)(c - w_split) * (size_t)K
+                                            : w + (size_t)c * (size_t)K;
+}
+
+/* Number of leading output channels stored at w (the rest are at w_tail): out_c when the
+   weights are not split. */
+static inline int32_t tt_w_split_at(const int8_t *w_tail, int32_t w_split, int32_t out_c)
+{
+    return (w_tail == NULL || w_split >= out_c) ? out_c : w_split;
+}
+
+/* conv2d / conv2d_1x1 (OHWI): the k_h*k_w*in_c weights of output channel c. */
+static inline const int8_t *tt_w_row(const tt_conv_params *p, int32_t c)
+{
+    return tt_w_row_k(p->w, p->w_tail, p->w_split, c, p->k_h * p->k_w * p->in_c);
+}
+
+/* depthwise ([C][k_h][k_w]): the k_h*k_w taps of channel c. */
+static inline const int8_t *tt_dw_w_row(const tt_conv_params *p, int32_t c)
+{
+    return tt_w_row_k(p->w, p->w_tail, p->w_split, c, p->k_h * p->k_w);
+}
+
+/* fully connected: the in_c weights of output channel c. */
+static inline const int8_t *tt_fc_w_row(const tt_fc_params *p, int32_t c)
+{
+    return tt_w_row_k(p->w, p->w_tail, p->w_split, c, p->in_c);
+}
 
 /* ---- band helpers ------------------------------------------------------------- */
 

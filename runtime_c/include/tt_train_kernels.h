@@ -19,6 +19,10 @@
  *   activations int8 NHWC, batch 1 per call for the spatial kernels; weights int8 OHWI
  *   (depthwise [C][k_h][k_w]); a layer is described by the same tt_conv_params /
  *   tt_fc_params as its forward kernel (fields not listed below are ignored).
+ *   Split weights (tt_kernels.h: w_tail / w_split): the input gradients read every
+ *   output channel through the split, with exactly the unsplit result; the weight
+ *   updates write channels [0, u->k) of their `w` argument only (never w_tail) and,
+ *   when p->w_tail != NULL, require u->k <= p->w_split (else TT_ERR_ARG).
  *   A gradient tensor is int8 values in [-qmax, qmax], qmax = 2^(bits-1) - 1, plus one
  *   float32 scale (real gradient ~= scale * q).
  *
@@ -202,14 +206,17 @@ void tt_fc_grad_in_s16(const tt_fc_params *p, const int16_t *t, int32_t *gx, int
  * gy: int8 output gradient (scale u->s_gy) [out_h][out_w][out_c] (fc: [batch][out_c]);
  * x: the layer's int8 input (scale u->s_x, zero point p->in_zero) [in_h][in_w][in_c]
  * (fc: [batch][in_c]); w: the weights (OHWI, depthwise [C][k_h][k_w]; normally p->w)
- * updated in place on the output channels [0, u->k):
+ * updated in place on the output channels [0, u->k) (the only part of w read or
+ * written, so with split weights w = p->w holding channels [0, p->w_split) and
+ * u->k <= p->w_split; p->w / p->w_tail themselves are not read):
  *     A = conv_grad_weight_acc(gy, x, ...)           (int32, per weight)
  *     w = clamp(w - round(A * f_c), -127, 127)         (sgd_update_weights, f_c: see
  *                                                       tt_sgd_params)
  * The whole weight gradient is never stored: each weight is updated as soon as its A is
  * complete. The stochastic random value of a weight is tt_hash32(its flat index in w,
- * u->key). Returns TT_OK, TT_ERR_ARG (k, rounding) or TT_ERR_FACTOR (some f_c is not a
- * valid Q31 factor: w is left untouched). gy, x and w must not overlap. */
+ * u->key). Returns TT_OK, TT_ERR_ARG (k, incl. k > p->w_split when split; rounding) or
+ * TT_ERR_FACTOR (some f_c is not a valid Q31 factor: w is left untouched). gy, x and w
+ * must not overlap. */
 int tt_conv2d_grad_w_update_s8(const tt_conv_params *p, const int8_t *gy, const int8_t *x,
                                int8_t *w, const tt_sgd_params *u, void *scratch);
 int tt_conv2d_1x1_grad_w_update_s8(const tt_conv_params *p, const int8_t *gy,

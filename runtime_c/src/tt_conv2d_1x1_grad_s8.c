@@ -36,11 +36,12 @@ TT_KERNEL void tt_conv2d_1x1_grad_in_s16(const tt_conv_params *p, const int16_t 
     const int16_t *tp = t + (ptrdiff_t)(oa - t_row0) * wo * co;
     int32_t *gp = gx + (ptrdiff_t)(oa * s - gx_row0) * wi * ci;
     const int32_t rows = s == 1 ? 1 : ob - oa, n = s == 1 ? (ob - oa) * wo : wo;
+    const int32_t split = tt_w_split_at(p->w_tail, p->w_split, co);
 #if TT_DSP
-    tt_gin_mm(tp, p->w, co, ci, rows, n, gp, s * wi * ci, s * ci, scratch);
+    tt_gin_mm(tp, p->w, p->w_tail, split, co, ci, rows, n, gp, s * wi * ci, s * ci, scratch);
 #else
     (void)scratch;
-    tt_gin_mm_portable(tp, p->w, co, ci, rows, n, gp, s * wi * ci, s * ci);
+    tt_gin_mm_portable(tp, p->w, p->w_tail, split, co, ci, rows, n, gp, s * wi * ci, s * ci);
 #endif
 }
 
@@ -49,7 +50,7 @@ TT_KERNEL int tt_conv2d_1x1_grad_w_update_s8(const tt_conv_params *p, const int8
                                              const tt_sgd_params *u, void *scratch)
 {
     const int32_t ci = p->in_c, co = p->out_c, s = p->stride, wi = p->in_w;
-    const int st = tt_sgd_check(u, co, 0);
+    const int st = tt_sgd_check(u, tt_w_split_at(p->w_tail, p->w_split, co), 0);
     if (st != TT_OK) return st;
     const int32_t rows = s == 1 ? 1 : p->out_h, n = s == 1 ? p->out_h * p->out_w : p->out_w;
 #if TT_DSP

@@ -48,8 +48,8 @@ TT_KERNEL void tt_conv2d_1x1_s8(const tt_conv_params *p, const int8_t *in, int32
 
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
-        const int simple = tt_pw_prepare(p->w, ci, p->bias, p->mult, p->shift, zi, zo, c0, n,
-                                         co, clamp, blocks);
+        const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, ci, p->bias, p->mult,
+                                         p->shift, zi, zo, c0, n, co, clamp, blocks);
         px_iter it = {in0, 0, wo, s * ci, (s * p->in_w - s * wo) * ci};
         int8_t *op = out0 + c0;
         for (int32_t left = npix; left > 0; left -= 2) {
@@ -70,25 +70,35 @@ TT_KERNEL void tt_conv2d_1x1_s8(const tt_conv_params *p, const int8_t *in, int32
 
 #else
 
+/* Output channels [o0, o1) of one pixel; w: the weights of channel o0 (rows of ci). */
+TT_INLINE void pw_channels(const tt_conv_params *p, const int8_t *xp, const int8_t *w,
+                           int32_t o0, int32_t o1, int8_t *op)
+{
+    /* locals: the int8 stores to op could alias *p */
+    const int32_t ci = p->in_c, zi = p->in_zero, zo = p->out_zero;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    const int32_t *bias = p->bias, *mult = p->mult, *shift = p->shift;
+    for (int32_t o = o0; o < o1; ++o, w += ci) {
+        int32_t acc = bias[o];
+        for (int32_t i = 0; i < ci; ++i) acc += (xp[i] - zi) * w[i];
+        op[o] = tt_requant_s8(acc, mult[o], shift[o], zo, lo, hi);
+    }
+}
+
 TT_KERNEL void tt_conv2d_1x1_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                                 int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                                 void *scratch)
 {
     (void)scratch;
     const int32_t ci = p->in_c, co = p->out_c, s = p->stride, wo = p->out_w;
-    const int32_t zi = p->in_zero;
+    const int32_t split = tt_w_split_at(p->w_tail, p->w_split, co); /* channels at p->w */
     for (int32_t y = y0; y < y1; ++y) {
         const int8_t *irow = in + (ptrdiff_t)(y * s - in_row0) * p->in_w * ci;
         int8_t *orow = out + (ptrdiff_t)(y - out_row0) * wo * co;
         for (int32_t x = 0; x < wo; ++x) {
             const int8_t *xp = irow + (ptrdiff_t)x * s * ci;
-            const int8_t *w = p->w;
-            for (int32_t o = 0; o < co; ++o, w += ci) {
-                int32_t acc = p->bias[o];
-                for (int32_t i = 0; i < ci; ++i) acc += (xp[i] - zi) * w[i];
-                orow[x * co + o] = tt_requant_s8(acc, p->mult[o], p->shift[o], p->out_zero,
-                                                 p->act_min, p->act_max);
-            }
+            if (split > 0) pw_channels(p, xp, p->w, 0, split, orow + x * co);
+            if (split < co) pw_channels(p, xp, p->w_tail, split, co, orow + x * co);
         }
     }
 }

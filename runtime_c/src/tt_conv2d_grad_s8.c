@@ -17,6 +17,18 @@ size_t tt_conv2d_grad_w_update_s8_scratch_bytes(const tt_conv_params *p)
     return 0;
 }
 
+/* g[i] += t[o] * w[o][tap][i] for the output channels [o0, o1) whose rows start at wr
+   (channel o0's tap) and are wstride apart. */
+TT_INLINE void gin_channels(int32_t *g, const int16_t *tp, const int8_t *wr, int32_t o0,
+                            int32_t o1, int32_t ci, int32_t wstride)
+{
+    for (int32_t o = o0; o < o1; ++o, wr += wstride) {
+        const int32_t tv = tp[o];
+        if (!tv) continue;
+        for (int32_t i = 0; i < ci; ++i) g[i] += tv * wr[i];
+    }
+}
+
 /* gx[iy][ix][i] = sum over taps (ky, kx) with iy + pad - ky = oy * stride (0 <= oy < out_h),
    same in x, and o of t[oy][ox][o] * w[o][ky][kx][i]. */
 TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_row0,
@@ -27,6 +39,7 @@ TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
     const int32_t ci = p->in_c, co = p->out_c, kh = p->k_h, kw = p->k_w, s = p->stride;
     const int32_t pad = p->pad, ho = p->out_h, wo = p->out_w, wi = p->in_w;
     const int32_t wstride = kh * kw * ci;
+    const int32_t split = tt_w_split_at(p->w_tail, p->w_split, co); /* channels at p->w */
     for (int32_t iy = y0; iy < y1; ++iy) {
         int32_t *g = gx + (ptrdiff_t)(iy - gx_row0) * wi * ci;
         for (int32_t ix = 0; ix < wi; ++ix, g += ci) {
@@ -42,12 +55,10 @@ TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                     const int32_t ox = px / s;
                     if (ox >= wo) continue;
                     const int16_t *tp = t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * co;
-                    const int8_t *wr = p->w + (ky * kw + kx) * ci;
-                    for (int32_t o = 0; o < co; ++o, wr += wstride) {
-                        const int32_t tv = tp[o];
-                        if (!tv) continue;
-                        for (int32_t i = 0; i < ci; ++i) g[i] += tv * wr[i];
-                    }
+                    const int32_t tap = (ky * kw + kx) * ci;
+                    if (split > 0) gin_channels(g, tp, p->w + tap, 0, split, ci, wstride);
+                    if (split < co)
+                        gin_channels(g, tp, p->w_tail + tap, split, co, ci, wstride);
                 }
             }
         }
@@ -61,7 +72,7 @@ TT_KERNEL int tt_conv2d_grad_w_update_s8(const tt_conv_params *p, const int8_t *
     (void)scratch;
     const int32_t ci = p->in_c, co = p->out_c, kh = p->k_h, kw = p->k_w, s = p->stride;
     const int32_t pad = p->pad, ho = p->out_h, wo = p->out_w, wi = p->in_w, zx = p->in_zero;
-    const int st = tt_sgd_check(u, co, 0);
+    const int st = tt_sgd_check(u, tt_w_split_at(p->w_tail, p->w_split, co), 0);
     if (st != TT_OK) return st;
     for (int32_t c = 0; c < u->k; ++c) {
         tt_chf f;

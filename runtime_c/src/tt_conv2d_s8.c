@@ -83,8 +83,8 @@ TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t i
 
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
-        const int simple = tt_pw_prepare(p->w, k, p->bias, p->mult, p->shift, zi, zo, c0, n,
-                                         co, clamp, blocks);
+        const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult,
+                                         p->shift, zi, zo, c0, n, co, clamp, blocks);
         int32_t y = y0, x = 0;
         int8_t *op = out0 + c0;
         for (int32_t left = npix; left > 0; left -= 2) {
@@ -118,11 +118,12 @@ TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t i
             const int32_t ix0 = x * p->stride - p->pad, iy0 = y * p->stride - p->pad;
             for (int32_t o = 0; o < co; ++o) {
                 int32_t acc = p->bias[o];
+                const int8_t *wo = tt_w_row(p, o);
                 for (int32_t ky = 0; ky < kh; ++ky) {
                     const int32_t iy = iy0 + ky;
                     if (iy < 0 || iy >= p->in_h) continue;
                     const int8_t *row = in + (ptrdiff_t)(iy - in_row0) * p->in_w * ci;
-                    const int8_t *wr = p->w + ((size_t)(o * kh + ky) * kw) * ci;
+                    const int8_t *wr = wo + (size_t)(ky * kw) * ci;
                     for (int32_t kx = 0; kx < kw; ++kx) {
                         const int32_t ix = ix0 + kx;
                         if (ix < 0 || ix >= p->in_w) continue;

@@ -76,10 +76,12 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
     for (int32_t c0 = 0; c0 < ch; c0 += TT_DW_GIN_CH) {
         const int32_t nc = ch - c0 < TT_DW_GIN_CH ? ch - c0 : TT_DW_GIN_CH;
         const int32_t np = nc / 2, odd = nc & 1;
-        for (int32_t tap = 0; tap < taps; ++tap)
-            for (int32_t q = 0; q < np; ++q)
-                ws[tap * np + q] = tt_pack16(p->w[(c0 + 2 * q) * taps + tap],
-                                             p->w[(c0 + 2 * q + 1) * taps + tap]);
+        for (int32_t q = 0; q < np; ++q) {
+            const int8_t *wa = tt_dw_w_row(p, c0 + 2 * q), *wb = tt_dw_w_row(p, c0 + 2 * q + 1);
+            for (int32_t tap = 0; tap < taps; ++tap)
+                ws[tap * np + q] = tt_pack16(wa[tap], wb[tap]);
+        }
+        const int8_t *wl = tt_dw_w_row(p, c0 + nc - 1); /* last channel (odd nc) */
         for (int32_t iy = y0; iy < y1; ++iy) {
             int32_t *g = gx + (ptrdiff_t)(iy - gx_row0) * wi * ch + c0;
             for (int32_t ix = 0; ix < wi; ++ix, g += ch) {
@@ -96,8 +98,7 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                         if (ox >= wo) continue;
                         const int32_t tap = ky * kw + kx;
                         tt_dw_gin_tap(g, t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * ch + c0,
-                                      ws + tap * np, np, odd,
-                                      p->w[(c0 + nc - 1) * taps + tap], first);
+                                      ws + tap * np, np, odd, wl[tap], first);
                         first = 0;
                     }
                 }
@@ -133,6 +134,13 @@ static TT_GRAD_NOINLINE void tt_dw_gw_row(const int8_t *gp, const int8_t *xp, in
 #endif /* TT_DSP */
 
 #if !TT_DSP
+/* g[c] += t[c] * w[c][tap] for the channels [c0, c1) whose tap is at wk (taps apart). */
+TT_INLINE void dw_gin_channels(int32_t *g, const int16_t *tp, const int8_t *wk, int32_t c0,
+                               int32_t c1, int32_t taps)
+{
+    for (int32_t c = c0; c < c1; ++c, wk += taps) g[c] += tp[c] * *wk;
+}
+
 TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_row0,
                                      int32_t *gx, int32_t gx_row0, int32_t y0, int32_t y1,
                                      void *scratch)
@@ -140,6 +148,7 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
     (void)scratch;
     const int32_t ch = p->in_c, kh = p->k_h, kw = p->k_w, s = p->stride, pad = p->pad;
     const int32_t ho = p->out_h, wo = p->out_w, wi = p->in_w, taps = kh * kw;
+    const int32_t split = tt_w_split_at(p->w_tail, p->w_split, ch); /* channels at p->w */
     for (int32_t iy = y0; iy < y1; ++iy) {
         int32_t *g = gx + (ptrdiff_t)(iy - gx_row0) * wi * ch;
         for (int32_t ix = 0; ix < wi; ++ix, g += ch) {
@@ -155,8 +164,9 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                     const int32_t ox = px / s;
                     if (ox >= wo) continue;
                     const int16_t *tp = t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * ch;
-                    const int8_t *wk = p->w + ky * kw + kx;
-                    for (int32_t c = 0; c < ch; ++c, wk += taps) g[c] += tp[c] * *wk;
+                    const int32_t tap = ky * kw + kx;
+                    if (split > 0) dw_gin_channels(g, tp, p->w + tap, 0, split, taps);
+                    if (split < ch) dw_gin_channels(g, tp, p->w_tail + tap, split, ch, taps);
                 }
             }
         }
@@ -197,7 +207,7 @@ TT_KERNEL int tt_dwconv_grad_w_update_s8(const tt_conv_params *p, const int8_t *
                                          void *scratch)
 {
     (void)scratch;
-    const int st = tt_sgd_check(u, p->in_c, 0);
+    const int st = tt_sgd_check(u, tt_w_split_at(p->w_tail, p->w_split, p->in_c), 0);
     if (st != TT_OK) return st;
     int32_t c = 0;
 #if TT_DSP

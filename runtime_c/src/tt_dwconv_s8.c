@@ -57,7 +57,7 @@ TT_INLINE void dw_row_ref(const tt_conv_params *p, const int8_t *in, int32_t in_
     const int32_t C = p->in_c, W = p->in_w, zi = p->in_zero;
     const int32_t iy0 = y * s - p->pad;
     const int32_t bias = p->bias[c], mult = p->mult[c], shift = p->shift[c];
-    const int8_t *wc = p->w + (size_t)c * kh * kw;
+    const int8_t *wc = tt_w_row_k(p->w, p->w_tail, p->w_split, c, kh * kw);
     for (int32_t x = 0; x < p->out_w; ++x) {
         const int32_t ix0 = x * s - p->pad;
         int32_t acc = bias;
@@ -1118,16 +1118,22 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
     int fast[4];
     int32_t packed[4][7 * 6];
     dw_zero_pads(&rg, p);
+    /* split weights (tt_dw_w_row): channels [0, wsp) at w, the rest at w_tail; wrow steps
+       over the channels' taps */
+    const int8_t *const w_tail = p->w_tail;
+    const int32_t wsp = tt_w_split_at(w_tail, p->w_split, C);
+    const int8_t *wrow = wsp > 0 ? p->w : w_tail;
 
     for (int32_t g = 0; g < C; g += 4) {
         const int32_t nc = C - g < 4 ? C - g : 4;
         int all_fast = 1;
         for (int32_t j = 0; j < nc; ++j) {
             const int32_t c = g + j;
+            const int8_t *wc = wrow;
+            wrow = c + 1 == wsp ? w_tail : wrow + K * K;
             fast[j] = tt_rq_plan_w(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
-                                   p->w + (size_t)c * K * K, K * K, tt_xmax(p->in_zero),
-                                   8);
-            if (fast[j]) dw_pack_weights(p->w + (size_t)c * K * K, K, S, plan[j].lsh, packed[j]);
+                                   wc, K * K, tt_xmax(p->in_zero), 8);
+            if (fast[j]) dw_pack_weights(wc, K, S, plan[j].lsh, packed[j]);
             all_fast &= fast[j];
         }
         uint32_t built = 0;

@@ -17,11 +17,12 @@ TT_KERNEL void tt_fc_grad_in_s16(const tt_fc_params *p, const int16_t *t, int32_
                                  int32_t batch, void *scratch)
 {
     if (batch <= 0) return;
+    const int32_t split = tt_w_split_at(p->w_tail, p->w_split, p->out_c);
 #if TT_DSP
-    tt_gin_mm(t, p->w, p->out_c, p->in_c, 1, batch, gx, 0, p->in_c, scratch);
+    tt_gin_mm(t, p->w, p->w_tail, split, p->out_c, p->in_c, 1, batch, gx, 0, p->in_c, scratch);
 #else
     (void)scratch;
-    tt_gin_mm_portable(t, p->w, p->out_c, p->in_c, 1, batch, gx, 0, p->in_c);
+    tt_gin_mm_portable(t, p->w, p->w_tail, split, p->out_c, p->in_c, 1, batch, gx, 0, p->in_c);
 #endif
 }
 
@@ -29,7 +30,7 @@ TT_KERNEL int tt_fc_grad_w_update_s8(const tt_fc_params *p, const int8_t *gy, co
                                      int32_t batch, int8_t *w, const tt_sgd_params *u,
                                      void *scratch)
 {
-    const int st = tt_sgd_check(u, p->out_c, 0);
+    const int st = tt_sgd_check(u, tt_w_split_at(p->w_tail, p->w_split, p->out_c), 0);
     if (st != TT_OK) return st;
     if (batch < 0) return TT_ERR_ARG;
 #if TT_DSP

@@ -42,7 +42,7 @@ TT_KERNEL void tt_fc_s8(const tt_fc_params *p, const int8_t *in, int8_t *out, in
         }
         int32_t o = 0;
         for (; o + 2 <= co; o += 2) {
-            const int8_t *w0 = p->w + (size_t)o * ci, *w1 = w0 + ci;
+            const int8_t *w0 = tt_fc_w_row(p, o), *w1 = tt_fc_w_row(p, o + 1);
             int32_t a0 = p->bias[o], a1 = p->bias[o + 1];
             const int32_t *xp = xb;
             for (int32_t i = 0; i < n4; i += 4, xp += 2) {
@@ -62,7 +62,7 @@ TT_KERNEL void tt_fc_s8(const tt_fc_params *p, const int8_t *in, int8_t *out, in
             out[o + 1] = (int8_t)fc_finish(p, o + 1, a1, lo, hi);
         }
         for (; o < co; ++o) {
-            const int8_t *w0 = p->w + (size_t)o * ci;
+            const int8_t *w0 = tt_fc_w_row(p, o);
             int32_t a0 = p->bias[o];
             const int32_t *xp = xb;
             for (int32_t i = 0; i < n4; i += 4, xp += 2) {
@@ -82,8 +82,8 @@ TT_KERNEL void tt_fc_s8(const tt_fc_params *p, const int8_t *in, int8_t *out, in
     (void)scratch;
     const int32_t ci = p->in_c, co = p->out_c, zi = p->in_zero;
     for (int32_t n = 0; n < batch; ++n, in += ci, out += co) {
-        const int8_t *w = p->w;
-        for (int32_t o = 0; o < co; ++o, w += ci) {
+        for (int32_t o = 0; o < co; ++o) {
+            const int8_t *w = tt_fc_w_row(p, o);
             int32_t acc = p->bias[o];
             for (int32_t i = 0; i < ci; ++i) acc += (in[i] - zi) * w[i];
             out[o] = tt_requant_s8(acc, p->mult[o], p->shift[o], p->out_zero, p->act_min,

@@ -665,10 +665,12 @@ TT_INLINE void pw_block_recs(const int32_t *blk, int32_t k4, tt_chrec r[2])
 }
 
 
-/* Prepare output channels [c0, c0 + n) (n <= chunk; row o of the weights at w + o * k):
-   one block per channel pair (a padding channel completes an odd n; it is never
-   stored). Returns 1 when every channel has a fast plan and no clamp is needed. */
-TT_STATIC int tt_pw_prepare(const int8_t *w, int32_t k, const int32_t *bias,
+/* Prepare output channels [c0, c0 + n) (n <= chunk; row o of the weights at
+   tt_w_row_k(w, w_tail, w_split, o, k), i.e. w + o * k when not split): one block per
+   channel pair (a padding channel completes an odd n; it is never stored). Returns 1
+   when every channel has a fast plan and no clamp is needed. */
+TT_STATIC int tt_pw_prepare(const int8_t *w, const int8_t *w_tail, int32_t w_split,
+                            int32_t k, const int32_t *bias,
                             const int32_t *mult, const int32_t *shift, int32_t in_zero,
                             int32_t out_zero, int32_t c0, int32_t n, int32_t co, int clamp,
                             int32_t *blocks)
@@ -687,9 +689,9 @@ TT_STATIC int tt_pw_prepare(const int8_t *w, int32_t k, const int32_t *bias,
             continue;
         }
         tt_chrec r;
-        tt_chrec_make(&r, bias[o], mult[o], shift[o], out_zero, w + (size_t)o * k, k,
-                      tt_xmax(in_zero), 8);
-        tt_widen_weights(w + (size_t)o * k, k, tt_chrec_lsh(&r, shift[o]), blk + 2, j & 1);
+        const int8_t *wo = tt_w_row_k(w, w_tail, w_split, o, k);
+        tt_chrec_make(&r, bias[o], mult[o], shift[o], out_zero, wo, k, tt_xmax(in_zero), 8);
+        tt_widen_weights(wo, k, tt_chrec_lsh(&r, shift[o]), blk + 2, j & 1);
         blk[j & 1] = r.bias;
         q[0] = r.mult;
         q[1] = r.off;

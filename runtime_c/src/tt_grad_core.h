@@ -195,22 +195,31 @@ TT_INLINE void tt_tap_range(int32_t n_in, int32_t n_out, int32_t off, int32_t s,
 
 /* ---- portable matrix cores (1x1 and fc) ---------------------------------------------------
  * Same geometry as the DSP cores below: rows x n pixels; t / gy pixel (r, j) at
- * (r * n + j) * co (contiguous), gx / x pixel at r * row + j * step. */
+ * (r * n + j) * co (contiguous), gx / x pixel at r * row + j * step.
+ * Input-gradient weights may be split (tt_kernels.h "Split weights"): rows [0, split) at
+ * w, rows [split, co) at w_tail (split = tt_w_split_at(): co when not split). */
 
-static inline void tt_gin_mm_portable(const int16_t *t, const int8_t *w, int32_t co,
-                                      int32_t ci, int32_t rows, int32_t n, int32_t *gx,
-                                      int32_t gx_row, int32_t gx_step)
+/* g[i] += t[o] * w[o][i] for the channels [o0, o1) whose rows start at wr. */
+static inline void tt_gin_rows_portable(int32_t *g, const int16_t *t, const int8_t *wr,
+                                        int32_t o0, int32_t o1, int32_t ci)
+{
+    for (int32_t o = o0; o < o1; ++o, wr += ci) {
+        const int32_t tv = t[o];
+        if (!tv) continue;
+        for (int32_t i = 0; i < ci; ++i) g[i] += tv * wr[i];
+    }
+}
+
+static inline void tt_gin_mm_portable(const int16_t *t, const int8_t *w, const int8_t *w_tail,
+                                      int32_t split, int32_t co, int32_t ci, int32_t rows,
+                                      int32_t n, int32_t *gx, int32_t gx_row, int32_t gx_step)
 {
     for (int32_t r = 0; r < rows; ++r) {
         int32_t *g = gx + (ptrdiff_t)r * gx_row;
         for (int32_t j = 0; j < n; ++j, t += co, g += gx_step) {
             for (int32_t i = 0; i < ci; ++i) g[i] = 0;
-            const int8_t *wr = w;
-            for (int32_t o = 0; o < co; ++o, wr += ci) {
-                const int32_t tv = t[o];
-                if (!tv) continue;
-                for (int32_t i = 0; i < ci; ++i) g[i] += tv * wr[i];
-            }
+            if (split > 0) tt_gin_rows_portable(g, t, w, 0, split, ci);
+            if (split < co) tt_gin_rows_portable(g, t, w_tail, split, co, ci);
         }
     }
 }
@@ -274,25 +283,59 @@ TT_INLINE int32_t tt_ld16u(const void *p)
  * the chunk's weights are widened into scratch as int16 pairs (w[o][i], w[o+1][i]),
  * 8 words per channel pair (1 KB); per pixel and channel pair: 1 load of
  * (t[o], t[o+1]), 8 weight words and 8 SMLAD for 16 MACs (about 21 instructions with
- * the loop). Chunks after the first accumulate into gx. */
+ * the loop). Chunks after the first accumulate into gx. Split weights (rows [0, split)
+ * at w, the others at w_tail) only change where the widening reads a row from. */
 #define TT_GIN_CHUNK 64
 
-TT_INLINE void tt_gin_prep(const int8_t *w, int32_t ci, int32_t o0, int32_t o1, int32_t i0,
+/* One channel pair: rows wa, wb (from input i0 on; wb unused when !two). */
+TT_INLINE void tt_gin_prep_pair(const int8_t *wa, const int8_t *wb, int two, int32_t nb,
+                                int32_t *wp)
+{
+    for (int32_t j = 0; j < nb; j += 4, wp += 4) {
+        int32_t a = tt_ld32(wa + j), b = two ? tt_ld32(wb + j) : 0;
+        int32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a);
+        int32_t be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
+        wp[0] = tt_pkhbt_lsl16(ae, be);
+        wp[1] = tt_pkhbt_lsl16(ao, bo);
+        wp[2] = tt_pkhtb_asr16(be, ae);
+        wp[3] = tt_pkhtb_asr16(bo, ao);
+    }
+}
+
+/* Weight rows of the input-gradient cores: rows [0, split) at w, the others at tail
+   (split = co when the weights are not split). */
+typedef struct {
+    const int8_t *w, *tail;
+    int32_t split;
+} tt_wrows;
+
+/* The chunk [o0, o1) that holds the split (at most one per call). Out of line, so the
+   common case below stays a plain loop. */
+static TT_GRAD_NOINLINE void tt_gin_prep_split(const tt_wrows *wr, int32_t ci, int32_t o0,
+                                               int32_t o1, int32_t i0, int32_t nb, int32_t *wp)
+{
+    for (int32_t o = o0; o < o1; o += 2, wp += nb) {
+        const int two = o + 1 < o1;
+        const int8_t *wa = tt_w_row_k(wr->w, wr->tail, wr->split, o, ci) + i0;
+        const int8_t *wb = two ? tt_w_row_k(wr->w, wr->tail, wr->split, o + 1, ci) + i0 : wa;
+        tt_gin_prep_pair(wa, wb, two, nb, wp);
+    }
+}
+
+/* Channels [o0, o1), inputs [i0, i0 + nb). */
+TT_INLINE void tt_gin_prep(const tt_wrows *wr, int32_t ci, int32_t o0, int32_t o1, int32_t i0,
                            int32_t nb, int32_t *wp)
 {
-    for (int32_t o = o0; o < o1; o += 2) {
-        const int8_t *wa = w + (size_t)o * ci + i0, *wb = wa + ci;
-        const int two = o + 1 < o1;
-        for (int32_t j = 0; j < nb; j += 4, wp += 4) {
-            int32_t a = tt_ld32(wa + j), b = two ? tt_ld32(wb + j) : 0;
-            int32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a);
-            int32_t be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
-            wp[0] = tt_pkhbt_lsl16(ae, be);
-            wp[1] = tt_pkhbt_lsl16(ao, bo);
-            wp[2] = tt_pkhtb_asr16(be, ae);
-            wp[3] = tt_pkhtb_asr16(bo, ao);
-        }
+    const int32_t split = wr->split;
+    if (o0 < split && split < o1) {
+        tt_gin_prep_split(wr, ci, o0, o1, i0, nb, wp);
+        return;
     }
+    /* the chunk lies in one piece: rows ci apart */
+    const int8_t *wa =
+        (o0 < split ? wr->w + (size_t)o0 * ci : wr->tail + (size_t)(o0 - split) * ci) + i0;
+    for (int32_t o = o0; o < o1; o += 2, wa += 2 * ci, wp += nb)
+        tt_gin_prep_pair(wa, wa + ci, o + 1 < o1, nb, wp);
 }
 
 /* One chunk of output channels (npair pairs + odd) for rows x n pixels and nb inputs:
@@ -361,13 +404,13 @@ static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_
     tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 4);
 }
 
-static void tt_gin_block(const int16_t *t, const int8_t *w, int32_t co, int32_t ci,
+static void tt_gin_block(const int16_t *t, const tt_wrows *wr, int32_t co, int32_t ci,
                          int32_t rows, int32_t n, int32_t *gx, int32_t gx_row, int32_t gx_step,
                          int32_t i0, int32_t *scratch, const int nb)
 {
     for (int32_t oc = 0; oc < co; oc += TT_GIN_CHUNK) {
         const int32_t oe = oc + TT_GIN_CHUNK < co ? oc + TT_GIN_CHUNK : co;
-        tt_gin_prep(w, ci, oc, oe, i0, nb, scratch);
+        tt_gin_prep(wr, ci, oc, oe, i0, nb, scratch);
         if (nb == 8)
             tt_gin_chunk8(t + oc, co, (oe - oc) / 2, (oe - oc) & 1, rows, n, gx + i0, gx_row,
                           gx_step, scratch, oc == 0);
@@ -377,15 +420,25 @@ static void tt_gin_block(const int16_t *t, const int8_t *w, int32_t co, int32_t 
     }
 }
 
-static inline void tt_gin_mm(const int16_t *t, const int8_t *w, int32_t co, int32_t ci,
-                             int32_t rows, int32_t n, int32_t *gx, int32_t gx_row,
-                             int32_t gx_step, void *scratch)
+/* acc + sum over the channels [o0, o1) of t[o] * (*wc), wc stepping by ci from wc. */
+TT_INLINE int32_t tt_gin_col(const int16_t *tp, const int8_t *wc, int32_t o0, int32_t o1,
+                             int32_t ci, int32_t acc)
+{
+    for (int32_t o = o0; o < o1; ++o, wc += ci) acc += tp[o] * *wc;
+    return acc;
+}
+
+static inline void tt_gin_mm(const int16_t *t, const int8_t *w, const int8_t *w_tail,
+                             int32_t split, int32_t co, int32_t ci, int32_t rows, int32_t n,
+                             int32_t *gx, int32_t gx_row, int32_t gx_step, void *scratch)
 {
     int32_t *ws = (int32_t *)scratch;
+    const tt_wrows wr = {w, w_tail, split};
     int32_t i0 = 0;
-    for (; i0 + 8 <= ci; i0 += 8) tt_gin_block(t, w, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 8);
+    for (; i0 + 8 <= ci; i0 += 8)
+        tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 8);
     if (i0 + 4 <= ci) {
-        tt_gin_block(t, w, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
+        tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
         i0 += 4;
     }
     if (i0 < ci) { /* the last 1..3 inputs */
@@ -395,8 +448,8 @@ static inline void tt_gin_mm(const int16_t *t, const int8_t *w, int32_t co, int3
             for (int32_t j = 0; j < n; ++j, tp += co, gp += gx_step) {
                 for (int32_t i = i0; i < ci; ++i) {
                     int32_t acc = 0;
-                    const int8_t *wc = w + i;
-                    for (int32_t o = 0; o < co; ++o, wc += ci) acc += tp[o] * *wc;
+                    if (split > 0) acc = tt_gin_col(tp, w + i, 0, split, ci, acc);
+                    if (split < co) acc = tt_gin_col(tp, w_tail + i, split, co, ci, acc);
                     gp[i] = acc;
                 }
             }

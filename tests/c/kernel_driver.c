@@ -4,6 +4,13 @@
  *     i32 n_cases, then per case
  *     i32 op, i32 n_params, i32 params[n_params], i32 n_bands, i32 bands[2 * n_bands],
  *     arrays (op-specific order), each as i32 n_bytes + bytes padded to 4.
+ * Split weights (conv family and fc): one optional extra parameter after the op's own
+ * ones, `split`: -1 -> w_tail = NULL with a nonzero w_split (must be ignored); s >= 0 ->
+ * output channels [0, s) in one exact-size buffer at w, [s, out_c) in another at w_tail
+ * (w_split = s; s > out_c: all at w), with garbage blocks after each so that a kernel
+ * reading a channel
+ * through the wrong piece gets wrong weights (or a sanitizer error). Without it:
+ * w_tail = NULL, w_split = 0 (a zero-initialised struct).
  * Bands: each (y0, y1) is computed by a separate call on an exact-size copy of the input
  * rows it needs (in_row0 = first row) into an exact-size band output buffer (out_row0 =
  * y0), so band execution, row offsets and out-of-bounds accesses are all exercised.
@@ -148,6 +155,38 @@ static const void *rd_arr(rd_t *r, int32_t expect)
     return a;
 }
 
+/* Lays out weights w[rows][K] as described for `split` above; returns 0 when out of
+   memory or the code is invalid. */
+static int split_weights(const int8_t *w, int32_t rows, int32_t K, int32_t code,
+                         const int8_t **head, const int8_t **tail, int32_t *split)
+{
+    if (code == -1) {
+        *head = w;
+        *tail = NULL;
+        *split = rows / 2 + 1;
+        return 1;
+    }
+    if (code < 0) return 0;
+    const int32_t sh = code < rows ? code : rows; /* w_split > out_c: all at w */
+    const size_t nh = (size_t)sh * (size_t)K, nt = (size_t)(rows - sh) * (size_t)K;
+    const size_t n = (size_t)rows * (size_t)K;
+    int8_t *h = (int8_t *)tc_alloc(nh), *junk1 = (int8_t *)tc_alloc(n);
+    int8_t *t = (int8_t *)tc_alloc(nt), *junk2 = (int8_t *)tc_alloc(n);
+    if (!h || !junk1 || !t || !junk2) return 0;
+    memcpy(h, w, nh);
+    memcpy(t, w + nh, nt);
+    /* what a wrong row computation would read instead: every byte differs from the
+       weight at the same flat index */
+    for (size_t i = 0; i < n; ++i) {
+        junk1[i] = (int8_t)(w[i] ^ 0x55);
+        junk2[i] = (int8_t)(w[i] ^ 0x2A);
+    }
+    *head = h;
+    *tail = t;
+    *split = code;
+    return 1;
+}
+
 /* ---- one case -------------------------------------------------------------------- */
 typedef struct {
     int status;
@@ -172,9 +211,9 @@ static void *make_scratch(size_t n, int *status)
 static void run_conv(rd_t *r, int op, result_t *res)
 {
     int32_t np = rd_i32(r);
-    int32_t v[14];
-    if (np != 14) { r->err = 1; return; }
-    for (int i = 0; i < 14; ++i) v[i] = rd_i32(r);
+    int32_t v[15];
+    if (np != 14 && np != 15) { r->err = 1; return; }
+    for (int i = 0; i < np; ++i) v[i] = rd_i32(r);
     tt_conv_params p;
     p.in_h = v[0]; p.in_w = v[1]; p.in_c = v[2];
     p.out_h = v[3]; p.out_w = v[4]; p.out_c = v[5];
@@ -191,7 +230,14 @@ static void run_conv(rd_t *r, int op, result_t *res)
     p.bias = (const int32_t *)rd_arr(r, 4 * p.out_c);
     p.mult = (const int32_t *)rd_arr(r, 4 * p.out_c);
     p.shift = (const int32_t *)rd_arr(r, 4 * p.out_c);
+    p.w_tail = NULL;
+    p.w_split = 0;
     if (r->err) return;
+    if (np == 15 && !split_weights(p.w, p.out_c, wcount / (p.out_c ? p.out_c : 1), v[14],
+                                   &p.w, &p.w_tail, &p.w_split)) {
+        res->status = 4;
+        return;
+    }
 
     conv_fn fn;
     scratch_fn sf;
@@ -243,9 +289,9 @@ static void run_conv(rd_t *r, int op, result_t *res)
 static void run_fc(rd_t *r, result_t *res)
 {
     int32_t np = rd_i32(r);
-    int32_t v[7];
-    if (np != 7) { r->err = 1; return; }
-    for (int i = 0; i < 7; ++i) v[i] = rd_i32(r);
+    int32_t v[8];
+    if (np != 7 && np != 8) { r->err = 1; return; }
+    for (int i = 0; i < np; ++i) v[i] = rd_i32(r);
     if (rd_i32(r) != 0) { r->err = 1; return; }
     tt_fc_params p;
     p.in_c = v[0]; p.out_c = v[1]; p.in_zero = v[2]; p.out_zero = v[3];
@@ -256,7 +302,13 @@ static void run_fc(rd_t *r, result_t *res)
     p.bias = (const int32_t *)rd_arr(r, 4 * p.out_c);
     p.mult = (const int32_t *)rd_arr(r, 4 * p.out_c);
     p.shift = (const int32_t *)rd_arr(r, 4 * p.out_c);
+    p.w_tail = NULL;
+    p.w_split = 0;
     if (r->err) return;
+    if (np == 8 && !split_weights(p.w, p.out_c, p.in_c, v[7], &p.w, &p.w_tail, &p.w_split)) {
+        res->status = 4;
+        return;
+    }
     const size_t n_out = (size_t)batch * p.out_c, ns = tt_fc_s8_scratch_bytes(&p);
     uint8_t *out = guarded(n_out);
     uint8_t *scratch = (uint8_t *)make_scratch(ns, &res->status);

@@ -12,6 +12,16 @@
  * Input gradients of convolutions can be computed in bands (an int32 array of (y0, y1)
  * pairs): each band gets an exact-size copy of the t rows it needs and its own guarded
  * output buffer.
+ * Split weights (tt_kernels.h w_tail / w_split): the ops that take weights accept one
+ * optional extra parameter after their own ones, `split`: -1 -> w_tail = NULL with a
+ * nonzero w_split (must be ignored); s >= 0 -> output channels [0, s) in one buffer at
+ * w, [s, out_c) in another at w_tail (w_split = s; s > out_c: all at w). Input
+ * gradients: exact-size
+ * buffers, each followed by a garbage block (a wrong row computation reads wrong
+ * weights or trips a sanitizer). Weight updates: the kernel's w (= p.w) is a guarded
+ * buffer of the s head channels, the tail is a separate read-only copy; the output is
+ * then the return code, the head and the (unchanged) tail, i.e. the same bytes as
+ * unsplit. Without it: w_tail = NULL, w_split = 0.
  *
  * Front ends:
  *   TT_DRIVER_HOST      reads the stream from stdin; per case writes
@@ -246,6 +256,36 @@ static void kbuf_done(result_t *res, const uint8_t *b, size_t n)
 {
     if (!guard_ok(b, n) && !res->status) res->status = 3;
     out_put(res, b, (int32_t)n);
+}
+
+/* Lays out input-gradient weights w[rows][K] as described for `split` above; returns
+   0 when out of memory or the code is invalid. */
+static int split_weights(const int8_t *w, int32_t rows, int32_t K, int32_t code,
+                         const int8_t **head, const int8_t **tail, int32_t *split)
+{
+    if (code == -1) {
+        *head = w;
+        *tail = NULL;
+        *split = rows / 2 + 1;
+        return 1;
+    }
+    if (code < 0) return 0;
+    const int32_t sh = code < rows ? code : rows; /* w_split > out_c: all at w */
+    const size_t nh = (size_t)sh * (size_t)K, nt = (size_t)(rows - sh) * (size_t)K;
+    const size_t n = (size_t)rows * (size_t)K;
+    int8_t *h = (int8_t *)tc_alloc(nh), *junk1 = (int8_t *)tc_alloc(n);
+    int8_t *t = (int8_t *)tc_alloc(nt), *junk2 = (int8_t *)tc_alloc(n);
+    if (!h || !junk1 || !t || !junk2) return 0;
+    memcpy(h, w, nh);
+    memcpy(t, w + nh, nt);
+    for (size_t i = 0; i < n; ++i) { /* every byte differs from the weight it stands for */
+        junk1[i] = (int8_t)(w[i] ^ 0x55);
+        junk2[i] = (int8_t)(w[i] ^ 0x2A);
+    }
+    *head = h;
+    *tail = t;
+    *split = code;
+    return 1;
 }
 
 #define NEED(cond)             \
@@ -531,15 +571,18 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
     case OP_CONV2D_GRAD_IN:
     case OP_CONV2D_1X1_GRAD_IN:
     case OP_DWCONV_GRAD_IN: {
-        /* conv params (11); t (int16), w, bands (int32 pairs, empty: one full call) */
-        NEED(c->np == 11 && c->na == 3);
+        /* conv params (11) [+ split]; t (int16), w, bands (int32 pairs, empty: one full
+           call) */
+        NEED((c->np == 11 || c->np == 12) && c->na == 3);
         tt_conv_params p;
         conv_params(c, &p);
         const int dw = op == OP_DWCONV_GRAD_IN;
         const size_t row_t = (size_t)p.out_w * p.out_c, row_g = (size_t)p.in_w * p.in_c;
         NEED((size_t)c->a[0].n == 2 * row_t * p.out_h);
-        NEED(c->a[1].n == p.out_c * p.k_h * p.k_w * (dw ? 1 : p.in_c));
+        const int32_t K = p.k_h * p.k_w * (dw ? 1 : p.in_c);
+        NEED(c->a[1].n == p.out_c * K);
         p.w = (const int8_t *)c->a[1].p;
+        NEED(c->np == 11 || split_weights(p.w, p.out_c, K, v[11], &p.w, &p.w_tail, &p.w_split));
         const int16_t *t = (const int16_t *)c->a[0].p;
         const int32_t nb = c->a[2].n / 8;
         const int32_t *bands = (const int32_t *)c->a[2].p;
@@ -599,8 +642,8 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         return;
     }
     case OP_FC_GRAD_IN: {
-        /* ci, co, batch; t, w */
-        NEED(c->np == 3 && c->na == 2);
+        /* ci, co, batch [+ split]; t, w */
+        NEED((c->np == 3 || c->np == 4) && c->na == 2);
         tt_fc_params p;
         memset(&p, 0, sizeof p);
         p.in_c = v[0];
@@ -608,6 +651,7 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         const int32_t batch = v[2];
         NEED(c->a[0].n == 2 * batch * p.out_c && c->a[1].n == p.in_c * p.out_c);
         p.w = (const int8_t *)c->a[1].p;
+        NEED(c->np == 3 || split_weights(p.w, p.out_c, p.in_c, v[3], &p.w, &p.w_tail, &p.w_split));
         const size_t n_out = (size_t)batch * p.in_c * 4, ns = tt_fc_grad_in_s16_scratch_bytes(&p);
         if (!out_alloc(res, (int32_t)n_out)) return;
         uint8_t *g = kbuf(res, n_out);
@@ -623,8 +667,8 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
     case OP_CONV2D_GRAD_W:
     case OP_CONV2D_1X1_GRAD_W:
     case OP_DWCONV_GRAD_W: {
-        /* conv params (11) + sgd (7); gy, x, w, s_w */
-        NEED(c->np == 18 && c->na == 4);
+        /* conv params (11) + sgd (7) [+ split]; gy, x, w, s_w */
+        NEED((c->np == 18 || c->np == 19) && c->na == 4);
         tt_conv_params p;
         conv_params(c, &p);
         const int dw = op == OP_DWCONV_GRAD_W;
@@ -645,23 +689,35 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
             fn = tt_dwconv_grad_w_update_s8;
             ns = tt_dwconv_grad_w_update_s8_scratch_bytes(&p);
         }
+        const int32_t code = c->np == 19 ? v[18] : -2;
+        NEED(code >= -2);
         if (!out_alloc(res, 4 + nw)) return;
-        uint8_t *w = kbuf(res, (size_t)nw);
+        /* split s: the kernel's w holds the s head channels only */
+        const int32_t nh = code >= 0 && code < p.out_c ? nw / p.out_c * code : nw;
+        uint8_t *w = kbuf(res, (size_t)nh);
+        uint8_t *tail = code >= 0 ? (uint8_t *)tc_alloc((size_t)(nw - nh)) : NULL;
         void *s = make_scratch(ns, &res->status);
-        if (!w || res->status) return;
-        memcpy(w, c->a[2].p, (size_t)nw);
+        if (!w || (code >= 0 && !tail) || res->status) {
+            res->status = res->status ? res->status : 4;
+            return;
+        }
+        memcpy(w, c->a[2].p, (size_t)nh);
+        if (tail) memcpy(tail, (const uint8_t *)c->a[2].p + nh, (size_t)(nw - nh));
         p.w = (const int8_t *)w;
+        p.w_tail = code >= 0 ? (const int8_t *)tail : NULL;
+        p.w_split = code >= 0 ? code : (code == -1 ? p.out_c / 2 + 1 : 0);
         uint32_t t0 = tc_cycles();
         int st = fn(&p, (const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p, (int8_t *)w, &u, s);
         res->cycles = tc_cycles() - t0;
         check_scratch(res, s, ns);
         out_i32(res, st);
-        kbuf_done(res, w, (size_t)nw);
+        kbuf_done(res, w, (size_t)nh);
+        if (tail) out_put(res, tail, nw - nh);
         return;
     }
     case OP_FC_GRAD_W: {
-        /* ci, co, batch, in_zero + sgd (7); gy, x, w, s_w */
-        NEED(c->np == 11 && c->na == 4);
+        /* ci, co, batch, in_zero + sgd (7) [+ split]; gy, x, w, s_w */
+        NEED((c->np == 11 || c->np == 12) && c->na == 4);
         tt_fc_params p;
         memset(&p, 0, sizeof p);
         p.in_c = v[0];
@@ -673,19 +729,30 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         tt_sgd_params u;
         sgd_params(c, 4, (const float *)c->a[3].p, &u);
         const size_t ns = tt_fc_grad_w_update_s8_scratch_bytes(&p, batch);
+        const int32_t code = c->np == 12 ? v[11] : -2;
+        NEED(code >= -2);
         if (!out_alloc(res, 4 + nw)) return;
-        uint8_t *w = kbuf(res, (size_t)nw);
+        const int32_t nh = code >= 0 && code < p.out_c ? p.in_c * code : nw;
+        uint8_t *w = kbuf(res, (size_t)nh);
+        uint8_t *tail = code >= 0 ? (uint8_t *)tc_alloc((size_t)(nw - nh)) : NULL;
         void *s = make_scratch(ns, &res->status);
-        if (!w || res->status) return;
-        memcpy(w, c->a[2].p, (size_t)nw);
+        if (!w || (code >= 0 && !tail) || res->status) {
+            res->status = res->status ? res->status : 4;
+            return;
+        }
+        memcpy(w, c->a[2].p, (size_t)nh);
+        if (tail) memcpy(tail, (const uint8_t *)c->a[2].p + nh, (size_t)(nw - nh));
         p.w = (const int8_t *)w;
+        p.w_tail = code >= 0 ? (const int8_t *)tail : NULL;
+        p.w_split = code >= 0 ? code : (code == -1 ? p.out_c / 2 + 1 : 0);
         uint32_t t0 = tc_cycles();
         int st = tt_fc_grad_w_update_s8(&p, (const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p,
                                         batch, (int8_t *)w, &u, s);
         res->cycles = tc_cycles() - t0;
         check_scratch(res, s, ns);
         out_i32(res, st);
-        kbuf_done(res, w, (size_t)nw);
+        kbuf_done(res, w, (size_t)nh);
+        if (tail) out_put(res, tail, nw - nh);
         return;
     }
     case OP_BIAS: {
