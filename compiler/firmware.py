@@ -151,25 +151,18 @@ def _exchange(port, x: np.ndarray, nout: int) -> tuple[np.ndarray, int]:
     return np.frombuffer(data[:nout], dtype=np.int8).copy(), struct.unpack("<I", data[nout:])[0]
 
 
-def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
-          timeout: float = 600, profile: bool = False) -> tuple[np.ndarray, list[int], dict]:
-    """Run NHWC int8 ``images`` [N, H, W, C] through the firmware. Returns (logits [N,
-    nout], cycles per image, per-step cycles of the last image if profile)."""
+def _serial_session(elf, board: str, timeout: float, talk) -> tuple[object, object]:
+    """Boot ``elf`` (QEMU, or the host build on a pty), call ``talk(port)`` with a pyserial
+    port, send ``Q`` (quit) and wait for a clean exit. Returns (talk's result, run result)."""
     import serial  # pyserial
 
     from host import runner as R
 
     runner = R.QemuSerial(elf, timeout) if board != "host" else R.HostSerial(elf, timeout)
-    outs, cycles = [], []
     with runner as q:
         port = serial.serial_for_url(q.url, timeout=timeout)
         try:
-            for x in images:
-                y, c = _exchange(port, x, nout)
-                outs.append(y)
-                cycles.append(c)
-            if profile:
-                port.write(b"P")
+            out = talk(port)
             try:
                 port.write(b"Q")
                 port.flush()
@@ -183,6 +176,24 @@ def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
                 pass
     if res.exit_code != 0:
         raise RuntimeError("firmware failed: " + res.describe())
+    return out, res
+
+
+def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
+          timeout: float = 600, profile: bool = False) -> tuple[np.ndarray, list[int], dict]:
+    """Run NHWC int8 ``images`` [N, H, W, C] through the firmware. Returns (logits [N,
+    nout], cycles per image, per-step cycles of the last image if profile)."""
+    def talk(port):
+        outs, cycles = [], []
+        for x in images:
+            y, c = _exchange(port, x, nout)
+            outs.append(y)
+            cycles.append(c)
+        if profile:
+            port.write(b"P")
+        return outs, cycles
+
+    (outs, cycles), res = _serial_session(elf, board, timeout, talk)
     steps = {k.split(":", 1)[1]: v for k, v in res.timed.items() if k.startswith("step:")}
     return np.stack(outs), cycles, steps
 
@@ -192,47 +203,30 @@ def train_stream(elf, images: np.ndarray, labels, nout: int, n_param_bytes: int,
     """Run training steps on the firmware built with the training test app. Returns
     (logits [N, nout] before each update, losses, return codes, cycles, trained params
     bytes after the last step)."""
-    import serial  # pyserial
+    def talk(port):
+        outs, losses, rcs, cycles = [], [], [], []
+        for x, label in zip(images, labels):
+            port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes())
+            if port.read(1) != b"R":
+                raise RuntimeError("training firmware did not answer")
+            data = port.read(nout + 12)
+            outs.append(np.frombuffer(data[:nout], np.int8).copy())
+            loss, rc, cyc = struct.unpack("<fiI", data[nout:])
+            losses.append(loss)
+            rcs.append(rc)
+            cycles.append(cyc)
+        port.write(b"W")
+        return np.stack(outs), losses, rcs, cycles, port.read(n_param_bytes)
 
-    from host import runner as R
-
-    runner = R.QemuSerial(elf, timeout) if board != "host" else R.HostSerial(elf, timeout)
-    outs, losses, rcs, cycles = [], [], [], []
-    with runner as q:
-        port = serial.serial_for_url(q.url, timeout=timeout)
-        try:
-            for x, label in zip(images, labels):
-                port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes())
-                if port.read(1) != b"R":
-                    raise RuntimeError("training firmware did not answer")
-                data = port.read(nout + 12)
-                outs.append(np.frombuffer(data[:nout], np.int8).copy())
-                loss, rc, cyc = struct.unpack("<fiI", data[nout:])
-                losses.append(loss)
-                rcs.append(rc)
-                cycles.append(cyc)
-            port.write(b"W")
-            params = port.read(n_param_bytes)
-            try:
-                port.write(b"Q")
-                port.flush()
-            except Exception:  # noqa: BLE001
-                pass
-            res = q.wait(60)
-        finally:
-            try:
-                port.close()
-            except Exception:  # noqa: BLE001
-                pass
-    if res.exit_code != 0:
-        raise RuntimeError("firmware failed: " + res.describe())
-    return np.stack(outs), losses, rcs, cycles, params
+    out, _ = _serial_session(elf, board, timeout, talk)
+    return out
 
 
-def split_trained(g_or_nodes, rep: dict, blob: bytes) -> dict:
-    """Bytes of the trained arrays (as returned by :func:`train_stream`) -> {(node, param):
-    ndarray} in the IR layout (weights OHWI int8, biases int32)."""
-    g = g_or_nodes
+def split_trained(g, rep: dict, blob: bytes) -> dict:
+    """Bytes of the trained arrays (as returned by :func:`train_stream` or downloaded from
+    the device) -> {(node, param): ndarray} in the IR layout (weights OHWI int8, biases
+    int32). A split weight's blob holds its trained rows only; the other rows are taken
+    from ``g`` (they are frozen in flash)."""
     out, pos = {}, 0
     for a in rep["trained_arrays"]:
         ref = g.node(a["node"]).params[a["param"]]

@@ -25,11 +25,8 @@ def conv_kernel(node: Node) -> str:
     return "tt_conv2d_s8"
 
 
-def conv_scratch(g: Graph, node: Node) -> int:
-    return c_sizes([scratch_macro(g, node)])[0]
-
-
-def fc_scratch(g: Graph, node: Node) -> int:
+def scratch(g: Graph, node: Node) -> int:
+    """Scratch bytes of the forward kernel of a conv2d / fully_connected node."""
     return c_sizes([scratch_macro(g, node)])[0]
 
 

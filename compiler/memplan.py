@@ -148,9 +148,9 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
             continue
         if n.op == "conv2d":
             steps.append(Step("conv", n.name, [n], list(n.inputs), n.output,
-                              K.conv_scratch(g, n), K.conv_kernel(n)))
+                              K.scratch(g, n), K.conv_kernel(n)))
         elif n.op == "fully_connected":
-            steps.append(Step("fc", n.name, [n], list(n.inputs), n.output, K.fc_scratch(g, n),
+            steps.append(Step("fc", n.name, [n], list(n.inputs), n.output, K.scratch(g, n),
                               "tt_fc_s8"))
         elif n.op == "add":
             steps.append(Step("add", n.name, [n], list(n.inputs), n.output, 0, "tt_add_s8"))
@@ -172,7 +172,7 @@ def _block_step(g: Graph, b: dict) -> Step:
     kh = dw.attrs["kernel"][0]
     band = _align(kh * w * c) if pw1 else 0
     row = _align(wo * c)
-    ks = max([K.conv_scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
+    ks = max([K.scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
     nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
     name = dw.name.rsplit(".", 1)[0] if "." in dw.name else dw.name
     return Step("block", name, nodes, [b["input"]], b["output"], band + row + _align(ks),
