@@ -5,7 +5,8 @@
 #   make build BOARD=<board>        build the firmware for a board (see `make boards`)
 #   make flash BOARD=stm32f746      flash a real STM32F746G-DISCO (openocd or st-flash)
 #   make qemu-test                  the tests that run on the emulated board only
-#   make bench                      benchmarks (memory, instructions) -> bench/results.json
+#   make bench                      benchmarks (memory, instructions, sparse-update plans
+#                                   and accuracy vs the MCUNetV3 paper) -> bench/results.json
 #   make setup                      install system packages and the virtualenv
 #   make clean                      remove build outputs
 #
@@ -90,6 +91,7 @@ bench: setup
 	$(PY) bench/forward.py
 	$(PY) bench/train_steps.py
 	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
+	$(PY) bench/sparse.py
 
 clean:
 	rm -rf build .stamp-apt

@@ -89,7 +89,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cmd_firmware  # noqa: F401  (registers build, run)
+    from . import cmd_firmware, cmd_plan  # noqa: F401  (register build, run, plan)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Compile int8 neural networks into C firmware that trains on a "

@@ -30,6 +30,13 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="store_true",
                    help="time every step with the board's cycle counter")
     p.add_argument("--json", action="store_true", help="print report.json instead of the table")
+    p.add_argument("--plan", help="a sparse-update plan (from `python -m compiler plan`): build "
+                                  "the firmware that trains on the device as the plan says")
+    p.add_argument("--app", choices=["device", "train-test"], default=None,
+                   help="with --plan: device (serial streaming protocol, host/stream.py) or "
+                        "train-test (bare training-step loop); default: the plan's app")
+    p.add_argument("--lr", type=float, default=None,
+                   help="with --plan: the device's default learning rate (default: the plan's)")
 
 
 def _default_out(board: str, model: str) -> Path:
@@ -47,10 +54,25 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     from . import firmware, models
     firmware.board_info(args.board)  # clear error on a wrong board, before any work
-    g = models.load(args.model)
     out = Path(args.out) if args.out else _default_out(args.board, args.model)
+    kw = {}
+    if args.plan:
+        from . import train as tr
+        from .cmd_plan import load_plan_graph
+        g, prog, plan = load_plan_graph(args.model, args.plan)
+        app = args.app or plan.meta.get("app", "device")
+        lr = args.lr or plan.meta.get("analysis_settings", {}).get("lr", 2e-3)
+        kw = dict(program=prog, config=tr.TrainConfig(lr=lr, loss_range_mode="max"),
+                  app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
+                  defines={"TT_HISTORY_MAX": 0} if app == "device" else None)
+        if not args.json:
+            print(f"plan {args.plan}: {plan.describe(g)}")
+    elif args.app or args.lr:
+        raise CompilerError("--app and --lr apply to training firmware: give a --plan")
+    else:
+        g = models.load(args.model)
     rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
-                         portable=args.portable, quiet=args.json)
+                         portable=args.portable, quiet=args.json, **kw)
     if args.json:
         print(json.dumps(rep, indent=1))
     else:

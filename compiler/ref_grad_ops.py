@@ -218,9 +218,17 @@ def requant_grad(acc, acc_scale: float, bits: int = 8, mode: str = "max",
 
 def add_grads(q1, s1: float, q2, s2: float, bits: int = 8, mode: str = "max"):
     """Sum of two gradient tensors with different scales -> (int8 q, float32 scale).
-    Common scale s_c = max(s1, s2) / 4096; integer weights m_i = floor(s_i / s_c + 0.5)."""
+    Common scale s_c = max(s1, s2) / 4096; integer weights m_i = floor(s_i / s_c + 0.5).
+    If s_c is not positive (both scales zero or below 4096 * the smallest float32), the
+    sum is zero: zeros with scale s_c."""
     s1, s2 = F32(s1), F32(s2)
+    if not (np.isfinite(s1) and np.isfinite(s2)):
+        raise ValueError(f"add_grads: scales must be finite, got {s1}, {s2}")
     sc = F32(max(s1, s2) / F32(4096.0))
+    if not sc > 0:
+        # both gradients are (numerically) zero: a zero gradient keeps shrinking its scale
+        # through many layers (e.g. below a zero-initialised head) until it underflows
+        return np.zeros(np.shape(q1), np.int8), sc
     m1 = int(np.floor(s1 / sc + F32(0.5)))
     m2 = int(np.floor(s2 / sc + F32(0.5)))
     acc = np.asarray(q1, np.int32) * m1 + np.asarray(q2, np.int32) * m2

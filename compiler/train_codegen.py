@@ -118,8 +118,15 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto") -> memplan.Plan:
-    """One arena for the forward pass with saves and the backward program."""
+def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
+                  reorder: bool = True) -> memplan.Plan:
+    """One arena for the forward pass with saves and the backward program.
+
+    ``reorder=False`` plans the conventional order instead, for comparison only (no code
+    is generated from it): every weight / bias gradient is computed during the backward
+    pass but applied after it, so each int32 gradient buffer lives from its step to the
+    end of the step list (the generated code fuses each update right after its gradient,
+    and the gradient never leaves the kernel's scratch)."""
     keep = {s.node for s in program.steps}
     for t in program.saved.values():
         p = g.producer(t.tensor)
@@ -153,6 +160,13 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto") -> 
             first.setdefault(r, F + i)
     for r in first:
         extra.append((f"grad:{r}", _align(program.buffers[r].nbytes), first[r], last[r]))
+    if not reorder:
+        end = F + len(program.steps) - 1
+        for i, s in enumerate(program.steps):
+            if isinstance(s, (ad.ConvUpdate, ad.FcUpdate)):
+                extra.append((f"wgrad:{i}", _align(s.acc_bytes), F + i, end))
+            elif isinstance(s, ad.BiasUpdate):
+                extra.append((f"wgrad:{i}", _align(4 * s.k), F + i, end))
     exprs = [(i, step_scratch_expr(g, s)) for i, s in enumerate(program.steps)]
     sizes = K.c_sizes([e for _, e in exprs if e])
     it = iter(sizes)

@@ -67,7 +67,11 @@ TT_KERNEL int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, floa
     if (!isfinite(s1) || !isfinite(s2)) return TT_ERR_ARG;
     const float mx = s2 > s1 ? s2 : s1; /* Python max(s1, s2) */
     const float sc = mx / 4096.0f;
-    if (!(sc > 0.0f)) return TT_ERR_ARG;
+    if (!(sc > 0.0f)) { /* both gradients numerically zero (scales underflowed) */
+        for (int32_t i = 0; i < n; ++i) out[i] = 0;
+        *out_scale = sc;
+        return TT_OK;
+    }
     float f1 = s1 / sc;
     f1 = f1 + 0.5f;
     f1 = floorf(f1);

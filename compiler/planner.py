@@ -1,0 +1,154 @@
+"""Sparse-update planning end to end: model + data + budget -> plan JSON.
+
+:func:`make_plan` = prepare the graph (new head for the data's classes, input size) ->
+pick the candidate layers the budget allows -> choose and permute channels
+(:func:`compiler.contrib.channel_importance`, :mod:`compiler.permute`) -> contribution
+analysis (:func:`compiler.contrib.analyse`) -> plan search
+(:func:`compiler.plan_search.search`) -> :class:`compiler.sparse.SparsePlan` with the
+predicted memory and gain recorded. ``python -m compiler plan`` and ``bench/sparse.py``
+call it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import contrib, permute, plan_search, sparse
+from .ir import Graph
+
+
+def model_inputs(g: Graph, images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W[, C]) -> int8 model inputs (N, S, S, C) at ``g``'s input size,
+    with the model's own input rule (``pixel - 128`` for the real models)."""
+    from host import datasets as D
+
+    from . import reference
+    _, h, w, c = g.tensors[g.inputs[0]].shape
+    out = np.stack([D.resize(D.to_channels(im, c), (h, w)) for im in images])
+    if c == 1 and out.ndim == 3:
+        out = out[..., None]
+    if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
+        return (out.astype(np.int16) - 128).astype(np.int8)
+    return reference.quantize_input(g, out.astype(np.float32) / 255.0)
+
+
+def split_data(images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int, seed: int = 0):
+    """Shuffle with ``seed`` and take ``n_train`` training then ``n_test`` held-out samples."""
+    n = len(labels)
+    if n_train + n_test > n:
+        raise sparse.PlanError(f"the data has {n} samples, fewer than --train {n_train} + "
+                               f"--test {n_test}")
+    order = np.random.default_rng(seed).permutation(n)
+    tr, te = order[:n_train], order[n_train:n_train + n_test]
+    return images[tr], labels[tr], images[te], labels[te]
+
+
+def choose_channels(g: Graph, layers: list[str], x, y, settings: contrib.Settings,
+                    samples: int = 32) -> tuple[Graph, dict[str, list[int]]]:
+    """Permute the output channels of every permutable layer in ``layers`` by importance
+    (most important first). Returns the permuted graph and ``{layer: permutation}``."""
+    ok = [n for n in layers if permute.permutable(g, n)[0]]
+    imp = contrib.channel_importance(g, ok, x, y, samples=samples, settings=settings)
+    perms = {}
+    for n in ok:
+        perm = permute.channel_order(imp[n])
+        if list(perm) != list(range(len(perm))):
+            g = permute.permute_output_channels(g, n, perm)
+            perms[n] = [int(i) for i in perm]
+    return g, perms
+
+
+def needed_permutations(g: Graph, plan: sparse.SparsePlan, perms: dict) -> dict:
+    """The permutations a plan relies on: of layers trained at a ratio below 1, and of
+    the producers of depthwise layers trained at a ratio below 1 (their channels follow)."""
+    sliced = {n for n, r in plan.weights.items() if r < 1}
+    keep = {}
+    for n, p in perms.items():
+        followers = [c.name for c in g.consumers(g.node(n).output) if c.is_depthwise]
+        if n in sliced or any(f in sliced for f in followers):
+            keep[n] = p
+    return keep
+
+
+def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: int,
+              input_size: int | None = None, classes: int | None = None, n_train: int = 1000,
+              n_test: int = 1000, settings: contrib.Settings = contrib.Settings(),
+              stack: int = 8192, app: str = "device", jobs: int | None = None, cache: Path | None = None,
+              generations: int = 30, progress: bool = True, log=print,
+              meta: dict | None = None,
+              extra_budgets=()) -> tuple[sparse.SparsePlan, contrib.Analysis, Graph]:
+    """See the module doc. ``images`` uint8 (N, H, W[, C]), ``labels`` 0..K-1. Returns the
+    plan, the analysis and the graph the plan builds (prepared, permuted). Plans for the
+    ``extra_budgets`` (smaller than ``budget``) are searched over the same measurements
+    and left in ``analysis.alternatives[budget] = (plan, graph)``."""
+    labels = np.asarray(labels)
+    classes = int(classes or labels.max() + 1)
+    g0 = sparse.prepare(base, input_size=input_size, classes=classes)
+    x = model_inputs(g0, images)
+    x_tr, y_tr, x_te, y_te = split_data(x, labels, n_train, n_test, settings.seed)
+    mm = sparse.MemoryModel(g0, stack, sparse.app_reserve(g0, app))
+    log(f"{g0.name}: {len(sparse.body_layers(g0))} conv layers below the classifier, input "
+        f"{g0.tensors[g0.inputs[0]].shape[1]}x{g0.tensors[g0.inputs[0]].shape[2]}, {classes} classes; "
+        f"budget {budget / 1024:.1f} KB")
+    mem: dict = {}
+    skipped: dict = {}
+    one = contrib.Settings(ratios=(min(settings.ratios),))
+    cfgs = contrib.weight_candidates(g0, mm, budget, one, 0, mem, skipped)
+    layers = [c[1] for c in cfgs]
+    log(f"memory model: {len(layers)} of {len(sparse.body_layers(g0))} layers can train weights "
+        f"within the budget (at ratio {min(settings.ratios)})")
+    g, perms = choose_channels(g0, layers, x_tr, y_tr, settings)
+    log(f"channel order: {len(perms)} layers permuted so the most important channels train first")
+    an = contrib.analyse(g, x_tr, y_tr, x_te, y_te, budget=budget, settings=settings, mm=mm,
+                         jobs=jobs, cache=cache, progress=progress)
+    base_meta = {"model": base.name, "model_sha256": base.sha256(),
+                 "input_size": int(g.tensors[g.inputs[0]].shape[1]), "classes": classes,
+                 "head_init": "zero", "app": app, **(meta or {}),
+                 "analysis_settings": {"epochs": settings.epochs, "lr": settings.lr,
+                                       "seed": settings.seed, "n_train": n_train,
+                                       "n_test": n_test, "min_gain": settings.min_gain}}
+    for b in extra_budgets:
+        try:
+            an.alternatives[int(b)] = _finish(g0, g, perms, an, mm, int(b), settings, generations,
+                                              False, base_meta)
+        except plan_search.NoPlanError as e:
+            log(f"budget {b / 1024:.1f} KB: {e}")
+    plan, gp = _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta)
+    return plan, an, gp
+
+
+def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta):
+    """Search at ``budget`` over the analysis; the plan (with the permutations it uses and
+    its predictions) and the graph it builds."""
+    res = plan_search.search(an, mm, budget, generations=generations, seed=settings.seed,
+                             min_gain=settings.min_gain, progress=progress)
+    plan = res.plan
+    plan.channels = needed_permutations(g, plan, perms)
+    gp = g if plan.channels == perms else sparse.apply(g0, plan)
+    plan.meta = {
+        **base_meta, "budget_bytes": int(budget),
+        "predicted": {"ram_bytes": res.memory["total"], "arena_bytes": res.memory["arena"],
+                      "trained_param_bytes": res.memory["params"], "stack_bytes": res.memory["stack"],
+                      "gain_points": round(res.gain, 2), "head_only_accuracy": round(an.base, 2),
+                      "memory_evaluations": res.evaluated},
+        "plan": plan.describe(gp),
+    }
+    return plan, gp
+
+
+def gains_table(an: contrib.Analysis, plan: sparse.SparsePlan | None = None, top: int = 15) -> str:
+    """Readable summary of the analysis (best weight configurations, bias depths)."""
+    lines = [f"head only: {an.base:.1f}% on {an.n_test} held-out samples "
+             f"({an.n_train} training samples; {an.seconds:.0f} s, {an.cached} configs cached)"]
+    if an.bias:
+        lines.append("biases of the last k layers (gain over head only): " + ", ".join(
+            f"k={k}: {an.bias_gain(k):+.1f}" for k in sorted(an.bias)))
+    rows = sorted(an.weight, key=lambda nr: -an.weight_gain(*nr))[:top]
+    if rows:
+        lines.append(f"best weight configurations (gain over head + biases of the last {an.bias_k} "
+                     f"layers; {len(an.weight)} measured; * = in the plan):")
+        for n, r in rows:
+            mark = " *" if plan is not None and plan.weights.get(n) == r else ""
+            lines.append(f"  {n:<28} {str(r):>4}  {an.weight_gain(n, r):+6.1f}{mark}")
+    return "\n".join(lines)
