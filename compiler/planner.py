@@ -20,17 +20,16 @@ from .ir import Graph
 
 def model_inputs(g: Graph, images: np.ndarray) -> np.ndarray:
     """uint8 images (N, H, W[, C]) -> int8 model inputs (N, S, S, C) at ``g``'s input size,
-    with the model's own input rule (``pixel - 128`` for the real models)."""
+    with the model's own input rule (:func:`compiler.codegen.pixel_lut`, as on the device)."""
     from host import datasets as D
 
-    from . import reference
+    from . import codegen
     _, h, w, c = g.tensors[g.inputs[0]].shape
     out = np.stack([D.resize(D.to_channels(im, c), (h, w)) for im in images])
     if c == 1 and out.ndim == 3:
         out = out[..., None]
-    if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
-        return (out.astype(np.int16) - 128).astype(np.int8)
-    return reference.quantize_input(g, out.astype(np.float32) / 255.0)
+    lut, _ = codegen.pixel_lut(g)    # the device's own pixel -> int8 rule
+    return lut[out]
 
 
 def split_data(images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int, seed: int = 0):

@@ -130,12 +130,9 @@ def _order(g: Graph | None, name: str) -> int:
 
 
 def head(g: Graph) -> str:
-    """Name of the classifier (the param node producing the graph output)."""
-    prod = g.producer(g.outputs[0])
-    if prod is None or prod.op not in ad.PARAM_OPS:
-        raise PlanError(f"{g.name}: the graph output must come from a conv / fully_connected "
-                        "classifier for a sparse-update plan")
-    return prod.name
+    """Name of the classifier (:func:`compiler.heads.classifier_node`)."""
+    from .heads import classifier_node
+    return classifier_node(g).name
 
 
 def body_layers(g: Graph) -> list[str]:
