@@ -1,9 +1,11 @@
 # tinytrain: train int8 neural networks on a 256 KB Cortex-M.
 #
 #   make demo                       the main job, end to end, on the emulated board
+#   make demo-plan                  remake the demo's pinned sparse-update plan
 #   make test                       the test suite (sets everything up first)
 #   make build BOARD=<board>        build the firmware for a board (see `make boards`)
-#   make flash BOARD=stm32f746      flash a real STM32F746G-DISCO (openocd or st-flash)
+#   make flash BOARD=stm32f746      flash a real STM32F746G-DISCO (openocd or st-flash);
+#     MODEL=mcunet-5fps PLAN=plan.json  the firmware that learns on the device (make -n: commands)
 #   make qemu-test                  the tests that run on the emulated board only
 #   make bench                      benchmarks (memory, instructions, sparse-update plans
 #                                   and accuracy vs the MCUNetV3 paper) -> bench/results.json
@@ -25,10 +27,10 @@ ifeq ($(filter $(BOARD),$(BOARDS)),)
 $(error Unknown BOARD '$(BOARD)'. Available boards: $(BOARDS))
 endif
 
-.PHONY: help setup apt venv test qemu-test demo build flash bench boards clean distclean
+.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench boards clean distclean
 
 help:
-	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
 
 boards:
 	@echo "Available boards: $(BOARDS)"
@@ -64,28 +66,45 @@ qemu-test: setup
 	$(PY) -m pytest -q -m qemu tests $(PYTEST_ARGS)
 
 # ---- firmware ------------------------------------------------------------------------
-# `make build` builds the self-test firmware for a board; model firmware comes from
-# `python -m compiler build MODEL --board BOARD` (or `make build MODEL=mcunet-5fps`).
+# `make build` builds the self-test firmware for a board; `make build MODEL=mcunet-5fps`
+# a model's inference firmware (`python -m compiler build MODEL --board BOARD`), and with
+# PLAN=plan.json (from `python -m compiler plan`) the firmware that learns on the device
+# (`... build MODEL --plan PLAN`). Either goes to build/<board>/<model>/ (FW_OUT), which
+# `make flash` then flashes as built.
 MODEL ?=
+PLAN  ?=
+ifneq ($(PLAN),)
+ifeq ($(MODEL),)
+$(error PLAN=$(PLAN) needs MODEL= (the model the plan was made for))
+endif
+endif
+FW_OUT := build/$(BOARD)/$(if $(MODEL),$(patsubst %.json,%,$(patsubst %.onnx,%,$(notdir $(MODEL)))),selftest)
+
 build: $(if $(MODEL),setup,apt)
 ifneq ($(MODEL),)
-	$(PY) -m compiler build $(MODEL) --board $(BOARD)
+	$(PY) -m compiler build $(MODEL) $(if $(PLAN),--plan $(PLAN) )--board $(BOARD) --out $(FW_OUT)
 else
-	@$(MAKE) --no-print-directory -f boards/common.mk firmware BOARD=$(BOARD) \
-	  OUT=build/$(BOARD)/selftest
+	@$(MAKE) --no-print-directory -f boards/common.mk firmware BOARD=$(BOARD) OUT=$(FW_OUT)
 endif
 
+# flashes the ELF `build` just wrote (flash-elf does not relink it)
 flash: build
-	@$(MAKE) --no-print-directory -f boards/common.mk flash-firmware BOARD=$(BOARD) \
-	  OUT=build/$(BOARD)/$(if $(MODEL),$(MODEL),selftest)
+	@$(MAKE) --no-print-directory -f boards/common.mk flash-elf BOARD=$(BOARD) OUT=$(FW_OUT)
 
-# The main job: a real model with a new head, compiled with its on-device training step,
-# boots on the emulated board; a spotlight-shifted MNIST stream is sent to it frozen and
-# then adapting; the adapting pass is replayed bit for bit on the reference. Last line:
-# "frozen X% -> on-device Y% (n=600)". Options: make demo DEMO_ARGS="--size 64 ...".
+# The main job: a real model whose head was pre-trained on clean digits, built with the
+# sparse-update plan pinned in bench/plans/demo-mcunet-5fps-80.json, boots on the
+# emulated board; a spotlight-shifted MNIST stream is sent to it three times (after a RESET
+# each): frozen, head only, sparse plan; the sparse pass is replayed bit for bit on the
+# reference. Last line: "frozen X% -> head only Y% -> sparse plan Z% (n=600)".
+# Options: make demo DEMO_ARGS="--limit 300 ..." (python -m host.demo --help).
+# `make demo-plan` remakes the pinned plan (python -m compiler plan --keep-head on shifted
+# digits the stream never sends; about 15 minutes on 2 cores).
 DEMO_ARGS ?=
 demo: setup
 	$(PY) -m host.demo $(DEMO_ARGS)
+
+demo-plan: setup
+	$(PY) -m host.demo --make-plan --plan-only $(DEMO_ARGS)
 
 bench: setup
 	$(PY) bench/forward.py

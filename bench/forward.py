@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from compiler import firmware, images, models  # noqa: E402
+from compiler.errors import exit_on_error  # noqa: E402
 
 MODELS = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 # Published / measured points of comparison (instructions or cycles per inference).
@@ -55,11 +56,13 @@ def bench_model(name: str, variants) -> dict:
     return out
 
 
+@exit_on_error()  # a bad model (unknown, missing, corrupt): one error line, exit 2
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--quick", action="store_true", help="DSP + fused variant only")
     a = ap.parse_args(argv)
+    models.require(*a.models)  # an unknown model stops here, before any build
     variants = [("auto", False)] if a.quick else [("auto", False), ("auto", True), ("none", False)]
     print("forward pass on qemu-mps2-an500 (Cortex-M7), 128x128 input, batch 1")
     res = {m: bench_model(m, variants) for m in a.models}

@@ -47,6 +47,7 @@ from compiler import autodiff as ad  # noqa: E402
 from compiler import contrib, firmware, images, models, planner, sparse  # noqa: E402
 from compiler import train as tr  # noqa: E402
 from compiler import transfer  # noqa: E402
+from compiler.errors import CompilerError, exit_on_error  # noqa: E402
 
 MODELS = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 #: MCUNetV3 paper, training memory at 128x128, batch 1 (KB): full update, sparse update,
@@ -81,6 +82,23 @@ def search(base, x, y, budget, jobs, out: Path, extra_budgets=(), quick=False, n
     for b, (p, _) in an.alternatives.items():
         sparse.save(p, out.with_name(f"{out.stem}@{b // 1024}KB.json"))
     return plan, an, g
+
+
+def budget_table(an, plan) -> list[dict]:
+    """The chosen plan and the plans for smaller budgets from the same measurements, each
+    with its predicted gain and its accuracy measured as a whole (the same int8 step)."""
+    rows = []
+    for b, p in sorted([(BUDGET, plan)] + [(b, pg[0]) for b, pg in an.alternatives.items()],
+                       key=lambda t: t[0]):
+        m = p.meta.get("measured") or {}
+        acc = m.get("accuracy")
+        if acc is None:
+            acc = an.measure([p])[0]
+        rows.append({"budget_kb": b // 1024, "plan": p.meta.get("plan", p.describe()),
+                     "ram_kb": round(p.meta["predicted"]["ram_bytes"] / 1024, 1),
+                     "predicted_gain": p.meta["predicted"]["gain_points"],
+                     "accuracy": round(acc, 2), "measured_gain": round(acc - an.base, 2)})
+    return rows
 
 
 def memory_rows(g, plan):
@@ -233,6 +251,7 @@ def plot(res: dict, path: Path) -> None:
     FigureCanvasAgg(fig).print_png(str(path))
 
 
+@exit_on_error()  # a bad model (unknown, missing, corrupt): one error line, exit 2
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=MODELS)
@@ -242,6 +261,11 @@ def main(argv=None) -> int:
                     help="training and held-out samples of the analysis for the models without "
                          "the accuracy study (default 500; the study's model uses 1000)")
     a = ap.parse_args(argv)
+    models.require(*a.models, *a.accuracy_models)  # a bad model stops here, before any work
+    for m in a.models:
+        if m not in PAPER:
+            raise CompilerError(f"bench/sparse.py compares with the paper's figures: "
+                                f"--models must be among {', '.join(PAPER)}, not {m!r}")
     x, y = load_mnist()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     res = data.get("sparse", {}).get("models", {})
@@ -253,9 +277,9 @@ def main(argv=None) -> int:
         t0 = time.time()
         acc_study = m in a.accuracy_models
         pb = PAPER[m][2] * 1024
+        smaller = sorted({pb, 128 * 1024, 192 * 1024} - {BUDGET})
         plan, an, g = search(base, x, y, BUDGET, a.jobs, PLANS / f"{m}.json",
-                             extra_budgets=(pb,) if acc_study else (),
-                             quick=not acc_study, n_quick=a.n_quick)
+                             extra_budgets=smaller, quick=not acc_study, n_quick=a.n_quick)
         t_plan = time.time() - t0
         print(planner.gains_table(an, plan, top=8))
         print(f"plan: {plan.describe(g)}\nsearch took {t_plan:.0f} s (analysis {an.seconds:.0f} s, "
@@ -272,7 +296,15 @@ def main(argv=None) -> int:
         print(f"  linked: stm32f746 {linked['stm32f746'] / 1024:.1f} KB, qemu-mps2-an500 "
               f"{linked['qemu-mps2-an500'] / 1024:.1f} KB; QEMU {instr / 1e6:.1f}M instructions per "
               f"step; 3 steps bit-exact with the reference: {'yes' if exact else 'NO'}", flush=True)
+        by_budget = budget_table(an, plan)
+        print(f"  plans by budget (whole plans re-measured on {an.n_test} held-out digits; head "
+              f"only {an.base:.1f}%):")
+        for row in by_budget:
+            print(f"    {row['budget_kb']:>5} KB: RAM {row['ram_kb']:6.1f} KB, predicted "
+                  f"{row['predicted_gain']:+5.1f}, measured {row['measured_gain']:+5.1f} "
+                  f"({row['accuracy']:.1f}%)  {row['plan']}", flush=True)
         r = {"plan": plan.to_dict(), "analysis_seconds": round(an.seconds, 1),
+             "plans_by_budget": by_budget,
              "search_seconds": round(t_plan, 1), "memory_bytes": mem,
              "linked_ram_bytes": linked, "paper_kb": dict(zip(("full", "sparse", "sparse+reorder"), p)),
              "instructions_per_step": instr, "bit_exact_qemu": exact}

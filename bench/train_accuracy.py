@@ -42,6 +42,7 @@ from compiler import autodiff as ad  # noqa: E402
 from compiler import heads, models, reference  # noqa: E402
 from compiler import train as tr  # noqa: E402
 from compiler import transfer  # noqa: E402
+from compiler.errors import exit_on_error  # noqa: E402
 
 RESULTS = REPO / "bench" / "results.json"
 TYPES = [("conv kxk", "weight"), ("conv kxk", "input"), ("depthwise", "weight"), ("depthwise", "input"),
@@ -241,6 +242,7 @@ def run_learning(args) -> dict:
     return out
 
 
+@exit_on_error()  # a bad model (unknown, missing, corrupt): one error line, exit 2
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -256,6 +258,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3, help="seeds (order + rounding) for head runs")
     ap.add_argument("--block-seeds", type=int, default=1)
     args = ap.parse_args(argv)
+    models.require("mcunet-5fps")  # the model both parts use: missing -> error, exit 2
     if args.quick:
         args.size, args.train, args.test, args.epochs = 48, 300, 200, 1
         args.seeds, args.block_seeds = 1, 1

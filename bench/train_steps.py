@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 from compiler import autodiff as ad  # noqa: E402
 from compiler import firmware, heads, images, models  # noqa: E402
 from compiler import train as tr  # noqa: E402
+from compiler.errors import exit_on_error  # noqa: E402
 
 MODELS = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 SETS = {
@@ -32,11 +33,13 @@ SETS = {
 RESULTS = REPO / "bench" / "results.json"
 
 
+@exit_on_error()  # a bad model (unknown, missing, corrupt): one error line, exit 2
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--size", type=int, default=128)
     a = ap.parse_args(argv)
+    models.require(*a.models)  # an unknown model stops here, before any build
     res = {}
     print(f"training step on qemu-mps2-an500, input {a.size}x{a.size}, batch 1, new 10-class head")
     print(f"  {'model':<15} {'trainable set':<28} {'instr/step':>12} "

@@ -68,3 +68,9 @@ endif
 .PHONY: flash-firmware
 flash-firmware: $(ELF)
 	$(FLASH_CMD)
+
+# Flash a firmware already built in OUT (e.g. by `python -m compiler build`), as it is.
+.PHONY: flash-elf
+flash-elf:
+	@test -f $(ELF) || { echo "error: $(ELF) not found: build it first" >&2; exit 2; }
+	$(FLASH_CMD)

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import CompilerError
+from .errors import CompilerError, report
 
 PROG = "python -m compiler"
 
@@ -42,7 +42,7 @@ def command(name: str, help: str, description: str,
 
 
 MODEL_HELP = ("a real int8 model name (mcunet-5fps, mbv2-w0.35, proxyless-w0.3; looked up in "
-              "../shared/models next to the repository, or in $TT_MODELS_DIR), a model .json "
+              "models/ in the repository, or in $TT_MODELS_DIR if set), a model .json "
               "file (with its .npz beside it) or an .onnx file (float or QDQ int8)")
 
 
@@ -104,12 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]    # the command's own arguments (recorded in plan files)
     try:
+        if getattr(args, "model", None) is not None:
+            from . import models
+            models.require(args.model)  # a bad model argument fails before any other work
         return int(args._run(args) or 0)
     except CompilerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report(e)
     except BrokenPipeError:  # e.g. piped into `head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -36,11 +36,22 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    help="with --plan: device (serial streaming protocol, host/stream.py) or "
                         "train-test (bare training-step loop); default: the plan's app")
     p.add_argument("--lr", type=float, default=None,
-                   help="with --plan: the device's default learning rate (default: the plan's)")
+                   help="with --plan: the device's default learning rate of the classifier, "
+                        "in (0, 1] (default: the plan's)")
+    p.add_argument("--lr-body", type=float, default=None,
+                   help="with --plan: the default learning rate of the layers below the "
+                        "classifier, in [0, 1] (default: the plan's)")
+    p.add_argument("--history", type=int, default=None,
+                   help="with --plan and the device app: the largest history buffer the "
+                        "device accepts (SET history), in samples (default: the one the plan "
+                        "left room for)")
 
 
 def _default_out(board: str, model: str) -> Path:
-    return Path("build") / board / Path(model).stem
+    """build/<board>/<model name> (as `make build` / `make flash` use; mbv2-w0.35 keeps its
+    '.35', a .json/.onnx path gives its file name without the suffix)."""
+    from .models import name_of
+    return Path("build") / board / name_of(model)
 
 
 @command("build", help="compile a model into firmware for a board",
@@ -57,18 +68,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.board, args.model)
     kw = {}
     if args.plan:
-        from . import train as tr
-        from .cmd_plan import load_plan_graph
+        from .cmd_plan import load_plan_graph, plan_firmware_kwargs
         g, prog, plan = load_plan_graph(args.model, args.plan)
-        app = args.app or plan.meta.get("app", "device")
-        lr = args.lr or plan.meta.get("analysis_settings", {}).get("lr", 2e-3)
-        kw = dict(program=prog, config=tr.TrainConfig(lr=lr, loss_range_mode="max"),
-                  app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
-                  defines={"TT_HISTORY_MAX": 0} if app == "device" else None)
+        kw = plan_firmware_kwargs(plan, prog, app=args.app, lr=args.lr, lr_body=args.lr_body,
+                                  history=args.history)
         if not args.json:
             print(f"plan {args.plan}: {plan.describe(g)}")
-    elif args.app or args.lr:
-        raise CompilerError("--app and --lr apply to training firmware: give a --plan")
+    elif args.app or args.lr is not None or args.lr_body is not None or args.history is not None:
+        raise CompilerError("--app, --lr, --lr-body and --history apply to training firmware: "
+                            "give a --plan")
     else:
         g = models.load(args.model)
     rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,

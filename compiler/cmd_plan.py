@@ -35,7 +35,22 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=int, default=1000,
                    help="held-out samples each configuration is scored on (default 1000)")
     p.add_argument("--epochs", type=int, default=1, help="epochs per configuration (default 1)")
-    p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
+    p.add_argument("--lr", type=float, default=2e-3,
+                   help="learning rate of the classifier (default 2e-3)")
+    p.add_argument("--lr-body", type=float, default=None,
+                   help="learning rate of the layers below the classifier (default: --lr); "
+                        "a tenth of --lr often suits a model adapting to a shifted world")
+    p.add_argument("--keep-head", action="store_true",
+                   help="the model is already trained for its task: keep its classifier "
+                        "(weights and classes) and measure the gain of adapting it on --data "
+                        "(e.g. samples of the shifted world it will meet); default: a new "
+                        "zero-initialised head for the data's classes (transfer learning)")
+    p.add_argument("--remeasure", type=int, default=4,
+                   help="train and score the best N distinct plans of the search as wholes and "
+                        "keep the best measured one (default 4; 0: trust the summed gains)")
+    p.add_argument("--history", type=int, default=0,
+                   help="history buffer (samples) the device app keeps for training rounds; "
+                        "its RAM counts against the budget (default 0: online SGD)")
     p.add_argument("--ratios", default="1/8,1/4,1/2,1",
                    help="channel ratios to analyse (default 1/8,1/4,1/2,1)")
     p.add_argument("--bias-step", type=int, default=2,
@@ -73,6 +88,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.budget is None:
         args.budget = f"{info['ram_kb']}KB"
     budget = sparse.parse_bytes(args.budget)
+    for name in ("train", "test", "epochs", "generations", "bias_step"):
+        if getattr(args, name) < 1:
+            raise CompilerError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("remeasure", "history"):
+        if getattr(args, name) < 0:
+            raise CompilerError(f"--{name} must be at least 0")
+    if args.classes is not None and args.classes < 2:
+        raise CompilerError(f"--classes: a classifier needs at least 2 classes, got {args.classes}")
+    import math
+    for name in ("lr", "lr_body"):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and 0 < v <= 1):
+            raise CompilerError(f"--{name.replace('_', '-')} must be in (0, 1], got {v}")
     try:
         ratios = tuple(sorted(Fraction(r) for r in args.ratios.split(",")))
     except (ValueError, ZeroDivisionError) as e:
@@ -86,18 +114,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise CompilerError(str(e)) from None
     base = models.load(args.model)
     settings = contrib.Settings(epochs=args.epochs, lr=args.lr, seed=args.seed, ratios=ratios,
-                                bias_step=args.bias_step, min_gain=args.min_gain)
+                                bias_step=args.bias_step, min_gain=args.min_gain,
+                                lr_body=args.lr_body)
     t0 = time.time()
     plan, an, g = planner.make_plan(
         base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
         n_train=args.train, n_test=args.test, settings=settings, stack=info["stack"], app=args.app,
         jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
-        generations=args.generations, progress=not args.quiet,
+        generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
+        remeasure=args.remeasure, history=args.history,
         meta={"board": args.board, "data": args.data,
-              "made_by": f"python -m compiler plan {args.model} --data {args.data} "
-                         f"--budget {args.budget} --app {args.app}"})
+              "made_by": "python -m compiler plan " + " ".join(args.argv)})
     print(planner.gains_table(an, plan))
     pr = plan.meta["predicted"]
+    m = plan.meta.get("measured")
+    if m:
+        print(f"\nwhole plans re-measured (head only {an.base:.1f}%):")
+        for c in m["candidates"]:
+            print(f"  {'*' if c['chosen'] else ' '} predicted {c['predicted_gain']:+6.1f}  measured "
+                  f"{c['measured_gain']:+6.1f}  ({c['accuracy']:.1f}%, {c['ram_bytes'] / 1024:.1f} KB)"
+                  f"  {c['plan']}")
     print(f"\nplan: {plan.describe(g)}")
     print(f"predicted: +{pr['gain_points']:.1f} points over head only "
           f"({pr['head_only_accuracy']:.1f}%), RAM {pr['ram_bytes'] / 1024:.1f} KB of "
@@ -105,7 +141,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"{pr['trained_param_bytes'] / 1024:.1f}, stack {pr['stack_bytes'] / 1024:.1f}); "
           f"{time.time() - t0:.0f} s")
     plan.meta["analysis"] = an.to_dict()
-    sparse.save(plan, args.out)
+    try:
+        sparse.save(plan, args.out)
+    except OSError as e:
+        raise CompilerError(f"cannot write the plan to {args.out}: {e}") from None
+    if m:
+        print(f"measured: {m['accuracy']:.1f}% ({m['gain_points']:+.1f} points over head only)")
     print(f"wrote {args.out}; build it with: python -m compiler build {args.model} "
           f"--plan {args.out} --board {args.board}")
     return 0
@@ -120,3 +161,33 @@ def load_plan_graph(model: str, plan_path: str):
     prog = ad.build_program(g, plan.trainable(g))
     return g, prog, plan
 
+
+
+def plan_firmware_kwargs(plan, prog, *, app=None, lr=None, lr_body=None, history=None) -> dict:
+    """Keyword arguments of :func:`compiler.firmware.build` for the firmware of ``plan``:
+    the app (device or train-test), the training configuration (learning rates from the
+    plan unless given) and the device app's history buffer."""
+    import math
+
+    from . import firmware
+    from . import train as tr
+    app = app or plan.meta.get("app", "device")
+    if app not in ("device", "train-test"):
+        raise CompilerError(f"unknown app {app!r}: device or train-test")
+    trn = plan.meta.get("training") or {}
+    lr = lr if lr is not None else trn.get("lr") or plan.meta.get("analysis_settings", {}).get("lr", 2e-3)
+    lr_body = lr_body if lr_body is not None else trn.get("lr_body")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 1):
+        raise CompilerError(f"learning rate must be in (0, 1], got {lr!r}")
+    if lr_body is not None and not (isinstance(lr_body, (int, float)) and math.isfinite(lr_body)
+                                    and 0 <= lr_body <= 1):
+        raise CompilerError(f"lr_body must be in [0, 1], got {lr_body!r}")
+    if history is None:
+        history = int(trn.get("history") or 0)
+    if not 0 <= int(history) <= 255:
+        raise CompilerError(f"history must be in 0..255 samples, got {history}")
+    cfg = tr.TrainConfig(lr=float(lr), lr_body=None if lr_body is None else float(lr_body),
+                         loss_range_mode="max")
+    return dict(program=prog, config=cfg,
+                app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
+                defines={"TT_HISTORY_MAX": int(history)} if app == "device" else None)

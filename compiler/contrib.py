@@ -61,9 +61,17 @@ class Settings:
     ratios: tuple = ad.RATIOS
     bias_step: int = 2            # bias depths s, 2s, ... (plus the deepest that fits)
     min_gain: float = 1.0         # weight gains below this many points count as noise
+    lr_body: float | None = None  # learning rate below the classifier (None: lr)
 
     def key(self) -> str:
-        return json.dumps({"epochs": self.epochs, "lr": self.lr, "seed": self.seed}, sort_keys=True)
+        d = {"epochs": self.epochs, "lr": self.lr, "seed": self.seed}
+        if self.lr_body is not None:
+            d["lr_body"] = self.lr_body
+        return json.dumps(d, sort_keys=True)
+
+    def train_config(self):
+        return tr.TrainConfig(lr=self.lr, lr_body=self.lr_body, seed=self.seed,
+                              loss_range_mode="max")
 
 
 @dataclass
@@ -83,6 +91,16 @@ class Analysis:
     n_train: int = 0
     n_test: int = 0
     alternatives: dict = field(default_factory=dict)  # budget -> (plan, graph), same measurements
+    measured: dict = field(default_factory=dict)      # whole-plan label -> accuracy
+    runner: object = field(default=None, repr=False)  # runs more configurations (same cache)
+
+    def measure(self, plans: list) -> list[float]:
+        """Accuracy of each whole plan, trained and scored exactly as the configurations
+        were (same data, settings, cache)."""
+        cfgs = [plan_config(p) for p in plans]
+        acc = self.runner.run(cfgs, "whole plans")
+        self.measured.update(acc)
+        return [acc[label(c)] for c in cfgs]
 
     def bias_gain(self, k: int) -> float:
         return 0.0 if k == 0 else self.bias[k] - self.base
@@ -97,6 +115,7 @@ class Analysis:
                 "weights_measured_with_bias_layers": self.bias_k,
                 "bias": {str(k): round(v, 3) for k, v in sorted(self.bias.items())},
                 "weight": {f"{n} {r}": round(v, 3) for (n, r), v in self.weight.items()},
+                "whole_plans": {k: round(v, 3) for k, v in self.measured.items()},
                 "skipped": self.skipped}
 
 
@@ -105,15 +124,25 @@ def label(cfg: tuple) -> str:
         return "head"
     if cfg[0] == "bias":
         return f"bias {cfg[1]}"
+    if cfg[0] == "plan":
+        return f"plan bias {cfg[1]}" + "".join(f" {n} {r}" for n, r in cfg[2])
     return f"weight {cfg[1]} {cfg[2]} bias {cfg[3]}"
 
 
+def plan_config(plan: sparse.SparsePlan) -> tuple:
+    """A whole plan as a configuration: ("plan", k, ((layer, ratio), ...))."""
+    return ("plan", plan.bias_layers, tuple(sorted((n, str(r)) for n, r in plan.weights.items())))
+
+
 def config_plan(cfg: tuple) -> sparse.SparsePlan:
-    """("head",) | ("bias", k) | ("weight", layer, ratio, k) -> plan."""
+    """("head",) | ("bias", k) | ("weight", layer, ratio, k) | ("plan", k, ((layer, ratio),
+    ...)) -> plan."""
     if cfg[0] == "head":
         return sparse.SparsePlan(0)
     if cfg[0] == "bias":
         return sparse.SparsePlan(int(cfg[1]))
+    if cfg[0] == "plan":
+        return sparse.SparsePlan(int(cfg[1]), {n: Fraction(r) for n, r in cfg[2]})
     return sparse.SparsePlan(int(cfg[3]), {cfg[1]: Fraction(cfg[2])})
 
 
@@ -169,18 +198,22 @@ def weight_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: S
 # ----------------------------------------------------------------------------- channel choice
 
 def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
-                       settings: Settings = Settings()) -> dict[str, np.ndarray]:
+                       settings: Settings = Settings(),
+                       keep_head: bool = False) -> dict[str, np.ndarray]:
     """Per output channel, the summed magnitude of the dequantized weight gradient over
-    ``samples`` training samples (reference arithmetic). The classifier is first trained
+    ``samples`` training samples (reference arithmetic). A new classifier is first trained
     alone for one epoch over ``x`` (a new head starts at zero, and a zero head passes no
-    gradient down); then the gradients are taken without applying any update."""
+    gradient down; ``keep_head``: the model's own trained head is used as it is); then the
+    gradients are taken without applying any update."""
     if not layers:
         return {}
     g = g.copy()
     h = sparse.head(g)
-    head_prog = ad.build_program(g, {h: ad.LayerTrain(True, 1, True)})
-    tr.train_epochs(g, head_prog, tr.TrainState(tr.TrainConfig(lr=settings.lr, seed=settings.seed)),
-                    tr.prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
+    if not keep_head:
+        head_prog = ad.build_program(g, {h: ad.LayerTrain(True, 1, True)})
+        tr.train_epochs(g, head_prog,
+                        tr.TrainState(tr.TrainConfig(lr=settings.lr, seed=settings.seed)),
+                        tr.prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
     trainable = {n: ad.LayerTrain(True, 1, False) for n in layers}
     prog = ad.build_program(g, trainable)
     n = min(samples, len(y))
@@ -217,7 +250,7 @@ def _run(cfg: tuple) -> tuple[tuple, float, float]:
     ftrain = {t: v[:ntr] for t, v in feats.items()}
     ftest = {t: v[ntr:] for t, v in feats.items()}
     s: Settings = _W["settings"]
-    state = tr.TrainState(tr.TrainConfig(lr=s.lr, seed=s.seed, loss_range_mode="max"))
+    state = tr.TrainState(s.train_config())
     tr.train_epochs(g, prog, state, ftrain, _W["y_train"], s.epochs, order_seed=s.seed)
     acc = tr.accuracy(g, prog, _W["y_test"], features=ftest)
     return cfg, acc, time.time() - t0
@@ -330,7 +363,7 @@ def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
     acc = runner.run(wcfgs, f"weights (+ biases of {best_k} layers)")
     weight = {(c[1], Fraction(c[2])): acc[label(c)] for c in wcfgs}
     return Analysis(base, bias, weight, best_k, mem, skipped, time.time() - t_start, runner.cached,
-                    len(y_train), len(y_test))
+                    len(y_train), len(y_test), runner=runner)
 
 
 def _single_thread():

@@ -45,24 +45,27 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
     no_train = no_train if no_train is not None else [False] * len(labels)
     for img, label, nt in zip(images, labels, no_train):
         x = lut[np.asarray(img, np.uint8)][None]
+        # the frozen prefix's outputs never change: computed once per sample (identical
+        # results, far less work in history rounds)
+        f = tr.prefix_features(g, program, x)
         trainable = label is not None and not nt and s.enabled
         if trainable:
             seen += 1
             if seen % s.train_every:
                 trainable = False
         if trainable and s.history == 0:
-            r = tr.train_step(g, program, state, x, int(label))
+            r = tr.train_step(g, program, state, label=int(label), features=f)
             logits, trained = r.logits, True
         else:
-            logits = tr.forward(g, program, x=x)[program.logits].reshape(-1)
+            logits = tr.forward(g, program, features=f)[program.logits].reshape(-1)
             trained = False
             if trainable:
-                hist_x.append(x)
+                hist_x.append(f)
                 hist_y.append(int(label))
                 if len(hist_x) >= s.history:
                     for _ in range(s.epochs):
                         for hx, hy in zip(hist_x, hist_y):
-                            tr.train_step(g, program, state, hx, hy)
+                            tr.train_step(g, program, state, label=hy, features=hx)
                     hist_x, hist_y = [], []
                     trained = True
         out.preds.append(int(np.argmax(logits)))

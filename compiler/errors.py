@@ -16,8 +16,28 @@ any code is generated.
   :meth:`compiler.ir.Graph.validate`; an importer producing one is a bug).
 - :class:`QuantizationError`: post-training quantization cannot proceed (e.g. no
   calibration data, calibration data of the wrong shape).
+
+Entry points (``python -m compiler``, the bench scripts, the host tools) turn a
+:class:`CompilerError` into one ``error: ...`` line on stderr and exit status 2, without a
+traceback: :func:`report` prints the line, :func:`exit_on_error` wraps a block or a
+``main`` function::
+
+    from compiler import models
+    from compiler.errors import exit_on_error
+
+    with exit_on_error():
+        g = models.load(args.model)      # unknown model -> "error: unknown model ..."; exit 2
+
+    @exit_on_error()
+    def main(argv=None) -> int: ...
 """
 from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+#: exit status of an entry point stopped by a :class:`CompilerError` (as argparse's)
+EXIT_ERROR = 2
 
 
 class CompilerError(Exception):
@@ -51,3 +71,20 @@ class UnsupportedOpError(CompilerError):
         self.source = source
         where = f" ({source})" if source else ""
         super().__init__(f"unsupported op {op!r} at node {node!r}{where}: {reason}")
+
+
+def report(e: BaseException, status: int = EXIT_ERROR) -> int:
+    """Print ``error: <e>`` to stderr; return ``status`` (the exit status to use)."""
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    return status
+
+
+@contextmanager
+def exit_on_error(status: int = EXIT_ERROR):
+    """Context manager (or decorator: ``@exit_on_error()``): a :class:`CompilerError`
+    raised inside prints ``error: ...`` to stderr and exits with ``status`` (default 2)
+    instead of a traceback. Other exceptions pass through."""
+    try:
+        yield
+    except CompilerError as e:
+        raise SystemExit(report(e, status)) from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import sparse
@@ -33,6 +33,7 @@ class Result:
     gain: float
     memory: dict
     evaluated: int          # memory-model evaluations
+    ranked: list = field(default_factory=list)   # [(plan, predicted gain)] that fit, best first
 
 
 class _Space:
@@ -151,9 +152,11 @@ def search(an: Analysis, mm: sparse.MemoryModel, budget: int, *, generations: in
             bar.update(1)
     if bar is not None:
         bar.close()
-    best = max(pop, key=lambda x: (round(pop[x], 9), -mm.total(sp.plan(x))))
+    order = sorted(pop, key=lambda x: (-round(pop[x], 9), mm.total(sp.plan(x))))
+    best = order[0]
     plan = sp.plan(best)
-    return Result(plan, pop[best], mm(plan), len(mm.cache))
+    return Result(plan, pop[best], mm(plan), len(mm.cache),
+                  [(sp.plan(x), pop[x]) for x in order])
 
 
 def exhaustive(an: Analysis, mm: sparse.MemoryModel, budget: int,

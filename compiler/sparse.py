@@ -9,7 +9,8 @@ A :class:`SparsePlan` says
 - ``channels``: ``{conv node: permutation}`` applied offline (:mod:`compiler.permute`)
   so that the channels chosen for training are the contiguous first-k slice; the
   network function is unchanged;
-- the classifier (usually a new head for the user's classes) always trains in full.
+- the classifier (a new head for the user's classes, or with ``head_init: keep`` the
+  model's own trained classifier) always trains in full.
 
 Plans are JSON files (:func:`save` / :func:`load`, format :data:`FORMAT`) that a person
 can read, edit and pin: ``python -m compiler plan`` writes one, ``build --plan`` reads
@@ -180,8 +181,19 @@ def apply(base: Graph, plan: SparsePlan) -> Graph:
         raise PlanError(f"plan was made for model {plan.meta.get('model', '?')} with sha256 "
                         f"{want[:12]}..., but this model {base.name} has {base.sha256()[:12]}...; "
                         "make a new plan (`python -m compiler plan`) or pass the right model")
-    g = prepare(base, input_size=plan.meta.get("input_size"), classes=plan.meta.get("classes"),
-                head_init=plan.meta.get("head_init", "zero"), seed=int(plan.meta.get("head_seed", 0)))
+    head_init = plan.meta.get("head_init", "zero")
+    classes = plan.meta.get("classes")
+    if head_init == "keep":
+        own = int(base.tensors[base.outputs[0]].shape[-1])
+        if classes is not None and int(classes) != own:
+            raise PlanError(f"plan keeps the model's classifier ({classes} classes) but "
+                            f"{base.name} has {own}")
+        classes = None
+    try:
+        g = prepare(base, input_size=plan.meta.get("input_size"), classes=classes,
+                    head_init=head_init, seed=int(plan.meta.get("head_seed", 0)))
+    except (ValueError, TypeError) as e:
+        raise PlanError(f"plan's model settings cannot be applied: {e}") from e
     for name, perm in plan.channels.items():
         try:
             g = permute.permute_output_channels(g, name, perm)
@@ -208,31 +220,36 @@ def app_reserve(g: Graph, app: str) -> int:
 
 
 def memory(g: Graph, plan: SparsePlan | dict, *, stack: int = 8192, reorder: bool = True,
-           fuse: str = "auto", reserve: int = RUNTIME_RESERVE) -> dict:
+           fuse: str = "auto", reserve: int = RUNTIME_RESERVE, history: int = 0) -> dict:
     """Predicted RAM of the training step: ``{"arena", "params", "stack", "runtime",
-    "total"}`` in bytes (``runtime`` = ``reserve``, see :func:`app_reserve`). ``plan`` is
-    a :class:`SparsePlan` or a trainable set. ``reorder=False``: the conventional order
+    "history", "total"}`` in bytes (``runtime`` = ``reserve``, see :func:`app_reserve`;
+    ``history``: the device app's buffer of ``history`` samples, each stored as the frozen
+    prefix's features when smaller than the input, plus its label). ``plan`` is a
+    :class:`SparsePlan` or a trainable set. ``reorder=False``: the conventional order
     (every gradient applied after the backward pass), for comparison."""
     from . import train_codegen
     trainable = plan.trainable(g) if isinstance(plan, SparsePlan) else plan
     prog = ad.build_program(g, trainable)
     p = train_codegen.plan_training(g, prog, fuse, reorder=reorder)
     params = prog.param_bytes()
+    hist = int(history) * (train_codegen.history_item_bytes(g, prog, p) + 1) if history else 0
     return {"arena": p.arena_bytes, "params": params, "stack": stack, "runtime": reserve,
-            "total": p.arena_bytes + params + stack + reserve}
+            "history": hist, "total": p.arena_bytes + params + stack + reserve + hist}
 
 
 class MemoryModel:
     """Memoised :func:`memory` of plans on one prepared graph."""
 
-    def __init__(self, g: Graph, stack: int = 8192, reserve: int = RUNTIME_RESERVE):
-        self.g, self.stack, self.reserve = g, stack, reserve
+    def __init__(self, g: Graph, stack: int = 8192, reserve: int = RUNTIME_RESERVE,
+                 history: int = 0):
+        self.g, self.stack, self.reserve, self.history = g, stack, reserve, history
         self.cache: dict[tuple, dict] = {}
 
     def __call__(self, plan: SparsePlan) -> dict:
         k = plan.key()
         if k not in self.cache:
-            self.cache[k] = memory(self.g, plan, stack=self.stack, reserve=self.reserve)
+            self.cache[k] = memory(self.g, plan, stack=self.stack, reserve=self.reserve,
+                                   history=self.history)
         return self.cache[k]
 
     def total(self, plan: SparsePlan) -> int:

@@ -19,7 +19,9 @@ Configuration (:class:`TrainConfig`)
     ``qas`` (on: ``weight_factors``/``bias_factors``, i.e. SGD on the real weights;
     off: ``weight_factors_plain``/``bias_factors_plain``, SGD on the integers with the
     gradient w.r.t. the integer, the unscaled baseline), ``seed`` of the stochastic
-    rounding streams. Momentum is not implemented (planned: it needs per-weight state
+    rounding streams; ``lr_body`` (optional) the learning rate of every layer below the
+    classifier (the classifier keeps ``lr``; ``lr_body=0`` trains the classifier alone with
+    any program, bit for bit as a head-only program does). Momentum is not implemented (planned: it needs per-weight state
     memory in the plan).
 
 Randomness
@@ -77,6 +79,7 @@ class TrainConfig:
     qas: bool = True
     seed: int = 0
     loss_range_mode: str | None = None
+    lr_body: float | None = None
 
     def __post_init__(self):
         rgo.qmax_of(self.bits)
@@ -87,6 +90,13 @@ class TrainConfig:
             raise ValueError(f"rounding must be one of {rgo.ROUNDINGS}, got {self.rounding!r}")
         if not (self.lr >= 0 and np.isfinite(self.lr)):
             raise ValueError(f"learning rate must be finite and >= 0, got {self.lr}")
+        if self.lr_body is not None and not (self.lr_body >= 0 and np.isfinite(self.lr_body)):
+            raise ValueError(f"lr_body must be finite and >= 0, got {self.lr_body}")
+
+    def lr_of(self, node: str, heads: frozenset) -> float:
+        """Learning rate of ``node``'s parameters: ``lr`` for the classifier (``heads``),
+        ``lr_body`` (when set) for every layer below it."""
+        return self.lr if self.lr_body is None or node in heads else self.lr_body
 
 
 @dataclass
@@ -193,6 +203,7 @@ class _Ctx:
         self.cfg = state.config
         self.fwd = fwd
         self.label = int(label)
+        self.heads = frozenset(n.name for n in g.classifier_nodes())
         self.vals: dict[str, np.ndarray] = {}
         self.scales: dict[str, np.float32] = {}
         self.ranges: dict[str, int] = {}
@@ -278,17 +289,17 @@ def _x_accumulate(s: ad.AccumulateGrads, c: _Ctx):
     c.put(s.out, q, sc)
 
 
-def _factors(c: _Ctx, s_gy, s_x, s_w, bias: bool):
+def _factors(c: _Ctx, node: str, s_gy, s_x, s_w, bias: bool):
     if c.cfg.qas:
         f = rgo.bias_factors if bias else rgo.weight_factors
     else:
         f = rgo.bias_factors_plain if bias else rgo.weight_factors_plain
-    return f(c.cfg.lr, s_gy, s_x, s_w)
+    return f(c.cfg.lr_of(node, c.heads), s_gy, s_x, s_w)
 
 
 def _apply_weight_update(s, c: _Ctx, acc: np.ndarray, s_gy) -> None:
     p = c.params(s.node)
-    f = _factors(c, s_gy, s.x_scale, p["w_scales"][:s.k], bias=False)
+    f = _factors(c, s.node, s_gy, s.x_scale, p["w_scales"][:s.k], bias=False)
     key = rgo.update_key(c.cfg.seed, c.state.step, s.layer_id)
     p["weight"][...] = rgo.sgd_update_weights(p["weight"], acc, f, c.cfg.rounding, key)
     if c.trace is not None:
@@ -312,7 +323,7 @@ def _x_bias_update(s: ad.BiasUpdate, c: _Ctx):
     q, sc = c.get(s.grad)
     p = c.params(s.node)
     gb = rgo.bias_grad_acc(q, s.k)
-    f = _factors(c, sc, s.x_scale, p["w_scales"][:s.k], bias=True)
+    f = _factors(c, s.node, sc, s.x_scale, p["w_scales"][:s.k], bias=True)
     p["bias"][...] = rgo.sgd_update_bias(p["bias"], gb, f)
     if c.trace is not None:
         c.trace[f"gb:{s.node}"] = (gb.copy(), np.float32(sc))

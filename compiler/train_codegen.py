@@ -147,6 +147,11 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
             extra.append((f"mask:{t.tensor}", _align(t.nbytes), produced_at[t.tensor], last))
         else:
             extend[t.tensor] = max(extend.get(t.tensor, 0), last)
+    # the device app copies the frozen prefix's features out of the arena after a forward
+    # pass (tt_model_save_features): they must outlive it, even when no backward step
+    # reads them (the boundary layer trains its bias only)
+    for t in stores_features(g, program, fsteps):
+        extend[t] = max(extend.get(t, 0), F - 1)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for i, s in enumerate(program.steps):
@@ -177,6 +182,41 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
     assert len(p.steps) == F
     p.program = program
     return p
+
+
+def feature_tensors(g, program, plan) -> tuple[int, list[str]]:
+    """(index of the first forward step that is not frozen, the tensors produced before it
+    that later steps read): what a history buffer stores per sample instead of the input.
+    ``plan``: a memory plan or its list of forward steps."""
+    frozen = set(program.frozen_nodes)
+    steps = plan if isinstance(plan, list) else plan.steps
+    start = next((i for i, st in enumerate(steps) if any(n.name not in frozen for n in st.nodes)),
+                 len(steps))
+    produced_before = set(g.inputs) | {st.output for st in steps[:start]}
+    needed: list[str] = []
+    for st in steps[start:]:
+        for t in st.inputs:
+            if t in produced_before and t not in needed:
+                needed.append(t)
+    return start, needed
+
+
+def history_item_bytes(g, program, plan) -> int:
+    """Bytes one history-buffer entry takes on the device (runtime_c/apps/device/main.c:
+    the frozen-prefix features when they are smaller than the input, else the input)."""
+    _, needed = feature_tensors(g, program, plan)
+    feat = sum(int(np.prod(g.tensors[t].shape)) for t in needed)
+    inp = int(np.prod(g.tensors[g.inputs[0]].shape))
+    return feat if 0 < feat < inp else inp
+
+
+def stores_features(g, program, steps) -> list[str]:
+    """The feature tensors a history buffer stores instead of the input (empty when the
+    input itself is stored: the features would not be smaller)."""
+    _, needed = feature_tensors(g, program, steps)
+    feat = sum(int(np.prod(g.tensors[t].shape)) for t in needed)
+    inp = int(np.prod(g.tensors[g.inputs[0]].shape))
+    return needed if 0 < feat < inp else []
 
 
 class TrainCtx:
@@ -234,7 +274,8 @@ class TrainCtx:
 
     def sgd(self, s, n: Node, grad: str, k: int) -> str:
         ws = self.float_array(f"ws_{n.name.replace('.', '_')}", n.params["w_scales"])
-        return ("&(tt_sgd_params){.lr = tt_train_cfg.lr, .s_gy = " + self.S(grad)
+        lr = "lr" if n.name in {h.name for h in self.g.classifier_nodes()} else "lr_body"
+        return (f"&(tt_sgd_params){{.lr = tt_train_cfg.{lr}, .s_gy = " + self.S(grad)
                 + f", .s_x = {_f32(self.g.tensors[n.inputs[0]].scale)}, .s_w = {ws}, .k = {k}, "
                 f".rounding = tt_train_cfg.rounding, .key = tt_update_key(tt_train_cfg.seed, "
                 f"tt_train_step_count, {s.layer_id}), .qas_off = tt_train_cfg.qas_off}}")
@@ -315,16 +356,7 @@ class TrainCtx:
         """Feature caching of the frozen prefix: the forward steps before ``start`` never
         change during training, so a sample can be stored as the tensors they produce
         that later steps read (usually far smaller than the raw input)."""
-        frozen = set(self.program.frozen_nodes)
-        steps = self.plan.steps
-        start = next((i for i, st in enumerate(steps) if any(n.name not in frozen for n in st.nodes)),
-                     len(steps))
-        produced_before = set(self.g.inputs) | {st.output for st in steps[:start]}
-        needed = []
-        for st in steps[start:]:
-            for t in st.inputs:
-                if t in produced_before and t not in needed:
-                    needed.append(t)
+        start, needed = feature_tensors(self.g, self.program, self.plan)
         feats, pos = [], 0
         for t in needed:
             n = int(np.prod(self.g.tensors[t].shape))
@@ -336,6 +368,19 @@ class TrainCtx:
         bsteps = []
         for i, s in enumerate(self.program.steps):
             bsteps.append({"index": i, "kind": s.kind, "node": s.node, "stmts": self.call(i, s)})
+        # lr_body == 0 (the classifier alone learns): every update below the classifier is
+        # a no-op, so the steps after the classifier's own updates are skipped (same result,
+        # bit for bit; a head-only pass then costs what a head-only program costs)
+        heads = {h.name for h in self.g.classifier_nodes()}
+        upd = (ad.ConvUpdate, ad.FcUpdate, ad.BiasUpdate)
+        steps = self.program.steps
+        last_head = max((i for i, s in enumerate(steps) if isinstance(s, upd) and s.node in heads),
+                        default=None)
+        head_cut = (last_head is not None
+                    and all(not (isinstance(s, upd) and s.node in heads) for s in steps[last_head + 1:])
+                    and any(isinstance(s, upd) for s in steps[last_head + 1:]))
+        if head_cut:
+            bsteps[last_head]["stmts"].append("if (tt_train_cfg.lr_body == 0.0f) goto body_done")
         cfg = self.config
 
         def rng(mode):
@@ -351,12 +396,15 @@ class TrainCtx:
         plan_str = (f"{len(parts)} layers: " + " ".join(parts))
         if len(plan_str) > 160:
             plan_str = plan_str[:157] + "..."
-        return {"training": True, "bsteps": bsteps, "mask_packs": self.mask_packs(),
+        return {"training": True, "bsteps": bsteps, "head_cut": head_cut,
+                "mask_packs": self.mask_packs(),
                 "plan_str": plan_str,
                 **self.features(),
                 "n_scales": len(self.scale_index), "train_floats": self.floats,
                 "train_ints": self.ints,
-                "cfg": {"lr": _f32(cfg.lr), "bits": cfg.bits, "range_kind": kind, "range_k": k,
+                "cfg": {"lr": _f32(cfg.lr),
+                        "lr_body": _f32(cfg.lr if cfg.lr_body is None else cfg.lr_body),
+                        "bits": cfg.bits, "range_kind": kind, "range_k": k,
                         "loss_kind": lkind, "loss_k": lk,
                         "rounding": ["stochastic", "nearest", "truncate"].index(cfg.rounding),
                         "seed": int(cfg.seed) & 0xFFFFFFFF, "qas_off": int(not cfg.qas)}}

@@ -10,7 +10,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 STYLE = {"frozen": ("frozen model (no training)", "tab:gray"),
-         "adapting": ("on-device training", "tab:blue")}
+         "adapting": ("on-device training", "tab:blue"),
+         "head": ("head only (the classifier learns)", "tab:orange"),
+         "plan": ("sparse-update plan", "tab:green")}
 
 
 def running_accuracy(correct) -> np.ndarray:

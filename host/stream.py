@@ -44,7 +44,10 @@ DEFAULT_OUT = REPO / "build" / "stream"
 CSV_NAME, PNG_NAME, JSON_NAME = "stream.csv", "accuracy.png", "summary.json"
 CSV_FIELDS = ("mode", "index", "dataset_index", "label", "pred", "correct", "trained", "loss",
               "cycles_predict", "cycles_train", "device_index")
-MODES = {"frozen": "frozen", "adapting": "on-device"}   # CSV/JSON mode -> summary-line name
+# CSV/JSON mode -> summary-line name. "head": the classifier alone learns (SET lr_body 0,
+# on firmware that trains more than the classifier); "plan": everything the firmware's
+# sparse-update plan trains (the same as "adapting", named for the summary line).
+MODES = {"frozen": "frozen", "adapting": "on-device", "head": "head only", "plan": "sparse plan"}
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE, EXIT_MODEL, EXIT_PORT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -127,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("training (sent to the device with SET; keys it does not know are skipped)")
     g.add_argument("--history", type=int, metavar="N", help="history buffer of the last N samples")
     g.add_argument("--epochs", type=int, metavar="E", help="epochs over the history per round")
-    g.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    g.add_argument("--lr", type=float, metavar="LR", help="learning rate (of the classifier)")
+    g.add_argument("--lr-body", type=float, metavar="LR",
+                   help="learning rate of the layers below the classifier (sparse-update "
+                        "firmware; default: the firmware's own)")
     g.add_argument("--train-every", type=int, metavar="K", help="train every K samples")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other device setting (int, float or string)")
@@ -138,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="send samples flagged no-train: the frozen-model baseline")
     mode.add_argument("--compare", action="store_true",
                       help="RESET, stream frozen; RESET, stream adapting; report both")
+    mode.add_argument("--passes", metavar="LIST",
+                      help="comma-separated passes over the same stream, each after a RESET: "
+                           "frozen, head (only the classifier learns: lr_body 0), adapting, "
+                           "plan (= adapting, named 'sparse plan'); e.g. frozen,head,plan")
     g.add_argument("--reset", action="store_true",
                    help="RESET the device (weights, history, counters) before streaming "
                         "(--compare always does)")
@@ -169,6 +179,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--timeout must be positive")
     if args.lr is not None and not math.isfinite(args.lr):
         ap.error("--lr must be a finite number")
+    if args.lr_body is not None and not (math.isfinite(args.lr_body) and args.lr_body >= 0):
+        ap.error("--lr-body must be a finite number >= 0")
+    if args.passes is not None:
+        args.passes = [m.strip() for m in args.passes.split(",") if m.strip()]
+        bad = [m for m in args.passes if m not in MODES]
+        if bad or not args.passes:
+            ap.error(f"--passes: unknown pass {', '.join(bad) or '(none)'}; choose from "
+                     f"{', '.join(MODES)}")
     return args
 
 
@@ -301,7 +319,7 @@ def apply_settings(client: P.Client, info: P.Info, args, log) -> dict:
     """SET each requested key; keys the device does not know are skipped with a warning.
     Returns {key: value or 'skipped: ...'}."""
     wanted = [("history", args.history), ("epochs", args.epochs), ("lr", args.lr),
-              ("train_every", args.train_every)]
+              ("lr_body", args.lr_body), ("train_every", args.train_every)]
     wanted = [(k, v) for k, v in wanted if v is not None]
     wanted += [parse_setting(s) for s in args.set]
     done = {}
@@ -616,9 +634,9 @@ def _main(args, log: Log) -> int:
             plan = make_plan(args, ds, info)
             log.info(f"data:   {ds.describe()}")
             log.info(f"        {plan.describe()}")
-            modes = (["frozen", "adapting"] if args.compare
+            modes = (args.passes if args.passes else ["frozen", "adapting"] if args.compare
                      else ["frozen" if args.frozen else "adapting"])
-            resets = args.compare or args.reset
+            resets = args.compare or args.reset or bool(args.passes)
             if resets and not info.supports(P.MSG_RESET):
                 raise StreamError("the device does not support RESET, which --compare and "
                                   "--reset need")
@@ -636,9 +654,12 @@ def _main(args, log: Log) -> int:
                             log.info("set:    " + ", ".join(f"{k}={v}" for k, v in settings.items()))
                     elif resets:
                         resend_settings(client, settings)
+                    restore = _head_only(client) if mode == "head" else None
                     results.append(PassResult(mode))
                     try:
                         run_pass(client, plan, results[-1], args, writer, log)
+                        if restore is not None:
+                            client.set("lr_body", restore)
                     finally:
                         f.flush()
                         if results[-1].n:
@@ -670,6 +691,19 @@ def _main(args, log: Log) -> int:
         log.info("wrote:  " + ", ".join(_rel(p) for p in [out / CSV_NAME] + written))
         print(result_line(results), flush=True)
     return status
+
+
+def _head_only(client: P.Client) -> float:
+    """Before a "head" pass: SET lr_body 0, so only the classifier learns (its updates are
+    bit for bit those of a head-only training program). Returns the previous lr_body, which
+    is set again after the pass."""
+    try:
+        before = client.get("lr_body")
+        client.set("lr_body", 0.0)
+        return before
+    except P.DeviceError as e:
+        raise StreamError("a 'head' pass needs firmware with the lr_body setting (sparse-update "
+                          f"firmware): the device answered {describe_error(e)}") from None
 
 
 def _reset(client: P.Client):

@@ -73,6 +73,39 @@ def test_flash_command_is_shown():
     assert "st-flash --reset write build/stm32f746/selftest/firmware.bin 0x08000000" in p.stdout
 
 
+def test_flash_learning_firmware_commands_are_shown():
+    """make flash MODEL=... PLAN=...: compile the learning firmware into FW_OUT, then flash
+    that very ELF (flash-elf does not relink it); nothing runs under -n."""
+    args = ["-n", "flash", "BOARD=stm32f746", "MODEL=mcunet-5fps", "PLAN=some.json"]
+    p = make(*args)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    build = ("-m compiler build mcunet-5fps --plan some.json --board stm32f746 "
+             "--out build/stm32f746/mcunet-5fps")
+    flash = 'openocd -f board/stm32f7discovery.cfg -c "program build/stm32f746/mcunet-5fps/firmware.elf'
+    assert build in out and flash in out, out
+    assert out.index(build) < out.index(flash)
+    assert "selftest" not in out and "flash-firmware" not in out
+    p = make(*args, "FLASHER=st-flash")
+    assert "st-flash --reset write build/stm32f746/mcunet-5fps/firmware.bin 0x08000000" in p.stdout
+    # make build: the same compile command; the CLI's default folder is the same one
+    p = make("-n", "build", "BOARD=stm32f746", "MODEL=mbv2-w0.35", "PLAN=p.json")
+    assert "-m compiler build mbv2-w0.35 --plan p.json --board stm32f746 --out build/stm32f746/mbv2-w0.35" in p.stdout
+    p = make("-n", "flash", "BOARD=stm32f746", "MODEL=mcunet-5fps")
+    assert "-m compiler build mcunet-5fps --board stm32f746 --out build/stm32f746/mcunet-5fps" in p.stdout
+    assert "program build/stm32f746/mcunet-5fps/firmware.elf" in p.stdout
+
+
+def test_plan_without_model_is_refused():
+    p = make("-n", "build", "BOARD=stm32f746", "PLAN=plan.json")
+    assert p.returncode != 0 and "needs MODEL=" in p.stderr
+
+
+def test_flash_elf_refuses_a_missing_firmware(tmp_path):
+    p = make("-f", "boards/common.mk", "flash-elf", "BOARD=stm32f746", f"OUT={tmp_path}")
+    assert p.returncode != 0 and "firmware.elf not found" in p.stderr
+
+
 def test_host_build_runs(tmp_path):
     exe = harness.build_firmware("host", [SELFTEST], tmp_path, runtime_srcs=[])
     r = harness.run_host(exe)

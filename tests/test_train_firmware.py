@@ -62,7 +62,8 @@ def test_random_models_host(tmp_path, which, seed):
     g = specgen.random_graph(seed, hw=12, n_blocks=3)
     cfg = tr.TrainConfig(lr=0.05, seed=seed, rounding=["stochastic", "nearest"][seed % 2],
                          bits=8 if seed == 1 else 6, range_mode="max" if seed == 1 else "max/2",
-                         loss_range_mode=None if seed == 1 else "max")
+                         loss_range_mode=None if seed == 1 else "max",
+                         lr_body=None if seed == 1 else 0.01)   # a body learning rate of its own
     x, labels = _data(g, STEPS, seed)
     run_both(g, TRAINABLE[which](g), cfg, "host", tmp_path, x, labels)
 
@@ -71,7 +72,7 @@ def test_random_models_host(tmp_path, which, seed):
 @pytest.mark.parametrize("portable", [False, True], ids=["dsp", "portable"])
 def test_random_model_qemu(tmp_path, portable):
     g = specgen.random_graph(3, hw=14, n_blocks=3)
-    cfg = tr.TrainConfig(lr=0.05, seed=11)
+    cfg = tr.TrainConfig(lr=0.05, seed=11, lr_body=0.02)
     x, labels = _data(g, STEPS, 3)
     prog_set = ad.whole_model(g)
     if portable:

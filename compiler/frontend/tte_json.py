@@ -1,5 +1,5 @@
 """Importer for the real int8 models (``<name>.json`` + ``<name>.npz``; format described
-in ``shared/models/README.md``): ``first_conv -> blocks -> feature_mix -> global average
+in ``models/README.md``): ``first_conv -> blocks -> feature_mix -> global average
 pool -> classifier``, MobileNetV2-style blocks with an optional residual add.
 
 The models are loaded as they are, without re-quantization:
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,11 +45,19 @@ def load_tte(path: str | Path) -> Graph:
     except (OSError, ValueError) as e:
         raise ModelFormatError(f"{path}: cannot read model JSON: {e}") from e
     npz = path.with_suffix(".npz")
+    if not npz.is_file():
+        raise ModelFormatError(f"{npz}: model arrays not found (a model .json needs its .npz "
+                               "beside it)")
     try:
-        with np.load(npz, allow_pickle=False) as z:
+        z = np.load(npz, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive (a single .npy array?)")
+        with z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ModelFormatError(f"{npz}: cannot read model arrays: {e}") from e
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        # truncated or corrupt archive: BadZipFile (not a zip, bad CRC), EOFError (empty), ...
+        raise ModelFormatError(f"{npz}: cannot read model arrays (truncated or corrupt .npz?): "
+                               f"{type(e).__name__}: {e}") from e
     g = from_spec(spec, arrays, name=path.stem)
     g.metadata["file"] = path.name
     return g

@@ -15,7 +15,8 @@
  *     optimizer is plain SGD: no state to reset between rounds). RESULT.trained is set
  *     on the sample that completed a round.
  *   The loss in RESULT is softmax cross-entropy of the prediction's logits (float32).
- * SET / GET keys: lr (f32, (0, 1]), history (i32, 0..TT_HISTORY_MAX), epochs (i32,
+ * SET / GET keys: lr (f32, (0, 1]; the classifier's), lr_body (f32, [0, 1]; the layers
+ *   below the classifier; 0 = the classifier alone learns), history (i32, 0..TT_HISTORY_MAX), epochs (i32,
  *   1..64), train_every (i32, 1..1000), enabled (i32, 0/1), bits (i32, 2..8),
  *   rounding (i32: 0 stochastic, 1 nearest, 2 truncate), seed (i32); GET also "name".
  * RESET weights: compiled-in weights, step counter 0; RESET history: empties the buffer.
@@ -199,6 +200,13 @@ static int app_set(void *ctx, const char *key, uint8_t key_len, uint8_t vtype,
         tt_train_cfg.lr = f;
         return 0;
     }
+    if (tt_proto_key_is(key, key_len, "lr_body")) {
+        if (vtype != TT_VAL_F32) { *msg = "lr_body is a float"; return TT_ERR_VALUE; }
+        float f = tt_get_f32le(val);
+        if (!(f >= 0.0f && f <= 1.0f)) { *msg = "lr_body must be in [0, 1]"; return TT_ERR_VALUE; }
+        tt_train_cfg.lr_body = f;
+        return 0;
+    }
     if (int_setting(key, key_len, "history", 0, TT_HISTORY_MAX, vtype, val, &v, msg, &rc)) {
         if (!rc) {
             hist_cap = v;
@@ -225,9 +233,9 @@ static int app_get(void *ctx, const char *key, uint8_t key_len, uint8_t *vtype, 
                    uint16_t *val_len, const char **msg)
 {
     (void)ctx;
-    if (tt_proto_key_is(key, key_len, "lr")) {
+    if (tt_proto_key_is(key, key_len, "lr") || tt_proto_key_is(key, key_len, "lr_body")) {
         *vtype = TT_VAL_F32;
-        tt_put_f32le(val, tt_train_cfg.lr);
+        tt_put_f32le(val, key_len == 2 ? tt_train_cfg.lr : tt_train_cfg.lr_body);
         *val_len = 4;
         return 0;
     }
