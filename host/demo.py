@@ -46,7 +46,7 @@ PASSES = "frozen,head,plan"
 #: takes the first --limit, the plan is made on PLAN_POOL, the head pre-trains on PRETRAIN.
 PLAN_POOL = slice(1500, 3000)
 PRETRAIN = slice(3000, 5000)
-DEFAULTS = dict(lr=0.003, lr_body=0.0003, history=32, epochs=4)
+DEFAULTS = dict(lr=0.003, lr_body=0.0003, history=32, epochs=3)
 
 
 def say(msg: str) -> None:

@@ -104,6 +104,7 @@ ENTRY_POINTS = {
     "bench/sparse.py": ["bench/sparse.py", "--models", BOGUS],
     "bench/sparse.py --accuracy-models": ["bench/sparse.py", "--models", "mcunet-5fps",
                                           "--accuracy-models", BOGUS],
+    "host.demo": ["-m", "host.demo", "--model", BOGUS],
 }
 
 

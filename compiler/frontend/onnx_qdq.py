@@ -498,9 +498,12 @@ class _QDQImporter:
             self.notes.append(f"{name}: global average pool re-quantized to its own scale, "
                               f"expressed as a {h}x{w} depthwise conv of ones")
         if p.flatten:
+            # flatten keeps the pool output's parameters exactly (``s`` may differ from the
+            # input's scale in the last bits when the plain pool was chosen above)
+            pt = self.g.tensors[t]
             t = self.g.add_node("flatten", unique_name(self.g, name + "_flatten"), [t],
                                 source=p.source, output=unique_name(self.g, onnx_out),
-                                dtype=INT8, scale=s, zero_point=z)
+                                dtype=INT8, scale=pt.scale, zero_point=pt.zero_point)
         return t
 
     # -- driver -----------------------------------------------------------------------------
