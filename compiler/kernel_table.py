@@ -66,8 +66,8 @@ def c_sizes(exprs: list[str]) -> list[int]:
             pass
     missing = sorted({e for e in exprs if f"{tag}:{e}" not in _CACHE})
     if missing:
-        needs_link = any("scratch_bytes(" in e for e in missing)
-        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n'
+        needs_link = any("_bytes(" in e for e in missing)
+        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n'
                + ('#include "tt_train_kernels.h"\n' if (inc / "tt_train_kernels.h").exists() else "")
                + "int main(void) {\n")
         src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)

@@ -210,12 +210,15 @@ APPS = ("device", "train-test")
 def app_reserve(g: Graph, app: str) -> int:
     """RAM the firmware application needs besides the training step: ``train-test`` (the
     bit-exactness test loop, samples go straight into the arena) only
-    :data:`RUNTIME_RESERVE`; ``device`` (the serial streaming app, no history buffer)
-    also its input image buffer."""
+    :data:`RUNTIME_RESERVE`; ``device`` (the serial streaming app) also its input image
+    buffer and the protocol loop's state (frame buffers; ``tt_device_state_bytes()``). Its
+    history buffer is counted by :func:`memory` (``history``)."""
     if app == "train-test":
         return RUNTIME_RESERVE
     if app == "device":
-        return RUNTIME_RESERVE + int(g.tensors[g.inputs[0]].numel)
+        from . import kernel_table
+        proto = kernel_table.c_sizes(["tt_device_state_bytes()"])[0]
+        return RUNTIME_RESERVE + int(g.tensors[g.inputs[0]].numel) + proto
     raise PlanError(f"unknown app {app!r}; choose one of {', '.join(APPS)}")
 
 

@@ -296,6 +296,9 @@ int tt_device_run(const tt_device_ops *ops);
    written with board_uart_write before it returns. */
 void tt_device_feed(const tt_device_ops *ops, uint8_t byte);
 const tt_device_stats *tt_device_get_stats(void);
+/* RAM of the device loop's own state (frame buffers, counters), for the compiler's
+   memory model of the device application. */
+size_t tt_device_state_bytes(void);
 /* Key comparison helper for SET/GET handlers. */
 int tt_proto_key_is(const char *key, uint8_t key_len, const char *name);
 

@@ -180,6 +180,8 @@ static struct {
     uint8_t tx[TX_CAP];
 } g;
 
+size_t tt_device_state_bytes(void) { return sizeof g; }
+
 const tt_device_stats *tt_device_get_stats(void)
 {
     return &g.stats;
