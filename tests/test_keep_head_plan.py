@@ -191,3 +191,32 @@ def test_keep_head_plan_build_stream_replay(tmp_path, board):
     got = firmware.split_trained(gm, rep, (tmp_path / "w.bin").read_bytes())
     for (node, param), v in got.items():
         np.testing.assert_array_equal(v, gm.node(node).params[param], err_msg=f"{node}.{param}")
+
+
+def test_bench_plans_by_budget_table():
+    """bench/sparse.py's table: the chosen plan and the smaller budgets' plans, each with
+    predicted and measured gain (measured now when the search did not re-measure it)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_sparse", REPO / "bench" / "sparse.py")
+    bs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bs)
+
+    def plan(k, ram, gain, measured=None):
+        p = sparse.SparsePlan(k)
+        p.meta = {"plan": f"k={k}", "predicted": {"ram_bytes": ram, "gain_points": gain}}
+        if measured is not None:
+            p.meta["measured"] = {"accuracy": measured}
+        return p
+
+    class An:
+        base = 80.0
+        alternatives = {128 * 1024: (plan(2, 120_000, 3.0), None),
+                        173 * 1024: (plan(4, 170_000, 5.0, measured=86.0), None)}
+
+        def measure(self, plans):
+            return [83.5 for _ in plans]
+
+    rows = bs.budget_table(An(), plan(8, 250_000, 9.0, measured=88.0))
+    assert [r["budget_kb"] for r in rows] == [128, 173, bs.BUDGET // 1024]
+    assert [r["measured_gain"] for r in rows] == [3.5, 6.0, 8.0]
+    assert [r["predicted_gain"] for r in rows] == [3.0, 5.0, 9.0]
