@@ -154,6 +154,8 @@ def load(path) -> SparsePlan:
         d = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise PlanError(f"plan file {p} is not valid JSON: {e}") from e
+    if not isinstance(d, dict):
+        raise PlanError(f"plan file {p} holds a JSON {type(d).__name__}, not a plan object")
     return SparsePlan.from_dict(d)
 
 

@@ -106,6 +106,8 @@ def _main(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     models.require(a.model)
     firmware.board_info(a.board)
+    if a.plan and not a.make_plan:
+        sparse.load(a.plan)      # a missing or malformed plan stops here, before any work
     ds = datasets.load_mnist()
     order = np.random.default_rng(0).permutation(len(ds.y))   # stream.py's order (--seed 0)
 

@@ -56,6 +56,7 @@ def test_plan_roundtrip_and_trainable(small, tmp_path):
     ({"format": "other"}, "not a sparse-update plan"),
     ({"format": sparse.FORMAT, "weights": {"a": "1/3"}}, "bad channel ratio"),
     ({"format": sparse.FORMAT, "bias_layers": -1}, "bias_layers"),
+    ([1, 2], "not a plan object"),
 ])
 def test_bad_plan_files(tmp_path, bad, match):
     (tmp_path / "p.json").write_text(json.dumps(bad))
