@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -96,7 +97,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise CompilerError(f"--{name} must be at least 0")
     if args.classes is not None and args.classes < 2:
         raise CompilerError(f"--classes: a classifier needs at least 2 classes, got {args.classes}")
-    import math
     for name in ("lr", "lr_body"):
         v = getattr(args, name)
         if v is not None and not (math.isfinite(v) and 0 < v <= 1):
@@ -167,8 +167,6 @@ def plan_firmware_kwargs(plan, prog, *, app=None, lr=None, lr_body=None, history
     """Keyword arguments of :func:`compiler.firmware.build` for the firmware of ``plan``:
     the app (device or train-test), the training configuration (learning rates from the
     plan unless given) and the device app's history buffer."""
-    import math
-
     from . import firmware
     from . import train as tr
     app = app or plan.meta.get("app", "device")

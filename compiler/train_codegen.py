@@ -204,10 +204,10 @@ def feature_tensors(g, program, plan) -> tuple[int, list[str]]:
 def history_item_bytes(g, program, plan) -> int:
     """Bytes one history-buffer entry takes on the device (runtime_c/apps/device/main.c:
     the frozen-prefix features when they are smaller than the input, else the input)."""
-    _, needed = feature_tensors(g, program, plan)
-    feat = sum(int(np.prod(g.tensors[t].shape)) for t in needed)
-    inp = int(np.prod(g.tensors[g.inputs[0]].shape))
-    return feat if 0 < feat < inp else inp
+    needed = stores_features(g, program, plan)
+    if needed:
+        return sum(int(np.prod(g.tensors[t].shape)) for t in needed)
+    return int(np.prod(g.tensors[g.inputs[0]].shape))
 
 
 def stores_features(g, program, steps) -> list[str]:

@@ -311,16 +311,13 @@ def write_sweep(a, rows: list, plan_path: Path) -> None:
     say(f"wrote {_rel(res_file)} ('demo')")
 
 
+def _rel(p) -> str:
+    from host.stream import _rel as rel
+    return rel(Path(p))
+
+
 def _slug(shift: str) -> str:
     return shift.split(":")[0]
-
-
-def _rel(p) -> str:
-    p = Path(p).absolute()
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
 
 
 if __name__ == "__main__":
