@@ -52,10 +52,11 @@ apt: .stamp-apt
 	@touch $@
 
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: requirements.txt
+$(VENV)/.stamp: requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@echo "virtualenv: installing pinned requirements"
+	@echo "virtualenv: installing pinned requirements, then this project (pip install -e .)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 # ---- tests ---------------------------------------------------------------------------

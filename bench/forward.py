@@ -18,8 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from compiler import firmware, images, models  # noqa: E402
-from compiler.errors import exit_on_error  # noqa: E402
+from compiler.frontend import images, models
+from compiler.ir.errors import exit_on_error
+from compiler.target import firmware
 
 MODELS = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 # Published / measured points of comparison (instructions or cycles per inference).

@@ -3,7 +3,7 @@
 For typical layer shapes of the mcunet-5fps / mbv2-w0.35 backbones, runs every kernel in
 the portable build and in the Arm DSP build and reports instructions per MAC (the board's
 timer counts instructions under -icount; resolution 40 instructions). Outputs are also
-checked against compiler.ref_ops on the target, so every number is of a bit-exact run.
+checked against compiler.ref.ops on the target, so every number is of a bit-exact run.
 
     python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows] [--split]
 
@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import harness  # noqa: E402
-from tests import kernel_cases as kc  # noqa: E402
+from tests import harness
+from tests import kernel_cases as kc
 
 FLASH_BUDGET = 700 * 1024  # case stream + golden outputs per firmware image
 

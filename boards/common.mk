@@ -2,10 +2,11 @@
 # usable on its own:
 #   make -f boards/common.mk firmware BOARD=qemu-mps2-an500 APP_SRCS="a.c b.c" OUT=build/x
 # Variables: BOARD (a folder in boards/), APP_SRCS (the application, with main()),
-# OUT (output folder), RUNTIME_SRCS (default: every runtime_c/src/*.c), EXTRA_CFLAGS,
-# EXTRA_INCS (include folders), OPT (default -O2). Floating point (scale factors of the
-# training step) is built with -ffp-contract=off: no fused multiply-add, so float32
-# results are bit-identical with the numpy reference.
+# OUT (output folder), RUNTIME_SRCS (default: every .c under runtime_c/src, at any
+# depth: kernels/, proto/, io/), EXTRA_CFLAGS, EXTRA_INCS (include folders), OPT
+# (default -O2). Floating point (scale factors of the training step) is built with
+# -ffp-contract=off: no fused multiply-add, so float32 results are bit-identical with
+# the numpy reference.
 
 BOARDS := $(sort $(patsubst boards/%/board.mk,%,$(wildcard boards/*/board.mk)))
 BOARD ?= qemu-mps2-an500
@@ -16,7 +17,9 @@ include boards/$(BOARD)/board.mk
 
 OUT          ?= build/$(BOARD)/selftest
 APP_SRCS     ?= runtime_c/apps/selftest/main.c
-RUNTIME_SRCS ?= $(wildcard runtime_c/src/*.c)
+# every .c below runtime_c/src (any depth), sorted
+rwildcard     = $(foreach d,$(wildcard $(1)*),$(call rwildcard,$(d)/,$(2)) $(filter $(subst *,%,$(2)),$(d)))
+RUNTIME_SRCS ?= $(sort $(call rwildcard,runtime_c/src/,*.c))
 OPT          ?= -O2
 PYTHON_SYS   ?= python3
 
@@ -27,7 +30,9 @@ BIN     := $(OUT)/firmware.bin
 MAP     := $(OUT)/firmware.map
 
 WARN    := -Wall -Wextra -Wno-unused-parameter
-INCS    := -Iruntime_c/include -Iboards/common $(addprefix -I,$(EXTRA_INCS))
+# runtime_c/src/kernels: the kernels' private headers (tt_simd.h, tt_gemm.h, ...)
+INCS    := -Iruntime_c/include -Iruntime_c/src/kernels -Iboards/common \
+           $(addprefix -I,$(EXTRA_INCS))
 CFLAGS  := -std=c99 $(OPT) -g $(WARN) $(BOARD_CFLAGS) $(INCS) -ffp-contract=off -ffunction-sections \
            -fdata-sections -DTT_BOARD_$(subst -,_,$(BOARD))=1 $(EXTRA_CFLAGS)
 

@@ -1,4 +1,4 @@
-"""``python -m compiler``: see :mod:`compiler.cli`."""
-from .cli import main
+"""``python -m compiler``: see :mod:`compiler.cli.main`."""
+from compiler.cli.main import main
 
 raise SystemExit(main())

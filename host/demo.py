@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from compiler import paths
+
+REPO = paths.REPO
 
 DEFAULT_SHIFT = "spotlight:radius=20,gain=4,corner=ul,add=160"
 SWEEP_SHIFTS = (DEFAULT_SHIFT, "brightness:0.35", "rotation:35", "noise:70")
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from compiler.errors import CompilerError, report
+    from compiler.ir.errors import CompilerError, report
     a = build_parser().parse_args(argv)
     if not 1 <= a.limit <= PLAN_POOL.start:
         build_parser().error(f"--limit must be in 1..{PLAN_POOL.start}")
@@ -97,9 +97,11 @@ def main(argv=None) -> int:
 
 
 def _main(a) -> int:
-    from compiler import firmware, graph_io, models, sparse
-    from compiler.errors import CompilerError
-    from host import datasets
+    from compiler.frontend import datasets, models
+    from compiler.ir import graph_io
+    from compiler.ir.errors import CompilerError
+    from compiler.sparse import plan as sparse
+    from compiler.target import firmware
 
     t_start = time.time()
     out = Path(a.out)
@@ -158,14 +160,16 @@ def _main(a) -> int:
 def pretrain(a, ds, idx):
     """mcunet-5fps (or --model) with a new seeded 10-class head at --size, the head trained
     on clean digits (int8 reference trainer): the user's model, trained for its task."""
-    from compiler import autodiff as ad
-    from compiler import codegen, heads, models
-    from compiler import train as tr
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.frontend import models
+    from compiler.ref import inputs
+    from compiler.sparse import heads
     say(f"[1/5] {a.model}: new 10-class head, input {a.size}x{a.size}; pre-training the head "
         f"on {len(idx)} clean MNIST digits (int8 reference trainer)")
     g = heads.with_input_size(heads.replace_head(models.load(a.model), 10, init="seeded", seed=0),
                               a.size)
-    lut, _ = codegen.pixel_lut(g)
+    lut, _ = inputs.pixel_lut(g)
     prog = ad.build_program(g, ad.last_layers(g, 1))
     xp = lut[np.stack([device_view(ds.x[i], a.size) for i in idx])]
     feats = tr.prefix_features(g, prog, xp)
@@ -202,8 +206,9 @@ def make_plan(a, ds, idx, model_file: Path, plan_path: Path) -> None:
 
 
 def run_once(a, ds, model_file: Path, plan_path: Path, shift: str, out: Path) -> dict | None:
-    from compiler import device_sim, firmware
-    from compiler.cmd_plan import load_plan_graph, plan_firmware_kwargs
+    from compiler.autodiff import device_replay as device_sim
+    from compiler.target import firmware
+    from compiler.target.from_plan import load_plan_graph, plan_firmware_kwargs
     from host import stream
 
     out.mkdir(parents=True, exist_ok=True)
@@ -282,9 +287,10 @@ def _replay(g, prog, cfg, settings, ds, order, shift, size, path):
     board is the critical path."""
     import os
     os.nice(15)
-    from compiler import contrib, device_sim
+    from compiler.autodiff import device_replay as device_sim
+    from compiler.sparse import contrib
     contrib._single_thread()
-    from compiler import train as tr
+    from compiler.autodiff import trainer as tr
     from host.shifts import ShiftChain
     chain = ShiftChain.parse([shift], seed=0)
     imgs = [device_view(chain(ds.x[int(i)], int(i)), size) for i in order]

@@ -1,5 +1,5 @@
 """Host side of the serial protocol (specification: host/PROTOCOL.md; device side:
-runtime_c/include/tt_proto.h + runtime_c/src/tt_proto.c).
+runtime_c/include/tt_proto.h + runtime_c/src/proto/).
 
     port = serial.serial_for_url("socket://127.0.0.1:4321")   # or a pty / /dev/ttyACM0
     dev = Client(port, expected_hash="c0ffee...")
@@ -17,7 +17,7 @@ import random
 import struct
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from cobs import cobs

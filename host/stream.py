@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import serial
 
-from host import datasets as D
+from compiler.frontend import datasets as D
 from host import protocol as P
 from host.shifts import ShiftChain, ShiftError
 
@@ -542,9 +542,9 @@ def _rel(p: Path) -> str:
 
 # ---- boot ----------------------------------------------------------------------------------
 def boot(spec: str, stack: ExitStack):
-    """--boot qemu:ELF / host:EXE: start the board (host/runner.py); its serial URL is
+    """--boot qemu:ELF / host:EXE: start the board (compiler/target/runner.py); its serial URL is
     ``.url``."""
-    from host import runner
+    from compiler.target import runner
     kind, sep, path = spec.partition(":")
     kinds = {"qemu": runner.QemuSerial, "host": runner.HostSerial}
     if not sep or kind not in kinds or not path:

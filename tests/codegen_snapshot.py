@@ -14,13 +14,15 @@ import hashlib
 import sys
 from pathlib import Path
 
-import numpy as np
+import specgen  # (tests/ on the path: run from the repository root or with pytest.ini)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import specgen  # noqa: E402
-from compiler import autodiff as ad  # noqa: E402
-from compiler import codegen, heads, memplan, models, train_codegen  # noqa: E402
-from compiler import train as tr  # noqa: E402
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.codegen import generate as codegen
+from compiler.frontend import models
+from compiler.memory import schedule as memplan
+from compiler.memory import training as train_codegen
+from compiler.sparse import heads
 
 
 def _cases():

@@ -1,7 +1,2 @@
-"""Shared pytest setup: make the repository root importable (``import compiler``)."""
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+"""Shared pytest setup. The packages ``compiler`` and ``host`` are installed (``pip install
+-e .``, done by ``make setup``); pytest.ini puts ``tests/`` on the path for the test helpers."""

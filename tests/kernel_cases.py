@@ -1,35 +1,34 @@
 """Kernel test cases shared by the host tests, the QEMU tests and the kernel benchmark.
 
 A case is one call pattern of one C kernel (runtime_c/include/tt_kernels.h) with its
-inputs and its golden output, which always comes from compiler.ref_ops. Cases are
+inputs and its golden output, which always comes from compiler.ref.ops. Cases are
 serialised into the binary stream read by tests/c/kernel_driver.c (the format is
 described there); the same stream is piped to the host driver or compiled into the
-firmware for QEMU.
+firmware for QEMU (the machinery both kernel drivers share: tests/driver_cases.py).
 """
 from __future__ import annotations
 
-import struct
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from compiler import ref_ops
-from compiler.qmath import quantize_multiplier
+from compiler.ir.qmath import quantize_multiplier
+from compiler.ref import ops as ref_ops
+from tests import driver_cases as dc
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER_C = REPO / "tests" / "c" / "kernel_driver.c"
-KERNEL_SRCS = [REPO / "runtime_c" / "src" / f for f in (
-    "tt_add_s8.c", "tt_avgpool_s8.c", "tt_conv2d_1x1_s8.c", "tt_conv2d_s8.c",
-    "tt_dwconv_s8.c", "tt_fc_s8.c", "tt_requantize_s8.c")]
-INCLUDE = REPO / "runtime_c" / "include"
+KERNEL_SRCS = dc.kernel_sources(
+    "tt_add_s8", "tt_avgpool_global_s8", "tt_conv2d_1x1_s8", "tt_conv2d_s8", "tt_dwconv_s8",
+    "tt_dwconv_3x3_s1_s8", "tt_dwconv_3x3_s2_s8", "tt_dwconv_wrapper_s8", "tt_fc_s8",
+    "tt_requantize_s8", "tt_kernels_dsp")
+INCLUDE = dc.INCLUDE
 
 OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x3_s2": 5,
-       "fc": 6, "add": 7, "avgpool": 8, "requantize": 9}
-CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2")
-STATUS = {0: "ok", 1: "malformed case", 2: "scratch guard overwritten",
-          3: "output guard overwritten", 4: "out of memory", 5: "unknown op"}
+       "fc": 6, "add": 7, "avgpool": 8, "requantize": 9, "dwconv_wrapper": 10}
+CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
+STATUS = dc.STATUS
 
 INT32_MAX = 2**31 - 1
 MAX_PRODUCT = 255 * 128  # |x - x_zero| * |w|
@@ -56,13 +55,11 @@ class Case:
 
 # ---- encoding ----------------------------------------------------------------------
 
-def _i32(*vals) -> bytes:
-    return struct.pack(f"<{len(vals)}i", *[int(v) for v in vals])
+_i32 = dc.i32
 
 
 def _arr(a: np.ndarray) -> bytes:
-    b = np.ascontiguousarray(a).tobytes()
-    return _i32(len(b)) + b + b"\0" * (-len(b) % 4)
+    return dc.arr_bytes(np.ascontiguousarray(a).tobytes())
 
 
 def encode(cases: list[Case]) -> bytes:
@@ -77,7 +74,7 @@ def encode(cases: list[Case]) -> bytes:
 
 
 def encode_expected(cases: list[Case]) -> bytes:
-    return b"".join(_arr(c.expected.astype(np.int8)) for c in cases)
+    return dc.encode_expected((c.expected.astype(np.int8).tobytes(), []) for c in cases)
 
 
 @dataclass
@@ -87,17 +84,13 @@ class Result:
     out: np.ndarray | None
 
 
+def _int8_results(raw: list[dc.Result]) -> list[Result]:
+    return [Result(r.status, r.cycles, None if r.out is None else np.frombuffer(r.out, np.int8).copy())
+            for r in raw]
+
+
 def decode_results(data: bytes, n: int) -> list[Result]:
-    res, pos = [], 0
-    for _ in range(n):
-        if pos + 12 > len(data):
-            break
-        status, cycles, nb = struct.unpack_from("<iIi", data, pos)
-        pos += 12
-        out = np.frombuffer(data, np.int8, nb, pos).copy() if status == 0 else None
-        pos += nb + (-nb % 4)
-        res.append(Result(status, cycles, out))
-    return res
+    return _int8_results(dc.decode_results(data, n))
 
 
 def check_results(cases: list[Case], results: list[Result], label: str = "") -> list[str]:
@@ -123,66 +116,36 @@ def check_results(cases: list[Case], results: list[Result], label: str = "") -> 
 
 # ---- host driver -------------------------------------------------------------------
 
-HOST_VARIANTS = {
-    # name: extra compiler flags
-    "portable": ["-O2"],
-    "dsp-emulated": ["-O2", "-DTT_EMULATE_DSP"],
-    "sanitize-dsp-emulated": ["-O1", "-DTT_EMULATE_DSP", "-fsanitize=address,undefined",
-                              "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"],
-    "sanitize-portable": ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                          "-fno-omit-frame-pointer"],
-}
+HOST_VARIANTS = dc.HOST_VARIANTS
 
 
 def build_host_driver(out_dir: Path, variant: str) -> Path:
     """Compile the kernels and the stdin/stdout driver with the host gcc."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    exe = out_dir / f"kernel_driver_{variant}"
-    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *HOST_VARIANTS[variant],
-           "-DTT_DRIVER_HOST", "-D_POSIX_C_SOURCE=200809L", f"-I{INCLUDE}",
-           *map(str, KERNEL_SRCS), str(DRIVER_C), "-o", str(exe)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode:
-        raise RuntimeError(f"host driver build failed ({variant}):\n{p.stdout}{p.stderr}")
-    return exe
+    return dc.build_host_driver(out_dir, variant, DRIVER_C, KERNEL_SRCS)
 
 
 def run_host_driver(exe: Path, cases: list[Case], timeout: float = 120) -> list[Result]:
-    p = subprocess.run([str(exe)], input=encode(cases), capture_output=True, timeout=timeout)
-    if p.returncode:
-        raise RuntimeError(f"{exe.name} exited with {p.returncode}: {p.stderr.decode()[-3000:]}")
-    return decode_results(p.stdout, len(cases))
+    return _int8_results(dc.run_host_driver(exe, encode(cases), len(cases), timeout))
 
 
-# ---- firmware header ---------------------------------------------------------------
-
-def _c_bytes(name: str, data: bytes) -> str:
-    lines = []
-    for i in range(0, len(data), 24):
-        lines.append(",".join(str(b) for b in data[i:i + 24]) + ",")
-    return (f"static const uint8_t {name}[{max(len(data), 1)}] __attribute__((aligned(4))) = {{\n"
-            + "\n".join(lines) + "\n};\n")
-
+# ---- firmware ----------------------------------------------------------------------
 
 def write_cases_header(cases: list[Case], path: Path) -> Path:
     """C header with the case stream and the expected outputs (TT_DRIVER_EMBEDDED)."""
-    stream, expected = encode(cases), encode_expected(cases)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("/* generated by tests/kernel_cases.py; do not edit */\n#include <stdint.h>\n"
-                    + _c_bytes("tt_case_stream", stream)
-                    + f"static const uint32_t tt_case_stream_len = {len(stream)}u;\n"
-                    + _c_bytes("tt_expected", expected))
-    return path
+    return dc.write_cases_header(path, encode(cases), encode_expected(cases), "tests/kernel_cases.py")
 
 
-def parse_firmware_output(text: str, n: int) -> list[tuple[int, int, int, int, int, int]]:
+def parse_firmware_output(text: str, n: int | None = None) -> list[tuple[int, int, int, int, int, int]]:
     """K lines of the embedded driver: (case, status, first_bad, got, expected, cycles)."""
-    rows = []
-    for line in text.splitlines():
-        parts = line.strip().split()
-        if len(parts) == 7 and parts[0] == "K":
-            rows.append(tuple(int(v) for v in parts[1:]))
-    return rows
+    return dc.parse_firmware_output(text)
+
+
+def run_firmware(cases: list[Case], out_dir: Path, portable: bool, timeout: float = 300):
+    """The cases compiled into the embedded driver, run on QEMU (Arm DSP or portable
+    kernels): (the run, its UART text, its K rows)."""
+    header = write_cases_header(cases, out_dir / "gen" / "kernel_cases_data.h")
+    elf = dc.build_firmware(DRIVER_C, KERNEL_SRCS, header, out_dir, portable)
+    return dc.run_firmware(elf, timeout)
 
 
 # ---- case construction -------------------------------------------------------------
@@ -358,7 +321,7 @@ def requantize_case(*, rows: int, c: int, seed: int, regime: str = "mixed", name
     mult, shift = choose_requant(acc, rng, regime)
     zero = int(rng.integers(-128, 128))
     lo, hi = random_act(rng)
-    from compiler.qmath import clamp_s8, requantize
+    from compiler.ir.qmath import clamp_s8, requantize
     y = clamp_s8(requantize(acc, mult, shift) + zero, lo, hi)
     return Case("requantize", [rows, c, zero, lo, hi], [acc, mult, shift], y.ravel(),
                 name=name or f"requantize {rows}x{c}", macs=rows * c)
@@ -437,6 +400,42 @@ def split_edge_cases(seed: int = 5) -> list[Case]:
         co = out_channels(c)
         for sp in sorted({0, 1, co // 2, co - 1, co, co + 3, -1, int(rng.integers(1, co))}):
             out.append(with_split(c, sp))
+    # the depthwise dispatcher passes the split through to each variant it runs (its own
+    # generator, so the cases above keep their seeds)
+    rw = np.random.default_rng([seed, 0xD3C0])
+    for k, st, pad, ci in [(3, 1, 1, 11), (3, 2, 0, 10), (5, 2, 2, 9), (3, 3, 1, 6)]:
+        c = conv_case("dwconv_wrapper", h=7, w=9, ci=ci, co=ci, k=k, stride=st, pad=pad,
+                      seed=int(rw.integers(0, 2**31)), act=full)
+        out += [with_split(c, sp) for sp in sorted({0, 3, 4, 5, ci - 1, ci, ci + 3, -1})]
+    return out
+
+
+def dwconv_wrapper_cases(seed: int = 4321, small: bool = False) -> list[Case]:
+    """tt_dwconv_wrapper_s8 on every kind of shape it dispatches: 3x3 at stride 1 / 2
+    (the specialised kernels; pads 0, 1, 2), 5x5 and 7x7 at stride 1 / 2 (tt_dwconv_s8's
+    unrolled paths; several pads) and shapes only the generic loops take (3x3 stride 3,
+    non-square 3x5, 1x1, 2x2, 4x4); full-range (the hand-written row loops) and clamped
+    outputs, channel counts around the groups of 4, bands. The golden output comes from
+    ref_ops, as for every depthwise case."""
+    rng = np.random.default_rng([seed, 0xD3C0])
+    shapes = [  # (k_h, k_w, stride, pad)
+        (3, 3, 1, 0), (3, 3, 1, 1), (3, 3, 1, 2), (3, 3, 2, 0), (3, 3, 2, 1), (3, 3, 2, 2),
+        (5, 5, 1, 2), (5, 5, 1, 0), (5, 5, 2, 2), (5, 5, 2, 1),
+        (7, 7, 1, 3), (7, 7, 1, 1), (7, 7, 2, 3), (7, 7, 2, 0),
+        (3, 3, 3, 1), (3, 5, 1, 1), (1, 1, 1, 0), (2, 2, 2, 0), (4, 4, 1, 2)]
+    chans = [5, 9] if small else [1, 4, 5, 9, 13]
+    regimes = ["typical", "mixed", "extreme"]
+    out = []
+    for i, (kh, kw, st, pad) in enumerate(shapes):
+        for j, c in enumerate(chans):
+            h0 = max(1, kh - 2 * pad)
+            w0 = max(1, kw - 2 * pad, 3 * st + kw - 2 * pad)  # at least 4 output columns
+            h, w = int(rng.integers(h0, h0 + 6)), int(rng.integers(w0, w0 + 9))
+            act = random_act(rng) if (i + j) % 3 == 0 else (-128, 127)
+            out.append(conv_case("dwconv_wrapper", h=h, w=w, ci=c, co=c, k=kh, kw=kw, stride=st,
+                                 pad=pad, seed=int(rng.integers(0, 2**31)),
+                                 regime=regimes[(i + j) % 3], act=act,
+                                 bands="random" if (i + j) % 2 else None))
     return out
 
 
@@ -506,6 +505,8 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
         cases.append(avgpool_case(h=h, w=w, c=c, seed=s()))
     for rows, c in [(1, 1), (3, 5), (4, 16)]:
         cases.append(requantize_case(rows=rows, c=c, seed=s()))
+    # the depthwise dispatcher (last, so the cases above keep their seeds and splits)
+    cases += dwconv_wrapper_cases(seed, small)
     return apply_splits(cases, seed)
 
 

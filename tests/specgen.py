@@ -43,7 +43,7 @@ def random_spec(rng: np.random.Generator, hw: int = 16, n_blocks: int = 3, class
     first, q, hw_ = s.conv("first_conv", 3, c, 3, int(rng.integers(1, 3)), 1, hw, xq)
     blocks = []
     for i in range(n_blocks):
-        block_in_q, block_c, block_hw = q, c, hw_
+        block_in_q, block_c = q, c
         b = {"pointwise1": None, "residual": None, "se": None}
         cexp = c
         if rng.integers(0, 3):

@@ -1,17 +1,18 @@
-"""compiler.autodiff: rules table, program structure, dead-code elimination, sizes."""
+"""compiler.autodiff.program: rules table, program structure, dead-code elimination, sizes."""
 from __future__ import annotations
 
 import json
 from fractions import Fraction
 
 import pytest
-
 import specgen
-from compiler import autodiff as ad
-from compiler import ir, models
-from compiler import ref_grad_ops as rgo
-from compiler import train as tr
-from compiler.errors import UnsupportedOpError
+
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import models
+from compiler.ir import ops
+from compiler.ir.errors import UnsupportedOpError
+from compiler.ref import grad_ops as rgo
 
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()
 needs_models = pytest.mark.skipif(not HAVE_MODELS, reason="real models not found")
@@ -39,7 +40,7 @@ def kinds(p):
 # ----------------------------------------------------------------------------- rules table
 
 def test_every_int8_op_has_a_rule():
-    for op in ir.INT8_OPS:
+    for op in ops.INT8_OPS:
         assert op in ad.RULES, op
     assert "clamp" in ad.RULES and "softmax_xent" in ad.RULES
 

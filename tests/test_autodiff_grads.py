@@ -1,20 +1,22 @@
 """Gradient correctness: the reference's int8 gradients (dequantized) against PyTorch
-autograd on the float twin of the same model (compiler.float_twin), per layer type."""
+autograd on the float twin of the same model (compiler.sparse.float_twin), per layer type."""
 from __future__ import annotations
 
 from collections import defaultdict
 
 import numpy as np
 import pytest
+import specgen
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import specgen
-from compiler import heads, models, reference
-from compiler import train as tr
-from compiler.float_twin import compare_gradients
+from compiler.autodiff import trainer as tr
+from compiler.frontend import models
 from compiler.frontend.torch_fx import import_module
+from compiler.ref import executor as reference
+from compiler.sparse import heads
+from compiler.sparse.float_twin import compare_gradients
 
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()
 LAYER_TYPES = {("conv kxk", "weight"), ("conv kxk", "input"), ("depthwise", "weight"),

@@ -3,9 +3,8 @@ readable message, a wrong BOARD lists the boards, the memory report prints."""
 import json
 import subprocess
 
-import pytest
-
 import harness
+import pytest
 
 REPO = harness.REPO
 SELFTEST = REPO / "runtime_c" / "apps" / "selftest" / "main.c"
@@ -111,3 +110,47 @@ def test_host_build_runs(tmp_path):
     r = harness.run_host(exe)
     assert r.exit_code == 0
     assert b"selftest on host" in r.output
+
+
+def test_default_runtime_is_every_source_below_src(tmp_path):
+    """Without RUNTIME_SRCS a firmware links every .c under runtime_c/src (kernels/,
+    proto/, io/), with the kernels' private headers on the include path."""
+    p = make("-n", "-f", "boards/common.mk", "firmware", "BOARD=host", f"OUT={tmp_path}")
+    assert p.returncode == 0, p.stdout + p.stderr
+    words = p.stdout.split()
+    srcs = sorted((REPO / "runtime_c" / "src").rglob("*.c"))
+    assert len(srcs) > 30
+    assert [w for w in words if w.startswith("runtime_c/src/")] == \
+        [str(s.relative_to(REPO)) for s in srcs]
+    assert "-Iruntime_c/src/kernels" in words
+
+
+def test_one_public_kernel_per_file():
+    """Every function of tt_kernels.h, tt_train_kernels.h and tt_block.h is defined in
+    runtime_c/src/kernels/<its name>.c, its <name>_scratch_bytes() companion in the same
+    file (tt_dwconv_wrapper_select_s8 lives with the wrapper it describes)."""
+    import re
+
+    def strip(text):
+        return re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+
+    inc, kernels = REPO / "runtime_c" / "include", REPO / "runtime_c" / "src" / "kernels"
+    public = []
+    for h in ("tt_kernels.h", "tt_train_kernels.h", "tt_block.h"):
+        for line in strip((inc / h).read_text()).splitlines():
+            m = re.match(r"(?!static|typedef|#)[A-Za-z_][\w \*]*?[\s\*](tt_\w+)\s*\(", line)
+            if m:
+                public.append(m.group(1))
+    assert len(public) > 50
+    home = {"tt_dwconv_wrapper_select_s8": "tt_dwconv_wrapper_s8"}
+    srcs = {p: strip(p.read_text()) for p in (REPO / "runtime_c" / "src").rglob("*.c")}
+    bad = []
+    for f in public:
+        base = home.get(f, f.removesuffix("_scratch_bytes"))
+        defined = [p for p, t in srcs.items()
+                   if re.search(rf"^(?!\s)[^;\n]*\b{f}\(([^;{{]*)\)\s*\{{", t, re.M)]
+        if defined != [kernels / f"{base}.c"]:
+            bad.append(f"{f}: defined in {[str(p.relative_to(REPO)) for p in defined]}")
+    assert not bad, "\n".join(bad)
+    stray = sorted(p.stem for p in kernels.glob("*.c"))
+    assert set(stray) <= set(public), set(stray) - set(public)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import cli, models
+from compiler.cli import main as cli
+from compiler.frontend import models
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()

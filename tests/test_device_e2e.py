@@ -1,21 +1,21 @@
 """The device application (runtime_c/apps/device) end to end over the serial protocol:
 predict-then-train, the history buffer with frozen-prefix features, settings, reset and
 weight download; every prediction and the final weights equal the reference replay
-(compiler.device_sim). On QEMU: the demo pipeline on a spotlight-shifted MNIST stream,
+(compiler.autodiff.device_replay). On QEMU: the demo pipeline on a spotlight-shifted MNIST stream,
 where adapting on the device must beat the frozen model clearly."""
 import copy
 import json
 
 import numpy as np
 import pytest
-
-import harness  # noqa: F401  (puts the repository on sys.path)
 import specgen
-from compiler import autodiff as ad
-from compiler import device_sim, firmware
-from compiler import train as tr
+
+from compiler.autodiff import device_replay as device_sim
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.target import firmware
+from compiler.target import runner as R
 from host import protocol as P
-from host import runner as R
 
 
 def _client(url):
@@ -86,7 +86,7 @@ def test_demo_on_qemu_adapts_and_matches_reference(tmp_path, capsys):
 
 def test_demo_stale_plan_is_a_clear_error(tmp_path, capsys):
     """A pinned plan made for another model: one error line naming the fix, nothing built."""
-    from compiler import sparse
+    from compiler.sparse import plan as sparse
     from host import demo
     plan = sparse.load(demo.pinned_plan("mcunet-5fps", 80))
     plan.meta["model_sha256"] = "0" * 64

@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compiler import models
-from compiler.errors import CompilerError, ModelFormatError, QuantizationError, UnsupportedOpError
+from compiler.frontend import models
 from compiler.frontend.onnx_model import load_onnx
 from compiler.frontend.torch_fx import import_module
 from compiler.frontend.tte_json import load_tte
-from compiler.quantize import quantize
+from compiler.ir.errors import CompilerError, ModelFormatError, QuantizationError, UnsupportedOpError
+from compiler.quantize.ptq import quantize
 
 
 class Backbone(nn.Module):

@@ -17,13 +17,14 @@ import torch.nn as nn
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compiler import reference
-from compiler.errors import CompilerError, ModelFormatError, UnsupportedOpError
-from compiler.float_ref import run_float
 from compiler.frontend.common import nchw_to_nhwc
 from compiler.frontend.torch_fx import import_module
 from compiler.frontend.tte_json import from_spec
-from compiler.quantize import quantize
+from compiler.ir.errors import CompilerError, ModelFormatError, UnsupportedOpError
+from compiler.quantize.float_ref import run_float
+from compiler.quantize.ptq import quantize
+from compiler.ref import executor as reference
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _single_thread_torch():

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import models
-from compiler.errors import GraphError
-from compiler.ir import INT8, Graph
-from compiler.printer import format_graph, summary
-from compiler.qmath import quantize_multipliers
+from compiler.cli.printer import format_graph, summary
+from compiler.frontend import models
+from compiler.ir.errors import GraphError
+from compiler.ir.graph import INT8, Graph
+from compiler.ir.qmath import quantize_multipliers
 
 
 def tiny_int8_graph(weight=None) -> Graph:
@@ -20,7 +20,7 @@ def tiny_int8_graph(weight=None) -> Graph:
     g.add_node("conv2d", "conv", ["x"], dict(kernel=(3, 3), stride=1, pad=1, groups=1, act_min=-128, act_max=127),
                dict(weight=w, bias=np.array([10, -10], np.int32), w_scales=np.full(2, 0.01, np.float32),
                     mult=mult, shift=shift), dtype=INT8, scale=0.05, zero_point=-3)
-    from compiler.ref_ops import AddParams
+    from compiler.ref.ops import AddParams
     p = AddParams.from_scales(0.05, -3, 0.05, -3, 0.08, 1)
     g.add_node("add", "add", ["x", "conv"], dict(act_min=-128, act_max=127, **p.__dict__),
                dtype=INT8, scale=0.08, zero_point=1)

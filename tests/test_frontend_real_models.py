@@ -9,15 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compiler import images, models, reference
-from compiler.ir import accumulator_bound
+from compiler.frontend import images, models
+from compiler.ir.graph import accumulator_bound
+from compiler.ref import executor as reference
 
 pytestmark = pytest.mark.skipif(not (models.models_dir() / "mcunet-5fps.json").is_file(),
                                 reason="real models not found (set TT_MODELS_DIR)")
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
-# Top-1 ImageNet class of each photo, obtained by running compiler.reference on the
+# Top-1 ImageNet class of each photo, obtained by running compiler.ref.executor on the
 # images.photo_batch(PHOTOS) input (not hand-derived). chelsea is a cat: 285 = Egyptian
 # cat (281-285 are the cat classes); coffee: 967 = espresso. A change here means the
 # importer, the reference or the preprocessing changed behaviour.

@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compiler import reference
-from compiler.float_ref import run_float
 from compiler.frontend.common import nchw_to_nhwc
 from compiler.frontend.onnx_model import load_onnx
 from compiler.frontend.torch_fx import import_module
-from compiler.quantize import fold_batchnorm, fuse_activations
+from compiler.quantize.float_ref import run_float
+from compiler.quantize.ptq import fold_batchnorm, fuse_activations
+from compiler.ref import executor as reference
 
 ort = pytest.importorskip("onnxruntime")
 # torch.onnx.export (dynamo) emits a deprecation warning from torch's own pytree code

@@ -1,9 +1,8 @@
 """The QEMU harness end to end: build, boot, serial I/O over TCP, exit codes, faults,
 the MPU stack guard, instruction counts under -icount."""
+import harness
 import pytest
 import serial
-
-import harness
 
 pytestmark = pytest.mark.qemu
 BOARD = "qemu-mps2-an500"

@@ -12,14 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import harness  # noqa: F401  (puts the repository on sys.path)
 import specgen
-from compiler import autodiff as ad
-from compiler import contrib, device_sim, firmware, graph_io, models, planner, sparse
-from compiler import train as tr
-from compiler.cmd_plan import load_plan_graph
-from host import datasets as D
+
+from compiler.autodiff import device_replay as device_sim
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import datasets as D
+from compiler.frontend import models
+from compiler.ir import graph_io
+from compiler.ref import inputs
+from compiler.sparse import contrib, planner
+from compiler.sparse import plan as sparse
+from compiler.target import firmware
+from compiler.target.from_plan import load_plan_graph
 from host import protocol as P
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +109,7 @@ def test_analysis_measures_whole_plans_like_configurations(tmp_path):
     """A whole plan measured through the analysis equals plain reference training."""
     g = _model(5)
     ds = D.load("digits")
-    x = planner.model_inputs(g, ds.x[:80])
+    x = inputs.model_inputs(g, ds.x[:80])
     s = contrib.Settings(lr=0.01, lr_body=0.002, seed=0, ratios=(Fraction(1, 2),), bias_step=4)
     an = contrib.analyse(g, x[:40], ds.y[:40], x[40:], ds.y[40:80], budget=10 ** 7, settings=s,
                          jobs=1, progress=False)

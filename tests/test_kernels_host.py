@@ -1,4 +1,4 @@
-"""Host tests of the int8 forward kernels (runtime_c/src) against compiler.ref_ops.
+"""Host tests of the int8 forward kernels (runtime_c/src) against compiler.ref.ops.
 
 The kernels and the stdin/stdout driver (tests/c/kernel_driver.c) are compiled once per
 session with the host gcc (-std=c99 -Wall -Wextra -Werror) in four variants:
@@ -14,16 +14,13 @@ from __future__ import annotations
 import concurrent.futures
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, for `compiler`
-from tests import kernel_cases as kc  # noqa: E402
+from tests import kernel_cases as kc
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not found")
 
@@ -160,7 +157,7 @@ def conv_cases(draw, op: str):
         k, kw, stride = 3, 3, 2
     elif op == "conv2d_1x1":
         k, kw, stride = 1, 1, draw(st.integers(1, 2))
-    elif op == "dwconv":
+    elif op in ("dwconv", "dwconv_wrapper"):
         k = draw(st.sampled_from([3, 5, 7, 1, 2, 4]))
         kw, stride = k, draw(st.sampled_from([1, 2, 2, 3]))
     else:
@@ -196,6 +193,14 @@ def test_dwconv_3x3_s2_random(drivers, cases):
 @SETTINGS
 @given(cases=st.lists(conv_cases("dwconv"), min_size=1, max_size=4))
 def test_dwconv_random(drivers, cases):
+    run_all(drivers, cases)
+
+
+@SETTINGS
+@given(cases=st.lists(conv_cases("dwconv_wrapper"), min_size=1, max_size=4))
+def test_dwconv_wrapper_random(drivers, cases):
+    """tt_dwconv_wrapper_s8 on random depthwise shapes (3x3 s1 / s2 reach the specialised
+    kernels, the rest tt_dwconv_s8), bit-exact with the reference."""
     run_all(drivers, cases)
 
 
@@ -268,3 +273,56 @@ int main(void) {
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", f"-I{kc.INCLUDE}", str(src),
                     *map(str, kc.KERNEL_SRCS), "-o", str(exe)], check=True)
     assert subprocess.run([str(exe)]).returncode == 0
+
+
+def test_dwconv_wrapper_dispatch(tmp_path):
+    """tt_dwconv_wrapper_select_s8 (the one place that picks a depthwise variant; the
+    generated code calls the wrapper) sends 3x3 stride 1 / 2 to the specialised kernels
+    and everything else to the general one, for every kernel size / stride / pad here,
+    and the wrapper's scratch size (function and macro) is that kernel's."""
+    def variant(kh, kw, stride):
+        return f"tt_dwconv_3x3_s{stride}_s8" if kh == kw == 3 and stride in (1, 2) else "tt_dwconv_s8"
+
+    rows = []
+    for kh in (1, 2, 3, 4, 5, 7):
+        for kw in sorted({kh, 1, 3, 5}):
+            for stride in (1, 2, 3):
+                for pad in (0, 1, 2, 3):
+                    v = variant(kh, kw, stride)
+                    rows.append(f"    {{{kh}, {kw}, {stride}, {pad}, {v}, {v}_scratch_bytes}},")
+    src = tmp_path / "dispatch.c"
+    src.write_text("""
+#include <stdio.h>
+#include "tt_kernels.h"
+static const struct {
+    int32_t kh, kw, stride, pad;
+    tt_spatial_kernel fn;
+    size_t (*scratch)(const tt_conv_params *);
+} rows[] = {
+""" + "\n".join(rows) + """
+};
+int main(void) {
+    for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); ++i) {
+        tt_conv_params p = {0};
+        p.in_h = p.in_w = 11; p.in_c = p.out_c = 6;
+        p.k_h = rows[i].kh; p.k_w = rows[i].kw; p.stride = rows[i].stride; p.pad = rows[i].pad;
+        p.out_h = tt_conv_out_size(p.in_h, p.k_h, p.stride, p.pad);
+        p.out_w = tt_conv_out_size(p.in_w, p.k_w, p.stride, p.pad);
+        int bad = tt_dwconv_wrapper_select_s8(&p) != rows[i].fn ? 1
+                  : tt_dwconv_wrapper_s8_scratch_bytes(&p) != rows[i].scratch(&p) ? 2
+                  : TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES(p.in_w, p.k_h, p.k_w, p.pad)
+                        != rows[i].scratch(&p) ? 3 : 0;
+        if (bad) {
+            printf("row %d (k %dx%d s%d p%d): check %d\\n", i, (int)rows[i].kh, (int)rows[i].kw,
+                   (int)rows[i].stride, (int)rows[i].pad, bad);
+            return 1;
+        }
+    }
+    return 0;
+}
+""")
+    exe = tmp_path / "dispatch"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", f"-I{kc.INCLUDE}", str(src),
+                    *map(str, kc.KERNEL_SRCS), "-o", str(exe)], check=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout

@@ -1,5 +1,5 @@
 """The int8 forward kernels on the emulated Cortex-M7 (QEMU mps2-an500), bit-exact with
-compiler.ref_ops, in both builds: the Arm DSP variants (default for -mcpu=cortex-m7) and
+compiler.ref.ops, in both builds: the Arm DSP variants (default for -mcpu=cortex-m7) and
 the portable ones (-DTT_PORTABLE).
 
 The cases (tests/kernel_cases.py) and their golden outputs are compiled into the
@@ -10,14 +10,12 @@ whole suite without pushing tensors through the slow UART.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root
-from tests import kernel_cases as kc  # noqa: E402
+from tests import kernel_cases as kc
 
 harness = pytest.importorskip("tests.harness")
 
@@ -71,23 +69,8 @@ def qemu_cases() -> list[kc.Case]:
     return cases
 
 
-def build_kernel_firmware(cases: list[kc.Case], out_dir: Path, portable: bool) -> Path:
-    gen = out_dir / "gen"
-    kc.write_cases_header(cases, gen / "kernel_cases_data.h")
-    defines = {"TT_DRIVER_EMBEDDED": None}
-    if portable:
-        defines["TT_PORTABLE"] = None
-    return harness.build_firmware(BOARD, [kc.DRIVER_C], out_dir / "fw", defines=defines,
-                                  include_dirs=[gen], runtime_srcs=kc.KERNEL_SRCS,
-                                  extra_cflags="-Werror")
-
-
 def run_cases(cases: list[kc.Case], out_dir: Path, portable: bool, timeout: float = 300):
-    elf = build_kernel_firmware(cases, out_dir, portable)
-    r = harness.run_qemu(elf, timeout=timeout)
-    text = r.output.decode(errors="replace")
-    rows = kc.parse_firmware_output(text, len(cases))
-    return r, text, rows
+    return kc.run_firmware(cases, out_dir, portable, timeout)  # tests/driver_cases.py
 
 
 @pytest.mark.parametrize("variant", ["dsp", "portable"])
@@ -105,7 +88,7 @@ def test_kernels_bit_exact_on_qemu(tmp_path, variant):
             errs.append(f"case {i} {c.describe()}: first mismatch at {bad}: got {got} "
                         f"expected {want}")
     assert not errs, "\n".join(errs[:20])
-    assert f"DONE 0" in text and r.exit_code == 0, r.describe()
+    assert "DONE 0" in text and r.exit_code == 0, r.describe()
 
 
 @pytest.mark.parametrize("seed", [1, 2])

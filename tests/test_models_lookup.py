@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler import models
-from compiler.errors import CompilerError, ModelFormatError, exit_on_error
+from compiler.frontend import models
 from compiler.frontend.tte_json import load_tte
+from compiler.ir.errors import CompilerError, ModelFormatError, exit_on_error
 
 REPO = Path(__file__).resolve().parents[1]
 BOGUS = "no-such-model"
@@ -69,7 +69,7 @@ def test_lookup_needs_nothing_outside_the_repository(tmp_path):
     p = _py("-m", "compiler", "inspect", "mcunet-5fps", "--summary", cwd=repo)
     assert p.returncode == 0, p.stderr
     assert "mcunet-5fps" in p.stdout and "22.45M" in p.stdout
-    p = _py("-c", "from compiler import models; print(models.resolve('mbv2-w0.35'))", cwd=repo)
+    p = _py("-c", "from compiler.frontend import models; print(models.resolve('mbv2-w0.35'))", cwd=repo)
     assert p.returncode == 0 and Path(p.stdout.strip()) == repo / "models" / "mbv2-w0.35.json"
 
 
@@ -85,7 +85,7 @@ def test_env_var_overrides(tmp_path, monkeypatch):
 
 
 def test_name_of_and_default_build_folder():
-    from compiler.cmd_firmware import _default_out
+    from compiler.cli.build import _default_out
     assert models.name_of("mbv2-w0.35") == "mbv2-w0.35"
     assert models.name_of("some/dir/net.onnx") == "net" == models.name_of("net.json")
     assert _default_out("stm32f746", "mbv2-w0.35") == Path("build/stm32f746/mbv2-w0.35")

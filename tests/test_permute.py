@@ -1,4 +1,4 @@
-"""Offline output-channel permutation (:mod:`compiler.permute`).
+"""Offline output-channel permutation (:mod:`compiler.sparse.permute`).
 
 The contract: a permuted graph computes *bit-identically* what the original computes
 (int8 reference), every intermediate tensor is the original one with its channels
@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from compiler import heads, models, permute, reference
-from compiler.errors import CompilerError
-from compiler.ir import INT8, Graph
-from compiler.permute import PermuteError
-from compiler.qmath import quantize_multipliers
 from specgen import random_graph
+
+from compiler.frontend import models
+from compiler.ir.errors import CompilerError
+from compiler.ir.graph import INT8, Graph
+from compiler.ir.qmath import quantize_multipliers
+from compiler.ref import executor as reference
+from compiler.sparse import heads, permute
+from compiler.sparse.permute import PermuteError
 
 WEIGHTED = ("conv2d", "fully_connected")
 SIZES = {"mcunet-5fps": 48, "mbv2-w0.35": 32, "proxyless-w0.3": 48}

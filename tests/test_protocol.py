@@ -1,5 +1,5 @@
-"""Serial protocol: the Python side (host/protocol.py) and the C side (tt_proto.c,
-tt_resize.c) without a board.
+"""Serial protocol: the Python side (host/protocol.py) and the C side (runtime_c/src/proto,
+io/tt_resize.c) without a board.
 
 - the constants of runtime_c/include/tt_proto.h and host/protocol.py agree;
 - Python framing / CRC / payload round trips (hypothesis);
@@ -19,21 +19,23 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from host import protocol as P  # noqa: E402
+from compiler import paths
+from host import protocol as P
+
+ROOT = paths.REPO
 
 INCLUDE = ROOT / "runtime_c" / "include"
-FUZZ_SRCS = [ROOT / "runtime_c" / "src" / "tt_proto.c", ROOT / "runtime_c" / "src" / "tt_resize.c",
-             ROOT / "tests" / "c" / "proto_fuzz.c"]
+# the C side: runtime_c/src/proto (tt_proto.c first: it checks the limits) and io/tt_resize.c
+RUNTIME_SRCS = [ROOT / "runtime_c" / "src" / "proto" / f for f in ("tt_proto.c", "tt_cobs.c", "tt_device.c")] + [
+    ROOT / "runtime_c" / "src" / "io" / "tt_resize.c"]
+FUZZ_SRCS = [*RUNTIME_SRCS, ROOT / "tests" / "c" / "proto_fuzz.c"]
 # limits of the fuzz build: small, so that oversized frames and truncated replies are cheap
 FUZZ_MAX_PAYLOAD = 300
 FUZZ_MAX_REPLY = 96
@@ -159,11 +161,11 @@ ARM_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=har
 
 @pytest.mark.parametrize("cc,flags", [("gcc", []), ("arm-none-eabi-gcc", ARM_FLAGS)])
 def test_runtime_files_compile_cleanly(cc, flags, tmp_path):
-    """tt_proto.c / tt_resize.c are linked into every firmware: no warning with any
+    """The protocol files and tt_resize.c are linked into every firmware: no warning with any
     limit an application may choose; an impossible limit is a compile error."""
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} not found")
-    srcs = FUZZ_SRCS[:2] + [ROOT / "runtime_c" / "apps" / "proto_test" / "main.c"]
+    srcs = RUNTIME_SRCS + [ROOT / "runtime_c" / "apps" / "proto_test" / "main.c"]
     for defs in ([], ["-DTT_PROTO_MAX_PAYLOAD=64", "-DTT_PROTO_MAX_REPLY=64"],
                  ["-DTT_PROTO_MAX_PAYLOAD=65535", "-DTT_PROTO_MAX_REPLY=65535"]):
         for src in srcs:

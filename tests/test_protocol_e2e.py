@@ -14,11 +14,11 @@ import contextlib
 import struct
 import time
 
+import harness
 import numpy as np
 import pytest
 import serial
 
-import harness
 from host import protocol as P
 
 APP = harness.REPO / "runtime_c" / "apps" / "proto_test" / "main.c"
@@ -29,7 +29,8 @@ QEMU_MAX_PAYLOAD = 1032
 BOARDS = ["host", pytest.param("qemu", marks=pytest.mark.qemu)]
 # reply timeout of the retry test (a lost frame costs one of these); others use 2 s
 RETRY_TIMEOUT = {"host": 0.4, "qemu": 0.6}
-RUNTIME = [harness.REPO / "runtime_c" / "src" / f for f in ("tt_proto.c", "tt_resize.c")]
+RUNTIME = [harness.REPO / "runtime_c" / "src" / f for f in (
+    "proto/tt_cobs.c", "proto/tt_device.c", "proto/tt_proto.c", "io/tt_resize.c")]
 
 
 @pytest.fixture(scope="module")

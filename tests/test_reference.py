@@ -1,12 +1,14 @@
-"""compiler.reference: delegation to ref_ops, batching, input checks."""
+"""compiler.ref.executor: delegation to ref_ops, batching, input checks."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from compiler import images, models, ref_ops, reference
-from compiler.errors import GraphError
 from test_frontend_ir import tiny_int8_graph
+
+from compiler.frontend import images, models
+from compiler.ir.errors import GraphError
+from compiler.ref import executor as reference
+from compiler.ref import ops as ref_ops
 
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()
 

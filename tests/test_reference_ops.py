@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import ref_ops
+from compiler.ref import ops as ref_ops
 
 
 def conv_acc_int64(x, w, bias, x_zero, stride, pad, groups):

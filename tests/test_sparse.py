@@ -12,13 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import harness  # noqa: F401  (puts the repository on sys.path)
 import specgen
-from compiler import autodiff as ad
-from compiler import contrib, firmware, heads, models, permute, plan_search, planner, sparse
-from compiler import train as tr
 from test_train_firmware import run_both
+
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import models
+from compiler.ref import inputs
+from compiler.sparse import contrib, heads, permute, planner
+from compiler.sparse import plan as sparse
+from compiler.sparse import search as plan_search
+from compiler.target import firmware
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
@@ -31,7 +35,7 @@ def small():
 
 
 def _digits(n=400, seed=0):
-    from host import datasets as D
+    from compiler.frontend import datasets as D
     ds = D.load("digits")
     return ds.x[:n], ds.y[:n]
 
@@ -151,7 +155,7 @@ def test_budget_too_small_is_a_clear_error(small):
 
 def test_analysis_is_reference_training_cached_and_parallel(small, tmp_path):
     x_u8, y = _digits(160)
-    x = planner.model_inputs(small, x_u8)
+    x = inputs.model_inputs(small, x_u8)
     xtr, ytr, xte, yte = x[:80], y[:80], x[80:], y[80:]
     body = sparse.body_layers(small)
     s = contrib.Settings(lr=5e-3, bias_step=20, ratios=(Fraction(1, 8), Fraction(1)))
@@ -193,7 +197,7 @@ def test_make_plan_apply_reproduces_its_graph(tmp_path):
 
 def test_channel_choice_permutes_by_importance_and_keeps_the_function(small):
     x_u8, y = _digits(64)
-    x = planner.model_inputs(small, x_u8)
+    x = inputs.model_inputs(small, x_u8)
     body = sparse.body_layers(small)
     pw1 = [n for n in body if n.endswith("pointwise1")][-3:]
     g, perms = planner.choose_channels(small, pw1 + [body[-1]], x, y, contrib.Settings())
@@ -202,7 +206,7 @@ def test_channel_choice_permutes_by_importance_and_keeps_the_function(small):
     for n in perms:   # the most important channels first (gradient magnitude, descending)
         assert perms[n] == permute.channel_order(imp[n])
         assert np.all(np.diff(imp[n][perms[n]]) <= 0) and imp[n].max() > 0
-    from compiler import reference
+    from compiler.ref import executor as reference
     np.testing.assert_array_equal(reference.run(small, x), reference.run(g, x))
     # a plan slicing a depthwise layer needs its producer's permutation, not the others'
     dw = pw1[0].replace("pointwise1", "depthwise")
@@ -305,7 +309,7 @@ def test_pinned_plan_fits_and_links_stm32(model, tmp_path):
 def test_pinned_plan_bit_exact_qemu(model, tmp_path):
     plan = _pinned(model)
     g = sparse.apply(models.load(model), plan)
-    from compiler import images
+    from compiler.frontend import images
     x = images.photo_batch(("chelsea", "coffee", "astronaut"), size=128)
     run_both(g, plan.trainable(g), tr.TrainConfig(lr=2e-3, seed=3, loss_range_mode="max"),
              "qemu-mps2-an500", tmp_path, x, [1, 7, 3])

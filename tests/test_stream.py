@@ -1,4 +1,4 @@
-"""host/stream.py (the streaming CLI), host/shifts.py, host/datasets.py, host/plots.py.
+"""host/stream.py (the streaming CLI), host/shifts.py, compiler/frontend/datasets.py, host/plots.py.
 
 The CLI runs end to end against the protocol test firmware (runtime_c/apps/proto_test,
 a small int8 nearest-centroid learner) on the host board (pty) and on QEMU (socket://).
@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 
+import harness
 import numpy as np
 import pytest
 import serial
@@ -24,13 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
+from test_protocol_e2e import HASH, QEMU_MAX_PAYLOAD, RUNTIME, LearnerRef
 
-import harness
-from host import datasets as D
+from compiler.frontend import datasets as D
 from host import protocol as P
 from host import shifts as S
 from host import stream
-from test_protocol_e2e import HASH, QEMU_MAX_PAYLOAD, RUNTIME, LearnerRef
 
 APP = harness.REPO / "runtime_c" / "apps" / "proto_test" / "main.c"
 HYP = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

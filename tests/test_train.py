@@ -1,17 +1,19 @@
-"""compiler.train: the reference training step (wiring, in-place updates, slices, PRNG
-keys, cached-prefix path) and compiler.heads."""
+"""compiler.autodiff.trainer: the reference training step (wiring, in-place updates, slices, PRNG
+keys, cached-prefix path) and compiler.sparse.heads."""
 from __future__ import annotations
 
 from fractions import Fraction
 
 import numpy as np
 import pytest
-
 import specgen
-from compiler import autodiff as ad
-from compiler import heads, models, reference
-from compiler import ref_grad_ops as rgo
-from compiler import train as tr
+
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import models
+from compiler.ref import executor as reference
+from compiler.ref import grad_ops as rgo
+from compiler.sparse import heads
 
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()
 needs_models = pytest.mark.skipif(not HAVE_MODELS, reason="real models not found")

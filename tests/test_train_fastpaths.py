@@ -1,4 +1,4 @@
-"""The vectorised helpers of compiler.ref_grad_ops (added for training speed) give exactly
+"""The vectorised helpers of compiler.ref.grad_ops (added for training speed) give exactly
 the results of the original element-by-element / masked implementations."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler import ref_grad_ops as rgo
+from compiler.ref import grad_ops as rgo
 
 
 def _q31_scalar_vec(xs):

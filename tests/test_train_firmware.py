@@ -1,5 +1,5 @@
-"""The generated training step (compiler.train_codegen + runtime training kernels)
-against the numpy reference training step (compiler.train), bit for bit: 20
+"""The generated training step (compiler.memory.training + runtime training kernels)
+against the numpy reference training step (compiler.autodiff.trainer), bit for bit: 20
 consecutive steps leave logits, weights and biases identical, on the host build and on
 QEMU, for random models with several trainable sets and for the three real models with
 a last-block + new-head trainable set."""
@@ -7,12 +7,13 @@ import copy
 
 import numpy as np
 import pytest
-
-import harness  # noqa: F401  (puts the repository on sys.path)
 import specgen
-from compiler import autodiff as ad
-from compiler import firmware, heads, images, models
-from compiler import train as tr
+
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import images, models
+from compiler.sparse import heads
+from compiler.target import firmware
 
 STEPS = 20
 

@@ -1,5 +1,5 @@
-"""Host tests of the training kernels (runtime_c/src/tt_*grad*.c, tt_train_math.h)
-against compiler.ref_grad_ops, bit for bit.
+"""Host tests of the training kernels (runtime_c/src/kernels, tt_train_math.h)
+against compiler.ref.grad_ops, bit for bit.
 
 The kernels and the stdin/stdout driver (tests/c/train_kernel_driver.c) are compiled
 once per session with the host gcc (-std=c99 -Wall -Wextra -Werror -ffp-contract=off)
@@ -14,17 +14,14 @@ from __future__ import annotations
 import concurrent.futures
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, for `compiler`
-from compiler import ref_grad_ops as rg  # noqa: E402
-from tests import train_kernel_cases as tc  # noqa: E402
+from compiler.ref import grad_ops as rg
+from tests import train_kernel_cases as tc
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not found")
 

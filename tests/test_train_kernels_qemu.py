@@ -1,5 +1,5 @@
 """The training kernels on the emulated Cortex-M7 (QEMU mps2-an500), bit-exact with
-compiler.ref_grad_ops, in both builds: the Arm DSP variants (default for -mcpu=cortex-m7)
+compiler.ref.grad_ops, in both builds: the Arm DSP variants (default for -mcpu=cortex-m7)
 and the portable ones (-DTT_PORTABLE). This also checks the float32 scale arithmetic on
 the target's single-precision FPU (built with -ffp-contract=off, as every firmware).
 
@@ -11,13 +11,11 @@ covers the whole suite without pushing tensors through the slow UART.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root
-from tests import train_kernel_cases as tc  # noqa: E402
+from tests import train_kernel_cases as tc
 
 harness = pytest.importorskip("tests.harness")
 
@@ -36,17 +34,7 @@ def qemu_cases() -> list[tc.Case]:
 
 
 def run_cases(cases: list[tc.Case], out_dir: Path, portable: bool, timeout: float = 120):
-    gen = out_dir / "gen"
-    tc.write_cases_header(cases, gen / "train_cases_data.h")
-    defines = {"TT_DRIVER_EMBEDDED": None}
-    if portable:
-        defines["TT_PORTABLE"] = None
-    elf = harness.build_firmware(BOARD, [tc.DRIVER_C], out_dir / "fw", defines=defines,
-                                 include_dirs=[gen], runtime_srcs=tc.KERNEL_SRCS,
-                                 extra_cflags="-Werror")
-    r = harness.run_qemu(elf, timeout=timeout)
-    text = r.output.decode(errors="replace")
-    return r, text, tc.parse_firmware_output(text)
+    return tc.run_firmware(cases, out_dir, portable, timeout)  # tests/driver_cases.py
 
 
 def check(cases, r, text, rows, variant):

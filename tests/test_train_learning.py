@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import autodiff as ad
-from compiler import heads, models
-from compiler import train as tr
-from compiler import transfer
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend import models
+from compiler.sparse import heads, transfer
 
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()
 pytestmark = pytest.mark.skipif(not HAVE_MODELS, reason="real models not found")

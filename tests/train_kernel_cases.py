@@ -2,9 +2,10 @@
 
 A case is one call of one C training kernel (runtime_c/include/tt_train_kernels.h) or
 one batch of calls of a scalar helper (tt_train_math.h), with its inputs and its golden
-output, which always comes from compiler.ref_grad_ops. Cases are serialised into the
+output, which always comes from compiler.ref.grad_ops. Cases are serialised into the
 binary stream read by tests/c/train_kernel_driver.c (the format is described there); the
-same stream is piped to the host driver or compiled into the firmware for QEMU.
+same stream is piped to the host driver or compiled into the firmware for QEMU (the
+machinery both kernel drivers share: tests/driver_cases.py).
 
 The output of a case is one byte string: exact bytes (int8/int16/int32 tensors, the
 kernel's return code, float32 scales as their bit patterns) followed by "loose" float32
@@ -13,18 +14,24 @@ values compared with a relative tolerance (only the softmax loss).
 from __future__ import annotations
 
 import struct
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from compiler import ref_grad_ops as rg
+from compiler.ref import grad_ops as rg
+from tests import driver_cases as dc
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER_C = REPO / "tests" / "c" / "train_kernel_driver.c"
-KERNEL_SRCS = sorted((REPO / "runtime_c" / "src").glob("tt_*grad*.c"))
-INCLUDE = REPO / "runtime_c" / "include"
+KERNEL_SRCS = dc.kernel_sources(
+    "tt_quantize_grad_f32", "tt_softmax_xent_grad_s8", "tt_grad_range_s32",
+    "tt_requant_grad_s8", "tt_add_grads_s8", "tt_grad_prescale_s16", "tt_clamp_mask_pack_s8",
+    "tt_grad_mask_s8", "tt_avgpool_grad_s8", "tt_conv2d_grad_in_s16", "tt_conv2d_1x1_grad_in_s16",
+    "tt_dwconv_grad_in_s16", "tt_fc_grad_in_s16", "tt_conv2d_grad_w_update_s8",
+    "tt_conv2d_1x1_grad_w_update_s8", "tt_dwconv_grad_w_update_s8", "tt_fc_grad_w_update_s8",
+    "tt_bias_grad_update_s32", "tt_train_kernels_dsp")
+INCLUDE = dc.INCLUDE
 
 OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key": 6,
        "quant_f32": 7, "softmax": 8, "grad_range": 9, "requant_grad": 10, "add_grads": 11,
@@ -33,9 +40,8 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
        "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
        "fc_grad_w": 23, "bias": 24, "factors": 25}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
-STATUS = {0: "ok", 1: "malformed case", 2: "scratch guard overwritten",
-          3: "output guard overwritten", 4: "out of memory", 5: "unknown op"}
-TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2
+STATUS = dc.STATUS
+TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
 MODES = ["max", "max/2", "max/4", "mean*1", "mean*2", "mean*3", "mean*8", "mean*64"]
 NO_STAT = -12345  # the driver's value of an r_stat that was not requested
 
@@ -58,12 +64,8 @@ class Case:
 
 # ---- encoding ----------------------------------------------------------------------
 
-def _i32(*vals) -> bytes:
-    return struct.pack(f"<{len(vals)}i", *[int(v) for v in vals])
-
-
-def _arr_bytes(b: bytes) -> bytes:
-    return _i32(len(b)) + b + b"\0" * (-len(b) % 4)
+_i32 = dc.i32
+_arr_bytes = dc.arr_bytes
 
 
 def encode(cases: list[Case]) -> bytes:
@@ -75,12 +77,7 @@ def encode(cases: list[Case]) -> bytes:
 
 
 def encode_expected(cases: list[Case]) -> bytes:
-    out = []
-    for c in cases:
-        out.append(_arr_bytes(c.expected))
-        out.append(_i32(len(c.loose)))
-        out.extend(struct.pack("<ff", v, tol) for v, tol in c.loose)
-    return b"".join(out)
+    return dc.encode_expected((c.expected, c.loose) for c in cases)
 
 
 def bits(x) -> int:
@@ -97,24 +94,8 @@ def range_params(mode: str) -> list[int]:
     return [0 if kind == "shift" else 1, k]
 
 
-@dataclass
-class Result:
-    status: int
-    cycles: int
-    out: bytes | None
-
-
-def decode_results(data: bytes, n: int) -> list[Result]:
-    res, pos = [], 0
-    for _ in range(n):
-        if pos + 12 > len(data):
-            break
-        status, cycles, nb = struct.unpack_from("<iIi", data, pos)
-        pos += 12
-        out = data[pos:pos + nb] if status == 0 else None
-        pos += nb + (-nb % 4)
-        res.append(Result(status, cycles, out))
-    return res
+Result = dc.Result  # status, cycles, out (bytes, None unless status is 0)
+decode_results = dc.decode_results
 
 
 def _first_diff(a: bytes, b: bytes) -> int:
@@ -152,63 +133,36 @@ def check_results(cases: list[Case], results: list[Result], label: str = "") -> 
 
 # ---- host driver -------------------------------------------------------------------
 
-COMMON_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-HOST_VARIANTS = {
-    # name: extra compiler flags
-    "portable": ["-O2"],
-    "dsp-emulated": ["-O2", "-DTT_EMULATE_DSP"],
-    "sanitize-dsp-emulated": ["-O1", "-DTT_EMULATE_DSP", "-fsanitize=address,undefined",
-                              "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"],
-    "sanitize-portable": ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                          "-fno-omit-frame-pointer"],
-}
+COMMON_FLAGS = [*dc.COMMON_FLAGS, "-ffp-contract=off"]
+HOST_VARIANTS = dc.HOST_VARIANTS
 
 
 def build_host_driver(out_dir: Path, variant: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    exe = out_dir / f"train_kernel_driver_{variant}"
-    cmd = ["gcc", *COMMON_FLAGS, *HOST_VARIANTS[variant], "-DTT_DRIVER_HOST",
-           "-D_POSIX_C_SOURCE=200809L", f"-I{INCLUDE}", *map(str, KERNEL_SRCS), str(DRIVER_C),
-           "-lm", "-o", str(exe)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode:
-        raise RuntimeError(f"host driver build failed ({variant}):\n{p.stdout}{p.stderr}")
-    return exe
+    return dc.build_host_driver(out_dir, variant, DRIVER_C, KERNEL_SRCS, COMMON_FLAGS)
 
 
 def run_host_driver(exe: Path, cases: list[Case], timeout: float = 120) -> list[Result]:
-    p = subprocess.run([str(exe)], input=encode(cases), capture_output=True, timeout=timeout)
-    if p.returncode:
-        raise RuntimeError(f"{exe.name} exited with {p.returncode}: {p.stderr.decode()[-3000:]}")
-    return decode_results(p.stdout, len(cases))
+    return dc.run_host_driver(exe, encode(cases), len(cases), timeout)
 
 
-# ---- firmware header ---------------------------------------------------------------
-
-def _c_bytes(name: str, data: bytes) -> str:
-    lines = [",".join(str(b) for b in data[i:i + 32]) + "," for i in range(0, len(data), 32)]
-    return (f"static const uint8_t {name}[{max(len(data), 1)}] __attribute__((aligned(4))) = {{\n"
-            + "\n".join(lines) + "\n};\n")
-
+# ---- firmware ----------------------------------------------------------------------
 
 def write_cases_header(cases: list[Case], path: Path) -> Path:
-    stream, expected = encode(cases), encode_expected(cases)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("/* generated by tests/train_kernel_cases.py; do not edit */\n"
-                    "#include <stdint.h>\n" + _c_bytes("tt_case_stream", stream)
-                    + f"static const uint32_t tt_case_stream_len = {len(stream)}u;\n"
-                    + _c_bytes("tt_expected", expected))
-    return path
+    return dc.write_cases_header(path, encode(cases), encode_expected(cases),
+                                 "tests/train_kernel_cases.py")
 
 
 def parse_firmware_output(text: str) -> list[tuple[int, ...]]:
     """K lines of the embedded driver: (case, status, first_bad, got, expected, cycles)."""
-    rows = []
-    for line in text.splitlines():
-        parts = line.strip().split()
-        if len(parts) == 7 and parts[0] == "K":
-            rows.append(tuple(int(v) for v in parts[1:]))
-    return rows
+    return dc.parse_firmware_output(text)
+
+
+def run_firmware(cases: list[Case], out_dir: Path, portable: bool, timeout: float = 120):
+    """The cases compiled into the embedded driver, run on QEMU (Arm DSP or portable
+    kernels): (the run, its UART text, its K rows)."""
+    header = write_cases_header(cases, out_dir / "gen" / "train_cases_data.h")
+    elf = dc.build_firmware(DRIVER_C, KERNEL_SRCS, header, out_dir, portable)
+    return dc.run_firmware(elf, timeout)
 
 
 # ---- scalar helpers -----------------------------------------------------------------

@@ -1,6 +1,5 @@
-"""Model importers: each turns a source model into a :class:`compiler.ir.Graph`.
-
-- :mod:`.tte_json`   the real int8 models (JSON + npz), loaded as-is;
-- :mod:`.torch_fx`   PyTorch ``nn.Module`` (torch.fx) -> float graph (+ PTQ);
-- :mod:`.onnx_model` ONNX float models (+ PTQ) and QDQ int8 models.
+"""What comes in from the user: importers (the int8 model JSON of the real models,
+ONNX float and QDQ int8, torch.fx), model lookup by name or path (``models``), photos as
+model input (``images``) and labelled datasets for planning and calibration
+(``datasets``: mnist, digits, folder:, npz:). May import: ``ir``, ``quantize``.
 """

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
-from ..ir import Graph
+from compiler.ir.errors import UnsupportedOpError
+from compiler.ir.graph import Graph
 
 NO_ACT = dict(act_min=-math.inf, act_max=math.inf)
 

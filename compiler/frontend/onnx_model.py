@@ -8,119 +8,35 @@ dilation; ``auto_pad`` VALID or SAME when that is symmetric), ``BatchNormalizati
 map, ``Flatten``/``Reshape``/``Squeeze`` to (N, features), ``Gemm`` (alpha = beta = 1,
 constant B), ``MatMul`` with a constant matrix (+ a following ``Add`` of a constant bias),
 ``Identity``, ``Dropout``. Anything else raises
-:class:`compiler.errors.UnsupportedOpError` with the op type, the node name and, for
+:class:`compiler.ir.errors.UnsupportedOpError` with the op type, the node name and, for
 models exported from PyTorch, the module scope recorded by the exporter.
 """
 from __future__ import annotations
 
-import ast
 import math
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-from ..errors import GraphError, ModelFormatError, UnsupportedOpError
-from ..ir import FLOAT32, Graph
-from .common import (NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, conv_padding, nchw_to_nhwc,
-                     unique_name)
-
-
-def read_model(model) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    try:
-        return onnx.load(str(model))
-    except Exception as e:  # protobuf DecodeError, OSError, ...
-        raise ModelFormatError(f"{model}: cannot read ONNX model: {e}") from e
-
-
-def node_source(node: onnx.NodeProto) -> str:
-    """Where a node came from: its name plus, for PyTorch exports, the module scope."""
-    meta = {p.key: p.value for p in node.metadata_props}
-    scopes = meta.get("pkg.torch.onnx.name_scopes")
-    if scopes:
-        try:
-            parts = [s for s in ast.literal_eval(scopes) if s]
-            mods = parts[:-1] if len(parts) > 1 else parts
-            if mods:
-                return f"onnx node {node.name!r}, module {mods[-1]!r}"
-        except (ValueError, SyntaxError):
-            pass
-    return f"onnx node {node.name!r}"
-
-
-def node_name(node: onnx.NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}_{index}"
-
-
-def attributes(node: onnx.NodeProto) -> dict:
-    out = {}
-    for a in node.attribute:
-        v = onnx.helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
-    return out
-
-
-def constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Initializers and the outputs of Constant nodes."""
-    c = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for n in graph.node:
-        if n.op_type == "Constant" and len(n.output) == 1:
-            a = attributes(n)
-            if "value" in a:
-                c[n.output[0]] = numpy_helper.to_array(a["value"])
-            elif "value_float" in a:
-                c[n.output[0]] = np.array(a["value_float"], np.float32)
-            elif "value_int" in a:
-                c[n.output[0]] = np.array(a["value_int"], np.int64)
-            elif "value_floats" in a:
-                c[n.output[0]] = np.array(a["value_floats"], np.float32)
-            elif "value_ints" in a:
-                c[n.output[0]] = np.array(a["value_ints"], np.int64)
-    return c
-
-
-def input_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
-    t = vi.type.tensor_type
-    dims = []
-    for i, d in enumerate(t.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
-        elif i == 0:
-            dims.append(1)  # symbolic batch
-        else:
-            raise ModelFormatError(f"input {vi.name!r}: dimension {i} is not static")
-    return tuple(dims)
-
-
-def conv_geometry(op: str, name: str, src: str, a: dict, w_shape) -> tuple[int, int]:
-    """(stride, pad) of a Conv node, or UnsupportedOpError."""
-    if len(w_shape) != 4:
-        raise UnsupportedOpError(op, name, f"{len(w_shape) - 2}-D convolution (only 2-D)", src)
-    kh, kw = int(w_shape[2]), int(w_shape[3])
-    if list(a.get("kernel_shape", [kh, kw])) != [kh, kw]:
-        raise UnsupportedOpError(op, name, "kernel_shape does not match the weights", src)
-    dil = list(a.get("dilations", [1, 1]))
-    if any(d != 1 for d in dil):
-        raise UnsupportedOpError(op, name, f"dilations={dil} (only 1 is supported)", src)
-    strides = list(a.get("strides", [1, 1]))
-    if len(set(strides)) != 1:
-        raise UnsupportedOpError(op, name, f"strides={strides} (different strides per axis)", src)
-    auto = a.get("auto_pad", "NOTSET")
-    if auto in ("NOTSET", ""):
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-    elif auto == "VALID":
-        pads = [0, 0, 0, 0]
-    elif auto in ("SAME_UPPER", "SAME_LOWER"):
-        if strides[0] != 1 or (kh - 1) % 2 or (kw - 1) % 2:
-            raise UnsupportedOpError(op, name, f"auto_pad={auto} with kernel {(kh, kw)}, stride "
-                                     f"{strides[0]} pads asymmetrically", src)
-        pads = [(kh - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kw - 1) // 2]
-    else:
-        raise UnsupportedOpError(op, name, f"auto_pad={auto!r}", src)
-    return int(strides[0]), conv_padding(op, name, src, (kh, kw), tuple(pads))
+from compiler.frontend.common import (
+    NO_ACT,
+    chw_to_hwc_columns,
+    chw_to_hwc_vector,
+    nchw_to_nhwc,
+    unique_name,
+)
+from compiler.frontend.onnx_common import (
+    attributes,
+    constants,
+    conv_geometry,
+    input_shape,
+    node_name,
+    node_source,
+    read_model,
+)
+from compiler.ir.errors import GraphError, ModelFormatError, UnsupportedOpError
+from compiler.ir.graph import FLOAT32, Graph
 
 
 class _FloatImporter:
@@ -372,18 +288,18 @@ def load_onnx(model, *, calibration=None, name: str | None = None):
 
     QDQ models give an int8 graph directly. Float models give a float graph, or, with
     ``calibration`` samples in the ONNX input layout ((N, C, H, W)), the int8 graph
-    produced by :func:`compiler.quantize.quantize`."""
+    produced by :func:`compiler.quantize.ptq.quantize`."""
     m = read_model(model)
     if name is None:
         name = Path(str(model)).stem if not isinstance(model, onnx.ModelProto) else (m.graph.name or "model")
     try:
         if is_qdq(m):
-            from .onnx_qdq import import_qdq
+            from compiler.frontend.onnx_qdq import import_qdq
             return import_qdq(m, name)
         g = _FloatImporter(m, name).run()
     except GraphError as e:  # shapes that do not chain (e.g. a Conv group count that does not fit)
         raise ModelFormatError(f"{name}: {e}") from e
     if calibration is None:
         return g
-    from ..quantize import quantize
+    from compiler.quantize.ptq import quantize
     return quantize(g, nchw_to_nhwc(calibration))

@@ -26,7 +26,7 @@ of an int8/int32 initializer. The importer reads it back as integer arithmetic:
 - uint8 activations are mapped exactly to int8 (``q - 128``, ``zero_point - 128``).
 
 Weights must be symmetric (zero point 0). Everything else raises
-:class:`compiler.errors.UnsupportedOpError` (a ``BatchNormalization`` left in the model:
+:class:`compiler.ir.errors.UnsupportedOpError` (a ``BatchNormalization`` left in the model:
 run ``onnxruntime.quantization.shape_inference.quant_pre_process`` first, which folds it).
 """
 from __future__ import annotations
@@ -37,12 +37,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..errors import ModelFormatError, UnsupportedOpError
-from ..ir import ADD_ATTRS, INT8, Graph, clamp_bias_for_int32
-from ..qmath import quantize_multipliers
-from ..ref_ops import AddParams
-from .common import chw_to_hwc_columns, unique_name
-from .onnx_model import attributes, constants, conv_geometry, input_shape, node_name, node_source
+from compiler.frontend.common import chw_to_hwc_columns, unique_name
+from compiler.frontend.onnx_common import (
+    attributes,
+    constants,
+    conv_geometry,
+    input_shape,
+    node_name,
+    node_source,
+)
+from compiler.ir.errors import ModelFormatError, UnsupportedOpError
+from compiler.ir.graph import ADD_ATTRS, INT8, Graph, clamp_bias_for_int32
+from compiler.ir.qmath import AddParams, quantize_multipliers
 
 _INT8_TYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): -128}  # dtype -> offset to int8
 

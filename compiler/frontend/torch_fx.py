@@ -8,7 +8,7 @@ equal on all sides; equal strides; no dilation), ``nn.Linear``, ``nn.BatchNorm1d
 ``adaptive_avg_pool2d``, ``mean`` over H and W, an ``AvgPool2d`` covering the whole map),
 ``flatten``/``view``/``reshape`` to (N, features), ``Identity``/``Dropout``.
 
-Anything else raises :class:`compiler.errors.UnsupportedOpError` naming the op, the fx
+Anything else raises :class:`compiler.ir.errors.UnsupportedOpError` naming the op, the fx
 node and the module path (plus the source line of the ``forward`` call).
 
 The IR is NHWC: input ``(N, C, H, W)`` becomes ``(1, H, W, C)``, weights OIHW -> OHWI,
@@ -28,9 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..errors import ModelFormatError, UnsupportedOpError
-from ..ir import FLOAT32, Graph
-from .common import NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, nchw_to_nhwc, unique_name
+from compiler.frontend.common import NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, nchw_to_nhwc, unique_name
+from compiler.ir.errors import ModelFormatError, UnsupportedOpError
+from compiler.ir.graph import FLOAT32, Graph
 
 
 class _Tracer(fx.Tracer):
@@ -402,7 +402,7 @@ def import_module(module: nn.Module, example_input, *, name: str | None = None,
     g = importer.run(gm, inputs)
     if calibration is None:
         return g
-    from ..quantize import quantize
+    from compiler.quantize.ptq import quantize
     if isinstance(calibration, torch.Tensor):
         calibration = calibration.detach().cpu().numpy()
     return quantize(g, nchw_to_nhwc(calibration))

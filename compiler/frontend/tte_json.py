@@ -5,7 +5,7 @@ pool -> classifier``, MobileNetV2-style blocks with an optional residual add.
 The models are loaded as they are, without re-quantization:
 
 - weights OIHW -> OHWI; per-channel multipliers from
-  ``x_scale * w_scales[c] / y_scale`` (:func:`compiler.qmath.quantize_multiplier`);
+  ``x_scale * w_scales[c] / y_scale`` (:func:`compiler.ir.qmath.quantize_multiplier`);
   padding ``(k - 1) // 2``; output clamp [-128, 127] (a zero point of -128 is the ReLU);
 - residual add: :meth:`AddParams.from_scales` (block input with the residual's
   ``x_scale, x_zero``; pointwise2 output; the residual's ``y_scale, y_zero``);
@@ -15,7 +15,7 @@ The models are loaded as they are, without re-quantization:
 
 One adjustment is made, and reported in ``graph.metadata["notes"]``: biases that the
 original quantizer saturated at the int32 limits are pulled in just far enough that
-``bias + sum`` cannot overflow an int32 accumulator (:func:`compiler.ir.clamp_bias_for_int32`).
+``bias + sum`` cannot overflow an int32 accumulator (:func:`compiler.ir.graph.clamp_bias_for_int32`).
 """
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import GraphError, ModelFormatError, UnsupportedOpError
-from ..ir import INT8, Graph, clamp_bias_for_int32
-from ..qmath import quantize_multipliers
-from ..ref_ops import AddParams
+from compiler.ir.errors import GraphError, ModelFormatError, UnsupportedOpError
+from compiler.ir.graph import INT8, Graph, clamp_bias_for_int32
+from compiler.ir.qmath import AddParams, quantize_multipliers
 
 FORMAT_PREFIX = "tte-int8-mbv2-family/"
 INPUT_PREPROCESS = "RGB uint8 pixel - 128 -> int8, NHWC"

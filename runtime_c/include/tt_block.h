@@ -16,15 +16,13 @@
 #define TT_BLOCK_H
 #include "tt_kernels.h"
 
-typedef void (*tt_spatial_kernel)(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
-                                  int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
-                                  void *scratch);
-
+/* tt_spatial_kernel: the spatial kernels' signature (tt_kernels.h). */
 typedef struct tt_block_params {
     const tt_conv_params *pw1;   /* expand conv; NULL: the depthwise reads the input */
     tt_spatial_kernel pw1_kernel; /* tt_conv2d_1x1_s8 or tt_conv2d_s8 */
     const tt_conv_params *dw;
-    tt_spatial_kernel dw_kernel; /* tt_dwconv_s8 or a specialised variant */
+    tt_spatial_kernel dw_kernel; /* tt_dwconv_s8, a specialised variant, or
+                                    tt_dwconv_wrapper_select_s8(dw) */
     const tt_conv_params *pw2;
     const tt_add_params *add;    /* NULL: no residual */
     int32_t add_in_first;        /* 1: add(in, pw2 out) ; 0: add(pw2 out, in) */

@@ -1,12 +1,21 @@
 /* int8 forward kernels of the runtime (CMSIS-NN style names: tt_<op>_<variant>_s8).
  *
- * Numeric contract: compiler/ref_ops.py (the oracle) and compiler/qmath.py, whose C twin
+ * Numeric contract: compiler/ref/ops.py (the oracle) and compiler/ir/qmath.py, whose C twin
  * is tt_qmath.h. Every kernel is bit-exact with the reference, in both builds:
  *   - Arm DSP variant, selected when __ARM_FEATURE_DSP is defined (e.g. -mcpu=cortex-m7)
  *     and TT_PORTABLE is not;
  *   - portable C99 variant otherwise (host build, or -DTT_PORTABLE on the target).
  * No malloc, no I/O, no floating point. Kernels are kept out of line (TT_KERNEL) so a
  * caller can time them.
+ *
+ * Return values (the convention of every runtime kernel: tt_status.h)
+ *   Every forward kernel returns void and cannot fail: the shapes, strides, pads,
+ *   quantization parameters and scratch sizes it is called with were checked when the
+ *   model was compiled (the generated C re-checks the scratch sizes with
+ *   _Static_assert), and nothing else reaches it at run time. The contract below is
+ *   the caller's to keep; a call outside it is undefined, not reported. The int
+ *   returned by tt_kernels_dsp() is a build query, not a status. No kernel allocates
+ *   memory or prints: every buffer, scratch included, comes from the caller.
  *
  * Tensors
  *   activations int8 NHWC (batch 1 per call), weights int8 OHWI (depthwise: [C][kh][kw]),
@@ -57,7 +66,7 @@
  * paths) exists for conv2d, conv2d_1x1, the depthwise kernels (k = 3, 5, 7, stride 1/2),
  * fc and add; avgpool and requantize are portable everywhere. Requantization uses an
  * exact SMMLA-based fast path where the channel's accumulator range allows it (see
- * runtime_c/src/tt_simd.h), else the 64-bit formula of tt_qmath.h.
+ * runtime_c/src/kernels/tt_simd.h), else the 64-bit formula of tt_qmath.h.
  *
  * Scratch
  *   Kernels that need scratch take a `void *scratch` of at least
@@ -71,6 +80,7 @@
 #define TT_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include "tt_status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -115,7 +125,7 @@ typedef struct tt_fc_params {
     int32_t w_split;             /* output channels at w when w_tail != NULL */
 } tt_fc_params;
 
-/* residual add, TFLite scheme (ref_ops.AddParams): s1, s2 <= 0 (always true for
+/* residual add, TFLite scheme (compiler.ref.ops.AddParams): s1, s2 <= 0 (always true for
    AddParams.from_scales), any (mo, so). */
 typedef struct tt_add_params {
     int32_t z1, z2, zo;
@@ -202,6 +212,10 @@ static inline void tt_band_in_rows(const tt_conv_params *p, int32_t y0, int32_t 
 #define TT_DWCONV_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad)                          \
     ((size_t)(4 * (4 * (k_h) * TT_DW_ROW_WORDS(in_w, pad) +                       \
                    4 * ((k_h) <= 3 ? 1 : (k_h)) * (8 + (k_h) * ((k_w) - 1)))))
+/* depthwise through tt_dwconv_wrapper_s8: the size of whichever variant it runs (all
+   three need TT_DWCONV_S8_SCRATCH_BYTES of the layer). */
+#define TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad) \
+    TT_DWCONV_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad)
 /* fully connected: the input vector widened to int16. */
 #define TT_FC_S8_SCRATCH_BYTES(in_c) ((size_t)(2 * (((in_c) + 3) & ~3)))
 
@@ -210,12 +224,19 @@ size_t tt_conv2d_1x1_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_dwconv_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_dwconv_3x3_s1_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_dwconv_3x3_s2_s8_scratch_bytes(const tt_conv_params *p);
+size_t tt_dwconv_wrapper_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_fc_s8_scratch_bytes(const tt_fc_params *p);
 size_t tt_add_s8_scratch_bytes(const tt_add_params *p);           /* 0 */
 size_t tt_avgpool_global_s8_scratch_bytes(int32_t c);             /* 0 */
 size_t tt_requantize_s8_scratch_bytes(int32_t c);                 /* 0 */
 
 /* ---- kernels ------------------------------------------------------------------ */
+
+/* Signature of the spatial kernels (conv2d, conv2d_1x1, the depthwise ones): what
+   tt_dwconv_wrapper_select_s8 returns and tt_block_params (tt_block.h) holds. */
+typedef void (*tt_spatial_kernel)(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                                  int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                                  void *scratch);
 
 /* Generic k_h x k_w convolution, groups = 1, any stride >= 1, pad >= 0 (e.g. the
    first 3x3 stride-2 conv on 3 input channels). */
@@ -239,6 +260,18 @@ void tt_dwconv_3x3_s1_s8(const tt_conv_params *p, const int8_t *in, int32_t in_r
 void tt_dwconv_3x3_s2_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                          int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                          void *scratch);
+/* Depthwise dispatch in one place: runs the variant the compiler picks for the layer
+   (its forward conv emitter, compiler/kernels/forward.py): tt_dwconv_3x3_s1_s8 when
+   k_h = k_w = 3 and stride = 1, tt_dwconv_3x3_s2_s8 when k_h = k_w = 3 and stride = 2
+   (any pad: both specialised kernels take every pad), else tt_dwconv_s8 (which chooses
+   its own 5x5 / 7x7 fast paths). Bit-identical to calling that variant directly, same
+   bands, same scratch (tt_dwconv_wrapper_s8_scratch_bytes). */
+void tt_dwconv_wrapper_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                          int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                          void *scratch);
+/* The variant tt_dwconv_wrapper_s8 runs for p, e.g. for tt_block_params.dw_kernel (the
+   fused block runner then calls that kernel directly, once per output row). */
+tt_spatial_kernel tt_dwconv_wrapper_select_s8(const tt_conv_params *p);
 
 /* Fully connected on `batch` rows: in [batch][in_c] -> out [batch][out_c]. */
 void tt_fc_s8(const tt_fc_params *p, const int8_t *in, int8_t *out, int32_t batch,

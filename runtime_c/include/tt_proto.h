@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "tt_status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +75,8 @@ extern "C" {
 #define TT_MSG_ERROR         0xFF
 
 /* ---- error codes (ERROR payload: code u8, req_type u8, arg u32, text) ------------ */
+/* Wire codes, not the kernels' status codes: only 0 (TT_OK) means the same in both
+   (tt_status.h). */
 /* Transmission errors: the frame could not be trusted. Not cached; the host resends
    the same packet (same seq) a bounded number of times. */
 #define TT_ERR_COBS          1   /* invalid COBS encoding (truncated block) */
@@ -251,8 +254,9 @@ typedef struct {
     uint16_t logits_cap;
 } tt_sample_result;
 
-/* Callbacks return 0 or a TT_ERR_* code; they may point *msg at a short static text for
-   the ERROR reply. A NULL callback answers TT_ERR_UNSUPPORTED. */
+/* Callbacks return 0 (TT_OK) or one of the wire TT_ERR_* codes above (a failed kernel
+   or training step is TT_ERR_APP, see tt_status.h); they may point *msg at a short
+   static text for the ERROR reply. A NULL callback answers TT_ERR_UNSUPPORTED. */
 typedef struct tt_device_ops {
     void *ctx;
     const tt_device_info *info;

@@ -1,4 +1,4 @@
-/* Integer arithmetic primitives of the forward pass: the C twin of compiler/qmath.py.
+/* Integer arithmetic primitives of the forward pass: the C twin of compiler/ir/qmath.py.
  *
  * Every function here is bit-exact with its Python counterpart (C99, no floating
  * point). Signed right shifts are arithmetic (true of every compiler we target).

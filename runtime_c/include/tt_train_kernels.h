@@ -1,7 +1,7 @@
 /* int8 training kernels of the runtime: loss gradient, gradient scale choice, input
  * gradients, weight gradients fused with the in-place SGD update.
  *
- * Numeric contract: compiler/ref_grad_ops.py (the oracle), whose scalar helpers are
+ * Numeric contract: compiler/ref/grad_ops.py (the oracle), whose scalar helpers are
  * tt_train_math.h. Every kernel is bit-exact with the reference -- int8/int16/int32
  * results and float32 scales (same IEEE float32 operations in the same order; build
  * with -ffp-contract=off) -- in both builds:
@@ -34,12 +34,30 @@
  *
  * Order within a training step: the input gradient of a layer reads its weights, so
  * run tt_*_grad_in_s16 before tt_*_grad_w_update_s8 updates them in place.
+ *
+ * Return values (tt_status.h: one convention for every runtime kernel)
+ *   void, cannot fail (everything they read was fixed and checked at compile time):
+ *     tt_grad_prescale_s16, tt_clamp_mask_pack_s8, tt_grad_mask_s8, tt_avgpool_grad_s8
+ *     and the input gradients tt_*_grad_in_s16.
+ *   int, TT_OK or TT_ERR_ARG (they take run-time settings: bit width 2..8, range
+ *   function, label, n):
+ *     tt_quantize_grad_f32, tt_softmax_xent_grad_s8, tt_requant_grad_s8,
+ *     tt_add_grads_s8 (also TT_ERR_ARG for scales it cannot combine, see below).
+ *   int, TT_OK, TT_ERR_ARG or TT_ERR_FACTOR (they also take the SGD settings): the
+ *     weight updates tt_*_grad_w_update_s8 and tt_bias_grad_update_s32. TT_ERR_ARG: k
+ *     outside [0, out_c] (or above w_split with split weights), unknown rounding, or a
+ *     negative pixel / batch count; TT_ERR_FACTOR: a channel's scale factor is not a
+ *     valid Q31 factor. Every check comes before the first write, so on an error the
+ *     weights and biases are untouched.
+ *   tt_grad_range_s32 returns a value (the range statistic), tt_train_kernels_dsp() a
+ *   build query. No kernel allocates memory or prints.
  */
 #ifndef TT_TRAIN_KERNELS_H
 #define TT_TRAIN_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
 #include "tt_kernels.h"
+#include "tt_status.h"
 #include "tt_train_math.h"
 
 #ifdef __cplusplus
@@ -52,7 +70,7 @@ extern "C" {
  *   QAS (qas_off = 0, the default): weights f_c = ((lr * s_gy) * s_x) / s_w[c],
  *     bias f_b = ((lr * s_gy) / s_x) / s_w[c] (SGD on the real weight / bias);
  *   qas_off = 1 (for comparison): f_c = f_b = ((lr * s_gy) * s_x) * s_w[c]
- *     (ref_grad_ops.weight_factors_plain / bias_factors_plain). */
+ *     (compiler.ref.grad_ops.weight_factors_plain / bias_factors_plain). */
 typedef struct tt_sgd_params {
     float lr;          /* learning rate */
     float s_gy;        /* scale of the output gradient gy */
@@ -143,7 +161,7 @@ int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, float s2, int3
 /* ---- elementwise ------------------------------------------------------------------------ */
 
 /* prescale: int8 output gradient gy[pixels][c] -> int16 t = requant(gy, mult[c],
-   shift[c]) (mult/shift from ref_grad_ops.prescale_params). t must not alias gy. */
+   shift[c]) (mult/shift from compiler.ref.grad_ops.prescale_params). t must not alias gy. */
 void tt_grad_prescale_s16(const int8_t *gy, int32_t pixels, int32_t c, const int32_t *mult,
                           const int32_t *shift, int16_t *t);
 

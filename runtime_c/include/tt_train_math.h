@@ -1,5 +1,5 @@
 /* Scalar arithmetic of the training step: the C twin of the helpers in
- * compiler/ref_grad_ops.py (bit-exact, including every float32 operation).
+ * compiler/ref/grad_ops.py (bit-exact, including every float32 operation).
  *
  * Float32 rules (what makes numpy and C agree bit for bit):
  *   - every float expression below is one IEEE float32 operation at a time, in the
@@ -17,25 +17,23 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "tt_status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ref_grad_ops.PRESCALE_BITS: the int16 prescale multiplies by s_w[c]/max(s_w) * 2^4. */
+/* compiler.ref.grad_ops.PRESCALE_BITS: the int16 prescale multiplies by s_w[c]/max(s_w) * 2^4. */
 #define TT_PRESCALE_BITS 4
 
-/* Status codes of the training kernels. */
-#define TT_OK 0
-#define TT_ERR_ARG 1    /* bad bit width, range function, label or shape */
-#define TT_ERR_FACTOR 2 /* a scale factor is negative, not finite or >= 2^30 */
+/* Status codes (TT_OK, TT_ERR_ARG, TT_ERR_FACTOR): tt_status.h. */
 
-/* Rounding of the weight update (ref_grad_ops.ROUNDINGS, same order). */
+/* Rounding of the weight update (compiler.ref.grad_ops.ROUNDINGS, same order). */
 #define TT_ROUND_STOCHASTIC 0
 #define TT_ROUND_NEAREST 1
 #define TT_ROUND_TRUNCATE 2
 
-/* Gradient range function R = f(|g|) (ref_grad_ops._parse_mode):
+/* Gradient range function R = f(|g|) (compiler.ref.grad_ops._parse_mode):
  *   {TT_RANGE_SHIFT, r}  "max" (r = 0), "max/2" (r = 1), "max/4" (r = 2)
  *   {TT_RANGE_MEAN, K}   "mean*K", 1 <= K <= 64 */
 #define TT_RANGE_SHIFT 0
@@ -119,7 +117,7 @@ static inline float tt_round_half_away_f32(float v)
     return -floorf(-v + 0.5f);
 }
 
-/* expf: deterministic float32 exp for x <= 0 (ref_grad_ops.expf, same operations).
+/* expf: deterministic float32 exp for x <= 0 (compiler.ref.grad_ops.expf, same operations).
  * The constants are the exact float32 values of EXP_LO, LOG2E, LN2_HI, LN2_LO and
  * _EXP_POLY (hex literals: no decimal-to-float rounding question). */
 static inline float tt_expf(float x)

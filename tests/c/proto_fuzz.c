@@ -1,5 +1,5 @@
-/* Host driver for tests/test_protocol.py: the real protocol code (tt_proto.c,
- * tt_resize.c) built natively, normally under AddressSanitizer + UBSan.
+/* Host driver for tests/test_protocol.py: the real protocol code (runtime_c/src/proto,
+ * io/tt_resize.c) built natively, normally under AddressSanitizer + UBSan.
  *
  *   proto_fuzz loop    the device loop with a fake application: serial line =
  *                      stdin/stdout; at end of input prints "calls sample=<n> set=<n>

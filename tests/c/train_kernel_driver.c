@@ -23,23 +23,14 @@
  * then the return code, the head and the (unchanged) tail, i.e. the same bytes as
  * unsplit. Without it: w_tail = NULL, w_split = 0.
  *
- * Front ends:
- *   TT_DRIVER_HOST      reads the stream from stdin; per case writes
- *                       i32 status, u32 cycles, i32 n_bytes, bytes (padded to 4).
- *   TT_DRIVER_EMBEDDED  the stream and the expected outputs are compiled in (generated
- *                       header train_cases_data.h); prints one line per case on the UART:
- *                       "K <case> <status> <first mismatch or -1> <got> <expected>
- *                       <cycles>" (first mismatch -2: a loose value -- the loss -- is off
- *                       by more than its tolerance), then "DONE <failures>".
- *                       Expected, per case: i32 n_bytes + bytes padded to 4, i32 n_loose,
- *                       then n_loose (f32 expected value, f32 relative tolerance) for the
- *                       floats that follow the exact bytes in the output.
- * Status: 0 ok, 1 malformed case, 2 scratch guard overwritten, 3 output guard
- * overwritten, 4 out of memory, 5 unknown op. */
+ * Front ends (stdin/stdout on the host, compiled-in cases on the board, where the loss
+ * is compared with a relative tolerance), guard bytes and status codes:
+ * driver_common.h. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include "tt_train_kernels.h"
+#include "driver_common.h"
 
 enum {
     OP_Q31 = 1,
@@ -69,105 +60,10 @@ enum {
     OP_FACTORS = 25,
 };
 
-#define GUARD 16
-#define GUARD_BYTE 0xC3
-#define SCRATCH_FILL 0xA5
 #define MAX_PARAMS 32
 #define MAX_ARRAYS 8
 
-/* ---- memory ------------------------------------------------------------------------ */
-#if defined(TT_DRIVER_HOST)
-#define TC_MARK_T int
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-static void *allocs[1024];
-static int n_allocs;
-static int tc_mark(void) { return n_allocs; }
-static void tc_release(int mark)
-{
-    while (n_allocs > mark) free(allocs[--n_allocs]);
-}
-static void *tc_alloc(size_t n)
-{
-    if (n_allocs == 1024) return NULL;
-    void *p = malloc(n ? n : 1);
-    allocs[n_allocs++] = p;
-    return p;
-}
-static void tc_free_all(void)
-{
-    while (n_allocs) free(allocs[--n_allocs]);
-}
-static uint32_t tc_cycles(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-}
-#else
-#include "tt_board.h"
-#define TC_MARK_T size_t
-#ifndef TT_DRIVER_ARENA
-#define TT_DRIVER_ARENA (96 * 1024)
-#endif
-static uint32_t arena_words[TT_DRIVER_ARENA / 4];
-static size_t arena_used;
-static void *tc_alloc(size_t n)
-{
-    n = (n + 7u) & ~(size_t)7u;
-    if (arena_used + n > sizeof arena_words) return NULL;
-    void *p = (uint8_t *)arena_words + arena_used;
-    arena_used += n;
-    return p;
-}
-static void tc_free_all(void) { arena_used = 0; }
-static size_t tc_mark(void) { return arena_used; }
-static void tc_release(size_t mark) { arena_used = mark; }
-static uint32_t tc_cycles(void) { return board_cycles(); }
-#endif
-
-/* Buffer with guard bytes on both sides (8-byte aligned). */
-static uint8_t *guarded(size_t n)
-{
-    uint8_t *b = (uint8_t *)tc_alloc(n + 2 * GUARD + 8);
-    if (!b) return NULL;
-    memset(b, GUARD_BYTE, n + 2 * GUARD + 8);
-    return b + GUARD;
-}
-static int guard_ok(const uint8_t *p, size_t n)
-{
-    for (int i = 1; i <= GUARD; ++i)
-        if (p[-i] != GUARD_BYTE) return 0;
-    for (size_t i = 0; i < GUARD; ++i)
-        if (p[n + i] != GUARD_BYTE) return 0;
-    return 1;
-}
-
-/* ---- stream reader ----------------------------------------------------------------- */
-typedef struct {
-    const uint8_t *p, *end;
-    int err;
-} rd_t;
-
-static uint32_t ld_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int32_t rd_i32(rd_t *r)
-{
-    if (r->end - r->p < 4) {
-        r->err = 1;
-        return 0;
-    }
-    uint32_t v = ld_u32(r->p);
-    r->p += 4;
-    return (int32_t)v;
-}
-
-/* The next array, copied into its own exact-size RAM buffer (a sanitizer build sees any
-   read past it). */
+/* The next array (any size), in its own exact-size RAM buffer (rd_array). */
 typedef struct {
     void *p;
     int32_t n; /* bytes */
@@ -176,30 +72,17 @@ typedef struct {
 static arr_t rd_arr(rd_t *r)
 {
     arr_t a = {NULL, 0};
-    int32_t n = rd_i32(r);
-    size_t padded = ((size_t)n + 3u) & ~(size_t)3u;
-    if (r->err || n < 0 || (size_t)(r->end - r->p) < padded) {
-        r->err = 1;
-        return a;
+    int32_t n = 0;
+    void *p = rd_array(r, -1, &n);
+    if (p) {
+        a.p = p;
+        a.n = n;
     }
-    a.p = tc_alloc((size_t)n);
-    if (!a.p) {
-        r->err = 1;
-        return a;
-    }
-    memcpy(a.p, r->p, (size_t)n);
-    a.n = n;
-    r->p += padded;
     return a;
 }
 
 /* ---- one case -------------------------------------------------------------------- */
-typedef struct {
-    int status;
-    uint32_t cycles;
-    uint8_t *out; /* guarded */
-    int32_t n_out, cap;
-} result_t;
+typedef tc_result result_t; /* out: guarded, filled by out_put */
 
 typedef struct {
     int32_t np, na;
@@ -233,14 +116,6 @@ static void out_i32(result_t *res, int32_t v) { out_put(res, &v, 4); }
 static void out_f32(result_t *res, float v) { out_put(res, &v, 4); }
 static void out_i64(result_t *res, int64_t v) { out_put(res, &v, 8); }
 
-static void *make_scratch(size_t n, int *status)
-{
-    if (n == 0) return NULL;
-    uint8_t *s = guarded(n);
-    if (!s) *status = 4;
-    else memset(s, SCRATCH_FILL, n);
-    return s;
-}
 static void check_scratch(result_t *res, const void *s, size_t n)
 {
     if (s && !guard_ok((const uint8_t *)s, n) && !res->status) res->status = 2;
@@ -256,36 +131,6 @@ static void kbuf_done(result_t *res, const uint8_t *b, size_t n)
 {
     if (!guard_ok(b, n) && !res->status) res->status = 3;
     out_put(res, b, (int32_t)n);
-}
-
-/* Lays out input-gradient weights w[rows][K] as described for `split` above; returns
-   0 when out of memory or the code is invalid. */
-static int split_weights(const int8_t *w, int32_t rows, int32_t K, int32_t code,
-                         const int8_t **head, const int8_t **tail, int32_t *split)
-{
-    if (code == -1) {
-        *head = w;
-        *tail = NULL;
-        *split = rows / 2 + 1;
-        return 1;
-    }
-    if (code < 0) return 0;
-    const int32_t sh = code < rows ? code : rows; /* w_split > out_c: all at w */
-    const size_t nh = (size_t)sh * (size_t)K, nt = (size_t)(rows - sh) * (size_t)K;
-    const size_t n = (size_t)rows * (size_t)K;
-    int8_t *h = (int8_t *)tc_alloc(nh), *junk1 = (int8_t *)tc_alloc(n);
-    int8_t *t = (int8_t *)tc_alloc(nt), *junk2 = (int8_t *)tc_alloc(n);
-    if (!h || !junk1 || !t || !junk2) return 0;
-    memcpy(h, w, nh);
-    memcpy(t, w + nh, nt);
-    for (size_t i = 0; i < n; ++i) { /* every byte differs from the weight it stands for */
-        junk1[i] = (int8_t)(w[i] ^ 0x55);
-        junk2[i] = (int8_t)(w[i] ^ 0x2A);
-    }
-    *head = h;
-    *tail = t;
-    *split = code;
-    return 1;
 }
 
 #define NEED(cond)             \
@@ -828,130 +673,20 @@ static int run_case(rd_t *r, result_t *res)
     return res->status != 5;
 }
 
-/* ---- front ends -------------------------------------------------------------------- */
+/* ---- front ends (driver_common.h) --------------------------------------------------- */
 #if defined(TT_DRIVER_HOST)
 
-static void put_i32(int32_t v)
-{
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    fwrite(b, 1, 4, stdout);
-}
+int main(void) { return tc_host_main(run_case); }
 
-int main(void)
-{
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = (uint8_t *)malloc(cap);
-    for (;;) {
-        if (n == cap) buf = (uint8_t *)realloc(buf, cap *= 2);
-        size_t k = fread(buf + n, 1, cap - n, stdin);
-        if (k == 0) break;
-        n += k;
-    }
-    rd_t r = {buf, buf + n, 0};
-    int32_t nc = rd_i32(&r);
-    for (int32_t i = 0; i < nc; ++i) {
-        result_t res;
-        int ok = run_case(&r, &res);
-        put_i32(res.status);
-        put_i32((int32_t)res.cycles);
-        put_i32(res.status ? 0 : res.n_out);
-        if (!res.status) {
-            static const uint8_t zeros[4];
-            fwrite(res.out, 1, (size_t)res.n_out, stdout);
-            fwrite(zeros, 1, (size_t)((4 - (res.n_out & 3)) & 3), stdout);
-        }
-        tc_free_all();
-        if (!ok) break;
-    }
-    free(buf);
-    return fflush(stdout) != 0;
-}
-
-#elif defined(TT_DRIVER_EMBEDDED)
+#else
 
 /* generated by tests/train_kernel_cases.py into a folder on the include path */
 #include "train_cases_data.h" /* tt_case_stream[], tt_case_stream_len, tt_expected[] */
 
-static void put_int(int32_t v)
-{
-    char s[12];
-    int n = 0;
-    uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
-    do {
-        s[n++] = (char)('0' + u % 10u);
-        u /= 10u;
-    } while (u);
-    if (v < 0) s[n++] = '-';
-    char o[13];
-    int k = 0;
-    while (n) o[k++] = s[--n];
-    o[k] = 0;
-    board_puts(o);
-}
-
 int main(void)
 {
-    rd_t r = {tt_case_stream, tt_case_stream + tt_case_stream_len, 0};
-    const uint8_t *exp = tt_expected;
-    int32_t nc = rd_i32(&r), failures = 0;
-    board_puts("\r\nBEGIN ");
-    put_int(nc);
-    board_puts(tt_train_kernels_dsp() ? " dsp\r\n" : " portable\r\n");
-    for (int32_t i = 0; i < nc; ++i) {
-        result_t res;
-        int ok = run_case(&r, &res);
-        const int32_t en = (int32_t)ld_u32(exp);
-        const uint8_t *e = exp + 4;
-        exp += 4 + (((uint32_t)en + 3u) & ~3u);
-        const int32_t nl = (int32_t)ld_u32(exp);
-        const uint8_t *loose = exp + 4;
-        exp += 4 + 8 * (uint32_t)nl;
-        int32_t bad = -1, got = 0, want = 0;
-        if (!res.status) {
-            if (res.n_out != en + 4 * nl) {
-                bad = res.n_out < en ? res.n_out : en;
-            } else {
-                for (int32_t j = 0; j < en; ++j)
-                    if (res.out[j] != e[j]) {
-                        bad = j;
-                        got = (int8_t)res.out[j];
-                        want = (int8_t)e[j];
-                        break;
-                    }
-                for (int32_t j = 0; bad == -1 && j < nl; ++j) {
-                    float g, x, tol;
-                    memcpy(&g, res.out + en + 4 * j, 4);
-                    memcpy(&x, loose + 8 * j, 4);
-                    memcpy(&tol, loose + 8 * j + 4, 4);
-                    float d = g - x, ax = x < 0 ? -x : x;
-                    if (d < 0) d = -d;
-                    if (!(d <= tol * (ax > 1.0f ? ax : 1.0f))) bad = -2;
-                }
-            }
-        }
-        if (res.status || bad != -1) ++failures;
-        board_puts("K ");
-        put_int(i);
-        board_puts(" ");
-        put_int(res.status);
-        board_puts(" ");
-        put_int(bad);
-        board_puts(" ");
-        put_int(got);
-        board_puts(" ");
-        put_int(want);
-        board_puts(" ");
-        put_int((int32_t)res.cycles);
-        board_puts("\r\n");
-        tc_free_all();
-        if (!ok) break;
-    }
-    board_puts("DONE ");
-    put_int(failures);
-    board_puts("\r\n");
-    return failures ? 1 : 0;
+    return tc_embedded_main(run_case, tt_case_stream, tt_case_stream_len, tt_expected,
+                            tt_train_kernels_dsp());
 }
 
-#else
-#error "define TT_DRIVER_HOST or TT_DRIVER_EMBEDDED"
 #endif

@@ -1,0 +1,39 @@
+"""The command registry of ``tinytrain`` / ``python -m compiler``.
+
+Each command is a function decorated with :func:`command`, which registers its name,
+help text and an ``arguments(parser)`` hook; :func:`compiler.cli.main.build_parser`
+builds one argparse sub-parser per registered command.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable
+
+PROG = "python -m compiler"
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    description: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, description: str,
+            arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    """Register ``fn(args) -> exit status`` as sub-command ``name``."""
+    def deco(fn):
+        COMMANDS[name] = Command(name, help, description, arguments, fn)
+        return fn
+    return deco
+
+
+MODEL_HELP = ("a real int8 model name (mcunet-5fps, mbv2-w0.35, proxyless-w0.3; looked up in "
+              "models/ in the repository, or in $TT_MODELS_DIR if set), a model .json "
+              "file (with its .npz beside it) or an .onnx file (float or QDQ int8)")

@@ -1,0 +1,220 @@
+"""Generate the C sources of a model's forward pass from an int8 graph and its plan.
+
+Outputs in ``out_dir``: ``tt_model.h`` (shapes, qparams, arena size, budget asserts),
+``tt_model.c`` (parameter structs and the forward function: one kernel call per step
+at compile-time arena offsets), ``tt_model_weights.c`` (parameters, const, in flash)
+and ``report.json`` (the memory plan). Templates live in ``templates/``; arithmetic
+lives in the runtime kernels, never in generated code.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from compiler import paths
+from compiler.codegen.cformat import c_ident, c_string, wrap_stmt, wrap_values
+from compiler.ir.graph import Graph, Node
+from compiler.kernels import forward as KF
+from compiler.memory import schedule as memplan
+from compiler.ref.inputs import pixel_lut
+
+TEMPLATES = paths.TEMPLATES
+
+
+_cid = c_ident
+
+
+def _c_array(name: str, ctype: str, values: np.ndarray) -> dict:
+    flat = np.asarray(values).ravel()
+    items = [str(int(v)) for v in flat]
+    return {"name": name, "ctype": ctype, "size": max(1, len(items)),
+            "nbytes": max(1, len(items)) * np.dtype(np.asarray(values).dtype).itemsize,
+            "body": wrap_values(items) if items else "    0"}
+
+
+class ModelCtx:
+    """What the forward emitters (:mod:`compiler.kernels.forward`) and the training
+    context write into: parameter arrays and structs, and the arena accessors."""
+
+    def __init__(self, g: Graph, plan: memplan.Plan):
+        self.g, self.plan = g, plan
+        self.arrays: list[dict] = []
+        self.convs: list[dict] = []
+        self.fcs: list[dict] = []
+        self.adds: list[dict] = []
+        self.blocks: list[dict] = []
+        self.done: dict[str, str] = {}
+        self.splits: dict[str, int] = {}   # node -> trained channels k < out_c (split weights)
+
+    def A(self, tensor: str) -> str:
+        """C pointer to ``tensor`` in the arena."""
+        return self.A_at(self.plan.offset(tensor))
+
+    def A_at(self, offset: int) -> str:
+        """C pointer to arena byte ``offset`` (the one accessor for arena pointers)."""
+        return f"A({offset})"
+
+    def scratch(self, i: int) -> str:
+        """C pointer to the scratch of forward step ``i`` (NULL when it needs none)."""
+        p = self.plan
+        return self.A_at(p.scratch_offsets[i]) if p.steps[i].scratch else "NULL"
+
+    def block(self, name: str, fields: dict) -> str:
+        """Register a fused block's parameter struct; returns its C name."""
+        bid = "b_" + _cid(name)
+        self.blocks.append({"id": bid, **fields})
+        return bid
+
+    def split_fields(self, n: Node) -> str:
+        k = self.splits.get(n.name)
+        return f".w_tail = p_{_cid(n.name)}_wt, .w_split = {k}," if k is not None else ""
+
+    def params(self, n: Node) -> str:
+        """Register the node's parameter arrays. A layer whose first k output channels
+        train (``self.splits[name] = k``) gets its weights in two arrays: ``_w`` with
+        channels [0, k) (RAM) and ``_wt`` with the rest (flash)."""
+        arr = "p_" + _cid(n.name)
+        if arr + "_w" not in {a["name"] for a in self.arrays}:
+            w = n.params["weight"]
+            if n.is_depthwise:
+                w = w[..., 0]  # [C][kh][kw]
+            k = self.splits.get(n.name)
+            if k is not None:
+                self.arrays.append(_c_array(arr + "_wt", "int8_t", w[k:].astype(np.int8)))
+                w = w[:k]
+            self.arrays.append(_c_array(arr + "_w", "int8_t", w.astype(np.int8)))
+            self.arrays.append(_c_array(arr + "_b", "int32_t", n.params["bias"].astype(np.int32)))
+            self.arrays.append(_c_array(arr + "_m", "int32_t", n.params["mult"].astype(np.int32)))
+            self.arrays.append(_c_array(arr + "_s", "int32_t", n.params["shift"].astype(np.int32)))
+        return arr
+
+    def conv(self, n: Node) -> str:
+        if n.name in self.done:
+            return self.done[n.name]
+        x = self.g.tensors[n.inputs[0]]
+        y = self.g.tensors[n.output]
+        kh, kw = n.attrs["kernel"]
+        cid = "c_" + _cid(n.name)
+        self.convs.append({
+            "id": cid, "name": n.name, "arr": self.params(n),
+            "in_h": x.shape[1], "in_w": x.shape[2], "in_c": x.shape[3],
+            "out_h": y.shape[1], "out_w": y.shape[2], "out_c": y.shape[3],
+            "k_h": kh, "k_w": kw, "stride": n.attrs["stride"], "pad": n.attrs["pad"],
+            "in_zero": x.zero_point, "out_zero": y.zero_point,
+            "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"]),
+            "split": self.split_fields(n)})
+        self.done[n.name] = cid
+        return cid
+
+    def fc_id(self, n: Node) -> str:
+        return self.fc(n)
+
+    def fc(self, n: Node) -> str:
+        if n.name in self.done:
+            return self.done[n.name]
+        x = self.g.tensors[n.inputs[0]]
+        y = self.g.tensors[n.output]
+        fid = "f_" + _cid(n.name)
+        w = n.params["weight"]
+        self.fcs.append({"id": fid, "name": n.name, "arr": self.params(n),
+                         "in_c": w.shape[1], "out_c": w.shape[0], "in_zero": x.zero_point,
+                         "out_zero": y.zero_point, "act_min": int(n.attrs["act_min"]),
+                         "act_max": int(n.attrs["act_max"]), "split": self.split_fields(n)})
+        self.done[n.name] = fid
+        return fid
+
+    def add(self, n: Node) -> str:
+        aid = "a_" + _cid(n.name)
+        p = n.add_params()
+        self.adds.append({"id": aid, "name": n.name, "z1": p.z1, "z2": p.z2, "zo": p.zo,
+                          "m1": p.m1, "s1": p.s1, "m2": p.m2, "s2": p.s2, "mo": p.mo,
+                          "so": p.so, "act_min": int(n.attrs["act_min"]),
+                          "act_max": int(n.attrs["act_max"])})
+        return aid
+
+
+def split_weights_supported() -> bool:
+    """The kernels read a layer's weights from two arrays (trained slice + frozen tail)."""
+    return "w_split" in (paths.RUNTIME_INCLUDE / "tt_kernels.h").read_text()
+
+
+def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | None = None,
+             program=None, config=None) -> dict:
+    """Write the model's C sources and report.json into ``out_dir``; return the report.
+
+    With a training ``program`` (compiler.autodiff.program) the plan must come from
+    :func:`compiler.memory.training.plan_training`; the sources then also contain
+    ``tt_model_train_step()``, with ``config`` (compiler.autodiff.trainer.TrainConfig) as defaults."""
+    plan = plan or memplan.plan(g)
+    board = board or {"name": "qemu-mps2-an500", "ram_kb": 256, "flash_kb": 1024, "stack": 8192}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = ModelCtx(g, plan)
+    if program is not None and split_weights_supported():
+        from compiler.autodiff.program import ConvUpdate, FcUpdate
+        for st in program.steps:
+            if isinstance(st, (ConvUpdate, FcUpdate)) and st.k < st.out_channels:
+                ctx.splits[st.node] = st.k
+    steps = []
+    for i, s in enumerate(plan.steps):
+        call, checks = KF.BY_KIND[s.kind].call(ctx, i, s)
+        steps.append({"index": i, "name": s.name, "call": call, "checks": checks,
+                      "out_shape": "x".join(map(str, g.tensors[s.output].shape[1:])),
+                      "live": plan.live_bytes[i]})
+    train_ctx = {"training": False, "mask_packs": {}}
+    ram_nodes: set[str] = set()
+    if program is not None:
+        from compiler.autodiff.trainer import TrainConfig
+        from compiler.codegen import train_step
+        tc = train_step.TrainCtx(g, plan, program, ctx, config or TrainConfig())
+        train_ctx = tc.context()
+        ram_nodes = tc.ram_params
+    ram_arrays = {"p_" + _cid(n) + ("_w" if key == "weight" else "_b") for n, key in ram_nodes}
+    trained_arrays = []
+    by_array = {"p_" + _cid(n.name) + sfx: (n.name, key) for n in g.nodes
+                for sfx, key in (("_w", "weight"), ("_b", "bias"))}
+    for a in ctx.arrays:
+        a["const"] = "" if a["name"] in ram_arrays else "const "
+        if not a["const"] and a["name"] in by_array:
+            node, key = by_array[a["name"]]
+            trained_arrays.append({"node": node, "param": key, "array": a["name"],
+                                   "rows": ctx.splits.get(node, g.node(node).params[key].shape[0])
+                                   if key == "weight" else g.node(node).params[key].shape[0]})
+    xin, yout = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
+    sha = g.sha256()
+    lut, rule = pixel_lut(g)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["cwrap"] = wrap_stmt
+    env.filters["cstring"] = c_string
+    env.filters["cvalues"] = lambda s: wrap_values(s.split(", "))
+    common = {"model_name": g.name, "sha": sha, "steps": steps, "arrays": ctx.arrays,
+              "convs": ctx.convs, "fcs": ctx.fcs, "adds": ctx.adds, "blocks": ctx.blocks,
+              "arena_bytes": plan.arena_bytes, "fuse": plan.fuse, "peak_step": plan.peak_step,
+              "in_shape": xin.shape, "input_bytes": xin.numel, "input_scale": xin.scale,
+              "input_zero": xin.zero_point, "output_bytes": yout.numel,
+              "output_scale": yout.scale, "output_zero": yout.zero_point,
+              "input_offset": plan.offset(g.inputs[0]),
+              "output_offset": plan.offset(g.outputs[0]),
+              "ram_kb": board["ram_kb"], "stack_bytes": board["stack"],
+              "pixel_lut": ", ".join(str(int(v)) for v in lut), "input_rule": rule, **train_ctx}
+    # model.c first: rendering it registers the parameter arrays
+    model_c = env.get_template("model.c.j2").render(**common)
+    (out_dir / "tt_model.c").write_text(model_c)
+    (out_dir / "tt_model.h").write_text(env.get_template("model.h.j2").render(**common))
+    (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))
+    flash_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes
+                       for k in ("weight", "bias", "mult", "shift") if k in n.params)
+    ram_params = sum(a["nbytes"] for a in ctx.arrays if not a["const"])
+    report = {"model": g.name, "sha256": sha, "board": board["name"], "fuse": plan.fuse,
+              "arena_bytes": plan.arena_bytes, "stack_bytes": board["stack"],
+              "ram_budget_bytes": board["ram_kb"] * 1024,
+              "flash_budget_bytes": board["flash_kb"] * 1024,
+              "param_bytes": flash_params, "ram_param_bytes": ram_params, "macs": g.macs(),
+              "training": program is not None, "trained_arrays": trained_arrays,
+              "peak_step": plan.peak_step, "layers": memplan.table(plan)}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    return report

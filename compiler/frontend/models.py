@@ -1,0 +1,90 @@
+"""Locating and loading models by name or path.
+
+The three real int8 models (``mcunet-5fps``, ``mbv2-w0.35``, ``proxyless-w0.3``) live
+in ``models/`` at the repository root; the ``TT_MODELS_DIR`` environment variable
+overrides that directory.
+
+Every problem with a model argument (unknown name, missing file, a ``.json`` without its
+``.npz``, an unreadable or corrupt file) raises :class:`compiler.ir.errors.ModelFormatError`;
+entry points turn it into one ``error: ...`` line and exit status 2 with
+:func:`compiler.ir.errors.exit_on_error`. :func:`require` checks model arguments up front,
+before any heavy work.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from compiler import paths
+from compiler.ir.errors import ModelFormatError
+from compiler.ir.graph import Graph
+
+REAL_MODELS = ("mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3")
+ENV_VAR = "TT_MODELS_DIR"
+
+
+def models_dir() -> Path:
+    """Directory of the real int8 models (``$TT_MODELS_DIR`` or ``<repo>/models``)."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else paths.MODELS
+
+
+def _with_arrays(path: Path) -> Path:
+    """``path`` (a model ``.json``) if its ``.npz`` is beside it."""
+    npz = path.with_suffix(".npz")
+    if not npz.is_file():
+        raise ModelFormatError(f"model arrays not found: {npz} (a model .json needs its .npz "
+                               "beside it)")
+    return path
+
+
+def resolve(model: str | os.PathLike) -> Path:
+    """A model argument (real-model name, ``.json`` or ``.onnx`` path) -> existing file.
+    A ``.json`` must have its ``.npz`` beside it."""
+    s = str(model)
+    p = Path(s)
+    if p.suffix.lower() in (".json", ".onnx"):
+        if not p.is_file():
+            raise ModelFormatError(f"model file not found: {p}")
+        return _with_arrays(p) if p.suffix.lower() == ".json" else p
+    cand = models_dir() / f"{s}.json"
+    if cand.is_file():
+        return _with_arrays(cand)
+    known = ", ".join(REAL_MODELS)
+    raise ModelFormatError(f"unknown model {s!r}: expected one of {known} (looked in "
+                           f"{models_dir()}, set ${ENV_VAR} to change), or a .json/.onnx file")
+
+
+def require(*model_args: str | os.PathLike) -> list[Path]:
+    """Resolve every model argument (see :func:`resolve`) before any work is done: the
+    first bad one raises :class:`ModelFormatError`."""
+    return [resolve(m) for m in model_args]
+
+
+def name_of(model: str | os.PathLike) -> str:
+    """The short name of a model argument: ``mbv2-w0.35`` -> ``mbv2-w0.35``,
+    ``path/to/net.onnx`` -> ``net`` (what ``build`` names its default output folder)."""
+    p = Path(str(model))
+    return p.stem if p.suffix.lower() in (".json", ".onnx") else p.name
+
+
+def load(model: str | os.PathLike, calibration=None) -> Graph:
+    """Load a model into IR.
+
+    - real-model name or ``.json``: the int8 model file, as-is (int8 graph), or a graph
+      saved by :func:`compiler.ir.graph_io.save` (e.g. a model with a pre-trained head);
+    - ``.onnx``: a QDQ int8 model (int8 graph) or a float model (float graph, or int8 if
+      ``calibration`` samples in the ONNX input layout are given).
+    PyTorch modules are imported with :func:`compiler.frontend.torch_fx.import_module`.
+    Raises :class:`ModelFormatError` (a :class:`CompilerError`) for any bad model argument
+    or file.
+    """
+    path = resolve(model)
+    if path.suffix.lower() == ".onnx":
+        from compiler.frontend.onnx_model import load_onnx
+        return load_onnx(path, calibration=calibration)
+    from compiler.ir import graph_io
+    if graph_io.is_graph_file(path):
+        return graph_io.load(path)
+    from compiler.frontend.tte_json import load_tte
+    return load_tte(path)

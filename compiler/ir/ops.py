@@ -1,0 +1,135 @@
+"""Op definitions: for every op of the IR its inputs, attributes, parameters, output
+shape and MAC count, and its traits (see :class:`OpDef`).
+
+This is where an op is declared once; the other stages ask :attr:`Node.traits`
+(``node.traits.has_params``, ``node.traits.clamps``, ...) and :func:`conv_kind` instead
+of keeping their own lists of op names. Semantics of each op: :mod:`compiler.ir.graph`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from compiler.ir.errors import GraphError
+from compiler.ir.qmath import out_size
+
+
+def _conv_shape(node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    x = ins[0]
+    if len(x) != 4:
+        raise GraphError(f"{node.name}: conv2d input must be NHWC, got shape {x}")
+    w = node.params["weight"]
+    co, kh, kw, cig = w.shape
+    g = node.attrs["groups"]
+    if x[3] != cig * g or co % g:
+        raise GraphError(f"{node.name}: input channels {x[3]} do not match weight {w.shape} "
+                         f"with groups={g}")
+    s, p = node.attrs["stride"], node.attrs["pad"]
+    ho, wo = out_size(x[1], kh, s, p), out_size(x[2], kw, s, p)
+    if ho < 1 or wo < 1:
+        raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
+                         f"stride {s}, pad {p}")
+    return (x[0], ho, wo, co)
+
+
+def _fc_shape(node, ins):
+    x = ins[0]
+    w = node.params["weight"]
+    if len(x) != 2 or x[1] != w.shape[1]:
+        raise GraphError(f"{node.name}: fully_connected input {x} does not match weight {w.shape}")
+    return (x[0], w.shape[0])
+
+
+def _add_shape(node, ins):
+    if ins[0] != ins[1]:
+        raise GraphError(f"{node.name}: add operands have different shapes {ins[0]} {ins[1]}")
+    return ins[0]
+
+
+def _pool_shape(node, ins):
+    if len(ins[0]) != 4:
+        raise GraphError(f"{node.name}: global_avgpool input must be NHWC, got {ins[0]}")
+    return (ins[0][0], 1, 1, ins[0][3])
+
+
+def _flatten_shape(node, ins):
+    return (ins[0][0], int(np.prod(ins[0][1:])))
+
+
+def _same_shape(node, ins):
+    return ins[0]
+
+
+def _conv_macs(node, ins, out) -> int:
+    _, kh, kw, cig = node.params["weight"].shape
+    return int(np.prod(out[1:])) * kh * kw * cig
+
+
+def _fc_macs(node, ins, out) -> int:
+    return int(node.params["weight"].size)
+
+
+def _no_macs(node, ins, out) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """An op: its inputs, attributes, parameters, shape and MAC rules, and its traits.
+
+    Traits (every stage asks these instead of keeping its own list of op names):
+    ``has_params`` weights + bias (trainable, per-output-channel requantization);
+    ``clamps`` ends in an output clamp (ReLU/ReLU6 fold into it; its backward needs a
+    clamp mask); ``passes_qparams`` the int8 output keeps the input's scale and zero
+    point; ``channelwise`` each output channel reads only the same input channel (a
+    channel permutation passes through; depthwise convolutions are channel-wise by
+    their :func:`conv_kind`); ``int8`` allowed in int8 graphs (else float-only, folded
+    away by quantization)."""
+    n_inputs: int
+    attrs: tuple[str, ...]
+    float_params: tuple[str, ...]
+    int8_params: tuple[str, ...]
+    shape: Callable
+    macs: Callable
+    has_params: bool = False
+    clamps: bool = False
+    passes_qparams: bool = False
+    channelwise: bool = False
+    int8: bool = True
+
+
+_ACT = ("act_min", "act_max")
+_INT8_PARAMS = ("weight", "bias", "w_scales", "mult", "shift")
+OPS: dict[str, OpDef] = {
+    "conv2d": OpDef(1, ("kernel", "stride", "pad", "groups") + _ACT, ("weight", "bias"),
+                    _INT8_PARAMS, _conv_shape, _conv_macs, has_params=True, clamps=True),
+    "fully_connected": OpDef(1, _ACT, ("weight", "bias"), _INT8_PARAMS, _fc_shape, _fc_macs,
+                             has_params=True, clamps=True),
+    "add": OpDef(2, _ACT, (), (), _add_shape, _no_macs, clamps=True, channelwise=True),
+    "global_avgpool": OpDef(1, (), (), (), _pool_shape, _no_macs, passes_qparams=True,
+                            channelwise=True),
+    "flatten": OpDef(1, (), (), (), _flatten_shape, _no_macs, passes_qparams=True),
+    "batch_norm": OpDef(1, ("eps",), ("mean", "var", "gamma", "beta"), (), _same_shape, _no_macs,
+                        channelwise=True, int8=False),
+    "clip": OpDef(1, ("min", "max"), (), (), _same_shape, _no_macs, channelwise=True, int8=False),
+}
+INT8_OPS = tuple(k for k, d in OPS.items() if d.int8)
+FLOAT_ONLY_OPS = tuple(k for k, d in OPS.items() if not d.int8)
+
+
+def conv_kind(node) -> str | None:
+    """The kind of a conv2d node: "depthwise" (groups = channels, one filter each),
+    "pointwise" (1x1, no padding, groups 1), "grouped" (other groups > 1) or "kxk";
+    None for any other op. The one place this test is written."""
+    if node.op != "conv2d":
+        return None
+    w, groups = node.params["weight"], node.attrs["groups"]
+    if groups > 1 and w.shape[3] == 1 and groups == w.shape[0]:
+        return "depthwise"
+    if groups != 1:
+        return "grouped"
+    if tuple(node.attrs["kernel"]) == (1, 1) and node.attrs["pad"] == 0:
+        return "pointwise"
+    return "kxk"

@@ -1,0 +1,302 @@
+"""Backward emitters: one object per backward step class of the training program.
+
+Each emitter names its runtime kernel (runtime_c/include/tt_train_kernels.h), gives its
+scratch as a C expression over the kernel's ``*_scratch_bytes()`` companion (the memory
+plan evaluates it with :func:`compiler.kernels.sizes.c_sizes`) and writes the step's C
+statements (:meth:`BackwardEmitter.call`). The table :data:`BY_STEP` maps step class ->
+emitter; a step class without an emitter fails loudly.
+
+=================  ==========================================================
+loss_grad          tt_softmax_xent_grad_s8
+mask               tt_grad_mask_s8 (after a copy when out of place)
+prescale           tt_grad_prescale_s16
+conv_grad_input    tt_conv2d_1x1_grad_in_s16 / tt_dwconv_grad_in_s16 / tt_conv2d_grad_in_s16
+fc_grad_input      tt_fc_grad_in_s16
+requant_grad       tt_requant_grad_s8
+avgpool_grad       tt_avgpool_grad_s8
+add_split/reshape  (aliases: no code)
+accumulate_grads   tt_add_grads_s8
+conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
+fc_update          tt_fc_grad_w_update_s8
+bias_update        tt_bias_grad_update_s32
+=================  ==========================================================
+
+``call`` receives the training context ``tc`` (:class:`compiler.codegen.train_step.
+TrainCtx`): ``tc.G(buffer, ctype)`` / ``tc.S(buffer)`` are a gradient buffer's arena
+pointer and its scale slot, ``tc.A(tensor)`` a forward tensor's arena pointer,
+``tc.scratch(i)`` the step's scratch, ``tc.mask(tensor)`` a clamp mask's pointer,
+``tc.ctx`` the model context (parameter structs, see :mod:`compiler.kernels.forward`),
+``tc.sgd(...)`` the update parameters, ``tc.int_array`` / ``tc.float_array`` constant
+tables, ``tc.trains(node, "weight" | "bias")`` marks a parameter array as RAM.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.autodiff import program as ad
+from compiler.ir.errors import UnsupportedOpError
+from compiler.ir.graph import Graph, Node
+
+CFG = "tt_train_cfg.bits, tt_train_cfg.range"
+
+
+def f32_literal(x) -> str:
+    """Exact C literal of a float32 value (hexadecimal float)."""
+    v = float(np.float32(x))
+    if v == 0:
+        return "0.0f"
+    mant, exp = v.hex().split("p")
+    return f"{mant.rstrip('0')}p{exp}f"      # e.g. 0x1.8p-3f (trailing zero digits dropped)
+
+
+def conv_literal(g: Graph, n: Node) -> str:
+    x, y = g.tensors[n.inputs[0]], g.tensors[n.output]
+    kh, kw = n.attrs["kernel"]
+    return ("&(tt_conv_params){"
+            f".in_h = {x.shape[1]}, .in_w = {x.shape[2]}, .in_c = {x.shape[3]}, "
+            f".out_h = {y.shape[1]}, .out_w = {y.shape[2]}, .out_c = {y.shape[3]}, "
+            f".k_h = {kh}, .k_w = {kw}, .stride = {n.attrs['stride']}, .pad = {n.attrs['pad']}, "
+            f".in_zero = {x.zero_point}, .out_zero = {y.zero_point}, "
+            f".act_min = {int(n.attrs['act_min'])}, .act_max = {int(n.attrs['act_max'])}}}")
+
+
+def fc_literal(g: Graph, n: Node) -> str:
+    w = n.params["weight"]
+    x, y = g.tensors[n.inputs[0]], g.tensors[n.output]
+    return ("&(tt_fc_params){"
+            f".in_c = {w.shape[1]}, .out_c = {w.shape[0]}, .in_zero = {x.zero_point}, "
+            f".out_zero = {y.zero_point}, .act_min = {int(n.attrs['act_min'])}, "
+            f".act_max = {int(n.attrs['act_max'])}}}")
+
+
+def _node(g: Graph, s: ad.Step) -> Node | None:
+    return g.node(s.node) if s.node in {m.name for m in g.nodes} else None
+
+
+def _numel(shape) -> int:
+    return int(np.prod(shape))
+
+
+class BackwardEmitter:
+    step: type = ad.Step
+
+    def kernel(self, g: Graph, s) -> str | None:
+        """The runtime kernel of step ``s`` (None: no code)."""
+        return None
+
+    def scratch_expr(self, g: Graph, s) -> str | None:
+        """C expression of the step's scratch bytes (None: no scratch)."""
+        return None
+
+    def call(self, tc, i: int, s) -> list[str]:
+        """The C statements of backward step ``i``."""
+        return []
+
+
+class LossGradE(BackwardEmitter):
+    step = ad.LossGrad
+
+    def kernel(self, g, s):
+        return "tt_softmax_xent_grad_s8"
+
+    def scratch_expr(self, g, s):
+        return f"tt_softmax_xent_grad_s8_scratch_bytes({s.n_classes})"
+
+    def call(self, tc, i, s):
+        return [f"rc |= tt_softmax_xent_grad_s8({tc.A(s.logits)}, {s.n_classes}, {f32_literal(s.s_y)}, "
+                f"{s.z_y}, label, tt_train_cfg.bits, tt_train_cfg.loss_range, {tc.G(s.out)}, "
+                f"&{tc.S(s.out)}, &tt_train_loss, {tc.scratch(i)})"]
+
+
+class MaskE(BackwardEmitter):
+    step = ad.Mask
+
+    def kernel(self, g, s):
+        return "tt_grad_mask_s8"
+
+    def call(self, tc, i, s):
+        numel = _numel(tc.g.tensors[s.y].shape)
+        out = []
+        if tc.root(s.out) != tc.root(s.grad):
+            out.append(f"memcpy({tc.G(s.out)}, {tc.G(s.grad)}, {numel})")
+            out.append(f"{tc.S(s.out)} = {tc.S(s.grad)}")
+        out.append(f"tt_grad_mask_s8({tc.G(s.out)}, {numel}, {tc.mask(s.y)}, 0)")
+        return out
+
+
+class PrescaleE(BackwardEmitter):
+    step = ad.Prescale
+
+    def kernel(self, g, s):
+        return "tt_grad_prescale_s16"
+
+    def call(self, tc, i, s):
+        shape = tc.program.buffers[s.out].shape
+        c = shape[-1]
+        pixels = _numel(shape) // c
+        pm = tc.int_array(f"pm_{s.node.replace('.', '_')}", s.mult)
+        ps = tc.int_array(f"ps_{s.node.replace('.', '_')}", s.shift)
+        factor = np.float32(np.float32(s.w_smax) / np.float32(16.0))
+        return [f"tt_grad_prescale_s16({tc.G(s.grad)}, {pixels}, {c}, {pm}, {ps}, "
+                f"{tc.G(s.out, 'int16_t')})",
+                f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(factor)}"]
+
+
+class ConvGradInputE(BackwardEmitter):
+    step = ad.ConvGradInput
+
+    def kernel(self, g, s):
+        kind = g.node(s.node).conv_kind
+        if kind == "depthwise":
+            return "tt_dwconv_grad_in_s16"
+        if kind == "pointwise":
+            return "tt_conv2d_1x1_grad_in_s16"
+        return "tt_conv2d_grad_in_s16"
+
+    def scratch_expr(self, g, s):
+        return f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
+
+    def call(self, tc, i, s):
+        cid = tc.ctx.conv(tc.g.node(s.node))
+        return [f"{self.kernel(tc.g, s)}(&{cid}, {tc.G(s.src, 'int16_t')}, 0, "
+                f"{tc.G(s.out, 'int32_t')}, 0, 0, {s.in_shape[0]}, {tc.scratch(i)})",
+                f"{tc.S(s.out)} = {tc.S(s.src)}"]
+
+
+class FcGradInputE(BackwardEmitter):
+    step = ad.FcGradInput
+
+    def kernel(self, g, s):
+        return "tt_fc_grad_in_s16"
+
+    def scratch_expr(self, g, s):
+        return f"tt_fc_grad_in_s16_scratch_bytes({fc_literal(g, g.node(s.node))})"
+
+    def call(self, tc, i, s):
+        fid = tc.ctx.fc_id(tc.g.node(s.node))
+        return [f"tt_fc_grad_in_s16(&{fid}, {tc.G(s.src, 'int16_t')}, {tc.G(s.out, 'int32_t')}, "
+                f"1, {tc.scratch(i)})", f"{tc.S(s.out)} = {tc.S(s.src)}"]
+
+
+class RequantGradE(BackwardEmitter):
+    step = ad.RequantGrad
+
+    def kernel(self, g, s):
+        return "tt_requant_grad_s8"
+
+    def call(self, tc, i, s):
+        numel = tc.program.buffers[s.acc].numel
+        return [f"rc |= tt_requant_grad_s8({tc.G(s.acc, 'int32_t')}, {numel}, {tc.S(s.acc)}, "
+                f"{CFG}, NULL, {tc.G(s.out)}, &{tc.S(s.out)}, NULL)"]
+
+
+class AvgpoolGradE(BackwardEmitter):
+    step = ad.AvgpoolGrad
+
+    def kernel(self, g, s):
+        return "tt_avgpool_grad_s8"
+
+    def call(self, tc, i, s):
+        return [f"tt_avgpool_grad_s8({tc.G(s.grad)}, {tc.S(s.grad)}, {s.hw[0]}, {s.hw[1]}, "
+                f"{s.channels}, {tc.G(s.out)}, &{tc.S(s.out)})"]
+
+
+class AliasE(BackwardEmitter):
+    """add_split / reshape: the output aliases the input's storage; no code."""
+
+
+class AccumulateGradsE(BackwardEmitter):
+    step = ad.AccumulateGrads
+
+    def kernel(self, g, s):
+        return "tt_add_grads_s8"
+
+    def scratch_expr(self, g, s):
+        return f"tt_add_grads_s8_scratch_bytes({_numel(g.tensors[s.tensor].shape)})"
+
+    def call(self, tc, i, s):
+        numel = _numel(tc.g.tensors[s.tensor].shape)
+        return [f"rc |= tt_add_grads_s8({tc.G(s.a)}, {tc.S(s.a)}, {tc.G(s.b)}, {tc.S(s.b)}, "
+                f"{numel}, {CFG}, {tc.G(s.out)}, &{tc.S(s.out)}, {tc.scratch(i)})"]
+
+
+class ConvUpdateE(BackwardEmitter):
+    step = ad.ConvUpdate
+
+    def kernel(self, g, s):
+        n = g.node(s.node)
+        kind = n.conv_kind
+        if kind == "depthwise":
+            return "tt_dwconv_grad_w_update_s8"
+        if kind == "pointwise":
+            return "tt_conv2d_1x1_grad_w_update_s8"
+        if kind == "grouped":
+            raise UnsupportedOpError("conv2d", n.name, "training a grouped convolution has no C "
+                                     "kernel", n.source)
+        return "tt_conv2d_grad_w_update_s8"
+
+    def scratch_expr(self, g, s):
+        return f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
+
+    def call(self, tc, i, s):
+        n = tc.g.node(s.node)
+        cid = tc.ctx.conv(n)
+        arr = tc.trains(n, "weight")
+        return [f"rc |= {self.kernel(tc.g, s)}(&{cid}, {tc.G(s.grad)}, {tc.A(s.x)}, "
+                f"(int8_t *){arr}_w, {tc.sgd(s, n, s.grad, s.k)}, {tc.scratch(i)})"]
+
+
+class FcUpdateE(BackwardEmitter):
+    step = ad.FcUpdate
+
+    def kernel(self, g, s):
+        return "tt_fc_grad_w_update_s8"
+
+    def scratch_expr(self, g, s):
+        return f"tt_fc_grad_w_update_s8_scratch_bytes({fc_literal(g, g.node(s.node))}, 1)"
+
+    def call(self, tc, i, s):
+        n = tc.g.node(s.node)
+        fid = tc.ctx.fc_id(n)
+        arr = tc.trains(n, "weight")
+        return [f"rc |= tt_fc_grad_w_update_s8(&{fid}, {tc.G(s.grad)}, {tc.A(s.x)}, 1, "
+                f"(int8_t *){arr}_w, {tc.sgd(s, n, s.grad, s.k)}, {tc.scratch(i)})"]
+
+
+class BiasUpdateE(BackwardEmitter):
+    step = ad.BiasUpdate
+
+    def kernel(self, g, s):
+        return "tt_bias_grad_update_s32"
+
+    def call(self, tc, i, s):
+        n = tc.g.node(s.node)
+        arr = tc.trains(n, "bias")
+        shape = tc.g.tensors[n.output].shape
+        c = shape[-1]
+        pixels = _numel(shape) // c
+        return [f"rc |= tt_bias_grad_update_s32({tc.G(s.grad)}, {pixels}, {c}, "
+                f"{tc.sgd(s, n, s.grad, s.k)}, (int32_t *){arr}_b)"]
+
+
+BY_STEP: dict[type, BackwardEmitter] = {
+    ad.LossGrad: LossGradE(), ad.Mask: MaskE(), ad.Prescale: PrescaleE(),
+    ad.ConvGradInput: ConvGradInputE(), ad.FcGradInput: FcGradInputE(),
+    ad.RequantGrad: RequantGradE(), ad.AvgpoolGrad: AvgpoolGradE(),
+    ad.AddSplit: AliasE(), ad.Reshape: AliasE(), ad.AccumulateGrads: AccumulateGradsE(),
+    ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
+}
+
+
+def emitter_for(s: ad.Step) -> BackwardEmitter:
+    """The emitter of backward step ``s`` (AssertionError naming the kind when missing)."""
+    try:
+        return BY_STEP[type(s)]
+    except KeyError:
+        raise AssertionError(f"no C emitter for backward step kind {s.kind!r} "
+                             f"({type(s).__name__}): add one to compiler.kernels.backward") from None
+
+
+def step_scratch_expr(g: Graph, s: ad.Step) -> str | None:
+    """C expression of a backward step's scratch bytes (None: no scratch)."""
+    return emitter_for(s).scratch_expr(g, s)

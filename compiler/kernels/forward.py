@@ -1,0 +1,191 @@
+"""Forward emitters: one object per forward step kind, the one place that knows its C kernel.
+
+Each emitter says which IR ops it runs (``ops``), the kernel it calls for a node
+(:meth:`ForwardEmitter.kernel`), the kernel's scratch as a C constant expression over
+the runtime's own ``TT_*_SCRATCH_BYTES`` macros (:meth:`ForwardEmitter.scratch_expr`,
+evaluated by :func:`compiler.kernels.sizes.c_sizes` for the memory plan and re-checked
+in the generated C with ``_Static_assert``), whether its output may share its input's
+storage (``in_place``), and the C statement of a step (:meth:`ForwardEmitter.call`).
+
+``call`` receives the code generator's context ``ctx`` (:class:`compiler.codegen.
+generate.ModelCtx`): ``ctx.A(tensor)`` is the arena pointer of a tensor,
+``ctx.scratch(i)`` the scratch pointer of step ``i``, ``ctx.conv(node)`` /
+``ctx.fc(node)`` / ``ctx.add(node)`` register the node's parameter struct and return
+its C name. An op without an emitter fails with :class:`UnsupportedOpError` naming the
+op, the node and its source, before any code is written.
+"""
+from __future__ import annotations
+
+from compiler.ir.errors import UnsupportedOpError
+from compiler.ir.graph import Graph, Node
+from compiler.kernels.sizes import c_sizes
+
+
+class ForwardEmitter:
+    kind = ""                 # step kind in the schedule (compiler.memory.schedule.Step.kind)
+    ops: tuple[str, ...] = ()
+    in_place: str | None = None   # None | "always" | "operand_dies"
+
+    def kernel(self, node: Node) -> str:
+        raise NotImplementedError
+
+    def scratch_expr(self, g: Graph, node: Node) -> str | None:
+        """C constant expression of the kernel's scratch bytes (None: no scratch)."""
+        return None
+
+    def call(self, ctx, i: int, step) -> tuple[str, list[str]]:
+        """(C statement of step ``i``, compile-time checks ``"a >= b"`` on its scratch)."""
+        raise NotImplementedError
+
+
+class Conv(ForwardEmitter):
+    """conv2d: pointwise (1x1, stride 1 or 2), depthwise (through the runtime's
+    ``tt_dwconv_wrapper_s8``, the one place that picks a depthwise variant: 3x3 s1 / s2
+    fast paths or the general kernel), and any other kxk convolution."""
+    kind, ops = "conv", ("conv2d",)
+
+    def kernel(self, node: Node) -> str:
+        kh, kw = node.attrs["kernel"]
+        kind = node.conv_kind
+        if kind == "depthwise":
+            return "tt_dwconv_wrapper_s8"
+        if kind == "grouped":
+            raise UnsupportedOpError("conv2d", node.name, f"grouped convolution (groups="
+                                     f"{node.attrs['groups']}) has no C kernel", node.source)
+        if kind == "pointwise" and node.attrs["stride"] in (1, 2):
+            return "tt_conv2d_1x1_s8"
+        return "tt_conv2d_s8"
+
+    def scratch_expr(self, g: Graph, node: Node) -> str:
+        kernel = self.kernel(node)
+        kh, kw = node.attrs["kernel"]
+        x = g.tensors[node.inputs[0]].shape
+        if kernel == "tt_dwconv_wrapper_s8":
+            return f"TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES({x[2]}, {kh}, {kw}, {node.attrs['pad']})"
+        if kernel == "tt_conv2d_1x1_s8":
+            return f"TT_CONV2D_1X1_S8_SCRATCH_BYTES({x[3]})"
+        return f"TT_CONV2D_S8_SCRATCH_BYTES({kh}, {kw}, {x[3]}, {node.params['weight'].shape[0]})"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        cid = ctx.conv(n)
+        ho = ctx.g.tensors[n.output].shape[1]
+        checks = [f"{step.scratch} >= {self.scratch_expr(ctx.g, n)}"]
+        return (f"{step.kernel}(&{cid}, {ctx.A(n.inputs[0])}, 0, {ctx.A(n.output)}, 0, 0, {ho}, "
+                f"{ctx.scratch(i)})"), checks
+
+
+class FullyConnected(ForwardEmitter):
+    kind, ops = "fc", ("fully_connected",)
+
+    def kernel(self, node):
+        return "tt_fc_s8"
+
+    def scratch_expr(self, g, node):
+        return f"TT_FC_S8_SCRATCH_BYTES({node.params['weight'].shape[1]})"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        fid = ctx.fc(n)
+        checks = [f"{step.scratch} >= {self.scratch_expr(ctx.g, n)}"]
+        return f"tt_fc_s8(&{fid}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)}, 1, {ctx.scratch(i)})", checks
+
+
+class Add(ForwardEmitter):
+    kind, ops, in_place = "add", ("add",), "operand_dies"
+
+    def kernel(self, node):
+        return "tt_add_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        aid = ctx.add(n)
+        return (f"tt_add_s8(&{aid}, {ctx.A(n.inputs[0])}, {ctx.A(n.inputs[1])}, "
+                f"{ctx.A(n.output)}, {ctx.g.tensors[n.output].numel})"), []
+
+
+class GlobalAvgPool(ForwardEmitter):
+    kind, ops = "avgpool", ("global_avgpool",)
+
+    def kernel(self, node):
+        return "tt_avgpool_global_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        _, h, w, c = ctx.g.tensors[n.inputs[0]].shape
+        return (f"tt_avgpool_global_s8({ctx.A(n.inputs[0])}, {h}, {w}, {c}, "
+                f"{ctx.A(n.output)})"), []
+
+
+class Flatten(ForwardEmitter):
+    kind, ops, in_place = "flatten", ("flatten",), "always"
+
+    def kernel(self, node):
+        return "(in place)"
+
+    def call(self, ctx, i, step):
+        return "(void)0 /* flatten: in place */", []
+
+
+class Block(ForwardEmitter):
+    """A fused inverted-residual block ``[expand] -> depthwise -> pointwise2 [-> add]``
+    run row by row by ``tt_block_s8`` (see :mod:`compiler.memory.schedule`); its
+    sub-kernels are the :class:`Conv` / :class:`Add` emitters' kernels."""
+    kind = "block"
+
+    def kernel(self, node=None):
+        return "tt_block_s8"
+
+    def call(self, ctx, i, step):
+        b = step.block
+        pw1 = ctx.conv(b["pw1"]) if b["pw1"] is not None else None
+        dw, pw2 = ctx.conv(b["dw"]), ctx.conv(b["pw2"])
+        add = ctx.add(b["add"]) if b["add"] is not None else None
+        bid = ctx.block(step.name, {
+            "pw1": f"&{pw1}" if pw1 else "NULL",
+            "pw1_kernel": CONV.kernel(b["pw1"]) if pw1 else "NULL", "dw": dw,
+            "dw_kernel": CONV.kernel(b["dw"]), "pw2": pw2,
+            "add": f"&{add}" if add else "NULL",
+            "add_in_first": int(b["add"] is not None and b["add"].inputs[0] == b["input"])})
+        base = ctx.plan.scratch_offsets[i]
+        band = ctx.A_at(base) if b["band_bytes"] else "NULL"
+        row = ctx.A_at(base + b["band_bytes"])
+        ks = ctx.A_at(base + b["band_bytes"] + b["row_bytes"])
+        checks = [f"{b['kernel_scratch']} >= {CONV.scratch_expr(ctx.g, n)}"
+                  for n in (b["pw1"], b["dw"], b["pw2"]) if n is not None]
+        return (f"tt_block_s8(&{bid}, {ctx.A(b['input'])}, {ctx.A(step.output)}, {band}, {row}, "
+                f"{ks})"), checks
+
+
+CONV = Conv()
+BLOCK = Block()
+EMITTERS: tuple[ForwardEmitter, ...] = (CONV, FullyConnected(), Add(), GlobalAvgPool(), Flatten())
+BY_OP: dict[str, ForwardEmitter] = {op: e for e in EMITTERS for op in e.ops}
+BY_KIND: dict[str, ForwardEmitter] = {e.kind: e for e in EMITTERS + (BLOCK,)}
+
+
+def emitter_for(node: Node) -> ForwardEmitter:
+    """The forward emitter of ``node`` (UnsupportedOpError when its op has none)."""
+    try:
+        return BY_OP[node.op]
+    except KeyError:
+        raise UnsupportedOpError(node.op, node.name, "no C kernel for this op in the forward "
+                                 "pass (int8 graphs only)", node.source) from None
+
+
+def scratch(g: Graph, node: Node) -> int:
+    """Scratch bytes of the forward kernel of ``node``."""
+    e = emitter_for(node).scratch_expr(g, node)
+    return c_sizes([e])[0] if e else 0
+
+
+def prefetch(g: Graph) -> None:
+    """Evaluate the scratch sizes of every kernel of ``g`` in one C compilation."""
+    exprs = []
+    for n in g.nodes:
+        e = BY_OP.get(n.op)
+        if e is not None and n.conv_kind != "grouped":
+            x = e.scratch_expr(g, n)
+            if x:
+                exprs.append(x)
+    c_sizes(exprs)

@@ -1,0 +1,64 @@
+"""Sizes the C runtime defines, evaluated by the C compiler itself.
+
+The scratch-size macros (``TT_*_SCRATCH_BYTES``) and ``*_scratch_bytes()`` functions of
+``runtime_c/include`` are the single source of truth for how much scratch a kernel
+needs: :func:`c_sizes` compiles and runs a small host program to evaluate them, and the
+generated C re-checks every planned size against the same macros with
+``_Static_assert``.
+"""
+from __future__ import annotations
+
+from compiler import paths
+
+_CACHE: dict[str, int] = {}
+
+
+def c_sizes(exprs: list[str]) -> list[int]:
+    """Values of C expressions over the runtime (the scratch-size macros and the
+    ``*_scratch_bytes()`` functions, with compound-literal parameter structs), computed
+    by compiling and running a small host program against runtime_c: the C headers are
+    the single source of truth. Cached in memory and on disk
+    (build/.scratch-cache.json), keyed by the runtime's content."""
+    import hashlib
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    inc = paths.RUNTIME_INCLUDE
+    srcs = paths.runtime_sources()
+    private = paths.runtime_private_headers()
+    h = hashlib.sha256()
+    for f in sorted(inc.glob("*.h")) + private + srcs:
+        h.update(str(f.relative_to(paths.RUNTIME)).encode() + f.read_bytes())
+    tag = h.hexdigest()[:16]
+    disk = paths.BUILD / ".scratch-cache.json"
+    if not _CACHE and disk.exists():
+        try:
+            _CACHE.update(json.loads(disk.read_text()))
+        except ValueError:
+            pass
+    missing = sorted({e for e in exprs if f"{tag}:{e}" not in _CACHE})
+    if missing:
+        needs_link = any("_bytes(" in e for e in missing)
+        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n'
+               + ('#include "tt_train_kernels.h"\n' if (inc / "tt_train_kernels.h").exists() else "")
+               + "int main(void) {\n")
+        src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)
+        src += "    return 0;\n}\n"
+        with tempfile.TemporaryDirectory() as td:
+            c, exe = Path(td) / "sizes.c", Path(td) / "sizes"
+            c.write_text(src)
+            incs = [f"-I{d}" for d in [inc] + sorted({p.parent for p in private})]
+            cmd = ["cc", "-std=c99", "-O0", *incs, str(c)]
+            if needs_link:  # + the host board, for runtime files that talk to the board
+                cmd += [str(f) for f in srcs] + [str(paths.BOARDS / "host" / "board.c")]
+            p = subprocess.run(cmd + ["-o", str(exe), "-lm"], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError("cannot evaluate kernel scratch sizes:\n" + p.stderr[-3000:])
+            vals = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+        for e, v in zip(missing, vals):
+            _CACHE[f"{tag}:{e}"] = int(v)
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        disk.write_text(json.dumps(_CACHE))
+    return [_CACHE[f"{tag}:{e}"] for e in exprs]

@@ -1,0 +1,260 @@
+"""Execution schedule and static arena plan for the forward pass.
+
+1. :func:`schedule` turns an int8 graph into steps, one C call each. Inverted-residual
+   blocks ``[expand] -> depthwise -> pointwise2 [-> add]`` (expand = pointwise1, or any
+   plain conv feeding the depthwise, such as the first conv) whose intermediate tensors
+   are large run *fused*, row by row (``tt_block_s8`` in runtime_c/src/kernels/tt_block_s8.c):
+   only a band of ``k`` expanded rows and one depthwise output row exist at a time, so
+   the 64x64x48 tensor of mbv2-w0.35 (192 KB) is never materialised.
+2. :func:`plan` gives every tensor a lifetime (first step writing it .. last step
+   reading it), lets ``add`` and ``flatten`` work in place, and packs tensors and
+   per-step scratch into one arena with compile-time offsets (greedy by size, lowest
+   free offset among buffers whose lifetimes overlap).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compiler.ir.graph import Graph, Node
+from compiler.kernels import forward as KF
+
+ALIGN = 8
+FUSE_MIN_BYTES = 16 * 1024
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Step:
+    kind: str                      # conv | fc | add | avgpool | flatten | block
+    name: str
+    nodes: list[Node]
+    inputs: list[str]
+    output: str
+    scratch: int = 0               # bytes of scratch needed during this step
+    kernel: str = ""
+    block: dict | None = None      # fused block: roles -> nodes, sub-buffer sizes
+
+
+@dataclass
+class Buffer:
+    tensor: str
+    size: int
+    first: int
+    last: int
+    offset: int = -1
+    alias_of: str | None = None    # shares the bytes of another tensor (in place)
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    steps: list[Step]
+    buffers: dict[str, Buffer]
+    scratch_offsets: list[int]
+    arena_bytes: int
+    live_bytes: list[int] = field(default_factory=list)
+    fuse: str = "auto"
+    extra_offsets: dict[str, int] = field(default_factory=dict)
+    extra: list = field(default_factory=list)
+    live_all: list[int] = field(default_factory=list)
+
+    @property
+    def peak_step(self) -> int:
+        return max(range(len(self.steps)), key=lambda i: self.live_bytes[i])
+
+    def offset(self, tensor: str) -> int:
+        b = self.buffers[tensor]
+        return self.buffers[b.alias_of].offset if b.alias_of else b.offset
+
+
+def _nbytes(g: Graph, t: str) -> int:
+    return g.tensors[t].numel  # int8, batch 1
+
+
+def _consumers(g: Graph) -> dict[str, list[Node]]:
+    out: dict[str, list[Node]] = {t: [] for t in g.tensors}
+    for n in g.nodes:
+        for t in n.inputs:
+            out[t].append(n)
+    return out
+
+
+def _is_pw(n: Node | None, stride1: bool = True) -> bool:
+    return (n is not None and n.conv_kind == "pointwise"
+            and (n.attrs["stride"] == 1 or not stride1))
+
+
+def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
+    """depthwise node name -> {pw1, dw, pw2, add, input, output} for fusable blocks.
+    Blocks containing a node of ``keep`` (e.g. on the gradient path) are not fused."""
+    if fuse == "none":
+        return {}
+    producer = {n.output: n for n in g.nodes}
+    cons = _consumers(g)
+    blocks = {}
+    claimed: set[str] = set()
+    for dw in g.nodes:
+        if not dw.is_depthwise:
+            continue
+        pw1 = producer.get(dw.inputs[0])  # "expand": pointwise1 or any plain conv
+        if not (pw1 is not None and pw1.conv_kind in ("pointwise", "kxk") and len(cons[pw1.output]) == 1
+                and pw1.output not in g.outputs and pw1.name not in claimed):
+            pw1 = None
+        c = cons[dw.output]
+        if len(c) != 1 or not _is_pw(c[0]) or dw.output in g.outputs:
+            continue
+        pw2 = c[0]
+        block_in = pw1.inputs[0] if pw1 else dw.inputs[0]
+        add = None
+        c2 = cons[pw2.output]
+        if (len(c2) == 1 and c2[0].op == "add" and block_in in c2[0].inputs
+                and pw2.output not in g.outputs and dw.attrs["stride"] == 1
+                and c2[0].inputs[0] != c2[0].inputs[1]):
+            add = c2[0]
+        expanded = max(_nbytes(g, pw1.output) if pw1 else 0, _nbytes(g, dw.output))
+        if fuse == "auto" and expanded <= FUSE_MIN_BYTES:
+            continue
+        if any(n is not None and n.name in keep for n in (pw1, dw, pw2, add)):
+            continue
+        claimed.update(n.name for n in (pw1, dw, pw2, add) if n is not None)
+        blocks[dw.name] = {"pw1": pw1, "dw": dw, "pw2": pw2, "add": add, "input": block_in,
+                           "output": (add or pw2).output}
+    return blocks
+
+
+def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
+    if fuse not in ("auto", "all", "none"):
+        raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
+    KF.prefetch(g)
+    blocks = _find_blocks(g, fuse, keep)
+    in_block: dict[str, str] = {}
+    for key, b in blocks.items():
+        for role in ("pw1", "dw", "pw2", "add"):
+            if b[role] is not None:
+                in_block[b[role].name] = key
+    steps: list[Step] = []
+    for n in g.nodes:
+        key = in_block.get(n.name)
+        if key is not None:
+            b = blocks[key]
+            if n is not b["dw"]:
+                continue  # emitted once, at the depthwise node (all parts are contiguous)
+            steps.append(_block_step(g, b))
+            continue
+        e = KF.emitter_for(n)
+        steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, KF.scratch(g, n),
+                          e.kernel(n)))
+    return steps
+
+
+def _block_step(g: Graph, b: dict) -> Step:
+    dw, pw1, pw2 = b["dw"], b["pw1"], b["pw2"]
+    _, h, w, c = g.tensors[dw.inputs[0]].shape
+    _, ho, wo, _ = g.tensors[dw.output].shape
+    kh = dw.attrs["kernel"][0]
+    band = _align(kh * w * c) if pw1 else 0
+    row = _align(wo * c)
+    ks = max([KF.scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
+    nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
+    name = dw.name.rsplit(".", 1)[0] if "." in dw.name else dw.name
+    return Step("block", name, nodes, [b["input"]], b["output"], band + row + _align(ks),
+                KF.BLOCK.kernel(), {**b, "band_bytes": band, "row_bytes": row,
+                                "kernel_scratch": _align(ks)})
+
+
+def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | None = None,
+         extra: list | None = None) -> Plan:
+    """Forward schedule + arena. Training hooks: ``keep`` (nodes that must not be fused),
+    ``extend_last`` (tensor -> last step index using it, beyond the forward steps, e.g.
+    activations saved for the backward pass), ``extra`` ((name, bytes, first, last)
+    buffers: masks, gradients, backward scratch), placed in the same arena; their offsets
+    end up in ``Plan.extra_offsets``."""
+    steps = schedule(g, fuse, keep)
+    nsteps = len(steps)
+    bufs: dict[str, Buffer] = {}
+    for t in g.inputs:
+        bufs[t] = Buffer(t, _nbytes(g, t), 0, 0)
+    for i, s in enumerate(steps):
+        bufs[s.output] = Buffer(s.output, _nbytes(g, s.output), i, i)
+        for t in s.inputs:
+            bufs[t].last = max(bufs[t].last, i)
+    for t in g.outputs:
+        bufs[t].last = nsteps - 1
+    for t, last in (extend_last or {}).items():
+        bufs[t].last = max(bufs[t].last, last)
+    # in place (the step's emitter says when): flatten always; add when an operand dies here
+    for i, s in enumerate(steps):
+        how = KF.BY_KIND[s.kind].in_place
+        if how == "always" or (how == "operand_dies" and any(
+                bufs[t].last == i and t not in g.inputs for t in s.inputs)):
+            src = s.inputs[0] if how == "always" else next(
+                t for t in s.inputs if bufs[t].last == i and t not in g.inputs)
+            root = bufs[src].alias_of or src
+            bufs[s.output].alias_of = root
+            bufs[root].last = max(bufs[root].last, bufs[s.output].last)
+    # propagate lifetimes of aliases to their roots (aliases may chain)
+    for b in bufs.values():
+        if b.alias_of:
+            r = bufs[b.alias_of]
+            r.last = max(r.last, b.last)
+    items = [(b.tensor, b.size, b.first, b.last) for b in bufs.values() if not b.alias_of]
+    items += [(f"#scratch{i}", s.scratch, i, i) for i, s in enumerate(steps) if s.scratch]
+    items += [(name, size, first, last) for name, size, first, last in (extra or []) if size]
+    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
+    offsets: dict[str, int] = {}
+    for name, size, first, last in sorted(items, key=lambda x: (-x[1], x[2])):
+        clash = sorted((o, sz) for o, sz, f, l in placed if not (l < first or f > last))
+        off = 0
+        for o, sz in clash:
+            if off + size <= o:
+                break
+            off = max(off, _align(o + sz))
+        offsets[name] = off
+        placed.append((off, size, first, last))
+    for t, b in bufs.items():
+        if not b.alias_of:
+            b.offset = offsets[t]
+    scratch_offsets = [offsets.get(f"#scratch{i}", 0) for i in range(nsteps)]
+    arena = _align(max((o + sz for o, sz, _, _ in placed), default=0))
+    live = []
+    horizon = max([nsteps] + [last + 1 for _, _, _, last in (extra or [])])
+    for i in range(horizon):
+        live.append(sum(sz for _, sz, f, l in placed if f <= i <= l))
+    pl = Plan(g, steps, bufs, scratch_offsets, arena, live[:nsteps], fuse)
+    pl.extra_offsets = {name: offsets[name] for name, size, _, _ in (extra or []) if size}
+    pl.extra = list(extra or [])
+    pl.live_all = live
+    return pl
+
+
+def table(p: Plan) -> list[dict]:
+    """Per-step memory rows for the report (bytes)."""
+    rows = []
+    peak = p.peak_step
+    for i, s in enumerate(p.steps):
+        out = p.graph.tensors[s.output]
+        rows.append({"step": i, "name": s.name, "kernel": s.kernel,
+                     "output_shape": list(out.shape[1:]), "output_bytes": out.numel,
+                     "scratch_bytes": s.scratch, "live_bytes": p.live_bytes[i],
+                     "peak": i == peak})
+    return rows
+
+
+def verify(p: Plan) -> None:
+    """Check the plan's invariants (raises AssertionError): every buffer inside the
+    arena, and no two buffers whose lifetimes overlap share a byte."""
+    items = [(t, p.offset(t), b.size, b.first, b.last) for t, b in p.buffers.items()
+             if not b.alias_of]
+    items += [(f"#scratch{i}", p.scratch_offsets[i], s.scratch, i, i)
+              for i, s in enumerate(p.steps) if s.scratch]
+    items += [(n, p.extra_offsets[n], sz, f, l) for n, sz, f, l in p.extra if sz]
+    for name, off, size, _, _ in items:
+        assert off >= 0 and off + size <= p.arena_bytes, (name, off, size, p.arena_bytes)
+    for i, (a, oa, sa, fa, la) in enumerate(items):
+        for b, ob, sb, fb, lb in items[i + 1:]:
+            if la < fb or lb < fa or sa == 0 or sb == 0:
+                continue
+            assert oa + sa <= ob or ob + sb <= oa, f"{a} [{oa},{oa + sa}) overlaps {b} [{ob},{ob + sb})"

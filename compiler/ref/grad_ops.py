@@ -1,0 +1,442 @@
+"""Reference int8 backward operators (numpy): the numeric contract of the training step.
+
+Every function here has a C twin in the runtime (``tt_<op>_grad_*_s8`` kernels and
+``tt_train_math.h``); the two must be bit-exact, including every float32 operation
+(the firmware is built with ``-ffp-contract=off`` so no multiply-add is fused, and the
+float32 operations below are written one IEEE operation at a time in the same order).
+
+Representation
+    A gradient tensor is int8 values ``q`` in [-qmax, qmax] (qmax = 2**(bits-1) - 1,
+    bits 2..8) and one float32 ``scale``: real gradient ~= scale * q. Integer MACs
+    accumulate in int32. float32 appears only in per-tensor / per-channel factors and in
+    the loss.
+
+Loss
+    softmax cross-entropy on the dequantized logits ``s_y * (y - z_y)`` (float32), with a
+    deterministic exp (:func:`expf`) and a sequential sum, so C and numpy agree exactly.
+    The gradient ``p - onehot`` is quantized by :func:`quantize_grad_f32`.
+
+Scale choice ("range functions")
+    R = f(|g|): ``max``, ``max/2``, ``max/4`` or ``mean*K`` (K an integer 1..64); values
+    beyond R saturate at +-qmax. For int32 accumulators R is an integer (max >> r, or
+    K * (sum|acc| // n)); the new scale is ``acc_scale * (R / qmax)`` and the int8 values
+    ``clamp(requant(acc, q31(qmax / R)), -qmax, qmax)`` (float32 division, exact Q31
+    conversion of a float32, single-rounding requant of qmath).
+
+Backward through a conv / fc with per-channel weight scales s_w[c]
+    The output gradient is first *prescaled* per output channel into int16:
+    ``t = requant(gy_q, q31(s_w[c] / max(s_w) * 2**PRESCALE_BITS))`` (|t| <= 127*16),
+    then ``gx_acc = sum(w_q * t)`` (int32; transposed convolution) has the single scale
+    ``s_gy * max(s_w) / 2**PRESCALE_BITS``.
+
+ReLU / clamp derivative
+    ``mask = (y > act_min) & (y < act_max)`` on the int8 forward output (1 bit per
+    element, saved in the forward pass); the gradient is multiplied by it.
+
+Weight update (QAS + SGD, in place)
+    ``A = sum(gy_q * (x_q - x_zero))`` (int32) per weight of the trained channel slice;
+    per channel ``f_c = ((lr * s_gy) * s_x) / s_w[c]`` (float32) -- this is SGD on the
+    real weight, i.e. the gradient w.r.t. the int8 weight scaled by s_w^-2 (QAS); the
+    update ``delta = round(A * f_c)`` in fixed point (``v = A * mult_c``, ``31 - shift_c``
+    fraction bits) with stochastic rounding (a counter-based hash supplies the random
+    fraction: order-independent, vectorisable), nearest (half up) or truncation (toward
+    zero, for comparison only); ``w = clamp(w - delta, -127, 127)``.
+    Bias: ``gb = sum(gy_q)``; ``f_b = ((lr * s_gy) / s_x) / s_w[c]``; nearest rounding;
+    ``b = sat_int32(b - delta)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir.qmath import requantize
+
+PRESCALE_BITS = 4
+F32 = np.float32
+ROUNDINGS = ("stochastic", "nearest", "truncate")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def qmax_of(bits: int) -> int:
+    if not 2 <= bits <= 8:
+        raise ValueError(f"gradient bit width must be 2..8, got {bits}")
+    return (1 << (bits - 1)) - 1
+
+
+def q31_of_f32(x) -> tuple[int, int]:
+    """Exact (mult, shift) of a non-negative float32: x == mult * 2**(shift - 31).
+    Values below 2**-32 (and zero, denormals) give (0, 0). Raises for x >= 2**30."""
+    x = F32(x)
+    if not np.isfinite(x) or x < 0:
+        raise ValueError(f"scale factor must be finite and >= 0, got {x}")
+    bits = int(np.array(x, dtype=np.float32).view(np.uint32))
+    exp = (bits >> 23) & 0xFF
+    if exp == 0:
+        return 0, 0
+    mant = (bits & 0x7FFFFF) | 0x800000          # 24 bits: x = mant * 2**(exp - 150)
+    shift = exp - 126                             # x = (mant / 2**24) * 2**shift
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise ValueError(f"scale factor {x} too large")
+    return mant << 7, shift
+
+
+def q31_of_f32_vec(xs) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`q31_of_f32` of every element (vectorised; same results and errors)."""
+    x = np.asarray(xs, dtype=np.float32).ravel()
+    bad = ~np.isfinite(x) | (x < 0)
+    bits = x.view(np.uint32).astype(np.int64)
+    exp = (bits >> 23) & 0xFF
+    shift = exp - 126
+    zero = (exp == 0) | (shift < -31)
+    bad |= ~zero & (shift > 30)
+    if bad.any():
+        q31_of_f32(x[np.argmax(bad)])  # raises the scalar function's error
+    mant = (bits & 0x7FFFFF) | 0x800000
+    return np.where(zero, 0, mant << 7), np.where(zero, 0, shift)
+
+
+def hash32(idx, key) -> np.ndarray:
+    """Counter-based 32-bit hash (a murmur3-style finalizer of idx * golden + key)."""
+    h = (np.asarray(idx, dtype=np.uint64) * np.uint64(0x9E3779B9) + np.uint64(int(key) & 0xFFFFFFFF))
+    h &= np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x7FEB352D)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(15)
+    h = (h * np.uint64(0x846CA68B)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(16)
+    return h
+
+
+def update_key(seed: int, step: int, layer: int) -> int:
+    """Key of the random stream of one layer's update at one training step."""
+    return int(hash32(np.uint64(step & 0xFFFFFFFF), (seed + layer * 0x632BE5AB) & 0xFFFFFFFF))
+
+
+def round_half_away_f32(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return np.where(v >= 0, np.floor(v + F32(0.5)), -np.floor(-v + F32(0.5))).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- loss
+
+EXP_LO = F32(-86.0)
+LOG2E = F32(1.44269504)
+LN2_HI = F32(0.693145752)
+LN2_LO = F32(1.42860677e-06)
+_EXP_POLY = [F32(1.0 / 720), F32(1.0 / 120), F32(1.0 / 24), F32(1.0 / 6), F32(0.5), F32(1.0), F32(1.0)]
+
+
+def expf(x) -> np.ndarray:
+    """Deterministic float32 exp for x <= 0 (softmax after subtracting the max)."""
+    x = np.maximum(np.asarray(x, dtype=np.float32), EXP_LO)
+    n = np.floor(x * LOG2E + F32(0.5)).astype(np.float32)
+    r = (x - n * LN2_HI) - n * LN2_LO
+    p = np.full_like(r, _EXP_POLY[0])
+    for c in _EXP_POLY[1:]:
+        p = p * r + c
+    # p * 2**n by exponent arithmetic (n >= -125 here, p in (0.7, 1.5): result normal)
+    bits = p.view(np.uint32).astype(np.int64) + (n.astype(np.int64) << 23)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def softmax_xent_grad(logits_q, s_y: float, z_y: int, label: int) -> tuple[np.ndarray, float]:
+    """int8 logits [C] -> (dL/dlogit_real float32 [C], loss float32)."""
+    s_y = F32(s_y)
+    z = (np.asarray(logits_q, dtype=np.int32) - int(z_y)).astype(np.float32) * s_y
+    m = z.max()
+    e = expf(z - m)
+    total = np.cumsum(e, dtype=np.float32)[-1]  # sequential sum, as in C
+    p = e / total
+    g = p.copy()
+    g[label] = g[label] - F32(1.0)
+    loss = F32(-np.log(np.maximum(p[label], F32(1e-30))))
+    return g.astype(np.float32), float(loss)
+
+
+# ----------------------------------------------------------------------------- scales
+
+def _parse_mode(mode: str) -> tuple[str, int]:
+    if mode == "max":
+        return "shift", 0
+    if mode == "max/2":
+        return "shift", 1
+    if mode == "max/4":
+        return "shift", 2
+    if mode.startswith("mean*"):
+        k = int(mode[5:])
+        if not 1 <= k <= 64:
+            raise ValueError(f"mean*K needs 1 <= K <= 64, got {mode}")
+        return "mean", k
+    raise ValueError(f"unknown gradient range function {mode!r} (max, max/2, max/4, mean*K)")
+
+
+def quantize_grad_f32(g, bits: int = 8, mode: str = "max") -> tuple[np.ndarray, np.float32]:
+    """float32 gradient -> (int8 q, float32 scale) with R = f(|g|)."""
+    g = np.asarray(g, dtype=np.float32)
+    qmax = qmax_of(bits)
+    kind, k = _parse_mode(mode)
+    a = np.abs(g)
+    if kind == "shift":
+        r = a.max() / F32(1 << k)
+    else:
+        r = (np.cumsum(a, dtype=np.float32)[-1] / F32(a.size)) * F32(k)
+    r = F32(r)
+    if not r > 0:
+        return np.zeros(g.shape, np.int8), F32(1.0)
+    scale = F32(r / F32(qmax))
+    q = np.clip(round_half_away_f32(g / scale), -qmax, qmax)
+    return q.astype(np.int8), scale
+
+
+def grad_range_int(acc, mode: str) -> int:
+    a = np.abs(np.asarray(acc, dtype=np.int64))
+    kind, k = _parse_mode(mode)
+    if a.size == 0:
+        return 0
+    if kind == "shift":
+        return int(a.max()) >> k
+    return k * (int(a.sum()) // a.size)
+
+
+def requant_grad(acc, acc_scale: float, bits: int = 8, mode: str = "max",
+                 r: int | None = None) -> tuple[np.ndarray, np.float32]:
+    """int32 gradient accumulators (scale acc_scale) -> (int8 q, float32 scale).
+    ``r`` overrides the range (e.g. a statistic from the previous step)."""
+    qmax = qmax_of(bits)
+    acc = np.asarray(acc, dtype=np.int64)
+    r = grad_range_int(acc, mode) if r is None else int(r)
+    if r <= 0:
+        return np.zeros(acc.shape, np.int8), F32(acc_scale)
+    inv = F32(F32(qmax) / F32(r))
+    m, s = q31_of_f32(inv)
+    q = np.clip(requantize(acc, m, s), -qmax, qmax).astype(np.int8)
+    scale = F32(F32(acc_scale) * F32(F32(r) / F32(qmax)))
+    return q, scale
+
+
+def add_grads(q1, s1: float, q2, s2: float, bits: int = 8, mode: str = "max"):
+    """Sum of two gradient tensors with different scales -> (int8 q, float32 scale).
+    Common scale s_c = max(s1, s2) / 4096; integer weights m_i = floor(s_i / s_c + 0.5).
+    If s_c is not positive (both scales zero or below 4096 * the smallest float32), the
+    sum is zero: zeros with scale s_c."""
+    s1, s2 = F32(s1), F32(s2)
+    if not (np.isfinite(s1) and np.isfinite(s2)):
+        raise ValueError(f"add_grads: scales must be finite, got {s1}, {s2}")
+    sc = F32(max(s1, s2) / F32(4096.0))
+    if not sc > 0:
+        # both gradients are (numerically) zero: a zero gradient keeps shrinking its scale
+        # through many layers (e.g. below a zero-initialised head) until it underflows
+        return np.zeros(np.shape(q1), np.int8), sc
+    m1 = int(np.floor(s1 / sc + F32(0.5)))
+    m2 = int(np.floor(s2 / sc + F32(0.5)))
+    acc = np.asarray(q1, np.int32) * m1 + np.asarray(q2, np.int32) * m2
+    return requant_grad(acc, sc, bits, mode)
+
+
+def clamp_mask(y_q, act_min: int, act_max: int) -> np.ndarray:
+    y = np.asarray(y_q)
+    return (y > act_min) & (y < act_max)
+
+
+# ----------------------------------------------------------------------------- input gradients
+
+def prescale_params(w_scales) -> tuple[np.ndarray, np.ndarray, float]:
+    """Compile-time per-channel (mult, shift) for the int16 prescale, and max(s_w)."""
+    from compiler.ir.qmath import quantize_multipliers
+    ws = np.asarray(w_scales, dtype=np.float64)
+    smax = float(ws.max())
+    if smax <= 0:
+        raise ValueError("all weight scales are zero")
+    m, s = quantize_multipliers(ws / smax * (1 << PRESCALE_BITS))
+    return m, s, smax
+
+
+def prescale(gy_q, pmult, pshift) -> np.ndarray:
+    """int8 output gradient [..., C] -> int16 per-channel prescaled values."""
+    return requantize(np.asarray(gy_q, np.int64), pmult, pshift).astype(np.int16)
+
+
+def conv_grad_input(t, w, in_hw: tuple[int, int], stride: int, pad: int, groups: int) -> np.ndarray:
+    """Transposed convolution: t int16 [N,Ho,Wo,Co], w int8 OHWI -> int32 [N,H,W,Ci]."""
+    t = np.asarray(t, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    n, ho, wo, co = t.shape
+    _, kh, kw, cig = w.shape
+    h, wd = in_hw
+    ci = cig * groups
+    hp, wp = h + 2 * pad + stride, wd + 2 * pad + stride
+    gx = np.zeros((n, hp, wp, ci), dtype=np.int64)
+    cog = co // groups
+    depthwise = groups == ci and cig == 1 and co == ci
+    for ky in range(kh):
+        for kx in range(kw):
+            sl = (slice(None), slice(ky, ky + stride * (ho - 1) + 1, stride),
+                  slice(kx, kx + stride * (wo - 1) + 1, stride))
+            if depthwise:
+                gx[sl] += t * w[:, ky, kx, 0]
+            elif groups == 1:
+                gx[sl] += t @ w[:, ky, kx, :]
+            else:
+                for g in range(groups):
+                    gx[sl + (slice(g * cig, (g + 1) * cig),)] += (
+                        t[..., g * cog:(g + 1) * cog] @ w[g * cog:(g + 1) * cog, ky, kx, :])
+    return gx[:, pad:pad + h, pad:pad + wd, :].astype(np.int32)
+
+
+def fc_grad_input(t, w) -> np.ndarray:
+    """t int16 [N,Co], w int8 [Co,Ci] -> int32 [N,Ci]."""
+    return (np.asarray(t, np.int64) @ np.asarray(w, np.int64)).astype(np.int32)
+
+
+def avgpool_grad_input(gy_q, gy_scale: float, hw: tuple[int, int]):
+    """Global average pool backward: broadcast, scale / (H*W). Returns (q [N,H,W,C], scale)."""
+    gy = np.asarray(gy_q, np.int8).reshape(gy_q.shape[0], 1, 1, -1)
+    q = np.broadcast_to(gy, (gy.shape[0], hw[0], hw[1], gy.shape[-1])).copy()
+    return q, F32(F32(gy_scale) / F32(hw[0] * hw[1]))
+
+
+# ----------------------------------------------------------------------------- weight gradients
+
+def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride: int, pad: int,
+                         groups: int, k: int | None = None) -> np.ndarray:
+    """A[c, ky, kx, i] = sum over batch and pixels of gy[c] * (x - x_zero) for the first
+    ``k`` output channels (all when None). gy [N,Ho,Wo,Co] int8, x [N,H,W,Ci] int8."""
+    gy = np.asarray(gy_q, dtype=np.int64)
+    n, ho, wo, co = gy.shape
+    k = co if k is None else k
+    kh, kw = kernel
+    xs = np.asarray(x_q, dtype=np.int64) - x_zero
+    xs = np.pad(xs, ((0, 0), (pad, pad + stride), (pad, pad + stride), (0, 0)))
+    ci = xs.shape[-1]
+    cig = ci // groups
+    cog = co // groups
+    out = np.zeros((k, kh, kw, cig), dtype=np.int64)
+    g2 = gy[..., :k].reshape(n * ho * wo, k)  # (not -1: k may be 0)
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = xs[:, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride, :]
+            tap = tap.reshape(-1, ci)
+            if groups == 1:
+                out[:, ky, kx, :] = g2.T @ tap
+            elif groups == ci and cig == 1:
+                out[:, ky, kx, 0] = (g2 * tap[:, :k]).sum(axis=0)
+            else:
+                for c in range(k):
+                    g = c // cog
+                    out[c, ky, kx, :] = g2[:, c] @ tap[:, g * cig:(g + 1) * cig]
+    return out.astype(np.int32)
+
+
+def fc_grad_weight_acc(gy_q, x_q, x_zero: int, k: int | None = None) -> np.ndarray:
+    gy = np.asarray(gy_q, np.int64)
+    k = gy.shape[1] if k is None else k
+    return (gy[:, :k].T @ (np.asarray(x_q, np.int64) - x_zero)).astype(np.int32)
+
+
+def bias_grad_acc(gy_q, k: int | None = None) -> np.ndarray:
+    gy = np.asarray(gy_q, np.int64)
+    gy = gy.reshape(-1, gy.shape[-1])
+    k = gy.shape[1] if k is None else k
+    return gy[:, :k].sum(axis=0).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- updates
+
+def weight_factors(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
+    """f_c = ((lr * s_gy) * s_x) / s_w[c] in float32 (QAS: SGD on the real weight)."""
+    a = F32(F32(F32(lr) * F32(s_gy)) * F32(s_x))
+    return (a / np.asarray(s_w, dtype=np.float32)).astype(np.float32)
+
+
+def bias_factors(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
+    a = F32(F32(F32(lr) * F32(s_gy)) / F32(s_x))
+    return (a / np.asarray(s_w, dtype=np.float32)).astype(np.float32)
+
+
+def _fixed_round(v: np.ndarray, total: np.ndarray, rounding: str, rnd: np.ndarray | None):
+    """round(v * 2**-total) for int64 v, per-element total = fraction bits."""
+    v = v.astype(np.int64)
+    total = np.asarray(total, dtype=np.int64)
+    if rounding in ROUNDINGS and total.size and total.min() > 0 and total.max() <= 62:
+        # every element has 1..62 fraction bits: the general case below without masks
+        if rounding == "nearest":
+            return (v + (np.int64(1) << (total - 1))) >> total
+        if rounding == "truncate":
+            return np.sign(v) * (np.abs(v) >> total)
+        h = rnd.astype(np.int64)
+        r = np.where(total <= 32, h >> np.maximum(32 - total, 0), h << np.maximum(total - 32, 0))
+        return (v + r) >> total
+    total = np.broadcast_to(total, v.shape).astype(np.int64)
+    out = np.zeros_like(v)
+    le0 = total <= 0
+    out[le0] = v[le0] << (-total[le0])
+    mid = (total > 0) & (total <= 62)
+    t = total[mid]
+    vm = v[mid]
+    if rounding == "nearest":
+        out[mid] = (vm + (np.int64(1) << (t - 1))) >> t
+    elif rounding == "truncate":
+        out[mid] = np.sign(vm) * (np.abs(vm) >> t)
+    elif rounding == "stochastic":
+        h = rnd[mid].astype(np.int64)
+        r = np.where(t <= 32, h >> np.maximum(32 - t, 0), h << np.maximum(t - 32, 0))
+        out[mid] = (vm + r) >> t
+    else:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    return out  # total > 62: 0
+
+
+def sgd_update_weights(w, acc, factors, rounding: str = "stochastic", key: int = 0) -> np.ndarray:
+    """In-place SGD on the first k output channels of an int8 weight (any layout with
+    output channels first): w[:k] = clamp(w[:k] - round(acc * f_c), -127, 127)."""
+    w = np.array(w, dtype=np.int8, copy=True)
+    acc = np.asarray(acc, dtype=np.int64)
+    k = acc.shape[0]
+    m, s = q31_of_f32_vec(factors)
+    shape = (k,) + (1,) * (acc.ndim - 1)
+    v = acc * m.reshape(shape)
+    total = (31 - s).reshape(shape)
+    rnd = None
+    if rounding == "stochastic":
+        rnd = hash32(np.arange(acc.size, dtype=np.uint64).reshape(acc.shape), key)
+    delta = _fixed_round(v, total, rounding, rnd)
+    delta = np.clip(delta, -(1 << 31), (1 << 31) - 1)
+    w[:k] = np.clip(w[:k].astype(np.int64) - delta, -127, 127).astype(np.int8)
+    return w
+
+
+def sgd_update_bias(b, gb, factors) -> np.ndarray:
+    """b[:k] = sat_int32(b[:k] - round_nearest(gb * f_b))."""
+    b = np.array(b, dtype=np.int32, copy=True)
+    gb = np.asarray(gb, dtype=np.int64)
+    k = gb.shape[0]
+    m, s = q31_of_f32_vec(factors)
+    delta = _fixed_round(gb * m, 31 - s, "nearest", None)
+    b[:k] = np.clip(b[:k].astype(np.int64) - delta, -(1 << 31), (1 << 31) - 1).astype(np.int32)
+    return b
+
+
+# ----------------------------------------------------------------------------- additions (training program)
+# Added with the training-program compiler (compiler.autodiff.program / compiler.autodiff.trainer); the
+# functions above are unchanged. Each one below also needs a C twin.
+
+def input_grad_scale(s_gy: float, w_smax: float) -> np.float32:
+    """Scale of the prescaled int16 output gradient and of the int32 input-gradient
+    accumulator of a conv / fc: ``s_gy * (max(s_w) / 2**PRESCALE_BITS)`` in float32
+    (the division by a power of two is exact, so this is one float32 multiply)."""
+    return F32(F32(s_gy) * F32(F32(w_smax) / F32(1 << PRESCALE_BITS)))
+
+
+def weight_factors_plain(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
+    """QAS off (for comparison): SGD on the int8 weight itself with the gradient w.r.t.
+    ``w_q`` (= s_w[c] * dL/dw_real): ``f_c = ((lr * s_gy) * s_x) * s_w[c]`` in float32."""
+    a = F32(F32(F32(lr) * F32(s_gy)) * F32(s_x))
+    return (a * np.asarray(s_w, dtype=np.float32)).astype(np.float32)
+
+
+def bias_factors_plain(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
+    """QAS off: SGD on the int32 bias with the gradient w.r.t. ``b_q``
+    (= s_x * s_w[c] * dL/db_real): ``f_b = ((lr * s_gy) * s_x) * s_w[c]`` in float32."""
+    return weight_factors_plain(lr, s_gy, s_x, s_w)

@@ -1,0 +1,130 @@
+"""Reference int8 operators (numpy), the oracle for every C forward kernel.
+
+Layouts: activations NHWC int8 (a leading batch axis N is always present), weights OHWI
+int8 (depthwise: O = channels, I = 1), bias int32, per-output-channel requantization
+(``mult``, ``shift`` from :func:`compiler.ir.qmath.quantize_multiplier`).
+
+Semantics (the C kernels in ``runtime_c/src`` follow them exactly):
+
+conv2d / depthwise / fully connected, per output channel c::
+
+    acc = bias[c] + sum((x - x_zero) * w)          # padded taps contribute 0
+    y   = clamp(requant(acc, mult[c], shift[c]) + y_zero, act_min, act_max)
+
+add (TFLite scheme, left shift 20, single-rounding requant)::
+
+    a = requant((x1 - z1) << 20, m1, s1);  b = requant((x2 - z2) << 20, m2, s2)
+    y = clamp(requant(a + b, mo, so) + zo, act_min, act_max)
+
+global average pool: ``y = div_round_away(sum(x over H, W), H*W)`` (raw int8 values;
+input and output share scale and zero point).
+
+Integer sums are computed with float BLAS where that is faster: float32 when every
+partial sum provably stays below 2**24 in magnitude, float64 (exact below 2**53)
+otherwise, so the result is always exact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir.qmath import (  # noqa: F401  (AddParams, out_size: re-exported)
+    ADD_LEFT_SHIFT,
+    AddParams,
+    clamp_s8,
+    div_round_away,
+    out_size,
+    requantize,
+)
+
+
+def _pad(x: np.ndarray, pad: int, value: int) -> np.ndarray:
+    if pad == 0:
+        return x
+    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
+
+
+# float32 holds every integer of magnitude <= 2**24 exactly: a dot product of K terms
+# (x - x_zero) * w, |x - x_zero| <= 255 and |w| <= 128, never leaves that range when
+# K * 255 * 128 <= 2**24, whatever the summation order (BLAS blocking, FMA). Larger K
+# falls back to float64 (exact below 2**53).
+_F32_MAX_TERMS = (1 << 24) // (255 * 128)
+
+
+def _acc_float(terms: int):
+    return np.float32 if terms <= _F32_MAX_TERMS else np.float64
+
+
+def conv_acc(x, w, bias, x_zero: int, stride: int, pad: int, groups: int) -> np.ndarray:
+    """int32-valued accumulators [N, Ho, Wo, Co] (returned as int64)."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    n, h, wd, ci = x.shape
+    co, kh, kw, cig = w.shape
+    if ci != cig * groups or co % groups:
+        raise ValueError(f"conv shapes: x {x.shape}, w {w.shape}, groups {groups}")
+    ho, wo = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
+    ft = _acc_float(kh * kw * cig)
+    xs = x.astype(ft)
+    xs -= x_zero
+    xs = _pad(xs, pad, 0)
+    wf = w.astype(ft)
+    if groups == ci and co == ci and cig == 1:  # depthwise
+        acc = np.zeros((n, ho, wo, co), dtype=ft)
+        tmp = np.empty_like(acc)
+        for i in range(kh):
+            for j in range(kw):
+                tap = xs[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+                np.multiply(tap, wf[:, i, j, 0], out=tmp)
+                acc += tmp
+    elif kh == 1 and kw == 1 and groups == 1:  # pointwise: no im2col needed
+        acc = xs[:, ::stride, ::stride, :][:, :ho, :wo, :].reshape(n * ho * wo, ci) @ wf.reshape(co, ci).T
+        acc = acc.reshape(n, ho, wo, co)
+    else:
+        # im2col: [N, Ho, Wo, kh, kw, Ci]
+        s = xs.strides
+        cols = np.lib.stride_tricks.as_strided(
+            xs, shape=(n, ho, wo, kh, kw, ci),
+            strides=(s[0], s[1] * stride, s[2] * stride, s[1], s[2], s[3]), writeable=False)
+        if groups == 1:
+            acc = cols.reshape(n * ho * wo, kh * kw * ci) @ wf.reshape(co, -1).T
+            acc = acc.reshape(n, ho, wo, co)
+        else:
+            cog = co // groups
+            parts = []
+            for g in range(groups):
+                cg = cols[..., g * cig:(g + 1) * cig].reshape(n * ho * wo, kh * kw * cig)
+                parts.append(cg @ wf[g * cog:(g + 1) * cog].reshape(cog, -1).T)
+            acc = np.concatenate(parts, axis=1).reshape(n, ho, wo, co)
+    # the float sums are exact integers: the cast is exact (np.rint kept as a guard)
+    acc = np.rint(acc).astype(np.int64)
+    acc += np.asarray(bias, dtype=np.int64)
+    return acc
+
+
+def conv2d(x, w, bias, x_zero: int, y_zero: int, mult, shift, stride: int = 1,
+           pad: int = 0, groups: int = 1, act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    acc = conv_acc(x, w, bias, x_zero, stride, pad, groups)
+    return clamp_s8(requantize(acc, mult, shift) + y_zero, act_min, act_max)
+
+
+def fully_connected(x, w, bias, x_zero: int, y_zero: int, mult, shift,
+                    act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    """x [N, Ci], w [Co, Ci] -> [N, Co]."""
+    x = np.asarray(x)
+    y = conv2d(x.reshape(x.shape[0], 1, 1, -1), np.asarray(w)[:, None, None, :], bias,
+               x_zero, y_zero, mult, shift, act_min=act_min, act_max=act_max)
+    return y.reshape(x.shape[0], -1)
+
+
+def add(x1, x2, p: AddParams, act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    a = requantize((np.asarray(x1, np.int64) - p.z1) << ADD_LEFT_SHIFT, p.m1, p.s1)
+    b = requantize((np.asarray(x2, np.int64) - p.z2) << ADD_LEFT_SHIFT, p.m2, p.s2)
+    return clamp_s8(requantize(a + b, p.mo, p.so) + p.zo, act_min, act_max)
+
+
+def global_avgpool(x) -> np.ndarray:
+    """[N, H, W, C] -> [N, 1, 1, C]."""
+    x = np.asarray(x)
+    n, h, w, c = x.shape
+    s = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+    return div_round_away(s, h * w).astype(np.int8)

@@ -1,0 +1,392 @@
+"""Contribution analysis: how much accuracy each piece of a sparse update buys.
+
+On the user's data and with exactly the device's arithmetic (the int8 reference training
+step, :func:`compiler.autodiff.trainer.train_epochs`), train for a short while and measure held-out
+accuracy for
+
+- ``head``: the classifier alone (the baseline every gain is measured against);
+- ``bias k``: the classifier plus the biases of the last ``k`` conv layers;
+- ``weight L r``: the classifier and the best bias depth found above, plus the weights
+  (first ``r`` of the output channels) of conv layer ``L``.
+
+Bias gain = ``accuracy(bias k) - accuracy(head)``; weight gain = ``accuracy(weight L r) -
+accuracy(best bias depth)``, i.e. what the weights add on top of the bias update. Gains
+below ``Settings.min_gain`` points are treated as noise by the search (with 1000 test
+samples one standard error of an accuracy is about 1 point). The plan search
+(:mod:`compiler.sparse.search`) then adds gains up under the memory budget, as in the
+MCUNetV3 paper (gains are treated as additive).
+
+Speed (this is a tool people wait for):
+
+- configurations whose memory alone exceeds the budget are never run (the compiler's
+  memory model decides; if the 1/8 slice of a layer does not fit, no larger one does);
+- every configuration trains only its live suffix: the frozen prefix's outputs are
+  computed once per boundary, chaining from one boundary to the next (one forward pass
+  over the data in total);
+- configurations run in parallel worker processes (``jobs``), the longest first;
+- results are cached per (graph, data, settings, configuration) in a JSON file, so a
+  re-run, or a run with a larger budget, only trains what is new.
+
+Channel choice for ratio < 1: :func:`channel_importance` sums, over a few samples, the
+magnitude of each output channel's weight gradient (int8 reference, dequantized); the
+plan permutes the most important channels to the front (:mod:`compiler.sparse.permute`) before
+the analysis, so the analysed slice is the one the device will train.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.ir.graph import Graph
+from compiler.sparse import plan as sparse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How each configuration is trained and scored."""
+
+    epochs: int = 1
+    lr: float = 2e-3
+    seed: int = 0
+    ratios: tuple = ad.RATIOS
+    bias_step: int = 2            # bias depths s, 2s, ... (plus the deepest that fits)
+    min_gain: float = 1.0         # weight gains below this many points count as noise
+    lr_body: float | None = None  # learning rate below the classifier (None: lr)
+
+    def key(self) -> str:
+        d = {"epochs": self.epochs, "lr": self.lr, "seed": self.seed}
+        if self.lr_body is not None:
+            d["lr_body"] = self.lr_body
+        return json.dumps(d, sort_keys=True)
+
+    def train_config(self):
+        return tr.TrainConfig(lr=self.lr, lr_body=self.lr_body, seed=self.seed,
+                              loss_range_mode="max")
+
+
+@dataclass
+class Analysis:
+    """Measured accuracies (in %). ``bias[k]``: head + biases of the last k layers;
+    ``weight[(layer, r)]``: head + biases of the last ``bias_k`` layers + layer's weights
+    at ratio r (so a weight gain is what the weights add on top of the bias update)."""
+
+    base: float
+    bias: dict[int, float]                          # k -> accuracy
+    weight: dict[tuple[str, Fraction], float]       # (layer, ratio) -> accuracy
+    bias_k: int = 0                                 # bias depth the weight runs train with
+    memory: dict[str, int] = field(default_factory=dict)   # config label -> predicted RAM
+    skipped: dict[str, str] = field(default_factory=dict)  # config label -> why not run
+    seconds: float = 0.0
+    cached: int = 0
+    n_train: int = 0
+    n_test: int = 0
+    alternatives: dict = field(default_factory=dict)  # budget -> (plan, graph), same measurements
+    measured: dict = field(default_factory=dict)      # whole-plan label -> accuracy
+    runner: object = field(default=None, repr=False)  # runs more configurations (same cache)
+
+    def measure(self, plans: list) -> list[float]:
+        """Accuracy of each whole plan, trained and scored exactly as the configurations
+        were (same data, settings, cache)."""
+        cfgs = [plan_config(p) for p in plans]
+        acc = self.runner.run(cfgs, "whole plans")
+        self.measured.update(acc)
+        return [acc[label(c)] for c in cfgs]
+
+    def bias_gain(self, k: int) -> float:
+        return 0.0 if k == 0 else self.bias[k] - self.base
+
+    def weight_gain(self, layer: str, ratio) -> float:
+        ref = self.bias[self.bias_k] if self.bias_k else self.base
+        return self.weight[(layer, Fraction(ratio))] - ref
+
+    def to_dict(self) -> dict:
+        return {"head_accuracy": self.base, "n_train": self.n_train, "n_test": self.n_test,
+                "seconds": round(self.seconds, 1), "cached_configs": self.cached,
+                "weights_measured_with_bias_layers": self.bias_k,
+                "bias": {str(k): round(v, 3) for k, v in sorted(self.bias.items())},
+                "weight": {f"{n} {r}": round(v, 3) for (n, r), v in self.weight.items()},
+                "whole_plans": {k: round(v, 3) for k, v in self.measured.items()},
+                "skipped": self.skipped}
+
+
+def label(cfg: tuple) -> str:
+    if cfg[0] == "head":
+        return "head"
+    if cfg[0] == "bias":
+        return f"bias {cfg[1]}"
+    if cfg[0] == "plan":
+        return f"plan bias {cfg[1]}" + "".join(f" {n} {r}" for n, r in cfg[2])
+    return f"weight {cfg[1]} {cfg[2]} bias {cfg[3]}"
+
+
+def plan_config(plan: sparse.SparsePlan) -> tuple:
+    """A whole plan as a configuration: ("plan", k, ((layer, ratio), ...))."""
+    return ("plan", plan.bias_layers, tuple(sorted((n, str(r)) for n, r in plan.weights.items())))
+
+
+def config_plan(cfg: tuple) -> sparse.SparsePlan:
+    """("head",) | ("bias", k) | ("weight", layer, ratio, k) | ("plan", k, ((layer, ratio),
+    ...)) -> plan."""
+    if cfg[0] == "head":
+        return sparse.SparsePlan(0)
+    if cfg[0] == "bias":
+        return sparse.SparsePlan(int(cfg[1]))
+    if cfg[0] == "plan":
+        return sparse.SparsePlan(int(cfg[1]), {n: Fraction(r) for n, r in cfg[2]})
+    return sparse.SparsePlan(int(cfg[3]), {cfg[1]: Fraction(cfg[2])})
+
+
+# ----------------------------------------------------------------------------- candidates
+
+def bias_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Settings,
+                    mem: dict, skipped: dict) -> list[tuple]:
+    """("head",) and the bias depths that fit ``budget`` (bytes of RAM)."""
+    body = sparse.body_layers(g)
+    cfgs: list[tuple] = [("head",)]
+    mem["head"] = mm.total(config_plan(("head",)))
+    if mem["head"] > budget:
+        raise sparse.PlanError(f"even training only the classifier needs {mem['head'] / 1024:.1f} KB "
+                               f"of RAM, over the budget of {budget / 1024:.1f} KB")
+    step = max(1, settings.bias_step)
+    ks = list(range(step, len(body) + 1, step))
+    if not ks or ks[-1] != len(body):
+        ks.append(len(body))
+    fits_k = 0
+    for k in ks:
+        cfg = ("bias", k)
+        m = mem[label(cfg)] = mm.total(config_plan(cfg))
+        if m > budget:
+            skipped[label(cfg)] = f"needs {m / 1024:.1f} KB"
+            # deeper bias training only adds saved masks and gradient buffers: the deepest
+            # depth that fits lies between the last that did and this one
+            for j in range(k - 1, fits_k, -1):
+                c = ("bias", j)
+                if (mem.setdefault(label(c), mm.total(config_plan(c)))) <= budget:
+                    cfgs.append(c)
+                    break
+            break
+        cfgs.append(cfg)
+        fits_k = k
+    return cfgs
+
+
+def weight_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Settings, k: int,
+                      mem: dict, skipped: dict, layers: list[str] | None = None) -> list[tuple]:
+    """(layer, ratio) configurations on top of bias depth ``k`` that fit ``budget``."""
+    cfgs = []
+    for name in (layers if layers is not None else sparse.body_layers(g)):
+        for r in sorted(Fraction(x) for x in settings.ratios):
+            cfg = ("weight", name, str(r), k)
+            m = mem[label(cfg)] = mm.total(config_plan(cfg))
+            if m > budget:
+                skipped[label(cfg)] = f"needs {m / 1024:.1f} KB"
+                break  # a larger slice needs at least as much
+            cfgs.append(cfg)
+    return cfgs
+
+
+# ----------------------------------------------------------------------------- channel choice
+
+def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
+                       settings: Settings = Settings(),
+                       keep_head: bool = False) -> dict[str, np.ndarray]:
+    """Per output channel, the summed magnitude of the dequantized weight gradient over
+    ``samples`` training samples (reference arithmetic). A new classifier is first trained
+    alone for one epoch over ``x`` (a new head starts at zero, and a zero head passes no
+    gradient down; ``keep_head``: the model's own trained head is used as it is); then the
+    gradients are taken without applying any update."""
+    if not layers:
+        return {}
+    g = g.copy()
+    h = sparse.head(g)
+    if not keep_head:
+        head_prog = ad.build_program(g, {h: ad.LayerTrain(True, 1, True)})
+        tr.train_epochs(g, head_prog,
+                        tr.TrainState(tr.TrainConfig(lr=settings.lr, seed=settings.seed)),
+                        tr.prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
+    trainable = {n: ad.LayerTrain(True, 1, False) for n in layers}
+    prog = ad.build_program(g, trainable)
+    n = min(samples, len(y))
+    feats = tr.prefix_features(g, prog, x[:n])
+    state = tr.TrainState(tr.TrainConfig(lr=0.0, seed=settings.seed))
+    imp = {name: np.zeros(g.node(name).params["weight"].shape[0]) for name in layers}
+    for i in range(n):
+        tr.train_step(g, prog, state, label=int(y[i]), features=tr._slice(feats, i), trace=True)
+        for name in layers:
+            acc, scale = state.trace[f"A:{name}"]
+            a = np.abs(acc.astype(np.float64)).reshape(acc.shape[0], -1).sum(1)
+            imp[name] += a * float(scale)
+    return imp
+
+
+# ----------------------------------------------------------------------------- running
+
+_W: dict = {}   # worker globals (inherited through fork)
+
+
+def _boundary_pos(g: Graph, boundary: tuple) -> int:
+    pos = {t: i for i, t in enumerate(g.inputs)}
+    for i, n in enumerate(g.nodes):
+        pos[n.output] = i + 1
+    return min(pos[t] for t in boundary)
+
+
+def _run(cfg: tuple) -> tuple[tuple, float, float]:
+    t0 = time.time()
+    g: Graph = _W["graph"].copy()
+    prog = ad.build_program(g, config_plan(cfg).trainable(g))
+    feats = _W["features"][tuple(prog.boundary)]
+    ntr = _W["n_train"]
+    ftrain = {t: v[:ntr] for t, v in feats.items()}
+    ftest = {t: v[ntr:] for t, v in feats.items()}
+    s: Settings = _W["settings"]
+    state = tr.TrainState(s.train_config())
+    tr.train_epochs(g, prog, state, ftrain, _W["y_train"], s.epochs, order_seed=s.seed)
+    acc = tr.accuracy(g, prog, _W["y_test"], features=ftest)
+    return cfg, acc, time.time() - t0
+
+
+def data_hash(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class _Runner:
+    """Runs configurations with cached prefix features, worker processes and the cache."""
+
+    def __init__(self, g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress):
+        self.g, self.settings, self.jobs, self.progress = g, settings, jobs, progress
+        self.x_all = np.concatenate([x_train, x_test])
+        self.y_train, self.y_test = np.asarray(y_train), np.asarray(y_test)
+        key = hashlib.sha256((g.sha256() + data_hash(x_train, y_train, x_test, y_test)
+                              + settings.key()).encode()).hexdigest()[:20]
+        self.store: dict[str, float] = {}
+        self.file = None
+        if cache is not None:
+            self.file = Path(cache) / f"contrib-{g.name}-{key}.json"
+            if self.file.exists():
+                self.store = json.loads(self.file.read_text())
+        self.cached = 0
+
+    def run(self, cfgs: list[tuple], what: str) -> dict[str, float]:
+        g = self.g
+        todo = [c for c in cfgs if label(c) not in self.store]
+        self.cached += len(cfgs) - len(todo)
+        if todo:
+            progs = {c: ad.build_program(g, config_plan(c).trainable(g)) for c in todo}
+            bounds = sorted({tuple(p.boundary) for p in progs.values()},
+                            key=lambda b: _boundary_pos(g, b))
+            by_bound = {tuple(p.boundary): p for p in progs.values()}
+            features: dict[tuple, dict] = {}
+            known = None
+            bar = _bar(self.progress, len(bounds), f"{what}: prefix features")
+            for b in bounds:
+                p = by_bound[b]
+                f = None
+                if known is not None:
+                    try:
+                        f = tr.prefix_features(g, p, known=known)
+                    except ValueError:
+                        f = None
+                if f is None:
+                    f = tr.prefix_features(g, p, self.x_all)
+                features[b] = known = f   # later boundaries are computed from this one on
+                bar.update(1)
+            bar.close()
+            _W.update(graph=g, features=features, n_train=len(self.y_train), y_train=self.y_train,
+                      y_test=self.y_test, settings=self.settings)
+            # longest first: earlier boundaries (more live layers) train slower
+            todo.sort(key=lambda c: _boundary_pos(g, tuple(progs[c].boundary)))
+            jobs = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
+            bar = _bar(self.progress, len(todo), what)
+            pool = None
+            try:
+                if jobs == 1:
+                    results = map(_run, todo)
+                else:
+                    pool = mp.get_context("fork").Pool(jobs, initializer=_single_thread)
+                    results = pool.imap_unordered(_run, todo)
+                for cfg, acc, _sec in results:
+                    self.store[label(cfg)] = acc
+                    self._save()
+                    bar.update(1)
+            finally:
+                if pool is not None:
+                    pool.terminate()
+                    pool.join()
+                bar.close()
+                _W.clear()
+        return {label(c): self.store[label(c)] for c in cfgs}
+
+    def _save(self):
+        if self.file is None:
+            return
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.store, indent=0, sort_keys=True))
+        tmp.replace(self.file)
+
+
+def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
+            settings: Settings = Settings(), mm: sparse.MemoryModel | None = None,
+            layers: list[str] | None = None, jobs: int | None = None, cache: Path | None = None,
+            progress: bool = True) -> Analysis:
+    """Run the contribution analysis of ``g`` (a prepared, channel-permuted graph); see
+    the module doc. ``x_*`` are int8 model inputs, ``y_*`` labels. Two stages: the head
+    and every bias depth that fits; then each (layer, ratio) that fits on top of the best
+    bias depth."""
+    t_start = time.time()
+    mm = mm or sparse.MemoryModel(g)
+    mem: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    runner = _Runner(g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress)
+    bcfgs = bias_candidates(g, mm, budget, settings, mem, skipped)
+    acc = runner.run(bcfgs, "bias depths")
+    base = acc["head"]
+    bias = {c[1]: acc[label(c)] for c in bcfgs if c[0] == "bias"}
+    best_k = max([0] + sorted(bias), key=lambda k: (round(bias.get(k, base) - base, 9), -k))
+    wcfgs = weight_candidates(g, mm, budget, settings, best_k, mem, skipped, layers)
+    acc = runner.run(wcfgs, f"weights (+ biases of {best_k} layers)")
+    weight = {(c[1], Fraction(c[2])): acc[label(c)] for c in wcfgs}
+    return Analysis(base, bias, weight, best_k, mem, skipped, time.time() - t_start, runner.cached,
+                    len(y_train), len(y_test), runner=runner)
+
+
+def _single_thread():
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[v] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:
+        pass
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(on: bool, total: int, desc: str):
+    if not on:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="set" if desc.endswith("features") else "cfg",
+                dynamic_ncols=True, leave=True)

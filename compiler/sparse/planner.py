@@ -1,0 +1,212 @@
+"""Sparse-update planning end to end: model + data + budget -> plan JSON.
+
+:func:`make_plan` = prepare the graph (new head for the data's classes, input size) ->
+pick the candidate layers the budget allows -> choose and permute channels
+(:func:`compiler.sparse.contrib.channel_importance`, :mod:`compiler.sparse.permute`) -> contribution
+analysis (:func:`compiler.sparse.contrib.analyse`) -> plan search
+(:func:`compiler.sparse.search.search`) -> :class:`compiler.sparse.plan.SparsePlan` with the
+predicted memory and gain recorded. ``python -m compiler plan`` and ``bench/sparse.py``
+call it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from compiler.ir.graph import Graph
+from compiler.ref import inputs
+from compiler.sparse import contrib, permute
+from compiler.sparse import plan as sparse
+from compiler.sparse import search as plan_search
+
+
+def split_data(images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int, seed: int = 0):
+    """Shuffle with ``seed`` and take ``n_train`` training then ``n_test`` held-out samples."""
+    n = len(labels)
+    if n_train + n_test > n:
+        raise sparse.PlanError(f"the data has {n} samples, fewer than --train {n_train} + "
+                               f"--test {n_test}")
+    order = np.random.default_rng(seed).permutation(n)
+    tr, te = order[:n_train], order[n_train:n_train + n_test]
+    return images[tr], labels[tr], images[te], labels[te]
+
+
+def choose_channels(g: Graph, layers: list[str], x, y, settings: contrib.Settings,
+                    samples: int = 32, keep_head: bool = False) -> tuple[Graph, dict[str, list[int]]]:
+    """Permute the output channels of every permutable layer in ``layers`` by importance
+    (most important first). Returns the permuted graph and ``{layer: permutation}``."""
+    ok = [n for n in layers if permute.permutable(g, n)[0]]
+    imp = contrib.channel_importance(g, ok, x, y, samples=samples, settings=settings,
+                                     keep_head=keep_head)
+    perms = {}
+    for n in ok:
+        perm = permute.channel_order(imp[n])
+        if list(perm) != list(range(len(perm))):
+            g = permute.permute_output_channels(g, n, perm)
+            perms[n] = [int(i) for i in perm]
+    return g, perms
+
+
+def needed_permutations(g: Graph, plan: sparse.SparsePlan, perms: dict) -> dict:
+    """The permutations a plan relies on: of layers trained at a ratio below 1, and of
+    the producers of depthwise layers trained at a ratio below 1 (their channels follow)."""
+    sliced = {n for n, r in plan.weights.items() if r < 1}
+    keep = {}
+    for n, p in perms.items():
+        followers = [c.name for c in g.consumers(g.node(n).output) if c.is_depthwise]
+        if n in sliced or any(f in sliced for f in followers):
+            keep[n] = p
+    return keep
+
+
+def pick_measured(candidates: list, measure, base: float) -> tuple[int, list[dict]]:
+    """Choose among whole candidate plans by measured accuracy.
+
+    ``candidates``: ``[(plan, predicted gain)]`` best predicted first (the search's
+    ranking); ``measure(plans) -> [accuracy %]`` trains and scores each whole plan;
+    ``base``: the head-only accuracy gains are measured against. Returns the index of the
+    plan with the highest measured accuracy (ties: the earlier, i.e. better predicted,
+    one) and one row per candidate with predicted and measured gain side by side."""
+    if not candidates:
+        raise ValueError("no candidate plans to measure")
+    accs = list(measure([p for p, _ in candidates]))
+    rows = [{"plan": p, "predicted_gain": round(float(pg), 2), "accuracy": round(float(a), 2),
+             "measured_gain": round(float(a) - base, 2)}
+            for (p, pg), a in zip(candidates, accs)]
+    best = max(range(len(rows)), key=lambda i: (rows[i]["accuracy"], -i))
+    return best, rows
+
+
+def distinct_candidates(ranked: list, n: int) -> list:
+    """The first ``n`` distinct plans of a search ranking (``[(plan, gain)]``)."""
+    out, seen = [], set()
+    for p, gain in ranked:
+        if p.key() not in seen:
+            seen.add(p.key())
+            out.append((p, gain))
+        if len(out) == n:
+            break
+    return out
+
+
+def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: int,
+              input_size: int | None = None, classes: int | None = None, n_train: int = 1000,
+              n_test: int = 1000, settings: contrib.Settings = contrib.Settings(),
+              stack: int = 8192, app: str = "device", jobs: int | None = None, cache: Path | None = None,
+              generations: int = 30, progress: bool = True, log=print,
+              meta: dict | None = None, keep_head: bool = False, remeasure: int = 4,
+              history: int = 0,
+              extra_budgets=()) -> tuple[sparse.SparsePlan, contrib.Analysis, Graph]:
+    """See the module doc. ``images`` uint8 (N, H, W[, C]), ``labels`` 0..K-1. Returns the
+    plan, the analysis and the graph the plan builds (prepared, permuted). Plans for the
+    ``extra_budgets`` (smaller than ``budget``) are searched over the same measurements
+    and left in ``analysis.alternatives[budget] = (plan, graph)``.
+
+    ``keep_head``: the model is already trained for its task; its classifier (weights and
+    classes) is kept and every configuration adapts it on ``images`` (e.g. samples of a
+    shifted world), instead of a new zero head per configuration.
+    ``remeasure``: the best ``remeasure`` distinct plans of the search are trained and
+    scored as wholes, and the best measured one wins (gains are not quite additive).
+    ``history``: the device app's history buffer (samples) the plan must leave room for."""
+    labels = np.asarray(labels)
+    own = int(base.tensors[base.outputs[0]].shape[-1])
+    if keep_head:
+        if classes is not None and int(classes) != own:
+            raise sparse.PlanError(f"--keep-head keeps the model's {own} classes; --classes "
+                                   f"{classes} contradicts it")
+        if int(labels.max()) >= own:
+            raise sparse.PlanError(f"--keep-head: the data has labels up to {int(labels.max())} "
+                                   f"but the model's classifier has {own} classes")
+        classes = own
+    classes = int(classes or labels.max() + 1)
+    if classes < 2:
+        raise sparse.PlanError(f"a classifier needs at least 2 classes, got {classes}")
+    g0 = sparse.prepare(base, input_size=input_size, classes=None if keep_head else classes)
+    x = inputs.model_inputs(g0, images)
+    x_tr, y_tr, x_te, y_te = split_data(x, labels, n_train, n_test, settings.seed)
+    mm = sparse.MemoryModel(g0, stack, sparse.app_reserve(g0, app), history=history)
+    log(f"{g0.name}: {len(sparse.body_layers(g0))} conv layers below the classifier, input "
+        f"{g0.tensors[g0.inputs[0]].shape[1]}x{g0.tensors[g0.inputs[0]].shape[2]}, {classes} classes; "
+        f"budget {budget / 1024:.1f} KB")
+    mem: dict = {}
+    skipped: dict = {}
+    one = contrib.Settings(ratios=(min(settings.ratios),))
+    cfgs = contrib.weight_candidates(g0, mm, budget, one, 0, mem, skipped)
+    layers = [c[1] for c in cfgs]
+    log(f"memory model: {len(layers)} of {len(sparse.body_layers(g0))} layers can train weights "
+        f"within the budget (at ratio {min(settings.ratios)})")
+    g, perms = choose_channels(g0, layers, x_tr, y_tr, settings, keep_head=keep_head)
+    log(f"channel order: {len(perms)} layers permuted so the most important channels train first")
+    an = contrib.analyse(g, x_tr, y_tr, x_te, y_te, budget=budget, settings=settings, mm=mm,
+                         jobs=jobs, cache=cache, progress=progress)
+    base_meta = {"model": base.name, "model_sha256": base.sha256(),
+                 "input_size": int(g.tensors[g.inputs[0]].shape[1]), "classes": classes,
+                 "head_init": "keep" if keep_head else "zero", "app": app, **(meta or {}),
+                 "training": {"lr": settings.lr, "lr_body": settings.lr_body,
+                              "history": int(history)},
+                 "analysis_settings": {"epochs": settings.epochs, "lr": settings.lr,
+                                       "lr_body": settings.lr_body,
+                                       "seed": settings.seed, "n_train": n_train,
+                                       "n_test": n_test, "min_gain": settings.min_gain,
+                                       "remeasured_candidates": int(remeasure)}}
+    for b in extra_budgets:
+        try:
+            an.alternatives[int(b)] = _finish(g0, g, perms, an, mm, int(b), settings, generations,
+                                              False, base_meta, remeasure)
+        except plan_search.NoPlanError as e:
+            log(f"budget {b / 1024:.1f} KB: {e}")
+    plan, gp = _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
+                       remeasure)
+    return plan, an, gp
+
+
+def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
+            remeasure=0):
+    """Search at ``budget`` over the analysis; the plan (with the permutations it uses and
+    its predictions) and the graph it builds. With ``remeasure``, the best few distinct
+    plans of the search are measured as wholes and the best measured one is taken."""
+    res = plan_search.search(an, mm, budget, generations=generations, seed=settings.seed,
+                             min_gain=settings.min_gain, progress=progress)
+    plan, gain, measured = res.plan, res.gain, None
+    cands = distinct_candidates(res.ranked, remeasure) if remeasure and an.runner else []
+    if len(cands) > 1 or (cands and cands[0][0].key() != sparse.SparsePlan(0).key()):
+        best, rows = pick_measured(cands, an.measure, an.base)
+        plan, gain = cands[best]
+        plan = sparse.SparsePlan(plan.bias_layers, dict(plan.weights))
+        measured = {"accuracy": rows[best]["accuracy"], "gain_points": rows[best]["measured_gain"],
+                    "candidates": [{**{k: v for k, v in r.items() if k != "plan"},
+                                    "plan": r["plan"].describe(g), "ram_bytes": mm.total(r["plan"]),
+                                    "chosen": i == best} for i, r in enumerate(rows)]}
+    mem = mm(plan)
+    plan.channels = needed_permutations(g, plan, perms)
+    gp = g if plan.channels == perms else sparse.apply(g0, plan)
+    plan.meta = {
+        **base_meta, "budget_bytes": int(budget),
+        "predicted": {"ram_bytes": mem["total"], "arena_bytes": mem["arena"],
+                      "trained_param_bytes": mem["params"], "stack_bytes": mem["stack"],
+                      "history_bytes": mem.get("history", 0),
+                      "gain_points": round(gain, 2), "head_only_accuracy": round(an.base, 2),
+                      "memory_evaluations": res.evaluated},
+        "plan": plan.describe(gp),
+    }
+    if measured is not None:
+        plan.meta["measured"] = measured
+    return plan, gp
+
+
+def gains_table(an: contrib.Analysis, plan: sparse.SparsePlan | None = None, top: int = 15) -> str:
+    """Readable summary of the analysis (best weight configurations, bias depths)."""
+    lines = [f"head only: {an.base:.1f}% on {an.n_test} held-out samples "
+             f"({an.n_train} training samples; {an.seconds:.0f} s, {an.cached} configs cached)"]
+    if an.bias:
+        lines.append("biases of the last k layers (gain over head only): " + ", ".join(
+            f"k={k}: {an.bias_gain(k):+.1f}" for k in sorted(an.bias)))
+    rows = sorted(an.weight, key=lambda nr: -an.weight_gain(*nr))[:top]
+    if rows:
+        lines.append(f"best weight configurations (gain over head + biases of the last {an.bias_k} "
+                     f"layers; {len(an.weight)} measured; * = in the plan):")
+        for n, r in rows:
+            mark = " *" if plan is not None and plan.weights.get(n) == r else ""
+            lines.append(f"  {n:<28} {str(r):>4}  {an.weight_gain(n, r):+6.1f}{mark}")
+    return "\n".join(lines)

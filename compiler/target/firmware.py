@@ -1,0 +1,244 @@
+"""Build a model into firmware for a board, print the memory report, run it.
+
+``build(graph, board, out_dir)`` generates the C sources (compiler.codegen.generate), compiles
+them with the runtime and the board support (boards/common.mk) and returns the report
+augmented with the linked figures. ``infer(elf, images)`` boots the firmware on QEMU (or
+runs the host build) and returns the logits it computes.
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from compiler import paths
+from compiler.codegen import generate as codegen
+from compiler.ir.errors import CompilerError
+from compiler.ir.graph import Graph
+from compiler.memory import schedule as memplan
+
+REPO = paths.REPO
+BOARDS_DIR = paths.BOARDS
+INFER_APP = paths.app_main("infer")
+TRAIN_TEST_APP = paths.app_main("train_test")
+DEVICE_APP = paths.app_main("device")
+
+
+class BoardError(CompilerError):
+    """Unknown board name."""
+
+
+class BudgetError(CompilerError):
+    """The plan does not fit the board; the message holds the memory table."""
+
+
+def boards() -> list[str]:
+    return sorted(p.parent.name for p in BOARDS_DIR.glob("*/board.mk"))
+
+
+def board_info(name: str) -> dict:
+    mk = BOARDS_DIR / name / "board.mk"
+    if not mk.exists():
+        raise BoardError(f"unknown board {name!r}; available boards: {', '.join(boards())}")
+    text = mk.read_text()
+
+    def var(key):
+        m = re.search(rf"^{key}\s*:?=\s*(\S+)", text, re.M)
+        return int(m.group(1)) if m else None
+    return {"name": name, "ram_kb": var("BOARD_RAM_KB"), "flash_kb": var("BOARD_FLASH_KB"),
+            "stack": var("BOARD_STACK")}
+
+
+# ----------------------------------------------------------------------------- report
+
+def _bar(used: float, total: float, width: int = 10) -> str:
+    n = min(width, int(round(width * used / total))) if total else 0
+    return "[" + "=" * n + " " * (width - n) + "]"
+
+
+def format_report(rep: dict) -> str:
+    """NNoM-style per-layer table + RAM/flash bars."""
+    lines = [f"{'#':>3} {'layer':<28} {'kernel':<22} {'output':<12} {'out KB':>7} "
+             f"{'scratch':>8} {'live KB':>8}"]
+    for r in rep["layers"]:
+        mark = "  <- peak" if r["peak"] else ""
+        lines.append(f"{r['step']:>3} {r['name'][:28]:<28} {r['kernel'][:22]:<22} "
+                     f"{'x'.join(map(str, r['output_shape'])):<12} {r['output_bytes'] / 1024:7.1f} "
+                     f"{r['scratch_bytes'] / 1024:8.1f} {r['live_bytes'] / 1024:8.1f}{mark}")
+    ram_budget = rep["ram_budget_bytes"]
+    est = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
+    ram = rep.get("linked", {}).get("ram", est)
+    runtime = max(0, ram - est)
+    lines.append("")
+    lines.append(f"RAM   {_bar(ram, ram_budget)} {100 * ram / ram_budget:5.1f}%  {ram / 1024:7.1f} KB "
+                 f"of {ram_budget // 1024} KB   (arena {rep['arena_bytes'] / 1024:.1f}, "
+                 + (f"trainable params {rep['ram_param_bytes'] / 1024:.1f}, "
+                    if rep.get("ram_param_bytes") else "")
+                 + f"stack {rep['stack_bytes'] / 1024:.1f}, runtime {runtime / 1024:.1f})")
+    fb = rep["flash_budget_bytes"]
+    flash = rep.get("linked", {}).get("flash", rep["param_bytes"])
+    lines.append(f"Flash {_bar(flash, fb)} {100 * flash / fb:5.1f}%  {flash / 1024:7.1f} KB of "
+                 f"{fb // 1024} KB   (parameters {rep['param_bytes'] / 1024:.1f})")
+    return "\n".join(lines)
+
+
+def check_budget(rep: dict) -> None:
+    need = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
+    if need > rep["ram_budget_bytes"]:
+        raise BudgetError(f"plan needs {need / 1024:.1f} KB of RAM (arena + trained parameters "
+                          f"+ stack) but board "
+                          f"'{rep['board']}' has {rep['ram_budget_bytes'] // 1024} KB\n"
+                          + format_report(rep))
+    if rep["param_bytes"] > rep["flash_budget_bytes"]:
+        raise BudgetError(f"parameters need {rep['param_bytes'] / 1024:.1f} KB of flash but board "
+                          f"'{rep['board']}' has {rep['flash_budget_bytes'] // 1024} KB\n"
+                          + format_report(rep))
+
+
+# ----------------------------------------------------------------------------- build
+
+def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = False,
+          portable: bool = False, app: Path | None = None, quiet: bool = False,
+          program=None, config=None, defines: dict | None = None) -> dict:
+    """Generate + compile. Returns the report with ``elf`` and ``linked`` figures.
+    With a training ``program`` (compiler.autodiff.program) the firmware also trains; ``app``
+    defaults to the inference loop, or the training test loop for a program."""
+    info = board_info(board)
+    out_dir = Path(out_dir).resolve()
+    if program is not None:
+        from compiler.memory import training as train_codegen
+        plan = train_codegen.plan_training(g, program, fuse)
+    else:
+        plan = memplan.plan(g, fuse)
+    app = app or (TRAIN_TEST_APP if program is not None else INFER_APP)
+    rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
+    check_budget(rep)
+    defs = []
+    if profile:
+        defs.append("-DTT_PROFILE")
+    if portable:
+        defs.append("-DTT_PORTABLE")
+    for k, v in (defines or {}).items():
+        defs.append(f"-D{k}={v}")
+    args = ["make", "--no-print-directory", "-f", "boards/common.mk", "firmware",
+            f"BOARD={board}", f"OUT={out_dir}",
+            f"APP_SRCS={app} {out_dir / 'tt_model.c'} {out_dir / 'tt_model_weights.c'}",
+            f"EXTRA_INCS={out_dir}", "EXTRA_CFLAGS=" + " ".join(defs)]
+    p = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise CompilerError(f"firmware build failed for {g.name} on {board}:\n{p.stdout}{p.stderr}")
+    mem = json.loads((out_dir / "memory.json").read_text())
+    rep["linked"] = mem
+    rep["elf"] = str(out_dir / "firmware.elf")
+    (out_dir / "report.json").write_text(json.dumps(rep, indent=1))
+    if not quiet:
+        print(format_report(rep))
+    return rep
+
+
+# ----------------------------------------------------------------------------- run
+
+def _exchange(port, x: np.ndarray, nout: int) -> tuple[np.ndarray, int]:
+    port.write(b"I" + np.ascontiguousarray(x, dtype=np.int8).tobytes())
+    hdr = port.read(1)
+    if hdr != b"R":
+        raise RuntimeError(f"firmware answered {hdr!r} instead of a result")
+    data = port.read(nout + 4)
+    if len(data) != nout + 4:
+        raise RuntimeError("short read from firmware")
+    return np.frombuffer(data[:nout], dtype=np.int8).copy(), struct.unpack("<I", data[nout:])[0]
+
+
+def _serial_session(elf, board: str, timeout: float, talk) -> tuple[object, object]:
+    """Boot ``elf`` (QEMU, or the host build on a pty), call ``talk(port)`` with a pyserial
+    port, send ``Q`` (quit) and wait for a clean exit. Returns (talk's result, run result)."""
+    import serial  # pyserial
+
+    from compiler.target import runner as R
+
+    runner = R.QemuSerial(elf, timeout) if board != "host" else R.HostSerial(elf, timeout)
+    with runner as q:
+        port = serial.serial_for_url(q.url, timeout=timeout)
+        try:
+            out = talk(port)
+            try:
+                port.write(b"Q")
+                port.flush()
+            except Exception:  # noqa: BLE001  (OSError, termios.error, SerialException)
+                pass  # the host build may close its pty as soon as it reads Q
+            res = q.wait(60)
+        finally:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001  (pty already gone)
+                pass
+    if res.exit_code != 0:
+        raise RuntimeError("firmware failed: " + res.describe())
+    return out, res
+
+
+def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
+          timeout: float = 600, profile: bool = False) -> tuple[np.ndarray, list[int], dict]:
+    """Run NHWC int8 ``images`` [N, H, W, C] through the firmware. Returns (logits [N,
+    nout], cycles per image, per-step cycles of the last image if profile)."""
+    def talk(port):
+        outs, cycles = [], []
+        for x in images:
+            y, c = _exchange(port, x, nout)
+            outs.append(y)
+            cycles.append(c)
+        if profile:
+            port.write(b"P")
+        return outs, cycles
+
+    (outs, cycles), res = _serial_session(elf, board, timeout, talk)
+    steps = {k.split(":", 1)[1]: v for k, v in res.timed.items() if k.startswith("step:")}
+    return np.stack(outs), cycles, steps
+
+
+def train_stream(elf, images: np.ndarray, labels, nout: int, n_param_bytes: int,
+                 board: str = "qemu-mps2-an500", timeout: float = 600):
+    """Run training steps on the firmware built with the training test app. Returns
+    (logits [N, nout] before each update, losses, return codes, cycles, trained params
+    bytes after the last step)."""
+    def talk(port):
+        outs, losses, rcs, cycles = [], [], [], []
+        for x, label in zip(images, labels):
+            port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes())
+            if port.read(1) != b"R":
+                raise RuntimeError("training firmware did not answer")
+            data = port.read(nout + 12)
+            outs.append(np.frombuffer(data[:nout], np.int8).copy())
+            loss, rc, cyc = struct.unpack("<fiI", data[nout:])
+            losses.append(loss)
+            rcs.append(rc)
+            cycles.append(cyc)
+        port.write(b"W")
+        return np.stack(outs), losses, rcs, cycles, port.read(n_param_bytes)
+
+    out, _ = _serial_session(elf, board, timeout, talk)
+    return out
+
+
+def split_trained(g, rep: dict, blob: bytes) -> dict:
+    """Bytes of the trained arrays (as returned by :func:`train_stream` or downloaded from
+    the device) -> {(node, param): ndarray} in the IR layout (weights OHWI int8, biases
+    int32). A split weight's blob holds its trained rows only; the other rows are taken
+    from ``g`` (they are frozen in flash)."""
+    out, pos = {}, 0
+    for a in rep["trained_arrays"]:
+        ref = g.node(a["node"]).params[a["param"]]
+        dt = np.int8 if a["param"] == "weight" else np.int32
+        rows = a.get("rows", ref.shape[0])   # a split weight holds its trained rows only
+        n = rows * (ref.size // ref.shape[0]) * np.dtype(dt).itemsize
+        full = ref.copy()
+        full[:rows] = np.frombuffer(blob[pos:pos + n], dt).reshape((rows,) + ref.shape[1:])
+        out[(a["node"], a["param"])] = full
+        pos += n
+    if pos != len(blob):
+        raise RuntimeError(f"trained parameter blob has {len(blob)} bytes, expected {pos}")
+    return out

@@ -1,0 +1,55 @@
+/* Residual add (TFLite scheme, see compiler.ref.ops.add):
+ *   a = requant((x1 - z1) << 20, m1, s1);  b = requant((x2 - z2) << 20, m2, s2)
+ *   y = clamp(requant(a + b, mo, so) + zo, act_min, act_max)
+ * With s1, s2 <= 0, |a|, |b| <= 255 * 2^20 < 2^28, so a + b fits in int32. */
+#include "tt_kernels.h"
+#include "tt_simd.h"
+
+size_t tt_add_s8_scratch_bytes(const tt_add_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+#define TT_ADD_SCALE ((int32_t)1 << TT_ADD_LEFT_SHIFT)
+
+#if TT_DSP
+TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2,
+                         int8_t *out, int32_t n)
+{
+    const int32_t z1 = p->z1, z2 = p->z2, lo = p->act_min, hi = p->act_max;
+    const int64_t in_bound = (int64_t)255 * TT_ADD_SCALE;
+    tt_rq q1, q2, qo;
+    if (!tt_rq_plan(&q1, p->m1, p->s1, 0, in_bound, 2) ||
+        !tt_rq_plan(&q2, p->m2, p->s2, 0, in_bound, 2) ||
+        !tt_rq_plan(&qo, p->mo, p->so, p->zo, (int64_t)1 << 29, 1)) {
+        for (int32_t i = 0; i < n; ++i) {
+            int32_t a = tt_requantize((in1[i] - z1) * TT_ADD_SCALE, p->m1, p->s1);
+            int32_t b = tt_requantize((in2[i] - z2) * TT_ADD_SCALE, p->m2, p->s2);
+            out[i] = tt_requant_s8(a + b, p->mo, p->so, p->zo, lo, hi);
+        }
+        return;
+    }
+    /* (x - z) << (20 + lsh) fits: |x - z| <= 255, 20 + lsh <= 22 */
+    const int32_t sh1 = TT_ADD_LEFT_SHIFT + q1.lsh, sh2 = TT_ADD_LEFT_SHIFT + q2.lsh;
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t a = tt_smmla((int32_t)((uint32_t)(in1[i] - z1) << sh1), q1.mult, q1.off) >> q1.t;
+        int32_t b = tt_smmla((int32_t)((uint32_t)(in2[i] - z2) << sh2), q2.mult, q2.off) >> q2.t;
+        int32_t s = (int32_t)((uint32_t)(a + b) << qo.lsh);
+        int32_t v = tt_ssat8(tt_smmla(s, qo.mult, qo.off) >> qo.t);
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        out[i] = (int8_t)v;
+    }
+}
+#else
+TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2,
+                         int8_t *out, int32_t n)
+{
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t a = tt_requantize((in1[i] - p->z1) * TT_ADD_SCALE, p->m1, p->s1);
+        int32_t b = tt_requantize((in2[i] - p->z2) * TT_ADD_SCALE, p->m2, p->s2);
+        out[i] = tt_requant_s8(a + b, p->mo, p->so, p->zo, p->act_min, p->act_max);
+    }
+}
+#endif

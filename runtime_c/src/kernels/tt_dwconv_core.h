@@ -1,0 +1,586 @@
+/* Private to runtime_c/src/kernels: the depthwise code shared by tt_dwconv_s8,
+ * tt_dwconv_3x3_s1_s8 and tt_dwconv_3x3_s2_s8 (each includes this header once and gets
+ * its own copy of the static functions; dw_dsp / dw_ref are instantiated with constant k
+ * and stride in each kernel).
+ *
+ * Portable variant: direct loops (dw_ref; the 3x3 entry points call it with constant
+ * k/stride).
+ *
+ * DSP variant (square k in {3, 5, 7}, stride 1 or 2; anything else falls back to the
+ * portable loops). NHWC interleaves channels, but depthwise sums run over taps of one
+ * channel, so SMLAD needs two taps of the same channel in one register. Per group of 4
+ * channels the kernel keeps, in scratch, a ring of k input rows in a "pair" layout:
+ * word (m * k + slot) * 4 + channel holds (x[2m] - in_zero, x[2m+1] - in_zero) as two
+ * int16 lanes, in padded column coordinates (padding columns are 0, padding rows are
+ * zero-filled slots, so borders need no tests). Each input row is widened once per group
+ * and call (2 pixels x 4 channels: 2 LDR, 2 PKH, 4 SXTAB16, 2 STRD) and reused by every
+ * output row of the call that reads it. The ring rotates: row iy lives in slot iy mod k;
+ * instead of moving data, the weights are kept in slot order in a per-channel context
+ * (one context refreshed per row for 3x3, one per rotation for 5x5 / 7x7).
+ *
+ * Per channel the packed weights (int16 pairs, pre-scaled for the fast requantization)
+ * multiply the pairs directly, for k = 2h + 1 and P[m] the pair word of column m:
+ *   stride 1, outputs 2m and 2m+1 (per kernel row):
+ *     out[2m]   += sum_{i<h} P[m+i] . A[i] + lo(P[m+h]) * w[2h]      A[i] = (w[2i], w[2i+1])
+ *     out[2m+1] += hi(P[m]) * w[0] + sum_{i<h} P[m+1+i] . B[i]       B[i] = (w[2i+1], w[2i+2])
+ *   stride 2, output j:
+ *     out[j]    += sum_{i<h} P[j+i] . A[i] + lo(P[j+h]) * w[2h]
+ * The row loops (hand-written assembly on the target, C elsewhere) produce 4 outputs per
+ * iteration, loading each pair once: 3x3 s1 is 60 instructions per 36 MACs, 7x7 about
+ * 1.1 instructions per MAC. Requantization is SMMLA + ASR + SSAT (tt_simd.h); ranges
+ * narrower than int8 (act clamp) and channels without a fast plan take C paths.
+ *
+ * The 5x5 / 7x7 row loops live in tt_dwconv_s8.c, the only kernel that runs those
+ * sizes: it defines TT_DW_BIG to 1 before including this header, which declares them;
+ * with TT_DW_BIG 0 (the 3x3 kernels) dw_row_fast only has the 3x3 loops.
+ */
+#ifndef TT_DWCONV_CORE_H
+#define TT_DWCONV_CORE_H
+#include "tt_kernels.h"
+#include "tt_simd.h"
+
+#ifndef TT_DW_BIG
+#define TT_DW_BIG 0
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define TT_UNROLL _Pragma("GCC unroll 8")
+#else
+#define TT_UNROLL
+#endif
+
+/* One output row of one channel, straight from NHWC (portable path and DSP fallback
+   for channels whose requantization has no fast plan). */
+TT_INLINE void dw_row_ref(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                          int8_t *orow, int32_t y, int32_t c, int32_t kh, int32_t kw,
+                          int32_t s)
+{
+    const int32_t C = p->in_c, W = p->in_w, zi = p->in_zero;
+    const int32_t iy0 = y * s - p->pad;
+    const int32_t bias = p->bias[c], mult = p->mult[c], shift = p->shift[c];
+    const int8_t *wc = tt_w_row_k(p->w, p->w_tail, p->w_split, c, kh * kw);
+    for (int32_t x = 0; x < p->out_w; ++x) {
+        const int32_t ix0 = x * s - p->pad;
+        int32_t acc = bias;
+        for (int32_t ky = 0; ky < kh; ++ky) {
+            const int32_t iy = iy0 + ky;
+            if (iy < 0 || iy >= p->in_h) continue;
+            const int8_t *row = in + (ptrdiff_t)(iy - in_row0) * W * C + c;
+            for (int32_t kx = 0; kx < kw; ++kx) {
+                const int32_t ix = ix0 + kx;
+                if (ix < 0 || ix >= W) continue;
+                acc += (row[(ptrdiff_t)ix * C] - zi) * wc[ky * kw + kx];
+            }
+        }
+        orow[(ptrdiff_t)x * C] = tt_requant_s8(acc, mult, shift, p->out_zero, p->act_min,
+                                               p->act_max);
+    }
+}
+
+TT_INLINE void dw_ref(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                      int8_t *out, int32_t out_row0, int32_t y0, int32_t y1, int32_t kh,
+                      int32_t kw, int32_t s)
+{
+    const int32_t C = p->in_c;
+    for (int32_t y = y0; y < y1; ++y) {
+        int8_t *orow = out + (ptrdiff_t)(y - out_row0) * p->out_w * C;
+        for (int32_t c = 0; c < C; ++c) dw_row_ref(p, in, in_row0, orow + c, y, c, kh, kw, s);
+    }
+}
+
+#if TT_DSP
+
+/* Ring of input rows for one group of (up to) 4 channels: word (m * k + slot) * 4 + j
+   holds channel j's pair (x[2m - pad], x[2m + 1 - pad]) (minus in_zero, 0 outside the
+   row) of the input row currently in `slot` (row iy lives in slot iy mod k). */
+typedef struct {
+    int32_t *w;
+    int32_t rw;      /* columns (pair words) */
+    int32_t k;       /* slots */
+    int32_t tag[7];  /* input row in each slot, -1 if none */
+} dw_ring;
+
+/* Widen input row iy of channels [g, g + nc) into ring slot `slot`. */
+TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                           int32_t iy, int32_t g, int32_t nc, dw_ring *rg, int32_t slot,
+                           const int K)
+{
+    const int32_t C = p->in_c, W = p->in_w, pad = p->pad, zi = p->in_zero;
+    const int8_t *src = in + (ptrdiff_t)(iy - in_row0) * W * C + g;
+    const int cs = 4 * K; /* words per column */
+    int32_t *d0 = rg->w + 4 * slot;
+    /* columns m with both 2m - pad and 2m + 1 - pad inside [0, W) */
+    const int32_t m_first = (pad + 1) / 2, m_full_end = (W + pad) / 2;
+    const int32_t m_end = (W + pad - 1) / 2 + 1;
+    int32_t m = m_first;
+    if (pad & 1) { /* leading partial column: (padding, x[0]) */
+        int32_t *d = d0 + (m_first - 1) * cs;
+        for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(0, src[j] - zi);
+    }
+    if (nc == 4 && m < m_full_end) {
+        const int32_t zoff = tt_pack16(-zi, -zi);
+        const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
+        int32_t *d = d0 + m * cs;
+#if TT_DSP_NATIVE
+        /* 13 instructions per 2 pixels x 4 channels */
+        int32_t n = m_full_end - m, va, vb, t0, t1, w0, w1;
+        const int32_t c2 = 2 * C;
+        __asm volatile(
+            "1:\n\t"
+            "ldr     %[vb], [%[sp], %[C]]\n\t"
+            "ldr     %[va], [%[sp]]\n\t"
+            "add     %[sp], %[sp], %[c2]\n\t"
+            "pkhbt   %[t0], %[va], %[vb], lsl #16\n\t"
+            "pkhtb   %[t1], %[vb], %[va], asr #16\n\t"
+            "sxtab16 %[w0], %[z], %[t1]\n\t"
+            "sxtab16 %[w1], %[z], %[t1], ror #8\n\t"
+            "strd    %[w0], %[w1], [%[d], #8]\n\t"
+            "sxtab16 %[w0], %[z], %[t0]\n\t"
+            "sxtab16 %[w1], %[z], %[t0], ror #8\n\t"
+            "strd    %[w0], %[w1], [%[d]], %[csb]\n\t"
+            "subs    %[n], %[n], #1\n\t"
+            "bne     1b\n"
+            : [sp] "+r"(sp), [d] "+r"(d), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb),
+              [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1)
+            : [C] "r"(C), [c2] "r"(c2), [z] "r"(zoff), [csb] "i"(4 * cs)
+            : "cc", "memory");
+        m = m_full_end;
+#else
+        for (; m < m_full_end; ++m, sp += 2 * C, d += cs) {
+            int32_t va = tt_ld32(sp), vb = tt_ld32(sp + C);
+            int32_t t0 = tt_pkhbt_lsl16(va, vb);  /* a0 a1 b0 b1 */
+            int32_t t1 = tt_pkhtb_asr16(vb, va);  /* a2 a3 b2 b3 */
+            d[0] = tt_sxtab16(zoff, t0);         /* (a0, b0) */
+            d[1] = tt_sxtab16_ror8(zoff, t0);    /* (a1, b1) */
+            d[2] = tt_sxtab16(zoff, t1);
+            d[3] = tt_sxtab16_ror8(zoff, t1);
+        }
+#endif
+    } else {
+        for (; m < m_full_end; ++m) {
+            const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
+            int32_t *d = d0 + m * cs;
+            for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, sp[C + j] - zi);
+        }
+    }
+    if (m < m_end) { /* trailing partial column: (x[W-1], padding) */
+        const int8_t *sp = src + (ptrdiff_t)(W - 1) * C;
+        int32_t *d = d0 + m * cs;
+        for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, 0);
+    }
+    rg->tag[slot] = iy;
+}
+
+/* Zero the columns dw_load_row never writes (padding, and the margin the 4-wide blocks
+   read past the last output). */
+static void dw_zero_pads(dw_ring *rg, const tt_conv_params *p)
+{
+    const int32_t cs = 4 * rg->k, pad = p->pad;
+    const int32_t left = pad / 2, m_end = (p->in_w + pad - 1) / 2 + 1;
+    for (int32_t m = 0; m < rg->rw; ++m) {
+        if (m == left && m < m_end) m = m_end;
+        if (m >= rg->rw) break;
+        for (int32_t i = 0; i < cs; ++i) rg->w[m * cs + i] = 0;
+    }
+}
+
+/* Weight words per kernel row: stride 1: A[i] = (w[2i], w[2i+1]), B[i] = (w[2i+1],
+   w[2i+2]), i < h; stride 2: A[i], i < h, and (w[2h], 0). */
+/* Per (output row, channel) context of the row loops; the field offsets are used by the
+   assembly (bias 0, mult 4, off 8, t 12, C 16, o 20, n 24, weights 32). */
+typedef struct {
+    int32_t bias, mult, off, t, C;
+    uint32_t o; /* output pointer (32-bit target; unused by the C paths) */
+    int32_t n, pad;
+    int32_t w[]; /* K * NW words (slot-ordered weights) */
+} dwk_ctx;
+
+#define DW_NW(K, S) ((S) == 1 ? (K) - 1 : (K) / 2 + 1)
+
+/* TT_DW_PACK_ATTR: empty (GCC decides) unless the including kernel sets it; see
+   tt_dwconv_3x3_s1_s8.c. */
+#ifndef TT_DW_PACK_ATTR
+#define TT_DW_PACK_ATTR
+#endif
+static TT_DW_PACK_ATTR void dw_pack_weights(const int8_t *w, int32_t K, int32_t S, int32_t lsh,
+                                            int32_t *wk)
+{
+    const int32_t h = K / 2;
+#define WV(r, i) ((int32_t)((uint32_t)(int32_t)w[(r) * K + (i)] << lsh))
+    for (int32_t r = 0; r < K; ++r) {
+        for (int32_t i = 0; i < h; ++i) *wk++ = tt_pack16(WV(r, 2 * i), WV(r, 2 * i + 1));
+        if (S == 1)
+            for (int32_t i = 0; i < h; ++i) *wk++ = tt_pack16(WV(r, 2 * i + 1), WV(r, 2 * i + 2));
+        else
+            *wk++ = tt_pack16(WV(r, 2 * h), 0);
+    }
+#undef WV
+}
+
+#if TT_DSP_NATIVE && TT_DW_BIG
+/* Depthwise 5x5 / 7x7 row loops (tt_dwconv_s8.c), 4 outputs per iteration, full int8
+   output range; the context cx carries the output pointer and the block count. */
+static void dw5_s1_blocks(const int32_t *col, dwk_ctx *cx);
+static void dw5_s2_blocks(const int32_t *col, dwk_ctx *cx);
+static void dw7_s1_blocks(const int32_t *col, dwk_ctx *cx);
+static void dw7_s2_blocks(const int32_t *col, dwk_ctx *cx);
+#endif
+
+#if TT_DSP_NATIVE
+/* 3x3, stride 1 and 2: for each of nch channels (contexts CW words apart, ring columns
+   and outputs 1 byte/word apart), nb blocks of 4 outputs, full int8 output range.
+   col: ring column of the first output of channel 0; columns are 48 bytes apart, slots
+   16. */
+#define DW3_CH_STEP(colsub)                                                  \
+    "sub    %[col], %[col], %[nb], lsl #" colsub "\n\t"                     \
+    "sub    %[col], %[col], %[nb], lsl #" colsub " - 1\n\t"                 \
+    "add    %[col], %[col], #4\n\t"                                          \
+    "mul    %[T], %[T], %[nb]\n\t"                                           \
+    "sub    %[o], %[o], %[T], lsl #2\n\t"                                    \
+    "add    %[o], %[o], #1\n\t"                                              \
+    "add    %[cx], %[cx], %[cwb]\n\t"                                        \
+    "subs   %[nch], %[nch], #1\n\t"                                          \
+    "bne    0b\n"
+
+static void dw3_s1_rows(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,
+                        int32_t nch)
+{
+    int32_t a0, a1, a2, a3, A, B, P, T, n;
+#define DW3S1_SLOT(wofs, sofs)                                   \
+    "ldrd   %[A], %[B], [%[cx], #" wofs "]\n\t"                  \
+    "ldr    %[P], [%[col], #" sofs "]\n\t"                       \
+    "smlad  %[a0], %[P], %[A], %[a0]\n\t"                        \
+    "smlatb %[a1], %[P], %[A], %[a1]\n\t"                        \
+    "ldr    %[P], [%[col], #48 + " sofs "]\n\t"                  \
+    "smlabt %[a0], %[P], %[B], %[a0]\n\t"                        \
+    "smlad  %[a1], %[P], %[B], %[a1]\n\t"                        \
+    "smlad  %[a2], %[P], %[A], %[a2]\n\t"                        \
+    "smlatb %[a3], %[P], %[A], %[a3]\n\t"                        \
+    "ldr    %[P], [%[col], #96 + " sofs "]\n\t"                  \
+    "smlabt %[a2], %[P], %[B], %[a2]\n\t"                        \
+    "smlad  %[a3], %[P], %[B], %[a3]\n\t"
+    __asm volatile(
+        "0:\n\t"
+        "mov    %[n], %[nb]\n"
+        "1:\n\t"
+        "ldr    %[T], [%[cx]]\n\t"
+        "ldrd   %[A], %[B], [%[cx], #32]\n\t"
+        "ldr    %[P], [%[col]]\n\t"
+        "smlad  %[a0], %[P], %[A], %[T]\n\t"
+        "smlatb %[a1], %[P], %[A], %[T]\n\t"
+        "ldr    %[P], [%[col], #48]\n\t"
+        "smlabt %[a0], %[P], %[B], %[a0]\n\t"
+        "smlad  %[a1], %[P], %[B], %[a1]\n\t"
+        "smlad  %[a2], %[P], %[A], %[T]\n\t"
+        "smlatb %[a3], %[P], %[A], %[T]\n\t"
+        "ldr    %[P], [%[col], #96]\n\t"
+        "smlabt %[a2], %[P], %[B], %[a2]\n\t"
+        "smlad  %[a3], %[P], %[B], %[a3]\n\t"
+        DW3S1_SLOT("40", "16")
+        DW3S1_SLOT("48", "32")
+        "ldrd   %[A], %[B], [%[cx], #4]\n\t"
+        "smmla  %[a0], %[a0], %[A], %[B]\n\t"
+        "smmla  %[a1], %[a1], %[A], %[B]\n\t"
+        "smmla  %[a2], %[a2], %[A], %[B]\n\t"
+        "smmla  %[a3], %[a3], %[A], %[B]\n\t"
+        "ldrd   %[P], %[T], [%[cx], #12]\n\t"
+        "asr    %[a0], %[a0], %[P]\n\t"
+        "asr    %[a1], %[a1], %[P]\n\t"
+        "asr    %[a2], %[a2], %[P]\n\t"
+        "asr    %[a3], %[a3], %[P]\n\t"
+        "ssat   %[a0], #8, %[a0]\n\t"
+        "ssat   %[a1], #8, %[a1]\n\t"
+        "ssat   %[a2], #8, %[a2]\n\t"
+        "ssat   %[a3], #8, %[a3]\n\t"
+        "strb   %[a0], [%[o]]\n\t"
+        "strb   %[a1], [%[o], %[T]]\n\t"
+        "add    %[o], %[o], %[T], lsl #1\n\t"
+        "strb   %[a2], [%[o]]\n\t"
+        "strb   %[a3], [%[o], %[T]]\n\t"
+        "add    %[o], %[o], %[T], lsl #1\n\t"
+        "add    %[col], %[col], #96\n\t"
+        "subs   %[n], %[n], #1\n\t"
+        "bne    1b\n\t"
+        DW3_CH_STEP("6")
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [A] "=&r"(A),
+          [B] "=&r"(B), [P] "=&r"(P), [T] "=&r"(T), [n] "=&r"(n), [col] "+r"(col),
+          [o] "+r"(o), [cx] "+r"(cx), [nch] "+r"(nch)
+        : [nb] "r"(nb), [cwb] "i"(4 * (8 + 3 * 2))
+        : "cc", "memory");
+#undef DW3S1_SLOT
+}
+
+static void dw3_s2_rows(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,
+                        int32_t nch)
+{
+    int32_t a0, a1, a2, a3, A, B, P, T, n;
+#define DW3S2_SLOT(wofs, sofs)                                   \
+    "ldrd   %[A], %[B], [%[cx], #" wofs "]\n\t"                  \
+    "ldr    %[P], [%[col], #" sofs "]\n\t"                       \
+    "smlad  %[a0], %[P], %[A], %[a0]\n\t"                        \
+    "ldr    %[P], [%[col], #48 + " sofs "]\n\t"                  \
+    "smlabb %[a0], %[P], %[B], %[a0]\n\t"                        \
+    "smlad  %[a1], %[P], %[A], %[a1]\n\t"                        \
+    "ldr    %[P], [%[col], #96 + " sofs "]\n\t"                  \
+    "smlabb %[a1], %[P], %[B], %[a1]\n\t"                        \
+    "smlad  %[a2], %[P], %[A], %[a2]\n\t"                        \
+    "ldr    %[P], [%[col], #144 + " sofs "]\n\t"                 \
+    "smlabb %[a2], %[P], %[B], %[a2]\n\t"                        \
+    "smlad  %[a3], %[P], %[A], %[a3]\n\t"                        \
+    "ldr    %[P], [%[col], #192 + " sofs "]\n\t"                 \
+    "smlabb %[a3], %[P], %[B], %[a3]\n\t"
+    __asm volatile(
+        "0:\n\t"
+        "mov    %[n], %[nb]\n"
+        "1:\n\t"
+        "ldr    %[a0], [%[cx]]\n\t"
+        "mov    %[a1], %[a0]\n\t"
+        "mov    %[a2], %[a0]\n\t"
+        "mov    %[a3], %[a0]\n\t"
+        DW3S2_SLOT("32", "0")
+        DW3S2_SLOT("40", "16")
+        DW3S2_SLOT("48", "32")
+        "ldrd   %[A], %[B], [%[cx], #4]\n\t"
+        "smmla  %[a0], %[a0], %[A], %[B]\n\t"
+        "smmla  %[a1], %[a1], %[A], %[B]\n\t"
+        "smmla  %[a2], %[a2], %[A], %[B]\n\t"
+        "smmla  %[a3], %[a3], %[A], %[B]\n\t"
+        "ldrd   %[P], %[T], [%[cx], #12]\n\t"
+        "asr    %[a0], %[a0], %[P]\n\t"
+        "asr    %[a1], %[a1], %[P]\n\t"
+        "asr    %[a2], %[a2], %[P]\n\t"
+        "asr    %[a3], %[a3], %[P]\n\t"
+        "ssat   %[a0], #8, %[a0]\n\t"
+        "ssat   %[a1], #8, %[a1]\n\t"
+        "ssat   %[a2], #8, %[a2]\n\t"
+        "ssat   %[a3], #8, %[a3]\n\t"
+        "strb   %[a0], [%[o]]\n\t"
+        "strb   %[a1], [%[o], %[T]]\n\t"
+        "add    %[o], %[o], %[T], lsl #1\n\t"
+        "strb   %[a2], [%[o]]\n\t"
+        "strb   %[a3], [%[o], %[T]]\n\t"
+        "add    %[o], %[o], %[T], lsl #1\n\t"
+        "add    %[col], %[col], #192\n\t"
+        "subs   %[n], %[n], #1\n\t"
+        "bne    1b\n\t"
+        DW3_CH_STEP("7")
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [A] "=&r"(A),
+          [B] "=&r"(B), [P] "=&r"(P), [T] "=&r"(T), [n] "=&r"(n), [col] "+r"(col),
+          [o] "+r"(o), [cx] "+r"(cx), [nch] "+r"(nch)
+        : [nb] "r"(nb), [cwb] "i"(4 * (8 + 3 * 2))
+        : "cc", "memory");
+#undef DW3S2_SLOT
+}
+#undef DW3_CH_STEP
+#endif
+
+#define DW_OUT(acc) tt_ssat8(tt_smmla((acc), mult, off) >> t)
+#define DW_CLAMP(v) do { if (clamp) { v = v < lo ? lo : v; v = v > hi ? hi : v; } } while (0)
+
+/* One output row of one channel. col = ring + channel (column m at col[m * 4K]),
+   ws = weights in slot order (DW_NW words per slot, zeros for padding rows). */
+TT_INLINE void dw_row_fast(const int32_t *col, dwk_ctx *cx, const tt_rq *q, int8_t *o,
+                           int32_t C, int32_t wo, int clamp, int32_t lo, int32_t hi,
+                           const int K, const int S, int32_t done)
+{
+    const int32_t *ws = cx->w, bias = cx->bias;
+    const int h = K / 2, NW = DW_NW(K, S), CS = 4 * K;
+    const int32_t mult = q->mult, off = q->off, t = q->t;
+    int32_t j0 = 0;
+#if TT_DSP_NATIVE
+    if (!clamp && wo >= 4 && !done && (K == 3 || TT_DW_BIG)) {
+        const int32_t nb = wo / 4;
+        if (K == 3) {
+            if (S == 1) dw3_s1_rows(col, cx, o, nb, 1);
+            else dw3_s2_rows(col, cx, o, nb, 1);
+        } else {
+#if TT_DW_BIG
+            cx->o = (uint32_t)(uintptr_t)o;
+            cx->n = nb;
+            if (K == 5 && S == 1) dw5_s1_blocks(col, cx);
+            else if (K == 5) dw5_s2_blocks(col, cx);
+            else if (S == 1) dw7_s1_blocks(col, cx);
+            else dw7_s2_blocks(col, cx);
+#endif
+        }
+        done = nb;
+    }
+#endif
+    if (done) {
+        j0 = 4 * done;
+        col += (S == 1 ? 2 : 4) * CS * done;
+        o += (ptrdiff_t)4 * C * done;
+    }
+    if (S == 1) {
+        for (int32_t j = j0; j < wo; j += 4, col += 2 * CS) {
+            int32_t a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+            TT_UNROLL
+            for (int s = 0; s < K; ++s) {
+                const int32_t *c = col + 4 * s, *A = ws + s * NW, *B = A + h;
+                int32_t P0 = c[0], P1 = c[CS];
+                a1 = tt_smlatb(P0, A[0], a1);
+                a3 = tt_smlatb(P1, A[0], a3);
+                a0 = tt_smlad(P0, A[0], a0);
+                TT_UNROLL
+                for (int i = 0; i < h; ++i) {
+                    int32_t Pn = c[(i + 2) * CS]; /* P[i + 2] */
+                    if (i + 1 < h) a0 = tt_smlad(P1, A[i + 1], a0);
+                    else a0 = tt_smlabt(P1, B[h - 1], a0);
+                    a1 = tt_smlad(P1, B[i], a1);
+                    a2 = tt_smlad(P1, A[i], a2);
+                    if (i + 1 == h) a2 = tt_smlabt(Pn, B[h - 1], a2);
+                    a3 = tt_smlad(Pn, B[i], a3);
+                    P1 = Pn;
+                }
+            }
+            int32_t v0 = DW_OUT(a0), v1 = DW_OUT(a1), v2 = DW_OUT(a2), v3 = DW_OUT(a3);
+            DW_CLAMP(v0);
+            DW_CLAMP(v1);
+            DW_CLAMP(v2);
+            DW_CLAMP(v3);
+            if (TT_LIKELY(j + 4 <= wo)) {
+                o[0] = (int8_t)v0;
+                o[C] = (int8_t)v1;
+                o[2 * C] = (int8_t)v2;
+                o[3 * C] = (int8_t)v3;
+                o += 4 * C;
+            } else {
+                o[0] = (int8_t)v0;
+                if (j + 1 < wo) o[C] = (int8_t)v1;
+                if (j + 2 < wo) o[2 * C] = (int8_t)v2;
+            }
+        }
+    } else {
+        for (int32_t j = j0; j < wo; j += 2, col += 2 * CS) {
+            int32_t a0 = bias, a1 = bias;
+            TT_UNROLL
+            for (int s = 0; s < K; ++s) {
+                const int32_t *c = col + 4 * s, *A = ws + s * NW;
+                TT_UNROLL
+                for (int i = 0; i < h; ++i) {
+                    a0 = tt_smlad(c[i * CS], A[i], a0);
+                    a1 = tt_smlad(c[(i + 1) * CS], A[i], a1);
+                }
+                a0 = tt_smlabb(c[h * CS], A[h], a0);
+                a1 = tt_smlabb(c[(h + 1) * CS], A[h], a1);
+            }
+            int32_t v0 = DW_OUT(a0), v1 = DW_OUT(a1);
+            DW_CLAMP(v0);
+            DW_CLAMP(v1);
+            o[0] = (int8_t)v0;
+            if (TT_LIKELY(j + 1 < wo)) o[C] = (int8_t)v1;
+            o += 2 * C;
+        }
+    }
+}
+
+/* Context stride in words for a K x K kernel: header + K * NW weights (NW <= K - 1). */
+#define DW_CTX_WORDS(K) (8 + (K) * ((K) - 1))
+/* 3x3 keeps one context set, refreshed when the ring rotates (6 words per channel);
+   5x5 / 7x7 keep one set per rotation (built on first use). */
+#define DW_NROT(K) ((K) == 3 ? 1 : (K))
+
+TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                      int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                      void *scratch, const int K, const int S)
+{
+    const int32_t C = p->in_c, H = p->in_h, wo = p->out_w, pad = p->pad;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    const int clamp = !(lo <= -128 && hi >= 127);
+    const int NW = DW_NW(K, S), CW = DW_CTX_WORDS(K);
+    dw_ring rg;
+    rg.w = (int32_t *)scratch;
+    rg.rw = TT_DW_ROW_WORDS(p->in_w, pad);
+    rg.k = K;
+    /* contexts [rotation 0..K-1][channel 0..3]: rotation r serves the output rows whose
+       first input row lives in slot r (slot s then holds kernel row (s - r) mod K).
+       Padding rows are zero data in their slot, so every row uses a rotation. Rotation
+       contexts are built on first use in each channel group. */
+    int32_t *cxw = rg.w + 4 * K * rg.rw;
+#define DW_CTX(r, j) ((dwk_ctx *)(void *)(cxw + ((r) * 4 + (j)) * CW))
+    tt_rq plan[4];
+    int fast[4];
+    int32_t packed[4][7 * 6];
+    dw_zero_pads(&rg, p);
+    /* split weights (tt_dw_w_row): channels [0, wsp) at w, the rest at w_tail; wrow steps
+       over the channels' taps */
+    const int8_t *const w_tail = p->w_tail;
+    const int32_t wsp = tt_w_split_at(w_tail, p->w_split, C);
+    const int8_t *wrow = wsp > 0 ? p->w : w_tail;
+
+    for (int32_t g = 0; g < C; g += 4) {
+        const int32_t nc = C - g < 4 ? C - g : 4;
+        int all_fast = 1;
+        for (int32_t j = 0; j < nc; ++j) {
+            const int32_t c = g + j;
+            const int8_t *wc = wrow;
+            wrow = c + 1 == wsp ? w_tail : wrow + K * K;
+            fast[j] = tt_rq_plan_w(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
+                                   wc, K * K, tt_xmax(p->in_zero), 8);
+            if (fast[j]) dw_pack_weights(wc, K, S, plan[j].lsh, packed[j]);
+            all_fast &= fast[j];
+        }
+        uint32_t built = 0;
+        for (int32_t sl = 0; sl < K; ++sl) rg.tag[sl] = -1;
+        /* slot of input row iy0: iy0 mod K, kept incrementally (no division per row) */
+        int32_t slot0 = ((y0 * S - pad) % K + K) % K;
+        for (int32_t y = y0; y < y1; ++y, slot0 = (slot0 + S) % K) {
+            const int32_t iy0 = y * S - pad;
+            for (int32_t r = 0, slot = slot0; r < K; ++r, slot = slot + 1 == K ? 0 : slot + 1) {
+                const int32_t iy = iy0 + r;
+                if (iy >= 0 && iy < H) {
+                    if (rg.tag[slot] != iy) dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K);
+                } else if (rg.tag[slot] != -2) { /* padding row: zeros */
+                    int32_t *d = rg.w + 4 * slot;
+                    for (int32_t m = 0; m < rg.rw; ++m, d += 4 * K) d[0] = d[1] = d[2] = d[3] = 0;
+                    rg.tag[slot] = -2;
+                }
+            }
+            const int32_t rot = DW_NROT(K) == 1 ? 0 : slot0;
+            const uint32_t key = DW_NROT(K) == 1 ? 1u << slot0 : 1u << rot;
+            if (!(built & key)) {
+                built = DW_NROT(K) == 1 ? key : built | key;
+                for (int32_t j = 0; j < nc; ++j) {
+                    if (!fast[j]) continue;
+                    dwk_ctx *cx = DW_CTX(rot, j);
+                    cx->bias = (int32_t)((uint32_t)p->bias[g + j] << plan[j].lsh);
+                    cx->mult = plan[j].mult;
+                    cx->off = plan[j].off;
+                    cx->t = plan[j].t;
+                    cx->C = C;
+                    for (int32_t sl = 0, row = K - slot0; sl < K; ++sl, ++row) {
+                        const int32_t *src = packed[j] + (row >= K ? row - K : row) * NW;
+                        for (int32_t i = 0; i < NW; ++i) cx->w[sl * NW + i] = src[i];
+                    }
+                }
+            }
+            int8_t *orow = out + (ptrdiff_t)(y - out_row0) * wo * C + g;
+            int32_t done = 0;
+#if TT_DSP_NATIVE
+            if (K == 3 && all_fast && !clamp && wo >= 4) { /* all channels in one call */
+                done = wo / 4;
+                if (S == 1) dw3_s1_rows(rg.w, DW_CTX(rot, 0), orow, done, nc);
+                else dw3_s2_rows(rg.w, DW_CTX(rot, 0), orow, done, nc);
+                if (4 * done == wo) continue;
+            }
+#endif
+            for (int32_t j = 0; j < nc; ++j) {
+                if (TT_LIKELY(fast[j]))
+                    dw_row_fast(rg.w + j, DW_CTX(rot, j), &plan[j], orow + j, C, wo, clamp, lo,
+                                hi, K, S, done);
+                else
+                    dw_row_ref(p, in, in_row0, orow + j, y, g + j, K, K, S);
+            }
+        }
+    }
+#undef DW_CTX
+}
+
+static int dw_dsp_ok(const tt_conv_params *p, int32_t k, int32_t s)
+{
+    return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 &&
+           p->out_w == tt_conv_out_size(p->in_w, k, s, p->pad);
+}
+
+#endif /* TT_DSP */
+#endif /* TT_DWCONV_CORE_H */

@@ -1,0 +1,755 @@
+/* Private to runtime_c/src/kernels: the DSP core shared by tt_conv2d_s8 and
+ * tt_conv2d_1x1_s8.
+ *
+ * Both kernels are a GEMM out[pixel][o] = bias[o] + sum_k x[pixel][k] w[o][k]: the
+ * pixels' k values (input channels, or an im2col row) are widened to int16 with the
+ * zero point subtracted, two pixels interleaved per group of 4 k:
+ *     xbuf = { p0(k0,k2), p0(k1,k3), p1(k0,k2), p1(k1,k3), p0(k4,k6), ... }
+ * (the lane order SXTB16 / SXTAB16 produce), zero lanes past k. A chunk of output
+ * channels is prepared once per call (tt_pw_prepare): per channel pair one block of
+ * [bias0, bias1 | weights widened in the same layout | mult, off, t of each channel],
+ * t == 0 marking a channel without a fast plan (exact 64-bit path, tt_simd.h). Then each
+ * pixel pair runs over the chunk (tt_pw_pixel_pair): on the target, hand-written loops
+ * with 4 LDRD + 8 SMLAD per 16 MACs (k <= 16: fully unrolled, one pass over all channel
+ * pairs) and a 4-output SMMLA/ASR/SSAT epilogue; C elsewhere.
+ */
+#ifndef TT_GEMM_H
+#define TT_GEMM_H
+#include "tt_kernels.h"
+#include "tt_simd.h"
+
+#if TT_DSP
+
+typedef struct tt_chrec {
+    int32_t bias; /* scaled by 2^lsh when the weights are */
+    int32_t mult, off, t;
+} tt_chrec;
+
+/* Record of a channel (bias scaled by 2^lsh of its plan; the weights must be scaled by
+   tt_chrec_lsh()). */
+TT_INLINE void tt_chrec_make(tt_chrec *r, int32_t bias, int32_t mult, int32_t shift,
+                             int32_t zero, const int8_t *w, int32_t k, int32_t xmax,
+                             int32_t max_lsh)
+{
+    tt_rq q;
+    if (tt_rq_plan_w(&q, bias, mult, shift, zero, w, k, xmax, max_lsh)) {
+        r->bias = (int32_t)((uint32_t)bias << q.lsh);
+        r->mult = q.mult;
+        r->off = q.off;
+        r->t = q.t;
+    } else {
+        r->bias = bias;
+        r->mult = mult;
+        r->off = shift; /* slow path: keep (mult, shift) */
+        r->t = 0;
+    }
+}
+
+/* lsh of a record made by tt_chrec_make with max_lsh > 0 (bias scaled): recomputed from
+   the shift; 0 for slow and for constant (mult 0) channels. */
+TT_INLINE int32_t tt_chrec_lsh(const tt_chrec *r, int32_t shift)
+{
+    return (r->t && r->mult && shift >= -1) ? shift + 2 : 0;
+}
+
+
+/* Widen n <= 4 values of v (int8) minus zero into the (e, o) word pair, 0 past n. */
+TT_INLINE void tt_widen_tail(const int8_t *v, int32_t n, int32_t zero, int32_t *e, int32_t *o)
+{
+    int32_t a[4] = {0, 0, 0, 0};
+    for (int32_t i = 0; i < n; ++i) a[i] = v[i] - zero;
+    *e = tt_pack16(a[0], a[2]);
+    *o = tt_pack16(a[1], a[3]);
+}
+
+/* Interleave two pixels' k int8 values (minus zero) into xbuf (k4 = k rounded up to 4
+   words). */
+TT_INLINE void tt_widen_pair(const int8_t *xa, const int8_t *xb, int32_t k, int32_t zero,
+                             int32_t *xbuf)
+{
+    const int32_t zoff = tt_pack16(-zero, -zero);
+    int32_t i = 0;
+    for (; i + 4 <= k; i += 4, xbuf += 4) {
+        int32_t va = tt_ld32(xa + i), vb = tt_ld32(xb + i);
+        xbuf[0] = tt_sxtab16(zoff, va);
+        xbuf[1] = tt_sxtab16_ror8(zoff, va);
+        xbuf[2] = tt_sxtab16(zoff, vb);
+        xbuf[3] = tt_sxtab16_ror8(zoff, vb);
+    }
+    if (i < k) {
+        tt_widen_tail(xa + i, k - i, zero, &xbuf[0], &xbuf[1]);
+        tt_widen_tail(xb + i, k - i, zero, &xbuf[2], &xbuf[3]);
+    }
+}
+
+/* a0j += sum over n groups of 4 k of x(pixel 0) . w(channel j), a1j likewise for pixel
+   1: xp walks the interleaved pixel pair (4 words per group), wp the interleaved channel
+   pair (same layout). n >= 1. 12 instructions per 16 MACs (+ 2 per 2 groups). */
+#if defined(__GNUC__)
+#define TT_OUTLINE static __attribute__((noinline, unused))
+#else
+#define TT_OUTLINE static
+#endif
+
+/* Out of line on purpose: the 13-register asm needs a fresh register context (inlined
+   into a busy loop, the compiler may have too few free registers to allocate it). */
+TT_OUTLINE void tt_mac_2x2(const int32_t *xp, const int32_t *wp, int32_t n, int32_t *a00,
+                           int32_t *a01, int32_t *a10, int32_t *a11)
+{
+#if TT_DSP_NATIVE
+    int32_t b00 = *a00, b01 = *a01, b10 = *a10, b11 = *a11;
+    int32_t x0e, x0o, x1e, x1o, we, wo;
+    __asm volatile(
+        "tst     %[n], #1\n\t"
+        "beq     1f\n\t"
+        "adds    %[n], %[n], #1\n\t"
+        "b       2f\n"
+        "1:\n\t"
+        "ldrd    %[x0e], %[x0o], [%[xp]], #8\n\t"
+        "ldrd    %[x1e], %[x1o], [%[xp]], #8\n\t"
+        "ldrd    %[we], %[wo], [%[wp]], #8\n\t"
+        "smlad   %[b00], %[x0e], %[we], %[b00]\n\t"
+        "smlad   %[b00], %[x0o], %[wo], %[b00]\n\t"
+        "smlad   %[b10], %[x1e], %[we], %[b10]\n\t"
+        "smlad   %[b10], %[x1o], %[wo], %[b10]\n\t"
+        "ldrd    %[we], %[wo], [%[wp]], #8\n\t"
+        "smlad   %[b01], %[x0e], %[we], %[b01]\n\t"
+        "smlad   %[b01], %[x0o], %[wo], %[b01]\n\t"
+        "smlad   %[b11], %[x1e], %[we], %[b11]\n\t"
+        "smlad   %[b11], %[x1o], %[wo], %[b11]\n"
+        "2:\n\t"
+        "ldrd    %[x0e], %[x0o], [%[xp]], #8\n\t"
+        "ldrd    %[x1e], %[x1o], [%[xp]], #8\n\t"
+        "ldrd    %[we], %[wo], [%[wp]], #8\n\t"
+        "smlad   %[b00], %[x0e], %[we], %[b00]\n\t"
+        "smlad   %[b00], %[x0o], %[wo], %[b00]\n\t"
+        "smlad   %[b10], %[x1e], %[we], %[b10]\n\t"
+        "smlad   %[b10], %[x1o], %[wo], %[b10]\n\t"
+        "ldrd    %[we], %[wo], [%[wp]], #8\n\t"
+        "smlad   %[b01], %[x0e], %[we], %[b01]\n\t"
+        "smlad   %[b01], %[x0o], %[wo], %[b01]\n\t"
+        "smlad   %[b11], %[x1e], %[we], %[b11]\n\t"
+        "smlad   %[b11], %[x1o], %[wo], %[b11]\n\t"
+        "subs    %[n], %[n], #2\n\t"
+        "bne     1b\n"
+        : [b00] "+r"(b00), [b01] "+r"(b01), [b10] "+r"(b10), [b11] "+r"(b11),
+          [xp] "+r"(xp), [wp] "+r"(wp), [n] "+r"(n), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o),
+          [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [we] "=&r"(we), [wo] "=&r"(wo)
+        : "m"(*(const int32_t(*)[])xp), "m"(*(const int32_t(*)[])wp)
+        : "cc");
+    *a00 = b00;
+    *a01 = b01;
+    *a10 = b10;
+    *a11 = b11;
+#else
+    int32_t b00 = *a00, b01 = *a01, b10 = *a10, b11 = *a11;
+    for (; n > 0; --n, xp += 4, wp += 4) {
+        b00 = tt_smlad(xp[1], wp[1], tt_smlad(xp[0], wp[0], b00));
+        b10 = tt_smlad(xp[3], wp[1], tt_smlad(xp[2], wp[0], b10));
+        b01 = tt_smlad(xp[1], wp[3], tt_smlad(xp[0], wp[2], b01));
+        b11 = tt_smlad(xp[3], wp[3], tt_smlad(xp[2], wp[2], b11));
+    }
+    *a00 = b00;
+    *a01 = b01;
+    *a10 = b10;
+    *a11 = b11;
+#endif
+}
+
+/* Exact slow path for one output. */
+TT_INLINE int8_t tt_chrec_slow(const tt_chrec *r, int32_t acc, int32_t zero, int32_t lo,
+                               int32_t hi)
+{
+    return tt_requant_s8(acc, r->mult, r->off, zero, lo, hi);
+}
+
+/* Fast path for one output: requantize + saturate (+ act clamp). */
+#define TT_FAST_OUT(acc, r) (tt_ssat8(tt_smmla((acc), (r)->mult, (r)->off) >> (r)->t))
+
+TT_INLINE int32_t tt_clamp_lohi(int32_t v, int32_t lo, int32_t hi)
+{
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+/* Store the 2 pixels x 2 channels block (channel 1 skipped when `single`). */
+TT_INLINE void tt_store_block(int8_t *o0, int8_t *o1, const tt_chrec *r, int32_t a00,
+                              int32_t a01, int32_t a10, int32_t a11, int32_t zero, int clamp,
+                              int32_t lo, int32_t hi, const int single)
+{
+    if (TT_LIKELY(r[0].t && (single || r[1].t))) {
+        int32_t v00 = TT_FAST_OUT(a00, &r[0]), v10 = TT_FAST_OUT(a10, &r[0]);
+        int32_t v01 = 0, v11 = 0;
+        if (!single) {
+            v01 = TT_FAST_OUT(a01, &r[1]);
+            v11 = TT_FAST_OUT(a11, &r[1]);
+        }
+        if (clamp) {
+            v00 = tt_clamp_lohi(v00, lo, hi);
+            v10 = tt_clamp_lohi(v10, lo, hi);
+            if (!single) {
+                v01 = tt_clamp_lohi(v01, lo, hi);
+                v11 = tt_clamp_lohi(v11, lo, hi);
+            }
+        }
+        o0[0] = (int8_t)v00;
+        o1[0] = (int8_t)v10;
+        if (!single) {
+            o0[1] = (int8_t)v01;
+            o1[1] = (int8_t)v11;
+        }
+        return;
+    }
+    o0[0] = r[0].t ? (int8_t)tt_clamp_lohi(TT_FAST_OUT(a00, &r[0]), lo, hi)
+                   : tt_chrec_slow(&r[0], a00, zero, lo, hi);
+    o1[0] = r[0].t ? (int8_t)tt_clamp_lohi(TT_FAST_OUT(a10, &r[0]), lo, hi)
+                   : tt_chrec_slow(&r[0], a10, zero, lo, hi);
+    if (!single) {
+        o0[1] = r[1].t ? (int8_t)tt_clamp_lohi(TT_FAST_OUT(a01, &r[1]), lo, hi)
+                       : tt_chrec_slow(&r[1], a01, zero, lo, hi);
+        o1[1] = r[1].t ? (int8_t)tt_clamp_lohi(TT_FAST_OUT(a11, &r[1]), lo, hi)
+                       : tt_chrec_slow(&r[1], a11, zero, lo, hi);
+    }
+}
+
+
+/* ---- pointwise core shared by tt_conv2d_1x1_s8 and tt_conv2d_s8 ------------------- */
+#if defined(__GNUC__)
+#define TT_STATIC static __attribute__((unused))
+#else
+#define TT_STATIC static
+#endif
+
+/* Widen channel weights (scaled by 2^lsh) into slot s (0/1) of a pair's weight words. */
+TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t *blk, int32_t s)
+{
+    if (lsh == 0) {
+        int32_t i = 0;
+        for (blk += 2 * s; i + 4 <= k; i += 4, blk += 4) {
+            int32_t v = tt_ld32(w + i);
+            blk[0] = tt_sxtb16(v);
+            blk[1] = tt_sxtb16_ror8(v);
+        }
+        if (i < k) tt_widen_tail(w + i, k - i, 0, &blk[0], &blk[1]);
+        return;
+    }
+    for (int32_t i = 0; i < k; i += 4, blk += 4) {
+        int32_t e, o;
+        if (i + 4 <= k) {
+            int32_t v = tt_ld32(w + i);
+            e = tt_sxtb16(v);
+            o = tt_sxtb16_ror8(v);
+        } else {
+            tt_widen_tail(w + i, k - i, 0, &e, &o);
+        }
+        blk[2 * s] = tt_pack16((int32_t)((uint32_t)(int16_t)e << lsh),
+                               (int32_t)((uint32_t)(e >> 16) << lsh));
+        blk[2 * s + 1] = tt_pack16((int32_t)((uint32_t)(int16_t)o << lsh),
+                                   (int32_t)((uint32_t)(o >> 16) << lsh));
+    }
+}
+
+#if TT_DSP_NATIVE
+/* Whole channel-pair loop for one pixel pair when k <= 16 (ng = k/4 groups, unrolled),
+ * every channel on the fast path and the full int8 range. wp walks the pair blocks
+ * [bias0, bias1 | 4*ng widened weight words | mult0, off0, t0, mult1, off1, t1]; xb is
+ * the widened pixel pair; o0 the pixel-0 output of the first channel, d1 the distance
+ * to pixel 1's. Per group: 5 LDRD + 8 SMLAD (x0 is reloaded to stay within 14
+ * registers). */
+/* ng = 1: 41 instructions per 16 MACs */
+TT_STATIC void pw_pairs_ng1(const int32_t *xb, const int32_t *wp, const int32_t *end,
+                          int8_t *o0, int32_t d1)
+{
+    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
+    __asm volatile(
+        "1:\n\t"
+        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
+        "mov     %[a10], %[a00]\n\t"
+        "mov     %[a11], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
+        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
+        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
+        "ldrd    %[X0], %[W0], [%[wp], #32]\n\t"
+        "ldr     %[W1], [%[wp], #40]\n\t"
+        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
+        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
+        "ldr     %[W1], [%[wp], #44]\n\t"
+        "asr     %[a00], %[a00], %[X0]\n\t"
+        "asr     %[a10], %[a10], %[X0]\n\t"
+        "asr     %[a01], %[a01], %[W1]\n\t"
+        "asr     %[a11], %[a11], %[W1]\n\t"
+        "ssat    %[a00], #8, %[a00]\n\t"
+        "ssat    %[a10], #8, %[a10]\n\t"
+        "ssat    %[a01], #8, %[a01]\n\t"
+        "ssat    %[a11], #8, %[a11]\n\t"
+        "add     %[X1], %[o0], %[d1]\n\t"
+        "strb    %[a00], [%[o0]]\n\t"
+        "strb    %[a01], [%[o0], #1]\n\t"
+        "strb    %[a10], [%[X1]]\n\t"
+        "strb    %[a11], [%[X1], #1]\n\t"
+        "adds    %[o0], %[o0], #2\n\t"
+        "add     %[wp], %[wp], #48\n\t"
+        "cmp     %[wp], %[end]\n\t"
+        "bne     1b\n"
+        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
+          [wp] "+r"(wp), [o0] "+r"(o0)
+        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
+          "m"(*(const int32_t(*)[4])xb), "m"(*(const int32_t(*)[])wp)
+        : "cc", "memory");
+}
+
+/* ng = 2: 54 instructions per 32 MACs */
+TT_STATIC void pw_pairs_ng2(const int32_t *xb, const int32_t *wp, const int32_t *end,
+                          int8_t *o0, int32_t d1)
+{
+    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
+    __asm volatile(
+        "1:\n\t"
+        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
+        "mov     %[a10], %[a00]\n\t"
+        "mov     %[a11], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
+        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
+        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
+        "ldrd    %[X0], %[W0], [%[wp], #48]\n\t"
+        "ldr     %[W1], [%[wp], #56]\n\t"
+        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
+        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
+        "ldr     %[W1], [%[wp], #60]\n\t"
+        "asr     %[a00], %[a00], %[X0]\n\t"
+        "asr     %[a10], %[a10], %[X0]\n\t"
+        "asr     %[a01], %[a01], %[W1]\n\t"
+        "asr     %[a11], %[a11], %[W1]\n\t"
+        "ssat    %[a00], #8, %[a00]\n\t"
+        "ssat    %[a10], #8, %[a10]\n\t"
+        "ssat    %[a01], #8, %[a01]\n\t"
+        "ssat    %[a11], #8, %[a11]\n\t"
+        "add     %[X1], %[o0], %[d1]\n\t"
+        "strb    %[a00], [%[o0]]\n\t"
+        "strb    %[a01], [%[o0], #1]\n\t"
+        "strb    %[a10], [%[X1]]\n\t"
+        "strb    %[a11], [%[X1], #1]\n\t"
+        "adds    %[o0], %[o0], #2\n\t"
+        "add     %[wp], %[wp], #64\n\t"
+        "cmp     %[wp], %[end]\n\t"
+        "bne     1b\n"
+        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
+          [wp] "+r"(wp), [o0] "+r"(o0)
+        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
+          "m"(*(const int32_t(*)[8])xb), "m"(*(const int32_t(*)[])wp)
+        : "cc", "memory");
+}
+
+/* ng = 3: 67 instructions per 48 MACs */
+TT_STATIC void pw_pairs_ng3(const int32_t *xb, const int32_t *wp, const int32_t *end,
+                          int8_t *o0, int32_t d1)
+{
+    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
+    __asm volatile(
+        "1:\n\t"
+        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
+        "mov     %[a10], %[a00]\n\t"
+        "mov     %[a11], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #40]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #48]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #56]\n\t"
+        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
+        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
+        "ldrd    %[X0], %[W0], [%[wp], #64]\n\t"
+        "ldr     %[W1], [%[wp], #72]\n\t"
+        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
+        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
+        "ldr     %[W1], [%[wp], #76]\n\t"
+        "asr     %[a00], %[a00], %[X0]\n\t"
+        "asr     %[a10], %[a10], %[X0]\n\t"
+        "asr     %[a01], %[a01], %[W1]\n\t"
+        "asr     %[a11], %[a11], %[W1]\n\t"
+        "ssat    %[a00], #8, %[a00]\n\t"
+        "ssat    %[a10], #8, %[a10]\n\t"
+        "ssat    %[a01], #8, %[a01]\n\t"
+        "ssat    %[a11], #8, %[a11]\n\t"
+        "add     %[X1], %[o0], %[d1]\n\t"
+        "strb    %[a00], [%[o0]]\n\t"
+        "strb    %[a01], [%[o0], #1]\n\t"
+        "strb    %[a10], [%[X1]]\n\t"
+        "strb    %[a11], [%[X1], #1]\n\t"
+        "adds    %[o0], %[o0], #2\n\t"
+        "add     %[wp], %[wp], #80\n\t"
+        "cmp     %[wp], %[end]\n\t"
+        "bne     1b\n"
+        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
+          [wp] "+r"(wp), [o0] "+r"(o0)
+        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
+          "m"(*(const int32_t(*)[12])xb), "m"(*(const int32_t(*)[])wp)
+        : "cc", "memory");
+}
+
+/* ng = 4: 80 instructions per 64 MACs */
+TT_STATIC void pw_pairs_ng4(const int32_t *xb, const int32_t *wp, const int32_t *end,
+                          int8_t *o0, int32_t d1)
+{
+    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
+    __asm volatile(
+        "1:\n\t"
+        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
+        "mov     %[a10], %[a00]\n\t"
+        "mov     %[a11], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #40]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #48]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #48]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #56]\n\t"
+        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
+        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #56]\n\t"
+        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
+        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #64]\n\t"
+        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
+        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
+        "ldrd    %[X0], %[X1], [%[xb], #48]\n\t"
+        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
+        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
+        "ldrd    %[W0], %[W1], [%[wp], #72]\n\t"
+        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
+        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
+        "ldrd    %[X0], %[W0], [%[wp], #80]\n\t"
+        "ldr     %[W1], [%[wp], #88]\n\t"
+        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
+        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
+        "ldr     %[W1], [%[wp], #92]\n\t"
+        "asr     %[a00], %[a00], %[X0]\n\t"
+        "asr     %[a10], %[a10], %[X0]\n\t"
+        "asr     %[a01], %[a01], %[W1]\n\t"
+        "asr     %[a11], %[a11], %[W1]\n\t"
+        "ssat    %[a00], #8, %[a00]\n\t"
+        "ssat    %[a10], #8, %[a10]\n\t"
+        "ssat    %[a01], #8, %[a01]\n\t"
+        "ssat    %[a11], #8, %[a11]\n\t"
+        "add     %[X1], %[o0], %[d1]\n\t"
+        "strb    %[a00], [%[o0]]\n\t"
+        "strb    %[a01], [%[o0], #1]\n\t"
+        "strb    %[a10], [%[X1]]\n\t"
+        "strb    %[a11], [%[X1], #1]\n\t"
+        "adds    %[o0], %[o0], #2\n\t"
+        "add     %[wp], %[wp], #96\n\t"
+        "cmp     %[wp], %[end]\n\t"
+        "bne     1b\n"
+        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
+          [wp] "+r"(wp), [o0] "+r"(o0)
+        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
+          "m"(*(const int32_t(*)[16])xb), "m"(*(const int32_t(*)[])wp)
+        : "cc", "memory");
+}
+
+#endif
+
+
+#if TT_DSP_NATIVE
+/* Whole channel-pair loop for one pixel pair, any k (fast channels, full int8 range):
+ * per group of 4 input channels 4 LDRD + 8 SMLAD, unrolled twice. All 14 registers are
+ * used, so the context pointer is kept on the stack inside the asm. */
+typedef struct {
+    const int32_t *xb, *xend, *wp, *wend;
+    int8_t *o0;
+    int32_t d1;
+} pw_big_ctx;
+
+#define PW_BIG_GROUP                                            \
+    "ldrd    %[X0], %[X1], [%[xp]], #8\n\t"                     \
+    "ldrd    %[X2], %[X3], [%[xp]], #8\n\t"                     \
+    "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"                     \
+    "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"                  \
+    "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"                  \
+    "smlad   %[a10], %[X2], %[W0], %[a10]\n\t"                  \
+    "smlad   %[a10], %[X3], %[W1], %[a10]\n\t"                  \
+    "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"                     \
+    "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"                  \
+    "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"                  \
+    "smlad   %[a11], %[X2], %[W0], %[a11]\n\t"                  \
+    "smlad   %[a11], %[X3], %[W1], %[a11]\n\t"
+
+TT_STATIC void pw_pairs_big(const pw_big_ctx *cx)
+{
+    const int32_t *xp = (const int32_t *)(const void *)cx, *xend, *wp;
+    int8_t *o0;
+    int32_t a00, a01, a10, a11, X0, X1, X2, X3, W0, W1;
+    __asm volatile(
+        "str     %[xp], [sp, #-8]!\n\t"
+        "ldr     %[xend], [%[xp], #4]\n\t"
+        "ldr     %[wp], [%[xp], #8]\n\t"
+        "ldr     %[o0], [%[xp], #16]\n"
+        "1:\n\t"
+        "ldr     %[xp], [sp]\n\t"
+        "ldr     %[xp], [%[xp]]\n\t"
+        "ldrd    %[a00], %[a01], [%[wp]], #8\n\t"
+        "mov     %[a10], %[a00]\n\t"
+        "mov     %[a11], %[a01]\n\t"
+        "sub     %[X0], %[xend], %[xp]\n\t"
+        "tst     %[X0], #16\n\t"
+        "bne     3f\n"
+        "2:\n\t"
+        PW_BIG_GROUP
+        "3:\n\t"
+        PW_BIG_GROUP
+        "cmp     %[xp], %[xend]\n\t"
+        "bne     2b\n\t"
+        "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"
+        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
+        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
+        "ldrd    %[X0], %[W0], [%[wp]], #8\n\t"
+        "ldrd    %[W1], %[X1], [%[wp]], #8\n\t"
+        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
+        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
+        "asr     %[a00], %[a00], %[X0]\n\t"
+        "asr     %[a10], %[a10], %[X0]\n\t"
+        "asr     %[a01], %[a01], %[X1]\n\t"
+        "asr     %[a11], %[a11], %[X1]\n\t"
+        "ssat    %[a00], #8, %[a00]\n\t"
+        "ssat    %[a10], #8, %[a10]\n\t"
+        "ssat    %[a01], #8, %[a01]\n\t"
+        "ssat    %[a11], #8, %[a11]\n\t"
+        "ldr     %[X2], [sp]\n\t"
+        "ldrd    %[X0], %[X1], [%[X2], #12]\n\t"
+        "ldr     %[X3], [%[X2], #20]\n\t"
+        "add     %[X3], %[X3], %[o0]\n\t"
+        "strb    %[a00], [%[o0]]\n\t"
+        "strb    %[a01], [%[o0], #1]\n\t"
+        "strb    %[a10], [%[X3]]\n\t"
+        "strb    %[a11], [%[X3], #1]\n\t"
+        "adds    %[o0], %[o0], #2\n\t"
+        "cmp     %[wp], %[X0]\n\t"
+        "bne     1b\n\t"
+        "add     sp, sp, #8\n"
+        : [xp] "+r"(xp), [xend] "=&r"(xend), [wp] "=&r"(wp), [o0] "=&r"(o0),
+          [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [X0] "=&r"(X0), [X1] "=&r"(X1), [X2] "=&r"(X2), [X3] "=&r"(X3), [W0] "=&r"(W0),
+          [W1] "=&r"(W1)
+        : "m"(*cx)
+        : "cc", "memory");
+}
+#undef PW_BIG_GROUP
+#endif
+
+/* Block of an output channel pair in scratch (words): bias0, bias1, k4 widened weight
+   words (tt_gemm.h layout), then mult, off, t of each channel (t = 0: exact slow path,
+   mult/off then hold the original mult/shift). */
+#define PW_BLOCK_WORDS(k4) (8 + (k4))
+
+TT_INLINE void pw_block_recs(const int32_t *blk, int32_t k4, tt_chrec r[2])
+{
+    const int32_t *q = blk + 2 + k4;
+    r[0].bias = blk[0];
+    r[1].bias = blk[1];
+    r[0].mult = q[0];
+    r[0].off = q[1];
+    r[0].t = q[2];
+    r[1].mult = q[3];
+    r[1].off = q[4];
+    r[1].t = q[5];
+}
+
+
+/* Prepare output channels [c0, c0 + n) (n <= chunk; row o of the weights at
+   tt_w_row_k(w, w_tail, w_split, o, k), i.e. w + o * k when not split): one block per
+   channel pair (a padding channel completes an odd n; it is never stored). Returns 1
+   when every channel has a fast plan and no clamp is needed. */
+TT_STATIC int tt_pw_prepare(const int8_t *w, const int8_t *w_tail, int32_t w_split,
+                            int32_t k, const int32_t *bias,
+                            const int32_t *mult, const int32_t *shift, int32_t in_zero,
+                            int32_t out_zero, int32_t c0, int32_t n, int32_t co, int clamp,
+                            int32_t *blocks)
+{
+    const int32_t k4 = (k + 3) & ~3, bw = PW_BLOCK_WORDS(k4);
+    int simple = !clamp;
+    for (int32_t j = 0; j < ((n + 1) & ~1); ++j) {
+        int32_t *blk = blocks + j / 2 * bw, *q = blk + 2 + k4 + 3 * (j & 1);
+        const int32_t o = c0 + j;
+        if (o >= co) { /* padding channel of an odd chunk */
+            blk[j & 1] = 0;
+            q[0] = 0;
+            q[1] = 0;
+            q[2] = 1;
+            for (int32_t i = 0; i < k4; i += 4) blk[2 + i + 2] = blk[2 + i + 3] = 0;
+            continue;
+        }
+        tt_chrec r;
+        const int8_t *wo = tt_w_row_k(w, w_tail, w_split, o, k);
+        tt_chrec_make(&r, bias[o], mult[o], shift[o], out_zero, wo, k, tt_xmax(in_zero), 8);
+        tt_widen_weights(wo, k, tt_chrec_lsh(&r, shift[o]), blk + 2, j & 1);
+        blk[j & 1] = r.bias;
+        q[0] = r.mult;
+        q[1] = r.off;
+        q[2] = r.t;
+        simple &= r.t != 0;
+    }
+    return simple;
+}
+
+/* Outputs of n prepared channels for the widened pixel pair xbuf: pixel 0 at o0, pixel
+   1 at o0 + co (`two`; else at o1, a dummy). */
+TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int32_t n,
+                                int32_t k4, int8_t *o0, int8_t *o1, int32_t co, int two,
+                                int simple, int32_t zo, int clamp, int32_t lo, int32_t hi)
+{
+    const int32_t bw = PW_BLOCK_WORDS(k4);
+    int32_t j = 0;
+#if TT_DSP_NATIVE
+    if (simple && two && n >= 2) {
+        const int32_t np = n / 2;
+        const int32_t *wend = blocks + np * bw;
+        switch (k4) {
+        case 4: pw_pairs_ng1(xbuf, blocks, wend, o0, co); break;
+        case 8: pw_pairs_ng2(xbuf, blocks, wend, o0, co); break;
+        case 12: pw_pairs_ng3(xbuf, blocks, wend, o0, co); break;
+        case 16: pw_pairs_ng4(xbuf, blocks, wend, o0, co); break;
+        default: {
+            const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
+            pw_pairs_big(&cx);
+        }
+        }
+        j = 2 * np;
+    }
+#else
+    (void)co;
+    (void)two;
+#endif
+    for (; j < n; j += 2) {
+        const int32_t *blk = blocks + j / 2 * bw;
+        tt_chrec r[2];
+        pw_block_recs(blk, k4, r);
+        int32_t a00 = r[0].bias, a10 = r[0].bias, a01 = r[1].bias, a11 = r[1].bias;
+        tt_mac_2x2(xbuf, blk + 2, k4 / 4, &a00, &a01, &a10, &a11);
+        if (j + 1 < n) {
+            if (simple) {
+                o0[j] = (int8_t)TT_FAST_OUT(a00, &r[0]);
+                o1[j] = (int8_t)TT_FAST_OUT(a10, &r[0]);
+                o0[j + 1] = (int8_t)TT_FAST_OUT(a01, &r[1]);
+                o1[j + 1] = (int8_t)TT_FAST_OUT(a11, &r[1]);
+            } else {
+                tt_store_block(o0 + j, o1 + j, r, a00, a01, a10, a11, zo, clamp, lo, hi, 0);
+            }
+        } else {
+            tt_store_block(o0 + j, o1 + j, r, a00, a01, a10, a11, zo, clamp, lo, hi, 1);
+        }
+    }
+}
+
+#endif /* TT_DSP */
+#endif

@@ -1,0 +1,660 @@
+/* Private to runtime_c/src/kernels: helpers shared by the training kernels.
+ *
+ *   - per-channel SGD factors (validated before any weight is touched) and the update
+ *     of one weight;
+ *   - the integer range / requantization steps of requant_grad;
+ *   - geometry of a convolution tap;
+ *   - the Arm DSP matrix cores of the 1x1 / fc input and weight gradients.
+ */
+#ifndef TT_GRAD_CORE_H
+#define TT_GRAD_CORE_H
+#include "tt_simd.h"
+#include "tt_train_kernels.h"
+
+/* Hot inner loops live in small out-of-line functions: with 14 usable registers, GCC
+   spills accumulators when they are inlined into the kernels' outer loops. */
+#if defined(__GNUC__)
+#define TT_GRAD_NOINLINE __attribute__((noinline))
+#else
+#define TT_GRAD_NOINLINE
+#endif
+
+/* ---- SGD factors ---------------------------------------------------------------------- */
+
+/* Q31 factor of one channel: (mult, total = 31 - shift), and its fast path.
+ *
+ * Fast path (total >= 32, i.e. f_c < 2^-1, with stochastic or nearest rounding): with
+ * s = total - 32 and the rounding addend of _fixed_round written as h * 2^s (stochastic:
+ * h = the random value, since r = h << (total - 32); nearest: h = 2^31, since
+ * 2^(total-1) = 2^31 * 2^s),
+ *     delta = (A * mult + h * 2^s) >> total = hi32(A * mult + h * 2^s) >> s
+ * (floor(floor(X / 2^32) / 2^s) = floor(X / 2^(32+s))), one SMULL + one UMLAL + one
+ * shift; |X| < 2^63 so nothing overflows. mult = 0 (factor below 2^-32) gives delta = 0
+ * for every rounding and also takes this path. Everything else (large factors,
+ * truncation) uses the generic tt_sgd_update_w. */
+typedef struct {
+    int32_t mult, total;
+    int32_t fast, s;
+    uint32_t p2s, h; /* 2^s; h of nearest rounding */
+} tt_chf;
+
+TT_INLINE int tt_chf_set(tt_chf *f, int st, int32_t m, int32_t sh, int32_t rounding)
+{
+    f->mult = m;
+    f->total = 31 - sh;
+    f->fast = 0;
+    f->s = 0;
+    f->p2s = 1;
+    f->h = 0x80000000u;
+    if (m == 0) {
+        f->fast = 1;
+    } else if (f->total >= 32 && f->total <= 62 && rounding != TT_ROUND_TRUNCATE) {
+        f->fast = 1;
+        f->s = f->total - 32;
+        f->p2s = (uint32_t)1 << f->s;
+    }
+    return st;
+}
+
+TT_INLINE int tt_chf_weight(const tt_sgd_params *u, int32_t c, tt_chf *f)
+{
+    int32_t m, s;
+    const float fc = u->qas_off ? tt_weight_factor_plain(u->lr, u->s_gy, u->s_x, u->s_w[c])
+                                : tt_weight_factor(u->lr, u->s_gy, u->s_x, u->s_w[c]);
+    int st = tt_q31_of_f32(fc, &m, &s);
+    return tt_chf_set(f, st, m, s, u->rounding);
+}
+
+TT_INLINE int tt_chf_bias(const tt_sgd_params *u, int32_t c, tt_chf *f)
+{
+    int32_t m, s;
+    const float fb = u->qas_off ? tt_bias_factor_plain(u->lr, u->s_gy, u->s_x, u->s_w[c])
+                                : tt_bias_factor(u->lr, u->s_gy, u->s_x, u->s_w[c]);
+    int st = tt_q31_of_f32(fb, &m, &s);
+    return tt_chf_set(f, st, m, s, TT_ROUND_NEAREST);
+}
+
+/* Arguments of a weight update: k, rounding, every channel's factor. Nothing is written
+   unless this returns TT_OK (the reference raises before updating anything). */
+static inline int tt_sgd_check(const tt_sgd_params *u, int32_t out_c, int bias)
+{
+    if (!u || u->k < 0 || u->k > out_c) return TT_ERR_ARG;
+    if (!bias && (u->rounding < TT_ROUND_STOCHASTIC || u->rounding > TT_ROUND_TRUNCATE))
+        return TT_ERR_ARG;
+    for (int32_t c = 0; c < u->k; ++c) {
+        tt_chf f;
+        int st = bias ? tt_chf_bias(u, c, &f) : tt_chf_weight(u, c, &f);
+        if (st != TT_OK) return st;
+    }
+    return TT_OK;
+}
+
+/* Fast-path update (see tt_chf): w - delta clamped to +-127; delta is first clamped to
+   [-256, 255] (any delta beyond saturates the weight anyway). */
+TT_INLINE int32_t tt_clamp_d9(int32_t d)
+{
+#if TT_DSP_NATIVE
+    return __ssat(d, 9);
+#else
+    return d < -256 ? -256 : (d > 255 ? 255 : d);
+#endif
+}
+
+TT_INLINE int8_t tt_upd_fast(int32_t w, int32_t acc, int32_t mult, uint32_t h, uint32_t p2s,
+                             int32_t s)
+{
+    const uint64_t x = (uint64_t)((int64_t)acc * mult) + (uint64_t)h * p2s;
+    const int32_t d = tt_clamp_d9((int32_t)(uint32_t)(x >> 32) >> s);
+    int32_t v = w - d; /* [-383, 383] */
+#if TT_DSP_NATIVE
+    v = __ssat(v, 8);
+    v = v < -127 ? -127 : v;
+#else
+    v = v < -127 ? -127 : (v > 127 ? 127 : v);
+#endif
+    return (int8_t)v;
+}
+
+/* Update of the weight with flat index idx (its position in the weight array). */
+TT_INLINE void tt_upd_w(int8_t *w, uint32_t idx, int32_t acc, const tt_chf *f,
+                        int32_t rounding, uint32_t key)
+{
+    if (TT_LIKELY(f->fast)) {
+        const uint32_t h = rounding == TT_ROUND_STOCHASTIC ? tt_hash32(idx, key) : f->h;
+        w[idx] = tt_upd_fast(w[idx], acc, f->mult, h, f->p2s, f->s);
+        return;
+    }
+    const uint32_t rnd = rounding == TT_ROUND_STOCHASTIC ? tt_hash32(idx, key) : 0u;
+    w[idx] = tt_sgd_update_w(w[idx], acc, f->mult, f->total, rounding, rnd);
+}
+
+/* ---- requant_grad --------------------------------------------------------------------- */
+
+TT_INLINE uint32_t tt_abs32(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
+
+/* Running statistic of grad_range_int. */
+typedef struct {
+    uint32_t max;
+    uint64_t sum;
+} tt_rstat;
+
+TT_INLINE void tt_rstat_add(tt_rstat *st, int32_t v)
+{
+    const uint32_t a = tt_abs32(v);
+    if (a > st->max) st->max = a;
+    st->sum += a;
+}
+
+TT_INLINE int64_t tt_rstat_range(const tt_rstat *st, int32_t n, tt_grad_range range)
+{
+    if (n <= 0) return 0;
+    if (range.kind == TT_RANGE_SHIFT) return (int64_t)(st->max >> range.k);
+    return (int64_t)range.k * (int64_t)(st->sum / (uint64_t)n);
+}
+
+/* Requantization of requant_grad for a range r > 0: q = clamp(requant(acc, m, s), +-qmax),
+   scale = acc_scale * (r / qmax). */
+typedef struct {
+    int32_t mult, shift, qmax;
+} tt_rqg;
+
+TT_INLINE float tt_rqg_setup(tt_rqg *q, int64_t r, int32_t qmax, float acc_scale)
+{
+    const float rf = (float)r;
+    const float qf = (float)qmax;
+    const float inv = qf / rf; /* <= 127: always a valid Q31 factor */
+    (void)tt_q31_of_f32(inv, &q->mult, &q->shift);
+    q->qmax = qmax;
+    const float ratio = rf / qf;
+    return acc_scale * ratio;
+}
+
+TT_INLINE int8_t tt_rqg_apply(const tt_rqg *q, int32_t acc)
+{
+    int64_t v = tt_requantize64(acc, q->mult, q->shift);
+    if (v > q->qmax) v = q->qmax;
+    if (v < -q->qmax) v = -q->qmax;
+    return (int8_t)v;
+}
+
+/* ---- convolution geometry --------------------------------------------------------------- */
+
+/* Output positions o in [*lo, *hi) whose tap o * s + off lies in [0, n_in), clipped to
+   [0, n_out). */
+TT_INLINE void tt_tap_range(int32_t n_in, int32_t n_out, int32_t off, int32_t s, int32_t *lo,
+                            int32_t *hi)
+{
+    int32_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int32_t last = n_in - 1 - off;
+    int32_t b = last < 0 ? 0 : last / s + 1;
+    if (b > n_out) b = n_out;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* ---- portable matrix cores (1x1 and fc) ---------------------------------------------------
+ * Same geometry as the DSP cores below: rows x n pixels; t / gy pixel (r, j) at
+ * (r * n + j) * co (contiguous), gx / x pixel at r * row + j * step.
+ * Input-gradient weights may be split (tt_kernels.h "Split weights"): rows [0, split) at
+ * w, rows [split, co) at w_tail (split = tt_w_split_at(): co when not split). */
+
+/* g[i] += t[o] * w[o][i] for the channels [o0, o1) whose rows start at wr. */
+static inline void tt_gin_rows_portable(int32_t *g, const int16_t *t, const int8_t *wr,
+                                        int32_t o0, int32_t o1, int32_t ci)
+{
+    for (int32_t o = o0; o < o1; ++o, wr += ci) {
+        const int32_t tv = t[o];
+        if (!tv) continue;
+        for (int32_t i = 0; i < ci; ++i) g[i] += tv * wr[i];
+    }
+}
+
+static inline void tt_gin_mm_portable(const int16_t *t, const int8_t *w, const int8_t *w_tail,
+                                      int32_t split, int32_t co, int32_t ci, int32_t rows,
+                                      int32_t n, int32_t *gx, int32_t gx_row, int32_t gx_step)
+{
+    for (int32_t r = 0; r < rows; ++r) {
+        int32_t *g = gx + (ptrdiff_t)r * gx_row;
+        for (int32_t j = 0; j < n; ++j, t += co, g += gx_step) {
+            for (int32_t i = 0; i < ci; ++i) g[i] = 0;
+            if (split > 0) tt_gin_rows_portable(g, t, w, 0, split, ci);
+            if (split < co) tt_gin_rows_portable(g, t, w_tail, split, co, ci);
+        }
+    }
+}
+
+static inline void tt_gw_mm_update_portable(const int8_t *gy, int32_t co, const int8_t *x,
+                                            int32_t ci, int32_t zx, int32_t rows, int32_t n,
+                                            int32_t x_row, int32_t x_step, int8_t *w,
+                                            const tt_sgd_params *u)
+{
+    const uint32_t key = u->key; /* locals: w (int8_t) stores could alias *u */
+    const int32_t rounding = u->rounding, k = u->k;
+    for (int32_t c = 0; c < k; ++c) {
+        tt_chf f;
+        (void)tt_chf_weight(u, c, &f);
+        const uint32_t base = (uint32_t)c * (uint32_t)ci;
+        int32_t i = 0;
+        for (; i + 4 <= ci; i += 4) { /* 4 inputs per pass over the pixels */
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            const int8_t *g = gy + c;
+            for (int32_t r = 0; r < rows; ++r) {
+                const int8_t *xp = x + (ptrdiff_t)r * x_row + i;
+                for (int32_t j = 0; j < n; ++j, g += co, xp += x_step) {
+                    const int32_t gv = *g;
+                    a0 += gv * (xp[0] - zx);
+                    a1 += gv * (xp[1] - zx);
+                    a2 += gv * (xp[2] - zx);
+                    a3 += gv * (xp[3] - zx);
+                }
+            }
+            tt_upd_w(w, base + (uint32_t)i, a0, &f, rounding, key);
+            tt_upd_w(w, base + (uint32_t)i + 1u, a1, &f, rounding, key);
+            tt_upd_w(w, base + (uint32_t)i + 2u, a2, &f, rounding, key);
+            tt_upd_w(w, base + (uint32_t)i + 3u, a3, &f, rounding, key);
+        }
+        for (; i < ci; ++i) {
+            int32_t acc = 0;
+            const int8_t *g = gy + c;
+            for (int32_t r = 0; r < rows; ++r) {
+                const int8_t *xp = x + (ptrdiff_t)r * x_row + i;
+                for (int32_t j = 0; j < n; ++j, g += co, xp += x_step) acc += *g * (*xp - zx);
+            }
+            tt_upd_w(w, base + (uint32_t)i, acc, &f, rounding, key);
+        }
+    }
+}
+
+/* ---- DSP matrix cores (1x1 and fc) -------------------------------------------------------- */
+#if TT_DSP
+
+TT_INLINE int32_t tt_ld16u(const void *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return (int32_t)v;
+}
+
+/* Input gradient: gx[px][i] = sum_o t[px][o] * w[o][i] for rows x n pixels; t pixel
+ * (r, j) at t + (r * n + j) * co (contiguous), gx pixel at gx + r * gx_row + j * gx_step.
+ *
+ * Inputs 8 (then 4, then 1..3 in plain C) at a time, output channels in chunks of 64:
+ * the chunk's weights are widened into scratch as int16 pairs (w[o][i], w[o+1][i]),
+ * 8 words per channel pair (1 KB); per pixel and channel pair: 1 load of
+ * (t[o], t[o+1]), 8 weight words and 8 SMLAD for 16 MACs (about 21 instructions with
+ * the loop). Chunks after the first accumulate into gx. Split weights (rows [0, split)
+ * at w, the others at w_tail) only change where the widening reads a row from. */
+#define TT_GIN_CHUNK 64
+
+/* One channel pair: rows wa, wb (from input i0 on; wb unused when !two). */
+TT_INLINE void tt_gin_prep_pair(const int8_t *wa, const int8_t *wb, int two, int32_t nb,
+                                int32_t *wp)
+{
+    for (int32_t j = 0; j < nb; j += 4, wp += 4) {
+        int32_t a = tt_ld32(wa + j), b = two ? tt_ld32(wb + j) : 0;
+        int32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a);
+        int32_t be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
+        wp[0] = tt_pkhbt_lsl16(ae, be);
+        wp[1] = tt_pkhbt_lsl16(ao, bo);
+        wp[2] = tt_pkhtb_asr16(be, ae);
+        wp[3] = tt_pkhtb_asr16(bo, ao);
+    }
+}
+
+/* Weight rows of the input-gradient cores: rows [0, split) at w, the others at tail
+   (split = co when the weights are not split). */
+typedef struct {
+    const int8_t *w, *tail;
+    int32_t split;
+} tt_wrows;
+
+/* The chunk [o0, o1) that holds the split (at most one per call). Out of line, so the
+   common case below stays a plain loop. */
+static TT_GRAD_NOINLINE void tt_gin_prep_split(const tt_wrows *wr, int32_t ci, int32_t o0,
+                                               int32_t o1, int32_t i0, int32_t nb, int32_t *wp)
+{
+    for (int32_t o = o0; o < o1; o += 2, wp += nb) {
+        const int two = o + 1 < o1;
+        const int8_t *wa = tt_w_row_k(wr->w, wr->tail, wr->split, o, ci) + i0;
+        const int8_t *wb = two ? tt_w_row_k(wr->w, wr->tail, wr->split, o + 1, ci) + i0 : wa;
+        tt_gin_prep_pair(wa, wb, two, nb, wp);
+    }
+}
+
+/* Channels [o0, o1), inputs [i0, i0 + nb). */
+TT_INLINE void tt_gin_prep(const tt_wrows *wr, int32_t ci, int32_t o0, int32_t o1, int32_t i0,
+                           int32_t nb, int32_t *wp)
+{
+    const int32_t split = wr->split;
+    if (o0 < split && split < o1) {
+        tt_gin_prep_split(wr, ci, o0, o1, i0, nb, wp);
+        return;
+    }
+    /* the chunk lies in one piece: rows ci apart */
+    const int8_t *wa =
+        (o0 < split ? wr->w + (size_t)o0 * ci : wr->tail + (size_t)(o0 - split) * ci) + i0;
+    for (int32_t o = o0; o < o1; o += 2, wa += 2 * ci, wp += nb)
+        tt_gin_prep_pair(wa, wa + ci, o + 1 < o1, nb, wp);
+}
+
+/* One chunk of output channels (npair pairs + odd) for rows x n pixels and nb inputs:
+   gx (+)= t . w. Kept out of line so that the register allocation of its inner loop
+   (8 accumulators, t, w, 3 pointers) is not disturbed by the caller's loops. */
+
+TT_INLINE void tt_gin_chunk(const int16_t *tp, int32_t co, int32_t npair, int32_t odd,
+                            int32_t rows, int32_t n, int32_t *gx, int32_t gx_row,
+                            int32_t gx_step, const int32_t *scratch, int first, const int nb)
+{
+    for (int32_t r = 0; r < rows; ++r) {
+        int32_t *gp = gx + (ptrdiff_t)r * gx_row;
+        for (int32_t j = 0; j < n; ++j, tp += co, gp += gx_step) {
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+            if (!first) {
+                a0 = gp[0]; a1 = gp[1]; a2 = gp[2]; a3 = gp[3];
+                if (nb == 8) { a4 = gp[4]; a5 = gp[5]; a6 = gp[6]; a7 = gp[7]; }
+            }
+            const int32_t *wp = scratch;
+            const int16_t *tq = tp, *te = tp + 2 * npair;
+            for (; tq != te; tq += 2, wp += nb) {
+                const int32_t tv = tt_ld32(tq);
+                a0 = tt_smlad(tv, wp[0], a0);
+                a1 = tt_smlad(tv, wp[1], a1);
+                a2 = tt_smlad(tv, wp[2], a2);
+                a3 = tt_smlad(tv, wp[3], a3);
+                if (nb == 8) {
+                    a4 = tt_smlad(tv, wp[4], a4);
+                    a5 = tt_smlad(tv, wp[5], a5);
+                    a6 = tt_smlad(tv, wp[6], a6);
+                    a7 = tt_smlad(tv, wp[7], a7);
+                }
+            }
+            if (odd) { /* last channel alone: (t[o], 0) x (w[o][i], 0) */
+                const int32_t tv = (int32_t)(uint16_t)tq[0];
+                a0 = tt_smlad(tv, wp[0], a0);
+                a1 = tt_smlad(tv, wp[1], a1);
+                a2 = tt_smlad(tv, wp[2], a2);
+                a3 = tt_smlad(tv, wp[3], a3);
+                if (nb == 8) {
+                    a4 = tt_smlad(tv, wp[4], a4);
+                    a5 = tt_smlad(tv, wp[5], a5);
+                    a6 = tt_smlad(tv, wp[6], a6);
+                    a7 = tt_smlad(tv, wp[7], a7);
+                }
+            }
+            gp[0] = a0; gp[1] = a1; gp[2] = a2; gp[3] = a3;
+            if (nb == 8) { gp[4] = a4; gp[5] = a5; gp[6] = a6; gp[7] = a7; }
+        }
+    }
+}
+
+static TT_GRAD_NOINLINE void tt_gin_chunk8(const int16_t *tp, int32_t co, int32_t npair,
+                                           int32_t odd, int32_t rows, int32_t n, int32_t *gx,
+                                           int32_t gx_row, int32_t gx_step,
+                                           const int32_t *scratch, int first)
+{
+    tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 8);
+}
+
+static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_t npair,
+                                           int32_t odd, int32_t rows, int32_t n, int32_t *gx,
+                                           int32_t gx_row, int32_t gx_step,
+                                           const int32_t *scratch, int first)
+{
+    tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 4);
+}
+
+static void tt_gin_block(const int16_t *t, const tt_wrows *wr, int32_t co, int32_t ci,
+                         int32_t rows, int32_t n, int32_t *gx, int32_t gx_row, int32_t gx_step,
+                         int32_t i0, int32_t *scratch, const int nb)
+{
+    for (int32_t oc = 0; oc < co; oc += TT_GIN_CHUNK) {
+        const int32_t oe = oc + TT_GIN_CHUNK < co ? oc + TT_GIN_CHUNK : co;
+        tt_gin_prep(wr, ci, oc, oe, i0, nb, scratch);
+        if (nb == 8)
+            tt_gin_chunk8(t + oc, co, (oe - oc) / 2, (oe - oc) & 1, rows, n, gx + i0, gx_row,
+                          gx_step, scratch, oc == 0);
+        else
+            tt_gin_chunk4(t + oc, co, (oe - oc) / 2, (oe - oc) & 1, rows, n, gx + i0, gx_row,
+                          gx_step, scratch, oc == 0);
+    }
+}
+
+/* acc + sum over the channels [o0, o1) of t[o] * (*wc), wc stepping by ci from wc. */
+TT_INLINE int32_t tt_gin_col(const int16_t *tp, const int8_t *wc, int32_t o0, int32_t o1,
+                             int32_t ci, int32_t acc)
+{
+    for (int32_t o = o0; o < o1; ++o, wc += ci) acc += tp[o] * *wc;
+    return acc;
+}
+
+static inline void tt_gin_mm(const int16_t *t, const int8_t *w, const int8_t *w_tail,
+                             int32_t split, int32_t co, int32_t ci, int32_t rows, int32_t n,
+                             int32_t *gx, int32_t gx_row, int32_t gx_step, void *scratch)
+{
+    int32_t *ws = (int32_t *)scratch;
+    const tt_wrows wr = {w, w_tail, split};
+    int32_t i0 = 0;
+    for (; i0 + 8 <= ci; i0 += 8)
+        tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 8);
+    if (i0 + 4 <= ci) {
+        tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
+        i0 += 4;
+    }
+    if (i0 < ci) { /* the last 1..3 inputs */
+        const int16_t *tp = t;
+        for (int32_t r = 0; r < rows; ++r) {
+            int32_t *gp = gx + (ptrdiff_t)r * gx_row;
+            for (int32_t j = 0; j < n; ++j, tp += co, gp += gx_step) {
+                for (int32_t i = i0; i < ci; ++i) {
+                    int32_t acc = 0;
+                    if (split > 0) acc = tt_gin_col(tp, w + i, 0, split, ci, acc);
+                    if (split < co) acc = tt_gin_col(tp, w_tail + i, split, co, ci, acc);
+                    gp[i] = acc;
+                }
+            }
+        }
+    }
+}
+
+/* Weight gradient fused with the update: A[c][i] = sum_px gy[px][c] * (x[px][i] - zx) for
+ * c < u->k, rows x n pixels; gy pixel (r, j) at gy + (r * n + j) * co (contiguous), x pixel
+ * at x + r * x_row + j * x_step; weight (c, i) at w[c * ci + i].
+ *
+ * Output channels 4 at a time: the channels' gradients are first laid out in scratch as
+ * int16 pixel pairs (gy[p][c], gy[p+1][c]) (4 words per pixel pair, rows of odd width
+ * padded with a zero pixel), with their sums over pixels. Then per 2 inputs and pixel
+ * pair: 2 LDRH + 1 ORR + 2 SXTB16 for (x[p][i], x[p+1][i]), 4 loads and 8 SMLAD for
+ * 16 MACs (24 instructions with the loop: 8 accumulators + 4 pointers/strides + 3
+ * temporaries need one register more than the core has); the zero point is applied once
+ * at the end: A = sum(gy * x) - zx * sum(gy) (exact modulo 2^32, like the int32 result).
+ * Each weight is updated as soon as its A is complete. A single pixel (fc with batch 1)
+ * skips the MAC loop: A = gy[c] * (x[i] - zx). */
+TT_INLINE void tt_gw_prep(const int8_t *gy, int32_t co, int32_t c0, int32_t rows, int32_t n,
+                          int32_t *gs, int32_t gsum[4])
+{
+    const int full = c0 + 4 <= co;
+    gsum[0] = gsum[1] = gsum[2] = gsum[3] = 0;
+    for (int32_t r = 0; r < rows; ++r) {
+        for (int32_t j = 0; j < n; j += 2, gs += 4) {
+            const int8_t *ga = gy + ((ptrdiff_t)r * n + j) * co + c0;
+            const int8_t *gb = ga + co;
+            const int two = j + 1 < n;
+            int32_t g0 = 0, g1 = 0;
+            if (full) {
+                g0 = tt_ld32(ga);
+                if (two) g1 = tt_ld32(gb);
+            } else {
+                for (int32_t q = 0; c0 + q < co; ++q) {
+                    g0 |= (int32_t)((uint32_t)(uint8_t)ga[q] << (8 * q));
+                    if (two) g1 |= (int32_t)((uint32_t)(uint8_t)gb[q] << (8 * q));
+                }
+            }
+            const int32_t lo = tt_pkhbt_lsl16(g0, g1), hi = tt_pkhtb_asr16(g1, g0);
+            gs[0] = tt_sxtb16(lo);
+            gs[1] = tt_sxtb16_ror8(lo);
+            gs[2] = tt_sxtb16(hi);
+            gs[3] = tt_sxtb16_ror8(hi);
+            for (int q = 0; q < 4; ++q) gsum[q] += (int16_t)gs[q] + (gs[q] >> 16);
+        }
+    }
+}
+
+/* Sums over the pixels of gy[p][c0 + q] * x[p][i0 + j] (q < 4, j < ni), no zero point,
+   added to s[2 q + j]. Per pixel pair: the x values of both pixels as int16 lanes
+   (x[pa][i], x[pb][i]) = SXTB16 of (bytes of pa) | (bytes of pb) << 16, then 4 (ni = 1)
+   or 8 SMLAD with the prepared gy pairs. Out of line (see tt_gin_chunk). */
+TT_INLINE void tt_gw_rows(const int32_t *gs, int32_t npair, int32_t odd, int32_t rows,
+                          const int8_t *x, int32_t x_row, int32_t x_step, int32_t s[8],
+                          const int ni)
+{
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    int32_t s20 = s[4], s21 = s[5], s30 = s[6], s31 = s[7];
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *xp = x + (ptrdiff_t)r * x_row;
+        const int32_t *ge = gs + 4 * npair;
+        for (; gs != ge; gs += 4) {
+            uint32_t xa, xb;
+            if (ni == 2) {
+                xa = (uint32_t)tt_ld16u(xp);
+                xb = (uint32_t)tt_ld16u(xp + x_step);
+            } else {
+                xa = (uint8_t)xp[0];
+                xb = (uint8_t)xp[x_step];
+            }
+            xp += 2 * x_step;
+            const int32_t xx = (int32_t)(xa | (xb << 16));
+            const int32_t x0 = tt_sxtb16(xx);
+            if (ni == 2) {
+                const int32_t x1 = tt_sxtb16_ror8(xx);
+                int32_t g = gs[0];
+                s00 = tt_smlad(g, x0, s00);
+                s01 = tt_smlad(g, x1, s01);
+                g = gs[1];
+                s10 = tt_smlad(g, x0, s10);
+                s11 = tt_smlad(g, x1, s11);
+                g = gs[2];
+                s20 = tt_smlad(g, x0, s20);
+                s21 = tt_smlad(g, x1, s21);
+                g = gs[3];
+                s30 = tt_smlad(g, x0, s30);
+                s31 = tt_smlad(g, x1, s31);
+            } else {
+                s00 = tt_smlad(gs[0], x0, s00);
+                s10 = tt_smlad(gs[1], x0, s10);
+                s20 = tt_smlad(gs[2], x0, s20);
+                s30 = tt_smlad(gs[3], x0, s30);
+            }
+        }
+        if (odd) { /* last pixel of the row: its pair's second gy lane is 0 */
+            const int32_t xx = ni == 2 ? tt_ld16u(xp) : (int32_t)(uint8_t)xp[0];
+            const int32_t x0 = tt_sxtb16(xx);
+            s00 = tt_smlad(gs[0], x0, s00);
+            s10 = tt_smlad(gs[1], x0, s10);
+            s20 = tt_smlad(gs[2], x0, s20);
+            s30 = tt_smlad(gs[3], x0, s30);
+            if (ni == 2) {
+                const int32_t x1 = tt_sxtb16_ror8(xx);
+                s01 = tt_smlad(gs[0], x1, s01);
+                s11 = tt_smlad(gs[1], x1, s11);
+                s21 = tt_smlad(gs[2], x1, s21);
+                s31 = tt_smlad(gs[3], x1, s31);
+            }
+            gs += 4;
+        }
+    }
+    s[0] = s00; s[1] = s01; s[2] = s10; s[3] = s11;
+    s[4] = s20; s[5] = s21; s[6] = s30; s[7] = s31;
+}
+
+static TT_GRAD_NOINLINE void tt_gw_rows2(const int32_t *gs, int32_t npair, int32_t odd,
+                                         int32_t rows, const int8_t *x, int32_t x_row,
+                                         int32_t x_step, int32_t s[8])
+{
+    tt_gw_rows(gs, npair, odd, rows, x, x_row, x_step, s, 2);
+}
+
+static TT_GRAD_NOINLINE void tt_gw_rows1(const int32_t *gs, int32_t npair, int32_t odd,
+                                         int32_t rows, const int8_t *x, int32_t x_row,
+                                         int32_t x_step, int32_t s[8])
+{
+    tt_gw_rows(gs, npair, odd, rows, x, x_row, x_step, s, 1);
+}
+
+/* Updates the weights (c0 + q, i0 + j), q < nc, j < ni, from the sums s[2 q + j]. */
+static TT_GRAD_NOINLINE void tt_gw_update_block(int8_t *w, int32_t c0, int32_t ci, int32_t i0,
+                                                const int32_t s[8], const int32_t corr[4],
+                                                const tt_chf f[4], int32_t nc, int32_t ni,
+                                                int32_t rounding, uint32_t key)
+{
+    for (int32_t q = 0; q < nc; ++q) {
+        const tt_chf *fq = &f[q];
+        const uint32_t idx = (uint32_t)(c0 + q) * (uint32_t)ci + (uint32_t)i0;
+        const int32_t a0 = (int32_t)((uint32_t)s[2 * q] - (uint32_t)corr[q]);
+        const int32_t a1 = (int32_t)((uint32_t)s[2 * q + 1] - (uint32_t)corr[q]);
+        if (TT_LIKELY(fq->fast)) {
+            const int32_t m = fq->mult, sh = fq->s;
+            const uint32_t p2s = fq->p2s;
+            if (rounding == TT_ROUND_STOCHASTIC) {
+                w[idx] = tt_upd_fast(w[idx], a0, m, tt_hash32(idx, key), p2s, sh);
+                if (ni == 2) w[idx + 1] = tt_upd_fast(w[idx + 1], a1, m, tt_hash32(idx + 1, key), p2s, sh);
+            } else {
+                w[idx] = tt_upd_fast(w[idx], a0, m, fq->h, p2s, sh);
+                if (ni == 2) w[idx + 1] = tt_upd_fast(w[idx + 1], a1, m, fq->h, p2s, sh);
+            }
+        } else {
+            tt_upd_w(w, idx, a0, fq, rounding, key);
+            if (ni == 2) tt_upd_w(w, idx + 1, a1, fq, rounding, key);
+        }
+    }
+}
+
+static inline void tt_gw_mm_update(const int8_t *gy, int32_t co, const int8_t *x, int32_t ci,
+                                   int32_t zx, int32_t rows, int32_t n, int32_t x_row,
+                                   int32_t x_step, int8_t *w, const tt_sgd_params *u,
+                                   void *scratch)
+{
+    int32_t *gs = (int32_t *)scratch;
+    const int32_t k = u->k;
+    const uint32_t key = u->key; /* locals: w (int8_t) stores could alias *u */
+    const int32_t rounding = u->rounding;
+    if (rows * n == 1) { /* one pixel (fc, batch 1): A = gy[c] * (x[i] - zx), no MAC loop */
+        for (int32_t c = 0; c < k; ++c) {
+            tt_chf f;
+            (void)tt_chf_weight(u, c, &f);
+            const int32_t g = gy[c];
+            int8_t *wc = w + (size_t)c * ci;
+            const uint32_t base = (uint32_t)c * (uint32_t)ci;
+            if (f.fast && rounding == TT_ROUND_STOCHASTIC) {
+                for (int32_t i = 0; i < ci; ++i)
+                    wc[i] = tt_upd_fast(wc[i], g * (x[i] - zx), f.mult,
+                                        tt_hash32(base + (uint32_t)i, key), f.p2s, f.s);
+            } else if (f.fast) {
+                for (int32_t i = 0; i < ci; ++i)
+                    wc[i] = tt_upd_fast(wc[i], g * (x[i] - zx), f.mult, f.h, f.p2s, f.s);
+            } else {
+                for (int32_t i = 0; i < ci; ++i)
+                    tt_upd_w(w, base + (uint32_t)i, g * (x[i] - zx), &f, rounding, key);
+            }
+        }
+        return;
+    }
+    for (int32_t c0 = 0; c0 < k; c0 += 4) {
+        const int32_t nc = k - c0 < 4 ? k - c0 : 4;
+        int32_t gsum[4], corr[4], s[8];
+        tt_chf f[4];
+        for (int32_t q = 0; q < nc; ++q) (void)tt_chf_weight(u, c0 + q, &f[q]);
+        tt_gw_prep(gy, co, c0, rows, n, gs, gsum);
+        for (int32_t q = 0; q < 4; ++q) corr[q] = (int32_t)((uint32_t)zx * (uint32_t)gsum[q]);
+        for (int32_t i0 = 0; i0 < ci; i0 += 2) {
+            const int32_t ni = i0 + 2 <= ci ? 2 : 1;
+            s[0] = s[1] = s[2] = s[3] = s[4] = s[5] = s[6] = s[7] = 0;
+            if (ni == 2) tt_gw_rows2(gs, n / 2, n & 1, rows, x + i0, x_row, x_step, s);
+            else tt_gw_rows1(gs, n / 2, n & 1, rows, x + i0, x_row, x_step, s);
+            tt_gw_update_block(w, c0, ci, i0, s, corr, f, nc, ni, rounding, key);
+        }
+    }
+}
+
+#endif /* TT_DSP */
+#endif
