@@ -85,8 +85,10 @@ class OpDef:
     clamp mask); ``passes_qparams`` the int8 output keeps the input's scale and zero
     point; ``channelwise`` each output channel reads only the same input channel (a
     channel permutation passes through; depthwise convolutions are channel-wise by
-    their :func:`conv_kind`); ``int8`` allowed in int8 graphs (else float-only, folded
-    away by quantization)."""
+    their :func:`conv_kind`); ``commutes_with_clamp`` applying the op after a clamp
+    equals clamping after it (max pooling, flatten: a ReLU after them folds into the
+    layer before them); ``int8`` allowed in int8 graphs (else float-only, folded away by
+    quantization)."""
     n_inputs: int
     attrs: tuple[str, ...]
     float_params: tuple[str, ...]
@@ -97,6 +99,7 @@ class OpDef:
     clamps: bool = False
     passes_qparams: bool = False
     channelwise: bool = False
+    commutes_with_clamp: bool = False
     int8: bool = True
 
 
@@ -110,7 +113,8 @@ OPS: dict[str, OpDef] = {
     "add": OpDef(2, _ACT, (), (), _add_shape, _no_macs, clamps=True, channelwise=True),
     "global_avgpool": OpDef(1, (), (), (), _pool_shape, _no_macs, passes_qparams=True,
                             channelwise=True),
-    "flatten": OpDef(1, (), (), (), _flatten_shape, _no_macs, passes_qparams=True),
+    "flatten": OpDef(1, (), (), (), _flatten_shape, _no_macs, passes_qparams=True,
+                     commutes_with_clamp=True),
     "batch_norm": OpDef(1, ("eps",), ("mean", "var", "gamma", "beta"), (), _same_shape, _no_macs,
                         channelwise=True, int8=False),
     "clip": OpDef(1, ("min", "max"), (), (), _same_shape, _no_macs, channelwise=True, int8=False),

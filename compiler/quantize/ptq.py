@@ -99,10 +99,15 @@ def _act_is_none(node: Node) -> bool:
 
 
 def fuse_activations(graph: Graph) -> Graph:
-    """Fold each ``clip`` into the clamp of its producer (conv, fully_connected, add)."""
+    """Fold each ``clip`` into the clamp of its producer (conv, fully_connected, add),
+    looking through ops that commute with a clamp (``flatten``, max pooling: a ReLU after
+    them is the same as one before them)."""
     g = graph.copy()
     for c in [n for n in g.nodes if n.op == "clip"]:
         prod = g.producer(c.inputs[0])
+        while (prod is not None and prod.traits.commutes_with_clamp
+               and _single_consumer(g, prod.inputs[0])):
+            prod = g.producer(prod.inputs[0])
         if prod is None or not prod.traits.clamps:
             what = "a graph input" if prod is None else f"{prod.op} {prod.name!r}"
             raise UnsupportedOpError("clip", c.name, f"an activation must follow a conv, linear "
@@ -115,7 +120,7 @@ def fuse_activations(graph: Graph) -> Graph:
         prod.attrs["act_max"] = min(prod.attrs.get("act_max", math.inf), hi)
         if prod.attrs["act_min"] > prod.attrs["act_max"]:
             raise UnsupportedOpError("clip", c.name, "empty clamp range", c.source)
-        _bypass(g, c, prod.output)
+        _bypass(g, c, c.inputs[0])
     return g
 
 
