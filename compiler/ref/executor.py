@@ -11,45 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.errors import GraphError
-from compiler.ir.graph import Graph, Node
-from compiler.ref import ops as ref_ops
-
-
-def _conv2d(g: Graph, node: Node, x):
-    a, p = node.attrs, node.params
-    return ref_ops.conv2d(x, p["weight"], p["bias"], g.tensors[node.inputs[0]].zero_point,
-                          g.tensors[node.output].zero_point, p["mult"], p["shift"],
-                          stride=a["stride"], pad=a["pad"], groups=a["groups"],
-                          act_min=a["act_min"], act_max=a["act_max"])
-
-
-def _fully_connected(g: Graph, node: Node, x):
-    a, p = node.attrs, node.params
-    return ref_ops.fully_connected(x, p["weight"], p["bias"], g.tensors[node.inputs[0]].zero_point,
-                                   g.tensors[node.output].zero_point, p["mult"], p["shift"],
-                                   act_min=a["act_min"], act_max=a["act_max"])
-
-
-def _add(g: Graph, node: Node, x1, x2):
-    return ref_ops.add(x1, x2, node.add_params(), node.attrs["act_min"], node.attrs["act_max"])
-
-
-def _global_avgpool(g: Graph, node: Node, x):
-    return ref_ops.global_avgpool(x)
-
-
-def _flatten(g: Graph, node: Node, x):
-    return x.reshape(x.shape[0], -1)
-
-
-#: op -> function(graph, node, *input arrays) -> output array (int8)
-KERNELS = {
-    "conv2d": _conv2d,
-    "fully_connected": _fully_connected,
-    "add": _add,
-    "global_avgpool": _global_avgpool,
-    "flatten": _flatten,
-}
+from compiler.ir.graph import Graph
+from compiler.ref.ops import KERNELS  # op -> int8 reference of a node
 
 
 def _check_inputs(g: Graph, xs: list[np.ndarray]) -> None:

@@ -19,6 +19,9 @@ add (TFLite scheme, left shift 20, single-rounding requant)::
 global average pool: ``y = div_round_away(sum(x over H, W), H*W)`` (raw int8 values;
 input and output share scale and zero point).
 
+:data:`KERNELS` maps each op to its node adapter (graph, node, input arrays -> output):
+the executor and the reference trainer run nodes through it.
+
 Integer sums are computed with float BLAS where that is faster: float32 when every
 partial sum provably stays below 2**24 in magnitude, float64 (exact below 2**53)
 otherwise, so the result is always exact.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.ir.graph import Graph, Node
 from compiler.ir.qmath import (  # noqa: F401  (AddParams, out_size: re-exported)
     ADD_LEFT_SHIFT,
     AddParams,
@@ -128,3 +132,42 @@ def global_avgpool(x) -> np.ndarray:
     n, h, w, c = x.shape
     s = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
     return div_round_away(s, h * w).astype(np.int8)
+
+
+# ----------------------------------------------------------------------------- node adapters
+
+def _conv2d(g: Graph, node: Node, x):
+    a, p = node.attrs, node.params
+    return conv2d(x, p["weight"], p["bias"], g.tensors[node.inputs[0]].zero_point,
+                          g.tensors[node.output].zero_point, p["mult"], p["shift"],
+                          stride=a["stride"], pad=a["pad"], groups=a["groups"],
+                          act_min=a["act_min"], act_max=a["act_max"])
+
+
+def _fully_connected(g: Graph, node: Node, x):
+    a, p = node.attrs, node.params
+    return fully_connected(x, p["weight"], p["bias"], g.tensors[node.inputs[0]].zero_point,
+                                   g.tensors[node.output].zero_point, p["mult"], p["shift"],
+                                   act_min=a["act_min"], act_max=a["act_max"])
+
+
+def _add(g: Graph, node: Node, x1, x2):
+    return add(x1, x2, node.add_params(), node.attrs["act_min"], node.attrs["act_max"])
+
+
+def _global_avgpool(g: Graph, node: Node, x):
+    return global_avgpool(x)
+
+
+def _flatten(g: Graph, node: Node, x):
+    return x.reshape(x.shape[0], -1)
+
+
+#: op -> function(graph, node, *input arrays) -> output array (int8)
+KERNELS = {
+    "conv2d": _conv2d,
+    "fully_connected": _fully_connected,
+    "add": _add,
+    "global_avgpool": _global_avgpool,
+    "flatten": _flatten,
+}
