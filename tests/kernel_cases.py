@@ -22,11 +22,12 @@ DRIVER_C = REPO / "tests" / "c" / "kernel_driver.c"
 KERNEL_SRCS = dc.kernel_sources(
     "tt_add_s8", "tt_avgpool_global_s8", "tt_conv2d_1x1_s8", "tt_conv2d_s8", "tt_dwconv_s8",
     "tt_dwconv_3x3_s1_s8", "tt_dwconv_3x3_s2_s8", "tt_dwconv_wrapper_s8", "tt_fc_s8",
-    "tt_requantize_s8", "tt_kernels_dsp")
+    "tt_requantize_s8", "tt_maxpool_s8", "tt_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
 OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x3_s2": 5,
-       "fc": 6, "add": 7, "avgpool": 8, "requantize": 9, "dwconv_wrapper": 10}
+       "fc": 6, "add": 7, "avgpool": 8, "requantize": 9, "dwconv_wrapper": 10,
+       "maxpool": 11}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
 STATUS = dc.STATUS
 
@@ -312,6 +313,19 @@ def avgpool_case(*, h: int, w: int, c: int, seed: int, name: str = "") -> Case:
                 macs=h * w * c)
 
 
+def maxpool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: int, seed: int,
+                 name: str = "") -> Case:
+    """tt_maxpool_s8 against compiler.ref.ops.max_pool (saturated inputs: many ties)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    if rng.random() < 0.3:
+        x = rng.choice(np.array([-128, 127, -1, 0, 1], np.int8), (1, h, w, c))
+    y = ref_ops.max_pool(x, kh, kw, stride, pad)
+    _, ho, wo, _ = y.shape
+    return Case("maxpool", [h, w, c, ho, wo, kh, kw, stride, pad], [x], y.ravel(),
+                name=name or f"maxpool {h}x{w}x{c} k{kh}x{kw} s{stride} p{pad}", macs=ho * wo * c * kh * kw)
+
+
 def requantize_case(*, rows: int, c: int, seed: int, regime: str = "mixed", name: str = "") -> Case:
     rng = np.random.default_rng(seed)
     acc = rng.integers(-(2**31), 2**31, (rows, c), dtype=np.int64)
@@ -507,6 +521,9 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
         cases.append(requantize_case(rows=rows, c=c, seed=s()))
     # the depthwise dispatcher (last, so the cases above keep their seeds and splits)
     cases += dwconv_wrapper_cases(seed, small)
+    for h, w, c, k, st, pad in [(1, 1, 1, 1, 1, 0), (4, 4, 3, 2, 2, 0), (7, 5, 8, 3, 2, 1),
+                                (6, 9, 5, 3, 1, 1), (8, 8, 16, 2, 1, 1), (5, 7, 4, 4, 3, 2)]:
+        cases.append(maxpool_case(h=h, w=w, c=c, kh=k, kw=k, stride=st, pad=pad, seed=s()))
     return apply_splits(cases, seed)
 
 

@@ -17,7 +17,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests import kernel_cases as kc
@@ -237,6 +237,15 @@ def test_add_random(drivers, n, seed, regime, act):
        seed=st.integers(0, 2**32 - 1))
 def test_avgpool_random(drivers, h, w, c, seed):
     run_all(drivers, [kc.avgpool_case(h=h, w=w, c=c, seed=seed)])
+
+
+@SETTINGS
+@given(h=st.integers(1, 10), w=st.integers(1, 10), c=st.integers(1, 20), k=st.integers(1, 4),
+       kw=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2),
+       seed=st.integers(0, 2**32 - 1))
+def test_maxpool_random(drivers, h, w, c, k, kw, stride, pad, seed):
+    assume(2 * pad <= min(k, kw) and h + 2 * pad >= k and w + 2 * pad >= kw)
+    run_all(drivers, [kc.maxpool_case(h=h, w=w, c=c, kh=k, kw=kw, stride=stride, pad=pad, seed=seed)])
 
 
 @SETTINGS

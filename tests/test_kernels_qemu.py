@@ -50,6 +50,8 @@ def qemu_cases() -> list[kc.Case]:
         kc.fc_case(ci=160, co=10, batch=1, seed=21),
         kc.add_case(n=2000, seed=22),
         kc.avgpool_case(h=4, w=4, c=96, seed=23),
+        kc.maxpool_case(h=9, w=7, c=24, kh=3, kw=3, stride=2, pad=1, seed=24),
+        kc.maxpool_case(h=8, w=8, c=5, kh=2, kw=2, stride=2, pad=0, seed=25),
     ]
     # every hand-written DSP row loop: k in 3/5/7, stride 1/2, widths with and without a
     # remainder of the 4-wide blocks, full range (asm) and clamped (C), slow channels mixed in

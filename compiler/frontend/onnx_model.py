@@ -5,7 +5,8 @@ Float operators: ``Conv`` (2-D, groups, equal padding on all sides, equal stride
 dilation; ``auto_pad`` VALID or SAME when that is symmetric), ``BatchNormalization``
 (inference), ``Relu``, ``Clip`` (constant bounds), ``Add`` (tensor + tensor),
 ``GlobalAveragePool``, ``ReduceMean`` over H and W, ``AveragePool`` covering the whole
-map, ``Flatten``/``Reshape``/``Squeeze`` to (N, features), ``Gemm`` (alpha = beta = 1,
+map, ``MaxPool`` (2-D, equal strides and pads, no dilation, floor mode, no Indices),
+``Flatten``/``Reshape``/``Squeeze`` to (N, features), ``Gemm`` (alpha = beta = 1,
 constant B), ``MatMul`` with a constant matrix (+ a following ``Add`` of a constant bias),
 ``Identity``, ``Dropout``. Anything else raises
 :class:`compiler.ir.errors.UnsupportedOpError` with the op type, the node name and, for
@@ -166,6 +167,18 @@ class _FloatImporter:
             self.alias[out] = self.g.add_node("flatten", unique_name(self.g, self.name + "_flatten"),
                                               [self.alias[out]], source=self.src,
                                               output=unique_name(self.g, out + "_flat"))
+
+    def MaxPool(self, n, a):
+        x = self.t(n.input[0])
+        k = [int(v) for v in a.get("kernel_shape", [])]
+        if self.rank(x) != 4 or len(k) != 2:
+            self.fail("only 2-D max pooling of a 4-D feature map")
+        if len([o for o in n.output if o]) > 1:
+            self.fail("the Indices output is not supported")
+        if a.get("ceil_mode", 0) or a.get("storage_order", 0):
+            self.fail("ceil_mode / storage_order (only floor mode, row-major)")
+        stride, pad = conv_geometry("MaxPool", self.name, self.src, a, (1, 1, k[0], k[1]))
+        self.emit("max_pool", [x], dict(kernel=(k[0], k[1]), stride=stride, pad=pad))
 
     def AveragePool(self, n, a):
         x = self.t(n.input[0])

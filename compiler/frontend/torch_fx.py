@@ -6,6 +6,7 @@ equal on all sides; equal strides; no dilation), ``nn.Linear``, ``nn.BatchNorm1d
 (folded later), ``nn.ReLU``/``ReLU6``/``Hardtanh`` and their functional forms and
 ``clamp``, residual ``+``, global average pooling (``AdaptiveAvgPool2d(1)``,
 ``adaptive_avg_pool2d``, ``mean`` over H and W, an ``AvgPool2d`` covering the whole map),
+``MaxPool2d`` / ``max_pool2d`` (equal strides and padding, no dilation, floor mode),
 ``flatten``/``view``/``reshape`` to (N, features), ``Identity``/``Dropout``.
 
 Anything else raises :class:`compiler.ir.errors.UnsupportedOpError` naming the op, the fx
@@ -76,11 +77,13 @@ _FLATTEN_FN = {torch.flatten, torch.reshape}
 _PASS_FN = {F.dropout}
 _META_FN = {operator.getitem, len}
 _FUNCTIONS = (_ADD | _RELU | _FLATTEN_FN | _PASS_FN | _META_FN
-              | {getattr, F.relu6, F.hardtanh, torch.clamp, torch.clip, F.adaptive_avg_pool2d, torch.mean})
+              | {getattr, F.relu6, F.hardtanh, torch.clamp, torch.clip, F.adaptive_avg_pool2d, torch.mean,
+                 F.max_pool2d})
 _METHODS = {"add", "add_", "relu", "relu_", "clamp", "clip", "clamp_", "clip_", "mean", "flatten",
             "view", "reshape", "contiguous", "clone", "detach", "size", "dim"}
 _MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
-            nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d)
+            nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout,
+            nn.Dropout2d)
 
 
 class _Importer:
@@ -233,6 +236,9 @@ class _Importer:
             return self.pool(x, op)
         if isinstance(m, nn.AvgPool2d):
             return self.avgpool_module(m, x)
+        if isinstance(m, nn.MaxPool2d):
+            return self.maxpool(x, op, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
+                                m.return_indices)
         if isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 self.fail(op, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); only (1, -1)")
@@ -240,6 +246,23 @@ class _Importer:
         if isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout2d)):
             return x
         self.fail(op, "layer type not supported")
+
+    def maxpool(self, x: _Val, op: str, kernel, stride=None, padding=0, dilation=1,
+                ceil_mode=False, return_indices=False) -> _Val:
+        def pair(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+        if self.rank(x) != 4:
+            self.fail(op, "max pooling needs a 4-D feature map")
+        k, pad, dil = pair(kernel), pair(padding), pair(dilation)
+        st = pair(stride) if stride not in (None, (), []) else k
+        if dil != (1, 1):
+            self.fail(op, f"dilation={dilation} (only 1 is supported)")
+        if ceil_mode or return_indices:
+            self.fail(op, "ceil_mode / return_indices (only floor mode, values only)")
+        if st[0] != st[1] or pad[0] != pad[1]:
+            self.fail(op, f"stride {st} / padding {pad}: only equal values on both axes")
+        return _Val(self.emit("max_pool", [x.name], dict(kernel=(int(k[0]), int(k[1])),
+                                                         stride=int(st[0]), pad=int(pad[0]))))
 
     def avgpool_module(self, m: nn.AvgPool2d, x: _Val) -> _Val:
         xs = self.g.tensors[x.name].shape
@@ -283,6 +306,15 @@ class _Importer:
             if any(isinstance(v, fx.Node) for v in (lo, hi)):
                 self.fail(name, "clamp bounds must be constants")
             return self.clip(x, -math.inf if lo is None else lo, math.inf if hi is None else hi, name)
+        if fn is F.max_pool2d:
+            names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+            given = dict(zip(names, rest))
+            given.update({k: v for k, v in kw.items() if k in names})
+            if "kernel_size" not in given:
+                self.fail(name, "max_pool2d without kernel_size")
+            return self.maxpool(x, name, given["kernel_size"], given.get("stride"),
+                                given.get("padding", 0), given.get("dilation", 1),
+                                given.get("ceil_mode", False), given.get("return_indices", False))
         if fn is F.adaptive_avg_pool2d:
             size = rest[0] if rest else kw.get("output_size")
             if size not in (1, (1, 1), [1, 1]):

@@ -54,6 +54,22 @@ def _pool_shape(node, ins):
     return (ins[0][0], 1, 1, ins[0][3])
 
 
+def _maxpool_shape(node, ins):
+    x = ins[0]
+    if len(x) != 4:
+        raise GraphError(f"{node.name}: max_pool input must be NHWC, got shape {x}")
+    kh, kw = node.attrs["kernel"]
+    s, p = node.attrs["stride"], node.attrs["pad"]
+    if not (kh >= 1 and kw >= 1 and s >= 1 and 0 <= 2 * p <= min(kh, kw)):
+        raise GraphError(f"{node.name}: max_pool kernel {(kh, kw)}, stride {s}, pad {p}: pad "
+                         "must be at most half the kernel (every window holds a real value)")
+    ho, wo = out_size(x[1], kh, s, p), out_size(x[2], kw, s, p)
+    if ho < 1 or wo < 1:
+        raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
+                         f"stride {s}, pad {p}")
+    return (x[0], ho, wo, x[3])
+
+
 def _flatten_shape(node, ins):
     return (ins[0][0], int(np.prod(ins[0][1:])))
 
@@ -113,6 +129,8 @@ OPS: dict[str, OpDef] = {
     "add": OpDef(2, _ACT, (), (), _add_shape, _no_macs, clamps=True, channelwise=True),
     "global_avgpool": OpDef(1, (), (), (), _pool_shape, _no_macs, passes_qparams=True,
                             channelwise=True),
+    "max_pool": OpDef(1, ("kernel", "stride", "pad"), (), (), _maxpool_shape, _no_macs,
+                      passes_qparams=True, channelwise=True, commutes_with_clamp=True),
     "flatten": OpDef(1, (), (), (), _flatten_shape, _no_macs, passes_qparams=True,
                      commutes_with_clamp=True),
     "batch_norm": OpDef(1, ("eps",), ("mean", "var", "gamma", "beta"), (), _same_shape, _no_macs,

@@ -117,6 +117,22 @@ class GlobalAvgPool(ForwardEmitter):
                 f"{ctx.A(n.output)})"), []
 
 
+class MaxPool(ForwardEmitter):
+    kind, ops = "maxpool", ("max_pool",)
+
+    def kernel(self, node):
+        return "tt_maxpool_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        x, y = ctx.g.tensors[n.inputs[0]].shape, ctx.g.tensors[n.output].shape
+        kh, kw = n.attrs["kernel"]
+        p = (f"&(tt_pool_params){{.in_h = {x[1]}, .in_w = {x[2]}, .c = {x[3]}, .out_h = {y[1]}, "
+             f".out_w = {y[2]}, .k_h = {kh}, .k_w = {kw}, .stride = {n.attrs['stride']}, "
+             f".pad = {n.attrs['pad']}}}")
+        return f"tt_maxpool_s8({p}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)})", []
+
+
 class Flatten(ForwardEmitter):
     kind, ops, in_place = "flatten", ("flatten",), "always"
 
@@ -159,7 +175,8 @@ class Block(ForwardEmitter):
 
 CONV = Conv()
 BLOCK = Block()
-EMITTERS: tuple[ForwardEmitter, ...] = (CONV, FullyConnected(), Add(), GlobalAvgPool(), Flatten())
+EMITTERS: tuple[ForwardEmitter, ...] = (CONV, FullyConnected(), Add(), GlobalAvgPool(), MaxPool(),
+                                        Flatten())
 BY_OP: dict[str, ForwardEmitter] = {op: e for e in EMITTERS for op in e.ops}
 BY_KIND: dict[str, ForwardEmitter] = {e.kind: e for e in EMITTERS + (BLOCK,)}
 

@@ -69,6 +69,18 @@ def _pool(node, x):
     return x.mean(axis=(1, 2), keepdims=True, dtype=x.dtype)
 
 
+def _max_pool(node, x):
+    kh, kw = node.attrs["kernel"]
+    s, p = node.attrs["stride"], node.attrs["pad"]
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-np.inf)
+    ho, wo = (xp.shape[1] - kh) // s + 1, (xp.shape[2] - kw) // s + 1
+    y = np.full((x.shape[0], ho, wo, x.shape[3]), -np.inf, x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y = np.maximum(y, xp[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s, :])
+    return y
+
+
 def _flatten(node, x):
     return x.reshape(x.shape[0], -1)
 
@@ -84,7 +96,7 @@ def _clip(node, x):
 
 
 FLOAT_KERNELS = {"conv2d": _conv, "fully_connected": _fc, "add": _add,
-                 "global_avgpool": _pool, "flatten": _flatten, "batch_norm": _bn, "clip": _clip}
+                 "global_avgpool": _pool, "max_pool": _max_pool, "flatten": _flatten, "batch_norm": _bn, "clip": _clip}
 
 
 def run_float(g: Graph, x, *, return_all: bool = False, batch_size: int = 256):

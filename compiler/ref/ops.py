@@ -19,6 +19,9 @@ add (TFLite scheme, left shift 20, single-rounding requant)::
 global average pool: ``y = div_round_away(sum(x over H, W), H*W)`` (raw int8 values;
 input and output share scale and zero point).
 
+max pool: the largest raw int8 value of each window (input and output share scale and
+zero point, so it is the real maximum); padded taps never win.
+
 :data:`KERNELS` maps each op to its node adapter (graph, node, input arrays -> output):
 the executor and the reference trainer run nodes through it.
 
@@ -134,6 +137,20 @@ def global_avgpool(x) -> np.ndarray:
     return div_round_away(s, h * w).astype(np.int8)
 
 
+def max_pool(x, kh: int, kw: int, stride: int, pad: int) -> np.ndarray:
+    """Max over each ``kh`` x ``kw`` window of NHWC int8 ``x`` at ``stride``; the ``pad``
+    border is -128, which never changes a maximum (every window holds a real value)."""
+    _, h, w, _ = x.shape
+    ho, wo = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
+    xp = _pad(np.asarray(x, np.int8), pad, -128)
+    y = np.full((x.shape[0], ho, wo, x.shape[3]), -128, np.int8)
+    for i in range(kh):
+        for j in range(kw):
+            y = np.maximum(y, xp[:, i:i + stride * (ho - 1) + 1:stride,
+                                 j:j + stride * (wo - 1) + 1:stride, :])
+    return y
+
+
 # ----------------------------------------------------------------------------- node adapters
 
 def _conv2d(g: Graph, node: Node, x):
@@ -159,6 +176,11 @@ def _global_avgpool(g: Graph, node: Node, x):
     return global_avgpool(x)
 
 
+def _max_pool(g: Graph, node: Node, x):
+    kh, kw = node.attrs["kernel"]
+    return max_pool(x, kh, kw, node.attrs["stride"], node.attrs["pad"])
+
+
 def _flatten(g: Graph, node: Node, x):
     return x.reshape(x.shape[0], -1)
 
@@ -169,5 +191,6 @@ KERNELS = {
     "fully_connected": _fully_connected,
     "add": _add,
     "global_avgpool": _global_avgpool,
+    "max_pool": _max_pool,
     "flatten": _flatten,
 }

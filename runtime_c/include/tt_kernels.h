@@ -133,6 +133,13 @@ typedef struct tt_add_params {
     int32_t act_min, act_max;
 } tt_add_params;
 
+/* Spatial pooling window over an NHWC map (max pool): k_h x k_w windows at `stride`,
+   `pad` border rows / columns on every side (2 * pad <= k_h, k_w). */
+typedef struct tt_pool_params {
+    int32_t in_h, in_w, c, out_h, out_w;
+    int32_t k_h, k_w, stride, pad;
+} tt_pool_params;
+
 /* ---- split weights ------------------------------------------------------------ */
 
 /* Row (K weights) of output channel c of a possibly split weight array (see "Split
@@ -228,6 +235,7 @@ size_t tt_dwconv_wrapper_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_fc_s8_scratch_bytes(const tt_fc_params *p);
 size_t tt_add_s8_scratch_bytes(const tt_add_params *p);           /* 0 */
 size_t tt_avgpool_global_s8_scratch_bytes(int32_t c);             /* 0 */
+size_t tt_maxpool_s8_scratch_bytes(const tt_pool_params *p);      /* 0 */
 size_t tt_requantize_s8_scratch_bytes(int32_t c);                 /* 0 */
 
 /* ---- kernels ------------------------------------------------------------------ */
@@ -284,6 +292,10 @@ void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2, int
 /* Global average pool [h][w][c] -> [c]: div_round_away(sum, h*w) (input and output
    share scale and zero point). */
 void tt_avgpool_global_s8(const int8_t *in, int32_t h, int32_t w, int32_t c, int8_t *out);
+
+/* Max pool [in_h][in_w][c] -> [out_h][out_w][c]: the largest int8 value of each window
+   (input and output share scale and zero point); padded taps never win. */
+void tt_maxpool_s8(const tt_pool_params *p, const int8_t *in, int8_t *out);
 
 /* Standalone requantization of int32 accumulators [rows][c] (per-channel mult/shift
    along the last axis) to int8: clamp(requant(acc) + zero, act_min, act_max). */

@@ -41,6 +41,7 @@ enum {
     OP_AVGPOOL = 8,
     OP_REQUANTIZE = 9,
     OP_DWCONV_WRAPPER = 10,
+    OP_MAXPOOL = 11,
 };
 
 /* ---- one case -------------------------------------------------------------------- */
@@ -209,6 +210,28 @@ static void run_avgpool(rd_t *r, result_t *res)
     if (!guard_ok(out, (size_t)c)) res->status = 3;
 }
 
+static void run_maxpool(rd_t *r, result_t *res)
+{
+    int32_t np = rd_i32(r);
+    int32_t v[9];
+    if (np != 9) { r->err = 1; return; }
+    for (int i = 0; i < 9; ++i) v[i] = rd_i32(r);
+    if (rd_i32(r) != 0) { r->err = 1; return; }
+    const tt_pool_params p = {.in_h = v[0], .in_w = v[1], .c = v[2], .out_h = v[3], .out_w = v[4],
+                              .k_h = v[5], .k_w = v[6], .stride = v[7], .pad = v[8]};
+    const int8_t *x = (const int8_t *)rd_arr(r, p.in_h * p.in_w * p.c);
+    if (r->err) return;
+    const size_t n = (size_t)p.out_h * p.out_w * p.c;
+    uint8_t *out = guarded(n);
+    if (!out) { res->status = 4; return; }
+    uint32_t t0 = tc_cycles();
+    tt_maxpool_s8(&p, x, (int8_t *)out);
+    res->cycles = tc_cycles() - t0;
+    res->out = out;
+    res->n_out = (int32_t)n;
+    if (!guard_ok(out, n)) res->status = 3;
+}
+
 static void run_requantize(rd_t *r, result_t *res)
 {
     int32_t np = rd_i32(r);
@@ -249,6 +272,7 @@ static int run_case(rd_t *r, result_t *res)
     case OP_ADD: run_add(r, res); break;
     case OP_AVGPOOL: run_avgpool(r, res); break;
     case OP_REQUANTIZE: run_requantize(r, res); break;
+    case OP_MAXPOOL: run_maxpool(r, res); break;
     default: res->status = 5; return 0;
     }
     if (r->err) {
