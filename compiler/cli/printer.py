@@ -35,12 +35,12 @@ def _fmt_act(node: Node) -> str:
 def node_summary(node: Node) -> str:
     """Short attribute string, e.g. ``k3x3 s2 p1 dw`` or ``eps=1e-05``."""
     a = node.attrs
-    if node.op == "conv2d":
+    if "kernel" in a:       # any windowed op: convolutions, pooling
         kh, kw = a["kernel"]
-        g = a["groups"]
+        g = a.get("groups", 1)
         kind = " dw" if node.is_depthwise else (f" g{g}" if g > 1 else "")
         return f"k{kh}x{kw} s{a['stride']} p{a['pad']}{kind}{_fmt_act(node)}"
-    if node.op in ("fully_connected", "add"):
+    if node.traits.clamps:
         return _fmt_act(node).strip()
     if node.op == "clip":
         return f"[{a['min']:g},{a['max']:g}]"
