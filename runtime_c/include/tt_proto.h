@@ -48,6 +48,12 @@ extern "C" {
 #ifndef TT_PROTO_MAX_REPLY
 #define TT_PROTO_MAX_REPLY TT_PROTO_DEFAULT_MAX_REPLY
 #endif
+#if TT_PROTO_MAX_PAYLOAD < TT_PROTO_MIN_MAX_PAYLOAD || TT_PROTO_MAX_PAYLOAD > 65535
+#error "TT_PROTO_MAX_PAYLOAD must be in [TT_PROTO_MIN_MAX_PAYLOAD, 65535]"
+#endif
+#if TT_PROTO_MAX_REPLY < TT_PROTO_MIN_MAX_REPLY || TT_PROTO_MAX_REPLY > 65535
+#error "TT_PROTO_MAX_REPLY must be in [TT_PROTO_MIN_MAX_REPLY, 65535]"
+#endif
 
 /* ---- message types (requests 0x01..0x7E; reply type = request type | 0x80) ------ */
 #define TT_MSG_HELLO         0x01  /* -> INFO */

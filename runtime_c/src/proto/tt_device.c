@@ -6,13 +6,6 @@
 #include "tt_proto.h"
 #include "tt_resize.h"
 
-#if TT_PROTO_MAX_PAYLOAD < TT_PROTO_MIN_MAX_PAYLOAD || TT_PROTO_MAX_PAYLOAD > 65535
-#error "TT_PROTO_MAX_PAYLOAD must be in [TT_PROTO_MIN_MAX_PAYLOAD, 65535]"
-#endif
-#if TT_PROTO_MAX_REPLY < TT_PROTO_MIN_MAX_REPLY || TT_PROTO_MAX_REPLY > 65535
-#error "TT_PROTO_MAX_REPLY must be in [TT_PROTO_MIN_MAX_REPLY, 65535]"
-#endif
-
 /* ---- device loop ------------------------------------------------------------------ */
 
 #define RX_CAP (TT_PROTO_OVERHEAD + TT_PROTO_MAX_PAYLOAD)

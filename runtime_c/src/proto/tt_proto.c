@@ -3,13 +3,6 @@
 #include <string.h>
 #include "tt_proto.h"
 
-#if TT_PROTO_MAX_PAYLOAD < TT_PROTO_MIN_MAX_PAYLOAD || TT_PROTO_MAX_PAYLOAD > 65535
-#error "TT_PROTO_MAX_PAYLOAD must be in [TT_PROTO_MIN_MAX_PAYLOAD, 65535]"
-#endif
-#if TT_PROTO_MAX_REPLY < TT_PROTO_MIN_MAX_REPLY || TT_PROTO_MAX_REPLY > 65535
-#error "TT_PROTO_MAX_REPLY must be in [TT_PROTO_MIN_MAX_REPLY, 65535]"
-#endif
-
 /* ---- checksums -------------------------------------------------------------------- */
 
 uint16_t tt_proto_crc16(uint16_t crc, const uint8_t *data, size_t n)
