@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 import serial
 
+from compiler import paths
 from compiler.frontend import datasets as D
 from host import protocol as P
 from host.shifts import ShiftChain, ShiftError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 DEFAULT_OUT = REPO / "build" / "stream"
 CSV_NAME, PNG_NAME, JSON_NAME = "stream.csv", "accuracy.png", "summary.json"
 CSV_FIELDS = ("mode", "index", "dataset_index", "label", "pred", "correct", "trained", "loss",

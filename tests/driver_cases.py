@@ -16,7 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from compiler import paths
+
+REPO = paths.REPO
 INCLUDE = REPO / "runtime_c" / "include"
 KERNELS = REPO / "runtime_c" / "src" / "kernels"
 BOARD = "qemu-mps2-an500"

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler import paths
 from compiler.ir.qmath import quantize_multiplier
 from compiler.ref import ops as ref_ops
 from tests import driver_cases as dc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 DRIVER_C = REPO / "tests" / "c" / "kernel_driver.c"
 KERNEL_SRCS = dc.kernel_sources(
     "tt_add_s8", "tt_avgpool_global_s8", "tt_conv2d_1x1_s8", "tt_conv2d_s8", "tt_dwconv_s8",

@@ -6,15 +6,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from compiler import paths
 from compiler.cli import main as cli
 from compiler.frontend import models
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 HAVE_MODELS = (models.models_dir() / "mcunet-5fps.json").is_file()
 needs_models = pytest.mark.skipif(not HAVE_MODELS, reason="real models not found")
 

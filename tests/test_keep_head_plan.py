@@ -8,12 +8,12 @@ import json
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 import specgen
 
+from compiler import paths
 from compiler.autodiff import device_replay as device_sim
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
@@ -27,7 +27,7 @@ from compiler.target import firmware
 from compiler.target.from_plan import load_plan_graph
 from host import protocol as P
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 
 
 def _model(seed=3):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from compiler import paths
 from compiler.frontend import models
 from compiler.frontend.tte_json import load_tte
 from compiler.ir.errors import CompilerError, ModelFormatError, exit_on_error
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 BOGUS = "no-such-model"
 
 

@@ -8,13 +8,13 @@ import json
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 import specgen
 from test_train_firmware import run_both
 
+from compiler import paths
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
 from compiler.frontend import models
@@ -24,7 +24,7 @@ from compiler.sparse import plan as sparse
 from compiler.sparse import search as plan_search
 from compiler.target import firmware
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 REAL = ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"]
 
 

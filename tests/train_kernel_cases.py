@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler import paths
 from compiler.ref import grad_ops as rg
 from tests import driver_cases as dc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 DRIVER_C = REPO / "tests" / "c" / "train_kernel_driver.c"
 KERNEL_SRCS = dc.kernel_sources(
     "tt_quantize_grad_f32", "tt_softmax_xent_grad_s8", "tt_grad_range_s32",
