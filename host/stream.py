@@ -85,7 +85,8 @@ answers, 130 interrupted (what was streamed so far is still written).
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m host.stream",
+        prog=("tinytrain-stream" if Path(sys.argv[0]).name == "tinytrain-stream"
+              else "python -m host.stream"),
         description="Stream labelled samples to a board running the training firmware and "
                     "report its prequential (evaluate-then-train) accuracy.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
