@@ -1,8 +1,8 @@
 """The max_pool op end to end: PyTorch and ONNX import, float and int8 reference,
 quantization (it keeps its input's scale and zero point), the C kernel (in
 tests/kernel_cases.py), whole models in C against the reference bit for bit on the host
-build and QEMU, training with max_pool in the frozen part, and a loud error when the
-gradient would have to pass through it."""
+build and QEMU, training with max_pool in the frozen part and training through it (its
+backward: the gradient goes to the first maximum of each window)."""
 import copy
 
 import numpy as np
@@ -197,9 +197,44 @@ def test_training_with_max_pool_in_the_frozen_part_is_bit_exact(int8_model, boar
         np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
 
 
-def test_gradient_through_max_pool_is_a_clear_error(int8_model):
-    """Training a layer below a max pool needs its backward rule, which does not exist
-    yet: the error names the op and the node before any code is emitted."""
-    with pytest.raises(ad.NoBackwardRuleError) as e:
-        ad.build_program(int8_model, ad.whole_model(int8_model))
-    assert "max_pool" in str(e.value)
+@settings(max_examples=30, **SETTINGS)
+@given(h=st.integers(2, 9), w=st.integers(2, 9), c=st.integers(1, 6), k=st.integers(1, 3),
+       stride=st.integers(1, 3), pad=st.integers(0, 1), seed=st.integers(0, 2**32 - 1))
+def test_reference_gradient_is_torch_autograd(h, w, c, k, stride, pad, seed):
+    """Distinct input values (no ties): the routed, summed int32 gradient equals torch's
+    max_pool2d backward on the same numbers."""
+    from compiler.ref import grad_ops
+    if 2 * pad > k or h + 2 * pad < k or w + 2 * pad < k or h * w * c * 2 > 256:
+        return
+    rng = np.random.default_rng(seed)
+    x = (rng.permutation(256)[:2 * h * w * c] - 128).astype(np.int8).reshape(2, h, w, c)
+    ho, wo = ref_ops.out_size(h, k, stride, pad), ref_ops.out_size(w, k, stride, pad)
+    gy = rng.integers(-128, 128, (2, ho, wo, c)).astype(np.int8)
+    acc = grad_ops.max_pool_grad_acc(gy, x, (k, k), stride, pad)
+    xt = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2).requires_grad_()
+    F.max_pool2d(xt, k, stride, pad).backward(torch.from_numpy(gy.astype(np.float64)).permute(0, 3, 1, 2))
+    np.testing.assert_array_equal(acc, xt.grad.permute(0, 2, 3, 1).numpy().astype(np.int32))
+
+
+@pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
+def test_training_through_max_pool_is_bit_exact(int8_model, board, tmp_path):
+    """Every layer trains, so the gradient passes both max pools (ties included: ReLU
+    outputs are often the zero point): 5 steps on the board equal the reference."""
+    g = int8_model
+    prog = ad.build_program(g, ad.whole_model(g))
+    assert sum(s.kind == "max_pool_grad" for s in prog.steps) == 2
+    cfg = tr.TrainConfig(lr=0.01)
+    x, labels = _inputs(g, 5, 9), np.random.default_rng(10).integers(0, 5, 5)
+    rep = firmware.build(copy.deepcopy(g), board, tmp_path, program=prog, config=cfg, quiet=True)
+    gr, st_ = copy.deepcopy(g), tr.TrainState(config=cfg)
+    ref_logits = [np.asarray(tr.train_step(gr, prog, st_, x[i:i + 1], int(labels[i])).logits).ravel()
+                  for i in range(len(labels))]
+    nout = int(np.prod(g.tensors[g.outputs[0]].shape))
+    y, _, rcs, _, blob = firmware.train_stream(rep["elf"], x, labels, nout, rep["ram_param_bytes"],
+                                               board=board)
+    assert set(rcs) == {0}
+    np.testing.assert_array_equal(y, np.stack(ref_logits))
+    got = firmware.split_trained(gr, rep, blob)
+    assert "c1" in {n for n, _ in got}, "the first conv (below both pools) trains"
+    for (node, param), v in got.items():
+        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")

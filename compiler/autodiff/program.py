@@ -394,6 +394,27 @@ class AvgpoolGrad(Step):
 
 
 @dataclass(kw_only=True)
+class MaxPoolGrad(Step):
+    """``out = max_pool_grad_acc(grad, x, kernel, stride, pad)``: each output gradient
+    to the first maximum of its window in the saved input ``x``, overlapping windows
+    summed (int32, the scale of ``grad``); a RequantGrad makes it int8."""
+
+    kind: ClassVar[str] = "max_pool_grad"
+    ref: ClassVar[str] = "max_pool_grad_acc"
+    READS: ClassVar = ("grad",)
+    WRITES: ClassVar = ("out",)
+    SAVED: ClassVar = ("x",)
+    grad: str
+    out: str
+    x: str
+    kernel: tuple[int, int]
+    stride: int
+    pad: int
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+
+
+@dataclass(kw_only=True)
 class AddSplit(Step):
     """Gradient of ``y = a + b``: both inputs receive the (masked) output gradient
     unchanged. No computation: ``outs[i]`` (None when input i needs no gradient) are
@@ -506,8 +527,8 @@ class BiasUpdate(Step):
 
 
 STEP_KINDS: dict[str, type[Step]] = {c.kind: c for c in (
-    LossGrad, Mask, Prescale, ConvGradInput, FcGradInput, RequantGrad, AvgpoolGrad, AddSplit,
-    Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate)}
+    LossGrad, Mask, Prescale, ConvGradInput, FcGradInput, RequantGrad, AvgpoolGrad, MaxPoolGrad,
+    AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate)}
 
 
 @dataclass
@@ -730,6 +751,20 @@ def _rule_global_avgpool(b: Builder, node: Node, gy: str) -> list:
     return [out]
 
 
+def _rule_max_pool(b: Builder, node: Node, gy: str) -> list:
+    x = node.inputs[0]
+    if not b.need[x]:
+        return [None]
+    a = node.attrs
+    acc = b.buffer(f"acc:{x}@{node.name}", "int32", b.shape(x), x)
+    b.emit(MaxPoolGrad(node=node.name, grad=gy, out=acc, x=b.save(x, "activation"),
+                       kernel=tuple(a["kernel"]), stride=a["stride"], pad=a["pad"],
+                       in_shape=b.shape(x)[1:], out_shape=b.shape(node.output)[1:]))
+    gx = b.buffer(f"g:{x}@{node.name}", "int8", b.shape(x), x)
+    b.emit(RequantGrad(node=node.name, acc=acc, out=gx, tensor=x))
+    return [gx]
+
+
 def _rule_flatten(b: Builder, node: Node, gy: str) -> list:
     x = node.inputs[0]
     if not b.need[x]:
@@ -771,6 +806,7 @@ RULES: dict[str, Callable] = {
     "fully_connected": _rule_param_layer,
     "add": _rule_add,
     "global_avgpool": _rule_global_avgpool,
+    "max_pool": _rule_max_pool,
     "flatten": _rule_flatten,
     "clamp": _rule_clamp,
     "softmax_xent": _rule_softmax_xent,

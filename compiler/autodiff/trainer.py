@@ -270,6 +270,11 @@ def _x_avgpool(s: ad.AvgpoolGrad, c: _Ctx):
     c.put(s.out, q2, s2)
 
 
+def _x_max_pool(s: ad.MaxPoolGrad, c: _Ctx):
+    q, sc = c.get(s.grad)
+    c.put(s.out, rgo.max_pool_grad_acc(q, c.fwd[s.x], s.kernel, s.stride, s.pad), sc)
+
+
 def _x_add_split(s: ad.AddSplit, c: _Ctx):
     q, sc = c.get(s.grad)
     for o in s.outs:
@@ -338,6 +343,7 @@ EXECUTORS: dict[type, Callable] = {
     ad.FcGradInput: _x_fc_grad_input,
     ad.RequantGrad: _x_requant,
     ad.AvgpoolGrad: _x_avgpool,
+    ad.MaxPoolGrad: _x_max_pool,
     ad.AddSplit: _x_add_split,
     ad.Reshape: _x_reshape,
     ad.AccumulateGrads: _x_accumulate,

@@ -14,6 +14,7 @@ conv_grad_input    tt_conv2d_1x1_grad_in_s16 / tt_dwconv_grad_in_s16 / tt_conv2d
 fc_grad_input      tt_fc_grad_in_s16
 requant_grad       tt_requant_grad_s8
 avgpool_grad       tt_avgpool_grad_s8
+max_pool_grad      tt_maxpool_grad_s8
 add_split/reshape  (aliases: no code)
 accumulate_grads   tt_add_grads_s8
 conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
@@ -201,6 +202,21 @@ class AvgpoolGradE(BackwardEmitter):
                 f"{s.channels}, {tc.G(s.out)}, &{tc.S(s.out)})"]
 
 
+class MaxPoolGradE(BackwardEmitter):
+    step = ad.MaxPoolGrad
+
+    def kernel(self, g, s):
+        return "tt_maxpool_grad_s8"
+
+    def call(self, tc, i, s):
+        (h, w, c), (ho, wo, _) = s.in_shape, s.out_shape
+        p = (f"&(tt_pool_params){{.in_h = {h}, .in_w = {w}, .c = {c}, .out_h = {ho}, "
+             f".out_w = {wo}, .k_h = {s.kernel[0]}, .k_w = {s.kernel[1]}, .stride = {s.stride}, "
+             f".pad = {s.pad}}}")
+        return [f"tt_maxpool_grad_s8({p}, {tc.A(s.x)}, {tc.G(s.grad)}, {tc.G(s.out, 'int32_t')})",
+                f"{tc.S(s.out)} = {tc.S(s.grad)}"]
+
+
 class AliasE(BackwardEmitter):
     """add_split / reshape: the output aliases the input's storage; no code."""
 
@@ -282,7 +298,7 @@ class BiasUpdateE(BackwardEmitter):
 BY_STEP: dict[type, BackwardEmitter] = {
     ad.LossGrad: LossGradE(), ad.Mask: MaskE(), ad.Prescale: PrescaleE(),
     ad.ConvGradInput: ConvGradInputE(), ad.FcGradInput: FcGradInputE(),
-    ad.RequantGrad: RequantGradE(), ad.AvgpoolGrad: AvgpoolGradE(),
+    ad.RequantGrad: RequantGradE(), ad.AvgpoolGrad: AvgpoolGradE(), ad.MaxPoolGrad: MaxPoolGradE(),
     ad.AddSplit: AliasE(), ad.Reshape: AliasE(), ad.AccumulateGrads: AccumulateGradsE(),
     ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
 }

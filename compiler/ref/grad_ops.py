@@ -297,6 +297,26 @@ def avgpool_grad_input(gy_q, gy_scale: float, hw: tuple[int, int]):
     return q, F32(F32(gy_scale) / F32(hw[0] * hw[1]))
 
 
+def max_pool_grad_acc(gy_q, x_q, kernel: tuple[int, int], stride: int, pad: int) -> np.ndarray:
+    """Max pool backward: each output gradient goes to the first maximum of its window
+    in the forward input ``x`` (scan order: row, then column; padded taps never win), and
+    overlapping windows add up. int8 gy [N,Ho,Wo,C], x [N,H,W,C] -> int32 [N,H,W,C] with
+    the scale of gy (a RequantGrad makes it int8)."""
+    x = np.asarray(x_q, np.int8)
+    gy = np.asarray(gy_q, np.int32)
+    n, h, w, c = x.shape
+    kh, kw = kernel
+    acc = np.zeros((n, h, w, c), np.int32)
+    ni, ci = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+    for oy in range(gy.shape[1]):
+        y0, y1 = max(oy * stride - pad, 0), min(oy * stride - pad + kh, h)
+        for ox in range(gy.shape[2]):
+            x0, x1 = max(ox * stride - pad, 0), min(ox * stride - pad + kw, w)
+            idx = x[:, y0:y1, x0:x1, :].reshape(n, -1, c).argmax(axis=1)   # first maximum
+            np.add.at(acc, (ni, y0 + idx // (x1 - x0), x0 + idx % (x1 - x0), ci), gy[:, oy, ox, :])
+    return acc
+
+
 # ----------------------------------------------------------------------------- weight gradients
 
 def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride: int, pad: int,

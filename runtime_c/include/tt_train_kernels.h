@@ -37,7 +37,8 @@
  *
  * Return values (tt_status.h: one convention for every runtime kernel)
  *   void, cannot fail (everything they read was fixed and checked at compile time):
- *     tt_grad_prescale_s16, tt_clamp_mask_pack_s8, tt_grad_mask_s8, tt_avgpool_grad_s8
+ *     tt_grad_prescale_s16, tt_clamp_mask_pack_s8, tt_grad_mask_s8, tt_avgpool_grad_s8,
+ *     tt_maxpool_grad_s8
  *     and the input gradients tt_*_grad_in_s16.
  *   int, TT_OK or TT_ERR_ARG (they take run-time settings: bit width 2..8, range
  *   function, label, n):
@@ -111,6 +112,7 @@ size_t tt_grad_prescale_s16_scratch_bytes(int32_t c);                 /* 0 */
 size_t tt_clamp_mask_pack_s8_scratch_bytes(int32_t n);                /* 0 */
 size_t tt_grad_mask_s8_scratch_bytes(int32_t n);                      /* 0 */
 size_t tt_avgpool_grad_s8_scratch_bytes(int32_t c);                   /* 0 */
+size_t tt_maxpool_grad_s8_scratch_bytes(const tt_pool_params *p);       /* 0 */
 size_t tt_conv2d_grad_in_s16_scratch_bytes(const tt_conv_params *p);  /* 0 */
 size_t tt_conv2d_1x1_grad_in_s16_scratch_bytes(const tt_conv_params *p);
 size_t tt_dwconv_grad_in_s16_scratch_bytes(const tt_conv_params *p);
@@ -178,6 +180,12 @@ void tt_grad_mask_s8(int8_t *g, int32_t n, const uint8_t *mask, int32_t bit0);
    *gx_scale = gy_scale / (h * w). */
 void tt_avgpool_grad_s8(const int8_t *gy, float gy_scale, int32_t h, int32_t w, int32_t c,
                         int8_t *gx, float *gx_scale);
+
+/* max_pool_grad_acc: each gy[oy][ox][c] added to the accumulator of the first maximum
+   of its window in the forward input x (row, then column; padded taps never win);
+   acc [in_h][in_w][c] int32 with the scale of gy (tt_requant_grad_s8 makes it int8). */
+void tt_maxpool_grad_s8(const tt_pool_params *p, const int8_t *x, const int8_t *gy,
+                        int32_t *acc);
 
 /* ---- input gradients (transposed convolution) -------------------------------------------
  * t: the prescaled output gradient, int16 [out_h][out_w][out_c]; result int32 gx
