@@ -255,6 +255,20 @@ def test_avgpool_grad_random(drivers, seed, h, w, c, scale):
     run_all(drivers, [tc.avgpool_grad_case(tc.random_grad(rng, c), F32(scale), h, w)])
 
 
+@SETTINGS
+@given(seed=seeds, h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 12),
+       k=st.integers(1, 3), stride=st.integers(1, 3), pad=st.integers(0, 1),
+       ties=st.booleans())
+def test_maxpool_grad_random(drivers, seed, h, w, c, k, stride, pad, ties):
+    if 2 * pad > k or h + 2 * pad < k or w + 2 * pad < k:
+        return
+    rng = np.random.default_rng(seed)
+    x = (rng.choice(np.array([-128, 0, 0, 7, 127], np.int8), (h, w, c)) if ties
+         else rng.integers(-128, 128, (h, w, c)).astype(np.int8))
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    run_all(drivers, [tc.maxpool_grad_case(x, tc.random_grad(rng, (ho, wo, c)), k, stride, pad)])
+
+
 # ---- convolutions ----------------------------------------------------------------------
 
 @st.composite

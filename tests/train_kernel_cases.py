@@ -31,7 +31,7 @@ KERNEL_SRCS = dc.kernel_sources(
     "tt_grad_mask_s8", "tt_avgpool_grad_s8", "tt_conv2d_grad_in_s16", "tt_conv2d_1x1_grad_in_s16",
     "tt_dwconv_grad_in_s16", "tt_fc_grad_in_s16", "tt_conv2d_grad_w_update_s8",
     "tt_conv2d_1x1_grad_w_update_s8", "tt_dwconv_grad_w_update_s8", "tt_fc_grad_w_update_s8",
-    "tt_bias_grad_update_s32", "tt_train_kernels_dsp")
+    "tt_bias_grad_update_s32", "tt_maxpool_grad_s8", "tt_train_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
 OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key": 6,
@@ -39,7 +39,7 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
        "prescale": 12, "mask_pack": 13, "grad_mask": 14, "avgpool_grad": 15,
        "conv2d_grad_in": 16, "conv2d_1x1_grad_in": 17, "dwconv_grad_in": 18,
        "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
-       "fc_grad_w": 23, "bias": 24, "factors": 25}
+       "fc_grad_w": 23, "bias": 24, "factors": 25, "maxpool_grad": 26}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
 STATUS = dc.STATUS
 TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
@@ -309,6 +309,14 @@ def grad_mask_case(g, mask_bytes, bit0: int) -> Case:
     m = np.unpackbits(mb, bitorder="little")[bit0:bit0 + len(g)].astype(bool)
     exp = np.where(m, g, 0).astype(np.int8)
     return Case("grad_mask", [len(g), bit0], [g, mb], exp.tobytes())
+
+
+def maxpool_grad_case(x: np.ndarray, gy: np.ndarray, k: int, stride: int, pad: int) -> Case:
+    """tt_maxpool_grad_s8 against max_pool_grad_acc: x [h, w, c], gy [ho, wo, c] int8."""
+    acc = rg.max_pool_grad_acc(gy[None], x[None], (k, k), stride, pad)[0]
+    (h, w, c), (ho, wo, _) = x.shape, gy.shape
+    return Case("maxpool_grad", [h, w, c, ho, wo, k, k, stride, pad], [x, gy],
+                acc.astype("<i4").tobytes(), name=f"maxpool_grad {h}x{w}x{c} k{k} s{stride} p{pad}")
 
 
 def avgpool_grad_case(gy, gy_scale, h: int, w: int) -> Case:
@@ -708,6 +716,14 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
                    rng.uniform(1e-3, 1.0, n_vec // 4), rng.uniform(1e-4, 0.1, n_vec // 4)], 1)
     fr = np.concatenate([fr, tc_special_factor_rows()])
     cases.append(factors_case(fr))
+    # max pool backward: ties on purpose (saturated inputs), overlapping windows, padding
+    mp = np.random.default_rng(seed + 1)
+    for h, w, c, k, st, pad in [(4, 4, 3, 2, 2, 0), (7, 5, 6, 3, 2, 1), (6, 6, 4, 3, 1, 1)]:
+        x = mp.integers(-128, 128, (h, w, c)).astype(np.int8)
+        if k == 3:
+            x = mp.choice(np.array([-128, 0, 0, 5, 127], np.int8), (h, w, c))
+        ho, wo = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
+        cases.append(maxpool_grad_case(x, random_grad(mp, (ho, wo, c)), k, st, pad))
     return apply_splits(cases, seed)
 
 

@@ -58,6 +58,7 @@ enum {
     OP_FC_GRAD_W = 23,
     OP_BIAS = 24,
     OP_FACTORS = 25,
+    OP_MAXPOOL_GRAD = 26,
 };
 
 #define MAX_PARAMS 32
@@ -394,6 +395,22 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         memcpy(g, c->a[0].p, n);
         uint32_t t0 = tc_cycles();
         tt_grad_mask_s8((int8_t *)g, v[0], (const uint8_t *)c->a[1].p, v[1]);
+        res->cycles = tc_cycles() - t0;
+        kbuf_done(res, g, n);
+        return;
+    }
+    case OP_MAXPOOL_GRAD: {
+        const tt_pool_params p = {.in_h = v[0], .in_w = v[1], .c = v[2], .out_h = v[3],
+                                  .out_w = v[4], .k_h = v[5], .k_w = v[6], .stride = v[7],
+                                  .pad = v[8]};
+        NEED(c->np == 9 && c->na == 2 && c->a[0].n == v[0] * v[1] * v[2]
+             && c->a[1].n == v[3] * v[4] * v[2]);
+        const size_t n = 4 * (size_t)v[0] * v[1] * v[2];
+        if (!out_alloc(res, (int32_t)n)) return;
+        uint8_t *g = kbuf(res, n);
+        if (!g) return;
+        uint32_t t0 = tc_cycles();
+        tt_maxpool_grad_s8(&p, (const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p, (int32_t *)g);
         res->cycles = tc_cycles() - t0;
         kbuf_done(res, g, n);
         return;
