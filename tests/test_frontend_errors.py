@@ -30,7 +30,7 @@ class Backbone(nn.Module):
 @pytest.mark.parametrize("bad, op, reason", [
     (nn.Conv2d(8, 8, 3, padding=2, dilation=2), "Conv2d", "dilation=(2, 2)"),
     (nn.Conv2d(8, 8, (1, 3), padding=(0, 1)), "Conv2d", "padding=(0, 1)"),
-    (nn.MaxPool2d(3, 1, 1), "MaxPool2d", "layer type not supported"),
+    (nn.MaxPool2d(3, 1, 1, ceil_mode=True), "MaxPool2d", "ceil_mode"),
     (nn.GELU(), "GELU", "layer type not supported"),
 ])
 def test_torch_error_names_op_node_and_module_path(bad, op, reason):
