@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_train_firmware import run_both  # board vs reference trainer, bit for bit
 
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
@@ -181,20 +182,8 @@ def test_training_with_max_pool_in_the_frozen_part_is_bit_exact(int8_model, boar
     """The last two layers train; both max pools sit below them (no gradient through
     them): 6 steps on the board equal the reference trainer bit for bit."""
     g = int8_model
-    prog = ad.build_program(g, ad.last_layers(g, 2))
-    cfg = tr.TrainConfig(lr=0.01)
-    x, labels = _inputs(g, 6, 7), np.random.default_rng(8).integers(0, 5, 6)
-    rep = firmware.build(copy.deepcopy(g), board, tmp_path, program=prog, config=cfg, quiet=True)
-    gr, st_ = copy.deepcopy(g), tr.TrainState(config=cfg)
-    ref_logits = [np.asarray(tr.train_step(gr, prog, st_, x[i:i + 1], int(labels[i])).logits).ravel()
-                  for i in range(len(labels))]
-    nout = int(np.prod(g.tensors[g.outputs[0]].shape))
-    y, _, rcs, _, blob = firmware.train_stream(rep["elf"], x, labels, nout, rep["ram_param_bytes"],
-                                               board=board)
-    assert set(rcs) == {0}
-    np.testing.assert_array_equal(y, np.stack(ref_logits))
-    for (node, param), v in firmware.split_trained(gr, rep, blob).items():
-        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
+    run_both(g, ad.last_layers(g, 2), tr.TrainConfig(lr=0.01), board, tmp_path, _inputs(g, 6, 7),
+             np.random.default_rng(8).integers(0, 5, 6))
 
 
 @settings(max_examples=30, **SETTINGS)
@@ -223,18 +212,6 @@ def test_training_through_max_pool_is_bit_exact(int8_model, board, tmp_path):
     g = int8_model
     prog = ad.build_program(g, ad.whole_model(g))
     assert sum(s.kind == "max_pool_grad" for s in prog.steps) == 2
-    cfg = tr.TrainConfig(lr=0.01)
-    x, labels = _inputs(g, 5, 9), np.random.default_rng(10).integers(0, 5, 5)
-    rep = firmware.build(copy.deepcopy(g), board, tmp_path, program=prog, config=cfg, quiet=True)
-    gr, st_ = copy.deepcopy(g), tr.TrainState(config=cfg)
-    ref_logits = [np.asarray(tr.train_step(gr, prog, st_, x[i:i + 1], int(labels[i])).logits).ravel()
-                  for i in range(len(labels))]
-    nout = int(np.prod(g.tensors[g.outputs[0]].shape))
-    y, _, rcs, _, blob = firmware.train_stream(rep["elf"], x, labels, nout, rep["ram_param_bytes"],
-                                               board=board)
-    assert set(rcs) == {0}
-    np.testing.assert_array_equal(y, np.stack(ref_logits))
-    got = firmware.split_trained(gr, rep, blob)
-    assert "c1" in {n for n, _ in got}, "the first conv (below both pools) trains"
-    for (node, param), v in got.items():
-        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
+    rep, _ = run_both(g, ad.whole_model(g), tr.TrainConfig(lr=0.01), board, tmp_path,
+                      _inputs(g, 5, 9), np.random.default_rng(10).integers(0, 5, 5))
+    assert "c1" in {a["node"] for a in rep["trained_arrays"]}, "the first conv (below both pools) trains"
