@@ -215,3 +215,16 @@ def test_training_through_max_pool_is_bit_exact(int8_model, board, tmp_path):
     rep, _ = run_both(g, ad.whole_model(g), tr.TrainConfig(lr=0.01), board, tmp_path,
                       _inputs(g, 5, 9), np.random.default_rng(10).integers(0, 5, 5))
     assert "c1" in {a["node"] for a in rep["trained_arrays"]}, "the first conv (below both pools) trains"
+
+
+def test_int8_gradients_follow_float_autograd_through_max_pool(int8_model):
+    """The int8 backward of the whole CNN (both max pools on the gradient path) against
+    torch autograd on its float twin, with the int8 forward's clamp masks: every weight
+    gradient and every input-gradient edge points the same way."""
+    from compiler.sparse.float_twin import compare_gradients
+    x = _inputs(int8_model, 3, 11)
+    rows = [r for i in range(3) for r in compare_gradients(int8_model, x[i:i + 1], i, int8_masks=True)]
+    pools = [r for r in rows if r["node"] in {n.name for n in int8_model.nodes if n.op == "max_pool"}]
+    assert len(pools) == 6, "both max pools pass an input gradient for each of 3 samples"
+    for r in rows:
+        assert r["cos"] >= 0.95, r

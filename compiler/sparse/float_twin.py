@@ -10,7 +10,9 @@ not part of the numeric contract.
   int8 saturation); the logits are left unclamped unless ``clamp_logits`` (the training
   program passes the logits' clamp straight through by default, see
   :func:`compiler.autodiff.program.build_program`);
-- add: ``a + b`` then its clamp; global_avgpool: mean over H, W; flatten: NHWC order.
+- add: ``a + b`` then its clamp; global_avgpool: mean over H, W; max_pool: torch's
+  max_pool2d (the gradient goes to a window's maximum, like the int8 rule); flatten:
+  NHWC order.
 
 Tensors are NHWC (batch first) real values; :meth:`FloatTwin.dequantize` turns int8
 tensors of the graph into them. ``nodes`` restricts the twin to a suffix of the graph
@@ -102,6 +104,10 @@ class FloatTwin(nn.Module):
                 y = self._clamp(n, xs[0] + xs[1])
             elif n.op == "global_avgpool":
                 y = xs[0].mean(dim=(1, 2), keepdim=True)
+            elif n.op == "max_pool":
+                a = n.attrs
+                y = F.max_pool2d(xs[0].permute(0, 3, 1, 2), tuple(a["kernel"]), a["stride"],
+                                 a["pad"]).permute(0, 2, 3, 1)
             elif n.op == "flatten":
                 y = xs[0].reshape(xs[0].shape[0], -1)
             else:
