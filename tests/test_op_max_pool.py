@@ -228,3 +228,39 @@ def test_int8_gradients_follow_float_autograd_through_max_pool(int8_model):
     assert len(pools) == 6, "both max pools pass an input gradient for each of 3 samples"
     for r in rows:
         assert r["cos"] >= 0.95, r
+
+
+@pytest.mark.parametrize("act", ["QInt8", "QUInt8"])
+def test_qdq_model_from_onnxruntime_imports_and_agrees(act, tmp_path):
+    """The CNN exported to ONNX and quantized by onnxruntime (QDQ, per-channel): MaxPool
+    between DequantizeLinear and QuantizeLinear becomes max_pool with its input's
+    parameters, and the int8 reference agrees with onnxruntime's own int8 execution."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    m = _model(4)
+    fp, qp = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), str(fp), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    calib = _calib(64, seed=5)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter({"x": s[None]} for s in calib)
+
+        def get_next(self):
+            return next(self.it, None)
+    quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=getattr(QuantType, act), weight_type=QuantType.QInt8)
+    g = load_onnx(qp)
+    assert g.is_int8 and [n.op for n in g.nodes].count("max_pool") == 2
+    for n in g.nodes:
+        if n.op == "max_pool":
+            a, b = g.tensors[n.inputs[0]], g.tensors[n.output]
+            assert (a.scale, a.zero_point) == (b.scale, b.zero_point)
+    x = _calib(200, seed=6)
+    sess = ort.InferenceSession(str(qp), providers=["CPUExecutionProvider"])
+    out = g.tensors[g.outputs[0]]
+    theirs = np.rint(sess.run(None, {"x": x})[0] / out.scale) + out.zero_point
+    ours = reference.run(g, reference.quantize_input(g, nchw_to_nhwc(x))).astype(np.int64)
+    within = (np.abs(ours - theirs) <= 1).mean()
+    print(f"{act}: {within:.4%} of outputs within 1 LSB of onnxruntime")
+    assert within >= 0.99, within

@@ -11,6 +11,7 @@ of an int8/int32 initializer. The importer reads it back as integer arithmetic:
 - ``Conv``/``Gemm``/``MatMul``/``Add`` on dequantized tensors, optionally followed by
   ``Relu``/``Clip``, then ``QuantizeLinear`` -> one int8 IR node whose output takes the
   ``QuantizeLinear``'s scale and zero point (the activation becomes the clamp);
+- ``MaxPool`` of a dequantized tensor -> ``max_pool`` keeping its scale and zero point;
 - ``Flatten``/``Reshape``/``Squeeze`` of a dequantized tensor -> ``flatten`` keeping its
   scale and zero point; a ``QuantizeLinear`` of such a tensor with other parameters is
   absorbed by its consumers (their multipliers and biases use the actual scale; noted in
@@ -369,9 +370,9 @@ class _QDQImporter:
         self._act(lo, hi)
 
     # -- pooling and shape ops --------------------------------------------------------------
-    def _same_q(self, op: str, x: str, chw=None) -> None:
+    def _same_q(self, op: str, x: str, chw=None, attrs=None) -> None:
         t = self.g.tensors[x]
-        out = self.g.add_node(op, unique_name(self.g, self.name), [x], source=self.src,
+        out = self.g.add_node(op, unique_name(self.g, self.name), [x], attrs, source=self.src,
                               output=unique_name(self.g, self.node.output[0]),
                               dtype=INT8, scale=t.scale, zero_point=t.zero_point)
         if chw is not None:
@@ -383,6 +384,18 @@ class _QDQImporter:
             self.fail("input is not a 4-D feature map")
         self.vals[self.node.output[0]] = _Pending("global_avgpool", self.name, self.src, [x],
                                                   flatten=flatten)
+
+    def MaxPool(self, n, a):
+        x = self.exact(n.input[0])
+        k = [int(v) for v in a.get("kernel_shape", [])]
+        if len(self.g.tensors[x].shape) != 4 or len(k) != 2:
+            self.fail("only 2-D max pooling of a 4-D feature map")
+        if len([o for o in n.output if o]) > 1:
+            self.fail("the Indices output is not supported")
+        if a.get("ceil_mode", 0) or a.get("storage_order", 0):
+            self.fail("ceil_mode / storage_order (only floor mode, row-major)")
+        stride, pad = conv_geometry("MaxPool", self.name, self.src, a, (1, 1, k[0], k[1]))
+        self._same_q("max_pool", x, attrs=dict(kernel=(k[0], k[1]), stride=stride, pad=pad))
 
     def GlobalAveragePool(self, n, a):
         self._pool(self.exact(n.input[0]), False)
