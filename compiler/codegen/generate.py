@@ -194,7 +194,9 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     common = {"model_name": g.name, "sha": sha, "steps": steps, "arrays": ctx.arrays,
               "convs": ctx.convs, "fcs": ctx.fcs, "adds": ctx.adds, "blocks": ctx.blocks,
               "arena_bytes": plan.arena_bytes, "fuse": plan.fuse, "peak_step": plan.peak_step,
-              "in_shape": xin.shape, "input_bytes": xin.numel, "input_scale": xin.scale,
+              # a flat input (fully connected models) is a 1 x 1 map of F channels
+              "in_shape": xin.shape if len(xin.shape) == 4 else (1, 1, 1, xin.numel),
+              "input_bytes": xin.numel, "input_scale": xin.scale,
               "input_zero": xin.zero_point, "output_bytes": yout.numel,
               "output_scale": yout.scale, "output_zero": yout.zero_point,
               "input_offset": plan.offset(g.inputs[0]),
