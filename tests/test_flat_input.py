@@ -1,19 +1,17 @@
 """Models with a flat input (fully connected only, e.g. the MLPerf Tiny anomaly-detection
 autoencoder, 640 -> ... -> 640): import, build and run in C bit-exact with the
 reference on the host build and QEMU, and train (a classifier MLP) bit-exact."""
-import copy
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
 
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
 from compiler.frontend.torch_fx import import_module
-from compiler.ref import executor as reference
-from compiler.target import firmware
 
 
 def _autoencoder():
@@ -45,11 +43,7 @@ def test_autoencoder_runs_bit_exact(board, tmp_path):
     g = _int8(_autoencoder(), 640)
     assert g.tensors[g.inputs[0]].shape == (1, 640)
     assert {n.op for n in g.nodes} == {"fully_connected"}
-    x = _inputs(g, 2, 3)
-    ref = np.asarray(reference.run(g, x))
-    rep = firmware.build(copy.deepcopy(g), board, tmp_path, quiet=True)
-    y, _, _ = firmware.infer(rep["elf"], x, ref.shape[1], board=board, timeout=120)
-    np.testing.assert_array_equal(y, ref)
+    forward_both(g, board, tmp_path, n=2, seed=3)
 
 
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])

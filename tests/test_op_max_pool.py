@@ -3,7 +3,6 @@ quantization (it keeps its input's scale and zero point), the C kernel (in
 tests/kernel_cases.py), whole models in C against the reference bit for bit on the host
 build and QEMU, training with max_pool in the frozen part and training through it (its
 backward: the gradient goes to the first maximum of each window)."""
-import copy
 
 import numpy as np
 import onnxruntime as ort
@@ -13,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
 
 from compiler.autodiff import program as ad
@@ -24,7 +24,6 @@ from compiler.ir.errors import UnsupportedOpError
 from compiler.quantize.float_ref import run_float
 from compiler.ref import executor as reference
 from compiler.ref import ops as ref_ops
-from compiler.target import firmware
 
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -170,11 +169,7 @@ def _inputs(g, n, seed):
 
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
 def test_forward_in_c_is_bit_exact(int8_model, board, tmp_path):
-    x = _inputs(int8_model, 3, 5)
-    ref = np.asarray(reference.run(int8_model, x))
-    rep = firmware.build(copy.deepcopy(int8_model), board, tmp_path, quiet=True)
-    y, _, _ = firmware.infer(rep["elf"], x, ref.shape[1], board=board, timeout=120)
-    np.testing.assert_array_equal(y, ref)
+    forward_both(int8_model, board, tmp_path)
 
 
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])

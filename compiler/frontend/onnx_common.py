@@ -107,3 +107,18 @@ def conv_geometry(op: str, name: str, src: str, a: dict, w_shape) -> tuple[int, 
     else:
         raise UnsupportedOpError(op, name, f"auto_pad={auto!r}", src)
     return int(strides[0]), conv_padding(op, name, src, (kh, kw), tuple(pads))
+
+
+def max_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, rank: int) -> dict:
+    """IR attributes (kernel, stride, pad) of a MaxPool node, or UnsupportedOpError."""
+    def fail(reason):
+        raise UnsupportedOpError("MaxPool", name, reason, src)
+    k = [int(v) for v in a.get("kernel_shape", [])]
+    if rank != 4 or len(k) != 2:
+        fail("only 2-D max pooling of a 4-D feature map")
+    if len([o for o in node.output if o]) > 1:
+        fail("the Indices output is not supported")
+    if a.get("ceil_mode", 0) or a.get("storage_order", 0):
+        fail("ceil_mode / storage_order (only floor mode, row-major)")
+    stride, pad = conv_geometry("MaxPool", name, src, a, (1, 1, k[0], k[1]))
+    return dict(kernel=(k[0], k[1]), stride=stride, pad=pad)

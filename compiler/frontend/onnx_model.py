@@ -32,6 +32,7 @@ from compiler.frontend.onnx_common import (
     constants,
     conv_geometry,
     input_shape,
+    max_pool_attrs,
     node_name,
     node_source,
     read_model,
@@ -170,15 +171,7 @@ class _FloatImporter:
 
     def MaxPool(self, n, a):
         x = self.t(n.input[0])
-        k = [int(v) for v in a.get("kernel_shape", [])]
-        if self.rank(x) != 4 or len(k) != 2:
-            self.fail("only 2-D max pooling of a 4-D feature map")
-        if len([o for o in n.output if o]) > 1:
-            self.fail("the Indices output is not supported")
-        if a.get("ceil_mode", 0) or a.get("storage_order", 0):
-            self.fail("ceil_mode / storage_order (only floor mode, row-major)")
-        stride, pad = conv_geometry("MaxPool", self.name, self.src, a, (1, 1, k[0], k[1]))
-        self.emit("max_pool", [x], dict(kernel=(k[0], k[1]), stride=stride, pad=pad))
+        self.emit("max_pool", [x], max_pool_attrs(n, a, self.name, self.src, self.rank(x)))
 
     def AveragePool(self, n, a):
         x = self.t(n.input[0])
