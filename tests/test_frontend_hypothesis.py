@@ -186,7 +186,7 @@ BAD_MODULES = [
     ("Conv2d", lambda c: nn.Conv2d(c, c, (3, 1), padding=(1, 0)), "padding"),
     ("Conv2d", lambda c: nn.Conv2d(c, c, 3, stride=(2, 1), padding=1), "stride"),
     ("Conv2d", lambda c: nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"), "padding_mode"),
-    ("MaxPool2d", lambda c: nn.MaxPool2d(3, padding=1, dilation=2), "dilation"),
+    ("MaxPool2d", lambda c: nn.MaxPool2d(1, dilation=2), "dilation"),  # any map size
     ("Sigmoid", lambda c: nn.Sigmoid(), "not supported"),
     ("ZeroPad2d", lambda c: nn.ZeroPad2d((0, 1, 0, 1)), "not supported"),
     ("LeakyReLU", lambda c: nn.LeakyReLU(), "not supported"),
@@ -300,7 +300,7 @@ def build_onnx(spec, bad: str | None = None):
             nodes.append(helper.make_node("BatchNormalization", [cur] + bn, [f"r{i}"], name=f"bn{i}"))
             cur = f"r{i}"
     if bad in ("MaxPool", "Sigmoid", "LeakyRelu", "Mul"):
-        extra = {"MaxPool": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], dilations=[2, 2])}.get(bad, {})
+        extra = {"MaxPool": dict(kernel_shape=[1, 1], dilations=[2, 2])}.get(bad, {})
         ins = [cur, const("two", np.float32(2))] if bad == "Mul" else [cur]
         nodes.append(helper.make_node(bad, ins, ["bad_out"], name="bad_node", **extra))
         cur = "bad_out"
