@@ -53,6 +53,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float32).numpy().copy()
 
 
+def _pair(v) -> tuple:
+    """A torch size argument (int or pair) as a pair."""
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
 def _module_path(node: fx.Node) -> str:
     if node.op == "call_module":
         return str(node.target)
@@ -249,8 +254,7 @@ class _Importer:
 
     def maxpool(self, x: _Val, op: str, kernel, stride=None, padding=0, dilation=1,
                 ceil_mode=False, return_indices=False) -> _Val:
-        def pair(v):
-            return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+        pair = _pair
         if self.rank(x) != 4:
             self.fail(op, "max pooling needs a 4-D feature map")
         k, pad, dil = pair(kernel), pair(padding), pair(dilation)
@@ -266,9 +270,8 @@ class _Importer:
 
     def avgpool_module(self, m: nn.AvgPool2d, x: _Val) -> _Val:
         xs = self.g.tensors[x.name].shape
-        k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, m.kernel_size)
-        pad = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
-        if self.rank(x) != 4 or tuple(k) != (xs[1], xs[2]) or tuple(pad) != (0, 0) or m.ceil_mode:
+        k, pad = _pair(m.kernel_size), _pair(m.padding)
+        if self.rank(x) != 4 or k != (xs[1], xs[2]) or pad != (0, 0) or m.ceil_mode:
             self.fail("AvgPool2d", "only an average pool covering the whole feature map "
                                    "(global pooling) is supported")
         return self.pool(x, "AvgPool2d")

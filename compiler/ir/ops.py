@@ -155,3 +155,18 @@ def conv_kind(node) -> str | None:
     if tuple(node.attrs["kernel"]) == (1, 1) and node.attrs["pad"] == 0:
         return "pointwise"
     return "kxk"
+
+
+def window_max(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, fill) -> np.ndarray:
+    """The semantics of ``max_pool`` on NHWC ``x`` of any dtype: the maximum of each
+    ``kh`` x ``kw`` window at ``stride``, with a ``pad`` border of ``fill`` (the dtype's
+    lowest value, so a padded tap never wins: every window holds a real value)."""
+    n, h, w, c = x.shape
+    ho, wo = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=fill)
+    y = np.full((n, ho, wo, c), fill, x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y = np.maximum(y, xp[:, i:i + stride * (ho - 1) + 1:stride,
+                                 j:j + stride * (wo - 1) + 1:stride, :])
+    return y

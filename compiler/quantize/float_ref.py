@@ -10,6 +10,7 @@ import numpy as np
 
 from compiler.ir.errors import GraphError
 from compiler.ir.graph import Graph, Node
+from compiler.ir.ops import window_max
 
 
 def conv2d_f(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int,
@@ -71,14 +72,7 @@ def _pool(node, x):
 
 def _max_pool(node, x):
     kh, kw = node.attrs["kernel"]
-    s, p = node.attrs["stride"], node.attrs["pad"]
-    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-np.inf)
-    ho, wo = (xp.shape[1] - kh) // s + 1, (xp.shape[2] - kw) // s + 1
-    y = np.full((x.shape[0], ho, wo, x.shape[3]), -np.inf, x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            y = np.maximum(y, xp[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s, :])
-    return y
+    return window_max(x, kh, kw, node.attrs["stride"], node.attrs["pad"], -np.inf)
 
 
 def _flatten(node, x):

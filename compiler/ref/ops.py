@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.graph import Graph, Node
+from compiler.ir.ops import window_max
 from compiler.ir.qmath import (  # noqa: F401  (AddParams, out_size: re-exported)
     ADD_LEFT_SHIFT,
     AddParams,
@@ -140,15 +141,7 @@ def global_avgpool(x) -> np.ndarray:
 def max_pool(x, kh: int, kw: int, stride: int, pad: int) -> np.ndarray:
     """Max over each ``kh`` x ``kw`` window of NHWC int8 ``x`` at ``stride``; the ``pad``
     border is -128, which never changes a maximum (every window holds a real value)."""
-    _, h, w, _ = x.shape
-    ho, wo = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
-    xp = _pad(np.asarray(x, np.int8), pad, -128)
-    y = np.full((x.shape[0], ho, wo, x.shape[3]), -128, np.int8)
-    for i in range(kh):
-        for j in range(kw):
-            y = np.maximum(y, xp[:, i:i + stride * (ho - 1) + 1:stride,
-                                 j:j + stride * (wo - 1) + 1:stride, :])
-    return y
+    return window_max(np.asarray(x, np.int8), kh, kw, stride, pad, -128)
 
 
 # ----------------------------------------------------------------------------- node adapters
