@@ -97,12 +97,14 @@ OK_BYTES = 4
 RESET_WEIGHTS = 0x01
 RESET_STATS = 0x02
 RESET_HISTORY = 0x04
-RESET_ALL = 0x07
+RESET_CHECKPOINTS = 0x08
+RESET_ALL = 0x0F
 DOWNLOAD_BYTES = 8
 DATA_FIXED_BYTES = 10
 UPLOAD_BEGIN_BYTES = 10
 UPLOAD_FIXED_BYTES = 6
 BLOB_WEIGHTS = 0
+BLOB_CHECKPOINT = 1
 ERROR_FIXED_BYTES = 6
 
 RESIZE_NEAREST = 0
@@ -291,6 +293,7 @@ class Info:
     model_hash: str
     board: str
     plan: str
+    status: str = ""   # what the firmware booted into (e.g. the checkpoint it restored)
 
     def supports(self, msg_type: int) -> bool:
         return bool(self.caps >> msg_type & 1)
@@ -310,6 +313,8 @@ class Info:
                 raise ProtocolError("INFO strings truncated")
             strs.append(p[at + 1:at + 1 + n].decode("utf-8", "replace"))
             at += 1 + n
+        if at < len(p) and at + 1 + p[at] <= len(p):   # status (optional, newer firmware)
+            strs.append(p[at + 1:at + 1 + p[at]].decode("utf-8", "replace"))
         return cls(ver, caps, maxp, maxr, h, w, c, ncls, ram, ramb, fl, flb, arena,
                    trainable, *strs)
 
@@ -318,7 +323,7 @@ class Info:
                              self.in_h, self.in_w, self.in_c, 0, self.num_classes, self.ram_used,
                              self.ram_budget, self.flash_used, self.flash_budget,
                              self.arena_bytes, self.trainable_bytes)
-        for t in (self.model_hash, self.board, self.plan):
+        for t in (self.model_hash, self.board, self.plan, self.status):
             b = t.encode()[:255]
             s += bytes([len(b)]) + b
         return s
@@ -680,9 +685,13 @@ class Client:
         self._guard()
         return self._ok(MSG_RESTORE, timeout=timeout)
 
-    def reset(self, weights: bool = True, stats: bool = False, history: bool = False) -> None:
+    def reset(self, weights: bool = True, stats: bool = False, history: bool = False,
+              checkpoints: bool = False) -> None:
+        """RESET: weights to the compiled-in ones, the STATS counters, the sample history,
+        and (checkpoints) erase the flash checkpoints: all four = factory state."""
         self._guard()
-        what = (RESET_WEIGHTS if weights else 0) | (RESET_STATS if stats else 0) | (RESET_HISTORY if history else 0)
+        what = ((RESET_WEIGHTS if weights else 0) | (RESET_STATS if stats else 0)
+                | (RESET_HISTORY if history else 0) | (RESET_CHECKPOINTS if checkpoints else 0))
         self._ok(MSG_RESET, bytes([what]))
 
     def exit(self, code: int = 0) -> None:

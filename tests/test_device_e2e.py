@@ -5,6 +5,7 @@ weight download; every prediction and the final weights equal the reference repl
 where adapting on the device must beat the frozen model clearly."""
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -61,6 +62,44 @@ def test_device_app_host_matches_reference_replay(tmp_path, history, epochs, eve
     assert [bool(r.trained) for r in dev] == sim.trained
     assert any(sim.trained)
     got = firmware.split_trained(gr, rep, blob)
+    for (node, param), v in got.items():
+        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
+
+
+@pytest.mark.parametrize("history,epochs", [(1, 1), (3, 2)])
+def test_device_app_history_of_inputs_matches_reference_replay(tmp_path, history, epochs):
+    """Features not smaller than the input: the history buffer stores the input itself, and
+    it must be the sample's input, not the arena bytes the forward pass has reused by then
+    (regression: this graph's arena puts the input at offset 0, which a later forward step
+    overwrites; the rounds then trained on garbage and diverged from the replay)."""
+    g = specgen.random_graph(11, hw=16, n_blocks=2, classes=10)
+    prog = ad.build_program(g, ad.last_blocks(g, 1))
+    cfg = tr.TrainConfig(lr=0.005, seed=3)
+    rep = firmware.build(copy.deepcopy(g), "host", tmp_path, program=prog, config=cfg,
+                         app=firmware.DEVICE_APP, defines={"TT_HISTORY_MAX": 8}, quiet=True)
+    h_text = (tmp_path / "tt_model.h").read_text()
+    feat = int(re.search(r"#define TT_MODEL_FEATURE_BYTES (\d+)", h_text).group(1))
+    assert feat >= 16 * 16 * 3, "precondition: the app stores inputs, not features"
+    rng = np.random.default_rng(0)
+    n = 24
+    imgs = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, n)]
+    with R.HostSerial(rep["elf"], timeout=120) as h:
+        port, c = _client(h.url)
+        c.check_model(rep["sha256"])
+        c.set("history", history)
+        c.set("epochs", epochs)
+        dev = [c.sample(im, lab) for im, lab in zip(imgs, labels)]
+        blob = c.download()
+        c.exit(0)
+        port.close()
+    gr = copy.deepcopy(g)
+    sim = device_sim.replay(gr, prog, tr.TrainState(cfg), list(imgs), labels, None,
+                            device_sim.DeviceSettings(history, epochs, 1))
+    assert [r.pred for r in dev] == sim.preds
+    assert [bool(r.trained) for r in dev] == sim.trained
+    got = firmware.split_trained(gr, rep, blob)
+    assert got
     for (node, param), v in got.items():
         np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
 

@@ -8,6 +8,7 @@ lives in the runtime kernels, never in generated code.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -205,6 +206,12 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "pixel_lut": ", ".join(str(int(v)) for v in lut), "input_rule": rule, **train_ctx}
     # model.c first: rendering it registers the parameter arrays
     model_c = env.get_template("model.c.j2").render(**common)
+    if train_ctx.get("training"):
+        # identifies the trained state's layout: a checkpoint is restored only into
+        # firmware with the same model and the same trained arrays
+        layout = [(a["name"], a["nbytes"]) for a in ctx.arrays if not a["const"]]
+        common["plan_hash"] = hashlib.sha256(
+            json.dumps([layout, train_ctx["plan_str"]]).encode()).hexdigest()[:16]
     (out_dir / "tt_model.c").write_text(model_c)
     (out_dir / "tt_model.h").write_text(env.get_template("model.h.j2").render(**common))
     (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))

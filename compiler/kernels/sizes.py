@@ -49,10 +49,11 @@ def c_sizes(exprs: list[str]) -> list[int]:
         with tempfile.TemporaryDirectory() as td:
             c, exe = Path(td) / "sizes.c", Path(td) / "sizes"
             c.write_text(src)
-            incs = [f"-I{d}" for d in [inc] + sorted({p.parent for p in private})]
+            incs = [f"-I{d}" for d in [inc, paths.BOARDS / "common"] + sorted({p.parent for p in private})]
             cmd = ["cc", "-std=c99", "-O0", *incs, str(c)]
             if needs_link:  # + the host board, for runtime files that talk to the board
-                cmd += [str(f) for f in srcs] + [str(paths.BOARDS / "host" / "board.c")]
+                cmd += [str(f) for f in srcs] + [str(paths.BOARDS / "host" / "board.c"),
+                                                 str(paths.BOARDS / "common" / "nor_model.c")]
             p = subprocess.run(cmd + ["-o", str(exe), "-lm"], capture_output=True, text=True)
             if p.returncode != 0:
                 raise RuntimeError("cannot evaluate kernel scratch sizes:\n" + p.stderr[-3000:])

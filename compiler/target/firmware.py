@@ -50,7 +50,20 @@ def board_info(name: str) -> dict:
         m = re.search(rf"^{key}\s*:?=\s*(\S+)", text, re.M)
         return int(m.group(1)) if m else None
     return {"name": name, "ram_kb": var("BOARD_RAM_KB"), "flash_kb": var("BOARD_FLASH_KB"),
-            "stack": var("BOARD_STACK")}
+            "stack": var("BOARD_STACK"), "ckpt_slot_kb": var("BOARD_CKPT_SLOT_KB") or 0}
+
+
+# The device app's checkpoint (runtime_c/include/tt_ckpt.h, runtime_c/apps/device): a
+# header, then a state block (counters and settings), then the trained arrays.
+CKPT_HEADER_BYTES = 100
+CKPT_STATE_BYTES = 64
+
+
+def checkpoint_figures(rep: dict, info: dict) -> dict:
+    """Checkpoint size of a training build against the board's flash slot."""
+    payload = CKPT_STATE_BYTES + rep.get("ram_param_bytes", 0)
+    return {"bytes": CKPT_HEADER_BYTES + payload, "slot_bytes": info["ckpt_slot_kb"] * 1024,
+            "slots": 2 if info["ckpt_slot_kb"] else 0}
 
 
 # ----------------------------------------------------------------------------- report
@@ -83,6 +96,11 @@ def format_report(rep: dict) -> str:
     flash = rep.get("linked", {}).get("flash", rep["param_bytes"])
     lines.append(f"Flash {_bar(flash, fb)} {100 * flash / fb:5.1f}%  {flash / 1024:7.1f} KB of "
                  f"{fb // 1024} KB   (parameters {rep['param_bytes'] / 1024:.1f})")
+    ck = rep.get("checkpoint")
+    if ck:
+        lines.append(f"Ckpt  {_bar(ck['bytes'], ck['slot_bytes'])} {100 * ck['bytes'] / ck['slot_bytes']:5.1f}%  "
+                     f"{ck['bytes'] / 1024:7.1f} KB of {ck['slot_bytes'] // 1024} KB   (a checkpoint in "
+                     f"one of {ck['slots']} flash slots: trained arrays + 0.2 KB header and state)")
     return "\n".join(lines)
 
 
@@ -103,10 +121,12 @@ def check_budget(rep: dict) -> None:
 
 def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = False,
           portable: bool = False, app: Path | None = None, quiet: bool = False,
-          program=None, config=None, defines: dict | None = None) -> dict:
+          program=None, config=None, defines: dict | None = None, checkpoint: bool = True) -> dict:
     """Generate + compile. Returns the report with ``elf`` and ``linked`` figures.
     With a training ``program`` (compiler.autodiff.program) the firmware also trains; ``app``
-    defaults to the inference loop, or the training test loop for a program."""
+    defaults to the inference loop, or the training test loop for a program. The device
+    app keeps flash checkpoints of what it learns unless ``checkpoint`` is False; their
+    size is checked against the board's flash slots."""
     info = board_info(board)
     out_dir = Path(out_dir).resolve()
     if program is not None:
@@ -118,6 +138,18 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
     rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
     check_budget(rep)
     defs = []
+    if program is not None and app == DEVICE_APP:
+        if checkpoint:
+            ck = rep["checkpoint"] = checkpoint_figures(rep, info)
+            if ck["bytes"] > ck["slot_bytes"]:
+                raise BudgetError(
+                    f"a checkpoint of this plan needs {ck['bytes']:,} bytes (trained arrays "
+                    f"{rep.get('ram_param_bytes', 0):,} + header and state "
+                    f"{CKPT_HEADER_BYTES + CKPT_STATE_BYTES}) but a flash checkpoint slot of board "
+                    f"'{board}' holds {ck['slot_bytes']:,}: train fewer arrays, or build without "
+                    f"checkpoints (--no-checkpoint)\n" + format_report(rep))
+        else:
+            defs.append("-DTT_PERSIST=0")
     if profile:
         defs.append("-DTT_PROFILE")
     if portable:

@@ -114,9 +114,11 @@ def _read_reports(path: Path) -> list[str]:
         return []
 
 
-def _semihost_args(path: Path) -> list[str]:
-    return ["-chardev", f"file,id=semi,path={path}",
-            "-semihosting-config", "enable=on,target=native,chardev=semi"]
+def _semihost_args(path: Path, flash=None) -> list[str]:
+    cfg = "enable=on,target=native,chardev=semi"
+    if flash is not None:   # the board's checkpoint flash, kept in this file across boots
+        cfg += f",arg=firmware,arg=nor={Path(flash).resolve()}"
+    return ["-chardev", f"file,id=semi,path={path}", "-semihosting-config", cfg]
 
 
 def run_qemu(elf, timeout: float = 120, stdin_bytes: bytes | None = None) -> QemuResult:
@@ -154,10 +156,13 @@ def free_port() -> int:
 
 
 class QemuSerial:
-    """QEMU with UART0 on a loopback TCP server; ``url`` is a pyserial URL for it."""
+    """QEMU with UART0 on a loopback TCP server; ``url`` is a pyserial URL for it.
+    ``flash``: a file that holds the board's checkpoint flash across boots (created
+    erased when missing); without it the flash starts erased at every boot."""
 
-    def __init__(self, elf, timeout: float = 600):
+    def __init__(self, elf, timeout: float = 600, flash=None):
         self.elf = Path(elf)
+        self.flash = flash
         self.timeout = timeout
         self.result: QemuResult | None = None
         self._td = tempfile.TemporaryDirectory()
@@ -166,7 +171,9 @@ class QemuSerial:
 
     def __enter__(self) -> "QemuSerial":
         self._semi = Path(self._td.name) / "semihost.log"
-        cmd = QEMU_BASE + _semihost_args(self._semi) + [
+        if " " in str(Path(self.flash).resolve() if self.flash else ""):
+            raise ValueError(f"flash file path must not contain spaces: {self.flash}")
+        cmd = QEMU_BASE + _semihost_args(self._semi, self.flash) + [
             "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on",
             "-kernel", str(self.elf)]
         self._p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -191,6 +198,11 @@ class QemuSerial:
                                      err.decode(errors="replace"), timed_out=True)
         return self.result
 
+    def power_off(self) -> None:
+        """Cut the power: kill the emulator at once."""
+        self._p.kill()
+        self.wait(timeout=10)
+
     def __exit__(self, *exc):
         if self.result is None:
             self.wait(timeout=10)
@@ -205,14 +217,23 @@ def run_host(exe, stdin_bytes: bytes = b"", timeout: float = 60) -> QemuResult:
 
 
 class HostSerial:
-    """Host build with its serial line on a pseudo-terminal (``url`` = its path)."""
+    """Host build with its serial line on a pseudo-terminal (``url`` = its path).
+    ``flash``: the file that holds its checkpoint flash across runs (TT_NOR_FILE);
+    ``power_cut``: "k" or "k.5" cuts the power at the k-th flash operation (TT_NOR_CUT)."""
 
-    def __init__(self, exe, timeout: float = 600):
+    def __init__(self, exe, timeout: float = 600, flash=None, power_cut: str | None = None):
         self.exe, self.timeout = Path(exe), timeout
+        self.flash, self.power_cut = flash, power_cut
         self.result: QemuResult | None = None
 
     def __enter__(self) -> "HostSerial":
         env = dict(os.environ, TT_PTY="1")
+        env.pop("TT_NOR_FILE", None)
+        env.pop("TT_NOR_CUT", None)
+        if self.flash is not None:
+            env["TT_NOR_FILE"] = str(self.flash)
+        if self.power_cut:
+            env["TT_NOR_CUT"] = str(self.power_cut)
         self._p = subprocess.Popen([str(self.exe)], env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
         line = self._p.stderr.readline().decode()
@@ -232,6 +253,12 @@ class HostSerial:
         err = self._p.stderr.read().decode(errors="replace")
         self.result = QemuResult(self._p.returncode, b"", err.splitlines(), err)
         return self.result
+
+    def power_off(self) -> None:
+        """Cut the power: kill the process at once."""
+        if self._p.poll() is None:
+            self._p.kill()
+        self.wait(timeout=10)
 
     def __exit__(self, *exc):
         if self.result is None:

@@ -146,7 +146,8 @@ extern "C" {
 #define TT_RESET_WEIGHTS     0x01  /* trained weights back to the compiled-in ones */
 #define TT_RESET_STATS       0x02  /* the device loop's counters */
 #define TT_RESET_HISTORY     0x04  /* the application's sample history */
-#define TT_RESET_ALL         0x07
+#define TT_RESET_CHECKPOINTS 0x08  /* erase the flash checkpoints (factory state) */
+#define TT_RESET_ALL         0x0F
 /* DOWNLOAD: blob u8, reserved u8, offset u32, max_len u16.
    DATA: blob u8, reserved u8, total u32, offset u32, then the bytes. */
 #define TT_DOWNLOAD_BYTES    8
@@ -156,7 +157,8 @@ extern "C" {
    follow each other). UPLOAD_END: blob u8. */
 #define TT_UPLOAD_BEGIN_BYTES 10
 #define TT_UPLOAD_FIXED_BYTES 6
-#define TT_BLOB_WEIGHTS      0     /* the trainable state (application-defined image) */
+#define TT_BLOB_WEIGHTS      0     /* the trained arrays (application-defined image) */
+#define TT_BLOB_CHECKPOINT   1     /* a checkpoint image: header + payload (tt_ckpt.h) */
 /* EXIT: code u8. */
 #define TT_ERROR_FIXED_BYTES 6
 
@@ -291,6 +293,9 @@ typedef struct tt_device_ops {
     int (*blob_commit)(void *ctx, uint8_t blob, const char **msg);
     /* EXIT: called after the OK reply has been sent. */
     void (*exit)(void *ctx, uint8_t code);
+    /* One line on the state the application booted into (e.g. which checkpoint it
+       restored), sent as INFO's fourth string; may be NULL. */
+    const char *(*status)(void *ctx);
 } tt_device_ops;
 
 typedef struct {

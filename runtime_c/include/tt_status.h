@@ -13,6 +13,9 @@
  *   No kernel allocates memory, prints, or talks to the board; the caller provides every
  *   buffer (scratch included).
  *
+ * Flash drivers (tt_flash.h) return TT_OK, TT_ERR_ARG (slot, offset or length out of
+ * range or misaligned) or TT_ERR_FLASH.
+ *
  * The serial protocol (tt_proto.h)
  *   TT_ERR_COBS .. TT_ERR_APP there are wire codes: the code byte of an ERROR reply,
  *   fixed by host/PROTOCOL.md and host/protocol.py. The two sets share only the meaning
@@ -27,5 +30,7 @@
 #define TT_OK 0         /* success */
 #define TT_ERR_ARG 1    /* bad bit width, range function, label, channel count or shape */
 #define TT_ERR_FACTOR 2 /* a scale factor is negative, not finite or >= 2^30 */
+#define TT_ERR_FLASH 3  /* flash driver (tt_flash.h): the controller reported an error or the
+                          data did not read back as programmed */
 
 #endif

@@ -19,23 +19,38 @@
  *   below the classifier; 0 = the classifier alone learns), history (i32, 0..TT_HISTORY_MAX), epochs (i32,
  *   1..64), train_every (i32, 1..1000), enabled (i32, 0/1), bits (i32, 2..8),
  *   rounding (i32: 0 stochastic, 1 nearest, 2 truncate), seed (i32); GET also "name".
- * RESET weights: compiled-in weights, step counter 0; RESET history: empties the buffer.
- * SAVE / RESTORE: a RAM checkpoint of the trained arrays (when TT_CHECKPOINT is 1).
+ *   autosave (i32, 0..1000000: SAVE after every that many trained samples, 0 = off).
+ *   GET also: name, step, samples (SAMPLE requests since the factory state), resume_at
+ *   (samples the trained state includes: a stream resumes after a reset from there),
+ *   checkpoint (sequence number of the last checkpoint saved or restored, 0: none),
+ *   booted (1: this boot restored a checkpoint), capacity (payload bytes a slot holds).
+ * RESET weights: compiled-in weights, step counter 0, sample counters 0; RESET history:
+ *   drops the buffered samples (the counters go back to the last completed round, i.e.
+ *   to resume_at); RESET checkpoints: erases both flash slots (factory state).
+ * Checkpoints (TT_PERSIST, on by default; tt_ckpt.h): the payload is the state block
+ *   (counters and settings, STATE_BYTES) followed by the trained arrays. Boot restores
+ *   the newest valid checkpoint of this model and plan, else keeps the compiled-in
+ *   weights; INFO's status line says which. SAVE writes the older slot; RESTORE reloads
+ *   the newest. With samples in the history buffer, a checkpoint holds the state as of
+ *   the last completed round (resume_at counts up to there), so that replaying the
+ *   samples after resume_at reproduces the uninterrupted run exactly.
  * DOWNLOAD blob 0: the trained arrays in tt_trained_ptr order (weights int8 OHWI,
- *   biases int32 little-endian). UPLOAD blob 0: same layout, staged then committed
- *   (when TT_CHECKPOINT is 1; the staging buffer doubles as the checkpoint).
+ *   biases int32 little-endian). Blob 1: the live state as a checkpoint image (header +
+ *   payload). UPLOAD blob 1: a checkpoint image, refused unless it is for this model and
+ *   plan; staged straight into the free flash slot, live once its CRC checks.
  */
 #include <math.h>
 #include <string.h>
 #include "tt_board.h"
+#include "tt_ckpt.h"
 #include "tt_model.h"
 #include "tt_proto.h"
 
 #ifndef TT_HISTORY_MAX
 #define TT_HISTORY_MAX 16
 #endif
-#ifndef TT_CHECKPOINT
-#define TT_CHECKPOINT 0
+#ifndef TT_PERSIST
+#define TT_PERSIST 1
 #endif
 #ifndef TT_MODEL_PLAN
 #define TT_MODEL_PLAN "compiled training plan"
@@ -56,10 +71,15 @@ static uint8_t history_label[TT_HISTORY_MAX];
 #endif
 static int32_t hist_len, hist_cap, epochs = 1, train_every = 1, enabled = 1;
 static uint32_t trainable_seen;
-#if TT_CHECKPOINT
-static uint8_t staging[TT_MODEL_TRAINED_BYTES];
-static uint32_t checkpoint_no;
-#endif
+/* SAMPLE requests since the factory state; the values of both counters when the history
+   buffer was last empty (the state a checkpoint holds) */
+static uint32_t seen, seen_clean, trainable_seen_clean;
+static int32_t autosave;
+static uint32_t trained_since_save;
+static uint32_t ckpt_seq;
+static int booted_from_ckpt;
+static uint32_t boot_seq, boot_resume_at;
+static int save_checkpoint(uint32_t *seq, const char **msg);
 
 static int argmax(const int8_t *v, int n)
 {
@@ -111,8 +131,10 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
     }
     int8_t *x = tt_model_input();
     for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[input_img[i]];
+    ++seen;
     int trainable = label != TT_LABEL_NONE && !(flags & TT_SAMPLE_NO_TRAIN) && enabled;
     if (trainable && (++trainable_seen % (uint32_t)train_every) != 0) trainable = 0;
+    if (trainable) ++trained_since_save;
     const int8_t *logits;
     int rc = 0;
     uint32_t t0 = board_cycles(), t1;
@@ -123,6 +145,10 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         res->cycles_train = t1 - t0;
         res->flags |= TT_RESULT_TRAINED;
     } else {
+#if TT_HISTORY_MAX > 0 && !STORE_FEATURES
+        /* the input now: the forward pass may reuse its arena bytes */
+        if (trainable) memcpy(history[hist_len], x, TT_MODEL_INPUT_BYTES);
+#endif
         tt_model_forward();
         t1 = board_cycles();
         logits = tt_model_output();
@@ -133,8 +159,6 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         if (trainable) {
 #if STORE_FEATURES
             tt_model_save_features(history[hist_len]);
-#else
-            memcpy(history[hist_len], x, TT_MODEL_INPUT_BYTES);
 #endif
             history_label[hist_len] = (uint8_t)label;
             if (++hist_len >= hist_cap) {
@@ -161,6 +185,18 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
     if (rc) {
         *msg = "training step failed (bad setting?)";
         return TT_ERR_APP;
+    }
+    if (hist_len == 0) {
+        seen_clean = seen;
+        trainable_seen_clean = trainable_seen;
+        if (autosave > 0 && trained_since_save >= (uint32_t)autosave) {
+            uint32_t seq;
+            const char *m;
+            if (save_checkpoint(&seq, &m) != 0) {
+                *msg = "trained, but the autosave failed";
+                return TT_ERR_APP;
+            }
+        }
     }
     return 0;
 }
@@ -215,6 +251,12 @@ static int app_set(void *ctx, const char *key, uint8_t key_len, uint8_t vtype,
         return rc;
     }
     if (int_setting(key, key_len, "epochs", 1, 64, vtype, val, &epochs, msg, &rc)) return rc;
+    if (int_setting(key, key_len, "autosave", 0, 1000000, vtype, val, &autosave, msg, &rc)) {
+#if !TT_PERSIST
+        if (!rc && autosave) { autosave = 0; *msg = "built without checkpoints"; return TT_ERR_VALUE; }
+#endif
+        return rc;
+    }
     if (int_setting(key, key_len, "train_every", 1, 1000, vtype, val, &train_every, msg, &rc))
         return rc;
     if (int_setting(key, key_len, "enabled", 0, 1, vtype, val, &enabled, msg, &rc)) return rc;
@@ -243,6 +285,11 @@ static int app_get(void *ctx, const char *key, uint8_t key_len, uint8_t *vtype, 
         {"history", hist_cap}, {"epochs", epochs}, {"train_every", train_every},
         {"enabled", enabled}, {"bits", tt_train_cfg.bits}, {"rounding", tt_train_cfg.rounding},
         {"seed", (int32_t)tt_train_cfg.seed}, {"step", (int32_t)tt_train_step_count},
+        {"autosave", autosave}, {"samples", (int32_t)seen}, {"resume_at", (int32_t)seen_clean},
+        {"checkpoint", (int32_t)ckpt_seq}, {"booted", booted_from_ckpt},
+#if TT_PERSIST
+        {"capacity", (int32_t)tt_ckpt_capacity()},
+#endif
     };
     for (unsigned i = 0; i < sizeof ints / sizeof ints[0]; ++i)
         if (tt_proto_key_is(key, key_len, ints[i].name)) {
@@ -263,93 +310,237 @@ static int app_get(void *ctx, const char *key, uint8_t key_len, uint8_t *vtype, 
     return TT_ERR_KEY;
 }
 
-static void copy_trained(uint8_t *dst, int to_model)
+/* ---- the trained state: state block + trained arrays --------------------------------- */
+#define STATE_WORDS 16
+#define STATE_BYTES (4 * STATE_WORDS)
+#define STATE_VERSION 1u
+#define PAYLOAD_BYTES (STATE_BYTES + TT_MODEL_TRAINED_BYTES)
+
+static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static void state_encode(uint8_t *b)
+{
+    const uint32_t v[STATE_WORDS] = {
+        STATE_VERSION, seen_clean, trainable_seen_clean, tt_train_step_count, tt_train_cfg.seed,
+        f32_bits(tt_train_cfg.lr), f32_bits(tt_train_cfg.lr_body), (uint32_t)hist_cap,
+        (uint32_t)epochs, (uint32_t)train_every, (uint32_t)enabled, (uint32_t)tt_train_cfg.bits,
+        (uint32_t)tt_train_cfg.rounding, (uint32_t)autosave, 0, 0};
+    for (int i = 0; i < STATE_WORDS; ++i) tt_put_u32le(b + 4 * i, v[i]);
+}
+
+/* 0 when every value of a state block is in range (the SET ranges), else nonzero. */
+static int state_check(const uint8_t *b)
+{
+    uint32_t v[STATE_WORDS];
+    for (int i = 0; i < STATE_WORDS; ++i) v[i] = tt_get_u32le(b + 4 * i);
+    float lr = bits_f32(v[5]), lr_body = bits_f32(v[6]);
+    return v[0] != STATE_VERSION || !(lr > 0.0f && lr <= 1.0f) || !(lr_body >= 0.0f && lr_body <= 1.0f) ||
+           v[7] > (uint32_t)TT_HISTORY_MAX || v[8] < 1 || v[8] > 64 || v[9] < 1 || v[9] > 1000 ||
+           v[10] > 1 || v[11] < 2 || v[11] > 8 || v[12] > 2 || v[13] > 1000000;
+}
+
+/* Applies a state block; 0, or nonzero (nothing changed) when a value is out of range. */
+static int state_decode(const uint8_t *b)
+{
+    if (state_check(b)) return 1;
+    uint32_t v[STATE_WORDS];
+    for (int i = 0; i < STATE_WORDS; ++i) v[i] = tt_get_u32le(b + 4 * i);
+    float lr = bits_f32(v[5]), lr_body = bits_f32(v[6]);
+    seen = seen_clean = v[1];
+    trainable_seen = trainable_seen_clean = v[2];
+    tt_train_step_count = v[3];
+    tt_train_cfg.seed = v[4];
+    tt_train_cfg.lr = lr;
+    tt_train_cfg.lr_body = lr_body;
+    hist_cap = (int32_t)v[7];
+    hist_len = 0;
+    epochs = (int32_t)v[8];
+    train_every = (int32_t)v[9];
+    enabled = (int32_t)v[10];
+    tt_train_cfg.bits = (int32_t)v[11];
+    tt_train_cfg.rounding = (int32_t)v[12];
+    autosave = (int32_t)v[13];
+    trained_since_save = 0;
+    return 0;
+}
+
+/* n bytes of the trained arrays (concatenated in tt_trained_ptr order) at offset off */
+static void arrays_read(uint32_t off, uint8_t *dst, uint32_t n)
 {
     uint32_t pos = 0;
+    for (int i = 0; i < TT_TRAINED_ARRAYS && n; ++i) {
+        uint32_t sz = tt_trained_bytes[i];
+        if (off < pos + sz) {
+            uint32_t a = off - pos, k = sz - a < n ? sz - a : n;
+            memcpy(dst, (const uint8_t *)tt_trained_ptr[i] + a, k);
+            dst += k;
+            off += k;
+            n -= k;
+        }
+        pos += sz;
+    }
+}
+
+/* n bytes of the payload (state block, then the arrays) at offset off */
+static void payload_read(void *ctx, uint32_t off, uint8_t *dst, uint32_t n)
+{
+    (void)ctx;
+    if (off < STATE_BYTES) {
+        uint8_t st[STATE_BYTES];
+        state_encode(st);
+        uint32_t k = STATE_BYTES - off < n ? STATE_BYTES - off : n;
+        memcpy(dst, st + off, k);
+        dst += k;
+        off += k;
+        n -= k;
+    }
+    if (n) arrays_read(off - STATE_BYTES, dst, n);
+}
+
+#if TT_PERSIST
+static const tt_ckpt_id ckpt_id = {TT_MODEL_HASH, TT_MODEL_PLAN_HASH, PAYLOAD_BYTES};
+
+/* Make the checkpoint in `slot` (already validated) the live state. */
+static int load_slot(int slot)
+{
+    uint8_t st[STATE_BYTES];
+    if (tt_ckpt_read(slot, 0, st, STATE_BYTES) != 0) return TT_ERR_STATE;
+    if (state_decode(st) != 0) return TT_ERR_VALUE;
+    uint32_t pos = STATE_BYTES;
     for (int i = 0; i < TT_TRAINED_ARRAYS; ++i) {
-        if (to_model) memcpy(tt_trained_ptr[i], dst + pos, tt_trained_bytes[i]);
-        else memcpy(dst + pos, tt_trained_ptr[i], tt_trained_bytes[i]);
+        if (tt_ckpt_read(slot, pos, tt_trained_ptr[i], tt_trained_bytes[i]) != 0) return TT_ERR_STATE;
         pos += tt_trained_bytes[i];
     }
+    return 0;
+}
+
+static int save_checkpoint(uint32_t *seq, const char **msg)
+{
+    int e = tt_ckpt_save(&ckpt_id, payload_read, 0, seq);
+    if (e) {
+        *msg = PAYLOAD_BYTES > tt_ckpt_capacity() ? "checkpoint larger than a flash slot"
+                                                  : "flash write failed";
+        return TT_ERR_APP;
+    }
+    ckpt_seq = *seq;
+    trained_since_save = 0;
+    return 0;
 }
 
 static int app_save(void *ctx, uint32_t *arg, const char **msg)
 {
     (void)ctx;
-#if TT_CHECKPOINT
-    (void)msg;
-    copy_trained(staging, 0);
-    *arg = ++checkpoint_no;
-    return 0;
-#else
-    (void)arg;
-    *msg = "built without checkpoint memory";
-    return TT_ERR_UNSUPPORTED;
-#endif
+    return save_checkpoint(arg, msg);
 }
 
 static int app_restore(void *ctx, uint32_t *arg, const char **msg)
 {
     (void)ctx;
-#if TT_CHECKPOINT
-    if (!checkpoint_no) { *msg = "no checkpoint saved"; return TT_ERR_STATE; }
-    copy_trained(staging, 1);
-    *arg = checkpoint_no;
+    uint32_t seq;
+    int slot = tt_ckpt_newest(&ckpt_id, &seq);
+    if (slot < 0) { *msg = "no checkpoint in flash"; return TT_ERR_STATE; }
+    int e = load_slot(slot);
+    if (e) { *msg = "checkpoint state invalid"; return e; }
+    ckpt_seq = seq;
+    *arg = seq;
     return 0;
-#else
-    (void)arg;
-    *msg = "built without checkpoint memory";
-    return TT_ERR_UNSUPPORTED;
-#endif
 }
+#else
+static int save_checkpoint(uint32_t *seq, const char **msg)
+{
+    (void)seq;
+    *msg = "built without checkpoints";
+    return TT_ERR_UNSUPPORTED;
+}
+#endif
 
 static int app_reset(void *ctx, uint8_t what, const char **msg)
 {
     (void)ctx;
-    (void)msg;
-    if (what & TT_RESET_WEIGHTS) tt_model_reset_trained();
-    if (what & TT_RESET_HISTORY) {
+    if (what & TT_RESET_WEIGHTS) {
+        tt_model_reset_trained();
         hist_len = 0;
-        trainable_seen = 0;
+        seen = seen_clean = trainable_seen = trainable_seen_clean = 0;
+        trained_since_save = 0;
+    }
+    if (what & TT_RESET_HISTORY) { /* drop the buffered samples: back to the last round */
+        hist_len = 0;
+        seen = seen_clean;
+        trainable_seen = trainable_seen_clean;
+    }
+    if (what & TT_RESET_CHECKPOINTS) {
+#if TT_PERSIST
+        if (tt_ckpt_erase_all() != 0) { *msg = "flash erase failed"; return TT_ERR_APP; }
+        ckpt_seq = 0;
+#else
+        *msg = "built without checkpoints";
+        return TT_ERR_UNSUPPORTED;
+#endif
     }
     return 0;
 }
 
+#if TT_PERSIST
+static tt_ckpt_header dl_header; /* header of the checkpoint image being downloaded */
+#endif
+
 static int app_blob_size(void *ctx, uint8_t blob, uint32_t *size, const char **msg)
 {
     (void)ctx;
-    if (blob != TT_BLOB_WEIGHTS) { *msg = "no such blob"; return TT_ERR_PAYLOAD; }
-    *size = TT_MODEL_TRAINED_BYTES;
-    return 0;
+    if (blob == TT_BLOB_WEIGHTS) { *size = TT_MODEL_TRAINED_BYTES; return 0; }
+#if TT_PERSIST
+    if (blob == TT_BLOB_CHECKPOINT) { *size = TT_CKPT_HEADER_BYTES + PAYLOAD_BYTES; return 0; }
+#endif
+    *msg = "no such blob";
+    return TT_ERR_PAYLOAD;
 }
 
 static int app_blob_read(void *ctx, uint8_t blob, uint32_t offset, uint8_t *dst, uint32_t n,
                          const char **msg)
 {
     (void)ctx;
-    (void)blob;
     (void)msg;
-    uint32_t pos = 0;
-    for (int i = 0; i < TT_TRAINED_ARRAYS && n; ++i) {
-        uint32_t sz = tt_trained_bytes[i];
-        if (offset < pos + sz) {
-            uint32_t a = offset - pos, k = sz - a < n ? sz - a : n;
-            memcpy(dst, (const uint8_t *)tt_trained_ptr[i] + a, k);
-            dst += k;
-            offset += k;
-            n -= k;
-        }
-        pos += sz;
+    if (blob == TT_BLOB_WEIGHTS) {
+        arrays_read(offset, dst, n);
+        return 0;
     }
+#if TT_PERSIST
+    if (offset < TT_CKPT_HEADER_BYTES) { /* the header of the live state, made afresh */
+        uint8_t buf[256];
+        uint32_t crc = 0;
+        for (uint32_t o = 0; o < PAYLOAD_BYTES; o += sizeof buf) {
+            uint32_t k = PAYLOAD_BYTES - o < sizeof buf ? PAYLOAD_BYTES - o : (uint32_t)sizeof buf;
+            payload_read(0, o, buf, k);
+            crc = tt_proto_crc32(crc, buf, k);
+        }
+        tt_ckpt_make_header(&dl_header, &ckpt_id, ckpt_seq, crc);
+    }
+    if (offset < TT_CKPT_HEADER_BYTES) {
+        uint32_t k = TT_CKPT_HEADER_BYTES - offset < n ? TT_CKPT_HEADER_BYTES - offset : n;
+        memcpy(dst, (const uint8_t *)&dl_header + offset, k);
+        dst += k;
+        offset += k;
+        n -= k;
+    }
+    if (n) payload_read(0, offset - TT_CKPT_HEADER_BYTES, dst, n);
+#endif
     return 0;
 }
 
-#if TT_CHECKPOINT
+#if TT_PERSIST
+static tt_ckpt_header up_header;
+static uint8_t up_state[STATE_BYTES]; /* the upload's state block, checked before commit */
+
 static int app_blob_begin(void *ctx, uint8_t blob, uint32_t size, const char **msg)
 {
     (void)ctx;
-    if (blob != TT_BLOB_WEIGHTS) { *msg = "no such blob"; return TT_ERR_PAYLOAD; }
-    if (size != TT_MODEL_TRAINED_BYTES) { *msg = "wrong size for this model"; return TT_ERR_VALUE; }
+    if (blob != TT_BLOB_CHECKPOINT) { *msg = "upload a checkpoint (blob 1)"; return TT_ERR_PAYLOAD; }
+    if (size != TT_CKPT_HEADER_BYTES + PAYLOAD_BYTES) {
+        *msg = "checkpoint size is not this model's";
+        return TT_ERR_VALUE;
+    }
+    if (tt_ckpt_stage_begin(&ckpt_id) != 0) { *msg = "flash erase failed"; return TT_ERR_APP; }
     return 0;
 }
 
@@ -358,8 +549,26 @@ static int app_blob_write(void *ctx, uint8_t blob, uint32_t offset, const uint8_
 {
     (void)ctx;
     (void)blob;
-    (void)msg;
-    memcpy(staging + offset, src, n);
+    if (offset < TT_CKPT_HEADER_BYTES) {
+        uint32_t k = TT_CKPT_HEADER_BYTES - offset < n ? TT_CKPT_HEADER_BYTES - offset : n;
+        memcpy((uint8_t *)&up_header + offset, src, k);
+        src += k;
+        offset += k;
+        n -= k;
+        if (offset == TT_CKPT_HEADER_BYTES && tt_ckpt_check_header(&up_header, &ckpt_id) != 0) {
+            *msg = "checkpoint is for another model or plan";
+            return TT_ERR_VALUE;
+        }
+    }
+    if (offset < TT_CKPT_HEADER_BYTES + STATE_BYTES && n) {
+        uint32_t a = offset - TT_CKPT_HEADER_BYTES;
+        uint32_t k = STATE_BYTES - a < n ? STATE_BYTES - a : n;
+        memcpy(up_state + a, src, k);
+    }
+    if (n && tt_ckpt_stage_write(src, n) != 0) {
+        *msg = "flash write failed (or upload cancelled by SAVE)";
+        return TT_ERR_APP;
+    }
     return 0;
 }
 
@@ -367,11 +576,50 @@ static int app_blob_commit(void *ctx, uint8_t blob, const char **msg)
 {
     (void)ctx;
     (void)blob;
-    (void)msg;
-    copy_trained(staging, 1);
+    uint32_t seq;
+    int slot;
+    if (state_check(up_state) != 0) { /* refused before it can become the newest */
+        *msg = "checkpoint state block out of range";
+        return TT_ERR_VALUE;
+    }
+    if (tt_ckpt_stage_commit(&ckpt_id, &up_header, &seq, &slot) != 0) {
+        *msg = "checkpoint rejected (other model, or its crc)";
+        return TT_ERR_VALUE;
+    }
+    if (load_slot(slot) != 0) { *msg = "checkpoint state invalid"; return TT_ERR_VALUE; }
+    ckpt_seq = seq;
     return 0;
 }
 #endif
+
+static char *put_uint(char *p, uint32_t v)
+{
+    char d[10];
+    int n = 0;
+    do { d[n++] = (char)('0' + v % 10u); v /= 10u; } while (v);
+    while (n) *p++ = d[--n];
+    return p;
+}
+
+static const char *app_status(void *ctx)
+{
+    (void)ctx;
+#if TT_PERSIST
+    static char line[72];
+    if (!booted_from_ckpt) return "booted with the compiled-in weights (no checkpoint)";
+    static const char a[] = "booted from checkpoint ", b[] = " (resume at sample ";
+    char *p = line;
+    memcpy(p, a, sizeof a - 1);
+    p = put_uint(p + sizeof a - 1, boot_seq);
+    memcpy(p, b, sizeof b - 1);
+    p = put_uint(p + sizeof b - 1, boot_resume_at);
+    *p++ = ')';
+    *p = 0;
+    return line;
+#else
+    return "compiled-in weights (built without checkpoints)";
+#endif
+}
 
 static void app_exit(void *ctx, uint8_t code)
 {
@@ -395,15 +643,33 @@ static const tt_device_info info = {
 
 static const tt_device_ops ops = {
     .ctx = 0, .info = &info, .input = app_input, .sample = app_sample,
-    .set = app_set, .get = app_get, .save = app_save, .restore = app_restore,
+    .set = app_set, .get = app_get,
     .reset = app_reset, .blob_size = app_blob_size, .blob_read = app_blob_read,
-#if TT_CHECKPOINT
+#if TT_PERSIST
+    .save = app_save, .restore = app_restore,
     .blob_begin = app_blob_begin, .blob_write = app_blob_write, .blob_commit = app_blob_commit,
 #endif
-    .exit = app_exit,
+    .exit = app_exit, .status = app_status,
 };
+
+/* Boot: the newest valid checkpoint of this model and plan, else the compiled-in state. */
+static void boot_restore(void)
+{
+#if TT_PERSIST
+    uint32_t seq;
+    int slot = tt_ckpt_newest(&ckpt_id, &seq);
+    if (slot >= 0 && load_slot(slot) == 0) {
+        ckpt_seq = boot_seq = seq;
+        boot_resume_at = seen_clean;
+        booted_from_ckpt = 1;
+    } else if (slot >= 0) {
+        tt_model_reset_trained(); /* a state block that does not decode: start clean */
+    }
+#endif
+}
 
 int main(void)
 {
+    boot_restore();
     return tt_device_run(&ops);
 }

@@ -155,9 +155,10 @@ static void do_hello(const tt_device_ops *ops, reply_t *r)
     tt_put_u32le(p + 32, in->arena_bytes);
     tt_put_u32le(p + 36, in->trainable_bytes);
     uint16_t at = TT_INFO_FIXED_BYTES;
-    at = put_str8(p, at, in->model_hash, 2);
-    at = put_str8(p, at, board_name, 1);
-    at = put_str8(p, at, in->plan, 0);
+    at = put_str8(p, at, in->model_hash, 3);
+    at = put_str8(p, at, board_name, 2);
+    at = put_str8(p, at, in->plan, 1);
+    at = put_str8(p, at, ops->status ? ops->status(ops->ctx) : "", 0);
     r->len = at;
 }
 
