@@ -59,7 +59,7 @@ $(ELF): FORCE
 	@mkdir -p $(OUT)
 	@echo "  CC+LD   $(ELF)  [$(BOARD)]"
 	@$(CC) $(CFLAGS) $(SRCS) $(LDFLAGS) $(LDLIBS) -o $@ > $(OUT)/link.log 2>&1; \
-	  rc=$$?; grep -v -e '^Memory region' -e '^ *FLASH:' -e '^ *RAM:' $(OUT)/link.log >&2; \
+	  rc=$$?; grep -v -e '^Memory region' -e '^ *[A-Za-z0-9_]*: .*%$$' $(OUT)/link.log >&2; \
 	  if [ $$rc -ne 0 ]; then \
 	    $(PYTHON_SYS) boards/memusage.py --board $(BOARD) --ram-kb $(BOARD_RAM_KB) \
 	      --flash-kb $(BOARD_FLASH_KB) --link-log $(OUT)/link.log >&2; exit $$rc; fi

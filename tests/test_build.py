@@ -15,13 +15,16 @@ def make(*args):
                           capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("board", ["qemu-mps2-an500", "stm32f746", "host"])
-def test_every_board_links_and_reports_memory(board, tmp_path):
+# stm32f746: the 768 KB code region (sectors 5-7); sectors 0-4 hold the vector table
+# and the checkpoint slots (boards/stm32f746/link.ld)
+@pytest.mark.parametrize("board, flash_kb", [("qemu-mps2-an500", 1024), ("stm32f746", 768),
+                                             ("host", 1024)])
+def test_every_board_links_and_reports_memory(board, flash_kb, tmp_path):
     p = make("-f", "boards/common.mk", "firmware", f"BOARD={board}", f"OUT={tmp_path}",
              f"APP_SRCS={SELFTEST}", "RUNTIME_SRCS=")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "RAM   [" in p.stdout and "Flash [" in p.stdout
-    assert "of 256 KB" in p.stdout and "of 1024 KB" in p.stdout
+    assert "of 256 KB" in p.stdout and f"of {flash_kb} KB" in p.stdout
     mem = json.loads((tmp_path / "memory.json").read_text())
     assert mem["board"] == board and 0 < mem["ram"] <= 256 * 1024
 
@@ -69,7 +72,9 @@ def test_flash_command_is_shown():
     assert p.returncode == 0, p.stderr
     assert "openocd" in p.stdout and "program build/stm32f746/selftest/firmware.elf" in p.stdout
     p = make("-n", "flash", "BOARD=stm32f746", "FLASHER=st-flash")
-    assert "st-flash --reset write build/stm32f746/selftest/firmware.bin 0x08000000" in p.stdout
+    # an Intel hex of the ELF: a raw binary would span (and overwrite) the checkpoint slots
+    assert "-O ihex build/stm32f746/selftest/firmware.elf build/stm32f746/selftest/firmware.hex" in p.stdout
+    assert "st-flash --reset --format ihex write build/stm32f746/selftest/firmware.hex" in p.stdout
 
 
 def test_flash_learning_firmware_commands_are_shown():
@@ -86,7 +91,7 @@ def test_flash_learning_firmware_commands_are_shown():
     assert out.index(build) < out.index(flash)
     assert "selftest" not in out and "flash-firmware" not in out
     p = make(*args, "FLASHER=st-flash")
-    assert "st-flash --reset write build/stm32f746/mcunet-5fps/firmware.bin 0x08000000" in p.stdout
+    assert "st-flash --reset --format ihex write build/stm32f746/mcunet-5fps/firmware.hex" in p.stdout
     # make build: the same compile command; the CLI's default folder is the same one
     p = make("-n", "build", "BOARD=stm32f746", "MODEL=mbv2-w0.35", "PLAN=p.json")
     assert "-m compiler build mbv2-w0.35 --plan p.json --board stm32f746 --out build/stm32f746/mbv2-w0.35" in p.stdout
