@@ -27,6 +27,7 @@ import math
 import re
 import signal
 import sys
+import termios
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ REPO = paths.REPO
 DEFAULT_OUT = REPO / "build" / "stream"
 CSV_NAME, PNG_NAME, JSON_NAME = "stream.csv", "accuracy.png", "summary.json"
 CSV_FIELDS = ("mode", "index", "dataset_index", "label", "pred", "correct", "trained", "loss",
-              "cycles_predict", "cycles_train", "device_index")
+              "cycles_predict", "cycles_train", "device_index", "resent", "event")
 # CSV/JSON mode -> summary-line name. "head": the classifier alone learns (SET lr_body 0,
 # on firmware that trains more than the classifier); "plan": everything the firmware's
 # sparse-update plan trains (the same as "adapting", named for the summary line).
@@ -54,6 +55,8 @@ EXIT_OK, EXIT_DEVICE, EXIT_USAGE, EXIT_MODEL, EXIT_PORT, EXIT_INTERRUPTED = 0, 1
 
 HELLO_TIMEOUT, HELLO_RETRIES = 2.0, 2
 REQUEST_TIMEOUT = 5.0
+# what a dying serial line raises (a pty whose board is gone raises termios.error)
+LINE_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class StreamError(Exception):
@@ -77,9 +80,16 @@ outputs in --out: stream.csv (one row per sample and pass), accuracy.png (runnin
 accuracy over samples), summary.json; the last line printed is the result, e.g.
   frozen 61.2% -> on-device 83.5% (n=600)
 
+a board that resets or drops the line mid-stream is noticed (its sample counter goes
+back, or the line fails): the stream reconnects (--reconnects), checks the model hash,
+reloads the board's newest checkpoint (or its compiled-in weights) and re-sends every
+sample after the one that state includes, so the final weights equal those of an
+uninterrupted stream; the CSV marks re-sent rows (resent=1) and where it resumed.
+
 exit status: 0 done, 1 device error (ERROR reply, lost link), 2 bad arguments / dataset,
 3 the device runs another model (--expect-hash), 4 port cannot be opened / no device
-answers, 130 interrupted (what was streamed so far is still written).
+answers, 130 interrupted (what was streamed so far is still written, with the command
+that resumes it).
 """
 
 
@@ -113,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--classes", type=int, metavar="N",
                    help="use the first N classes only (labels 0..N-1)")
     g.add_argument("--limit", type=int, metavar="N", help="stream at most N samples")
+    g.add_argument("--repeat", type=int, default=1, metavar="R",
+                   help="go through the dataset R times, reshuffled each time (default 1)")
     g.add_argument("--seed", type=int, default=0, help="shuffle and noise seed (default 0)")
     g.add_argument("--no-shuffle", action="store_true",
                    help="stream in dataset order (default: shuffled with --seed)")
@@ -154,7 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RESET the device (weights, history, counters) before streaming "
                         "(--compare always does)")
     g.add_argument("--save", action="store_true",
-                   help="checkpoint the trained weights on the device (SAVE) at the end")
+                   help="checkpoint the trained state to the device's flash (SAVE) at the end")
+    g.add_argument("--autosave", type=int, metavar="N",
+                   help="the device checkpoints to flash after every N trained samples "
+                        "(SET autosave; 0 = off). After a reset it resumes from there")
+    g.add_argument("--save-to", metavar="FILE", default=None,
+                   help="after streaming, download the device's trained state as a checkpoint "
+                        "file (header + counters + settings + trained arrays)")
+    g.add_argument("--restore-from", metavar="FILE", default=None,
+                   help="before streaming, upload a checkpoint file made by --save-to (for this "
+                        "model and plan only) and make it the device's state")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an earlier stream on a board that has trained: skip the "
+                        "samples its state already includes (GET resume_at)")
+    g.add_argument("--flash", metavar="FILE", default=None,
+                   help="with --boot: the file that holds the emulated board's checkpoint "
+                        "flash across boots (default: flash.bin in --out)")
+    g.add_argument("--reconnects", type=int, default=5, metavar="N",
+                   help="how often to reconnect to a board that reset or dropped the line "
+                        "before giving up (default 5)")
     g.add_argument("--download", metavar="FILE", default=None,
                    help="after streaming, download the device's trained weights (blob 0) "
                         "to FILE (raw bytes, e.g. to compare with a reference replay)")
@@ -173,8 +203,16 @@ def _positive(ap, args, name):
 def parse_args(argv=None) -> argparse.Namespace:
     ap = build_parser()
     args = ap.parse_args(argv)
-    for name in ("classes", "limit", "size", "history", "epochs", "train_every"):
+    for name in ("classes", "limit", "size", "history", "epochs", "train_every", "repeat"):
         _positive(ap, args, name)
+    if args.autosave is not None and args.autosave < 0:
+        ap.error("--autosave must be >= 0 (0 = off)")
+    if args.reconnects < 0:
+        ap.error("--reconnects must be >= 0")
+    if args.flash and not args.boot:
+        ap.error("--flash needs --boot (a real board keeps its own flash)")
+    if args.resume and (args.compare or args.passes or args.reset):
+        ap.error("--resume continues one stream: not with --compare, --passes or --reset")
     if args.size is not None and args.size > P.RESIZE_MAX_DIM:
         ap.error(f"--size must be at most {P.RESIZE_MAX_DIM}")
     if args.timeout <= 0:
@@ -270,8 +308,9 @@ def make_plan(args, ds: D.Dataset, info: P.Info) -> Plan:
         shifts = ShiftChain.parse(args.shift, seed=args.seed)
     except ShiftError as e:
         raise StreamError(str(e), EXIT_USAGE) from None
-    order = (np.arange(len(ds)) if args.no_shuffle
-             else np.random.default_rng(args.seed).permutation(len(ds)))
+    rng = np.random.default_rng(args.seed)
+    order = np.concatenate([np.arange(len(ds)) if args.no_shuffle else rng.permutation(len(ds))
+                            for _ in range(max(1, args.repeat))])
     if args.limit:
         order = order[:args.limit]
     return Plan(ds, order, size, channels, shifts)
@@ -321,7 +360,8 @@ def apply_settings(client: P.Client, info: P.Info, args, log) -> dict:
     """SET each requested key; keys the device does not know are skipped with a warning.
     Returns {key: value or 'skipped: ...'}."""
     wanted = [("history", args.history), ("epochs", args.epochs), ("lr", args.lr),
-              ("lr_body", args.lr_body), ("train_every", args.train_every)]
+              ("lr_body", args.lr_body), ("train_every", args.train_every),
+              ("autosave", args.autosave)]
     wanted = [(k, v) for k, v in wanted if v is not None]
     wanted += [parse_setting(s) for s in args.set]
     done = {}
@@ -361,13 +401,20 @@ class PassResult:
     mode: str
     correct: list = field(default_factory=list)
     trained: int = 0
-    losses: list = field(default_factory=list)
+    losses: list = field(default_factory=list)      # per sample (None: no loss)
     cycles_predict: list = field(default_factory=list)
     cycles_train: list = field(default_factory=list)
     trained_flags: list = field(default_factory=list)
     seconds: float = 0.0
     device_stats: dict | None = None
     complete: bool = False
+    resumes: list = field(default_factory=list)   # [{"at": sample, "from": sample, "why": ...}]
+
+    def rewind(self, pos: int):
+        """Forget the results from sample ``pos`` on (they are sent again)."""
+        for name in ("correct", "trained_flags", "cycles_predict", "cycles_train", "losses"):
+            del getattr(self, name)[pos:]
+        self.trained = sum(self.trained_flags)
 
     @property
     def n(self) -> int:
@@ -381,12 +428,13 @@ class PassResult:
         def mean(v):
             return float(np.mean(v)) if len(v) else None
         return {"n": self.n, "correct": int(sum(self.correct)), "accuracy": self.accuracy,
-                "trained": self.trained, "mean_loss": mean(self.losses),
+                "trained": self.trained,
+                "mean_loss": mean([v for v in self.losses if v is not None]),
                 "mean_cycles_predict": mean(self.cycles_predict),
                 "mean_cycles_train": mean([c for c, t in zip(self.cycles_train, self.trained_flags)
                                            if t]),
                 "seconds": round(self.seconds, 3), "complete": self.complete,
-                "device_stats": self.device_stats}
+                "resumes": self.resumes, "device_stats": self.device_stats}
 
     def line(self) -> str:
         s = self.summary()
@@ -400,37 +448,75 @@ class PassResult:
             parts.append(f"train step {s['mean_cycles_train']:.0f} cycles")
         if self.seconds > 0 and self.n:
             parts.append(f"{self.n / self.seconds:.1f} samples/s")
+        if self.resumes:
+            parts.append(f"resumed {len(self.resumes)}x, "
+                         f"{sum(r['at'] - r['from'] for r in self.resumes)} samples re-sent")
         return f"{self.mode + ':':10s}" + ", ".join(parts)
 
 
-def run_pass(client: P.Client, plan: Plan, res: PassResult, args, writer, log) -> PassResult:
-    """Stream ``plan`` once, filling ``res`` as samples come back (so an interrupted pass
-    keeps what it got)."""
+def run_pass(link: "Link", plan: Plan, res: PassResult, args, writer, log, start: int = 0,
+             settings: dict | None = None) -> PassResult:
+    """Stream ``plan`` once from sample ``start``, filling ``res`` as samples come back (so
+    an interrupted pass keeps what it got). A board that resets or drops the line is
+    reconnected and the stream resumes where the board's restored state ends."""
     train = res.mode != "frozen"
-    before = _stats(client)
+    before = _stats(link.client)
+    base = link.position()          # the device's sample counter at this pass's sample 0
+    if base is not None:
+        base -= start
     bar = log.bar(len(plan.order), res.mode)
+    if bar is not None and start:
+        bar.update(start)
     t0 = time.monotonic()
+    pos, last_index, resent_below, event = start, None, start, ""
     try:
-        for pos, i in enumerate(plan.order):
+        while pos < len(plan.order):
+            i = plan.order[pos]
             label = int(plan.ds.y[i])
             img = plan.image(i)
+            where = f"sample {pos} (dataset index {i})"
             try:
-                r = client.sample(img, label, bilinear=args.device_resize == "bilinear",
-                                  train=train, timeout=args.timeout)
+                r = link.client.sample(img, label, bilinear=args.device_resize == "bilinear",
+                                       train=train, timeout=args.timeout)
+                if last_index is not None and r.sample_index <= last_index:
+                    raise BoardReset(f"the device's sample counter went back from {last_index} "
+                                     f"to {r.sample_index}")
             except P.DeviceError as e:
-                raise StreamError(f"sample {pos} (dataset index {i}): the device answered "
-                                  f"{describe_error(e)}") from None
-            except P.ProtocolError as e:
-                raise StreamError(f"sample {pos} (dataset index {i}): {e}") from None
-            except (serial.SerialException, OSError) as e:
-                raise StreamError(f"sample {pos} (dataset index {i}): lost the serial line: "
-                                  f"{e}") from None
+                raise StreamError(f"{where}: the device answered {describe_error(e)}") from None
+            except (P.ProtocolError, BoardReset) + LINE_ERRORS as e:
+                why = (str(e) if isinstance(e, BoardReset) else f"lost the serial line: {e}"
+                       if not isinstance(e, P.ProtocolError) else str(e))
+                if base is None:
+                    raise StreamError(f"{where}: {why} (the firmware cannot report its "
+                                      "position, so the stream cannot resume)") from None
+                log.warn(f"{where}: {why}; reconnecting")
+                new = link.recover(base + pos, log, where, rolled=isinstance(e, BoardReset))
+                new -= base
+                if new < 0:
+                    log.warn(f"the board's restored state predates this pass by {-new} samples; "
+                             "resuming from sample 0 (the final weights will differ from an "
+                             "uninterrupted stream)")
+                    new = 0
+                    base = link.position()
+                if settings:
+                    resend_settings(link.client, settings)
+                if res.mode == "head":
+                    link.client.set("lr_body", 0.0)
+                res.resumes.append({"at": pos, "from": new, "why": why})
+                log.warn(f"resuming at sample {new} (re-sending {pos - new})")
+                resent_below = max(resent_below, pos)
+                res.rewind(new)
+                if bar is not None:
+                    bar.n = new
+                    bar.refresh()
+                pos, last_index, event = new, None, f"resumed here after: {why}"
+                continue
+            last_index = r.sample_index
             ok = r.pred == label
             res.correct.append(int(ok))
             res.trained += r.trained
             res.trained_flags.append(int(r.trained))
-            if r.loss is not None:
-                res.losses.append(r.loss)
+            res.losses.append(r.loss)
             res.cycles_predict.append(r.cycles_predict)
             res.cycles_train.append(r.cycles_train)
             writer.writerow({"mode": res.mode, "index": pos, "dataset_index": int(i),
@@ -438,7 +524,10 @@ def run_pass(client: P.Client, plan: Plan, res: PassResult, args, writer, log) -
                              "trained": int(r.trained),
                              "loss": "" if r.loss is None else f"{r.loss:.6g}",
                              "cycles_predict": r.cycles_predict, "cycles_train": r.cycles_train,
-                             "device_index": r.sample_index})
+                             "device_index": r.sample_index, "resent": int(pos < resent_below),
+                             "event": event})
+            event = ""
+            pos += 1
             if bar is not None:
                 bar.set_postfix_str(f"acc {res.accuracy:.1f}%", refresh=False)
                 bar.update(1)
@@ -447,8 +536,8 @@ def run_pass(client: P.Client, plan: Plan, res: PassResult, args, writer, log) -
         res.seconds = time.monotonic() - t0
         if bar is not None:
             bar.close()
-    after = _stats(client)
-    if before and after:
+    after = _stats(link.client)
+    if before and after and not res.resumes and not start:
         # the device's own counters over this pass (its "last_*" fields are not counters)
         res.device_stats = {k: after[k] - before[k] for k in after if not k.startswith("last_")}
         d = res.device_stats
@@ -456,6 +545,92 @@ def run_pass(client: P.Client, plan: Plan, res: PassResult, args, writer, log) -
             log.warn(f"{res.mode}: the device counted {d['correct']}/{d['labelled']} correct, "
                      f"the host {sum(res.correct)}/{res.n}")
     return res
+
+
+def _close_quietly(port):
+    try:
+        port.close()
+    except LINE_ERRORS:
+        pass
+
+
+class BoardReset(Exception):
+    """The board's counters went back: it rebooted behind the open port."""
+
+
+class Link:
+    """The board at the other end of the line: opens the port (booting an emulated board
+    first with --boot), and reconnects after a reset or a lost line."""
+
+    def __init__(self, args, want: str | None, stack: ExitStack, out: Path):
+        self.args, self.want, self.stack = args, want, stack
+        self.flash = Path(args.flash) if args.flash else out / "flash.bin"
+        self.board = self.port = self.client = self.info = None
+
+    def open(self) -> P.Info:
+        if self.args.boot and (self.board is None or self.board._p.poll() is not None):
+            if self.board is not None:
+                self.board.wait(timeout=1)
+            self.board = boot(self.args.boot, self.stack, self.flash)
+        self.url = self.board.url if self.board is not None else self.args.port
+        self.port = open_port(self.url, self.args.baud)
+        self.stack.callback(_close_quietly, self.port)
+        self.client = P.Client(self.port, timeout=REQUEST_TIMEOUT, retries=3, expected_hash=self.want)
+        self.info = connect(self.client, self.url, self.want)
+        return self.info
+
+    def get(self, key: str):
+        """A device setting, or None when the firmware does not have it."""
+        if not self.info.supports(P.MSG_GET):
+            return None
+        try:
+            return self.client.get(key)
+        except P.DeviceError:
+            return None
+
+    def position(self) -> int | None:
+        """SAMPLE requests the board's state has seen (None: firmware without the key)."""
+        return self.get("samples")
+
+    def recover(self, expected: int, log, where: str, rolled: bool = False) -> int:
+        """Reconnect (bounded retries), then put the board in a state that includes an exact
+        prefix of the stream: if it has seen exactly ``expected`` samples, nothing is lost;
+        otherwise (or when it has ``rolled`` on: it trained on a sample after rebooting)
+        reload its newest checkpoint (RESTORE) or, with none, its compiled-in weights.
+        Returns the position to resume from (the device's ``resume_at``)."""
+        for attempt in range(self.args.reconnects + 1):
+            try:
+                try:
+                    self.port.close()
+                except LINE_ERRORS:
+                    pass
+                if attempt:
+                    time.sleep(min(5.0, 0.5 * 2 ** attempt))
+                info = self.open()
+                break
+            except StreamError as e:
+                if e.status == EXIT_MODEL:
+                    raise
+                log.warn(f"reconnect {attempt + 1}/{self.args.reconnects + 1}: {e}")
+        else:
+            raise StreamError(f"{where}: the board did not come back after "
+                              f"{self.args.reconnects + 1} attempts", EXIT_PORT)
+        log.info(f"device: back, {info.status or 'no status'}")
+        seen = self.position()
+        if seen is None:
+            raise StreamError(f"{where}: the board came back with firmware that cannot report "
+                              "its position")
+        if seen != expected or rolled:
+            try:
+                if self.get("checkpoint") and self.info.supports(P.MSG_RESTORE):
+                    n = self.client.restore(timeout=self.args.timeout)
+                    log.info(f"device: reloaded checkpoint {n}")
+                else:
+                    self.client.reset(weights=True, history=True)
+                    log.info("device: no checkpoint; back to the compiled-in weights")
+            except P.DeviceError as e:
+                raise StreamError(f"{where}: rolling the board back failed: {describe_error(e)}") from None
+        return int(self.get("resume_at") or 0)
 
 
 def _stats(client: P.Client) -> dict | None:
@@ -543,9 +718,9 @@ def _rel(p: Path) -> str:
 
 
 # ---- boot ----------------------------------------------------------------------------------
-def boot(spec: str, stack: ExitStack):
-    """--boot qemu:ELF / host:EXE: start the board (compiler/target/runner.py); its serial URL is
-    ``.url``."""
+def boot(spec: str, stack: ExitStack, flash: Path | None = None):
+    """--boot qemu:ELF / host:EXE: start the board (compiler/target/runner.py) with its
+    checkpoint flash kept in ``flash``; its serial URL is ``.url``."""
     from compiler.target import runner
     kind, sep, path = spec.partition(":")
     kinds = {"qemu": runner.QemuSerial, "host": runner.HostSerial}
@@ -554,8 +729,10 @@ def boot(spec: str, stack: ExitStack):
     if not Path(path).is_file():
         raise StreamError(f"--boot: firmware {path!r} not found", EXIT_USAGE)
     try:
-        return stack.enter_context(kinds[kind](path))
-    except (OSError, RuntimeError) as e:
+        if flash is not None:
+            flash.parent.mkdir(parents=True, exist_ok=True)
+        return stack.enter_context(kinds[kind](path, flash=flash))
+    except (OSError, RuntimeError, ValueError) as e:
         raise StreamError(f"could not start the {kind} board with {path}: {e}", EXIT_PORT) from None
 
 
@@ -569,7 +746,7 @@ def stop_board(board, client: P.Client | None, log: Log):
             # short: a board that died must not hold the user up
             client.request(P.MSG_EXIT, bytes([0]), timeout=1.0, retries=1)
             said_exit = True
-        except (P.ProtocolError, serial.SerialException, OSError) as e:
+        except (P.ProtocolError,) + LINE_ERRORS as e:
             log.warn(f"EXIT: {e}")
     r = board.wait(timeout=10 if said_exit else 1)      # wait() ends it after the timeout
     if said_exit and (r.exit_code != 0 or r.timed_out):
@@ -583,7 +760,7 @@ def main(argv=None) -> int:
     log = Log(progress=not args.no_progress)
     previous = _terminate_as_interrupt()
     try:
-        return _main(args, log)
+        return _main(args, log, argv)
     except StreamError as e:
         print(f"stream: error: {e}", file=sys.stderr, flush=True)
         return e.status
@@ -604,7 +781,56 @@ def _terminate_as_interrupt():
         return None
 
 
-def _main(args, log: Log) -> int:
+def _check_writable(path: Path, what: str):
+    """Fail before streaming, not after, when an output cannot be written."""
+    try:
+        if path.exists() and path.is_dir():
+            raise StreamError(f"{what} {path} is a directory", EXIT_USAGE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StreamError(f"cannot write {what} {path}: {e.strerror or e}", EXIT_USAGE) from None
+
+
+def _write_file(path: Path, data: bytes, what: str, out: Path, log: Log):
+    """Write ``data``; when that fails, keep it in --out and say where."""
+    try:
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+    except OSError as e:
+        keep = out / f"{what.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}.bin"
+        try:
+            keep.write_bytes(data)
+            log.warn(f"cannot write {what} to {path}: {e.strerror or e}; kept in {_rel(keep)}")
+            return keep
+        except OSError:
+            raise StreamError(f"cannot write {what} to {path}: {e.strerror or e} "
+                              f"(and not to {keep} either)") from None
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues this stream after an interruption."""
+    drop = {"--reset", "--compare", "--restore-from"}
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            skip = a == "--restore-from"
+            continue
+        if a.startswith("--restore-from="):
+            continue
+        out.append(a)
+    prog = "tinytrain-stream" if Path(sys.argv[0]).name == "tinytrain-stream" else "python -m host.stream"
+    return " ".join([prog] + out + ([] if "--resume" in out else ["--resume"]))
+
+
+def _main(args, log: Log, argv: list[str] | None = None) -> int:
     # everything that can be checked without the device, first
     want = expected_hash(args)
     for s in args.set:
@@ -615,24 +841,38 @@ def _main(args, log: Log) -> int:
         raise StreamError(str(e), EXIT_USAGE) from None
     ds = load_dataset(args)
     out = Path(args.out) if args.out else DEFAULT_OUT
+    _check_writable(out / CSV_NAME, "output folder")
+    for path, what in ((args.download, "--download"), (args.save_to, "--save-to")):
+        if path:
+            _check_writable(Path(path), what)
+    restore_blob = None
+    if args.restore_from:
+        from host import checkpoint as ck
+        try:
+            restore_blob = Path(args.restore_from).read_bytes()
+            hdr = ck.parse(restore_blob)
+        except OSError as e:
+            raise StreamError(f"--restore-from {args.restore_from}: {e.strerror or e}", EXIT_USAGE) from None
+        except ck.CheckpointError as e:
+            raise StreamError(f"--restore-from {args.restore_from}: {e}", EXIT_USAGE) from None
 
     results: list[PassResult] = []
-    plan = info = client = board = None
+    modes: list[str] = []
+    plan = info = link = None
     settings: dict = {}
     status = EXIT_OK
     with ExitStack() as stack:
-        board = boot(args.boot, stack) if args.boot else None
-        url = board.url if board is not None else args.port
+        link = Link(args, want, stack, out)
         try:
-            port = open_port(url, args.baud)
-            stack.callback(port.close)
-            client = P.Client(port, timeout=REQUEST_TIMEOUT, retries=3, expected_hash=want)
-            info = connect(client, url, want)
+            info = link.open()
+            client = link.client
             log.info(f"device: {info.board}, model {info.model_hash}, input {info.in_h}x{info.in_w}"
                      f"x{info.in_c}, {info.num_classes} classes"
                      + (f", RAM {info.ram_used}/{info.ram_budget} B" if info.ram_budget else ""))
             if info.plan:
                 log.info(f"plan:   {info.plan}")
+            if info.status:
+                log.info(f"state:  {info.status}")
             plan = make_plan(args, ds, info)
             log.info(f"data:   {ds.describe()}")
             log.info(f"        {plan.describe()}")
@@ -642,38 +882,71 @@ def _main(args, log: Log) -> int:
             if resets and not info.supports(P.MSG_RESET):
                 raise StreamError("the device does not support RESET, which --compare and "
                                   "--reset need")
+            if restore_blob is not None:
+                if hdr.model_hash != info.model_hash[:len(hdr.model_hash)]:
+                    raise StreamError(f"--restore-from {args.restore_from} is a checkpoint of model "
+                                      f"{hdr.model_hash[:16]}..., the device runs "
+                                      f"{info.model_hash[:16]}...", EXIT_MODEL)
+                if not info.supports(P.MSG_UPLOAD_BEGIN):
+                    raise StreamError("the device cannot take a checkpoint (no UPLOAD)")
+                try:
+                    client.upload(restore_blob, blob=P.BLOB_CHECKPOINT)
+                except P.DeviceError as e:
+                    raise StreamError(f"--restore-from: the device refused the checkpoint: "
+                                      f"{describe_error(e)}") from None
+                log.info(f"state:  {args.restore_from} uploaded ({len(restore_blob)} bytes, state "
+                         f"after {link.get('resume_at')} samples)")
+            start = 0
+            seen = None if resets else link.position()
+            if seen:
+                resume_at = link.get("resume_at") or 0
+                if args.resume:
+                    if seen != resume_at:         # buffered samples not yet in the weights
+                        client.reset(weights=False, history=True)
+                    start = min(resume_at, len(plan.order))
+                    log.info(f"resume: the board's state includes {resume_at} samples; "
+                             f"continuing at sample {start}")
+                else:
+                    log.warn(f"the board has already trained on {seen} samples: {info.status or 'state kept since boot'}; "
+                             "accuracy on samples it has seen is not prequential. --reset starts "
+                             "from the compiled-in weights, --resume continues that stream")
             out.mkdir(parents=True, exist_ok=True)
-            with open(out / CSV_NAME, "w", newline="") as f:
+            with open(out / CSV_NAME, "a" if start else "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-                writer.writeheader()
+                if not start:
+                    writer.writeheader()
                 for n_pass, mode in enumerate(modes):
                     if resets:
-                        _reset(client)
+                        _reset(link.client)
                     # settings after the RESET, in case the firmware's RESET restores them
                     if n_pass == 0:
-                        settings = apply_settings(client, info, args, log)
+                        settings = apply_settings(link.client, info, args, log)
                         if settings:
                             log.info("set:    " + ", ".join(f"{k}={v}" for k, v in settings.items()))
                     elif resets:
-                        resend_settings(client, settings)
-                    restore = _head_only(client) if mode == "head" else None
+                        resend_settings(link.client, settings)
+                    restore = _head_only(link.client) if mode == "head" else None
                     results.append(PassResult(mode))
                     try:
-                        run_pass(client, plan, results[-1], args, writer, log)
+                        run_pass(link, plan, results[-1], args, writer, log, start=start,
+                                 settings=settings)
                         if restore is not None:
-                            client.set("lr_body", restore)
+                            link.client.set("lr_body", restore)
                     finally:
                         f.flush()
                         if results[-1].n:
                             log.info(results[-1].line()
                                      + ("" if results[-1].complete else " (stopped early)"))
             if args.save:
-                _save(client, info, args, log)
+                _save(link.client, info, args, log)
+            if args.save_to:
+                blob = link.client.download(P.BLOB_CHECKPOINT)
+                where = _write_file(Path(args.save_to), blob, "checkpoint", out, log)
+                log.info(f"state:  checkpoint of {len(blob)} bytes written to {_rel(where)}")
             if args.download:
-                blob = client.download()
-                Path(args.download).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.download).write_bytes(blob)
-                log.info(f"weights: {len(blob)} bytes downloaded to {args.download}")
+                blob = link.client.download()
+                where = _write_file(Path(args.download), blob, "weights", out, log)
+                log.info(f"weights: {len(blob)} bytes downloaded to {_rel(where)}")
         except KeyboardInterrupt:
             log.warn("interrupted; writing what was streamed so far")
             status = EXIT_INTERRUPTED
@@ -683,16 +956,37 @@ def _main(args, log: Log) -> int:
         except P.ProtocolError as e:
             print(f"stream: error: {e}", file=sys.stderr, flush=True)
             status = EXIT_DEVICE
-        except (serial.SerialException, OSError) as e:
-            print(f"stream: error: lost the serial line {url}: {e}", file=sys.stderr, flush=True)
+        except LINE_ERRORS as e:
+            print(f"stream: error: lost the serial line {link.url if link else args.port}: {e}",
+                  file=sys.stderr, flush=True)
             status = EXIT_DEVICE
         finally:
-            stop_board(board, client, log)
-    if plan is not None and any(r.n for r in results):
-        written = write_outputs(out, results, plan, info, args, settings, log)
-        log.info("wrote:  " + ", ".join(_rel(p) for p in [out / CSV_NAME] + written))
-        print(result_line(results), flush=True)
+            # a second Ctrl-C must not lose the outputs: ignore it until they are written
+            previous = _ignore_sigint()
+            try:
+                stop_board(link.board if link else None, link.client if link else None, log)
+                if (status == EXIT_INTERRUPTED or (status != EXIT_OK and results
+                                                   and not results[-1].complete)) and len(modes) == 1:
+                    log.info("to resume: " + resume_command(argv if argv is not None else sys.argv[1:]))
+                if plan is not None and any(r.n for r in results):
+                    written = write_outputs(out, results, plan, info, args, settings, log)
+                    log.info("wrote:  " + ", ".join(_rel(p) for p in [out / CSV_NAME] + written))
+                    print(result_line(results), flush=True)
+            finally:
+                _restore_sigint(previous)
     return status
+
+
+def _ignore_sigint():
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:             # not the main thread
+        return None
+
+
+def _restore_sigint(previous):
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _head_only(client: P.Client) -> float:

@@ -459,8 +459,9 @@ class DyingPort:
 
 def test_cli_lost_line_keeps_what_was_streamed(firmware, tmp_path, capsys, monkeypatch):
     real_open = stream.open_port
-    # HELLO, STATS, then 12 SAMPLEs get through
-    monkeypatch.setattr(stream, "open_port", lambda url, baud: DyingPort(real_open(url, baud), 14))
+    # HELLO, GET samples (the board's position: this firmware has none), STATS, GET samples,
+    # then 12 SAMPLEs get through
+    monkeypatch.setattr(stream, "open_port", lambda url, baud: DyingPort(real_open(url, baud), 16))
     out = tmp_path / "l"
     with board(firmware, "host") as r:
         status, stdout, err = run_cli(capsys, ["--port", r.url, "--dataset", "digits", "--classes", 4,
