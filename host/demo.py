@@ -58,14 +58,15 @@ def pinned_plan(model: str, size: int) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from compiler.cli import args as A
     ap = argparse.ArgumentParser(prog="python -m host.demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mcunet-5fps", help="real model (default mcunet-5fps)")
-    ap.add_argument("--size", type=int, default=80, help="model input size (default 80)")
-    ap.add_argument("--limit", type=int, default=600,
+    ap.add_argument("--size", type=A.input_size, default=80, help="model input size (default 80)")
+    ap.add_argument("--limit", type=A.positive_int, default=600,
                     help=f"samples streamed per pass (default 600, at most {PLAN_POOL.start})")
-    ap.add_argument("--pretrain-epochs", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+    ap.add_argument("--pretrain-epochs", type=A.positive_int, default=3)
+    ap.add_argument("--lr", type=A.learning_rate, default=DEFAULTS["lr"],
                     help=f"learning rate of the classifier, host and device (default {DEFAULTS['lr']})")
     ap.add_argument("--shift", default=DEFAULT_SHIFT, help=f"stream shift (default {DEFAULT_SHIFT})")
     ap.add_argument("--plan", default=None,
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the three passes for each shift of " + ", ".join(SWEEP_SHIFTS)
                          + "; the table goes to bench/results.json under 'demo'")
     ap.add_argument("--board", default="qemu-mps2-an500")
-    ap.add_argument("--out", default=str(REPO / "build" / "demo"))
+    ap.add_argument("--out", type=A.writable_dir, default=str(REPO / "build" / "demo"))
     ap.add_argument("--no-verify", action="store_true", help="skip the bit-exact replay")
     return ap
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.cli.commands import MODEL_HELP, command
+from compiler.cli import args as A
+from compiler.cli.commands import MODEL_HELP, command, require_int8
 from compiler.ir.errors import CompilerError
 
 FUSE_HELP = ("row-by-row fusion of inverted-residual blocks: auto (fuse blocks whose "
@@ -23,7 +24,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--board", default="qemu-mps2-an500",
                    help=f"target board (one of: {_board_names()}; default qemu-mps2-an500)")
-    p.add_argument("--out", help="output folder (default build/<board>/<model>)")
+    p.add_argument("--out", type=A.writable_dir,
+                   help="output folder (default build/<board>/<model>)")
     p.add_argument("--fuse", default="auto", choices=["auto", "all", "none"], help=FUSE_HELP)
     p.add_argument("--portable", action="store_true",
                    help="build the portable C kernels even where Arm DSP variants exist")
@@ -35,16 +37,25 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", choices=["device", "train-test"], default=None,
                    help="with --plan: device (serial streaming protocol, host/stream.py) or "
                         "train-test (bare training-step loop); default: the plan's app")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--any-model", action="store_true",
+                   help="with --plan: build a plan that does not record the model it was made "
+                        "for (no model_sha256) for MODEL anyway; without it such a plan is "
+                        "refused")
+    p.add_argument("--lr", type=A.learning_rate, default=None,
                    help="with --plan: the device's default learning rate of the classifier, "
                         "in (0, 1] (default: the plan's)")
-    p.add_argument("--lr-body", type=float, default=None,
+    p.add_argument("--lr-body", type=A.fraction, default=None,
                    help="with --plan: the default learning rate of the layers below the "
                         "classifier, in [0, 1] (default: the plan's)")
-    p.add_argument("--history", type=int, default=None,
+    p.add_argument("--history", type=A.history, default=None,
                    help="with --plan and the device app: the largest history buffer the "
-                        "device accepts (SET history), in samples (default: the one the plan "
-                        "left room for)")
+                        f"device accepts (SET history), in samples, 0..{A.HISTORY_MAX} (default: "
+                        "the plan's training.history; for a plan that does not say, the "
+                        "largest buffer up to 16 that fits in the plan's budget)")
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="with --plan and the device app: no flash checkpoints (SAVE, RESTORE, "
+                        "autosave, checkpoint upload; by default what the board learns is saved "
+                        "to two flash slots and restored at boot)")
 
 
 def _default_out(board: str, model: str) -> Path:
@@ -65,21 +76,36 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     from compiler.frontend import models
     from compiler.target import firmware
-    firmware.board_info(args.board)  # clear error on a wrong board, before any work
+    info = firmware.board_info(args.board)  # clear error on a wrong board, before any work
     out = Path(args.out) if args.out else _default_out(args.board, args.model)
+    A.check_writable_dir(out)
     kw = {}
     if args.plan:
-        from compiler.target.from_plan import load_plan_graph, plan_firmware_kwargs
-        g, prog, plan = load_plan_graph(args.model, args.plan)
-        kw = plan_firmware_kwargs(plan, prog, app=args.app, lr=args.lr, lr_body=args.lr_body,
-                                  history=args.history)
+        from compiler.target.from_plan import device_history, load_plan_graph, plan_firmware_kwargs
+        g, prog, plan = load_plan_graph(args.model, args.plan, any_model=args.any_model)
+        app = args.app or plan.meta.get("app") or "device"
+        history, note = args.history, None
+        if app != "device" and args.history is not None:
+            raise CompilerError(f"--history applies to the device app; the plan's app is {app} "
+                                "(--app device builds the device app)")
+        if app == "device":
+            history, note = device_history(plan, g, history=args.history,
+                                           budget=(info["ram_kb"] or 0) * 1024 or None,
+                                           stack=info["stack"] or 8192)
+        kw = plan_firmware_kwargs(plan, prog, app=app, lr=args.lr, lr_body=args.lr_body,
+                                  history=history)
         if not args.json:
             print(f"plan {args.plan}: {plan.describe(g)}")
-    elif args.app or args.lr is not None or args.lr_body is not None or args.history is not None:
-        raise CompilerError("--app, --lr, --lr-body and --history apply to training firmware: "
-                            "give a --plan")
+            if note:
+                print(note)
+        kw["checkpoint"] = not args.no_checkpoint
+    elif (args.app or args.lr is not None or args.lr_body is not None or args.history is not None
+          or args.any_model or args.no_checkpoint):
+        raise CompilerError("--app, --lr, --lr-body, --history, --any-model and --no-checkpoint "
+                            "apply to training firmware: give a --plan")
     else:
         g = models.load(args.model)
+        require_int8(g, args.model, "build")
     rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
                          portable=args.portable, quiet=args.json, **kw)
     if args.json:
@@ -98,14 +124,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="where to run: reference (numpy executor, default), host, or a board "
                         "emulated by QEMU (qemu-mps2-an500)")
     p.add_argument("--fuse", default="auto", choices=["auto", "all", "none"], help=FUSE_HELP)
-    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--top", type=A.positive_int, default=5,
+                   help="how many classes to print (default 5)")
 
 
-def _load_image(spec: str, size_hw: tuple[int, int], channels: int) -> np.ndarray:
+def _fit_image(img: np.ndarray, size_hw: tuple[int, int], channels: int) -> np.ndarray:
     from PIL import Image
 
     from compiler.frontend import images
-    img = images.load_image(spec) if Path(spec).exists() else images.load_photo(spec)
     img = images.center_crop_resize(img, size_hw[0])
     if size_hw[0] != size_hw[1]:
         img = np.asarray(Image.fromarray(img).resize((size_hw[1], size_hw[0])))
@@ -124,10 +150,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from compiler.frontend import images, models
     from compiler.ref import executor as reference
     from compiler.target import firmware
+    photos = [images.load_any(s) for s in args.image]  # a bad image fails before the model loads
     g = models.load(args.model)
+    require_int8(g, args.model, "run")
     xin = g.tensors[g.inputs[0]]
+    if len(xin.shape) != 4 or xin.shape[3] not in (1, 3):
+        raise CompilerError(f"{args.model}: input of shape {xin.shape}: `run` feeds images, "
+                            "expected an image input (N, H, W, 1 or 3)")
     _, h, w, c = xin.shape
-    raw = np.stack([_load_image(s, (h, w), c) for s in args.image])
+    raw = np.stack([_fit_image(img, (h, w), c) for img in photos])
     if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
         x = images.to_int8(raw)
     else:
@@ -142,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.board == "stm32f746":
             raise CompilerError("stm32f746 is a real board: flash it with `make flash "
                                 "BOARD=stm32f746`; `run` drives reference, host or QEMU")
-        out = _default_out(args.board, args.model)
+        out = A.check_writable_dir(_default_out(args.board, args.model))
         t = time.time()
         rep = firmware.build(g, args.board, out, fuse=args.fuse)
         print(f"built {rep['elf']} in {time.time() - t:.1f}s; running {len(x)} image(s)...")

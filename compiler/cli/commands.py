@@ -37,3 +37,11 @@ def command(name: str, help: str, description: str,
 MODEL_HELP = ("a real int8 model name (mcunet-5fps, mbv2-w0.35, proxyless-w0.3; looked up in "
               "models/ in the repository, or in $TT_MODELS_DIR if set), a model .json "
               "file (with its .npz beside it) or an .onnx file (float or QDQ int8)")
+
+
+def require_int8(g, model, command: str) -> None:
+    """Refuse a float model for a command that runs the int8 toolchain."""
+    from compiler.ir.errors import CompilerError
+    if not g.is_int8:
+        raise CompilerError(f"{model}: a float model: `{command}` expected an int8 model (a QDQ "
+                            "int8 ONNX file, a real model or a model .json)")

@@ -4,7 +4,9 @@ Each command is a function decorated with :func:`compiler.cli.commands.command` 
 its own module (``inspect``, ``build`` / ``run``, ``plan``); ``main`` imports them and
 builds one argparse sub-parser per registered command: a new command is one more
 decorated function in one more module, imported here. Compiler errors (bad model,
-unsupported op) print ``error: ...`` and exit with status 2.
+unsupported op, bad plan) and file-system errors print one ``error: ...`` line and exit
+with status 2; bad option values are refused by argparse with the validators of
+:mod:`compiler.cli.args` (usage line + ``error:`` line, status 2).
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:     # a file the command reads or writes (permissions, disk full, ...)
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        return report(f"{where}{e.strerror or e}")
 
 
 def tinytrain() -> int:

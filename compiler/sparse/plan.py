@@ -27,6 +27,7 @@ the figure the firmware build checks and the linker map confirms.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +41,11 @@ FORMAT = "tt-sparse-plan/1"
 #: step counter, serial state of the test app); the linked figure is checked against
 #: the budget again at build time.
 RUNTIME_RESERVE = 1024
+#: the largest model input size a plan may ask for (3 x 512 x 512 bytes is already three
+#: times the RAM of the boards)
+INPUT_SIZE_MAX = 512
+#: the largest history buffer (samples) the device app takes (its labels are uint8)
+HISTORY_MAX = 255
 
 
 class PlanError(CompilerError):
@@ -112,15 +118,111 @@ class SparsePlan:
                 "channels": {k: [int(i) for i in v] for k, v in self.channels.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SparsePlan":
-        if d.get("format") != FORMAT:
-            raise PlanError(f"not a sparse-update plan (format {d.get('format')!r}, expected {FORMAT!r})")
+    def from_dict(cls, d: dict, where: str = "plan") -> "SparsePlan":
+        """The plan of a JSON object (``where`` names it in errors: the file). Checks the
+        whole schema (:func:`validate`) first."""
+        validate(d, where)
         meta = {k: v for k, v in d.items() if k not in ("bias_layers", "weights", "channels")}
+        return cls(int(d.get("bias_layers") or 0), dict(d.get("weights") or {}),
+                   {k: list(map(int, v)) for k, v in (d.get("channels") or {}).items()}, meta)
+
+
+# ----------------------------------------------------------------------------- schema
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_in(lo, hi=None):
+    return (f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}",
+            lambda v: _is_int(v) and v >= lo and (hi is None or v <= hi))
+
+
+def _one_of(*values):
+    return (" or ".join(json.dumps(v) for v in values), lambda v: v in values)
+
+
+_STR = ("a string", lambda v: isinstance(v, str))
+_OBJ = ("an object", lambda v: isinstance(v, dict))
+_LR = ("a learning rate in (0, 1]", lambda v: _is_num(v) and 0 < v <= 1)
+_LR_BODY = ("a learning rate in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1)
+_SHA = ("the model's sha256 as 64 hexadecimal digits (as `python -m compiler inspect` prints it)",
+        lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v))
+
+#: the top-level fields of a plan file: (what is expected, check). A field that is absent
+#: or null takes its default; fields not listed are kept as they are.
+PLAN_FIELDS = {
+    "model": _STR,
+    "model_sha256": _SHA,
+    "input_size": _int_in(1, INPUT_SIZE_MAX),
+    "classes": _int_in(2),
+    "head_init": _one_of("zero", "keep"),
+    "head_seed": _int_in(0),
+    "app": _one_of("device", "train-test"),
+    "plan": _STR,
+    "bias_layers": _int_in(0),
+    "weights": ("an object {conv layer name: channel ratio 1/8, 1/4, 1/2 or 1}", lambda v: isinstance(v, dict)),
+    "channels": ("an object {conv layer name: permutation of its output channels}",
+                 lambda v: isinstance(v, dict)),
+    "board": _STR,
+    "data": _STR,
+    "made_by": _STR,
+    "training": ("an object {lr, lr_body, history}", lambda v: isinstance(v, dict)),
+    "analysis_settings": _OBJ,
+    "budget_bytes": _int_in(1),
+    "predicted": _OBJ,
+    "measured": _OBJ,
+    "analysis": _OBJ,
+}
+#: the fields of ``training`` (what the firmware built from the plan starts with)
+TRAINING_FIELDS = {"lr": _LR, "lr_body": _LR_BODY, "history": _int_in(0, HISTORY_MAX)}
+
+
+def _bad(where: str, field: str, expected: str, v) -> PlanError:
+    try:
+        got = json.dumps(v)
+    except (TypeError, ValueError):
+        got = repr(v)
+    if len(got) > 60:
+        got = got[:57] + "..."
+    return PlanError(f"{where}: {field}: expected {expected}, got {got}")
+
+
+def validate(d, where: str = "plan") -> None:
+    """Check a plan's JSON object against the schema (:data:`PLAN_FIELDS`,
+    :data:`TRAINING_FIELDS`, the format tag, the channel ratios and permutations); the
+    first problem raises :class:`PlanError` ``<where>: <field>: expected ..., got ...``."""
+    if not isinstance(d, dict):
+        raise PlanError(f"{where}: expected a plan object, holds a JSON {type(d).__name__} "
+                        "(not a plan object)")
+    if d.get("format") != FORMAT:
+        raise PlanError(f"{where}: not a sparse-update plan (format {d.get('format')!r}, "
+                        f"expected {FORMAT!r})")
+    for k, (expected, ok) in PLAN_FIELDS.items():
+        if d.get(k) is not None and not ok(d[k]):
+            raise _bad(where, k, expected, d[k])
+    for k, v in (d.get("weights") or {}).items():
         try:
-            return cls(int(d.get("bias_layers", 0)), dict(d.get("weights", {})),
-                       {k: list(map(int, v)) for k, v in d.get("channels", {}).items()}, meta)
-        except (TypeError, ValueError) as e:
-            raise PlanError(f"malformed plan: {e}") from e
+            _ratio(v)
+        except PlanError:
+            raise PlanError(f"{where}: weights.{k}: bad channel ratio {v!r}: expected 1/8, 1/4, "
+                            "1/2 or 1") from None
+    for k, v in (d.get("channels") or {}).items():
+        if not (isinstance(v, list) and all(_is_int(i) for i in v)
+                and sorted(v) == list(range(len(v)))):
+            raise _bad(where, f"channels.{k}", "a permutation of 0..N-1 (a list of integers)", v)
+    for k, (expected, ok) in TRAINING_FIELDS.items():
+        v = (d.get("training") or {}).get(k)
+        if v is not None and not ok(v):
+            raise _bad(where, f"training.{k}", expected, v)
+    settings = d.get("analysis_settings") or {}
+    for k, (expected, ok) in (("lr", _LR), ("lr_body", _LR_BODY)):
+        if settings.get(k) is not None and not ok(settings[k]):
+            raise _bad(where, f"analysis_settings.{k}", expected, settings[k])
 
 
 def _order(g: Graph | None, name: str) -> int:
@@ -147,16 +249,25 @@ def save(plan: SparsePlan, path) -> None:
 
 
 def load(path) -> SparsePlan:
+    """Read and check a plan file: a missing, unreadable or non-JSON file, or one that
+    breaks the schema (:func:`validate`), raises :class:`PlanError` naming the file and,
+    where it is one, the field."""
     p = Path(path)
     if not p.exists():
-        raise PlanError(f"plan file {p} does not exist (make one with `python -m compiler plan`)")
+        raise PlanError(f"{p}: plan file not found (make one with `python -m compiler plan`)")
+    if p.is_dir():
+        raise PlanError(f"{p}: is a directory, expected a plan file (.json)")
     try:
-        d = json.loads(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlanError(f"{p}: cannot read the plan file: {e}") from None
+    if not text.strip():
+        raise PlanError(f"{p}: the plan file is empty, expected a plan (JSON object)")
+    try:
+        d = json.loads(text)
     except json.JSONDecodeError as e:
-        raise PlanError(f"plan file {p} is not valid JSON: {e}") from e
-    if not isinstance(d, dict):
-        raise PlanError(f"plan file {p} holds a JSON {type(d).__name__}, not a plan object")
-    return SparsePlan.from_dict(d)
+        raise PlanError(f"{p}: plan file is not valid JSON: {e}") from None
+    return SparsePlan.from_dict(d, str(p))
 
 
 # ----------------------------------------------------------------------------- graph
@@ -262,17 +373,19 @@ class MemoryModel:
 
 
 def parse_bytes(text: str) -> int:
-    """'256KB', '256 KiB', '0.25MB', '262144' -> bytes (KB = 1024 bytes)."""
+    """'256KB', '256 KiB', '0.25MB', '262144' -> bytes (KB = 1024 bytes). Anything else
+    (garbage, nan, inf, a size below one byte) raises :class:`CompilerError`."""
     s = str(text).strip().upper().replace(" ", "").replace("IB", "B")
     mult = 1
     for suffix, m in (("KB", 1024), ("MB", 1024 * 1024), ("K", 1024), ("M", 1024 * 1024), ("B", 1)):
         if s.endswith(suffix):
             s, mult = s[:-len(suffix)], m
             break
+    expected = "expected a memory size > 0 such as 256KB, 200000 or 0.25MB"
     try:
         v = float(s) * mult
-    except ValueError as e:
-        raise CompilerError(f"cannot read memory size {text!r}: use e.g. 256KB, 200000 or 0.25MB") from e
-    if v <= 0:
-        raise CompilerError(f"memory size must be positive, got {text!r}")
+    except ValueError:
+        raise CompilerError(f"cannot read memory size {text!r}: {expected}") from None
+    if not math.isfinite(v) or v < 1:
+        raise CompilerError(f"memory size {text!r}: {expected}")
     return int(v)

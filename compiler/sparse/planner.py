@@ -122,6 +122,10 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     classes = int(classes or labels.max() + 1)
     if classes < 2:
         raise sparse.PlanError(f"a classifier needs at least 2 classes, got {classes}")
+    if int(labels.max()) >= classes:
+        raise sparse.PlanError(f"--classes {classes}: the data has labels up to "
+                               f"{int(labels.max())}: expected at least {int(labels.max()) + 1} "
+                               "classes (or leave --classes out)")
     g0 = sparse.prepare(base, input_size=input_size, classes=None if keep_head else classes)
     x = inputs.model_inputs(g0, images)
     x_tr, y_tr, x_te, y_te = split_data(x, labels, n_train, n_test, settings.seed)
