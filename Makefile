@@ -9,6 +9,9 @@
 #   make qemu-test                  the tests that run on the emulated board only
 #   make bench                      benchmarks (memory, instructions, sparse-update plans
 #                                   and accuracy vs the MCUNetV3 paper) -> bench/results.json
+#   make powercut                   cut the power at every flash operation of a checkpoint SAVE
+#   make fuzz                       fuzz the device's command dispatcher and settings (libFuzzer,
+#     FUZZ_SECONDS=300                ASan/UBSan, tests/fuzz): executions, coverage, crashes
 #   make setup                      install system packages and the virtualenv
 #   make clean                      remove build outputs
 #
@@ -27,10 +30,10 @@ ifeq ($(filter $(BOARD),$(BOARDS)),)
 $(error Unknown BOARD '$(BOARD)'. Available boards: $(BOARDS))
 endif
 
-.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench boards clean distclean
+.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench powercut fuzz fuzz-apt boards clean distclean
 
 help:
-	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,19p' Makefile | sed 's/^# \{0,1\}//'
 
 boards:
 	@echo "Available boards: $(BOARDS)"
@@ -112,6 +115,36 @@ bench: setup
 	$(PY) bench/train_steps.py
 	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
 	$(PY) bench/sparse.py
+
+# Power cut before and half way through every flash operation of a SAVE of the demo
+# plan's trained arrays (host build, NOR flash model): "N/N recovered (old A, new B)".
+powercut: setup
+	$(PY) -m host.powercut
+
+# Coverage-guided fuzzing of the device (tests/fuzz/fuzz_device.c: the real device loop
+# and runtime_c/apps/device/main.c on a small generated model) with clang's libFuzzer,
+# ASan and UBSan, for FUZZ_SECONDS, on the seed corpus tests/fuzz/corpus (new inputs go
+# to build/fuzz/corpus, crashes to build/fuzz/artifacts). Fails if it finds a crash.
+# The short deterministic gcc run of the same harness is part of `make test`.
+# FUZZ_ARGS: more options, e.g. FUZZ_ARGS="--define FZ_NO_CKPT_ORACLE -- -fork=2 -ignore_crashes=1"
+# (harness without its SAVE/RESTORE oracle; libFuzzer options after --).
+FUZZ_SECONDS ?= 300
+FUZZ_ARGS    ?=
+
+fuzz: venv fuzz-apt
+	$(PY) tests/fuzz/build.py fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
+# clang and its libFuzzer / sanitizer runtimes (libclang-rt-<clang major>-dev), when missing
+fuzz-apt:
+	@if command -v clang >/dev/null && ls "$$(clang -print-resource-dir)"/lib/*/libclang_rt.fuzzer*.a >/dev/null 2>&1; then \
+	  echo "clang + libFuzzer: present"; \
+	else \
+	  echo "system packages: installing clang and its libFuzzer runtime"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends clang && \
+	  v=$$(clang --version | sed -n 's/.*clang version \([0-9][0-9]*\).*/\1/p' | head -n 1) && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends libclang-rt-$$v-dev; \
+	fi
 
 clean:
 	rm -rf build .stamp-apt

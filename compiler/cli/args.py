@@ -168,22 +168,23 @@ def _file_problem(p: Path) -> str | None:
     return f"cannot be written: its folder {parent} {why}" if why else None
 
 
+def _check_writable(path, what: str, problem, expected: str) -> Path:
+    why = problem(Path(path))
+    if why:
+        raise CompilerError(f"{path}: {what} {why}: expected {expected}")
+    return Path(path)
+
+
 def check_writable_dir(path, what: str = "output folder") -> Path:
     """``path`` as a folder the command can write into (it may not exist yet) or
     :class:`CompilerError`."""
-    why = _dir_problem(Path(path))
-    if why:
-        raise CompilerError(f"{path}: {what} {why}: expected a writable folder")
-    return Path(path)
+    return _check_writable(path, what, _dir_problem, "a writable folder")
 
 
 def check_writable_file(path, what: str = "output file") -> Path:
     """``path`` as a file the command can write (its folder may not exist yet) or
     :class:`CompilerError`."""
-    why = _file_problem(Path(path))
-    if why:
-        raise CompilerError(f"{path}: {what} {why}: expected a writable file path")
-    return Path(path)
+    return _check_writable(path, what, _file_problem, "a writable file path")
 
 
 def writable_dir(text) -> str:
