@@ -172,7 +172,7 @@ def pretrain(a, ds, idx):
                               a.size)
     lut, _ = inputs.pixel_lut(g)
     prog = ad.build_program(g, ad.last_layers(g, 1))
-    xp = lut[np.stack([device_view(ds.x[i], a.size) for i in idx])]
+    xp = inputs.apply_lut(lut, np.stack([device_view(ds.x[i], a.size) for i in idx]))
     feats = tr.prefix_features(g, prog, xp)
     tr.train_epochs(g, prog, tr.TrainState(tr.TrainConfig(lr=a.lr, seed=0)), feats, ds.y[idx],
                     a.pretrain_epochs)

@@ -112,6 +112,7 @@ BAD_OPTIONS = [
     ("plan", "--generations", ["0", "-1"]),
     ("plan", "--jobs", ["0", "-4"]),
     ("plan", "--seed", ["-1", str(2 ** 32), "x"]),
+    ("import", "--samples", ["0", "-1", "nan", "inf"]),
 ]
 
 
@@ -119,7 +120,8 @@ def _argv(files, command: str) -> list:
     m = files["model"]
     return {"inspect": ["inspect", m], "build": ["build", m, "--plan", files["plan"]],
             "run": ["run", m, "--image", files["image"]],
-            "plan": ["plan", m, "--data", "digits"]}[command]
+            "plan": ["plan", m, "--data", "digits"],
+            "import": ["import", "m.py:make", "-o", str(files["dir"] / "m.json")]}[command]
 
 
 @pytest.mark.parametrize("command, option, values", BAD_OPTIONS,

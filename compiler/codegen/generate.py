@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from pathlib import Path
 
 import jinja2
@@ -203,7 +204,8 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "input_offset": plan.offset(g.inputs[0]),
               "output_offset": plan.offset(g.outputs[0]),
               "ram_kb": board["ram_kb"], "stack_bytes": board["stack"],
-              "pixel_lut": ", ".join(str(int(v)) for v in lut), "input_rule": rule, **train_ctx}
+              "pixel_lut": ", ".join(str(int(v)) for v in lut.reshape(-1)), "pixel_luts": lut.shape[0],
+              "input_rule_lines": textwrap.wrap(rule, 90), **train_ctx}
     # model.c first: rendering it registers the parameter arrays
     model_c = env.get_template("model.c.j2").render(**common)
     if train_ctx.get("training"):

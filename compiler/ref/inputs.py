@@ -13,15 +13,43 @@ from compiler.ir.graph import Graph
 from compiler.ref import executor as reference
 
 
-def pixel_lut(g: Graph) -> tuple[np.ndarray, str]:
-    """uint8 pixel -> int8 model input: ``pixel - 128`` for the real models, otherwise
-    the input tensor's quantization of ``pixel / 255``."""
-    if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
-        return (np.arange(256) - 128).astype(np.int8), "pixel - 128"
-    x = g.tensors[g.inputs[0]]
-    lut = reference.quantize_input(g, (np.arange(256, dtype=np.float64) / 255.0))
-    return lut.astype(np.int8), f"quantize(pixel / 255, scale {x.scale:.6g}, zero {x.zero_point})"
+def preprocess(g: Graph) -> dict | None:
+    """The model's recorded input normalization: ``{"mean": [...], "std": [...]}`` (per
+    channel; model input = (pixel / 255 - mean[c]) / std[c]), or None (pixel / 255)."""
+    pre = g.metadata.get("input_preprocess")
+    return pre if isinstance(pre, dict) and "mean" in pre and "std" in pre else None
 
+
+def pixel_lut(g: Graph) -> tuple[np.ndarray, str]:
+    """uint8 pixel -> int8 model input, as tables of shape (L, 256): L = 1 (one rule for
+    every channel) or the input's channel count (per-channel mean/std). ``pixel - 128``
+    for the real models; with a recorded normalization, the input tensor's quantization
+    of ``(pixel / 255 - mean[c]) / std[c]``; otherwise of ``pixel / 255``."""
+    if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
+        return (np.arange(256) - 128).astype(np.int8)[None], "pixel - 128"
+    x = g.tensors[g.inputs[0]]
+    p = np.arange(256, dtype=np.float64) / 255.0
+    pre = preprocess(g)
+    q = f"scale {x.scale:.6g}, zero {x.zero_point}"
+    if pre is None:
+        return reference.quantize_input(g, p).astype(np.int8)[None], f"quantize(pixel / 255, {q})"
+    mean = np.asarray(pre["mean"], np.float64)
+    std = np.asarray(pre["std"], np.float64)
+    rows = (p[None, :] - mean[:, None]) / std[:, None]
+    lut = reference.quantize_input(g, rows).astype(np.int8)
+    rule = (f"quantize((pixel / 255 - mean[c]) / std[c], mean {', '.join(f'{v:g}' for v in mean)}, "
+            f"std {', '.join(f'{v:g}' for v in std)}, {q})")
+    return lut, rule
+
+
+def apply_lut(lut: np.ndarray, images) -> np.ndarray:
+    """uint8 images (..., C) through :func:`pixel_lut`'s tables -> int8 model inputs."""
+    images = np.asarray(images, np.uint8)
+    if lut.shape[0] == 1:
+        return lut[0][images]
+    if images.shape[-1] != lut.shape[0]:
+        raise ValueError(f"images have {images.shape[-1]} channels, the input rule {lut.shape[0]}")
+    return lut[np.arange(lut.shape[0]), images]
 
 
 def model_inputs(g: Graph, images: np.ndarray) -> np.ndarray:
@@ -32,4 +60,4 @@ def model_inputs(g: Graph, images: np.ndarray) -> np.ndarray:
     if c == 1 and out.ndim == 3:
         out = out[..., None]
     lut, _ = pixel_lut(g)    # the device's own pixel -> int8 rule
-    return lut[out]
+    return apply_lut(lut, out)

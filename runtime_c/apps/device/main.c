@@ -130,7 +130,14 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         return TT_ERR_VALUE;
     }
     int8_t *x = tt_model_input();
-    for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[input_img[i]];
+#if TT_MODEL_PIXEL_LUTS == 1
+    for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[0][input_img[i]];
+#else /* per-channel input normalization: channel c of each pixel has its own table */
+    for (int i = 0, c = 0; i < TT_MODEL_INPUT_BYTES; ++i) {
+        x[i] = tt_model_pixel_lut[c][input_img[i]];
+        if (++c == TT_MODEL_PIXEL_LUTS) c = 0;
+    }
+#endif
     ++seen;
     int trainable = label != TT_LABEL_NONE && !(flags & TT_SAMPLE_NO_TRAIN) && enabled;
     if (trainable && (++trainable_seen % (uint32_t)train_every) != 0) trainable = 0;
