@@ -38,6 +38,7 @@ import serial
 
 from compiler import paths
 from compiler.frontend import datasets as D
+from compiler.ir.errors import CompilerError
 from host import protocol as P
 from host.shifts import ShiftChain, ShiftError
 
@@ -188,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--download", metavar="FILE", default=None,
                    help="after streaming, download the device's trained weights (blob 0) "
                         "to FILE (raw bytes, e.g. to compare with a reference replay)")
+    g.add_argument("--verify", metavar="BUILD_DIR", default=None,
+                   help="replay the last adapting pass on the numpy reference (the firmware's "
+                        "build folder holds the model as compiled and its training setup) and "
+                        "check that the board's predictions and trained arrays are identical")
     g.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default build/stream in the repository)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -402,6 +407,7 @@ class PassResult:
     correct: list = field(default_factory=list)
     trained: int = 0
     losses: list = field(default_factory=list)      # per sample (None: no loss)
+    preds: list = field(default_factory=list)
     cycles_predict: list = field(default_factory=list)
     cycles_train: list = field(default_factory=list)
     trained_flags: list = field(default_factory=list)
@@ -412,7 +418,7 @@ class PassResult:
 
     def rewind(self, pos: int):
         """Forget the results from sample ``pos`` on (they are sent again)."""
-        for name in ("correct", "trained_flags", "cycles_predict", "cycles_train", "losses"):
+        for name in ("correct", "trained_flags", "cycles_predict", "cycles_train", "losses", "preds"):
             del getattr(self, name)[pos:]
         self.trained = sum(self.trained_flags)
 
@@ -517,6 +523,7 @@ def run_pass(link: "Link", plan: Plan, res: PassResult, args, writer, log, start
             res.trained += r.trained
             res.trained_flags.append(int(r.trained))
             res.losses.append(r.loss)
+            res.preds.append(r.pred)
             res.cycles_predict.append(r.cycles_predict)
             res.cycles_train.append(r.cycles_train)
             writer.writerow({"mode": res.mode, "index": pos, "dataset_index": int(i),
@@ -937,6 +944,8 @@ def _main(args, log: Log, argv: list[str] | None = None) -> int:
                         if results[-1].n:
                             log.info(results[-1].line()
                                      + ("" if results[-1].complete else " (stopped early)"))
+            if args.verify:
+                status = _verify(link, plan, results, args, log, fresh=resets or not seen) or status
             if args.save:
                 _save(link.client, info, args, log)
             if args.save_to:
@@ -987,6 +996,34 @@ def _ignore_sigint():
 def _restore_sigint(previous):
     if previous is not None:
         signal.signal(signal.SIGINT, previous)
+
+
+def _verify(link: Link, plan: Plan, results: list, args, log: Log, fresh: bool) -> int:
+    """--verify: the last adapting pass replayed on the reference; EXIT_DEVICE on a mismatch."""
+    from host import verify as V
+    passes = [r for r in results if r.mode != "frozen"]
+    if not passes:
+        log.warn("--verify: no adapting pass to verify")
+        return EXIT_OK
+    res = passes[-1]
+    if not fresh or args.resume or args.restore_from:
+        log.warn("--verify: the board did not start from its compiled-in weights (no RESET: "
+                 "use --reset, --compare or --passes); not verified")
+        return EXIT_OK
+    if not res.complete:
+        log.warn("--verify: the pass did not complete; not verified")
+        return EXIT_OK
+    settings = V.settings_from_device(link.get)
+    if any(v is None for v in settings.values()):
+        log.warn("--verify: the firmware does not report its training settings; not verified")
+        return EXIT_OK
+    try:
+        g, rep, sim = V.replay_pass(args.verify, plan, link.info, res, settings, args.device_resize, log)
+    except (V.VerifyError, CompilerError) as e:
+        raise StreamError(f"--verify: {e}", EXIT_USAGE) from None
+    ok, line = V.compare(g, rep, sim, res.preds, link.client.download())
+    log.info(f"verify: {res.mode} pass: {line}")
+    return EXIT_OK if ok else EXIT_DEVICE
 
 
 def _head_only(client: P.Client) -> float:

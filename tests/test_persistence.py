@@ -316,3 +316,27 @@ def test_build_refuses_a_checkpoint_larger_than_a_flash_slot(tmp_path):
     with pytest.raises(firmware.BudgetError, match=r"a checkpoint of this plan needs [\d,]+ bytes .* holds 98,304"):
         firmware.build(g, "host", tmp_path / "fw", program=prog, config=tr.TrainConfig(**CFG),
                        app=firmware.DEVICE_APP, quiet=True)
+
+
+def test_stream_verify_replays_any_firmware_on_the_reference(fw, tmp_path, capsys):
+    """--verify BUILD_DIR: the board's predictions and trained arrays against the reference
+    replay of the pass, from what the build saved; a tampered model is caught."""
+    args = COMMON[:4] + ["--limit", "120", "--history", "3", "--no-progress", "--reset"]
+    status = stream.main(args + ["--boot", f"host:{fw.exe}", "--out", str(tmp_path / "a"),
+                                 "--verify", str(fw.dir / "fw")])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "verify: adapting pass: predictions identical (120/120); trained arrays identical" in out
+    from compiler.ir import graph_io
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in ("training.json", "report.json"):
+        (bad / f).write_text((fw.dir / "fw" / f).read_text())
+    g = graph_io.load(fw.dir / "fw" / "train_model.json")
+    w = g.node("classifier").params["weight"]
+    w.flat[0] = -w.flat[0] if w.flat[0] else 5
+    graph_io.save(g, bad / "train_model.json")
+    status = stream.main(args + ["--boot", f"host:{fw.exe}", "--out", str(tmp_path / "b"),
+                                 "--verify", str(bad)])
+    out = capsys.readouterr().out
+    assert status == stream.EXIT_DEVICE and "DIFFER" in out

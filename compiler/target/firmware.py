@@ -130,6 +130,7 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
     info = board_info(board)
     out_dir = Path(out_dir).resolve()
     if program is not None:
+        save_training(g, program, config, out_dir)
         from compiler.memory import training as train_codegen
         plan = train_codegen.plan_training(g, program, fuse)
     else:
@@ -170,6 +171,50 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
     if not quiet:
         print(format_report(rep))
     return rep
+
+
+# ----------------------------------------------------------------------------- replay
+
+TRAIN_MODEL, TRAIN_SPEC = "train_model.json", "training.json"
+
+
+def save_training(g: Graph, program, config, out_dir: Path) -> None:
+    """What a reference replay of the firmware's training needs, beside it: the graph as
+    compiled (train_model.json + .npz), its trainable set and the training configuration
+    (training.json). ``host.stream --verify BUILD_DIR`` reads them."""
+    import dataclasses
+
+    from compiler.ir import graph_io
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph_io.save(g, out_dir / TRAIN_MODEL)
+    from compiler.autodiff import trainer as tr
+    cfg = dataclasses.asdict(config if config is not None else tr.TrainConfig())
+    spec = {"trainable": {n: {"weight": lt.train_weight, "ratio": str(lt.ratio), "bias": lt.train_bias}
+                          for n, lt in program.trainable.items()},
+            "config": cfg, "model_sha256": g.sha256()}
+    (out_dir / TRAIN_SPEC).write_text(json.dumps(spec, indent=1))
+
+
+def load_training(build_dir) -> tuple:
+    """(graph, program, TrainConfig, report) of a training build (see save_training)."""
+    from fractions import Fraction
+
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.ir import graph_io
+    d = Path(build_dir)
+    if d.is_file():
+        d = d.parent
+    for f in (TRAIN_SPEC, TRAIN_MODEL, "report.json"):
+        if not (d / f).is_file():
+            raise CompilerError(f"{d}: no {f}: expected the folder of a training firmware build "
+                                "(python -m compiler build MODEL --plan PLAN)")
+    spec = json.loads((d / TRAIN_SPEC).read_text())
+    g = graph_io.load(d / TRAIN_MODEL)
+    prog = ad.build_program(g, {n: ad.LayerTrain(t["weight"], Fraction(t["ratio"]), t["bias"])
+                                for n, t in spec["trainable"].items()})
+    cfg = tr.TrainConfig(**spec["config"]) if spec.get("config") else tr.TrainConfig()
+    return g, prog, cfg, json.loads((d / "report.json").read_text())
 
 
 # ----------------------------------------------------------------------------- run
