@@ -158,3 +158,35 @@ def test_import_cli_one_error_line(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_onnx_node_names_trace_back_to_the_pytorch_modules(tmp_path):
+    """Float and QDQ (onnxruntime) imports name IR nodes after the PyTorch modules the
+    exporter recorded, so plans and memory tables name the user's layers."""
+    import importlib.util
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from compiler.frontend import models
+    py, _ = _readme_example()
+    (tmp_path / "mymodel.py").write_text(py)
+    spec = importlib.util.spec_from_file_location("readme_mymodel", tmp_path / "mymodel.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fp, qp = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    torch.onnx.export(mod.make_model().eval(), torch.zeros(1, 1, 28, 28), str(fp), input_names=["x"],
+                      dynamo=False)
+    want = {"features.0", "features.3", "classifier.1", "classifier.3"}
+    assert want <= {n.name for n in models.load(fp).nodes}
+    rng = np.random.default_rng(0)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter({"x": rng.random((1, 1, 28, 28), dtype=np.float32)} for _ in range(16))
+
+        def get_next(self):
+            return next(self.it, None)
+    quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    g = models.load(qp)
+    assert g.is_int8 and want <= {n.name for n in g.nodes}, [n.name for n in g.nodes]

@@ -11,6 +11,7 @@ from onnx import numpy_helper
 
 from compiler.frontend.common import conv_padding
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
+from compiler.ir.qmath import hw_attr
 
 
 def read_model(model) -> onnx.ModelProto:
@@ -37,8 +38,28 @@ def node_source(node: onnx.NodeProto) -> str:
     return f"onnx node {node.name!r}"
 
 
+def module_path(node: onnx.NodeProto) -> str | None:
+    """The PyTorch module an exported node came from (``features.0``), when the exporter
+    recorded it: the torch.export-based exporter in the node's ``name_scopes`` metadata
+    (``['', 'features', 'features.0', 'conv2d']``), the TorchScript one in the node name
+    (``/features/features.0/Conv``). None otherwise."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            parts = [s for s in ast.literal_eval(scopes) if s]
+            if len(parts) >= 2:
+                return parts[-2]
+        except (ValueError, SyntaxError):
+            pass
+    segs = [s for s in node.name.split("/") if s] if node.name.startswith("/") else []
+    return segs[-2] if len(segs) >= 2 else None
+
+
 def node_name(node: onnx.NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}_{index}"
+    """An IR node name that traces back to the user's model: the PyTorch module path when
+    the exporter recorded one, else the ONNX node's name."""
+    return module_path(node) or node.name or f"{node.op_type}_{index}"
 
 
 def attributes(node: onnx.NodeProto) -> dict:
@@ -81,8 +102,9 @@ def input_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def conv_geometry(op: str, name: str, src: str, a: dict, w_shape) -> tuple[int, int]:
-    """(stride, pad) of a Conv node, or UnsupportedOpError."""
+def conv_geometry(op: str, name: str, src: str, a: dict, w_shape):
+    """(stride, pad) IR attributes of a Conv node (int, or per axis (h, w)), or
+    UnsupportedOpError."""
     if len(w_shape) != 4:
         raise UnsupportedOpError(op, name, f"{len(w_shape) - 2}-D convolution (only 2-D)", src)
     kh, kw = int(w_shape[2]), int(w_shape[3])
@@ -91,22 +113,22 @@ def conv_geometry(op: str, name: str, src: str, a: dict, w_shape) -> tuple[int, 
     dil = list(a.get("dilations", [1, 1]))
     if any(d != 1 for d in dil):
         raise UnsupportedOpError(op, name, f"dilations={dil} (only 1 is supported)", src)
-    strides = list(a.get("strides", [1, 1]))
-    if len(set(strides)) != 1:
-        raise UnsupportedOpError(op, name, f"strides={strides} (different strides per axis)", src)
+    strides = [int(s) for s in a.get("strides", [1, 1])]
+    if len(strides) != 2 or min(strides) < 1:
+        raise UnsupportedOpError(op, name, f"strides={strides}", src)
     auto = a.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
         pads = list(a.get("pads", [0, 0, 0, 0]))
     elif auto == "VALID":
         pads = [0, 0, 0, 0]
     elif auto in ("SAME_UPPER", "SAME_LOWER"):
-        if strides[0] != 1 or (kh - 1) % 2 or (kw - 1) % 2:
-            raise UnsupportedOpError(op, name, f"auto_pad={auto} with kernel {(kh, kw)}, stride "
-                                     f"{strides[0]} pads asymmetrically", src)
+        if strides != [1, 1] or (kh - 1) % 2 or (kw - 1) % 2:
+            raise UnsupportedOpError(op, name, f"auto_pad={auto} with kernel {(kh, kw)}, strides "
+                                     f"{strides} pads asymmetrically", src)
         pads = [(kh - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kw - 1) // 2]
     else:
         raise UnsupportedOpError(op, name, f"auto_pad={auto!r}", src)
-    return int(strides[0]), conv_padding(op, name, src, (kh, kw), tuple(pads))
+    return hw_attr(*strides), conv_padding(op, name, src, (kh, kw), tuple(pads))
 
 
 def max_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, rank: int) -> dict:
