@@ -319,3 +319,14 @@ def test_heads_untouched():
     # prepare() leaves a model whose classes already match alone
     g = heads.replace_head(models.load("mcunet-5fps"), 10)
     assert sparse.prepare(g, classes=10) is g
+
+
+def test_a_plan_where_nothing_beats_chance_is_refused():
+    """Every configuration at chance (e.g. an untrained model): no plan, a message that
+    says the features do not vary; one configuration clearly above chance is enough."""
+    at_chance = contrib.Analysis(base=10.0, bias={2: 11.5, 4: 9.0},
+                                 weight={("blocks.1.conv", Fraction(1, 8)): 12.0})
+    with pytest.raises(sparse.PlanError, match="every configuration stays at chance.*do not vary"):
+        planner.check_learns(at_chance, classes=10, n_test=400)
+    learns = contrib.Analysis(base=10.0, bias={2: 31.0}, weight={})
+    planner.check_learns(learns, classes=10, n_test=400)

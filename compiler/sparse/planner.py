@@ -10,6 +10,7 @@ call it.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,7 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     log(f"channel order: {len(perms)} layers permuted so the most important channels train first")
     an = contrib.analyse(g, x_tr, y_tr, x_te, y_te, budget=budget, settings=settings, mm=mm,
                          jobs=jobs, cache=cache, progress=progress)
+    check_learns(an, classes, len(y_te))
     base_meta = {"model": base.name, "model_sha256": base.sha256(),
                  "input_size": int(g.tensors[g.inputs[0]].shape[1]), "classes": classes,
                  "head_init": "keep" if keep_head else "zero", "app": app, **(meta or {}),
@@ -163,6 +165,22 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     plan, gp = _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
                        remeasure)
     return plan, an, gp
+
+
+def check_learns(an: contrib.Analysis, classes: int, n_test: int) -> None:
+    """Refuse to plan when no configuration beats chance: every accuracy within two
+    standard deviations (binomial, ``n_test`` samples) of 100/classes %."""
+    accs = [an.base, *an.bias.values(), *an.weight.values()]
+    chance = 100.0 / classes
+    band = 2 * 100.0 * math.sqrt((chance / 100) * (1 - chance / 100) / max(1, n_test))
+    if max(accs) <= chance + band:
+        raise sparse.PlanError(
+            f"every configuration stays at chance: the best of {len(accs)} reaches "
+            f"{max(accs):.1f}% with {classes} classes (chance {chance:.1f}%, +-{band:.1f} on "
+            f"{n_test} test samples). The features the classifier sees do not vary with the "
+            "input: an untrained model, or input preprocessing that does not match how it "
+            "was trained (python -m compiler import --mean/--std)? Check the model on your "
+            "data first (python -m compiler run MODEL --image ...)")
 
 
 def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
