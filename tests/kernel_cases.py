@@ -23,12 +23,13 @@ DRIVER_C = REPO / "tests" / "c" / "kernel_driver.c"
 KERNEL_SRCS = dc.kernel_sources(
     "tt_add_s8", "tt_avgpool_global_s8", "tt_conv2d_1x1_s8", "tt_conv2d_s8", "tt_dwconv_s8",
     "tt_dwconv_3x3_s1_s8", "tt_dwconv_3x3_s2_s8", "tt_dwconv_wrapper_s8", "tt_fc_s8",
-    "tt_requantize_s8", "tt_maxpool_s8", "tt_kernels_dsp")
+    "tt_requantize_s8", "tt_maxpool_s8", "tt_concat_s8", "tt_mul_s8", "tt_lut_s8",
+    "tt_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
 OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x3_s2": 5,
        "fc": 6, "add": 7, "avgpool": 8, "requantize": 9, "dwconv_wrapper": 10,
-       "maxpool": 11}
+       "maxpool": 11, "concat": 12, "mul": 13, "lut": 14}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
 STATUS = dc.STATUS
 
@@ -325,6 +326,49 @@ def maxpool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: 
     _, ho, wo, _ = y.shape
     return Case("maxpool", [h, w, c, ho, wo, kh, kw, stride, pad], [x], y.ravel(),
                 name=name or f"maxpool {h}x{w}x{c} k{kh}x{kw} s{stride} p{pad}", macs=ho * wo * c * kh * kw)
+
+
+def concat_case(*, pixels: int, channels: list[int], seed: int, name: str = "") -> Case:
+    """tt_concat_s8 against compiler.ref.ops.concat: random scales around the output's
+    (up and down: saturation included), some inputs with the output's own parameters
+    (the copy path)."""
+    rng = np.random.default_rng(seed)
+    s_out, z_out = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    xs, zs, ms, ss = [], [], [], []
+    for c in channels:
+        xs.append(rng.integers(-128, 128, (1, pixels, c)).astype(np.int8))
+        if rng.random() < 0.3:
+            z, s = z_out, s_out
+        else:
+            z, s = int(rng.integers(-128, 128)), s_out * float(np.exp(rng.uniform(-3, 3)))
+        m, sh = quantize_multiplier(s / s_out)
+        zs.append(z), ms.append(m), ss.append(sh)
+    y = ref_ops.concat(xs, zs, ms, ss, z_out)
+    params = [len(channels), pixels, z_out] + [v for i, c in enumerate(channels)
+                                                for v in (c, zs[i], ms[i], ss[i])]
+    return Case("concat", params, xs, y.ravel(),
+                name=name or f"concat {pixels}px {'+'.join(map(str, channels))}", macs=y.size)
+
+
+def mul_case(*, pixels: int, c: int, bcast: bool, seed: int, name: str = "") -> Case:
+    """tt_mul_s8 against compiler.ref.ops.mul (TFLite MUL), b broadcast per channel or not."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (1, pixels, c)).astype(np.int8)
+    b = rng.integers(-128, 128, (1, 1 if bcast else pixels, c)).astype(np.int8)
+    za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))
+    m, sh = quantize_multiplier(float(np.exp(rng.uniform(-12, 0))))
+    lo, hi = random_act(rng)
+    y = ref_ops.mul(a, b, za, zb, zo, m, sh, lo, hi)
+    return Case("mul", [za, zb, zo, m, sh, lo, hi, pixels, c, int(bcast)], [a, b], y.ravel(),
+                name=name or f"mul {pixels}x{c}{' bcast' if bcast else ''}", macs=y.size)
+
+
+def lut_case(*, n: int, seed: int, name: str = "") -> Case:
+    """tt_lut_s8 against compiler.ref.ops.lut (a random table: every entry reachable)."""
+    rng = np.random.default_rng(seed)
+    table = rng.integers(-128, 128, 256).astype(np.int8)
+    x = rng.integers(-128, 128, n).astype(np.int8)
+    return Case("lut", [n], [table, x], ref_ops.lut(x, table).ravel(), name=name or f"lut {n}", macs=n)
 
 
 def requantize_case(*, rows: int, c: int, seed: int, regime: str = "mixed", name: str = "") -> Case:

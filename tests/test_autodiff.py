@@ -39,9 +39,14 @@ def kinds(p):
 
 # ----------------------------------------------------------------------------- rules table
 
+# forward only so far (squeeze-excite): training through them raises NoBackwardRuleError
+# naming the op and the node (tests/test_op_se.py)
+NO_RULE_YET = {"mul", "sigmoid", "hardsigmoid", "hardswish"}
+
+
 def test_every_int8_op_has_a_rule():
     for op in ops.INT8_OPS:
-        assert op in ad.RULES, op
+        assert (op in ad.RULES) != (op in NO_RULE_YET), op
     assert "clamp" in ad.RULES and "softmax_xent" in ad.RULES
 
 

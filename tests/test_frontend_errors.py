@@ -29,7 +29,7 @@ class Backbone(nn.Module):
 
 @pytest.mark.parametrize("bad, op, reason", [
     (nn.Conv2d(8, 8, 3, padding=2, dilation=2), "Conv2d", "dilation=(2, 2)"),
-    (nn.Conv2d(8, 8, (1, 3), padding=(0, 1)), "Conv2d", "padding=(0, 1)"),
+    (nn.Conv2d(8, 8, (2, 3), padding="same"), "Conv2d", "padding='same' with even kernel"),
     (nn.MaxPool2d(3, 1, 1, ceil_mode=True), "MaxPool2d", "ceil_mode"),
     (nn.GELU(), "GELU", "layer type not supported"),
 ])

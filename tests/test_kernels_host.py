@@ -249,6 +249,25 @@ def test_maxpool_random(drivers, h, w, c, k, kw, stride, pad, seed):
 
 
 @SETTINGS
+@given(pixels=st.integers(1, 40), channels=st.lists(st.integers(1, 17), min_size=1, max_size=5),
+       seed=st.integers(0, 2**32 - 1))
+def test_concat_random(drivers, pixels, channels, seed):
+    run_all(drivers, [kc.concat_case(pixels=pixels, channels=channels, seed=seed)])
+
+
+@SETTINGS
+@given(pixels=st.integers(1, 40), c=st.integers(1, 20), bcast=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_mul_random(drivers, pixels, c, bcast, seed):
+    run_all(drivers, [kc.mul_case(pixels=pixels, c=c, bcast=bcast, seed=seed)])
+
+
+@SETTINGS
+@given(n=st.integers(1, 600), seed=st.integers(0, 2**32 - 1))
+def test_lut_random(drivers, n, seed):
+    run_all(drivers, [kc.lut_case(n=n, seed=seed)])
+
+
+@SETTINGS
 @given(rows=st.integers(1, 4), c=st.integers(1, 20), seed=st.integers(0, 2**32 - 1),
        regime=st.sampled_from(["typical", "mixed", "extreme"]))
 def test_requantize_random(drivers, rows, c, seed, regime):

@@ -52,6 +52,10 @@ def qemu_cases() -> list[kc.Case]:
         kc.avgpool_case(h=4, w=4, c=96, seed=23),
         kc.maxpool_case(h=9, w=7, c=24, kh=3, kw=3, stride=2, pad=1, seed=24),
         kc.maxpool_case(h=8, w=8, c=5, kh=2, kw=2, stride=2, pad=0, seed=25),
+        kc.concat_case(pixels=30, channels=[8, 5, 16], seed=26),
+        kc.mul_case(pixels=25, c=12, bcast=True, seed=27),
+        kc.mul_case(pixels=9, c=7, bcast=False, seed=28),
+        kc.lut_case(n=300, seed=29),
     ]
     # every hand-written DSP row loop: k in 3/5/7, stride 1/2, widths with and without a
     # remainder of the 4-wide blocks, full range (asm) and clamped (C), slow channels mixed in

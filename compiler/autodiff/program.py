@@ -11,7 +11,8 @@ Backward rules
     node and the name of the (already masked) gradient of the node's output, emits its
     steps and returns the gradient buffer of each input (``None`` where no gradient is
     needed). Entries: ``conv2d`` (kxk, depthwise, pointwise, grouped),
-    ``fully_connected``, ``add``, ``global_avgpool``, ``flatten``, plus two pseudo ops:
+    ``fully_connected``, ``add``, ``concat``, ``global_avgpool``, ``max_pool``,
+    ``flatten``, plus two pseudo ops:
     ``clamp`` (the requant clamp / folded ReLU of every conv, fc and add output; not
     applied to the logits unless ``mask_logits``, see :func:`build_program`) and
     ``softmax_xent`` (the loss on the single graph output). A node on the gradient path
@@ -343,8 +344,8 @@ class ConvGradInput(Step):
     in_shape: tuple[int, int, int]     # H, W, Ci
     out_shape: tuple[int, int, int]    # Ho, Wo, Co
     kernel: tuple[int, int]
-    stride: int
-    pad: int
+    stride: int | tuple[int, int]   # per axis: compiler.ir.qmath.hw
+    pad: int | tuple[int, int]
     groups: int
     depthwise: bool
 
@@ -408,8 +409,8 @@ class MaxPoolGrad(Step):
     out: str
     x: str
     kernel: tuple[int, int]
-    stride: int
-    pad: int
+    stride: int | tuple[int, int]   # per axis: compiler.ir.qmath.hw
+    pad: int | tuple[int, int]
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
 
@@ -426,6 +427,24 @@ class AddSplit(Step):
     WRITES: ClassVar = ("outs",)
     grad: str
     outs: tuple
+
+
+@dataclass(kw_only=True)
+class ConcatSplit(Step):
+    """Gradient of ``y = concat(x_0, ..., x_k)`` (channels): ``outs[i] =
+    concat_grad_split(grad, offsets[i], channels[i])`` (None when input i needs no
+    gradient), each with the scale of ``grad``."""
+
+    kind: ClassVar[str] = "concat_split"
+    ref: ClassVar[str] = "concat_grad_split"
+    READS: ClassVar = ("grad",)
+    WRITES: ClassVar = ("outs",)
+    grad: str
+    outs: tuple
+    offsets: tuple
+    channels: tuple
+    pixels: int
+    out_channels: int
 
 
 @dataclass(kw_only=True)
@@ -478,8 +497,8 @@ class ConvUpdate(Step):
     k: int
     out_channels: int
     kernel: tuple[int, int]
-    stride: int
-    pad: int
+    stride: int | tuple[int, int]   # per axis: compiler.ir.qmath.hw
+    pad: int | tuple[int, int]
     groups: int
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
@@ -741,6 +760,23 @@ def _rule_add(b: Builder, node: Node, gy: str) -> list:
     return outs
 
 
+def _rule_concat(b: Builder, node: Node, gy: str) -> list:
+    outs, offsets, channels = [], [], []
+    c0 = 0
+    for i, t in enumerate(node.inputs):
+        c = b.shape(t)[-1]
+        outs.append(b.buffer(f"g:{t}@{node.name}#{i}", "int8", b.shape(t), t) if b.need[t] else None)
+        offsets.append(c0)
+        channels.append(c)
+        c0 += c
+    if any(o is not None for o in outs):
+        y = b.shape(node.output)
+        b.emit(ConcatSplit(node=node.name, grad=gy, outs=tuple(outs), offsets=tuple(offsets),
+                           channels=tuple(channels), pixels=int(np.prod(y[1:-1])),
+                           out_channels=int(y[-1])))
+    return outs
+
+
 def _rule_global_avgpool(b: Builder, node: Node, gy: str) -> list:
     x = node.inputs[0]
     if not b.need[x]:
@@ -805,6 +841,7 @@ RULES: dict[str, Callable] = {
     "conv2d": _rule_param_layer,
     "fully_connected": _rule_param_layer,
     "add": _rule_add,
+    "concat": _rule_concat,
     "global_avgpool": _rule_global_avgpool,
     "max_pool": _rule_max_pool,
     "flatten": _rule_flatten,

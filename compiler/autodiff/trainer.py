@@ -282,6 +282,13 @@ def _x_add_split(s: ad.AddSplit, c: _Ctx):
             c.put(o, q, sc)
 
 
+def _x_concat_split(s: ad.ConcatSplit, c: _Ctx):
+    q, sc = c.get(s.grad)
+    for o, c0, ch in zip(s.outs, s.offsets, s.channels):
+        if o is not None:
+            c.put(o, rgo.concat_grad_split(q, c0, ch), sc)
+
+
 def _x_reshape(s: ad.Reshape, c: _Ctx):
     q, sc = c.get(s.grad)
     c.put(s.out, q.reshape((q.shape[0],) + tuple(s.shape[1:])), sc)
@@ -345,6 +352,7 @@ EXECUTORS: dict[type, Callable] = {
     ad.AvgpoolGrad: _x_avgpool,
     ad.MaxPoolGrad: _x_max_pool,
     ad.AddSplit: _x_add_split,
+    ad.ConcatSplit: _x_concat_split,
     ad.Reshape: _x_reshape,
     ad.AccumulateGrads: _x_accumulate,
     ad.ConvUpdate: _x_conv_update,

@@ -104,7 +104,7 @@ class ModelCtx:
             "id": cid, "name": n.name, "arr": self.params(n),
             "in_h": x.shape[1], "in_w": x.shape[2], "in_c": x.shape[3],
             "out_h": y.shape[1], "out_w": y.shape[2], "out_c": y.shape[3],
-            "k_h": kh, "k_w": kw, "stride": n.attrs["stride"], "pad": n.attrs["pad"],
+            "k_h": kh, "k_w": kw, "geometry": KF.c_geometry(n.attrs["stride"], n.attrs["pad"]),
             "in_zero": x.zero_point, "out_zero": y.zero_point,
             "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"]),
             "split": self.split_fields(n)})
@@ -127,6 +127,14 @@ class ModelCtx:
                          "act_max": int(n.attrs["act_max"]), "split": self.split_fields(n)})
         self.done[n.name] = fid
         return fid
+
+    def table(self, n: Node, key: str, ctype: str, values) -> str:
+        """Register a constant array of node ``n`` (flash), e.g. a lookup table; returns
+        its C name."""
+        name = f"p_{_cid(n.name)}_{key}"
+        if name not in {a["name"] for a in self.arrays}:
+            self.arrays.append(_c_array(name, ctype, np.asarray(values)))
+        return name
 
     def add(self, n: Node) -> str:
         aid = "a_" + _cid(n.name)

@@ -7,18 +7,22 @@ import numpy as np
 
 from compiler.ir.errors import UnsupportedOpError
 from compiler.ir.graph import Graph
+from compiler.ir.qmath import hw_attr
 
 NO_ACT = dict(act_min=-math.inf, act_max=math.inf)
 
 
 def conv_padding(op: str, node: str, source: str | None, kernel: tuple[int, int],
-                 pads: tuple[int, int, int, int]) -> int:
-    """(top, left, bottom, right) padding -> the single symmetric pad the IR supports."""
-    if len(set(pads)) != 1:
+                 pads: tuple[int, int, int, int]):
+    """(top, left, bottom, right) padding -> the IR ``pad``: symmetric per axis (an int
+    when both axes agree, else (rows, columns)); padding that differs between the two
+    sides of an axis is refused."""
+    top, left, bottom, right = (int(p) for p in pads)
+    if top != bottom or left != right:
         raise UnsupportedOpError(op, node, f"asymmetric padding {tuple(pads)} (top, left, "
-                                 "bottom, right); only equal padding on all sides is supported",
-                                 source)
-    return int(pads[0])
+                                 "bottom, right); each axis must be padded equally on both "
+                                 "sides", source)
+    return hw_attr(top, left)
 
 
 def chw_to_hwc_columns(w: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
@@ -39,6 +43,8 @@ def nchw_to_nhwc(x) -> np.ndarray:
     """Samples in the framework layout (N, C, H, W) -> IR layout (N, H, W, C); 2-D
     arrays pass through."""
     x = np.asarray(x)
+    if x.ndim == 3:  # (N, C, L) sequences: a 1 x L map
+        x = x[:, :, None, :]
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
 
 

@@ -1,11 +1,12 @@
 """ONNX importer: float models (-> float IR, optionally int8 via post-training
 quantization) and QDQ int8 models (-> int8 IR, see :mod:`.onnx_qdq`).
 
-Float operators: ``Conv`` (2-D, groups, equal padding on all sides, equal strides, no
+Float operators: ``Conv`` (2-D, groups, kernel, strides and pads per axis (each axis padded
+equally on both sides), no
 dilation; ``auto_pad`` VALID or SAME when that is symmetric), ``BatchNormalization``
 (inference), ``Relu``, ``Clip`` (constant bounds), ``Add`` (tensor + tensor),
 ``GlobalAveragePool``, ``ReduceMean`` over H and W, ``AveragePool`` covering the whole
-map, ``MaxPool`` (2-D, equal strides and pads, no dilation, floor mode, no Indices),
+map, ``MaxPool`` (2-D, per-axis strides and pads, no dilation, floor mode, no Indices),
 ``Flatten``/``Reshape``/``Squeeze`` to (N, features), ``Gemm`` (alpha = beta = 1,
 constant B), ``MatMul`` with a constant matrix (+ a following ``Add`` of a constant bias),
 ``Identity``, ``Dropout``. Anything else raises
@@ -135,6 +136,48 @@ class _FloatImporter:
         if self.chw.get(x) != self.chw.get(y):
             self.fail("Add of a flattened map and a vector")
         self.emit("add", [x, y], dict(NO_ACT), chw=self.chw.get(x))
+
+    def Sigmoid(self, n, a):
+        x = self.t(n.input[0])
+        self.emit("sigmoid", [x], chw=self.chw.get(x))
+
+    def HardSigmoid(self, n, a):
+        x = self.t(n.input[0])
+        self.emit("hardsigmoid", [x], dict(alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5))),
+                  chw=self.chw.get(x))
+
+    def HardSwish(self, n, a):
+        x = self.t(n.input[0])
+        self.emit("hardswish", [x], chw=self.chw.get(x))
+
+    def Mul(self, n, a):
+        """tensor * tensor: same shapes, or a per-channel gate (N, C, 1, 1) over a map."""
+        if any(i in self.consts for i in n.input):
+            self.fail("Mul by a constant (only tensor * tensor is supported)")
+        x, y = self.t(n.input[0]), self.t(n.input[1])
+        sx, sy = self.g.tensors[x].shape, self.g.tensors[y].shape
+        if len(sx) == 4 and sx[1:3] == (1, 1) and sy[1:3] != (1, 1):
+            x, y, sx, sy = y, x, sy, sx   # the gate second
+        if not (sx == sy or (len(sx) == 4 and sy == (sx[0], 1, 1, sx[3]))):
+            self.fail(f"broadcasting Mul of {sx} and {sy} (NHWC): only same shapes or a "
+                      "per-channel gate (N, C, 1, 1)")
+        if self.chw.get(x) != self.chw.get(y):
+            self.fail("Mul of a flattened map and a vector")
+        self.emit("mul", [x, y], dict(NO_ACT), chw=self.chw.get(x))
+
+    def Concat(self, n, a):
+        """Concat along the channels (axis 1 of NCHW / of (N, F)): the IR's last axis."""
+        xs = [self.t(i) for i in n.input]
+        ranks = {self.rank(x) for x in xs}
+        axis = int(a.get("axis", 1))
+        if len(ranks) != 1 or axis % next(iter(ranks)) != 1:
+            self.fail(f"axis={axis}: only concatenation along the channels (axis 1) is supported")
+        if any(x in self.chw for x in xs):
+            self.fail("Concat of flattened feature maps (NCHW order)")
+        if len(xs) == 1:
+            self.alias[n.output[0]] = xs[0]
+            return
+        self.emit("concat", xs)
 
     def add_bias(self, ins, cname):
         """MatMul + Add(constant) -> bias of the fully_connected node."""

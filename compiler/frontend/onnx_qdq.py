@@ -11,6 +11,11 @@ of an int8/int32 initializer. The importer reads it back as integer arithmetic:
 - ``Conv``/``Gemm``/``MatMul``/``Add`` on dequantized tensors, optionally followed by
   ``Relu``/``Clip``, then ``QuantizeLinear`` -> one int8 IR node whose output takes the
   ``QuantizeLinear``'s scale and zero point (the activation becomes the clamp);
+- ``Concat`` (channels) of dequantized tensors, then ``QuantizeLinear`` -> ``concat``,
+  each input requantized to the QuantizeLinear's parameters;
+- ``Sigmoid``/``HardSigmoid``/``HardSwish`` -> a 256-entry table from the input's and
+  the QuantizeLinear's parameters; ``Mul`` of two dequantized tensors (same shapes or a
+  per-channel gate) -> ``mul`` (TFLite MUL);
 - ``MaxPool`` of a dequantized tensor -> ``max_pool`` keeping its scale and zero point;
 - ``Flatten``/``Reshape``/``Squeeze`` of a dequantized tensor -> ``flatten`` keeping its
   scale and zero point; a ``QuantizeLinear`` of such a tensor with other parameters is
@@ -50,6 +55,7 @@ from compiler.frontend.onnx_common import (
 )
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
 from compiler.ir.graph import ADD_ATTRS, INT8, Graph, clamp_bias_for_int32
+from compiler.ir.ops import LUT_FUNCTIONS, lut_table
 from compiler.ir.qmath import AddParams, quantize_multipliers
 
 _INT8_TYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): -128}  # dtype -> offset to int8
@@ -87,6 +93,13 @@ class _Pending:
     hi: float = math.inf
     chw: tuple | None = None
     flatten: bool = False                 # global_avgpool: flattened before its QuantizeLinear
+
+
+@dataclass
+class _Node:
+    """What :func:`compiler.ir.ops.lut_table` reads of a node."""
+    op: str
+    attrs: dict
 
 
 @dataclass
@@ -308,6 +321,43 @@ class _QDQImporter:
             self.fail("broadcasting Add (operands must have the same shape)")
         self.vals[n.output[0]] = _Pending("add", self.name, self.src, [x, y], chw=self.chw.get(x))
 
+    def _lut(self, op: str, attrs=None):
+        x = self.exact(self.node.input[0])
+        self.vals[self.node.output[0]] = _Pending(op, self.name, self.src, [x], dict(attrs or {}),
+                                                  chw=self.chw.get(x))
+
+    def Sigmoid(self, n, a):
+        self._lut("sigmoid")
+
+    def HardSigmoid(self, n, a):
+        self._lut("hardsigmoid", dict(alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5))))
+
+    def HardSwish(self, n, a):
+        self._lut("hardswish")
+
+    def Mul(self, n, a):
+        """Dequantized tensor * dequantized tensor (same shapes or a per-channel gate)."""
+        x, y = self.exact(n.input[0]), self.exact(n.input[1])
+        sx, sy = self.g.tensors[x].shape, self.g.tensors[y].shape
+        if len(sx) == 4 and sx[1:3] == (1, 1) and sy[1:3] != (1, 1):
+            x, y, sx, sy = y, x, sy, sx
+        if not (sx == sy or (len(sx) == 4 and sy == (sx[0], 1, 1, sx[3]))):
+            self.fail(f"broadcasting Mul of {sx} and {sy} (NHWC): only same shapes or a "
+                      "per-channel gate (N, C, 1, 1)")
+        self.vals[n.output[0]] = _Pending("mul", self.name, self.src, [x, y], chw=self.chw.get(x))
+
+    def Concat(self, n, a):
+        """Concat along the channels of dequantized tensors -> concat, each input
+        requantized to the parameters of the QuantizeLinear that follows."""
+        xs = [self.exact(i) for i in n.input]
+        ranks = {len(self.g.tensors[x].shape) for x in xs}
+        axis = int(a.get("axis", 1))
+        if len(ranks) != 1 or axis % next(iter(ranks)) != 1:
+            self.fail(f"axis={axis}: only concatenation along the channels (axis 1) is supported")
+        if any(x in self.chw for x in xs):
+            self.fail("Concat of flattened feature maps (NCHW order)")
+        self.vals[n.output[0]] = _Pending("concat", self.name, self.src, xs)
+
     def add_bias(self, t: str, c: np.ndarray) -> None:
         """``MatMul (+ QDQ) + Add(constant)``: the constant becomes the fully-connected
         layer's bias. A QuantizeLinear between MatMul and Add is dropped (one rounding
@@ -458,7 +508,24 @@ class _QDQImporter:
             return self.finish_pool(p, onnx_out, s, z)
         attrs = dict(p.attrs, act_min=act_min, act_max=act_max)
         params = {}
-        if p.op == "add":
+        if p.op == "concat":
+            try:
+                m, sh = quantize_multipliers([self.g.tensors[t].scale / s for t in p.inputs])
+            except ValueError as e:
+                raise ModelFormatError(f"{p.name}: {e}") from e
+            attrs = dict(in_mult=[int(v) for v in m], in_shift=[int(v) for v in sh])
+        elif p.op in LUT_FUNCTIONS:
+            x = self.g.tensors[p.inputs[0]]
+            attrs = dict(p.attrs)
+            params = dict(table=lut_table(_Node(p.op, attrs), x.scale, x.zero_point, s, z))
+        elif p.op == "mul":
+            a, b = (self.g.tensors[t] for t in p.inputs)
+            try:
+                (m,), (sh,) = quantize_multipliers([a.scale * b.scale / s])
+            except ValueError as e:
+                raise ModelFormatError(f"{p.name}: {e}") from e
+            attrs.update(mult=int(m), shift=int(sh))
+        elif p.op == "add":
             a, b = (self.g.tensors[t] for t in p.inputs)
             ap = AddParams.from_scales(a.scale, a.zero_point, b.scale, b.zero_point, s, z)
             attrs.update({k: getattr(ap, k) for k in ADD_ATTRS})

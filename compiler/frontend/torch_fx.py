@@ -1,12 +1,14 @@
 """PyTorch importer: ``nn.Module`` -> float IR graph (torch.fx symbolic tracing), and
 optionally int8 via post-training quantization.
 
-Supported (eval-mode semantics): ``nn.Conv2d`` (incl. depthwise / grouped; zero padding,
-equal on all sides; equal strides; no dilation), ``nn.Linear``, ``nn.BatchNorm1d/2d``
+Supported (eval-mode semantics): ``nn.Conv2d`` (incl. depthwise / grouped; zero padding;
+kernel, stride and padding may differ per axis; no dilation), ``nn.Conv1d`` on an
+``(N, C, L)`` sequence (a 1 x K conv on a 1 x L map; also ``MaxPool1d``,
+``AvgPool1d`` / ``AdaptiveAvgPool1d(1)`` as global pooling), ``nn.Linear``, ``nn.BatchNorm1d/2d``
 (folded later), ``nn.ReLU``/``ReLU6``/``Hardtanh`` and their functional forms and
 ``clamp``, residual ``+``, global average pooling (``AdaptiveAvgPool2d(1)``,
 ``adaptive_avg_pool2d``, ``mean`` over H and W, an ``AvgPool2d`` covering the whole map),
-``MaxPool2d`` / ``max_pool2d`` (equal strides and padding, no dilation, floor mode),
+``MaxPool2d`` / ``max_pool2d`` (per-axis kernel, stride, padding; no dilation, floor mode),
 ``flatten``/``view``/``reshape`` to (N, features), ``Identity``/``Dropout``.
 
 Anything else raises :class:`compiler.ir.errors.UnsupportedOpError` naming the op, the fx
@@ -32,6 +34,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from compiler.frontend.common import NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, nchw_to_nhwc, unique_name
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
 from compiler.ir.graph import FLOAT32, Graph
+from compiler.ir.qmath import hw_attr
 
 
 class _Tracer(fx.Tracer):
@@ -81,14 +84,20 @@ _RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
 _FLATTEN_FN = {torch.flatten, torch.reshape}
 _PASS_FN = {F.dropout}
 _META_FN = {operator.getitem, len}
-_FUNCTIONS = (_ADD | _RELU | _FLATTEN_FN | _PASS_FN | _META_FN
+_CAT = {torch.cat, torch.concat, torch.concatenate}
+_MUL = {operator.mul, operator.imul, torch.mul}
+# elementwise functions run by a table in int8 (compiler.ir.ops.LUT_FUNCTIONS)
+_ACT_FN = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.hardsigmoid: "hardsigmoid",
+           F.hardswish: "hardswish", "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
+_ACT_MODULES = {nn.Sigmoid: "sigmoid", nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish"}
+_FUNCTIONS = (_ADD | _RELU | _FLATTEN_FN | _PASS_FN | _META_FN | _CAT | _MUL | set(_ACT_FN)
               | {getattr, F.relu6, F.hardtanh, torch.clamp, torch.clip, F.adaptive_avg_pool2d, torch.mean,
                  F.max_pool2d})
-_METHODS = {"add", "add_", "relu", "relu_", "clamp", "clip", "clamp_", "clip_", "mean", "flatten",
-            "view", "reshape", "contiguous", "clone", "detach", "size", "dim"}
+_METHODS = {"add", "add_", "mul", "mul_", "sigmoid", "sigmoid_", "relu", "relu_", "clamp", "clip",
+            "clamp_", "clip_", "mean", "flatten", "view", "reshape", "contiguous", "clone", "detach", "size", "dim"}
 _MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
             nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout,
-            nn.Dropout2d)
+            nn.Dropout2d, nn.Conv1d, nn.AdaptiveAvgPool1d, nn.AvgPool1d, nn.MaxPool1d)
 
 
 class _Importer:
@@ -125,19 +134,19 @@ class _Importer:
         return len(self.g.tensors[v.name].shape)
 
     # -- layers -----------------------------------------------------------------------
-    def conv_geometry(self, m: nn.Conv2d) -> tuple[int, int]:
-        """(stride, pad) of a Conv2d, or UnsupportedOpError (needs no shapes)."""
+    def conv_geometry(self, m: nn.Conv2d | nn.Conv1d):
+        """(kernel, stride, pad) of a Conv2d, or of a Conv1d as a 1 x K conv on a 1 x L map,
+        each per axis (h, w), or UnsupportedOpError (needs no shapes)."""
         op = type(m).__name__
-        if type(m) is not nn.Conv2d:
+        if type(m) not in (nn.Conv2d, nn.Conv1d):
             self.fail(op, "layer type not supported")
-        if tuple(m.dilation) != (1, 1):
+        one_d = type(m) is nn.Conv1d
+        lift = (lambda v: (1, *v)) if one_d else tuple  # Conv1d: (k,) -> (1, k)
+        if any(d != 1 for d in m.dilation):
             self.fail(op, f"dilation={tuple(m.dilation)} (only 1 is supported)")
         if m.padding_mode != "zeros":
             self.fail(op, f"padding_mode={m.padding_mode!r} (only zero padding is supported)")
-        sh, sw = m.stride
-        if sh != sw:
-            self.fail(op, f"stride={tuple(m.stride)} (different strides per axis not supported)")
-        kh, kw = m.kernel_size
+        (kh, kw), (sh, sw) = lift(m.kernel_size), lift(m.stride)
         if isinstance(m.padding, str):
             if m.padding == "valid":
                 ph = pw = 0
@@ -146,19 +155,18 @@ class _Importer:
                     self.fail(op, f"padding='same' with even kernel {m.kernel_size} is asymmetric")
                 ph, pw = (kh - 1) // 2, (kw - 1) // 2
         else:
-            ph, pw = m.padding
-        if ph != pw:
-            self.fail(op, f"padding={(ph, pw)} (different padding per axis not supported)")
-        return sh, ph
+            ph, pw = (0, *m.padding) if one_d else m.padding
+        return (kh, kw), (sh, sw), (ph, pw)
 
-    def conv(self, m: nn.Conv2d, x: _Val) -> _Val:
+    def conv(self, m: nn.Conv2d | nn.Conv1d, x: _Val) -> _Val:
         if self.rank(x) != 4:
-            self.fail(type(m).__name__, "input is not a 4-D feature map")
-        sh, ph = self.conv_geometry(m)
-        kh, kw = m.kernel_size
-        w = _np(m.weight).transpose(0, 2, 3, 1)
+            self.fail(type(m).__name__, "input is not a 4-D feature map (or a 3-D sequence)")
+        (kh, kw), (sh, sw), (ph, pw) = self.conv_geometry(m)
+        wt = _np(m.weight)
+        w = (wt[:, :, None, :] if wt.ndim == 3 else wt).transpose(0, 2, 3, 1)
         b = _np(m.bias) if m.bias is not None else np.zeros(w.shape[0], np.float32)
-        attrs = dict(kernel=(kh, kw), stride=sh, pad=ph, groups=m.groups, **NO_ACT)
+        attrs = dict(kernel=(kh, kw), stride=hw_attr(sh, sw), pad=hw_attr(ph, pw), groups=m.groups,
+                     **NO_ACT)
         return _Val(self.emit("conv2d", [x.name], attrs, dict(weight=np.ascontiguousarray(w), bias=b)))
 
     def linear(self, m: nn.Linear, x: _Val) -> _Val:
@@ -216,6 +224,43 @@ class _Importer:
             self.fail(op, "add of a flattened map and a vector")
         return _Val(self.emit("add", [va.name, vb.name], dict(NO_ACT)), va.chw)
 
+    def elementwise(self, op: str, x: _Val) -> _Val:
+        """sigmoid / hardsigmoid (torch: relu6(x + 3) / 6) / hardswish."""
+        attrs = dict(alpha=1.0 / 6.0, beta=0.5) if op == "hardsigmoid" else {}
+        return _Val(self.emit(op, [x.name], attrs), x.chw)
+
+    def mul(self, a, b, op: str) -> _Val:
+        """tensor * tensor, same shapes or a per-channel gate [N, C, 1, 1] over a map."""
+        if not (isinstance(self.env.get(a), _Val) and isinstance(self.env.get(b), _Val)):
+            self.fail(op, "multiplication by a constant or scalar (only tensor * tensor is supported)")
+        va, vb = self.env[a], self.env[b]
+        sa, sb = self.g.tensors[va.name].shape, self.g.tensors[vb.name].shape
+        if len(sa) == 4 and sa[1:3] == (1, 1) and sb[1:3] != (1, 1):
+            va, vb, sa, sb = vb, va, sb, sa   # the gate second
+        if not (sa == sb or (len(sa) == 4 and sb == (sa[0], 1, 1, sa[3]))):
+            self.fail(op, f"broadcasting mul of {sa} and {sb} (NHWC): only same shapes or a "
+                          "per-channel gate (N, C, 1, 1)")
+        if va.chw != vb.chw:
+            self.fail(op, "mul of a flattened map and a vector")
+        return _Val(self.emit("mul", [va.name, vb.name], dict(NO_ACT)), va.chw)
+
+    def cat(self, tensors, dim, op: str) -> _Val:
+        """torch.cat along the channels (dim 1 of NCHW / of (N, F)): the IR's last axis."""
+        if not isinstance(tensors, (list, tuple)) or not tensors:
+            self.fail(op, "expected a list of tensors")
+        vals = [self.tensor_arg(t, op) for t in tensors]
+        ranks = {self.rank(v) for v in vals}
+        if len(ranks) != 1 or not isinstance(dim, int) or dim % next(iter(ranks)) != 1:
+            self.fail(op, f"dim={dim}: only concatenation along the channels (dim=1) is supported")
+        if any(v.chw is not None for v in vals):
+            self.fail(op, "concatenation of flattened feature maps (NCHW order)")
+        if len(vals) == 1:
+            return vals[0]
+        shapes = [self.g.tensors[v.name].shape for v in vals]
+        if len({s[:-1] for s in shapes}) != 1:
+            self.fail(op, f"operands differ outside the channel axis: {shapes}")
+        return _Val(self.emit("concat", [v.name for v in vals]))
+
     # -- dispatch ---------------------------------------------------------------------
     def call_module(self, n: fx.Node):
         m = self.mods[n.target]
@@ -223,14 +268,16 @@ class _Importer:
         if n.kwargs or len(n.args) != 1:
             self.fail(op, "only single-input module calls are supported")
         x = self.tensor_arg(n.args[0], op)
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.Conv1d)):
             return self.conv(m, x)
         if isinstance(m, nn.Linear):
             return self.linear(m, x)
         if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            if isinstance(m, nn.BatchNorm1d) and self.rank(x) != 2:
-                self.fail(op, "BatchNorm1d on a sequence is not supported")
+            if isinstance(m, nn.BatchNorm1d) and self.rank(x) == 4 and x.chw is not None:
+                self.fail(op, "BatchNorm1d on a flattened feature map is not supported")
             return self.batchnorm(m, x)
+        if type(m) in _ACT_MODULES:
+            return self.elementwise(_ACT_MODULES[type(m)], x)
         if isinstance(m, nn.ReLU):
             return self.clip(x, 0.0, math.inf, op)
         if isinstance(m, nn.Hardtanh):  # includes ReLU6
@@ -239,11 +286,20 @@ class _Importer:
             if m.output_size not in (1, (1, 1)):
                 self.fail(op, f"output_size={m.output_size} (only global pooling, 1, is supported)")
             return self.pool(x, op)
-        if isinstance(m, nn.AvgPool2d):
+        if isinstance(m, nn.AdaptiveAvgPool1d):  # a sequence is a 1 x L map
+            if m.output_size not in (1, (1,)):
+                self.fail(op, f"output_size={m.output_size} (only global pooling, 1, is supported)")
+            return self.pool(x, op)
+        if isinstance(m, (nn.AvgPool2d, nn.AvgPool1d)):
             return self.avgpool_module(m, x)
         if isinstance(m, nn.MaxPool2d):
             return self.maxpool(x, op, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
                                 m.return_indices)
+        if isinstance(m, nn.MaxPool1d):  # 1 x K windows on a 1 x L map
+            one = (lambda v: (1, v[0]) if isinstance(v, (tuple, list)) else (1, v))
+            st = None if m.stride in (None, (), []) else one(m.stride)
+            return self.maxpool(x, op, one(m.kernel_size), st, (0, _pair(m.padding)[0]),
+                                _pair(m.dilation)[0], m.ceil_mode, m.return_indices)
         if isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 self.fail(op, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); only (1, -1)")
@@ -263,14 +319,17 @@ class _Importer:
             self.fail(op, f"dilation={dilation} (only 1 is supported)")
         if ceil_mode or return_indices:
             self.fail(op, "ceil_mode / return_indices (only floor mode, values only)")
-        if st[0] != st[1] or pad[0] != pad[1]:
-            self.fail(op, f"stride {st} / padding {pad}: only equal values on both axes")
+        if 2 * pad[0] > k[0] or 2 * pad[1] > k[1]:
+            self.fail(op, f"padding {pad} larger than half the kernel {k}")
         return _Val(self.emit("max_pool", [x.name], dict(kernel=(int(k[0]), int(k[1])),
-                                                         stride=int(st[0]), pad=int(pad[0]))))
+                                                         stride=hw_attr(st[0], st[1]),
+                                                         pad=hw_attr(pad[0], pad[1]))))
 
-    def avgpool_module(self, m: nn.AvgPool2d, x: _Val) -> _Val:
+    def avgpool_module(self, m: nn.AvgPool2d | nn.AvgPool1d, x: _Val) -> _Val:
         xs = self.g.tensors[x.name].shape
         k, pad = _pair(m.kernel_size), _pair(m.padding)
+        if isinstance(m, nn.AvgPool1d):  # a sequence is a 1 x L map
+            k, pad = (1, k[0]), (0, pad[0])
         if self.rank(x) != 4 or k != (xs[1], xs[2]) or pad != (0, 0) or m.ceil_mode:
             self.fail("AvgPool2d", "only an average pool covering the whole feature map "
                                    "(global pooling) is supported")
@@ -292,9 +351,18 @@ class _Importer:
             if len(args) != 2:
                 self.fail(name, "add needs two tensor operands")
             return self.add(args[0], args[1], name)
+        if fn in _MUL or fn in ("mul", "mul_"):
+            if len(args) != 2:
+                self.fail(name, "mul needs two tensor operands")
+            return self.mul(args[0], args[1], name)
+        if fn in _CAT:
+            return self.cat(args[0] if args else kwargs.get("tensors"),
+                            args[1] if len(args) > 1 else kwargs.get("dim", 0), name)
         x = self.tensor_arg(args[0], name) if args else self.fail(name, "no tensor argument")
         rest, kw = args[1:], dict(kwargs)
         kw.pop("inplace", None)
+        if fn in _ACT_FN:
+            return self.elementwise(_ACT_FN[fn], x)
         if fn in _RELU or fn in ("relu", "relu_"):
             return self.clip(x, 0.0, math.inf, name)
         if fn is F.relu6:
@@ -351,9 +419,9 @@ class _Importer:
             self.node = n
             if n.op == "call_module":
                 m = self.mods[n.target]
-                if isinstance(m, nn.Conv2d):
+                if isinstance(m, (nn.Conv2d, nn.Conv1d)):
                     self.conv_geometry(m)
-                elif not isinstance(m, _MODULES):
+                elif not isinstance(m, _MODULES + tuple(_ACT_MODULES)):
                     self.fail(type(m).__name__, "layer type not supported")
             elif n.op in ("call_function", "call_method"):
                 fn = n.target
@@ -371,10 +439,13 @@ class _Importer:
                 shape = self.shape(n)
                 if len(shape) == 4:
                     ir_shape = (1, shape[2], shape[3], shape[1])
+                elif len(shape) == 3:  # (N, C, L) sequence: a 1 x L map
+                    ir_shape = (1, 1, shape[2], shape[1])
                 elif len(shape) == 2:
                     ir_shape = (1, shape[1])
                 else:
-                    self.fail("input", f"input of shape {shape}: expected (N, C, H, W) or (N, F)")
+                    self.fail("input", f"input of shape {shape}: expected (N, C, H, W), (N, C, L) "
+                                       "or (N, F)")
                 self.env[n] = _Val(self.g.add_input(n.name, ir_shape, FLOAT32))
             elif n.op == "get_attr":
                 self.env[n] = None  # only usable as a non-tensor argument

@@ -20,7 +20,9 @@ Conventions
 Operators (``Node.op``), their attributes and parameters
 --------------------------------------------------------
 ``conv2d``          x[1,H,W,Ci] -> y[1,Ho,Wo,Co]; also depthwise and grouped convolution.
-    attrs:  kernel (kh, kw), stride (int, both axes), pad (int, all four sides),
+    attrs:  kernel (kh, kw), stride (int: both axes, or per axis [sh, sw]), pad (int:
+            all four sides, or per axis [ph, pw]: ph rows above and below, pw columns
+            left and right; see :func:`compiler.ir.qmath.hw`),
             groups, act_min, act_max (float clamp in float graphs, -inf/inf = none;
             int8 output clamp in int8 graphs, ReLU/ReLU6 folded in)
     params: float: weight f32 [Co,kh,kw,Ci/groups], bias f32 [Co]
@@ -33,6 +35,16 @@ Operators (``Node.op``), their attributes and parameters
                     carry the fixed-point parameters of :class:`compiler.ir.qmath.AddParams`
                     as attrs z1, z2, zo, m1, s1, m2, s2, mo, so.
 ``global_avgpool``  x[1,H,W,C] -> y[1,1,1,C]; int8: y keeps x's scale and zero point.
+``concat``          (x_0, ..., x_k) -> y along the last axis (channels: torch.cat(dim=1)
+                    of NCHW); int8: each input is requantized to y's scale and zero point,
+                    attrs in_mult, in_shift (one Q31 multiplier of x_scale/y_scale per
+                    input, see :func:`compiler.ref.ops.concat`).
+``mul``             (a, b) -> a * b, b of a's shape or [1,1,1,C] (broadcast over H, W);
+                    attrs act_min, act_max; int8 also mult, shift (TFLite MUL:
+                    requant((a - za) * (b - zb)) with the multiplier of sa * sb / s_y).
+``sigmoid``, ``hardsigmoid`` (attrs alpha, beta: clip(alpha * x + beta, 0, 1)),
+``hardswish``       elementwise; int8: param table (int8 [256], built from the input's
+                    and output's parameters, see :func:`compiler.ir.ops.lut_table`).
 ``flatten``         x[1,H,W,C] -> y[1,H*W*C] in NHWC order (free: no data movement);
                     int8: same scale and zero point.
 ``batch_norm``      (float only) x -> y per channel (last axis); attrs eps; params mean,
@@ -60,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.errors import GraphError
-from compiler.ir.ops import OPS, OpDef, conv_kind
+from compiler.ir.ops import LUT_FUNCTIONS, OPS, OpDef, conv_kind
 from compiler.ir.qmath import AddParams
 
 FLOAT32 = "float32"
@@ -68,6 +80,7 @@ INT8 = "int8"
 HASH_VERSION = "tt-ir/1"
 
 ADD_ATTRS = ("z1", "z2", "zo", "m1", "s1", "m2", "s2", "mo", "so")
+CONCAT_ATTRS = ("in_mult", "in_shift")   # int8 concat: per-input requantization
 
 
 @dataclass
@@ -258,8 +271,9 @@ class Graph:
             if n.op not in OPS:
                 raise GraphError(f"{n.name}: unknown op {n.op!r}")
             spec = OPS[n.op]
-            if len(n.inputs) != spec.n_inputs or len(n.outputs) != 1:
-                raise GraphError(f"{n.name}: {n.op} takes {spec.n_inputs} input(s) and 1 output")
+            if (len(n.inputs) != spec.n_inputs if spec.n_inputs else not n.inputs) or len(n.outputs) != 1:
+                raise GraphError(f"{n.name}: {n.op} takes {spec.n_inputs or 'one or more'} "
+                                 "input(s) and 1 output")
             for t in n.inputs:
                 if t not in defined:
                     raise GraphError(f"{n.name}: input {t!r} used before it is defined")
@@ -319,6 +333,20 @@ class Graph:
             a, b = self.tensors[n.inputs[0]], self.tensors[n.output]
             if (a.scale, a.zero_point) != (b.scale, b.zero_point):
                 raise GraphError(f"{n.name}: {n.op} output must keep the input's scale/zero point")
+        if n.op == "mul" and not all(isinstance(n.attrs.get(k), int) for k in ("mult", "shift")):
+            raise GraphError(f"{n.name}: int8 mul needs int attributes 'mult' and 'shift'")
+        if n.op in LUT_FUNCTIONS:
+            t = n.params["table"]
+            if t.dtype != np.int8 or t.shape != (256,):
+                raise GraphError(f"{n.name}: {n.op} table must be int8 [256], got {t.dtype} {t.shape}")
+        if n.op == "concat":
+            for k in CONCAT_ATTRS:
+                v = n.attrs.get(k)
+                if not (isinstance(v, (list, tuple)) and len(v) == len(n.inputs)):
+                    raise GraphError(f"{n.name}: int8 concat needs attribute {k!r}, one int per input")
+            if not all(0 <= int(m) < 2**31 and -31 <= int(s) <= 30
+                       for m, s in zip(n.attrs["in_mult"], n.attrs["in_shift"])):
+                raise GraphError(f"{n.name}: concat multiplier/shift out of range")
         if n.op == "add":
             for k in ADD_ATTRS:
                 if k not in n.attrs:

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from compiler.ir.errors import GraphError
-from compiler.ir.qmath import out_size
+from compiler.ir.qmath import hw, out_size
 
 
 def _conv_shape(node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -27,7 +27,10 @@ def _conv_shape(node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
         raise GraphError(f"{node.name}: input channels {x[3]} do not match weight {w.shape} "
                          f"with groups={g}")
     s, p = node.attrs["stride"], node.attrs["pad"]
-    ho, wo = out_size(x[1], kh, s, p), out_size(x[2], kw, s, p)
+    (sh, sw), (ph, pw) = hw(s), hw(p)
+    if min(sh, sw) < 1 or min(ph, pw) < 0:
+        raise GraphError(f"{node.name}: conv2d stride {s} must be >= 1 and pad {p} >= 0")
+    ho, wo = out_size(x[1], kh, sh, ph), out_size(x[2], kw, sw, pw)
     if ho < 1 or wo < 1:
         raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
                          f"stride {s}, pad {p}")
@@ -60,14 +63,26 @@ def _maxpool_shape(node, ins):
         raise GraphError(f"{node.name}: max_pool input must be NHWC, got shape {x}")
     kh, kw = node.attrs["kernel"]
     s, p = node.attrs["stride"], node.attrs["pad"]
-    if not (kh >= 1 and kw >= 1 and s >= 1 and 0 <= 2 * p <= min(kh, kw)):
+    (sh, sw), (ph, pw) = hw(s), hw(p)
+    if not (kh >= 1 and kw >= 1 and min(sh, sw) >= 1 and 0 <= 2 * ph <= kh and 0 <= 2 * pw <= kw):
         raise GraphError(f"{node.name}: max_pool kernel {(kh, kw)}, stride {s}, pad {p}: pad "
                          "must be at most half the kernel (every window holds a real value)")
-    ho, wo = out_size(x[1], kh, s, p), out_size(x[2], kw, s, p)
+    ho, wo = out_size(x[1], kh, sh, ph), out_size(x[2], kw, sw, pw)
     if ho < 1 or wo < 1:
         raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
                          f"stride {s}, pad {p}")
     return (x[0], ho, wo, x[3])
+
+
+def _concat_shape(node, ins):
+    """Concatenation along the last axis (channels of NHWC, features of NC)."""
+    if not ins:
+        raise GraphError(f"{node.name}: concat needs at least one input")
+    rest = {tuple(x[:-1]) for x in ins}
+    if len(rest) != 1:
+        raise GraphError(f"{node.name}: concat inputs differ outside the channel axis: "
+                         f"{', '.join(map(str, ins))}")
+    return tuple(ins[0][:-1]) + (sum(x[-1] for x in ins),)
 
 
 def _flatten_shape(node, ins):
@@ -76,6 +91,16 @@ def _flatten_shape(node, ins):
 
 def _same_shape(node, ins):
     return ins[0]
+
+
+def _mul_shape(node, ins):
+    """Elementwise product; the second operand may be one value per channel
+    ([N, 1, 1, C], e.g. a squeeze-excite gate) broadcast over the first's H x W."""
+    a, b = ins
+    if not (a == b or (len(a) == 4 and b == (a[0], 1, 1, a[3]))):
+        raise GraphError(f"{node.name}: mul operands {a} {b}: same shapes, or the second "
+                         "[N, 1, 1, C] broadcast over the first's H x W")
+    return a
 
 
 def _conv_macs(node, ins, out) -> int:
@@ -105,7 +130,7 @@ class OpDef:
     equals clamping after it (max pooling, flatten: a ReLU after them folds into the
     layer before them); ``int8`` allowed in int8 graphs (else float-only, folded away by
     quantization)."""
-    n_inputs: int
+    n_inputs: int                  # 0: any number >= 1 (concat)
     attrs: tuple[str, ...]
     float_params: tuple[str, ...]
     int8_params: tuple[str, ...]
@@ -131,12 +156,49 @@ OPS: dict[str, OpDef] = {
                             channelwise=True),
     "max_pool": OpDef(1, ("kernel", "stride", "pad"), (), (), _maxpool_shape, _no_macs,
                       passes_qparams=True, channelwise=True, commutes_with_clamp=True),
+    # int8 attributes (per input i, compiler.ref.ops.concat): in_mult[i], in_shift[i]
+    "concat": OpDef(0, (), (), (), _concat_shape, _no_macs),
+    # int8 attributes: mult, shift (Q31 multiplier of s1 * s2 / s_out, compiler.ref.ops.mul)
+    "mul": OpDef(2, _ACT, (), (), _mul_shape, _no_macs, clamps=True),
+    # elementwise functions; int8: a 256-entry table (param "table") built at compile
+    # time from the input and output parameters (compiler.ref.ops.lut, LUT_FUNCTIONS)
+    "sigmoid": OpDef(1, (), (), ("table",), _same_shape, _no_macs, channelwise=True),
+    "hardsigmoid": OpDef(1, ("alpha", "beta"), (), ("table",), _same_shape, _no_macs,
+                         channelwise=True),
+    "hardswish": OpDef(1, (), (), ("table",), _same_shape, _no_macs, channelwise=True),
     "flatten": OpDef(1, (), (), (), _flatten_shape, _no_macs, passes_qparams=True,
                      commutes_with_clamp=True),
     "batch_norm": OpDef(1, ("eps",), ("mean", "var", "gamma", "beta"), (), _same_shape, _no_macs,
                         channelwise=True, int8=False),
     "clip": OpDef(1, ("min", "max"), (), (), _same_shape, _no_macs, channelwise=True, int8=False),
 }
+def _sigmoid(node, x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _hardsigmoid(node, x):
+    return np.clip(x * node.attrs["alpha"] + node.attrs["beta"], 0.0, 1.0)
+
+
+def _hardswish(node, x):
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+#: op -> float semantics f(node, x) of the elementwise functions run by a lookup table
+LUT_FUNCTIONS: dict[str, Callable] = {"sigmoid": _sigmoid, "hardsigmoid": _hardsigmoid,
+                                      "hardswish": _hardswish}
+
+
+def lut_table(node, in_scale: float, in_zero: int, out_scale: float, out_zero: int) -> np.ndarray:
+    """The int8 table of an elementwise function node: entry q + 128 is the int8 output
+    for the int8 input q (f in float64 on the dequantized input, rounded half away from
+    zero, saturated)."""
+    q = np.arange(-128, 128, dtype=np.float64)
+    y = LUT_FUNCTIONS[node.op](node, (q - in_zero) * in_scale) / out_scale
+    r = np.sign(y) * np.floor(np.abs(y) + 0.5)
+    return np.clip(r + out_zero, -128, 127).astype(np.int8)
+
+
 INT8_OPS = tuple(k for k, d in OPS.items() if d.int8)
 FLOAT_ONLY_OPS = tuple(k for k, d in OPS.items() if not d.int8)
 
@@ -152,21 +214,23 @@ def conv_kind(node) -> str | None:
         return "depthwise"
     if groups != 1:
         return "grouped"
-    if tuple(node.attrs["kernel"]) == (1, 1) and node.attrs["pad"] == 0:
+    if tuple(node.attrs["kernel"]) == (1, 1) and hw(node.attrs["pad"]) == (0, 0):
         return "pointwise"
     return "kxk"
 
 
-def window_max(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, fill) -> np.ndarray:
+def window_max(x: np.ndarray, kh: int, kw: int, stride, pad, fill) -> np.ndarray:
     """The semantics of ``max_pool`` on NHWC ``x`` of any dtype: the maximum of each
     ``kh`` x ``kw`` window at ``stride``, with a ``pad`` border of ``fill`` (the dtype's
-    lowest value, so a padded tap never wins: every window holds a real value)."""
+    lowest value, so a padded tap never wins: every window holds a real value). ``stride``
+    and ``pad``: an int or per axis ``(h, w)``."""
     n, h, w, c = x.shape
-    ho, wo = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=fill)
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    ho, wo = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=fill)
     y = np.full((n, ho, wo, c), fill, x.dtype)
     for i in range(kh):
         for j in range(kw):
-            y = np.maximum(y, xp[:, i:i + stride * (ho - 1) + 1:stride,
-                                 j:j + stride * (wo - 1) + 1:stride, :])
+            y = np.maximum(y, xp[:, i:i + sh * (ho - 1) + 1:sh,
+                                 j:j + sw * (wo - 1) + 1:sw, :])
     return y

@@ -78,6 +78,21 @@ def out_size(n: int, k: int, stride: int, pad: int) -> int:
     return (n + 2 * pad - k) // stride + 1
 
 
+def hw(v) -> tuple[int, int]:
+    """A per-axis attribute (``stride`` or ``pad`` of conv2d / max_pool: an int for both
+    axes, as in saved square graphs, or ``(h, w)``) as ``(h, w)``."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    h, w = v
+    return int(h), int(w)
+
+
+def hw_attr(h: int, w: int):
+    """The IR value of a per-axis attribute: an int when both axes agree (square graphs
+    keep their saved form), else ``(h, w)``."""
+    return int(h) if h == w else (int(h), int(w))
+
+
 ADD_LEFT_SHIFT = 20
 
 

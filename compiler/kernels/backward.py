@@ -16,6 +16,7 @@ requant_grad       tt_requant_grad_s8
 avgpool_grad       tt_avgpool_grad_s8
 max_pool_grad      tt_maxpool_grad_s8
 add_split/reshape  (aliases: no code)
+concat_split       tt_concat_grad_s8 (one call per input that needs a gradient)
 accumulate_grads   tt_add_grads_s8
 conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
 fc_update          tt_fc_grad_w_update_s8
@@ -37,6 +38,7 @@ import numpy as np
 from compiler.autodiff import program as ad
 from compiler.ir.errors import UnsupportedOpError
 from compiler.ir.graph import Graph, Node
+from compiler.kernels.forward import c_geometry, is_square
 
 CFG = "tt_train_cfg.bits, tt_train_cfg.range"
 
@@ -56,7 +58,7 @@ def conv_literal(g: Graph, n: Node) -> str:
     return ("&(tt_conv_params){"
             f".in_h = {x.shape[1]}, .in_w = {x.shape[2]}, .in_c = {x.shape[3]}, "
             f".out_h = {y.shape[1]}, .out_w = {y.shape[2]}, .out_c = {y.shape[3]}, "
-            f".k_h = {kh}, .k_w = {kw}, .stride = {n.attrs['stride']}, .pad = {n.attrs['pad']}, "
+            f".k_h = {kh}, .k_w = {kw}, {c_geometry(n.attrs['stride'], n.attrs['pad'])}, "
             f".in_zero = {x.zero_point}, .out_zero = {y.zero_point}, "
             f".act_min = {int(n.attrs['act_min'])}, .act_max = {int(n.attrs['act_max'])}}}")
 
@@ -68,6 +70,13 @@ def fc_literal(g: Graph, n: Node) -> str:
             f".in_c = {w.shape[1]}, .out_c = {w.shape[0]}, .in_zero = {x.zero_point}, "
             f".out_zero = {y.zero_point}, .act_min = {int(n.attrs['act_min'])}, "
             f".act_max = {int(n.attrs['act_max'])}}}")
+
+
+def _square_dw(n: Node) -> None:
+    if not is_square(n.attrs):
+        raise UnsupportedOpError("conv2d", n.name, f"training a depthwise convolution with "
+                                 f"stride {n.attrs['stride']} / pad {n.attrs['pad']} differing "
+                                 "per axis has no C kernel", n.source)
 
 
 def _node(g: Graph, s: ad.Step) -> Node | None:
@@ -147,10 +156,12 @@ class ConvGradInputE(BackwardEmitter):
     step = ad.ConvGradInput
 
     def kernel(self, g, s):
-        kind = g.node(s.node).conv_kind
+        n = g.node(s.node)
+        kind = n.conv_kind
         if kind == "depthwise":
+            _square_dw(n)
             return "tt_dwconv_grad_in_s16"
-        if kind == "pointwise":
+        if kind == "pointwise" and is_square(n.attrs):
             return "tt_conv2d_1x1_grad_in_s16"
         return "tt_conv2d_grad_in_s16"
 
@@ -211,10 +222,25 @@ class MaxPoolGradE(BackwardEmitter):
     def call(self, tc, i, s):
         (h, w, c), (ho, wo, _) = s.in_shape, s.out_shape
         p = (f"&(tt_pool_params){{.in_h = {h}, .in_w = {w}, .c = {c}, .out_h = {ho}, "
-             f".out_w = {wo}, .k_h = {s.kernel[0]}, .k_w = {s.kernel[1]}, .stride = {s.stride}, "
-             f".pad = {s.pad}}}")
+             f".out_w = {wo}, .k_h = {s.kernel[0]}, .k_w = {s.kernel[1]}, "
+             f"{c_geometry(s.stride, s.pad)}}}")
         return [f"tt_maxpool_grad_s8({p}, {tc.A(s.x)}, {tc.G(s.grad)}, {tc.G(s.out, 'int32_t')})",
                 f"{tc.S(s.out)} = {tc.S(s.grad)}"]
+
+
+class ConcatSplitE(BackwardEmitter):
+    step = ad.ConcatSplit
+
+    def kernel(self, g, s):
+        return "tt_concat_grad_s8"
+
+    def call(self, tc, i, s):
+        lines = []
+        for o, c0, c in zip(s.outs, s.offsets, s.channels):
+            if o is not None:
+                lines += [f"tt_concat_grad_s8({tc.G(s.grad)}, {s.pixels}, {s.out_channels}, {c0}, "
+                          f"{c}, {tc.G(o)})", f"{tc.S(o)} = {tc.S(s.grad)}"]
+        return lines
 
 
 class AliasE(BackwardEmitter):
@@ -243,8 +269,9 @@ class ConvUpdateE(BackwardEmitter):
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
+            _square_dw(n)
             return "tt_dwconv_grad_w_update_s8"
-        if kind == "pointwise":
+        if kind == "pointwise" and is_square(n.attrs):
             return "tt_conv2d_1x1_grad_w_update_s8"
         if kind == "grouped":
             raise UnsupportedOpError("conv2d", n.name, "training a grouped convolution has no C "
@@ -300,6 +327,7 @@ BY_STEP: dict[type, BackwardEmitter] = {
     ad.ConvGradInput: ConvGradInputE(), ad.FcGradInput: FcGradInputE(),
     ad.RequantGrad: RequantGradE(), ad.AvgpoolGrad: AvgpoolGradE(), ad.MaxPoolGrad: MaxPoolGradE(),
     ad.AddSplit: AliasE(), ad.Reshape: AliasE(), ad.AccumulateGrads: AccumulateGradsE(),
+    ad.ConcatSplit: ConcatSplitE(),
     ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
 }
 

@@ -18,7 +18,23 @@ from __future__ import annotations
 
 from compiler.ir.errors import UnsupportedOpError
 from compiler.ir.graph import Graph, Node
+from compiler.ir.qmath import hw
 from compiler.kernels.sizes import c_sizes
+
+
+def c_geometry(stride, pad) -> str:
+    """The geometry fields of a ``tt_conv_params`` / ``tt_pool_params`` literal:
+    ``.stride = S, .pad = P`` (rows, and columns when square), plus ``.stride_w``,
+    ``.pad_w`` when they differ per axis (see ``TT_STRIDE_W`` in tt_kernels.h)."""
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    s = f".stride = {sh}, .pad = {ph}"
+    return s if (sh, ph) == (sw, pw) else f"{s}, .stride_w = {sw}, .pad_w = {pw}"
+
+
+def is_square(attrs) -> bool:
+    """Same stride and pad on both axes (the 1x1 and depthwise fast paths need it)."""
+    (sh, sw), (ph, pw) = hw(attrs["stride"]), hw(attrs["pad"])
+    return sh == sw and ph == pw
 
 
 class ForwardEmitter:
@@ -52,7 +68,7 @@ class Conv(ForwardEmitter):
         if kind == "grouped":
             raise UnsupportedOpError("conv2d", node.name, f"grouped convolution (groups="
                                      f"{node.attrs['groups']}) has no C kernel", node.source)
-        if kind == "pointwise" and node.attrs["stride"] in (1, 2):
+        if kind == "pointwise" and hw(node.attrs["stride"]) in ((1, 1), (2, 2)):
             return "tt_conv2d_1x1_s8"
         return "tt_conv2d_s8"
 
@@ -61,7 +77,7 @@ class Conv(ForwardEmitter):
         kh, kw = node.attrs["kernel"]
         x = g.tensors[node.inputs[0]].shape
         if kernel == "tt_dwconv_wrapper_s8":
-            return f"TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES({x[2]}, {kh}, {kw}, {node.attrs['pad']})"
+            return f"TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES({x[2]}, {kh}, {kw}, {max(hw(node.attrs['pad']))})"
         if kernel == "tt_conv2d_1x1_s8":
             return f"TT_CONV2D_1X1_S8_SCRATCH_BYTES({x[3]})"
         return f"TT_CONV2D_S8_SCRATCH_BYTES({kh}, {kw}, {x[3]}, {node.params['weight'].shape[0]})"
@@ -128,9 +144,60 @@ class MaxPool(ForwardEmitter):
         x, y = ctx.g.tensors[n.inputs[0]].shape, ctx.g.tensors[n.output].shape
         kh, kw = n.attrs["kernel"]
         p = (f"&(tt_pool_params){{.in_h = {x[1]}, .in_w = {x[2]}, .c = {x[3]}, .out_h = {y[1]}, "
-             f".out_w = {y[2]}, .k_h = {kh}, .k_w = {kw}, .stride = {n.attrs['stride']}, "
-             f".pad = {n.attrs['pad']}}}")
+             f".out_w = {y[2]}, .k_h = {kh}, .k_w = {kw}, "
+             f"{c_geometry(n.attrs['stride'], n.attrs['pad'])}}}")
         return f"tt_maxpool_s8({p}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)})", []
+
+
+class Concat(ForwardEmitter):
+    """concat along the channels: one tt_concat_input per operand (compound literals)."""
+    kind, ops = "concat", ("concat",)
+
+    def kernel(self, node):
+        return "tt_concat_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        g = ctx.g
+        y = g.tensors[n.output]
+        ins = ", ".join(
+            f"{{{ctx.A(t)}, {g.tensors[t].shape[-1]}, {g.tensors[t].zero_point}, {int(m)}, {int(s)}}}"
+            for t, m, s in zip(n.inputs, n.attrs["in_mult"], n.attrs["in_shift"]))
+        return (f"tt_concat_s8((const tt_concat_input[]){{{ins}}}, {len(n.inputs)}, "
+                f"{y.numel // y.shape[-1]}, {y.zero_point}, {ctx.A(n.output)})"), []
+
+
+class Mul(ForwardEmitter):
+    """mul: same shapes, or a per-channel [1, 1, C] second operand broadcast over H x W."""
+    kind, ops = "mul", ("mul",)   # not in place: the operand that dies may be the gate
+
+    def kernel(self, node):
+        return "tt_mul_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        t = ctx.g.tensors
+        a, b, y = t[n.inputs[0]], t[n.inputs[1]], t[n.output]
+        c = y.shape[-1]
+        p = (f"&(tt_mul_params){{.za = {a.zero_point}, .zb = {b.zero_point}, .zo = {y.zero_point}, "
+             f".mult = {int(n.attrs['mult'])}, .shift = {int(n.attrs['shift'])}, "
+             f".act_min = {int(n.attrs['act_min'])}, .act_max = {int(n.attrs['act_max'])}}}")
+        return (f"tt_mul_s8({p}, {ctx.A(n.inputs[0])}, {ctx.A(n.inputs[1])}, {ctx.A(n.output)}, "
+                f"{y.numel // c}, {c}, {int(b.numel != y.numel)})"), []
+
+
+class Lut(ForwardEmitter):
+    """sigmoid / hardsigmoid / hardswish: the node's 256-entry table (flash)."""
+    kind, ops, in_place = "lut", ("sigmoid", "hardsigmoid", "hardswish"), "operand_dies"
+
+    def kernel(self, node):
+        return "tt_lut_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        tab = ctx.table(n, "lut", "int8_t", n.params["table"])
+        return (f"tt_lut_s8({tab}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)}, "
+                f"{ctx.g.tensors[n.output].numel})"), []
 
 
 class Flatten(ForwardEmitter):
@@ -176,7 +243,7 @@ class Block(ForwardEmitter):
 CONV = Conv()
 BLOCK = Block()
 EMITTERS: tuple[ForwardEmitter, ...] = (CONV, FullyConnected(), Add(), GlobalAvgPool(), MaxPool(),
-                                        Flatten())
+                                        Concat(), Mul(), Lut(), Flatten())
 BY_OP: dict[str, ForwardEmitter] = {op: e for e in EMITTERS for op in e.ops}
 BY_KIND: dict[str, ForwardEmitter] = {e.kind: e for e in EMITTERS + (BLOCK,)}
 

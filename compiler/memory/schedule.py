@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compiler.ir.graph import Graph, Node
+from compiler.ir.qmath import hw
 from compiler.kernels import forward as KF
 
 ALIGN = 8
@@ -83,8 +84,8 @@ def _consumers(g: Graph) -> dict[str, list[Node]]:
 
 
 def _is_pw(n: Node | None, stride1: bool = True) -> bool:
-    return (n is not None and n.conv_kind == "pointwise"
-            and (n.attrs["stride"] == 1 or not stride1))
+    return (n is not None and n.conv_kind == "pointwise" and KF.is_square(n.attrs)
+            and (hw(n.attrs["stride"]) == (1, 1) or not stride1))
 
 
 def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
@@ -97,10 +98,11 @@ def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
     blocks = {}
     claimed: set[str] = set()
     for dw in g.nodes:
-        if not dw.is_depthwise:
+        if not dw.is_depthwise or not KF.is_square(dw.attrs):
             continue
         pw1 = producer.get(dw.inputs[0])  # "expand": pointwise1 or any plain conv
-        if not (pw1 is not None and pw1.conv_kind in ("pointwise", "kxk") and len(cons[pw1.output]) == 1
+        if not (pw1 is not None and pw1.conv_kind in ("pointwise", "kxk") and KF.is_square(pw1.attrs)
+                and len(cons[pw1.output]) == 1
                 and pw1.output not in g.outputs and pw1.name not in claimed):
             pw1 = None
         c = cons[dw.output]
@@ -111,7 +113,7 @@ def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
         add = None
         c2 = cons[pw2.output]
         if (len(c2) == 1 and c2[0].op == "add" and block_in in c2[0].inputs
-                and pw2.output not in g.outputs and dw.attrs["stride"] == 1
+                and pw2.output not in g.outputs and hw(dw.attrs["stride"]) == (1, 1)
                 and c2[0].inputs[0] != c2[0].inputs[1]):
             add = c2[0]
         expanded = max(_nbytes(g, pw1.output) if pw1 else 0, _nbytes(g, dw.output))

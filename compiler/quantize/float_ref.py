@@ -10,31 +10,34 @@ import numpy as np
 
 from compiler.ir.errors import GraphError
 from compiler.ir.graph import Graph, Node
-from compiler.ir.ops import window_max
+from compiler.ir.ops import LUT_FUNCTIONS, window_max
+from compiler.ir.qmath import hw
 
 
-def conv2d_f(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int,
+def conv2d_f(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad,
              groups: int) -> np.ndarray:
-    """Float conv, x [N,H,W,Ci], w OHWI [Co,kh,kw,Ci/groups] -> [N,Ho,Wo,Co]."""
+    """Float conv, x [N,H,W,Ci], w OHWI [Co,kh,kw,Ci/groups] -> [N,Ho,Wo,Co]; ``stride``,
+    ``pad``: int or per axis (h, w)."""
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
     dt = np.result_type(x.dtype, w.dtype, np.float32)
     x = x.astype(dt, copy=False)
     w = w.astype(dt, copy=False)
     n, h, wd, ci = x.shape
     co, kh, kw, cig = w.shape
-    if pad:
-        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    ho = (h + 2 * pad - kh) // stride + 1
-    wo = (wd + 2 * pad - kw) // stride + 1
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    ho = (h + 2 * ph - kh) // sh + 1
+    wo = (wd + 2 * pw - kw) // sw + 1
     if groups == ci and cig == 1 and co == ci:  # depthwise
         y = np.zeros((n, ho, wo, co), dtype=dt)
         for i in range(kh):
             for j in range(kw):
-                y += x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :] * w[:, i, j, 0]
+                y += x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :] * w[:, i, j, 0]
         return y + b.astype(dt)
     s = x.strides
     cols = np.lib.stride_tricks.as_strided(
         x, shape=(n, ho, wo, kh, kw, ci),
-        strides=(s[0], s[1] * stride, s[2] * stride, s[1], s[2], s[3]), writeable=False)
+        strides=(s[0], s[1] * sh, s[2] * sw, s[1], s[2], s[3]), writeable=False)
     if groups == 1:
         y = cols.reshape(n * ho * wo, -1) @ w.reshape(co, -1).T
     else:
@@ -66,6 +69,14 @@ def _add(node, a, b):
     return _act(node, a + b)
 
 
+def _concat(node, *xs):
+    return np.concatenate(xs, axis=-1)
+
+
+def _mul(node, a, b):
+    return _act(node, a * b)
+
+
 def _pool(node, x):
     return x.mean(axis=(1, 2), keepdims=True, dtype=x.dtype)
 
@@ -89,7 +100,9 @@ def _clip(node, x):
     return np.clip(x, node.attrs["min"], node.attrs["max"])
 
 
-FLOAT_KERNELS = {"conv2d": _conv, "fully_connected": _fc, "add": _add,
+FLOAT_KERNELS = {"conv2d": _conv, "fully_connected": _fc, "add": _add, "concat": _concat,
+                 "mul": _mul, **{op: (lambda f: lambda node, x: f(node, x).astype(x.dtype))(f)
+                                 for op, f in LUT_FUNCTIONS.items()},
                  "global_avgpool": _pool, "max_pool": _max_pool, "flatten": _flatten, "batch_norm": _bn, "clip": _clip}
 
 

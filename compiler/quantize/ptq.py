@@ -18,6 +18,8 @@
      input's parameters;
    - weights: per-output-channel symmetric, ``w_scale = max|w| / 127``, values in
      [-127, 127] (round half away from zero);
+   - concat: the output's parameters from its calibrated range (the union of its
+     inputs'); each input is requantized to them (Q31 multiplier of x_scale / y_scale);
    - bias: int32 with scale ``x_scale * w_scale[c]``;
    - requantization: ``x_scale * w_scale[c] / y_scale`` -> Q31 multiplier + shift;
    - fused activations: ``act_min/max = clamp(zero_point + round(bound / y_scale))``.
@@ -30,6 +32,7 @@ import numpy as np
 
 from compiler.ir.errors import QuantizationError, UnsupportedOpError
 from compiler.ir.graph import ADD_ATTRS, INT8, Graph, Node, clamp_bias_for_int32
+from compiler.ir.ops import LUT_FUNCTIONS, lut_table
 from compiler.ir.qmath import SHIFT_MAX, AddParams, quantize_multipliers
 from compiler.quantize.float_ref import FLOAT_KERNELS
 
@@ -208,12 +211,23 @@ def quantize(graph: Graph, calibration, *, batch_size: int = 256) -> Graph:
         if n.traits.passes_qparams:
             s, z = xq.scale, xq.zero_point
             attrs, params = dict(n.attrs), {}
+        elif n.op == "concat":   # each input requantized to the output's parameters
+            s, z = choose_qparams(*ranges[n.output])
+            ins = [q.tensors[t] for t in n.inputs]
+            m, sh = _multipliers(np.array([t.scale / s for t in ins]))
+            attrs, params = dict(n.attrs, in_mult=[int(v) for v in m], in_shift=[int(v) for v in sh]), {}
         else:
             s, z = choose_qparams(*ranges[n.output])
             act_min, act_max = _act_range(n, s, z)
             attrs = dict(n.attrs, act_min=act_min, act_max=act_max)
             params = {}
-            if n.op == "add":
+            if n.op in LUT_FUNCTIONS:   # a table from the input's and output's parameters
+                attrs, params = dict(n.attrs), dict(table=lut_table(n, xq.scale, xq.zero_point, s, z))
+            elif n.op == "mul":
+                bq = q.tensors[n.inputs[1]]
+                m, sh = _multipliers(np.array([xq.scale * bq.scale / s]))
+                attrs.update(mult=int(m[0]), shift=int(sh[0]))
+            elif n.op == "add":
                 bq = q.tensors[n.inputs[1]]
                 p = AddParams.from_scales(xq.scale, xq.zero_point, bq.scale, bq.zero_point, s, z)
                 attrs.update({k: getattr(p, k) for k in ADD_ATTRS})

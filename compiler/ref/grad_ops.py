@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir.qmath import requantize
+from compiler.ir.qmath import hw, requantize
 
 PRESCALE_BITS = 4
 F32 = np.float32
@@ -258,22 +258,24 @@ def prescale(gy_q, pmult, pshift) -> np.ndarray:
     return requantize(np.asarray(gy_q, np.int64), pmult, pshift).astype(np.int16)
 
 
-def conv_grad_input(t, w, in_hw: tuple[int, int], stride: int, pad: int, groups: int) -> np.ndarray:
-    """Transposed convolution: t int16 [N,Ho,Wo,Co], w int8 OHWI -> int32 [N,H,W,Ci]."""
+def conv_grad_input(t, w, in_hw: tuple[int, int], stride, pad, groups: int) -> np.ndarray:
+    """Transposed convolution: t int16 [N,Ho,Wo,Co], w int8 OHWI -> int32 [N,H,W,Ci]
+    (``stride``, ``pad``: an int or per axis ``(h, w)``)."""
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
     t = np.asarray(t, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
     n, ho, wo, co = t.shape
     _, kh, kw, cig = w.shape
     h, wd = in_hw
     ci = cig * groups
-    hp, wp = h + 2 * pad + stride, wd + 2 * pad + stride
+    hp, wp = h + 2 * ph + sh, wd + 2 * pw + sw
     gx = np.zeros((n, hp, wp, ci), dtype=np.int64)
     cog = co // groups
     depthwise = groups == ci and cig == 1 and co == ci
     for ky in range(kh):
         for kx in range(kw):
-            sl = (slice(None), slice(ky, ky + stride * (ho - 1) + 1, stride),
-                  slice(kx, kx + stride * (wo - 1) + 1, stride))
+            sl = (slice(None), slice(ky, ky + sh * (ho - 1) + 1, sh),
+                  slice(kx, kx + sw * (wo - 1) + 1, sw))
             if depthwise:
                 gx[sl] += t * w[:, ky, kx, 0]
             elif groups == 1:
@@ -282,7 +284,7 @@ def conv_grad_input(t, w, in_hw: tuple[int, int], stride: int, pad: int, groups:
                 for g in range(groups):
                     gx[sl + (slice(g * cig, (g + 1) * cig),)] += (
                         t[..., g * cog:(g + 1) * cog] @ w[g * cog:(g + 1) * cog, ky, kx, :])
-    return gx[:, pad:pad + h, pad:pad + wd, :].astype(np.int32)
+    return gx[:, ph:ph + h, pw:pw + wd, :].astype(np.int32)
 
 
 def fc_grad_input(t, w) -> np.ndarray:
@@ -297,7 +299,14 @@ def avgpool_grad_input(gy_q, gy_scale: float, hw: tuple[int, int]):
     return q, F32(F32(gy_scale) / F32(hw[0] * hw[1]))
 
 
-def max_pool_grad_acc(gy_q, x_q, kernel: tuple[int, int], stride: int, pad: int) -> np.ndarray:
+def concat_grad_split(gy_q, c0: int, c: int) -> np.ndarray:
+    """Concat backward for one input: its channel range [c0, c0 + c) of the output
+    gradient (last axis), same values and scale (the forward requantization to the
+    output's parameters only changes the representation of the real values)."""
+    return np.ascontiguousarray(np.asarray(gy_q, np.int8)[..., c0:c0 + c])
+
+
+def max_pool_grad_acc(gy_q, x_q, kernel: tuple[int, int], stride, pad) -> np.ndarray:
     """Max pool backward: each output gradient goes to the first maximum of its window
     in the forward input ``x`` (scan order: row, then column; padded taps never win), and
     overlapping windows add up. int8 gy [N,Ho,Wo,C], x [N,H,W,C] -> int32 [N,H,W,C] with
@@ -306,12 +315,13 @@ def max_pool_grad_acc(gy_q, x_q, kernel: tuple[int, int], stride: int, pad: int)
     gy = np.asarray(gy_q, np.int32)
     n, h, w, c = x.shape
     kh, kw = kernel
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
     acc = np.zeros((n, h, w, c), np.int32)
     ni, ci = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
     for oy in range(gy.shape[1]):
-        y0, y1 = max(oy * stride - pad, 0), min(oy * stride - pad + kh, h)
+        y0, y1 = max(oy * sh - ph, 0), min(oy * sh - ph + kh, h)
         for ox in range(gy.shape[2]):
-            x0, x1 = max(ox * stride - pad, 0), min(ox * stride - pad + kw, w)
+            x0, x1 = max(ox * sw - pw, 0), min(ox * sw - pw + kw, w)
             idx = x[:, y0:y1, x0:x1, :].reshape(n, -1, c).argmax(axis=1)   # first maximum
             np.add.at(acc, (ni, y0 + idx // (x1 - x0), x0 + idx % (x1 - x0), ci), gy[:, oy, ox, :])
     return acc
@@ -319,7 +329,7 @@ def max_pool_grad_acc(gy_q, x_q, kernel: tuple[int, int], stride: int, pad: int)
 
 # ----------------------------------------------------------------------------- weight gradients
 
-def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride: int, pad: int,
+def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride, pad,
                          groups: int, k: int | None = None) -> np.ndarray:
     """A[c, ky, kx, i] = sum over batch and pixels of gy[c] * (x - x_zero) for the first
     ``k`` output channels (all when None). gy [N,Ho,Wo,Co] int8, x [N,H,W,Ci] int8."""
@@ -327,8 +337,9 @@ def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride
     n, ho, wo, co = gy.shape
     k = co if k is None else k
     kh, kw = kernel
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
     xs = np.asarray(x_q, dtype=np.int64) - x_zero
-    xs = np.pad(xs, ((0, 0), (pad, pad + stride), (pad, pad + stride), (0, 0)))
+    xs = np.pad(xs, ((0, 0), (ph, ph + sh), (pw, pw + sw), (0, 0)))
     ci = xs.shape[-1]
     cig = ci // groups
     cog = co // groups
@@ -336,7 +347,7 @@ def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride
     g2 = gy[..., :k].reshape(n * ho * wo, k)  # (not -1: k may be 0)
     for ky in range(kh):
         for kx in range(kw):
-            tap = xs[:, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride, :]
+            tap = xs[:, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw, :]
             tap = tap.reshape(-1, ci)
             if groups == 1:
                 out[:, ky, kx, :] = g2.T @ tap

@@ -16,6 +16,19 @@ add (TFLite scheme, left shift 20, single-rounding requant)::
     a = requant((x1 - z1) << 20, m1, s1);  b = requant((x2 - z2) << 20, m2, s2)
     y = clamp(requant(a + b, mo, so) + zo, act_min, act_max)
 
+concat (along the last axis; TFLite semantics: each input is requantized to the output's
+scale and zero point, ``m_i, s_i`` the Q31 multiplier of ``x_scale_i / y_scale``; equal
+parameters give ``m = 2**30, s = 1``, an exact copy)::
+
+    y[..., c_i:c_i + C_i] = clamp(requant(x_i - z_i, m_i, s_i) + y_zero, -128, 127)
+
+mul (TFLite MUL; b may be one value per channel, broadcast over H x W)::
+
+    y = clamp(requant((a - za) * (b - zb), m, s) + y_zero, act_min, act_max)
+
+sigmoid / hardsigmoid / hardswish: ``y = table[x + 128]``, the table built at compile
+time (:func:`compiler.ir.ops.lut_table`), so the C kernel is the same lookup.
+
 global average pool: ``y = div_round_away(sum(x over H, W), H*W)`` (raw int8 values;
 input and output share scale and zero point).
 
@@ -40,15 +53,17 @@ from compiler.ir.qmath import (  # noqa: F401  (AddParams, out_size: re-exported
     AddParams,
     clamp_s8,
     div_round_away,
+    hw,
     out_size,
     requantize,
 )
 
 
-def _pad(x: np.ndarray, pad: int, value: int) -> np.ndarray:
-    if pad == 0:
+def _pad(x: np.ndarray, pad, value: int) -> np.ndarray:
+    ph, pw = hw(pad)
+    if ph == 0 and pw == 0:
         return x
-    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=value)
+    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=value)
 
 
 # float32 holds every integer of magnitude <= 2**24 exactly: a dot product of K terms
@@ -62,15 +77,17 @@ def _acc_float(terms: int):
     return np.float32 if terms <= _F32_MAX_TERMS else np.float64
 
 
-def conv_acc(x, w, bias, x_zero: int, stride: int, pad: int, groups: int) -> np.ndarray:
-    """int32-valued accumulators [N, Ho, Wo, Co] (returned as int64)."""
+def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int) -> np.ndarray:
+    """int32-valued accumulators [N, Ho, Wo, Co] (returned as int64); ``stride``, ``pad``:
+    an int or per axis ``(h, w)``."""
     x = np.asarray(x)
     w = np.asarray(w)
     n, h, wd, ci = x.shape
     co, kh, kw, cig = w.shape
     if ci != cig * groups or co % groups:
         raise ValueError(f"conv shapes: x {x.shape}, w {w.shape}, groups {groups}")
-    ho, wo = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    ho, wo = out_size(h, kh, sh, ph), out_size(wd, kw, sw, pw)
     ft = _acc_float(kh * kw * cig)
     xs = x.astype(ft)
     xs -= x_zero
@@ -81,18 +98,18 @@ def conv_acc(x, w, bias, x_zero: int, stride: int, pad: int, groups: int) -> np.
         tmp = np.empty_like(acc)
         for i in range(kh):
             for j in range(kw):
-                tap = xs[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+                tap = xs[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
                 np.multiply(tap, wf[:, i, j, 0], out=tmp)
                 acc += tmp
     elif kh == 1 and kw == 1 and groups == 1:  # pointwise: no im2col needed
-        acc = xs[:, ::stride, ::stride, :][:, :ho, :wo, :].reshape(n * ho * wo, ci) @ wf.reshape(co, ci).T
+        acc = xs[:, ::sh, ::sw, :][:, :ho, :wo, :].reshape(n * ho * wo, ci) @ wf.reshape(co, ci).T
         acc = acc.reshape(n, ho, wo, co)
     else:
         # im2col: [N, Ho, Wo, kh, kw, Ci]
         s = xs.strides
         cols = np.lib.stride_tricks.as_strided(
             xs, shape=(n, ho, wo, kh, kw, ci),
-            strides=(s[0], s[1] * stride, s[2] * stride, s[1], s[2], s[3]), writeable=False)
+            strides=(s[0], s[1] * sh, s[2] * sw, s[1], s[2], s[3]), writeable=False)
         if groups == 1:
             acc = cols.reshape(n * ho * wo, kh * kw * ci) @ wf.reshape(co, -1).T
             acc = acc.reshape(n, ho, wo, co)
@@ -109,8 +126,8 @@ def conv_acc(x, w, bias, x_zero: int, stride: int, pad: int, groups: int) -> np.
     return acc
 
 
-def conv2d(x, w, bias, x_zero: int, y_zero: int, mult, shift, stride: int = 1,
-           pad: int = 0, groups: int = 1, act_min: int = -128, act_max: int = 127) -> np.ndarray:
+def conv2d(x, w, bias, x_zero: int, y_zero: int, mult, shift, stride=1,
+           pad=0, groups: int = 1, act_min: int = -128, act_max: int = 127) -> np.ndarray:
     acc = conv_acc(x, w, bias, x_zero, stride, pad, groups)
     return clamp_s8(requantize(acc, mult, shift) + y_zero, act_min, act_max)
 
@@ -130,6 +147,27 @@ def add(x1, x2, p: AddParams, act_min: int = -128, act_max: int = 127) -> np.nda
     return clamp_s8(requantize(a + b, p.mo, p.so) + p.zo, act_min, act_max)
 
 
+def concat(xs, zeros, mults, shifts, y_zero: int) -> np.ndarray:
+    """Concatenate int8 arrays along the last axis, each requantized to the output's
+    scale and zero point (see the module doc)."""
+    parts = [clamp_s8(requantize(np.asarray(x, np.int64) - int(z), int(m), int(s)) + y_zero)
+             for x, z, m, s in zip(xs, zeros, mults, shifts)]
+    return np.concatenate(parts, axis=-1)
+
+
+def mul(x1, x2, z1: int, z2: int, zo: int, mult: int, shift: int, act_min: int = -128,
+        act_max: int = 127) -> np.ndarray:
+    """TFLite MUL: ``clamp(requant((x1 - z1) * (x2 - z2), mult, shift) + zo)``; x2 may be
+    [N, 1, 1, C] (broadcast over x1's H x W)."""
+    p = (np.asarray(x1, np.int64) - z1) * (np.asarray(x2, np.int64) - z2)
+    return clamp_s8(requantize(p, mult, shift) + zo, act_min, act_max)
+
+
+def lut(x, table) -> np.ndarray:
+    """Elementwise function by table: ``y = table[x + 128]``."""
+    return np.asarray(table, np.int8)[np.asarray(x, np.int64) + 128]
+
+
 def global_avgpool(x) -> np.ndarray:
     """[N, H, W, C] -> [N, 1, 1, C]."""
     x = np.asarray(x)
@@ -138,9 +176,10 @@ def global_avgpool(x) -> np.ndarray:
     return div_round_away(s, h * w).astype(np.int8)
 
 
-def max_pool(x, kh: int, kw: int, stride: int, pad: int) -> np.ndarray:
+def max_pool(x, kh: int, kw: int, stride, pad) -> np.ndarray:
     """Max over each ``kh`` x ``kw`` window of NHWC int8 ``x`` at ``stride``; the ``pad``
-    border is -128, which never changes a maximum (every window holds a real value)."""
+    border (``stride``, ``pad``: an int or per axis ``(h, w)``) is -128, which never
+    changes a maximum (every window holds a real value)."""
     return window_max(np.asarray(x, np.int8), kh, kw, stride, pad, -128)
 
 
@@ -165,6 +204,22 @@ def _add(g: Graph, node: Node, x1, x2):
     return add(x1, x2, node.add_params(), node.attrs["act_min"], node.attrs["act_max"])
 
 
+def _concat(g: Graph, node: Node, *xs):
+    return concat(xs, [g.tensors[t].zero_point for t in node.inputs], node.attrs["in_mult"],
+                  node.attrs["in_shift"], g.tensors[node.output].zero_point)
+
+
+def _mul(g: Graph, node: Node, x1, x2):
+    t = g.tensors
+    return mul(x1, x2, t[node.inputs[0]].zero_point, t[node.inputs[1]].zero_point,
+               t[node.output].zero_point, node.attrs["mult"], node.attrs["shift"],
+               node.attrs["act_min"], node.attrs["act_max"])
+
+
+def _lut(g: Graph, node: Node, x):
+    return lut(x, node.params["table"])
+
+
 def _global_avgpool(g: Graph, node: Node, x):
     return global_avgpool(x)
 
@@ -183,6 +238,11 @@ KERNELS = {
     "conv2d": _conv2d,
     "fully_connected": _fully_connected,
     "add": _add,
+    "concat": _concat,
+    "mul": _mul,
+    "sigmoid": _lut,
+    "hardsigmoid": _lut,
+    "hardswish": _lut,
     "global_avgpool": _global_avgpool,
     "max_pool": _max_pool,
     "flatten": _flatten,

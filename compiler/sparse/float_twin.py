@@ -102,6 +102,8 @@ class FloatTwin(nn.Module):
                 y = self._clamp(n, F.linear(xs[0], self.weight(n.name), self.bias(n.name)))
             elif n.op == "add":
                 y = self._clamp(n, xs[0] + xs[1])
+            elif n.op == "concat":
+                y = torch.cat(xs, dim=-1)
             elif n.op == "global_avgpool":
                 y = xs[0].mean(dim=(1, 2), keepdim=True)
             elif n.op == "max_pool":

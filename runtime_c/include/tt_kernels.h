@@ -99,8 +99,8 @@ typedef struct tt_conv_params {
     int32_t in_h, in_w, in_c;    /* logical input; in_h is the full height (padding) */
     int32_t out_h, out_w, out_c; /* out_h/out_w = (in + 2*pad - k) / stride + 1 */
     int32_t k_h, k_w;            /* kernel size */
-    int32_t stride;              /* same in both directions */
-    int32_t pad;                 /* symmetric, same in both directions */
+    int32_t stride;              /* rows (and columns unless stride_w > 0) */
+    int32_t pad;                 /* symmetric; rows (and columns unless stride_w > 0) */
     int32_t in_zero, out_zero;
     int32_t act_min, act_max;
     const int8_t *w;             /* OHWI [out_c][k_h][k_w][in_c]; depthwise [c][k_h][k_w]
@@ -110,6 +110,7 @@ typedef struct tt_conv_params {
     const int32_t *shift;        /* [out_c] */
     const int8_t *w_tail;        /* split weights (see "Split weights" above); NULL: none */
     int32_t w_split;             /* output channels at w when w_tail != NULL */
+    int32_t stride_w, pad_w;     /* per-axis geometry (see TT_STRIDE_W); 0: square */
 } tt_conv_params;
 
 /* fully connected: y[n][o] from x[n][i], w [out_c][in_c]. */
@@ -133,12 +134,38 @@ typedef struct tt_add_params {
     int32_t act_min, act_max;
 } tt_add_params;
 
+/* One input of a channel concatenation (compiler.ref.ops.concat): an NHWC map of `c`
+   channels with zero point `zero`, requantized to the output's scale and zero point by
+   (mult, shift) (Q31 multiplier of in_scale / out_scale; 2^30, 1 is the identity). */
+/* elementwise product, TFLite MUL (compiler.ref.ops.mul): (mult, shift) the Q31
+   multiplier of a_scale * b_scale / out_scale. */
+typedef struct tt_mul_params {
+    int32_t za, zb, zo;
+    int32_t mult, shift;
+    int32_t act_min, act_max;
+} tt_mul_params;
+
+typedef struct tt_concat_input {
+    const int8_t *data;
+    int32_t c, zero, mult, shift;
+} tt_concat_input;
+
 /* Spatial pooling window over an NHWC map (max pool): k_h x k_w windows at `stride`,
-   `pad` border rows / columns on every side (2 * pad <= k_h, k_w). */
+   `pad` border rows / columns on every side (2 * pad <= k_h, k_w); per axis as in
+   tt_conv_params (stride_w / pad_w when stride_w > 0). */
 typedef struct tt_pool_params {
     int32_t in_h, in_w, c, out_h, out_w;
     int32_t k_h, k_w, stride, pad;
+    int32_t stride_w, pad_w;
 } tt_pool_params;
+
+/* Per-axis geometry of a tt_conv_params / tt_pool_params: `stride` / `pad` are the rows'
+   (H); the columns' (W) are stride_w / pad_w when stride_w > 0, else the same as the rows'
+   (a zero-initialised stride_w is the square case). Kernels that only take square
+   geometry (1x1, depthwise fast paths) are chosen only when TT_SQUARE. */
+#define TT_STRIDE_W(p) ((p)->stride_w > 0 ? (p)->stride_w : (p)->stride)
+#define TT_PAD_W(p) ((p)->stride_w > 0 ? (p)->pad_w : (p)->pad)
+#define TT_SQUARE(p) (TT_STRIDE_W(p) == (p)->stride && TT_PAD_W(p) == (p)->pad)
 
 /* ---- split weights ------------------------------------------------------------ */
 
@@ -236,6 +263,9 @@ size_t tt_fc_s8_scratch_bytes(const tt_fc_params *p);
 size_t tt_add_s8_scratch_bytes(const tt_add_params *p);           /* 0 */
 size_t tt_avgpool_global_s8_scratch_bytes(int32_t c);             /* 0 */
 size_t tt_maxpool_s8_scratch_bytes(const tt_pool_params *p);      /* 0 */
+size_t tt_concat_s8_scratch_bytes(int32_t n_in);                  /* 0 */
+size_t tt_mul_s8_scratch_bytes(const tt_mul_params *p);           /* 0 */
+size_t tt_lut_s8_scratch_bytes(int32_t n);                        /* 0 */
 size_t tt_requantize_s8_scratch_bytes(int32_t c);                 /* 0 */
 
 /* ---- kernels ------------------------------------------------------------------ */
@@ -288,6 +318,21 @@ void tt_fc_s8(const tt_fc_params *p, const int8_t *in, int8_t *out, int32_t batc
 /* Residual add of n elements; out may alias in1 or in2. */
 void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
                int32_t n);
+
+/* Concatenation along the channels: n_in NHWC maps of `pixels` positions each -> out
+   [pixels][sum of in[i].c], each input requantized to out_zero and the output scale
+   (must not alias an input). */
+void tt_concat_s8(const tt_concat_input *in, int32_t n_in, int32_t pixels, int32_t out_zero,
+                  int8_t *out);
+
+/* Elementwise product of a [pixels][c] and b ([pixels][c], or [c] broadcast over the
+   pixels when bcast != 0); out may alias a. */
+void tt_mul_s8(const tt_mul_params *p, const int8_t *a, const int8_t *b, int8_t *out,
+               int32_t pixels, int32_t c, int32_t bcast);
+
+/* Elementwise function by table: out[i] = table[in[i] + 128], i in [0, n); out may
+   alias in. */
+void tt_lut_s8(const int8_t *table, const int8_t *in, int8_t *out, int32_t n);
 
 /* Global average pool [h][w][c] -> [c]: div_round_away(sum, h*w) (input and output
    share scale and zero point). */

@@ -112,6 +112,7 @@ size_t tt_grad_prescale_s16_scratch_bytes(int32_t c);                 /* 0 */
 size_t tt_clamp_mask_pack_s8_scratch_bytes(int32_t n);                /* 0 */
 size_t tt_grad_mask_s8_scratch_bytes(int32_t n);                      /* 0 */
 size_t tt_avgpool_grad_s8_scratch_bytes(int32_t c);                   /* 0 */
+size_t tt_concat_grad_s8_scratch_bytes(int32_t c);                    /* 0 */
 size_t tt_maxpool_grad_s8_scratch_bytes(const tt_pool_params *p);       /* 0 */
 size_t tt_conv2d_grad_in_s16_scratch_bytes(const tt_conv_params *p);  /* 0 */
 size_t tt_conv2d_1x1_grad_in_s16_scratch_bytes(const tt_conv_params *p);
@@ -180,6 +181,11 @@ void tt_grad_mask_s8(int8_t *g, int32_t n, const uint8_t *mask, int32_t bit0);
    *gx_scale = gy_scale / (h * w). */
 void tt_avgpool_grad_s8(const int8_t *gy, float gy_scale, int32_t h, int32_t w, int32_t c,
                         int8_t *gx, float *gx_scale);
+
+/* concat_grad_split: gx[p][0, c) = gy[p][c0, c0 + c) for p in [0, pixels), gy having
+   out_c channels; the scale is gy's (the caller copies it). */
+void tt_concat_grad_s8(const int8_t *gy, int32_t pixels, int32_t out_c, int32_t c0, int32_t c,
+                       int8_t *gx);
 
 /* max_pool_grad_acc: each gy[oy][ox][c] added to the accumulator of the first maximum
    of its window in the forward input x (row, then column; padded taps never win);

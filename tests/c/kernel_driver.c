@@ -42,6 +42,9 @@ enum {
     OP_REQUANTIZE = 9,
     OP_DWCONV_WRAPPER = 10,
     OP_MAXPOOL = 11,
+    OP_CONCAT = 12,
+    OP_MUL = 13,
+    OP_LUT = 14,
 };
 
 /* ---- one case -------------------------------------------------------------------- */
@@ -60,7 +63,7 @@ static void run_conv(rd_t *r, int op, result_t *res)
     int32_t v[15];
     if (np != 14 && np != 15) { r->err = 1; return; }
     for (int i = 0; i < np; ++i) v[i] = rd_i32(r);
-    tt_conv_params p;
+    tt_conv_params p = {0}; /* stride_w = 0: square geometry */
     p.in_h = v[0]; p.in_w = v[1]; p.in_c = v[2];
     p.out_h = v[3]; p.out_w = v[4]; p.out_c = v[5];
     p.k_h = v[6]; p.k_w = v[7]; p.stride = v[8]; p.pad = v[9];
@@ -232,6 +235,80 @@ static void run_maxpool(rd_t *r, result_t *res)
     if (!guard_ok(out, n)) res->status = 3;
 }
 
+static void run_concat(rd_t *r, result_t *res)
+{
+    int32_t np = rd_i32(r);
+    int32_t v[3 + 4 * 8];
+    if (np < 7 || np > 3 + 4 * 8 || (np - 3) % 4) { r->err = 1; return; }
+    for (int i = 0; i < np; ++i) v[i] = rd_i32(r);
+    if (rd_i32(r) != 0) { r->err = 1; return; }
+    const int32_t n_in = v[0], pixels = v[1], out_zero = v[2];
+    if (n_in != (np - 3) / 4) { r->err = 1; return; }
+    tt_concat_input in[8];
+    int32_t out_c = 0;
+    for (int32_t i = 0; i < n_in; ++i) {
+        in[i].c = v[3 + 4 * i];
+        in[i].zero = v[4 + 4 * i];
+        in[i].mult = v[5 + 4 * i];
+        in[i].shift = v[6 + 4 * i];
+        in[i].data = (const int8_t *)rd_arr(r, pixels * in[i].c);
+        out_c += in[i].c;
+    }
+    if (r->err) return;
+    const size_t n = (size_t)pixels * out_c;
+    uint8_t *out = guarded(n);
+    if (!out) { res->status = 4; return; }
+    uint32_t t0 = tc_cycles();
+    tt_concat_s8(in, n_in, pixels, out_zero, (int8_t *)out);
+    res->cycles = tc_cycles() - t0;
+    res->out = out;
+    res->n_out = (int32_t)n;
+    if (!guard_ok(out, n)) res->status = 3;
+}
+
+static void run_mul(rd_t *r, result_t *res)
+{
+    int32_t np = rd_i32(r);
+    int32_t v[10];
+    if (np != 10) { r->err = 1; return; }
+    for (int i = 0; i < 10; ++i) v[i] = rd_i32(r);
+    if (rd_i32(r) != 0) { r->err = 1; return; }
+    const tt_mul_params p = {.za = v[0], .zb = v[1], .zo = v[2], .mult = v[3], .shift = v[4],
+                             .act_min = v[5], .act_max = v[6]};
+    const int32_t pixels = v[7], c = v[8], bcast = v[9];
+    const int8_t *a = (const int8_t *)rd_arr(r, pixels * c);
+    const int8_t *b = (const int8_t *)rd_arr(r, bcast ? c : pixels * c);
+    if (r->err) return;
+    const size_t n = (size_t)pixels * c;
+    uint8_t *out = guarded(n);
+    if (!out) { res->status = 4; return; }
+    uint32_t t0 = tc_cycles();
+    tt_mul_s8(&p, a, b, (int8_t *)out, pixels, c, bcast);
+    res->cycles = tc_cycles() - t0;
+    res->out = out;
+    res->n_out = (int32_t)n;
+    if (!guard_ok(out, n)) res->status = 3;
+}
+
+static void run_lut(rd_t *r, result_t *res)
+{
+    int32_t np = rd_i32(r);
+    if (np != 1) { r->err = 1; return; }
+    const int32_t n = rd_i32(r);
+    if (rd_i32(r) != 0) { r->err = 1; return; }
+    const int8_t *table = (const int8_t *)rd_arr(r, 256);
+    const int8_t *x = (const int8_t *)rd_arr(r, n);
+    if (r->err) return;
+    uint8_t *out = guarded((size_t)n);
+    if (!out) { res->status = 4; return; }
+    uint32_t t0 = tc_cycles();
+    tt_lut_s8(table, x, (int8_t *)out, n);
+    res->cycles = tc_cycles() - t0;
+    res->out = out;
+    res->n_out = n;
+    if (!guard_ok(out, (size_t)n)) res->status = 3;
+}
+
 static void run_requantize(rd_t *r, result_t *res)
 {
     int32_t np = rd_i32(r);
@@ -273,6 +350,9 @@ static int run_case(rd_t *r, result_t *res)
     case OP_AVGPOOL: run_avgpool(r, res); break;
     case OP_REQUANTIZE: run_requantize(r, res); break;
     case OP_MAXPOOL: run_maxpool(r, res); break;
+    case OP_CONCAT: run_concat(r, res); break;
+    case OP_MUL: run_mul(r, res); break;
+    case OP_LUT: run_lut(r, res); break;
     default: res->status = 5; return 0;
     }
     if (r->err) {

@@ -22,7 +22,7 @@ TT_INLINE void gin_channels(int32_t *g, const int16_t *tp, const int8_t *wr, int
 }
 
 /* gx[iy][ix][i] = sum over taps (ky, kx) with iy + pad - ky = oy * stride (0 <= oy < out_h),
-   same in x, and o of t[oy][ox][o] * w[o][ky][kx][i]. */
+   same in x (with the columns' stride / pad), and o of t[oy][ox][o] * w[o][ky][kx][i]. */
 TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_row0,
                                      int32_t *gx, int32_t gx_row0, int32_t y0, int32_t y1,
                                      void *scratch)
@@ -30,6 +30,7 @@ TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
     (void)scratch;
     const int32_t ci = p->in_c, co = p->out_c, kh = p->k_h, kw = p->k_w, s = p->stride;
     const int32_t pad = p->pad, ho = p->out_h, wo = p->out_w, wi = p->in_w;
+    const int32_t sw = TT_STRIDE_W(p), padw = TT_PAD_W(p);
     const int32_t wstride = kh * kw * ci;
     const int32_t split = tt_w_split_at(p->w_tail, p->w_split, co); /* channels at p->w */
     for (int32_t iy = y0; iy < y1; ++iy) {
@@ -42,9 +43,9 @@ TT_KERNEL void tt_conv2d_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                 const int32_t oy = py / s;
                 if (oy >= ho) continue;
                 for (int32_t kx = 0; kx < kw; ++kx) {
-                    const int32_t px = ix + pad - kx;
-                    if (px < 0 || px % s) continue;
-                    const int32_t ox = px / s;
+                    const int32_t px = ix + padw - kx;
+                    if (px < 0 || px % sw) continue;
+                    const int32_t ox = px / sw;
                     if (ox >= wo) continue;
                     const int16_t *tp = t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * co;
                     const int32_t tap = (ky * kw + kx) * ci;

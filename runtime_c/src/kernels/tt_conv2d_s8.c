@@ -43,7 +43,7 @@ TT_INLINE void im2col(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 {
     const int32_t ci = p->in_c, kw = p->k_w, kh = p->k_h, span = kw * ci, zi = p->in_zero;
     const int32_t rowb = p->in_w * ci;
-    const int32_t ix0 = x * p->stride - p->pad, iy0 = y * p->stride - p->pad;
+    const int32_t ix0 = x * TT_STRIDE_W(p) - TT_PAD_W(p), iy0 = y * p->stride - p->pad;
     if (ix0 >= 0 && ix0 + kw <= p->in_w && iy0 >= 0 && iy0 + kh <= p->in_h) {
         const int8_t *src = in + (ptrdiff_t)(iy0 - in_row0) * rowb + (ptrdiff_t)ix0 * ci;
         for (int32_t ky = 0; ky < kh; ++ky, d += span, src += rowb) copy_bytes(d, src, span);
@@ -115,7 +115,7 @@ TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t i
     for (int32_t y = y0; y < y1; ++y) {
         int8_t *orow = out + (ptrdiff_t)(y - out_row0) * wo * co;
         for (int32_t x = 0; x < wo; ++x) {
-            const int32_t ix0 = x * p->stride - p->pad, iy0 = y * p->stride - p->pad;
+            const int32_t ix0 = x * TT_STRIDE_W(p) - TT_PAD_W(p), iy0 = y * p->stride - p->pad;
             for (int32_t o = 0; o < co; ++o) {
                 int32_t acc = p->bias[o];
                 const int8_t *wo = tt_w_row(p, o);

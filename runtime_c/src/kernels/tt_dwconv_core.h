@@ -57,10 +57,11 @@ TT_INLINE void dw_row_ref(const tt_conv_params *p, const int8_t *in, int32_t in_
 {
     const int32_t C = p->in_c, W = p->in_w, zi = p->in_zero;
     const int32_t iy0 = y * s - p->pad;
+    const int32_t sx = p->stride_w > 0 ? p->stride_w : s, px = TT_PAD_W(p); /* columns */
     const int32_t bias = p->bias[c], mult = p->mult[c], shift = p->shift[c];
     const int8_t *wc = tt_w_row_k(p->w, p->w_tail, p->w_split, c, kh * kw);
     for (int32_t x = 0; x < p->out_w; ++x) {
-        const int32_t ix0 = x * s - p->pad;
+        const int32_t ix0 = x * sx - px;
         int32_t acc = bias;
         for (int32_t ky = 0; ky < kh; ++ky) {
             const int32_t iy = iy0 + ky;
@@ -578,7 +579,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 
 static int dw_dsp_ok(const tt_conv_params *p, int32_t k, int32_t s)
 {
-    return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 &&
+    return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 && TT_SQUARE(p) &&
            p->out_w == tt_conv_out_size(p->in_w, k, s, p->pad);
 }
 

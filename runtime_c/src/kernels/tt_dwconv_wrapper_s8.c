@@ -2,7 +2,8 @@
  *
  * The generated code calls tt_dwconv_wrapper_s8 for every depthwise layer (and a fused
  * block holds it as its dw_kernel), so this is the only place that chooses: 3x3 at
- * stride 1 or 2 has a specialised kernel, which takes any pad; every other shape goes to
+ * stride 1 or 2 (same on both axes) has a specialised kernel, which takes any pad; every
+ * other shape (also per-axis stride / pad) goes to
  * the generic tt_dwconv_s8, which itself picks its unrolled 5x5 / 7x7 paths (and the 3x3
  * ones when it is called directly) in the DSP build. Nothing here looks at pad, out_w or
  * the build variant: each kernel checks what its fast paths need and falls back to its
@@ -13,7 +14,7 @@
 
 tt_spatial_kernel tt_dwconv_wrapper_select_s8(const tt_conv_params *p)
 {
-    if (p->k_h == 3 && p->k_w == 3) {
+    if (p->k_h == 3 && p->k_w == 3 && TT_SQUARE(p)) {
         if (p->stride == 1) return tt_dwconv_3x3_s1_s8;
         if (p->stride == 2) return tt_dwconv_3x3_s2_s8;
     }

@@ -20,7 +20,7 @@ TT_KERNEL void tt_maxpool_grad_s8(const tt_pool_params *p, const int8_t *x, cons
         const int32_t ya = y0 < 0 ? 0 : y0;
         const int32_t yb = y0 + p->k_h > p->in_h ? p->in_h : y0 + p->k_h;
         for (int32_t ox = 0; ox < p->out_w; ++ox) {
-            const int32_t x0 = ox * p->stride - p->pad;
+            const int32_t x0 = ox * TT_STRIDE_W(p) - TT_PAD_W(p);
             const int32_t xa = x0 < 0 ? 0 : x0;
             const int32_t xb = x0 + p->k_w > p->in_w ? p->in_w : x0 + p->k_w;
             const int8_t *g = gy + ((size_t)oy * p->out_w + ox) * c;

@@ -19,7 +19,7 @@ TT_KERNEL void tt_maxpool_s8(const tt_pool_params *p, const int8_t *in, int8_t *
         const int32_t ky0 = y0 < 0 ? -y0 : 0;
         const int32_t ky1 = y0 + p->k_h > p->in_h ? p->in_h - y0 : p->k_h;
         for (int32_t ox = 0; ox < p->out_w; ++ox) {
-            const int32_t x0 = ox * p->stride - p->pad;
+            const int32_t x0 = ox * TT_STRIDE_W(p) - TT_PAD_W(p);
             const int32_t kx0 = x0 < 0 ? -x0 : 0;
             const int32_t kx1 = x0 + p->k_w > p->in_w ? p->in_w - x0 : p->k_w;
             int8_t *o = out + ((size_t)oy * p->out_w + ox) * c;

@@ -1,0 +1,166 @@
+"""Squeeze-excite ops end to end: sigmoid / hardsigmoid / hardswish as int8 lookup tables
+(built at compile time from the input's and output's parameters) and the elementwise
+mul with a per-channel gate broadcast over H x W (TFLite MUL): PyTorch and ONNX import,
+reference against the float semantics, an SE block model in C against the reference bit
+for bit (host build and QEMU), training with the SE block frozen, and the error naming
+the op when training would pass through it (no backward rules yet). The C kernels
+tt_lut_s8 / tt_mul_s8 against the reference: tests/kernel_cases.py."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_model_forward import forward_both  # board vs reference forward, bit for bit
+from test_train_firmware import run_both  # board vs reference trainer, bit for bit
+
+from compiler.autodiff import program as ad
+from compiler.autodiff import trainer as tr
+from compiler.frontend.common import nchw_to_nhwc
+from compiler.frontend.onnx_model import load_onnx
+from compiler.frontend.torch_fx import import_module
+from compiler.ir.ops import lut_table
+from compiler.ir.qmath import quantize_multiplier
+from compiler.quantize.float_ref import run_float
+from compiler.ref import executor as reference
+from compiler.ref import ops as ref_ops
+
+SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
+
+
+class SE(nn.Module):
+    """global pool -> 1x1 conv -> ReLU -> 1x1 conv -> hardsigmoid -> mul with the input."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, c // r, 1)
+        self.fc2 = nn.Conv2d(c // r, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        g = self.gate(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        return x * g
+
+
+class SENet(nn.Module):
+    def __init__(self, classes=5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.act = nn.Hardswish()
+        self.se = SE(16)
+        self.c = nn.Conv2d(16, 12, 1)
+        self.fc = nn.Linear(12, classes)
+
+    def forward(self, x):
+        x = self.se(self.act(self.stem(x)))
+        x = torch.sigmoid(self.c(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return SENet().eval()
+
+
+def _calib(n=64, seed=0, hw=16):
+    return np.random.default_rng(seed).random((n, 3, hw, hw), np.float32)
+
+
+class _N:
+    def __init__(self, op, **attrs):
+        self.op, self.attrs = op, attrs
+
+
+@pytest.mark.parametrize("node, fn", [
+    (_N("sigmoid"), torch.sigmoid), (_N("hardsigmoid", alpha=1 / 6, beta=0.5), F.hardsigmoid),
+    (_N("hardswish"), F.hardswish)])
+def test_lut_table_is_the_rounded_torch_function(node, fn):
+    s_in, z_in, s_out, z_out = 0.05, 3, 1 / 255, -128
+    if node.op == "hardswish":
+        s_out, z_out = 0.03, -20
+    t = lut_table(node, s_in, z_in, s_out, z_out)
+    x = (np.arange(-128, 128) - z_in) * s_in
+    want = np.clip(np.round(fn(torch.from_numpy(x)).numpy() / s_out) + z_out, -128, 127)
+    assert np.abs(t.astype(np.int64) - want).max() <= 1   # ties: half away vs half even
+    np.testing.assert_array_equal(ref_ops.lut(np.array([-128, 0, 127], np.int8), t), t[[0, 128, 255]])
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 9), bcast=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_reference_mul_is_the_rounded_real_product(h, w, c, bcast, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (2, h, w, c)).astype(np.int8)
+    b = rng.integers(-128, 128, (2, 1, 1, c) if bcast else (2, h, w, c)).astype(np.int8)
+    sa, sb, so = (float(v) for v in rng.uniform(0.005, 0.1, 3))
+    za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))
+    m, sh = quantize_multiplier(sa * sb / so)
+    y = ref_ops.mul(a, b, za, zb, zo, m, sh)
+    real = (a.astype(np.float64) - za) * sa * ((b.astype(np.float64) - zb) * sb)
+    want = np.clip(real / so + zo, -128, 127)
+    assert np.abs(y - want).max() <= 0.5 + 1e-6 * np.abs(real / so).max() + 1e-9
+
+
+def test_torch_import_float_and_int8():
+    m = _model()
+    g = import_module(m, torch.zeros(1, 3, 16, 16))
+    ops = [n.op for n in g.nodes]
+    assert {"hardswish", "hardsigmoid", "sigmoid", "mul"} <= set(ops)
+    mul = next(n for n in g.nodes if n.op == "mul")
+    assert g.tensors[mul.inputs[1]].shape == (1, 1, 1, 16)   # the gate second
+    x = _calib(8, seed=1)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_float(g, nchw_to_nhwc(x)), want, atol=1e-4, rtol=1e-4)
+    q = import_module(m, torch.zeros(1, 3, 16, 16), calibration=_calib())
+    assert q.is_int8
+    y = q.tensors[q.outputs[0]]
+    got = reference.run(q, reference.quantize_input(q, nchw_to_nhwc(x)))
+    real = (np.asarray(got, np.float64) - y.zero_point) * y.scale
+    assert np.abs(real - want).max() < 0.05 * np.abs(want).max() + 4 * y.scale
+
+
+def test_onnx_import_matches_torch_import_and_onnxruntime(tmp_path):
+    m = _model(1)
+    path = tmp_path / "se.onnx"
+    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"], opset_version=14,
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    go = load_onnx(path)
+    gt = import_module(m, torch.zeros(1, 3, 16, 16))
+    assert [n.op for n in go.nodes] == [n.op for n in gt.nodes]
+    x = _calib(6, seed=2)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x})[0]
+    np.testing.assert_allclose(run_float(go, nchw_to_nhwc(x)), want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def int8_model():
+    return import_module(_model(2), torch.zeros(1, 3, 16, 16), calibration=_calib(), name="senet")
+
+
+def _inputs(g, n, seed):
+    shape = g.tensors[g.inputs[0]].shape[1:]
+    return np.random.default_rng(seed).integers(-128, 128, (n,) + shape).astype(np.int8)
+
+
+@pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
+def test_forward_in_c_is_bit_exact(int8_model, board, tmp_path):
+    forward_both(int8_model, board, tmp_path)
+
+
+def test_training_with_se_in_the_frozen_part_is_bit_exact(int8_model, tmp_path):
+    g = int8_model
+    run_both(g, ad.last_layers(g, 1), tr.TrainConfig(lr=0.01), "host", tmp_path, _inputs(g, 3, 7),
+             np.random.default_rng(8).integers(0, 5, 3))
+
+
+@pytest.mark.parametrize("k, op", [(2, "sigmoid"), (4, "hardsigmoid")])
+def test_training_through_se_ops_names_the_op(int8_model, k, op):
+    g = int8_model
+    with pytest.raises(ad.NoBackwardRuleError) as e:
+        ad.build_program(g, ad.last_layers(g, k))
+    assert repr(op) in str(e.value)
