@@ -12,6 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_helpers import calib as _calib
+from op_helpers import export_onnx, quantize_qdq
+from op_helpers import int8_inputs as _inputs
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
 
@@ -49,10 +52,6 @@ class PoolNet(nn.Module):
 def _model(seed=0):
     torch.manual_seed(seed)
     return PoolNet().eval()
-
-
-def _calib(n=64, seed=0, hw=16):
-    return np.random.default_rng(seed).random((n, 3, hw, hw), np.float32)
 
 
 @settings(max_examples=40, **SETTINGS)
@@ -161,11 +160,6 @@ def int8_model():
     return import_module(_model(2), torch.zeros(1, 3, 16, 16), calibration=_calib(), name="poolnet")
 
 
-def _inputs(g, n, seed):
-    shape = g.tensors[g.inputs[0]].shape[1:]
-    return np.random.default_rng(seed).integers(-128, 128, (n,) + shape).astype(np.int8)
-
-
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
 def test_forward_in_c_is_bit_exact(int8_model, board, tmp_path):
     forward_both(int8_model, board, tmp_path)
@@ -229,21 +223,8 @@ def test_qdq_model_from_onnxruntime_imports_and_agrees(act, tmp_path):
     """The CNN exported to ONNX and quantized by onnxruntime (QDQ, per-channel): MaxPool
     between DequantizeLinear and QuantizeLinear becomes max_pool with its input's
     parameters, and the int8 reference agrees with onnxruntime's own int8 execution."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    m = _model(4)
-    fp, qp = tmp_path / "f.onnx", tmp_path / "q.onnx"
-    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), str(fp), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-    calib = _calib(64, seed=5)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter({"x": s[None]} for s in calib)
-
-        def get_next(self):
-            return next(self.it, None)
-    quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=getattr(QuantType, act), weight_type=QuantType.QInt8)
+    fp = export_onnx(_model(4), tmp_path / "f.onnx")
+    qp = quantize_qdq(fp, tmp_path / "q.onnx", _calib(64, seed=5), act)
     g = load_onnx(qp)
     assert g.is_int8 and [n.op for n in g.nodes].count("max_pool") == 2
     for n in g.nodes:

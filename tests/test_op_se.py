@@ -14,6 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_helpers import calib as _calib
+from op_helpers import int8_inputs as _inputs
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
 
@@ -63,10 +65,6 @@ class SENet(nn.Module):
 def _model(seed=0):
     torch.manual_seed(seed)
     return SENet().eval()
-
-
-def _calib(n=64, seed=0, hw=16):
-    return np.random.default_rng(seed).random((n, 3, hw, hw), np.float32)
 
 
 class _N:
@@ -140,11 +138,6 @@ def test_onnx_import_matches_torch_import_and_onnxruntime(tmp_path):
 @pytest.fixture(scope="module")
 def int8_model():
     return import_module(_model(2), torch.zeros(1, 3, 16, 16), calibration=_calib(), name="senet")
-
-
-def _inputs(g, n, seed):
-    shape = g.tensors[g.inputs[0]].shape[1:]
-    return np.random.default_rng(seed).integers(-128, 128, (n,) + shape).astype(np.int8)
 
 
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
