@@ -190,3 +190,27 @@ def test_onnx_node_names_trace_back_to_the_pytorch_modules(tmp_path):
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     g = models.load(qp)
     assert g.is_int8 and want <= {n.name for n in g.nodes}, [n.name for n in g.nodes]
+
+
+def test_unsupported_layer_error_names_module_line_and_lists_supported(tmp_path):
+    from onnx import TensorProto, helper
+
+    from compiler.frontend.onnx_model import load_onnx
+    from compiler.frontend.torch_fx import import_module
+    from compiler.ir.errors import UnsupportedOpError
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.act = nn.Tanh()
+
+        def forward(self, x):
+            return self.act(self.conv(x))
+    with pytest.raises(UnsupportedOpError, match=r"'Tanh' at node 'act' \(module 'act' at test_user_model.py:\d+\)"
+                       r".*supported layers: .*Conv2d.*MaxPool2d"):
+        import_module(M(), torch.zeros(1, 1, 8, 8))
+    node = helper.make_node("Tanh", ["x"], ["y"], name="t")
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, 4, 4]) for n in "xy"]
+    with pytest.raises(UnsupportedOpError, match="supported operators: .*Concat, Conv.*MaxPool"):
+        load_onnx(helper.make_model(helper.make_graph([node], "g", vi[:1], vi[1:])))

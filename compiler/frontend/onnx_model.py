@@ -315,7 +315,7 @@ class _FloatImporter:
                 self.fail(f"operator domain {n.domain!r}")
             handler = getattr(self, n.op_type, None)
             if handler is None or not n.op_type[0].isupper():
-                self.fail("operator not supported")
+                self.fail("operator not supported; supported operators: " + ", ".join(supported_ops(self)))
             handler(n, attributes(n))
         for o in gr.output:
             if o.name not in self.alias:
@@ -326,6 +326,11 @@ class _FloatImporter:
                                          "graph output")
             self.g.outputs.append(t)
         return self.g.validate()
+
+
+def supported_ops(importer) -> list[str]:
+    """The ONNX operators an importer handles (its methods named like op types)."""
+    return sorted(k for k in dir(type(importer)) if k[:1].isupper() and callable(getattr(importer, k)))
 
 
 def is_qdq(m: onnx.ModelProto) -> bool:

@@ -617,7 +617,8 @@ class _QDQImporter:
                 if n.op_type == "BatchNormalization":
                     self.fail("BatchNormalization in a QDQ model (fold it before quantizing, e.g. "
                               "with onnxruntime.quantization.shape_inference.quant_pre_process)")
-                self.fail("operator not supported in QDQ models")
+                ops = sorted(k for k in dir(type(self)) if k[:1].isupper() and callable(getattr(self, k)))
+                self.fail("operator not supported in QDQ models; supported operators: " + ", ".join(ops))
             handler(n, attributes(n))
         for o in gr.output:
             v = self.vals.get(o.name)

@@ -422,7 +422,9 @@ class _Importer:
                 if isinstance(m, (nn.Conv2d, nn.Conv1d)):
                     self.conv_geometry(m)
                 elif not isinstance(m, _MODULES + tuple(_ACT_MODULES)):
-                    self.fail(type(m).__name__, "layer type not supported")
+                    names = sorted({t.__name__ for t in _MODULES + tuple(_ACT_MODULES)})
+                    self.fail(type(m).__name__, "layer type not supported; supported layers: "
+                              + ", ".join(names))
             elif n.op in ("call_function", "call_method"):
                 fn = n.target
                 if not (fn in _FUNCTIONS or (isinstance(fn, str) and fn in _METHODS)):
