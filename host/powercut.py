@@ -70,8 +70,8 @@ def demo_graph():
                                                     seed=0), 80)
 
 
-def build_firmware(model: str | None, plan_path: str | None, out: Path) -> tuple[str, int]:
-    """Host-board device firmware for the plan; (executable, trained bytes)."""
+def build_firmware(model: str | None, plan_path: str | None, out: Path) -> str:
+    """Host-board device firmware for the plan (its executable)."""
     from compiler.autodiff import program as ad
     from compiler.frontend import models
     from compiler.sparse import plan as sparse
@@ -86,7 +86,7 @@ def build_firmware(model: str | None, plan_path: str | None, out: Path) -> tuple
     kw = from_plan.plan_firmware_kwargs(plan, prog, app="device")
     kw["defines"] = {"TT_HISTORY_MAX": 0}
     rep = firmware.build(g, "host", out / "fw", quiet=True, **kw)
-    return rep["elf"], rep.get("ram_param_bytes", 0)
+    return rep["elf"]
 
 
 class Board:
@@ -117,8 +117,7 @@ class Board:
 
 def run(exe: str, work: Path, k: int, progress: bool = True, log=print) -> dict:
     rng = np.random.default_rng(0)
-    info_board = Board(exe, work / "probe.bin")
-    with info_board as b:
+    with Board(exe, work / "probe.bin") as b:
         info = b.info
         b.c.exit(0)
     n_img = 2 * k + k
@@ -151,7 +150,6 @@ def run(exe: str, work: Path, k: int, progress: bool = True, log=print) -> dict:
         b.train(images[third], labels[third])
         new = b.c.download()
         b.c.save()
-        ops = None
         b.c.exit(0)
     if new == old:
         raise RuntimeError("training did not change the weights: the check would prove nothing")
@@ -239,7 +237,7 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        exe, _ = build_firmware(a.model, a.plan, out)
+        exe = build_firmware(a.model, a.plan, out)
     except CompilerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -789,16 +789,12 @@ def _terminate_as_interrupt():
 
 
 def _check_writable(path: Path, what: str):
-    """Fail before streaming, not after, when an output cannot be written."""
-    try:
-        if path.exists() and path.is_dir():
-            raise StreamError(f"{what} {path} is a directory", EXIT_USAGE)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".{path.name}.probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise StreamError(f"cannot write {what} {path}: {e.strerror or e}", EXIT_USAGE) from None
+    """Fail before streaming, not after, when an output cannot be written (the compiler's
+    own check of output paths)."""
+    from compiler.cli.args import file_problem
+    why = file_problem(Path(path))
+    if why:
+        raise StreamError(f"cannot write {what} {path}: it {why}", EXIT_USAGE)
 
 
 def _write_file(path: Path, data: bytes, what: str, out: Path, log: Log):
@@ -848,13 +844,13 @@ def _main(args, log: Log, argv: list[str] | None = None) -> int:
         raise StreamError(str(e), EXIT_USAGE) from None
     ds = load_dataset(args)
     out = Path(args.out) if args.out else DEFAULT_OUT
-    _check_writable(out / CSV_NAME, "output folder")
+    _check_writable(out / CSV_NAME, "--out")
     for path, what in ((args.download, "--download"), (args.save_to, "--save-to")):
         if path:
             _check_writable(Path(path), what)
     restore_blob = None
     if args.restore_from:
-        from host import checkpoint as ck
+        from compiler.target import checkpoint as ck
         try:
             restore_blob = Path(args.restore_from).read_bytes()
             hdr = ck.parse(restore_blob)

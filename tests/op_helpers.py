@@ -36,3 +36,13 @@ def quantize_qdq(float_path, qdq_path, samples, act: str = "QInt8"):
                     per_channel=True, activation_type=getattr(QuantType, act),
                     weight_type=QuantType.QInt8)
     return qdq_path
+
+
+def int8_real_outputs(q, x_nchw):
+    """The int8 reference run of ``q`` on float inputs (N, C, H, W), dequantized: (real
+    outputs, output tensor) for comparing with the float model."""
+    from compiler.frontend.common import nchw_to_nhwc
+    from compiler.ref import executor as reference
+    y = q.tensors[q.outputs[0]]
+    got = reference.run(q, reference.quantize_input(q, nchw_to_nhwc(x_nchw)))
+    return (np.asarray(got, np.float64) - y.zero_point) * y.scale, y

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from op_helpers import calib as _calib
-from op_helpers import export_onnx, quantize_qdq
+from op_helpers import export_onnx, int8_real_outputs, quantize_qdq
 from op_helpers import int8_inputs as _inputs
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
@@ -99,17 +99,14 @@ def test_torch_import_float_and_int8():
     for n in q.nodes:
         if n.op == "concat":
             assert len(n.attrs["in_mult"]) == len(n.inputs) == len(n.attrs["in_shift"])
-    y = q.tensors[q.outputs[0]]
-    got = reference.run(q, reference.quantize_input(q, nchw_to_nhwc(x)))
-    real = (np.asarray(got, np.float64) - y.zero_point) * y.scale
+    real, y = int8_real_outputs(q, x)
     assert np.abs(real - want).max() < 0.1 * np.abs(want).max() + 4 * y.scale
 
 
 def test_onnx_import_matches_torch_import_and_onnxruntime(tmp_path):
     m = _model(1)
     path = tmp_path / "cat.onnx"
-    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    export_onnx(m, path)
     go = load_onnx(path)
     gt = import_module(m, torch.zeros(1, 3, 16, 16))
     assert [n.op for n in go.nodes] == [n.op for n in gt.nodes]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from op_helpers import calib as _calib
-from op_helpers import export_onnx, quantize_qdq
+from op_helpers import export_onnx, int8_real_outputs, quantize_qdq
 from op_helpers import int8_inputs as _inputs
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
@@ -93,8 +93,7 @@ def test_torch_import_float_and_int8():
 def test_onnx_import_matches_torch_import_and_onnxruntime(tmp_path):
     m = _model(1)
     path = tmp_path / "pool.onnx"
-    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    export_onnx(m, path)
     go = load_onnx(path)
     gt = import_module(m, torch.zeros(1, 3, 16, 16))
     assert [(n.op, n.attrs) for n in go.nodes if n.op == "max_pool"] == \
@@ -125,9 +124,7 @@ def test_relu_after_max_pool_folds_into_the_conv_before_it():
     assert q.nodes[0].attrs["act_min"] == q.tensors[q.nodes[0].output].zero_point   # the ReLU
     with torch.no_grad():
         want = m(torch.from_numpy(x)).numpy()
-    got = reference.run(q, reference.quantize_input(q, nchw_to_nhwc(x)))
-    y = q.tensors[q.outputs[0]]
-    real = (np.asarray(got, np.float64) - y.zero_point) * y.scale
+    real, y = int8_real_outputs(q, x)
     assert np.abs(real - want).max() < 0.1 * np.abs(want).max() + 4 * y.scale
 
 

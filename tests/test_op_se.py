@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from op_helpers import calib as _calib
+from op_helpers import export_onnx, int8_real_outputs
 from op_helpers import int8_inputs as _inputs
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
@@ -27,7 +28,6 @@ from compiler.frontend.torch_fx import import_module
 from compiler.ir.ops import lut_table
 from compiler.ir.qmath import quantize_multiplier
 from compiler.quantize.float_ref import run_float
-from compiler.ref import executor as reference
 from compiler.ref import ops as ref_ops
 
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
@@ -115,17 +115,14 @@ def test_torch_import_float_and_int8():
     np.testing.assert_allclose(run_float(g, nchw_to_nhwc(x)), want, atol=1e-4, rtol=1e-4)
     q = import_module(m, torch.zeros(1, 3, 16, 16), calibration=_calib())
     assert q.is_int8
-    y = q.tensors[q.outputs[0]]
-    got = reference.run(q, reference.quantize_input(q, nchw_to_nhwc(x)))
-    real = (np.asarray(got, np.float64) - y.zero_point) * y.scale
+    real, y = int8_real_outputs(q, x)
     assert np.abs(real - want).max() < 0.05 * np.abs(want).max() + 4 * y.scale
 
 
 def test_onnx_import_matches_torch_import_and_onnxruntime(tmp_path):
     m = _model(1)
     path = tmp_path / "se.onnx"
-    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"], opset_version=14,
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    export_onnx(m, path, opset_version=14)
     go = load_onnx(path)
     gt = import_module(m, torch.zeros(1, 3, 16, 16))
     assert [n.op for n in go.nodes] == [n.op for n in gt.nodes]

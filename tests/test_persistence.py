@@ -19,9 +19,9 @@ import specgen
 from compiler.autodiff import device_replay as device_sim
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
+from compiler.target import checkpoint as ck
 from compiler.target import firmware
 from compiler.target import runner as R
-from host import checkpoint as ck
 from host import powercut, stream
 from host import protocol as P
 

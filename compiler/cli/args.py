@@ -139,7 +139,7 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
-def _dir_problem(p: Path) -> str | None:
+def dir_problem(p: Path) -> str | None:
     """Why ``p`` cannot be (or be made) a writable directory, or None."""
     if p.exists():
         if not p.is_dir():
@@ -155,7 +155,7 @@ def _dir_problem(p: Path) -> str | None:
     return None
 
 
-def _file_problem(p: Path) -> str | None:
+def file_problem(p: Path) -> str | None:
     """Why ``p`` cannot be written as a file, or None."""
     if str(p).strip() == "":
         return "is empty"
@@ -164,7 +164,7 @@ def _file_problem(p: Path) -> str | None:
     if p.exists():
         return None if os.access(p, os.W_OK) else "is not writable"
     parent = Path(os.path.abspath(p)).parent
-    why = _dir_problem(parent)
+    why = dir_problem(parent)
     return f"cannot be written: its folder {parent} {why}" if why else None
 
 
@@ -178,18 +178,18 @@ def _check_writable(path, what: str, problem, expected: str) -> Path:
 def check_writable_dir(path, what: str = "output folder") -> Path:
     """``path`` as a folder the command can write into (it may not exist yet) or
     :class:`CompilerError`."""
-    return _check_writable(path, what, _dir_problem, "a writable folder")
+    return _check_writable(path, what, dir_problem, "a writable folder")
 
 
 def check_writable_file(path, what: str = "output file") -> Path:
     """``path`` as a file the command can write (its folder may not exist yet) or
     :class:`CompilerError`."""
-    return _check_writable(path, what, _file_problem, "a writable file path")
+    return _check_writable(path, what, file_problem, "a writable file path")
 
 
 def writable_dir(text) -> str:
     """A folder the command can write into (created if missing)."""
-    why = _dir_problem(Path(text)) if str(text).strip() else "is empty"
+    why = dir_problem(Path(text)) if str(text).strip() else "is empty"
     if why:
         raise argparse.ArgumentTypeError(f"{text}: {why}: expected a writable folder")
     return str(text)
@@ -202,7 +202,7 @@ def writable_dir_or_empty(text) -> str:
 
 def writable_file(text) -> str:
     """A file the command can write (its folder is created if missing)."""
-    why = _file_problem(Path(text))
+    why = file_problem(Path(text))
     if why:
         raise argparse.ArgumentTypeError(f"{text}: {why}: expected a writable file path")
     return str(text)

@@ -20,6 +20,7 @@ from compiler.codegen import generate as codegen
 from compiler.ir.errors import CompilerError
 from compiler.ir.graph import Graph
 from compiler.memory import schedule as memplan
+from compiler.target import checkpoint
 
 REPO = paths.REPO
 BOARDS_DIR = paths.BOARDS
@@ -53,10 +54,10 @@ def board_info(name: str) -> dict:
             "stack": var("BOARD_STACK"), "ckpt_slot_kb": var("BOARD_CKPT_SLOT_KB") or 0}
 
 
-# The device app's checkpoint (runtime_c/include/tt_ckpt.h, runtime_c/apps/device): a
-# header, then a state block (counters and settings), then the trained arrays.
-CKPT_HEADER_BYTES = 100
-CKPT_STATE_BYTES = 64
+# The device app's checkpoint (compiler/target/checkpoint.py): a header, then a state
+# block (counters and settings), then the trained arrays.
+CKPT_HEADER_BYTES = checkpoint.HEADER.size
+CKPT_STATE_BYTES = checkpoint.STATE.size
 
 
 def checkpoint_figures(rep: dict, info: dict) -> dict:

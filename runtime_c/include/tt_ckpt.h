@@ -9,7 +9,7 @@
  * validates. The CRC covers the payload, then the header up to the crc field.
  *
  * The same image (header + payload) is what the host downloads and uploads
- * (blob TT_BLOB_CHECKPOINT); host/checkpoint.py reads and writes it. */
+ * (blob TT_BLOB_CHECKPOINT); compiler/target/checkpoint.py reads it. */
 #ifndef TT_CKPT_H
 #define TT_CKPT_H
 #include <stddef.h>

@@ -126,12 +126,12 @@ int tt_ckpt_erase_all(void)
 }
 
 /* Writes the header last, after checking the payload read back from flash. */
-static int finish(int slot, const tt_ckpt_id *id, uint32_t seq, uint32_t expect_crc, int check)
+static int finish(int slot, const tt_ckpt_id *id, uint32_t seq, uint32_t expect_crc)
 {
     uint32_t crc;
     int e = slot_payload_crc(slot, id->payload_bytes, &crc);
     if (e) return e;
-    if (check && crc != expect_crc) return TT_ERR_FLASH; /* did not read back as written */
+    if (crc != expect_crc) return TT_ERR_FLASH; /* did not read back as written */
     tt_ckpt_header h;
     tt_ckpt_make_header(&h, id, seq, crc);
     e = board_flash_program(slot, 0, &h, sizeof h);
@@ -170,7 +170,7 @@ int tt_ckpt_save(const tt_ckpt_id *id, tt_ckpt_source src, void *ctx, uint32_t *
         e = board_flash_program(slot, TT_CKPT_HEADER_BYTES + off, buf, kw);
         if (e) return e;
     }
-    e = finish(slot, id, next, crc, 1);
+    e = finish(slot, id, next, crc);
     if (e) return e;
     if (seq) *seq = next;
     return TT_OK;
@@ -237,7 +237,7 @@ int tt_ckpt_stage_commit(const tt_ckpt_id *id, const tt_ckpt_header *uploaded, u
     if (stage.done != id->payload_bytes || tt_ckpt_check_header(uploaded, id) != TT_OK)
         return TT_ERR_ARG;
     if (tt_ckpt_crc(uploaded, stage.crc) != uploaded->crc) return TT_ERR_ARG;
-    int e = finish(stage.slot, id, stage.seq, stage.crc, 1);
+    int e = finish(stage.slot, id, stage.seq, stage.crc);
     if (e) return e;
     if (seq) *seq = stage.seq;
     if (slot) *slot = stage.slot;

@@ -1,5 +1,6 @@
-"""Checkpoint files: the device app's trained state as the host downloads (--save-to) and
-uploads (--restore-from) it. The layout is runtime_c/include/tt_ckpt.h's:
+"""Checkpoint images: the device app's trained state as it sits in a flash slot and as the
+host downloads (host.stream --save-to) and uploads (--restore-from) it; the build sizes
+flash slots with it. The layout is runtime_c/include/tt_ckpt.h's:
 
     header (100 bytes, little-endian)
       magic u32 "TTCK" | version u16 | header_bytes u16 | seq u32 | payload_bytes u32 |
