@@ -74,13 +74,6 @@ def fc_literal(g: Graph, n: Node) -> str:
             f".act_max = {int(n.attrs['act_max'])}}}")
 
 
-def _square_dw(n: Node) -> None:
-    if not is_square(n.attrs):
-        raise UnsupportedOpError("conv2d", n.name, f"training a depthwise convolution with "
-                                 f"stride {n.attrs['stride']} / pad {n.attrs['pad']} differing "
-                                 "per axis has no C kernel", n.source)
-
-
 def _node(g: Graph, s: ad.Step) -> Node | None:
     return g.node(s.node) if s.node in {m.name for m in g.nodes} else None
 
@@ -161,7 +154,6 @@ class ConvGradInputE(BackwardEmitter):
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
-            _square_dw(n)
             return "tt_dwconv_grad_in_s16"
         if kind == "pointwise" and is_square(n.attrs):
             return "tt_conv2d_1x1_grad_in_s16"
@@ -301,7 +293,6 @@ class ConvUpdateE(BackwardEmitter):
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
-            _square_dw(n)
             return "tt_dwconv_grad_w_update_s8"
         if kind == "pointwise" and is_square(n.attrs):
             return "tt_conv2d_1x1_grad_w_update_s8"
