@@ -109,6 +109,14 @@ def test_split_weights(drivers):
     run_all(drivers, cases)
 
 
+def test_per_axis_and_se_kernels(drivers):
+    """Per-axis geometry in the conv / depthwise gradient kernels and the max pool
+    backward; the squeeze-excite and concat backward kernels."""
+    cases = tc.per_axis_and_se_cases()
+    assert {"lut_grad", "mul_grad", "mul_gate_grad", "concat_grad"} <= {c.op for c in cases}
+    run_all(drivers, cases)
+
+
 def test_last_block_shapes(drivers):
     """Real shapes of a trained last block (larger than the fuzzed ones)."""
     rng = np.random.default_rng(11)
