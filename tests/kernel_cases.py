@@ -381,6 +381,46 @@ def mul_case(*, pixels: int, c: int, bcast: bool, seed: int, name: str = "") -> 
                 name=name or f"mul {pixels}x{c}{' bcast' if bcast else ''}", macs=y.size)
 
 
+def mul_edge_cases(seed: int = 77) -> list[Case]:
+    """tt_mul_s8 at the edges of its requantization: multipliers from 2^-40 to 2^14 (the
+    DSP build's fast plan and its portable fallback on both sides), the largest
+    products (|a - za| = |b - zb| = 255), full-range and clamped outputs."""
+    rng = np.random.default_rng([seed, 0x3A1])
+    out = []
+    for i, e in enumerate(range(-40, 15, 3)):
+        m, sh = quantize_multiplier(float(2.0 ** (e + rng.uniform(0, 1))))
+        pixels, c, bcast = int(rng.integers(1, 9)), int(rng.integers(1, 11)), bool(i % 2)
+        a = rng.choice(np.array([-128, 127, 0, 1, -1], np.int8), (1, pixels, c))
+        b = rng.choice(np.array([-128, 127, 3, -7], np.int8), (1, 1 if bcast else pixels, c))
+        za, zb = (127, -128) if i % 3 else (-128, 127)
+        zo = int(rng.integers(-128, 128))
+        lo, hi = (-128, 127) if i % 4 else random_act(rng)
+        y = ref_ops.mul(a, b, za, zb, zo, m, sh, lo, hi)
+        out.append(Case("mul", [za, zb, zo, m, sh, lo, hi, pixels, c, int(bcast)], [a, b], y.ravel(),
+                        name=f"mul edge 2^{e} {pixels}x{c}{' bcast' if bcast else ''}",
+                        macs=y.size))
+    return out
+
+
+def concat_edge_cases(seed: int = 78) -> list[Case]:
+    """tt_concat_s8's requantizing path from tiny to large multipliers (2^-40 .. 2^22: the
+    DSP build's fast plan and its portable fallback), extreme zero points, saturation."""
+    rng = np.random.default_rng([seed, 0xCA7])
+    out = []
+    for i, e in enumerate(range(-40, 23, 4)):
+        pixels, z_out = int(rng.integers(1, 7)), int(rng.integers(-128, 128))
+        chans = [int(rng.integers(1, 6)) for _ in range(2)]
+        xs = [rng.choice(np.array([-128, 127, 0, 1, -1, 64], np.int8), (1, pixels, c)) for c in chans]
+        zs = [127 if i % 2 else -128, int(rng.integers(-128, 128))]
+        ms, ss = zip(*(quantize_multiplier(float(2.0 ** (e + rng.uniform(0, 1)))) for _ in chans))
+        y = ref_ops.concat(xs, zs, ms, ss, z_out)
+        params = [len(chans), pixels, z_out] + [v for j, c in enumerate(chans)
+                                                 for v in (c, zs[j], int(ms[j]), int(ss[j]))]
+        out.append(Case("concat", params, xs, y.ravel(), name=f"concat edge 2^{e} {pixels}px",
+                        macs=y.size))
+    return out
+
+
 def lut_case(*, n: int, seed: int, name: str = "") -> Case:
     """tt_lut_s8 against compiler.ref.ops.lut (a random table: every entry reachable)."""
     rng = np.random.default_rng(seed)

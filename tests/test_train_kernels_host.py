@@ -277,6 +277,18 @@ def test_maxpool_grad_random(drivers, seed, h, w, c, k, stride, pad, ties):
     run_all(drivers, [tc.maxpool_grad_case(x, tc.random_grad(rng, (ho, wo, c)), k, stride, pad)])
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=seeds, pixels=st.integers(1, 40), c=st.integers(1, 21), c0=st.integers(0, 9),
+       n=st.integers(1, 300))
+def test_se_and_concat_grad_kernels_random(drivers, seed, pixels, c, c0, n):
+    """tt_lut_grad_s8, tt_mul_grad_s8 (broadcast gate and same shape),
+    tt_mul_gate_grad_s8 and tt_concat_grad_s8 on random shapes."""
+    rng = np.random.default_rng(seed)
+    run_all(drivers, [tc.lut_grad_case(n, rng), tc.mul_grad_case(pixels, c, True, rng),
+                      tc.mul_grad_case(pixels, c, False, rng), tc.mul_gate_grad_case(pixels, c, rng),
+                      tc.concat_grad_case(pixels, c + c0 + 3, c0, c, rng)])
+
+
 # ---- convolutions ----------------------------------------------------------------------
 
 @st.composite
