@@ -470,13 +470,12 @@ class LutGrad(Step):
 @dataclass(kw_only=True)
 class MulGrad(Step):
     """Gradient of ``y = a * b`` w.r.t. one operand: ``out = mul_grad_acc(grad, other,
-    other_zero)`` with the saved int8 ``other`` operand (broadcast when it is a
-    per-channel gate), int32 with scale ``scale(grad) * other_scale``; with ``reduce``
-    (the operand is the gate) ``mul_gate_grad_acc``: summed over H x W. A RequantGrad
-    makes it int8."""
+    other_zero)`` with the saved int8 ``other`` operand (``bcast``: a per-channel gate
+    broadcast over the pixels), int32 with scale ``scale(grad) * other_scale``; a
+    RequantGrad makes it int8."""
 
     kind: ClassVar[str] = "mul_grad"
-    ref: ClassVar[str] = "mul_grad_acc / mul_gate_grad_acc"
+    ref: ClassVar[str] = "mul_grad_acc"
     READS: ClassVar = ("grad",)
     WRITES: ClassVar = ("out",)
     SAVED: ClassVar = ("other",)
@@ -487,8 +486,17 @@ class MulGrad(Step):
     other_scale: float
     pixels: int
     channels: int
-    bcast: bool                        # other is [1, 1, C] over the grad's pixels
-    reduce: bool                       # out is [1, 1, C]: summed over the pixels
+    bcast: bool = False                # other is [1, 1, C] over the grad's pixels
+
+
+@dataclass(kw_only=True)
+class MulGateGrad(MulGrad):
+    """Gradient of ``y = a * gate`` w.r.t. the per-channel gate [1, 1, C]: ``out =
+    mul_gate_grad_acc(grad, a, a_zero)`` (``other`` is the saved feature map ``a``),
+    summed over the pixels, int32 with scale ``scale(grad) * other_scale``."""
+
+    kind: ClassVar[str] = "mul_gate_grad"
+    ref: ClassVar[str] = "mul_gate_grad_acc"
 
 
 @dataclass(kw_only=True)
@@ -591,7 +599,7 @@ class BiasUpdate(Step):
 
 STEP_KINDS: dict[str, type[Step]] = {c.kind: c for c in (
     LossGrad, Mask, Prescale, ConvGradInput, FcGradInput, RequantGrad, AvgpoolGrad, MaxPoolGrad,
-    AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate, LutGrad, MulGrad)}
+    AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate, LutGrad, MulGrad, MulGateGrad)}
 
 
 @dataclass
@@ -887,9 +895,10 @@ def _rule_mul(b: Builder, node: Node, gy: str) -> list:
         other = node.inputs[1 - i]
         ot = b.g.tensors[other]
         acc = b.buffer(f"acc:{t}@{node.name}#{i}", "int32", b.shape(t), t)
-        b.emit(MulGrad(node=node.name, grad=gy, out=acc, other=b.save(other, "activation"),
-                       other_zero=int(ot.zero_point), other_scale=float(ot.scale), pixels=pixels,
-                       channels=c, bcast=gate and i == 0, reduce=gate and i == 1))
+        step = MulGateGrad if gate and i == 1 else MulGrad
+        b.emit(step(node=node.name, grad=gy, out=acc, other=b.save(other, "activation"),
+                    other_zero=int(ot.zero_point), other_scale=float(ot.scale), pixels=pixels,
+                    channels=c, bcast=gate and i == 0))
         gx = b.buffer(f"g:{t}@{node.name}#{i}", "int8", b.shape(t), t)
         b.emit(RequantGrad(node=node.name, acc=acc, out=gx, tensor=t))
         outs.append(gx)

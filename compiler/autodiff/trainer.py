@@ -297,7 +297,7 @@ def _x_lut_grad(s: ad.LutGrad, c: _Ctx):
 def _x_mul_grad(s: ad.MulGrad, c: _Ctx):
     q, sc = c.get(s.grad)
     other = c.fwd[s.other]
-    acc = (rgo.mul_gate_grad_acc(q, other, s.other_zero) if s.reduce
+    acc = (rgo.mul_gate_grad_acc(q, other, s.other_zero) if isinstance(s, ad.MulGateGrad)
            else rgo.mul_grad_acc(q, other, s.other_zero))
     c.put(s.out, acc, rgo.F32(rgo.F32(sc) * rgo.F32(s.other_scale)))
 
@@ -368,6 +368,7 @@ EXECUTORS: dict[type, Callable] = {
     ad.ConcatSplit: _x_concat_split,
     ad.LutGrad: _x_lut_grad,
     ad.MulGrad: _x_mul_grad,
+    ad.MulGateGrad: _x_mul_grad,
     ad.Reshape: _x_reshape,
     ad.AccumulateGrads: _x_accumulate,
     ad.ConvUpdate: _x_conv_update,

@@ -18,7 +18,8 @@ max_pool_grad      tt_maxpool_grad_s8
 add_split/reshape  (aliases: no code)
 concat_split       tt_concat_grad_s8 (one call per input that needs a gradient)
 lut_grad           tt_lut_grad_s8 (the node's int16 derivative table, flash)
-mul_grad           tt_mul_grad_s8 / tt_mul_gate_grad_s8 (the gate of a broadcast mul)
+mul_grad           tt_mul_grad_s8
+mul_gate_grad      tt_mul_gate_grad_s8 (the per-channel gate of a broadcast mul)
 accumulate_grads   tt_add_grads_s8
 conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
 fc_update          tt_fc_grad_w_update_s8
@@ -255,10 +256,10 @@ class MulGradE(BackwardEmitter):
     step = ad.MulGrad
 
     def kernel(self, g, s):
-        return "tt_mul_gate_grad_s8" if s.reduce else "tt_mul_grad_s8"
+        return "tt_mul_gate_grad_s8" if isinstance(s, ad.MulGateGrad) else "tt_mul_grad_s8"
 
     def call(self, tc, i, s):
-        if s.reduce:
+        if isinstance(s, ad.MulGateGrad):
             call = (f"tt_mul_gate_grad_s8({tc.G(s.grad)}, {tc.A(s.other)}, {s.other_zero}, "
                     f"{s.pixels}, {s.channels}, {tc.G(s.out, 'int32_t')})")
         else:
@@ -351,6 +352,7 @@ BY_STEP: dict[type, BackwardEmitter] = {
     ad.RequantGrad: RequantGradE(), ad.AvgpoolGrad: AvgpoolGradE(), ad.MaxPoolGrad: MaxPoolGradE(),
     ad.AddSplit: AliasE(), ad.Reshape: AliasE(), ad.AccumulateGrads: AccumulateGradsE(),
     ad.ConcatSplit: ConcatSplitE(), ad.LutGrad: LutGradE(), ad.MulGrad: MulGradE(),
+    ad.MulGateGrad: MulGradE(),
     ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
 }
 

@@ -9,7 +9,8 @@
  *     and TT_PORTABLE is not (TT_EMULATE_DSP runs it on C models of the instructions);
  *   - portable C99 variant otherwise.
  * DSP variants exist for the MAC-heavy kernels: 1x1 / fc / depthwise input gradients and
- * weight gradients; the generic convolution (in practice the first layer), the loss,
+ * weight gradients, and the mul gradients (tt_mul_grad_s8, tt_mul_gate_grad_s8); the
+ * generic convolution (in practice the first layer), the loss,
  * the scale choice and the elementwise kernels are the same C in both builds.
  * The only value that is not bit-exact is the loss reported by tt_softmax_xent_grad_s8
  * (libm logf vs numpy's log; it feeds nothing). No malloc, no I/O. Kernels are kept
