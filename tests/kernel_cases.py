@@ -237,8 +237,11 @@ def random_bands(rng, ho: int, max_bands: int = 6) -> list[tuple[int, int]]:
 def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int, pad: int,
               seed: int, regime: str = "typical", act: tuple[int, int] | None = None,
               bands: list[tuple[int, int]] | str | None = None, x_zero: int | None = None,
-              y_zero: int | None = None, kw: int | None = None, name: str = "") -> Case:
-    """A conv-family case. op in CONV_OPS; depthwise ops use co = ci."""
+              y_zero: int | None = None, kw: int | None = None, stride_w: int | None = None,
+              pad_w: int | None = None, name: str = "") -> Case:
+    """A conv-family case. op in CONV_OPS; depthwise ops use co = ci. ``stride_w`` /
+    ``pad_w``: the columns' geometry when it differs from the rows' (per axis: the
+    params gain stride_w, pad_w, see tests/c/kernel_driver.c)."""
     rng = np.random.default_rng(seed)
     kh, kw = k, (kw or k)
     dw = op.startswith("dwconv")
@@ -255,18 +258,26 @@ def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int,
     bias = random_bias(rng, co, kk, regime)
     dead = add_dead_channels(rng, wt, bias, regime)
     groups = ci if dw else 1
-    acc = ref_ops.conv_acc(x, wt, bias, xz, stride, pad, groups)
+    per_axis = stride_w is not None or pad_w is not None
+    sw = stride if stride_w is None else stride_w
+    pw = pad if pad_w is None else pad_w
+    geo_s, geo_p = ((stride, sw), (pad, pw)) if per_axis else (stride, pad)
+    acc = ref_ops.conv_acc(x, wt, bias, xz, geo_s, geo_p, groups)
     mult, shift = choose_requant(acc, rng, regime)
     dead_requant(rng, dead, mult, shift)
     lo, hi = act if act is not None else random_act(rng)
-    y = ref_ops.conv2d(x, wt, bias, xz, yz, mult, shift, stride=stride, pad=pad,
+    y = ref_ops.conv2d(x, wt, bias, xz, yz, mult, shift, stride=geo_s, pad=geo_p,
                        groups=groups, act_min=lo, act_max=hi)
     ho, wo = y.shape[1], y.shape[2]
     if bands == "random":
         bands = random_bands(rng, ho)
     params = [h, w, ci, ho, wo, co, kh, kw, stride, pad, xz, yz, lo, hi]
+    geo = f"s{stride} p{pad}"
+    if per_axis:
+        params += [sw, pw]
+        geo = f"s{stride}x{sw} p{pad}x{pw}"
     return Case(op, params, [x, wt, bias, mult, shift], y.ravel(), list(bands or []),
-                name or f"{op} {h}x{w}x{ci}->{co} k{kh}x{kw} s{stride} p{pad}",
+                name or f"{op} {h}x{w}x{ci}->{co} k{kh}x{kw} {geo}",
                 macs=ho * wo * co * kk)
 
 
@@ -316,16 +327,23 @@ def avgpool_case(*, h: int, w: int, c: int, seed: int, name: str = "") -> Case:
 
 
 def maxpool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: int, seed: int,
-                 name: str = "") -> Case:
-    """tt_maxpool_s8 against compiler.ref.ops.max_pool (saturated inputs: many ties)."""
+                 stride_w: int | None = None, pad_w: int | None = None, name: str = "") -> Case:
+    """tt_maxpool_s8 against compiler.ref.ops.max_pool (saturated inputs: many ties);
+    ``stride_w`` / ``pad_w``: per-axis columns (params gain stride_w, pad_w)."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
     if rng.random() < 0.3:
         x = rng.choice(np.array([-128, 127, -1, 0, 1], np.int8), (1, h, w, c))
-    y = ref_ops.max_pool(x, kh, kw, stride, pad)
+    per_axis = stride_w is not None or pad_w is not None
+    sw = stride if stride_w is None else stride_w
+    pw = pad if pad_w is None else pad_w
+    y = ref_ops.max_pool(x, kh, kw, (stride, sw) if per_axis else stride,
+                         (pad, pw) if per_axis else pad)
     _, ho, wo, _ = y.shape
-    return Case("maxpool", [h, w, c, ho, wo, kh, kw, stride, pad], [x], y.ravel(),
-                name=name or f"maxpool {h}x{w}x{c} k{kh}x{kw} s{stride} p{pad}", macs=ho * wo * c * kh * kw)
+    params = [h, w, c, ho, wo, kh, kw, stride, pad] + ([sw, pw] if per_axis else [])
+    geo = f"s{stride}x{sw} p{pad}x{pw}" if per_axis else f"s{stride} p{pad}"
+    return Case("maxpool", params, [x], y.ravel(),
+                name=name or f"maxpool {h}x{w}x{c} k{kh}x{kw} {geo}", macs=ho * wo * c * kh * kw)
 
 
 def concat_case(*, pixels: int, channels: list[int], seed: int, name: str = "") -> Case:
@@ -361,6 +379,46 @@ def mul_case(*, pixels: int, c: int, bcast: bool, seed: int, name: str = "") -> 
     y = ref_ops.mul(a, b, za, zb, zo, m, sh, lo, hi)
     return Case("mul", [za, zb, zo, m, sh, lo, hi, pixels, c, int(bcast)], [a, b], y.ravel(),
                 name=name or f"mul {pixels}x{c}{' bcast' if bcast else ''}", macs=y.size)
+
+
+def mul_edge_cases(seed: int = 77) -> list[Case]:
+    """tt_mul_s8 at the edges of its requantization: multipliers from 2^-40 to 2^14 (the
+    DSP build's fast plan and its portable fallback on both sides), the largest
+    products (|a - za| = |b - zb| = 255), full-range and clamped outputs."""
+    rng = np.random.default_rng([seed, 0x3A1])
+    out = []
+    for i, e in enumerate(range(-40, 15, 3)):
+        m, sh = quantize_multiplier(float(2.0 ** (e + rng.uniform(0, 1))))
+        pixels, c, bcast = int(rng.integers(1, 9)), int(rng.integers(1, 11)), bool(i % 2)
+        a = rng.choice(np.array([-128, 127, 0, 1, -1], np.int8), (1, pixels, c))
+        b = rng.choice(np.array([-128, 127, 3, -7], np.int8), (1, 1 if bcast else pixels, c))
+        za, zb = (127, -128) if i % 3 else (-128, 127)
+        zo = int(rng.integers(-128, 128))
+        lo, hi = (-128, 127) if i % 4 else random_act(rng)
+        y = ref_ops.mul(a, b, za, zb, zo, m, sh, lo, hi)
+        out.append(Case("mul", [za, zb, zo, m, sh, lo, hi, pixels, c, int(bcast)], [a, b], y.ravel(),
+                        name=f"mul edge 2^{e} {pixels}x{c}{' bcast' if bcast else ''}",
+                        macs=y.size))
+    return out
+
+
+def concat_edge_cases(seed: int = 78) -> list[Case]:
+    """tt_concat_s8's requantizing path from tiny to large multipliers (2^-40 .. 2^22: the
+    DSP build's fast plan and its portable fallback), extreme zero points, saturation."""
+    rng = np.random.default_rng([seed, 0xCA7])
+    out = []
+    for i, e in enumerate(range(-40, 23, 4)):
+        pixels, z_out = int(rng.integers(1, 7)), int(rng.integers(-128, 128))
+        chans = [int(rng.integers(1, 6)) for _ in range(2)]
+        xs = [rng.choice(np.array([-128, 127, 0, 1, -1, 64], np.int8), (1, pixels, c)) for c in chans]
+        zs = [127 if i % 2 else -128, int(rng.integers(-128, 128))]
+        ms, ss = zip(*(quantize_multiplier(float(2.0 ** (e + rng.uniform(0, 1)))) for _ in chans))
+        y = ref_ops.concat(xs, zs, ms, ss, z_out)
+        params = [len(chans), pixels, z_out] + [v for j, c in enumerate(chans)
+                                                 for v in (c, zs[j], int(ms[j]), int(ss[j]))]
+        out.append(Case("concat", params, xs, y.ravel(), name=f"concat edge 2^{e} {pixels}px",
+                        macs=y.size))
+    return out
 
 
 def lut_case(*, n: int, seed: int, name: str = "") -> Case:
@@ -570,6 +628,41 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
                                 (6, 9, 5, 3, 1, 1), (8, 8, 16, 2, 1, 1), (5, 7, 4, 4, 3, 2)]:
         cases.append(maxpool_case(h=h, w=w, c=c, kh=k, kw=k, stride=st, pad=pad, seed=s()))
     return apply_splits(cases, seed)
+
+
+def per_axis_cases(seed: int = 4242) -> list[Case]:
+    """Kernels, strides and padding that differ per axis on non-square maps (DS-CNN-like
+    strips): the generic conv (1x1 with a per-axis stride included), depthwise through
+    tt_dwconv_s8 and the dispatcher, max pool; full-range and clamped outputs, bands,
+    channel counts around the DSP groups of 4; some with split weights."""
+    rng = np.random.default_rng([seed, 0xA815])
+
+    def s() -> int:
+        return int(rng.integers(0, 2**31))
+    full = (-128, 127)
+    out: list[Case] = []
+    # (k_h, k_w, stride_h, stride_w, pad_h, pad_w)
+    geos = [(3, 1, 1, 1, 1, 0), (1, 3, 1, 2, 0, 1), (10, 4, 2, 2, 5, 1), (3, 5, 2, 1, 1, 2),
+            (2, 3, 1, 2, 1, 1), (1, 1, 2, 1, 0, 0), (3, 3, 1, 2, 1, 0), (5, 3, 1, 1, 2, 1)]
+    for i, (kh, kw, sh, sw, ph, pw) in enumerate(geos):
+        h = int(rng.integers(max(1, kh - 2 * ph), max(1, kh - 2 * ph) + 9))
+        w = int(rng.integers(max(1, kw - 2 * pw), max(1, kw - 2 * pw) + 5))
+        for op, ci, co in [("conv2d", 3, 5), ("conv2d", 8, 2), ("dwconv", 9, 9),
+                           ("dwconv_wrapper", 4, 4), ("dwconv_wrapper", 13, 13)]:
+            act = full if (i + ci) % 2 else random_act(rng)
+            c = conv_case(op, h=h, w=w, ci=ci, co=co, k=kh, kw=kw, stride=sh, pad=ph,
+                          stride_w=sw, pad_w=pw, seed=s(), regime=("typical", "mixed")[i % 2],
+                          act=act, bands="random" if (i + co) % 2 else None)
+            if (i + ci) % 3 == 0:
+                c.split = pick_split(rng, out_channels(c))
+            out.append(c)
+    for kh, kw, sh, sw, ph, pw in [(2, 3, 2, 1, 0, 1), (3, 1, 2, 1, 1, 0), (1, 2, 1, 2, 0, 1),
+                                   (3, 2, 1, 2, 1, 0)]:
+        for c in (3, 8):
+            out.append(maxpool_case(h=int(rng.integers(kh, kh + 8)), w=int(rng.integers(kw, kw + 5)),
+                                    c=c, kh=kh, kw=kw, stride=sh, pad=ph, stride_w=sw, pad_w=pw,
+                                    seed=s()))
+    return out
 
 
 def random_cases(seed: int, n: int) -> list[Case]:

@@ -39,9 +39,9 @@ def kinds(p):
 
 # ----------------------------------------------------------------------------- rules table
 
-# forward only so far (squeeze-excite): training through them raises NoBackwardRuleError
-# naming the op and the node (tests/test_op_se.py)
-NO_RULE_YET = {"mul", "sigmoid", "hardsigmoid", "hardswish"}
+# forward-only ops (training through them raises NoBackwardRuleError naming the op and
+# the node); the squeeze-excite ops train since their backward rules (tests/test_op_se.py)
+NO_RULE_YET: set[str] = set()
 
 
 def test_every_int8_op_has_a_rule():

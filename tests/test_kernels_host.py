@@ -53,6 +53,18 @@ def test_sweep(drivers):
     run_all(drivers, kc.sweep_cases(seed=1234))
 
 
+def test_per_axis(drivers):
+    """Kernel, stride and padding differing per axis on non-square maps (conv, depthwise,
+    the depthwise dispatcher, max pool)."""
+    run_all(drivers, kc.per_axis_cases())
+
+
+def test_mul_requant_edges(drivers):
+    """tt_mul_s8's and tt_concat_s8's requantization from tiny to large multipliers, the
+    largest products."""
+    run_all(drivers, kc.mul_edge_cases() + kc.concat_edge_cases())
+
+
 def test_random_shapes(drivers):
     """The random case sets the QEMU test runs, on the host variants."""
     run_all(drivers, kc.random_cases(1, 120) + kc.random_cases(2, 120))

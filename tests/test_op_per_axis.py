@@ -20,7 +20,6 @@ from compiler.frontend.common import nchw_to_nhwc
 from compiler.frontend.onnx_model import load_onnx
 from compiler.frontend.torch_fx import import_module
 from compiler.ir import graph_io
-from compiler.ir.errors import UnsupportedOpError
 from compiler.ir.qmath import hw, out_size
 from compiler.quantize.float_ref import run_float
 from compiler.ref import executor as reference
@@ -235,14 +234,18 @@ def test_strips_training_through_the_per_axis_conv_is_bit_exact(strips, tmp_path
              np.random.default_rng(2).integers(0, 5, 4))
 
 
-def test_training_a_per_axis_depthwise_is_refused_with_its_name(strips, tmp_path):
-    from compiler.target import firmware
+@pytest.mark.parametrize("board", ["host", QEMU])
+def test_training_a_per_axis_depthwise_is_bit_exact(strips, board, tmp_path):
+    """Every layer trains: the depthwise (3 x 5 kernel, stride (2, 1), pad (1, 2)) runs
+    its weight-gradient kernel and its input gradient (through the per-axis max pool
+    into c1) with per-axis geometry: 4 steps on the board equal the reference."""
     g = strips[1]
     dw = next(n for n in g.nodes if n.is_depthwise)
-    prog = ad.build_program(g, {dw.name: ad.LayerTrain(True, 1, True)})
-    with pytest.raises(UnsupportedOpError, match="per axis") as e:
-        firmware.build(g, "host", tmp_path, program=prog, config=tr.TrainConfig(), quiet=True)
-    assert e.value.node == dw.name
+    prog = ad.build_program(g, ad.whole_model(g))
+    assert any(isinstance(s, ad.ConvGradInput) and s.node == dw.name for s in prog.steps)
+    rep, _ = run_both(g, ad.whole_model(g), tr.TrainConfig(lr=0.02), board, tmp_path,
+                      _ints(g, 4, 5), np.random.default_rng(4).integers(0, 5, 4))
+    assert dw.name in {a["node"] for a in rep["trained_arrays"]}
 
 
 # ----------------------------------------------------------------------------- Conv1d

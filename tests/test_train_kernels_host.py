@@ -109,6 +109,14 @@ def test_split_weights(drivers):
     run_all(drivers, cases)
 
 
+def test_per_axis_and_se_kernels(drivers):
+    """Per-axis geometry in the conv / depthwise gradient kernels and the max pool
+    backward; the squeeze-excite and concat backward kernels."""
+    cases = tc.per_axis_and_se_cases()
+    assert {"lut_grad", "mul_grad", "mul_gate_grad", "concat_grad"} <= {c.op for c in cases}
+    run_all(drivers, cases)
+
+
 def test_last_block_shapes(drivers):
     """Real shapes of a trained last block (larger than the fuzzed ones)."""
     rng = np.random.default_rng(11)
@@ -267,6 +275,18 @@ def test_maxpool_grad_random(drivers, seed, h, w, c, k, stride, pad, ties):
          else rng.integers(-128, 128, (h, w, c)).astype(np.int8))
     ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     run_all(drivers, [tc.maxpool_grad_case(x, tc.random_grad(rng, (ho, wo, c)), k, stride, pad)])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=seeds, pixels=st.integers(1, 40), c=st.integers(1, 21), c0=st.integers(0, 9),
+       n=st.integers(1, 300))
+def test_se_and_concat_grad_kernels_random(drivers, seed, pixels, c, c0, n):
+    """tt_lut_grad_s8, tt_mul_grad_s8 (broadcast gate and same shape),
+    tt_mul_gate_grad_s8 and tt_concat_grad_s8 on random shapes."""
+    rng = np.random.default_rng(seed)
+    run_all(drivers, [tc.lut_grad_case(n, rng), tc.mul_grad_case(pixels, c, True, rng),
+                      tc.mul_grad_case(pixels, c, False, rng), tc.mul_gate_grad_case(pixels, c, rng),
+                      tc.concat_grad_case(pixels, c + c0 + 3, c0, c, rng)])
 
 
 # ---- convolutions ----------------------------------------------------------------------

@@ -31,7 +31,8 @@ KERNEL_SRCS = dc.kernel_sources(
     "tt_grad_mask_s8", "tt_avgpool_grad_s8", "tt_conv2d_grad_in_s16", "tt_conv2d_1x1_grad_in_s16",
     "tt_dwconv_grad_in_s16", "tt_fc_grad_in_s16", "tt_conv2d_grad_w_update_s8",
     "tt_conv2d_1x1_grad_w_update_s8", "tt_dwconv_grad_w_update_s8", "tt_fc_grad_w_update_s8",
-    "tt_bias_grad_update_s32", "tt_maxpool_grad_s8", "tt_train_kernels_dsp")
+    "tt_bias_grad_update_s32", "tt_maxpool_grad_s8", "tt_lut_grad_s8", "tt_mul_grad_s8",
+    "tt_mul_gate_grad_s8", "tt_concat_grad_s8", "tt_train_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
 OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key": 6,
@@ -39,7 +40,8 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
        "prescale": 12, "mask_pack": 13, "grad_mask": 14, "avgpool_grad": 15,
        "conv2d_grad_in": 16, "conv2d_1x1_grad_in": 17, "dwconv_grad_in": 18,
        "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
-       "fc_grad_w": 23, "bias": 24, "factors": 25, "maxpool_grad": 26}
+       "fc_grad_w": 23, "bias": 24, "factors": 25, "maxpool_grad": 26, "lut_grad": 27,
+       "mul_grad": 28, "mul_gate_grad": 29, "concat_grad": 30}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
 STATUS = dc.STATUS
 TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
@@ -311,12 +313,59 @@ def grad_mask_case(g, mask_bytes, bit0: int) -> Case:
     return Case("grad_mask", [len(g), bit0], [g, mb], exp.tobytes())
 
 
-def maxpool_grad_case(x: np.ndarray, gy: np.ndarray, k: int, stride: int, pad: int) -> Case:
-    """tt_maxpool_grad_s8 against max_pool_grad_acc: x [h, w, c], gy [ho, wo, c] int8."""
-    acc = rg.max_pool_grad_acc(gy[None], x[None], (k, k), stride, pad)[0]
+def maxpool_grad_case(x: np.ndarray, gy: np.ndarray, k: int, stride: int, pad: int,
+                      kw: int | None = None, stride_w: int | None = None,
+                      pad_w: int | None = None) -> Case:
+    """tt_maxpool_grad_s8 against max_pool_grad_acc: x [h, w, c], gy [ho, wo, c] int8;
+    ``kw`` / ``stride_w`` / ``pad_w``: the columns' window when it differs (per axis)."""
+    kw = k if kw is None else kw
+    per_axis = stride_w is not None or pad_w is not None
+    sw = stride if stride_w is None else stride_w
+    pw = pad if pad_w is None else pad_w
+    acc = rg.max_pool_grad_acc(gy[None], x[None], (k, kw), (stride, sw), (pad, pw))[0]
     (h, w, c), (ho, wo, _) = x.shape, gy.shape
-    return Case("maxpool_grad", [h, w, c, ho, wo, k, k, stride, pad], [x, gy],
-                acc.astype("<i4").tobytes(), name=f"maxpool_grad {h}x{w}x{c} k{k} s{stride} p{pad}")
+    return Case("maxpool_grad", [h, w, c, ho, wo, k, kw, stride, pad] + ([sw, pw] if per_axis else []),
+                [x, gy], acc.astype("<i4").tobytes(),
+                name=f"maxpool_grad {h}x{w}x{c} k{k}x{kw} s{stride}x{sw} p{pad}x{pw}")
+
+
+def lut_grad_case(n: int, rng) -> Case:
+    """tt_lut_grad_s8 against lut_grad_acc: a random int16 derivative table (the extremes
+    included), random x and gy."""
+    t = rng.integers(-32767, 32768, 256).astype(np.int16)
+    t[rng.integers(0, 256, 4)] = [-32767, 32767, 0, 1 << rg.LUT_GRAD_BITS]
+    x = rng.integers(-128, 128, n).astype(np.int8)
+    gy = random_grad(rng, (n,), qmax=128 if rng.random() < 0.5 else 127)
+    acc = rg.lut_grad_acc(gy, x, t)
+    return Case("lut_grad", [n], [t, x, gy], acc.astype("<i4").tobytes(), name=f"lut_grad n={n}")
+
+
+def mul_grad_case(pixels: int, c: int, bcast: bool, rng) -> Case:
+    """tt_mul_grad_s8 against mul_grad_acc (the other operand broadcast per channel or not)."""
+    gy = random_grad(rng, (1, pixels, 1, c))
+    other = rng.integers(-128, 128, (1, 1, 1, c) if bcast else (1, pixels, 1, c)).astype(np.int8)
+    z = int(rng.integers(-128, 128))
+    acc = rg.mul_grad_acc(gy, other, z)
+    return Case("mul_grad", [pixels, c, z, int(bcast)], [gy, other], acc.astype("<i4").tobytes(),
+                name=f"mul_grad {pixels}x{c} bcast={bcast}")
+
+
+def mul_gate_grad_case(pixels: int, c: int, rng) -> Case:
+    """tt_mul_gate_grad_s8 against mul_gate_grad_acc (sum over the pixels per channel)."""
+    gy = random_grad(rng, (1, pixels, 1, c), qmax=128 if rng.random() < 0.3 else 127)
+    a = rng.integers(-128, 128, (1, pixels, 1, c)).astype(np.int8)
+    z = int(rng.integers(-128, 128))
+    acc = rg.mul_gate_grad_acc(gy, a, z)
+    return Case("mul_gate_grad", [pixels, c, z], [gy, a], acc.astype("<i4").tobytes(),
+                name=f"mul_gate_grad {pixels}x{c}")
+
+
+def concat_grad_case(pixels: int, out_c: int, c0: int, c: int, rng) -> Case:
+    """tt_concat_grad_s8 against concat_grad_split (one input's channel range)."""
+    gy = random_grad(rng, (pixels, out_c), sparsity=0.1)
+    gx = rg.concat_grad_split(gy, c0, c)
+    return Case("concat_grad", [pixels, out_c, c0, c], [gy], gx.tobytes(),
+                name=f"concat_grad {pixels}x{out_c} [{c0}, {c0 + c})")
 
 
 def avgpool_grad_case(gy, gy_scale, h: int, w: int) -> Case:
@@ -327,15 +376,27 @@ def avgpool_grad_case(gy, gy_scale, h: int, w: int) -> Case:
 
 # ---- convolutions -------------------------------------------------------------------
 
-def conv_geom(op: str, h, w, ci, co, k, kw, stride, pad):
+def conv_geom(op: str, h, w, ci, co, k, kw, stride, pad, stride_w=None, pad_w=None):
     if op == "conv2d_1x1":
         k = kw = 1
         pad = 0
     if op == "dwconv":
         co = ci
+    sw = stride if stride_w is None else stride_w
+    pw = pad if pad_w is None else pad_w
     ho = (h + 2 * pad - k) // stride + 1
-    wo = (w + 2 * pad - kw) // stride + 1
+    wo = (w + 2 * pw - kw) // sw + 1
     return h, w, ci, co, k, kw, stride, pad, ho, wo
+
+
+def _axis(stride, pad, stride_w, pad_w):
+    """(stride, pad for the reference, the driver's extra geometry array or None, a
+    label): per axis when stride_w / pad_w is given."""
+    if stride_w is None and pad_w is None:
+        return stride, pad, None, f"s{stride} p{pad}"
+    sw = stride if stride_w is None else stride_w
+    pw = pad if pad_w is None else pad_w
+    return (stride, sw), (pad, pw), np.array([sw, pw], np.int32), f"s{stride}x{sw} p{pad}x{pw}"
 
 
 def _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad, x_zero=0) -> list[int]:
@@ -343,23 +404,27 @@ def _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad, x_zero=0) -> list[int
 
 
 def conv_grad_in_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng,
-                      bands=None, t_range=2047, sparsity=0.3, name="") -> Case:
+                      bands=None, t_range=2047, sparsity=0.3, stride_w=None, pad_w=None,
+                      name="") -> Case:
     kw = k if kw is None else kw
-    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, kw, stride, pad)
+    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, kw, stride, pad,
+                                                         stride_w, pad_w)
+    g_s, g_p, geo, label = _axis(stride, pad, stride_w, pad_w)
     t = rng.integers(-t_range, t_range + 1, (ho, wo, co)).astype(np.int16)
     t[rng.random(t.shape) < sparsity] = 0
     groups = ci if op == "dwconv" else 1
     wshape = (co, k, kw, 1 if op == "dwconv" else ci)
     wq = rng.integers(-128, 128, wshape).astype(np.int8)
-    gx = rg.conv_grad_input(t[None], wq, (h, w), stride, pad, groups)[0]
+    gx = rg.conv_grad_input(t[None], wq, (h, w), g_s, g_p, groups)[0]
     if bands == "random":
         cuts = sorted(set(rng.integers(0, h + 1, 3).tolist()) | {0, h})
         bands = list(zip(cuts[:-1], cuts[1:]))
     bands_arr = np.array(bands or [], np.int32).reshape(-1)
     macs = ho * wo * co * k * kw * (1 if op == "dwconv" else ci)
     return Case(f"{op}_grad_in", _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad),
-                [t, wq, bands_arr], gx.astype(np.int32).tobytes(), macs=macs,
-                name=name or f"{op}_grad_in {h}x{w}x{ci}->{co} k{k}x{kw} s{stride} p{pad} "
+                [t, wq, bands_arr] + ([] if geo is None else [geo]), gx.astype(np.int32).tobytes(),
+                macs=macs,
+                name=name or f"{op}_grad_in {h}x{w}x{ci}->{co} k{k}x{kw} {label} "
                              f"bands={bands}")
 
 
@@ -416,9 +481,11 @@ def random_grad(rng, shape, qmax=127, sparsity=0.4) -> np.ndarray:
 
 def conv_grad_w_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng, kk=None,
                      rounding="stochastic", regime="typical", x_zero=None, key=None,
-                     qas_off=False, name="") -> Case:
+                     qas_off=False, stride_w=None, pad_w=None, name="") -> Case:
     kw = k if kw is None else kw
-    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, kw, stride, pad)
+    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, kw, stride, pad,
+                                                         stride_w, pad_w)
+    g_s, g_p, geo, label = _axis(stride, pad, stride_w, pad_w)
     gy = random_grad(rng, (ho, wo, co))
     x = rng.integers(-128, 128, (h, w, ci)).astype(np.int8)
     x_zero = int(rng.integers(-128, 128)) if x_zero is None else x_zero
@@ -427,7 +494,7 @@ def conv_grad_w_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng,
     wq = rng.integers(-128, 128, wshape).astype(np.int8)
     kk = co if kk is None else min(kk, co)
     key = int(rng.integers(0, 2**32)) if key is None else key
-    acc = rg.conv_grad_weight_acc(gy[None], x[None], x_zero, (k, kw), stride, pad, groups, kk)
+    acc = rg.conv_grad_weight_acc(gy[None], x[None], x_zero, (k, kw), g_s, g_p, groups, kk)
     amax = float(np.abs(acc).max()) if acc.size else 1.0
     lr, s_gy, s_x, s_w = sgd_setup(rng, co, amax, regime, qas_off)
     st, w2 = _expected_update(wq, acc, lr, s_gy, s_x, s_w, kk, rounding, key, qas_off)
@@ -435,8 +502,9 @@ def conv_grad_w_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng,
     return Case(f"{op}_grad_w",
                 _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad, x_zero)
                 + _sgd_params(lr, s_gy, s_x, kk, rounding, key, qas_off),
-                [gy, x, wq, s_w], _i32(st) + w2.tobytes(), macs=macs,
-                name=name or f"{op}_grad_w {h}x{w}x{ci}->{co} k{k}x{kw} s{stride} p{pad} "
+                [gy, x, wq, s_w] + ([] if geo is None else [geo]), _i32(st) + w2.tobytes(),
+                macs=macs,
+                name=name or f"{op}_grad_w {h}x{w}x{ci}->{co} k{k}x{kw} {label} "
                              f"k={kk} {rounding} {regime}{' qas_off' if qas_off else ''}")
 
 
@@ -724,6 +792,42 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
             x = mp.choice(np.array([-128, 0, 0, 5, 127], np.int8), (h, w, c))
         ho, wo = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
         cases.append(maxpool_grad_case(x, random_grad(mp, (ho, wo, c)), k, st, pad))
+    return apply_splits(cases, seed)
+
+
+def per_axis_and_se_cases(seed: int = 4242) -> list[Case]:
+    """Kernel, stride and padding differing per axis on non-square maps for the generic
+    conv and the depthwise input gradients and weight updates (bands, channel counts
+    around the DSP groups of 4 and chunks of 32, a third with split weights) and the max
+    pool backward; the backward kernels of squeeze-excite and concat (tt_lut_grad_s8,
+    tt_mul_grad_s8, tt_mul_gate_grad_s8, tt_concat_grad_s8)."""
+    rng = np.random.default_rng([seed, 0xA815])
+    cases: list[Case] = []
+    # (op, h, w, ci, co, k_h, k_w, stride_h, stride_w, pad_h, pad_w)
+    shapes = [("conv2d", 9, 5, 3, 4, 3, 1, 1, 1, 1, 0), ("conv2d", 7, 6, 5, 3, 2, 3, 1, 2, 1, 1),
+              ("conv2d", 11, 6, 1, 5, 10, 4, 2, 2, 5, 1), ("conv2d", 5, 8, 4, 2, 1, 3, 2, 1, 0, 1),
+              ("dwconv", 9, 5, 6, 6, 3, 5, 2, 1, 1, 2), ("dwconv", 7, 9, 9, 9, 3, 3, 1, 2, 1, 0),
+              ("dwconv", 6, 7, 5, 5, 1, 3, 1, 2, 0, 1), ("dwconv", 8, 5, 13, 13, 5, 3, 1, 1, 2, 1),
+              ("dwconv", 5, 4, 35, 35, 3, 3, 2, 1, 0, 1)]
+    for j, (op, h, w, ci, co, kh, kw, sh, sw, ph, pw) in enumerate(shapes):
+        geo = dict(h=h, w=w, ci=ci, co=co, k=kh, kw=kw, stride=sh, pad=ph, stride_w=sw, pad_w=pw,
+                   rng=rng)
+        cases.append(conv_grad_in_case(op, **geo, bands="random" if j % 2 else None))
+        cases.append(conv_grad_w_case(op, **geo, kk=[None, 1, 2, 5][j % 4],
+                                      rounding=rg.ROUNDINGS[j % 3],
+                                      regime=["typical", "small", "typical"][j % 3]))
+    for h, w, c, kh, kw, sh, sw, ph, pw in [(6, 7, 3, 2, 3, 2, 1, 0, 1), (7, 4, 5, 3, 1, 2, 1, 1, 0)]:
+        x = rng.choice(np.array([-128, 0, 0, 5, 127], np.int8), (h, w, c))
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        cases.append(maxpool_grad_case(x, random_grad(rng, (ho, wo, c)), kh, sh, ph, kw, sw, pw))
+    for n in (1, 3, 4, 17, 256):
+        cases.append(lut_grad_case(n, rng))
+    for pixels, c in [(1, 1), (5, 3), (9, 16), (16, 7)]:
+        cases.append(mul_grad_case(pixels, c, True, rng))
+        cases.append(mul_grad_case(pixels, c, False, rng))
+        cases.append(mul_gate_grad_case(pixels, c, rng))
+    for pixels, out_c, c0, c in [(1, 1, 0, 1), (6, 7, 0, 3), (6, 7, 3, 4), (5, 16, 5, 9)]:
+        cases.append(concat_grad_case(pixels, out_c, c0, c, rng))
     return apply_splits(cases, seed)
 
 

@@ -12,7 +12,7 @@ Backward rules
     steps and returns the gradient buffer of each input (``None`` where no gradient is
     needed). Entries: ``conv2d`` (kxk, depthwise, pointwise, grouped),
     ``fully_connected``, ``add``, ``concat``, ``global_avgpool``, ``max_pool``,
-    ``flatten``, plus two pseudo ops:
+    ``flatten``, ``mul``, ``sigmoid`` / ``hardsigmoid`` / ``hardswish``, plus two pseudo ops:
     ``clamp`` (the requant clamp / folded ReLU of every conv, fc and add output; not
     applied to the logits unless ``mask_logits``, see :func:`build_program`) and
     ``softmax_xent`` (the loss on the single graph output). A node on the gradient path
@@ -54,7 +54,8 @@ Saved forward tensors (:class:`SavedTensor`)
     ``activation``: int8 input of a layer whose weights train (1 byte / element);
     ``mask``: clamp mask of a node output on the gradient path (1 bit / element, bytes
     rounded up; ``covered`` when the same tensor is saved whole anyway);
-    ``logits``: the int8 graph output read by the loss.
+    ``logits``: the int8 graph output read by the loss. (The int8 input of a lookup-table
+    function and the operands of a mul are saved as ``activation`` too.)
 
 Layer ids (PRNG streams of stochastic rounding, ``update_key(seed, step, layer_id)``)
     the index of the node among the graph's conv2d / fully_connected nodes in
@@ -448,6 +449,57 @@ class ConcatSplit(Step):
 
 
 @dataclass(kw_only=True)
+class LutGrad(Step):
+    """Gradient of an elementwise function by table (sigmoid / hardsigmoid / hardswish):
+    ``out = lut_grad_acc(grad, x, table)`` with the compile-time int16 derivative table
+    (``lut_grad_table``) indexed by the saved int8 input ``x`` (int32, scale
+    ``scale(grad) * d_scale``); a RequantGrad makes it int8."""
+
+    kind: ClassVar[str] = "lut_grad"
+    ref: ClassVar[str] = "lut_grad_acc"
+    READS: ClassVar = ("grad",)
+    WRITES: ClassVar = ("out",)
+    SAVED: ClassVar = ("x",)
+    grad: str
+    out: str
+    x: str
+    table: np.ndarray
+    d_scale: float
+
+
+@dataclass(kw_only=True)
+class MulGrad(Step):
+    """Gradient of ``y = a * b`` w.r.t. one operand: ``out = mul_grad_acc(grad, other,
+    other_zero)`` with the saved int8 ``other`` operand (``bcast``: a per-channel gate
+    broadcast over the pixels), int32 with scale ``scale(grad) * other_scale``; a
+    RequantGrad makes it int8."""
+
+    kind: ClassVar[str] = "mul_grad"
+    ref: ClassVar[str] = "mul_grad_acc"
+    READS: ClassVar = ("grad",)
+    WRITES: ClassVar = ("out",)
+    SAVED: ClassVar = ("other",)
+    grad: str
+    out: str
+    other: str
+    other_zero: int
+    other_scale: float
+    pixels: int
+    channels: int
+    bcast: bool = False                # other is [1, 1, C] over the grad's pixels
+
+
+@dataclass(kw_only=True)
+class MulGateGrad(MulGrad):
+    """Gradient of ``y = a * gate`` w.r.t. the per-channel gate [1, 1, C]: ``out =
+    mul_gate_grad_acc(grad, a, a_zero)`` (``other`` is the saved feature map ``a``),
+    summed over the pixels, int32 with scale ``scale(grad) * other_scale``."""
+
+    kind: ClassVar[str] = "mul_gate_grad"
+    ref: ClassVar[str] = "mul_gate_grad_acc"
+
+
+@dataclass(kw_only=True)
 class Reshape(Step):
     """Gradient of ``flatten``: same values and scale, new shape. ``out`` aliases ``grad``."""
 
@@ -547,7 +599,7 @@ class BiasUpdate(Step):
 
 STEP_KINDS: dict[str, type[Step]] = {c.kind: c for c in (
     LossGrad, Mask, Prescale, ConvGradInput, FcGradInput, RequantGrad, AvgpoolGrad, MaxPoolGrad,
-    AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate)}
+    AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate, LutGrad, MulGrad, MulGateGrad)}
 
 
 @dataclass
@@ -812,6 +864,47 @@ def _rule_flatten(b: Builder, node: Node, gy: str) -> list:
     return [out]
 
 
+def _rule_lut(b: Builder, node: Node, gy: str) -> list:
+    """sigmoid / hardsigmoid / hardswish: the derivative at the saved int8 input (the
+    input, not the output, is saved: hardswish is not a function of its output)."""
+    x = node.inputs[0]
+    if not b.need[x]:
+        return [None]
+    xt, yt = b.g.tensors[x], b.g.tensors[node.output]
+    table, d_scale = rgo.lut_grad_table(node, xt.scale, xt.zero_point, yt.scale, yt.zero_point)
+    acc = b.buffer(f"acc:{x}@{node.name}", "int32", b.shape(x), x)
+    b.emit(LutGrad(node=node.name, grad=gy, out=acc, x=b.save(x, "activation"), table=table,
+                   d_scale=float(d_scale)))
+    gx = b.buffer(f"g:{x}@{node.name}", "int8", b.shape(x), x)
+    b.emit(RequantGrad(node=node.name, acc=acc, out=gx, tensor=x))
+    return [gx]
+
+
+def _rule_mul(b: Builder, node: Node, gy: str) -> list:
+    """y = a * b (b the same shape, or a per-channel gate): each operand's gradient is the
+    output gradient times the other saved operand (summed over H x W for the gate)."""
+    y = b.shape(node.output)
+    c = int(y[-1])
+    pixels = int(np.prod(y[:-1]))
+    gate = int(np.prod(b.shape(node.inputs[1]))) != int(np.prod(y))
+    outs = []
+    for i, t in enumerate(node.inputs):
+        if not b.need[t]:
+            outs.append(None)
+            continue
+        other = node.inputs[1 - i]
+        ot = b.g.tensors[other]
+        acc = b.buffer(f"acc:{t}@{node.name}#{i}", "int32", b.shape(t), t)
+        step = MulGateGrad if gate and i == 1 else MulGrad
+        b.emit(step(node=node.name, grad=gy, out=acc, other=b.save(other, "activation"),
+                    other_zero=int(ot.zero_point), other_scale=float(ot.scale), pixels=pixels,
+                    channels=c, bcast=gate and i == 0))
+        gx = b.buffer(f"g:{t}@{node.name}#{i}", "int8", b.shape(t), t)
+        b.emit(RequantGrad(node=node.name, acc=acc, out=gx, tensor=t))
+        outs.append(gx)
+    return outs
+
+
 def _rule_clamp(b: Builder, node: Node, gy: str) -> str:
     """The requant clamp (folded ReLU / ReLU6 / int8 saturation) of a conv, fc or add:
     zero the gradient where the saved forward output sits at act_min or act_max."""
@@ -845,6 +938,10 @@ RULES: dict[str, Callable] = {
     "global_avgpool": _rule_global_avgpool,
     "max_pool": _rule_max_pool,
     "flatten": _rule_flatten,
+    "mul": _rule_mul,
+    "sigmoid": _rule_lut,
+    "hardsigmoid": _rule_lut,
+    "hardswish": _rule_lut,
     "clamp": _rule_clamp,
     "softmax_xent": _rule_softmax_xent,
 }

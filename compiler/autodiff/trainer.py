@@ -289,6 +289,19 @@ def _x_concat_split(s: ad.ConcatSplit, c: _Ctx):
             c.put(o, rgo.concat_grad_split(q, c0, ch), sc)
 
 
+def _x_lut_grad(s: ad.LutGrad, c: _Ctx):
+    q, sc = c.get(s.grad)
+    c.put(s.out, rgo.lut_grad_acc(q, c.fwd[s.x], s.table), rgo.F32(rgo.F32(sc) * rgo.F32(s.d_scale)))
+
+
+def _x_mul_grad(s: ad.MulGrad, c: _Ctx):
+    q, sc = c.get(s.grad)
+    other = c.fwd[s.other]
+    acc = (rgo.mul_gate_grad_acc(q, other, s.other_zero) if isinstance(s, ad.MulGateGrad)
+           else rgo.mul_grad_acc(q, other, s.other_zero))
+    c.put(s.out, acc, rgo.F32(rgo.F32(sc) * rgo.F32(s.other_scale)))
+
+
 def _x_reshape(s: ad.Reshape, c: _Ctx):
     q, sc = c.get(s.grad)
     c.put(s.out, q.reshape((q.shape[0],) + tuple(s.shape[1:])), sc)
@@ -353,6 +366,9 @@ EXECUTORS: dict[type, Callable] = {
     ad.MaxPoolGrad: _x_max_pool,
     ad.AddSplit: _x_add_split,
     ad.ConcatSplit: _x_concat_split,
+    ad.LutGrad: _x_lut_grad,
+    ad.MulGrad: _x_mul_grad,
+    ad.MulGateGrad: _x_mul_grad,
     ad.Reshape: _x_reshape,
     ad.AccumulateGrads: _x_accumulate,
     ad.ConvUpdate: _x_conv_update,

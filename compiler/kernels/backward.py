@@ -17,6 +17,9 @@ avgpool_grad       tt_avgpool_grad_s8
 max_pool_grad      tt_maxpool_grad_s8
 add_split/reshape  (aliases: no code)
 concat_split       tt_concat_grad_s8 (one call per input that needs a gradient)
+lut_grad           tt_lut_grad_s8 (the node's int16 derivative table, flash)
+mul_grad           tt_mul_grad_s8
+mul_gate_grad      tt_mul_gate_grad_s8 (the per-channel gate of a broadcast mul)
 accumulate_grads   tt_add_grads_s8
 conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
 fc_update          tt_fc_grad_w_update_s8
@@ -70,13 +73,6 @@ def fc_literal(g: Graph, n: Node) -> str:
             f".in_c = {w.shape[1]}, .out_c = {w.shape[0]}, .in_zero = {x.zero_point}, "
             f".out_zero = {y.zero_point}, .act_min = {int(n.attrs['act_min'])}, "
             f".act_max = {int(n.attrs['act_max'])}}}")
-
-
-def _square_dw(n: Node) -> None:
-    if not is_square(n.attrs):
-        raise UnsupportedOpError("conv2d", n.name, f"training a depthwise convolution with "
-                                 f"stride {n.attrs['stride']} / pad {n.attrs['pad']} differing "
-                                 "per axis has no C kernel", n.source)
 
 
 def _node(g: Graph, s: ad.Step) -> Node | None:
@@ -159,7 +155,6 @@ class ConvGradInputE(BackwardEmitter):
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
-            _square_dw(n)
             return "tt_dwconv_grad_in_s16"
         if kind == "pointwise" and is_square(n.attrs):
             return "tt_conv2d_1x1_grad_in_s16"
@@ -243,6 +238,36 @@ class ConcatSplitE(BackwardEmitter):
         return lines
 
 
+class LutGradE(BackwardEmitter):
+    step = ad.LutGrad
+
+    def kernel(self, g, s):
+        return "tt_lut_grad_s8"
+
+    def call(self, tc, i, s):
+        tab = tc.ctx.table(tc.g.node(s.node), "dlut", "int16_t", s.table)
+        numel = tc.program.buffers[s.out].numel
+        return [f"tt_lut_grad_s8({tab}, {tc.A(s.x)}, {tc.G(s.grad)}, {tc.G(s.out, 'int32_t')}, "
+                f"{numel})",
+                f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(s.d_scale)}"]
+
+
+class MulGradE(BackwardEmitter):
+    step = ad.MulGrad
+
+    def kernel(self, g, s):
+        return "tt_mul_gate_grad_s8" if isinstance(s, ad.MulGateGrad) else "tt_mul_grad_s8"
+
+    def call(self, tc, i, s):
+        if isinstance(s, ad.MulGateGrad):
+            call = (f"tt_mul_gate_grad_s8({tc.G(s.grad)}, {tc.A(s.other)}, {s.other_zero}, "
+                    f"{s.pixels}, {s.channels}, {tc.G(s.out, 'int32_t')})")
+        else:
+            call = (f"tt_mul_grad_s8({tc.G(s.grad)}, {tc.A(s.other)}, {s.other_zero}, {s.pixels}, "
+                    f"{s.channels}, {int(s.bcast)}, {tc.G(s.out, 'int32_t')})")
+        return [call, f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(s.other_scale)}"]
+
+
 class AliasE(BackwardEmitter):
     """add_split / reshape: the output aliases the input's storage; no code."""
 
@@ -269,7 +294,6 @@ class ConvUpdateE(BackwardEmitter):
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
-            _square_dw(n)
             return "tt_dwconv_grad_w_update_s8"
         if kind == "pointwise" and is_square(n.attrs):
             return "tt_conv2d_1x1_grad_w_update_s8"
@@ -327,7 +351,8 @@ BY_STEP: dict[type, BackwardEmitter] = {
     ad.ConvGradInput: ConvGradInputE(), ad.FcGradInput: FcGradInputE(),
     ad.RequantGrad: RequantGradE(), ad.AvgpoolGrad: AvgpoolGradE(), ad.MaxPoolGrad: MaxPoolGradE(),
     ad.AddSplit: AliasE(), ad.Reshape: AliasE(), ad.AccumulateGrads: AccumulateGradsE(),
-    ad.ConcatSplit: ConcatSplitE(),
+    ad.ConcatSplit: ConcatSplitE(), ad.LutGrad: LutGradE(), ad.MulGrad: MulGradE(),
+    ad.MulGateGrad: MulGradE(),
     ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
 }
 

@@ -471,3 +471,70 @@ def bias_factors_plain(lr: float, s_gy: float, s_x: float, s_w) -> np.ndarray:
     """QAS off: SGD on the int32 bias with the gradient w.r.t. ``b_q``
     (= s_x * s_w[c] * dL/db_real): ``f_b = ((lr * s_gy) * s_x) * s_w[c]`` in float32."""
     return weight_factors_plain(lr, s_gy, s_x, s_w)
+
+
+# ----------------------------------------------------------------------------- squeeze-excite ops
+# Backward of the elementwise lookup-table functions (sigmoid / hardsigmoid / hardswish)
+# and of mul (same shapes, or a per-channel gate broadcast over H x W).
+
+LUT_GRAD_BITS = 14     # the largest |f'| of a table maps to 2**14 (int16 entries)
+
+
+def _d_sigmoid(node, x):
+    s = 1.0 / (1.0 + np.exp(-x))
+    return s * (1.0 - s)
+
+
+def _d_hardsigmoid(node, x):
+    v = x * node.attrs["alpha"] + node.attrs["beta"]
+    return np.where((v > 0.0) & (v < 1.0), float(node.attrs["alpha"]), 0.0)
+
+
+def _d_hardswish(node, x):
+    return np.where(x <= -3.0, 0.0, np.where(x < 3.0, x / 3.0 + 0.5, 1.0))
+
+
+#: op -> derivative f'(node, x) of the functions of compiler.ir.ops.LUT_FUNCTIONS (as
+#: torch's autograd defines it at the kinks)
+LUT_DERIVATIVES = {"sigmoid": _d_sigmoid, "hardsigmoid": _d_hardsigmoid,
+                   "hardswish": _d_hardswish}
+
+
+def lut_grad_table(node, in_scale: float, in_zero: int, out_scale: float,
+                   out_zero: int) -> tuple[np.ndarray, np.float32]:
+    """Compile-time derivative table of an elementwise function node: int16 entry
+    ``q + 128`` is ``f'((q - in_zero) * in_scale) / d_scale`` rounded half away from zero,
+    and 0 where the forward table saturates (the int8 output is clamped there, so its
+    derivative is zero); ``d_scale`` (float32) maps the largest |f'| to 2**14."""
+    from compiler.ir.ops import LUT_FUNCTIONS
+    q = np.arange(-128, 128, dtype=np.float64)
+    x = (q - in_zero) * in_scale
+    d = LUT_DERIVATIVES[node.op](node, x).astype(np.float64)
+    y = LUT_FUNCTIONS[node.op](node, x) / out_scale + out_zero
+    d = np.where((y < -128.5) | (y > 127.5), 0.0, d)
+    top = float(np.abs(d).max())
+    d_scale = F32(top / (1 << LUT_GRAD_BITS)) if top > 0 else F32(1.0)
+    t = d / float(d_scale)
+    t = np.sign(t) * np.floor(np.abs(t) + 0.5)
+    return np.clip(t, -32767, 32767).astype(np.int16), d_scale
+
+
+def lut_grad_acc(gy_q, x_q, dtable) -> np.ndarray:
+    """``acc = gy * dtable[x + 128]`` (int32, scale ``s_gy * d_scale``): the gradient of
+    ``y = table[x + 128]`` at the saved int8 input ``x``."""
+    d = np.asarray(dtable, np.int32)[np.asarray(x_q, np.int64) + 128]
+    return (np.asarray(gy_q, np.int32) * d).astype(np.int32)
+
+
+def mul_grad_acc(gy_q, other_q, other_zero: int) -> np.ndarray:
+    """Gradient of ``y = a * b`` w.r.t. one operand: ``acc = gy * (other - z_other)``
+    (int32, scale ``s_gy * s_other``); ``other`` may be [N, 1, 1, C] (a gate broadcast
+    over gy's H x W)."""
+    return (np.asarray(gy_q, np.int32) * (np.asarray(other_q, np.int32) - int(other_zero))).astype(np.int32)
+
+
+def mul_gate_grad_acc(gy_q, a_q, a_zero: int) -> np.ndarray:
+    """Gradient of ``y = a * gate`` w.r.t. a per-channel gate [N, 1, 1, C] broadcast over
+    H x W: ``acc[c] = sum_hw gy * (a - z_a)`` (int32, scale ``s_gy * s_a``)."""
+    p = np.asarray(gy_q, np.int64) * (np.asarray(a_q, np.int64) - int(a_zero))
+    return p.sum(axis=(1, 2), keepdims=True).astype(np.int32)

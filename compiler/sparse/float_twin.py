@@ -12,7 +12,8 @@ not part of the numeric contract.
   :func:`compiler.autodiff.program.build_program`);
 - add: ``a + b`` then its clamp; global_avgpool: mean over H, W; max_pool: torch's
   max_pool2d (the gradient goes to a window's maximum, like the int8 rule); flatten:
-  NHWC order.
+  NHWC order; mul: ``a * b`` (broadcast gate) then its clamp; sigmoid / hardsigmoid /
+  hardswish: torch's functions (the int8 tables round them).
 
 Tensors are NHWC (batch first) real values; :meth:`FloatTwin.dequantize` turns int8
 tensors of the graph into them. ``nodes`` restricts the twin to a suffix of the graph
@@ -112,6 +113,14 @@ class FloatTwin(nn.Module):
                                  a["pad"]).permute(0, 2, 3, 1)
             elif n.op == "flatten":
                 y = xs[0].reshape(xs[0].shape[0], -1)
+            elif n.op == "mul":
+                y = self._clamp(n, xs[0] * xs[1])
+            elif n.op == "sigmoid":
+                y = torch.sigmoid(xs[0])
+            elif n.op == "hardsigmoid":
+                y = torch.clamp(xs[0] * n.attrs["alpha"] + n.attrs["beta"], 0.0, 1.0)
+            elif n.op == "hardswish":
+                y = F.hardswish(xs[0])
             else:
                 raise NotImplementedError(f"float twin: op {n.op!r} ({n.name})")
             env[n.output] = y

@@ -64,7 +64,8 @@
  *
  * Variants: Arm DSP code (ACLE intrinsics, and hand-written row loops for the hot
  * paths) exists for conv2d, conv2d_1x1, the depthwise kernels (k = 3, 5, 7, stride 1/2),
- * fc and add; avgpool and requantize are portable everywhere. Requantization uses an
+ * fc and add (and the requantization of mul and of concat's requantized inputs);
+ * avgpool, requantize and lut are portable everywhere. Requantization uses an
  * exact SMMLA-based fast path where the channel's accumulator range allows it (see
  * runtime_c/src/kernels/tt_simd.h), else the 64-bit formula of tt_qmath.h.
  *

@@ -9,7 +9,8 @@
  *     and TT_PORTABLE is not (TT_EMULATE_DSP runs it on C models of the instructions);
  *   - portable C99 variant otherwise.
  * DSP variants exist for the MAC-heavy kernels: 1x1 / fc / depthwise input gradients and
- * weight gradients; the generic convolution (in practice the first layer), the loss,
+ * weight gradients, and the mul gradients (tt_mul_grad_s8, tt_mul_gate_grad_s8); the
+ * generic convolution (in practice the first layer), the loss,
  * the scale choice and the elementwise kernels are the same C in both builds.
  * The only value that is not bit-exact is the loss reported by tt_softmax_xent_grad_s8
  * (libm logf vs numpy's log; it feeds nothing). No malloc, no I/O. Kernels are kept
@@ -38,7 +39,7 @@
  * Return values (tt_status.h: one convention for every runtime kernel)
  *   void, cannot fail (everything they read was fixed and checked at compile time):
  *     tt_grad_prescale_s16, tt_clamp_mask_pack_s8, tt_grad_mask_s8, tt_avgpool_grad_s8,
- *     tt_maxpool_grad_s8
+ *     tt_maxpool_grad_s8, tt_lut_grad_s8, tt_mul_grad_s8, tt_mul_gate_grad_s8
  *     and the input gradients tt_*_grad_in_s16.
  *   int, TT_OK or TT_ERR_ARG (they take run-time settings: bit width 2..8, range
  *   function, label, n):
@@ -113,6 +114,9 @@ size_t tt_clamp_mask_pack_s8_scratch_bytes(int32_t n);                /* 0 */
 size_t tt_grad_mask_s8_scratch_bytes(int32_t n);                      /* 0 */
 size_t tt_avgpool_grad_s8_scratch_bytes(int32_t c);                   /* 0 */
 size_t tt_concat_grad_s8_scratch_bytes(int32_t c);                    /* 0 */
+size_t tt_lut_grad_s8_scratch_bytes(int32_t n);                       /* 0 */
+size_t tt_mul_grad_s8_scratch_bytes(int32_t c);                       /* 0 */
+size_t tt_mul_gate_grad_s8_scratch_bytes(int32_t c);                  /* 0 */
 size_t tt_maxpool_grad_s8_scratch_bytes(const tt_pool_params *p);       /* 0 */
 size_t tt_conv2d_grad_in_s16_scratch_bytes(const tt_conv_params *p);  /* 0 */
 size_t tt_conv2d_1x1_grad_in_s16_scratch_bytes(const tt_conv_params *p);
@@ -186,6 +190,22 @@ void tt_avgpool_grad_s8(const int8_t *gy, float gy_scale, int32_t h, int32_t w, 
    out_c channels; the scale is gy's (the caller copies it). */
 void tt_concat_grad_s8(const int8_t *gy, int32_t pixels, int32_t out_c, int32_t c0, int32_t c,
                        int8_t *gx);
+
+/* lut_grad_acc (sigmoid / hardsigmoid / hardswish): acc[i] = gy[i] * dtable[x[i] + 128]
+   over n values, x the saved int8 forward input, dtable the int16 derivative table
+   (256 entries); int32 with the scale s_gy * d_scale. */
+void tt_lut_grad_s8(const int16_t *dtable, const int8_t *x, const int8_t *gy, int32_t *acc,
+                    int32_t n);
+
+/* mul_grad_acc: acc = gy * (other - z_other) over pixels x c values (other: c values
+   broadcast over the pixels when bcast); int32 with the scale s_gy * s_other. */
+void tt_mul_grad_s8(const int8_t *gy, const int8_t *other, int32_t z_other, int32_t pixels,
+                    int32_t c, int32_t bcast, int32_t *acc);
+
+/* mul_gate_grad_acc: acc[c] = sum over pixels of gy[p][c] * (a[p][c] - z_a) (the gradient
+   of a per-channel gate; pixels < 65536); int32 with the scale s_gy * s_a. */
+void tt_mul_gate_grad_s8(const int8_t *gy, const int8_t *a, int32_t z_a, int32_t pixels,
+                         int32_t c, int32_t *acc);
 
 /* max_pool_grad_acc: each gy[oy][ox][c] added to the accumulator of the first maximum
    of its window in the forward input x (row, then column; padded taps never win);

@@ -60,14 +60,18 @@ typedef size_t (*scratch_fn)(const tt_conv_params *);
 static void run_conv(rd_t *r, int op, result_t *res)
 {
     int32_t np = rd_i32(r);
-    int32_t v[15];
-    if (np != 14 && np != 15) { r->err = 1; return; }
+    int32_t v[17];
+    if (np < 14 || np > 17) { r->err = 1; return; }
     for (int i = 0; i < np; ++i) v[i] = rd_i32(r);
     tt_conv_params p = {0}; /* stride_w = 0: square geometry */
     p.in_h = v[0]; p.in_w = v[1]; p.in_c = v[2];
     p.out_h = v[3]; p.out_w = v[4]; p.out_c = v[5];
     p.k_h = v[6]; p.k_w = v[7]; p.stride = v[8]; p.pad = v[9];
     p.in_zero = v[10]; p.out_zero = v[11]; p.act_min = v[12]; p.act_max = v[13];
+    /* per-axis geometry: stride_w, pad_w after the 14 (16 or 17 params); the split, when
+       present, is always the last (an odd count) */
+    if (np >= 16) { p.stride_w = v[14]; p.pad_w = v[15]; }
+    const int32_t split_at = (np & 1) ? np - 1 : -1;
     int32_t nb = rd_i32(r);
     if (r->err || nb < 0 || nb > 64) { r->err = 1; return; }
     int32_t bands[128];
@@ -82,7 +86,7 @@ static void run_conv(rd_t *r, int op, result_t *res)
     p.w_tail = NULL;
     p.w_split = 0;
     if (r->err) return;
-    if (np == 15 && !split_weights(p.w, p.out_c, wcount / (p.out_c ? p.out_c : 1), v[14],
+    if (split_at >= 0 && !split_weights(p.w, p.out_c, wcount / (p.out_c ? p.out_c : 1), v[split_at],
                                    &p.w, &p.w_tail, &p.w_split)) {
         res->status = 4;
         return;
@@ -216,12 +220,13 @@ static void run_avgpool(rd_t *r, result_t *res)
 static void run_maxpool(rd_t *r, result_t *res)
 {
     int32_t np = rd_i32(r);
-    int32_t v[9];
-    if (np != 9) { r->err = 1; return; }
-    for (int i = 0; i < 9; ++i) v[i] = rd_i32(r);
+    int32_t v[11] = {0};
+    if (np != 9 && np != 11) { r->err = 1; return; } /* 11: + stride_w, pad_w (per axis) */
+    for (int i = 0; i < np; ++i) v[i] = rd_i32(r);
     if (rd_i32(r) != 0) { r->err = 1; return; }
     const tt_pool_params p = {.in_h = v[0], .in_w = v[1], .c = v[2], .out_h = v[3], .out_w = v[4],
-                              .k_h = v[5], .k_w = v[6], .stride = v[7], .pad = v[8]};
+                              .k_h = v[5], .k_w = v[6], .stride = v[7], .pad = v[8],
+                              .stride_w = v[9], .pad_w = v[10]};
     const int8_t *x = (const int8_t *)rd_arr(r, p.in_h * p.in_w * p.c);
     if (r->err) return;
     const size_t n = (size_t)p.out_h * p.out_w * p.c;

@@ -59,6 +59,10 @@ enum {
     OP_BIAS = 24,
     OP_FACTORS = 25,
     OP_MAXPOOL_GRAD = 26,
+    OP_LUT_GRAD = 27,
+    OP_MUL_GRAD = 28,
+    OP_MUL_GATE_GRAD = 29,
+    OP_CONCAT_GRAD = 30,
 };
 
 #define MAX_PARAMS 32
@@ -157,6 +161,16 @@ static void conv_params(const case_t *c, tt_conv_params *p)
     p->out_h = c->v[3]; p->out_w = c->v[4]; p->out_c = c->v[5];
     p->k_h = c->v[6]; p->k_w = c->v[7]; p->stride = c->v[8]; p->pad = c->v[9];
     p->in_zero = c->v[10];
+}
+
+/* Per-axis geometry from an optional array of two int32 (stride_w, pad_w); 0: bad size. */
+static int axis_params(const arr_t *a, tt_conv_params *p)
+{
+    if (a->n != 8) return 0;
+    const int32_t *g = (const int32_t *)a->p;
+    p->stride_w = g[0];
+    p->pad_w = g[1];
+    return 1;
 }
 
 static void sgd_params(const case_t *c, int32_t at, const float *s_w, tt_sgd_params *u)
@@ -400,10 +414,12 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         return;
     }
     case OP_MAXPOOL_GRAD: {
+        /* 9 params [+ stride_w, pad_w: per axis] */
         const tt_pool_params p = {.in_h = v[0], .in_w = v[1], .c = v[2], .out_h = v[3],
                                   .out_w = v[4], .k_h = v[5], .k_w = v[6], .stride = v[7],
-                                  .pad = v[8]};
-        NEED(c->np == 9 && c->na == 2 && c->a[0].n == v[0] * v[1] * v[2]
+                                  .pad = v[8], .stride_w = c->np == 11 ? v[9] : 0,
+                                  .pad_w = c->np == 11 ? v[10] : 0};
+        NEED((c->np == 9 || c->np == 11) && c->na == 2 && c->a[0].n == v[0] * v[1] * v[2]
              && c->a[1].n == v[3] * v[4] * v[2]);
         const size_t n = 4 * (size_t)v[0] * v[1] * v[2];
         if (!out_alloc(res, (int32_t)n)) return;
@@ -411,6 +427,66 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         if (!g) return;
         uint32_t t0 = tc_cycles();
         tt_maxpool_grad_s8(&p, (const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p, (int32_t *)g);
+        res->cycles = tc_cycles() - t0;
+        kbuf_done(res, g, n);
+        return;
+    }
+    case OP_LUT_GRAD: {
+        /* n; dtable (int16 x 256), x, gy -> int32 acc */
+        NEED(c->np == 1 && c->na == 3 && c->a[0].n == 512 && c->a[1].n == v[0]
+             && c->a[2].n == v[0] && v[0] > 0);
+        const size_t n = 4 * (size_t)v[0];
+        if (!out_alloc(res, (int32_t)n)) return;
+        uint8_t *g = kbuf(res, n);
+        if (!g) return;
+        uint32_t t0 = tc_cycles();
+        tt_lut_grad_s8((const int16_t *)c->a[0].p, (const int8_t *)c->a[1].p,
+                       (const int8_t *)c->a[2].p, (int32_t *)(void *)g, v[0]);
+        res->cycles = tc_cycles() - t0;
+        kbuf_done(res, g, n);
+        return;
+    }
+    case OP_MUL_GRAD: {
+        /* pixels, c, z_other, bcast; gy, other -> int32 acc [pixels][c] */
+        NEED(c->np == 4 && c->na == 2 && v[0] > 0 && v[1] > 0 && c->a[0].n == v[0] * v[1]
+             && c->a[1].n == (v[3] ? v[1] : v[0] * v[1]));
+        const size_t n = 4 * (size_t)v[0] * v[1];
+        if (!out_alloc(res, (int32_t)n)) return;
+        uint8_t *g = kbuf(res, n);
+        if (!g) return;
+        uint32_t t0 = tc_cycles();
+        tt_mul_grad_s8((const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p, v[2], v[0], v[1],
+                       v[3], (int32_t *)(void *)g);
+        res->cycles = tc_cycles() - t0;
+        kbuf_done(res, g, n);
+        return;
+    }
+    case OP_MUL_GATE_GRAD: {
+        /* pixels, c, z_a; gy, a -> int32 acc [c] */
+        NEED(c->np == 3 && c->na == 2 && v[0] > 0 && v[1] > 0 && c->a[0].n == v[0] * v[1]
+             && c->a[1].n == v[0] * v[1]);
+        const size_t n = 4 * (size_t)v[1];
+        if (!out_alloc(res, (int32_t)n)) return;
+        uint8_t *g = kbuf(res, n);
+        if (!g) return;
+        memset(g, 0x5A, n);
+        uint32_t t0 = tc_cycles();
+        tt_mul_gate_grad_s8((const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p, v[2], v[0], v[1],
+                            (int32_t *)(void *)g);
+        res->cycles = tc_cycles() - t0;
+        kbuf_done(res, g, n);
+        return;
+    }
+    case OP_CONCAT_GRAD: {
+        /* pixels, out_c, c0, c; gy -> int8 gx [pixels][c] */
+        NEED(c->np == 4 && c->na == 1 && v[0] > 0 && v[3] > 0 && v[2] >= 0
+             && v[2] + v[3] <= v[1] && c->a[0].n == v[0] * v[1]);
+        const size_t n = (size_t)v[0] * v[3];
+        if (!out_alloc(res, (int32_t)n)) return;
+        uint8_t *g = kbuf(res, n);
+        if (!g) return;
+        uint32_t t0 = tc_cycles();
+        tt_concat_grad_s8((const int8_t *)c->a[0].p, v[0], v[1], v[2], v[3], (int8_t *)g);
         res->cycles = tc_cycles() - t0;
         kbuf_done(res, g, n);
         return;
@@ -434,10 +510,11 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
     case OP_CONV2D_1X1_GRAD_IN:
     case OP_DWCONV_GRAD_IN: {
         /* conv params (11) [+ split]; t (int16), w, bands (int32 pairs, empty: one full
-           call) */
-        NEED((c->np == 11 || c->np == 12) && c->na == 3);
+           call) [, geometry of the columns (int32 stride_w, pad_w): per axis] */
+        NEED((c->np == 11 || c->np == 12) && (c->na == 3 || c->na == 4));
         tt_conv_params p;
         conv_params(c, &p);
+        NEED(c->na == 3 || axis_params(&c->a[3], &p));
         const int dw = op == OP_DWCONV_GRAD_IN;
         const size_t row_t = (size_t)p.out_w * p.out_c, row_g = (size_t)p.in_w * p.in_c;
         NEED((size_t)c->a[0].n == 2 * row_t * p.out_h);
@@ -529,10 +606,12 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
     case OP_CONV2D_GRAD_W:
     case OP_CONV2D_1X1_GRAD_W:
     case OP_DWCONV_GRAD_W: {
-        /* conv params (11) + sgd (7) [+ split]; gy, x, w, s_w */
-        NEED((c->np == 18 || c->np == 19) && c->na == 4);
+        /* conv params (11) + sgd (7) [+ split]; gy, x, w, s_w [, geometry of the columns
+           (int32 stride_w, pad_w): per axis] */
+        NEED((c->np == 18 || c->np == 19) && (c->na == 4 || c->na == 5));
         tt_conv_params p;
         conv_params(c, &p);
+        NEED(c->na == 4 || axis_params(&c->a[4], &p));
         const int dw = op == OP_DWCONV_GRAD_W;
         NEED(c->a[0].n == p.out_h * p.out_w * p.out_c && c->a[1].n == p.in_h * p.in_w * p.in_c);
         const int32_t nw = p.out_c * p.k_h * p.k_w * (dw ? 1 : p.in_c);

@@ -3,7 +3,8 @@
  *
  * DSP variant: channels in chunks of 32; the chunk's weights are paired per tap in
  * scratch ((w[c][tap], w[c+1][tap]) as int16 lanes); per gx pixel and valid tap, two
- * channels per SMLABB + SMLATT, accumulated in gx itself (the first valid tap writes). */
+ * channels per SMLABB + SMLATT, accumulated in gx itself (the first valid tap writes).
+ * Stride and padding may differ per axis (TT_STRIDE_W / TT_PAD_W for the columns). */
 #include "tt_grad_core.h"
 
 #define TT_DW_GIN_CH 32
@@ -60,6 +61,7 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                                      void *scratch)
 {
     const int32_t ch = p->in_c, kh = p->k_h, kw = p->k_w, s = p->stride, pad = p->pad;
+    const int32_t sw = TT_STRIDE_W(p), pw = TT_PAD_W(p); /* columns (per-axis geometry) */
     const int32_t ho = p->out_h, wo = p->out_w, wi = p->in_w, taps = kh * kw;
     int32_t *ws = (int32_t *)scratch;
     for (int32_t c0 = 0; c0 < ch; c0 += TT_DW_GIN_CH) {
@@ -81,9 +83,9 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                     const int32_t oy = py / s;
                     if (oy >= ho) continue;
                     for (int32_t kx = 0; kx < kw; ++kx) {
-                        const int32_t px = ix + pad - kx;
-                        if (px < 0 || px % s) continue;
-                        const int32_t ox = px / s;
+                        const int32_t px = ix + pw - kx;
+                        if (px < 0 || px % sw) continue;
+                        const int32_t ox = px / sw;
                         if (ox >= wo) continue;
                         const int32_t tap = ky * kw + kx;
                         tt_dw_gin_tap(g, t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * ch + c0,
@@ -113,6 +115,7 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
 {
     (void)scratch;
     const int32_t ch = p->in_c, kh = p->k_h, kw = p->k_w, s = p->stride, pad = p->pad;
+    const int32_t sw = TT_STRIDE_W(p), pw = TT_PAD_W(p); /* columns (per-axis geometry) */
     const int32_t ho = p->out_h, wo = p->out_w, wi = p->in_w, taps = kh * kw;
     const int32_t split = tt_w_split_at(p->w_tail, p->w_split, ch); /* channels at p->w */
     for (int32_t iy = y0; iy < y1; ++iy) {
@@ -125,9 +128,9 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
                 const int32_t oy = py / s;
                 if (oy >= ho) continue;
                 for (int32_t kx = 0; kx < kw; ++kx) {
-                    const int32_t px = ix + pad - kx;
-                    if (px < 0 || px % s) continue;
-                    const int32_t ox = px / s;
+                    const int32_t px = ix + pw - kx;
+                    if (px < 0 || px % sw) continue;
+                    const int32_t ox = px / sw;
                     if (ox >= wo) continue;
                     const int16_t *tp = t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * ch;
                     const int32_t tap = ky * kw + kx;

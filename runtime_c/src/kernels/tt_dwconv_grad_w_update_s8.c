@@ -4,7 +4,8 @@
  * DSP variant: 4 channels at a time, one word of gy and one of x per pixel (SXTB16 /
  * SXTAB16 with the zero point folded in), SMLABB / SMLATT into 4 registers per tap, then
  * the 4 weights of the tap are updated; the channels after the last block of 4 take the
- * portable per-channel loop. */
+ * portable per-channel loop. Stride and padding may differ per axis (TT_STRIDE_W /
+ * TT_PAD_W for the columns). */
 #include "tt_grad_core.h"
 
 size_t tt_dwconv_grad_w_update_s8_scratch_bytes(const tt_conv_params *p)
@@ -46,6 +47,7 @@ static void tt_dw_gw_channel(const tt_conv_params *p, const int8_t *gy, const in
 {
     const int32_t ch = p->in_c, kh = p->k_h, kw = p->k_w, s = p->stride, pad = p->pad;
     const int32_t ho = p->out_h, wo = p->out_w, wi = p->in_w, zx = p->in_zero;
+    const int32_t sw = TT_STRIDE_W(p), pw = TT_PAD_W(p); /* columns (per-axis geometry) */
     tt_chf f;
     (void)tt_chf_weight(u, c, &f);
     for (int32_t ky = 0; ky < kh; ++ky) {
@@ -53,13 +55,13 @@ static void tt_dw_gw_channel(const tt_conv_params *p, const int8_t *gy, const in
         tt_tap_range(p->in_h, ho, ky - pad, s, &oy0, &oy1);
         for (int32_t kx = 0; kx < kw; ++kx) {
             int32_t ox0, ox1;
-            tt_tap_range(wi, wo, kx - pad, s, &ox0, &ox1);
+            tt_tap_range(wi, wo, kx - pw, sw, &ox0, &ox1);
             int32_t acc = 0;
             for (int32_t oy = oy0; oy < oy1; ++oy) {
                 const int8_t *g = gy + ((ptrdiff_t)oy * wo + ox0) * ch + c;
                 const int8_t *xp =
-                    x + ((ptrdiff_t)(oy * s + ky - pad) * wi + ox0 * s + kx - pad) * ch + c;
-                for (int32_t ox = ox0; ox < ox1; ++ox, g += ch, xp += s * ch)
+                    x + ((ptrdiff_t)(oy * s + ky - pad) * wi + ox0 * sw + kx - pw) * ch + c;
+                for (int32_t ox = ox0; ox < ox1; ++ox, g += ch, xp += sw * ch)
                     acc += *g * (*xp - zx);
             }
             tt_upd_w(w, (uint32_t)((c * kh + ky) * kw + kx), acc, &f, u->rounding, u->key);
@@ -78,6 +80,7 @@ TT_KERNEL int tt_dwconv_grad_w_update_s8(const tt_conv_params *p, const int8_t *
 #if TT_DSP
     const int32_t ch = p->in_c, kh = p->k_h, kw = p->k_w, s = p->stride, pad = p->pad;
     const int32_t ho = p->out_h, wo = p->out_w, wi = p->in_w, taps = kh * kw;
+    const int32_t sw = TT_STRIDE_W(p), pw = TT_PAD_W(p); /* columns (per-axis geometry) */
     const int32_t zoff = tt_pack16(-p->in_zero, -p->in_zero);
     const int32_t rounding = u->rounding;
     const uint32_t key = u->key;
@@ -89,12 +92,12 @@ TT_KERNEL int tt_dwconv_grad_w_update_s8(const tt_conv_params *p, const int8_t *
             tt_tap_range(p->in_h, ho, ky - pad, s, &oy0, &oy1);
             for (int32_t kx = 0; kx < kw; ++kx) {
                 int32_t ox0, ox1, a[4] = {0, 0, 0, 0};
-                tt_tap_range(wi, wo, kx - pad, s, &ox0, &ox1);
+                tt_tap_range(wi, wo, kx - pw, sw, &ox0, &ox1);
                 if (ox1 > ox0)
                     for (int32_t oy = oy0; oy < oy1; ++oy)
                         tt_dw_gw_row(gy + ((ptrdiff_t)oy * wo + ox0) * ch + c,
-                                     x + ((ptrdiff_t)(oy * s + ky - pad) * wi + ox0 * s + kx - pad) * ch + c,
-                                     ox1 - ox0, ch, s * ch, zoff, a);
+                                     x + ((ptrdiff_t)(oy * s + ky - pad) * wi + ox0 * sw + kx - pw) * ch + c,
+                                     ox1 - ox0, ch, sw * ch, zoff, a);
                 const uint32_t tap = (uint32_t)(ky * kw + kx);
                 for (int32_t q = 0; q < 4; ++q)
                     tt_upd_w(w, (uint32_t)(c + q) * (uint32_t)taps + tap, a[q], &f[q], rounding, key);
