@@ -21,6 +21,7 @@ from compiler.codegen.cformat import c_ident, c_string, wrap_stmt, wrap_values
 from compiler.ir.graph import Graph, Node
 from compiler.kernels import forward as KF
 from compiler.memory import schedule as memplan
+from compiler.memory import training as memtrain
 from compiler.ref.inputs import pixel_lut
 
 TEMPLATES = paths.TEMPLATES
@@ -235,5 +236,8 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "param_bytes": flash_params, "ram_param_bytes": ram_params, "macs": g.macs(),
               "training": program is not None, "trained_arrays": trained_arrays,
               "peak_step": plan.peak_step, "layers": memplan.table(plan)}
+    if program is not None:     # the backward steps too: the training step's real peak
+        report["layers"] = memtrain.table(plan)
+        report["peak_step"] = next(i for i, r in enumerate(report["layers"]) if r["peak"])
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     return report

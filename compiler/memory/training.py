@@ -132,3 +132,32 @@ def stores_features(g, program, steps) -> list[str]:
     feat = sum(int(np.prod(g.tensors[t].shape)) for t in needed)
     inp = int(np.prod(g.tensors[g.inputs[0]].shape))
     return needed if 0 < feat < inp else []
+
+
+def table(p: memplan.Plan) -> list[dict]:
+    """Per-step memory rows of a training plan: the forward steps (as
+    :func:`compiler.memory.schedule.table`), then every backward step that emits code, with
+    the gradient bytes it writes, its scratch, and the arena bytes live during it (saved
+    activations, masks and gradients included). ``peak`` marks the step where the whole
+    timeline peaks; ``phase`` is ``forward`` or ``backward``."""
+    program = p.program
+    g = p.graph
+    rows = [dict(r, phase="forward", peak=False) for r in memplan.table(p)]
+    F = len(rows)
+    scratch = {int(name.split(":")[1]): size for name, size, _, _ in p.extra
+               if name.startswith("bscratch:")}
+    for i, s in enumerate(program.steps):
+        kernel = KB.emitter_for(s).kernel(g, s)
+        if kernel is None:          # aliases: no code, no bytes
+            continue
+        writes = [program.buffers[root(program, b)] for b in s.writes()]
+        shape = list(writes[0].shape) if writes else []
+        if len(shape) > 1 and shape[0] == 1:
+            shape = shape[1:]       # per sample, as the forward rows
+        rows.append({"step": F + i, "name": s.node, "kernel": kernel,
+                     "output_shape": shape, "output_bytes": sum(b.nbytes for b in writes),
+                     "scratch_bytes": scratch.get(i, 0), "live_bytes": p.live_all[F + i],
+                     "phase": "backward", "peak": False})
+    peak = max(range(len(rows)), key=lambda k: rows[k]["live_bytes"])
+    rows[peak]["peak"] = True
+    return rows

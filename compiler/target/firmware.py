@@ -76,11 +76,17 @@ def _bar(used: float, total: float, width: int = 10) -> str:
 
 def format_report(rep: dict) -> str:
     """NNoM-style per-layer table + RAM/flash bars."""
-    lines = [f"{'#':>3} {'layer':<28} {'kernel':<22} {'output':<12} {'out KB':>7} "
+    lines = [f"{'#':>3} {'layer':<28} {'kernel':<30} {'output':<12} {'out KB':>7} "
              f"{'scratch':>8} {'live KB':>8}"]
+    phase = None
     for r in rep["layers"]:
+        if r.get("phase", "forward") != phase and "phase" in r:
+            phase = r["phase"]
+            lines.append(f"    -- {phase} " + ("(activations; saves for the backward stay live)"
+                                                 if phase == "forward" else
+                                                 "(output: gradient written; updates in place)"))
         mark = "  <- peak" if r["peak"] else ""
-        lines.append(f"{r['step']:>3} {r['name'][:28]:<28} {r['kernel'][:22]:<22} "
+        lines.append(f"{r['step']:>3} {r['name'][:28]:<28} {r['kernel'][:30]:<30} "
                      f"{'x'.join(map(str, r['output_shape'])):<12} {r['output_bytes'] / 1024:7.1f} "
                      f"{r['scratch_bytes'] / 1024:8.1f} {r['live_bytes'] / 1024:8.1f}{mark}")
     ram_budget = rep["ram_budget_bytes"]
