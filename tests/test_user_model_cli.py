@@ -234,6 +234,11 @@ def test_plan_suggests_import_then_build(nets, tmp_path):
               "--test", "60", "--lr", "0.05", "--epochs", "2",
               "--generations", "2", "--remeasure", "0", "--ratios", "1", "--min-gain", "100",
               "--jobs", "1", "--cache", "", "--quiet", "--budget", "200KB")
+    # made without --history: the plan counts no history buffer, says so, and the build
+    # gives the device app none
+    assert "history buffer: 0 samples (online SGD; the RAM above counts none" in out
+    import json
+    assert json.loads((tmp_path / "plan.json").read_text())["training"]["history"] == 0
     line = next(ln for ln in out.splitlines() if "build it with:" in ln)
     cmd = line.split("build it with: ", 1)[1]
     imp, build = cmd.split(" && ")
@@ -243,8 +248,9 @@ def test_plan_suggests_import_then_build(nets, tmp_path):
     _ok(tmp_path, *shlex.split(imp)[3:])
     rest = shlex.split(build)[3:]
     rest[rest.index("--board") + 1] = "host"
-    _ok(tmp_path, *rest, "--out", "fw")
+    built = _ok(tmp_path, *rest, "--out", "fw")
     assert (tmp_path / "fw" / "firmware.elf").is_file()
+    assert "history buffer: 0 samples, as the plan says" in built
 
 
 # ------------------------------------------------------------------------ 1-D and flat inputs
@@ -328,3 +334,59 @@ def test_bgr_model_sees_reversed_channels_on_device_and_reference(tmp_path):
     got = np.stack([np.asarray(r.logits_q, np.int8) for r in dev])
     np.testing.assert_array_equal(got, want.reshape(len(imgs), -1))
     assert [r.pred for r in dev] == [int(v) for v in np.argmax(want.astype(np.int32), axis=1)]
+
+
+# --------------------------------------------------------------------------- stream figures
+
+def test_stream_names_its_units_and_prints_the_build_reports_ram(tmp_path):
+    """host.stream labels the board counter by board (QEMU counts instructions, the host
+    build ns, a real board clock cycles) and prints the build report's RAM, the figure
+    `build` printed for the same firmware."""
+    from compiler.target.firmware import format_report
+    from host import stream
+    assert [stream.cost_unit(b) for b in ("qemu-mps2-an500", "host", "stm32f746")] == \
+        ["instructions", "ns", "cycles"]
+    r = stream.PassResult("adapting", unit="instructions")
+    r.correct, r.cycles_predict, r.cycles_train, r.trained_flags = [1], [1200], [0], [0]
+    assert "predict 1200 instructions" in r.line() and r.summary()["cycles_unit"] == "instructions"
+    rep = {"arena_bytes": 3000, "stack_bytes": 8192, "ram_param_bytes": 500,
+           "ram_budget_bytes": 256 * 1024, "linked": {"ram": 14000, "flash": 9000},
+           "param_bytes": 4000, "flash_budget_bytes": 1024 * 1024, "layers": []}
+    (tmp_path / "report.json").write_text(__import__("json").dumps(rep))
+    (tmp_path / "firmware.elf").write_bytes(b"")
+    built = re.search(r"RAM .*?(\d+\.\d) KB of 256 KB", format_report(rep)).group(1)
+    info = P.Info(1, 0xFFFF, 16, 16, 16, 16, 3, 4, 11692, 256 * 1024, 0, 0, 0, 0, "h", "x", "")
+    args = type("A", (), {"boot": f"qemu:{tmp_path / 'firmware.elf'}"})()
+    text = stream._ram_text(info, args)
+    assert f"RAM {built} KB of 256 KB (build report" in text, text
+    args.boot = None
+    assert "as the device reports" in stream._ram_text(info, args)
+
+
+# ---------------------------------------------------------------------------- Python API
+
+def test_readme_python_example_runs_as_written(tmp_path):
+    """The README's "In Python" example, as written, next to its mymodel.py; what it prints
+    is what the saved model and the build report say."""
+    import json
+
+    from compiler.frontend import models
+    text = (paths.REPO / "README.md").read_text()
+    (tmp_path / "mymodel.py").write_text(
+        re.search(r"<!-- example: mymodel.py -->\n```python\n(.*?)```", text, re.S).group(1))
+    (tmp_path / "example.py").write_text(
+        re.search(r"<!-- example: python -->\n```python\n(.*?)```", text, re.S).group(1))
+    env = dict(os.environ, PYTHONPATH=str(paths.REPO))
+    p = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    first, built = p.stdout.strip().splitlines()
+    preds, shape = first.rsplit(" (", 1)
+    assert shape == "8, 10)" and len(re.findall(r"\d+", preds)) == 8
+    g = models.load(tmp_path / "lenet.json")
+    from compiler import api
+    ds = __import__("compiler.frontend.datasets", fromlist=["load"]).load("mnist")
+    assert preds == str(api.run(g, ds.x[:8]).predictions)
+    folder, ram = built.split()[:2]
+    rep = json.loads((tmp_path / folder / "report.json").read_text())
+    assert int(ram) == rep["linked"]["ram"] and (tmp_path / folder / "firmware.elf").is_file()

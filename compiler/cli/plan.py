@@ -134,6 +134,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"{budget / 1024:.1f} KB (arena {pr['arena_bytes'] / 1024:.1f}, trained params "
           f"{pr['trained_param_bytes'] / 1024:.1f}, stack {pr['stack_bytes'] / 1024:.1f}); "
           f"{time.time() - t0:.0f} s")
+    if args.app == "device":     # what `build --plan` gives the device app: the plan's figure
+        print(f"history buffer: {args.history} samples"
+              + (f" ({pr.get('history_bytes', 0) / 1024:.1f} KB, counted in the RAM above)"
+                 if args.history else " (online SGD; the RAM above counts none, so `build --plan` "
+                 "builds the device app without one and it refuses SET history; `plan --history "
+                 "N` reserves one)"))
     plan.meta["analysis"] = an.to_dict()
     try:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -56,9 +56,12 @@ def device_history(plan, g, *, history: int | None = None, budget: int | None = 
     that fits in the plan's ``budget_bytes`` and in ``budget`` (the board's RAM) beside
     the training step under the compiler's memory model (:func:`compiler.sparse.plan.memory`;
     ``stack``: the board's). 0 when none fits (the line says so)."""
-    if history is not None:
-        return int(history), f"history buffer: {int(history)} samples (--history)"
     rec = _recorded(plan).get("history")
+    if history is not None:
+        differs = (f"; the plan's RAM prediction counted {int(rec)}, so the firmware needs "
+                   "more or less RAM than it says" if rec is not None and int(rec) != int(history)
+                   else "")
+        return int(history), f"history buffer: {int(history)} samples (--history){differs}"
     if rec is not None:
         why = "" if rec else " (the plan left no room for one: SET history is refused; " \
                              "`build --history N` or `plan --history N` gives one)"
