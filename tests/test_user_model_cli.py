@@ -221,6 +221,18 @@ def test_every_command_takes_a_pytorch_source(nets, tmp_path, capsys, monkeypatc
     # inspect shows a float source's float graph
     assert "(float32, 10 nodes)" in _main(capsys, tmp_path, monkeypatch, "inspect", src,
                                           "--input-shape", "1,12,12", "--summary")[1]
+    # a float .onnx of the same module: the same options, the same int8 model
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nets_onnx", nets / "nets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.onnx.export(mod.lenet(), torch.zeros(1, 1, 12, 12), str(tmp_path / "lenet.onnx"),
+                      dynamo=False)
+    rc, out, _ = _main(capsys, tmp_path, monkeypatch, "inspect", "lenet.onnx", *opts[2:],
+                       "--summary")
+    assert rc == 0 and "int8, 7 nodes" in out
+    rc, _, err = _main(capsys, tmp_path, monkeypatch, "run", "lenet.onnx", "--image", "coffee")
+    assert rc == 2 and "`run` expected an int8 model; give --calibrate" in err
 
 
 def test_plan_suggests_import_then_build(nets, tmp_path):
