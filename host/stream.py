@@ -69,15 +69,14 @@ def cost_unit(board: str | None) -> str:
     return "cycles"
 
 
-def build_ram(elf) -> dict | None:
-    """The build report's RAM figures (``report.json`` beside the firmware ELF, as `build`
-    printed them: :func:`compiler.target.firmware.ram_figures`), or None."""
+def build_ram(report) -> dict | None:
+    """The RAM figures of a build report (``report.json``) as `build` printed them
+    (:func:`compiler.target.firmware.ram_figures`), or None."""
     from compiler.target import firmware
-    rep = Path(elf).parent / "report.json" if elf else None
-    if rep is None or not rep.is_file():
+    if report is None or not Path(report).is_file():
         return None
     try:
-        return firmware.ram_figures(json.loads(rep.read_text()))
+        return firmware.ram_figures(json.loads(Path(report).read_text()))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -737,7 +736,7 @@ def write_outputs(out: Path, results: list, plan: Plan | None, info: P.Info | No
             "board": info.board, "model_hash": info.model_hash, "plan": info.plan,
             "input": [info.in_h, info.in_w, info.in_c], "classes": info.num_classes,
             "ram_used": info.ram_used, "ram_budget": info.ram_budget,
-            "ram_build_report": build_ram(_elf_of(args)),
+            "ram_build_report": build_ram(_report_of(args)),
             "flash_used": info.flash_used, "flash_budget": info.flash_budget},
         "settings": settings,
         "warnings": log.warnings,
@@ -747,17 +746,23 @@ def write_outputs(out: Path, results: list, plan: Plan | None, info: P.Info | No
     return written
 
 
-def _elf_of(args) -> str | None:
-    """The firmware ELF this stream booted (--boot KIND:ELF), if any."""
-    spec = getattr(args, "boot", None) or ""
-    return spec.partition(":")[2] or None
+def _report_of(args) -> Path | None:
+    """The build report of the firmware at the other end, if known: --expect-report,
+    the --verify build folder's, or the one beside the ELF this stream booted (--boot)."""
+    cands = [getattr(args, "expect_report", None)]
+    if getattr(args, "verify", None):
+        cands.append(Path(args.verify) / "report.json")
+    elf = (getattr(args, "boot", None) or "").partition(":")[2]
+    if elf:
+        cands.append(Path(elf).parent / "report.json")
+    return next((Path(c) for c in cands if c and Path(c).is_file()), None)
 
 
 def _ram_text(info, args) -> str:
     """The RAM figure of the device line: the build report's (same numbers as `build`
     printed) when the firmware's build folder is known, else the device's own figure,
     named for what it counts."""
-    rep = build_ram(_elf_of(args))
+    rep = build_ram(_report_of(args))
     if rep is not None:
         return (f", RAM {rep['ram'] / 1024:.1f} KB of {rep['budget'] // 1024} KB (build report: "
                 f"arena {rep['arena'] / 1024:.1f}, stack {rep['stack'] / 1024:.1f}, runtime "

@@ -331,6 +331,7 @@ def test_bgr_model_sees_reversed_channels_on_device_and_reference(tmp_path):
     np.testing.assert_array_equal(x[..., 0], lut[0][imgs[..., 2]])
     assert not np.array_equal(x, inputs.model_inputs(rgb, imgs))
     want = np.asarray(reference.run(g, x))
+    assert not np.array_equal(want, reference.run(g, inputs.apply_lut(lut, imgs)))
     prog = ad.build_program(g, ad.last_layers(g, 1))
     rep = firmware.build(copy.deepcopy(g), "host", tmp_path / "fw", program=prog,
                          config=tr.TrainConfig(lr=0.05, seed=1), app=firmware.DEVICE_APP,
@@ -368,10 +369,13 @@ def test_stream_names_its_units_and_prints_the_build_reports_ram(tmp_path):
     (tmp_path / "firmware.elf").write_bytes(b"")
     built = re.search(r"RAM .*?(\d+\.\d) KB of 256 KB", format_report(rep)).group(1)
     info = P.Info(1, 0xFFFF, 16, 16, 16, 16, 3, 4, 11692, 256 * 1024, 0, 0, 0, 0, "h", "x", "")
-    args = type("A", (), {"boot": f"qemu:{tmp_path / 'firmware.elf'}"})()
+    args = type("A", (), {"boot": f"qemu:{tmp_path / 'firmware.elf'}", "expect_report": None,
+                          "verify": None})()
     text = stream._ram_text(info, args)
     assert f"RAM {built} KB of 256 KB (build report" in text, text
-    args.boot = None
+    args.boot, args.verify = None, str(tmp_path)
+    assert f"RAM {built} KB of 256 KB (build report" in stream._ram_text(info, args)
+    args.verify = None
     assert "as the device reports" in stream._ram_text(info, args)
 
 
