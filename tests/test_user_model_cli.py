@@ -235,7 +235,7 @@ def test_every_command_takes_a_pytorch_source(nets, tmp_path, capsys, monkeypatc
     assert rc == 2 and "`run` expected an int8 model; give --calibrate" in err
 
 
-def test_plan_suggests_import_then_build(nets, tmp_path):
+def test_plan_suggests_import_then_build(nets, tmp_path, capsys, monkeypatch):
     src = f"{nets / 'nets.py'}:lenet"
     opts = ["--input-shape", "1,12,12", "--calibrate", "digits", "--samples", "16"]
     from compiler.frontend import datasets as D
@@ -257,10 +257,11 @@ def test_plan_suggests_import_then_build(nets, tmp_path):
     assert imp.startswith("python -m compiler import ") and "--samples 16" in imp
     assert build.startswith("python -m compiler build nets-lenet.json --plan plan.json")
     import shlex
-    _ok(tmp_path, *shlex.split(imp)[3:])
+    assert _main(capsys, tmp_path, monkeypatch, *shlex.split(imp)[3:])[0] == 0
     rest = shlex.split(build)[3:]
     rest[rest.index("--board") + 1] = "host"
-    built = _ok(tmp_path, *rest, "--out", "fw")
+    rc, built, err = _main(capsys, tmp_path, monkeypatch, *rest, "--out", "fw")
+    assert rc == 0, err
     assert (tmp_path / "fw" / "firmware.elf").is_file()
     assert "history buffer: 0 samples, as the plan says" in built
 
