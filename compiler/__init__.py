@@ -15,6 +15,9 @@ runtime, boards and models live). The compiler never imports ``host``.
 - ``codegen``: renders the templates into C sources and report.json.
 - ``target``: boards, firmware build, QEMU / host / serial runners.
 - ``cli``: ``tinytrain`` / ``python -m compiler``.
+
+``compiler.api`` (not a stage) is what the commands do as Python functions, for notebooks:
+``import_model``, ``load``, ``save``, ``run``, ``build``.
 """
 
 STAGES = ("ir", "quantize", "frontend", "ref", "autodiff", "kernels", "memory", "sparse",

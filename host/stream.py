@@ -11,7 +11,10 @@ sends one SAMPLE per image and records the device's RESULT. Accuracy is prequent
 it trained on that sample. ``--compare`` runs the same stream twice on the same device,
 after a RESET each time: once with training off (the frozen-model baseline), once
 adapting. Results: a CSV of every sample, a PNG of running accuracy, a JSON summary,
-and, as the last line printed, e.g. ``frozen 61.2% -> on-device 83.5% (n=600)``.
+and, as the last line printed, e.g. ``frozen 61.2% -> on-device 83.5% (n=600)``. The CSV's
+``cycles_predict`` / ``cycles_train`` columns hold what the board's counter counts
+(:func:`cost_unit`): instructions on QEMU, ns on the host build, clock cycles on a real
+board; the summary line and ``summary.json`` (``cycles_unit``) name the unit.
 
 Images are prepared on the host in this order: dataset image -> channels (--gray/--rgb)
 -> resized to the size sent (--size; Pillow bilinear) -> distribution shifts (--shift,
@@ -51,6 +54,31 @@ CSV_FIELDS = ("mode", "index", "dataset_index", "label", "pred", "correct", "tra
 # on firmware that trains more than the classifier); "plan": everything the firmware's
 # sparse-update plan trains (the same as "adapting", named for the summary line).
 MODES = {"frozen": "frozen", "adapting": "on-device", "head": "head only", "plan": "sparse plan"}
+
+
+def cost_unit(board: str | None) -> str:
+    """What the firmware's ``board_cycles()`` counts, so what the ``cycles_predict`` /
+    ``cycles_train`` CSV columns and summary hold (the column names stay): instructions on
+    QEMU (``-icount``), nanoseconds on the host build (CLOCK_MONOTONIC), core clock cycles
+    on a real board (DWT cycle counter)."""
+    b = str(board or "")
+    if b.startswith("qemu"):
+        return "instructions"
+    if b == "host":
+        return "ns"
+    return "cycles"
+
+
+def build_ram(report) -> dict | None:
+    """The RAM figures of a build report (``report.json``) as `build` printed them
+    (:func:`compiler.target.firmware.ram_figures`), or None."""
+    from compiler.target import firmware
+    if report is None or not Path(report).is_file():
+        return None
+    try:
+        return firmware.ram_figures(json.loads(Path(report).read_text()))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE, EXIT_MODEL, EXIT_PORT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -404,6 +432,7 @@ def resend_settings(client: P.Client, settings: dict):
 @dataclass
 class PassResult:
     mode: str
+    unit: str = "cycles"         # what the board's cycle counter counts (cost_unit)
     correct: list = field(default_factory=list)
     trained: int = 0
     losses: list = field(default_factory=list)      # per sample (None: no loss)
@@ -439,6 +468,7 @@ class PassResult:
                 "mean_cycles_predict": mean(self.cycles_predict),
                 "mean_cycles_train": mean([c for c, t in zip(self.cycles_train, self.trained_flags)
                                            if t]),
+                "cycles_unit": self.unit,
                 "seconds": round(self.seconds, 3), "complete": self.complete,
                 "resumes": self.resumes, "device_stats": self.device_stats}
 
@@ -449,9 +479,9 @@ class PassResult:
             parts.append(f"mean loss {s['mean_loss']:.3f}")
         parts.append(f"trained on {self.trained}")
         if s["mean_cycles_predict"] is not None:
-            parts.append(f"predict {s['mean_cycles_predict']:.0f} cycles")
+            parts.append(f"predict {s['mean_cycles_predict']:.0f} {self.unit}")
         if s["mean_cycles_train"] is not None:
-            parts.append(f"train step {s['mean_cycles_train']:.0f} cycles")
+            parts.append(f"train step {s['mean_cycles_train']:.0f} {self.unit}")
         if self.seconds > 0 and self.n:
             parts.append(f"{self.n / self.seconds:.1f} samples/s")
         if self.resumes:
@@ -706,6 +736,7 @@ def write_outputs(out: Path, results: list, plan: Plan | None, info: P.Info | No
             "board": info.board, "model_hash": info.model_hash, "plan": info.plan,
             "input": [info.in_h, info.in_w, info.in_c], "classes": info.num_classes,
             "ram_used": info.ram_used, "ram_budget": info.ram_budget,
+            "ram_build_report": build_ram(_report_of(args)),
             "flash_used": info.flash_used, "flash_budget": info.flash_budget},
         "settings": settings,
         "warnings": log.warnings,
@@ -713,6 +744,35 @@ def write_outputs(out: Path, results: list, plan: Plan | None, info: P.Info | No
     (out / JSON_NAME).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     written.append(out / JSON_NAME)
     return written
+
+
+def _report_of(args) -> Path | None:
+    """The build report of the firmware at the other end, if known: --expect-report,
+    the --verify build folder's, or the one beside the ELF this stream booted (--boot)."""
+    cands = [getattr(args, "expect_report", None)]
+    if getattr(args, "verify", None):
+        cands.append(Path(args.verify) / "report.json")
+    elf = (getattr(args, "boot", None) or "").partition(":")[2]
+    if elf:
+        cands.append(Path(elf).parent / "report.json")
+    return next((Path(c) for c in cands if c and Path(c).is_file()), None)
+
+
+def _ram_text(info, args) -> str:
+    """The RAM figure of the device line: the build report's (same numbers as `build`
+    printed) when the firmware's build folder is known, else the device's own figure,
+    named for what it counts."""
+    rep = build_ram(_report_of(args))
+    if rep is not None:
+        return (f", RAM {rep['ram'] / 1024:.1f} KB of {rep['budget'] // 1024} KB (build report: "
+                f"arena {rep['arena'] / 1024:.1f}, stack {rep['stack'] / 1024:.1f}, runtime "
+                f"{rep['runtime'] / 1024:.1f}"
+                + (f", trainable params {rep['params'] / 1024:.1f}" if rep["params"] else "") + ")")
+    if not info.ram_budget:
+        return ""
+    return (f", RAM {info.ram_used / 1024:.1f} KB of {info.ram_budget // 1024} KB (arena + stack + "
+            "trained arrays, as the device reports; the build report's RAM also counts the "
+            "runtime's buffers)")
 
 
 def _rel(p: Path) -> str:
@@ -870,8 +930,7 @@ def _main(args, log: Log, argv: list[str] | None = None) -> int:
             info = link.open()
             client = link.client
             log.info(f"device: {info.board}, model {info.model_hash}, input {info.in_h}x{info.in_w}"
-                     f"x{info.in_c}, {info.num_classes} classes"
-                     + (f", RAM {info.ram_used}/{info.ram_budget} B" if info.ram_budget else ""))
+                     f"x{info.in_c}, {info.num_classes} classes" + _ram_text(info, args))
             if info.plan:
                 log.info(f"plan:   {info.plan}")
             if info.status:
@@ -929,7 +988,7 @@ def _main(args, log: Log, argv: list[str] | None = None) -> int:
                     elif resets:
                         resend_settings(link.client, settings)
                     restore = _head_only(link.client) if mode == "head" else None
-                    results.append(PassResult(mode))
+                    results.append(PassResult(mode, unit=cost_unit(info.board)))
                     try:
                         run_pass(link, plan, results[-1], args, writer, log, start=start,
                                  settings=settings)

@@ -113,6 +113,10 @@ BAD_OPTIONS = [
     ("plan", "--jobs", ["0", "-4"]),
     ("plan", "--seed", ["-1", str(2 ** 32), "x"]),
     ("import", "--samples", ["0", "-1", "nan", "inf"]),
+    ("inspect", "--samples", ["0", "-1", "nan"]),
+    ("build", "--samples", ["0", "-1", "nan"]),
+    ("run", "--samples", ["0", "inf"]),
+    ("plan", "--samples", ["0", "-1"]),
 ]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from compiler.autodiff import trainer as tr
 from compiler.autodiff.program import TrainingProgram
 from compiler.ir.graph import Graph
-from compiler.ref.inputs import apply_lut, pixel_lut
+from compiler.ref.inputs import apply_lut, in_model_order, pixel_lut
 
 
 @dataclass
@@ -44,7 +44,7 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
     seen = 0
     no_train = no_train if no_train is not None else [False] * len(labels)
     for img, label, nt in zip(images, labels, no_train):
-        x = apply_lut(lut, img)[None]
+        x = apply_lut(lut, in_model_order(g, img))[None]
         # the frozen prefix's outputs never change: computed once per sample (identical
         # results, far less work in history rounds)
         f = tr.prefix_features(g, program, x)

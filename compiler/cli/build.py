@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.cli import args as A
+from compiler.cli import model_arg
 from compiler.cli.commands import MODEL_HELP, command, require_int8
 from compiler.ir.errors import CompilerError
 
@@ -56,6 +57,7 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    help="with --plan and the device app: no flash checkpoints (SAVE, RESTORE, "
                         "autosave, checkpoint upload; by default what the board learns is saved "
                         "to two flash slots and restored at boot)")
+    model_arg.add_import_options(p)
 
 
 def _default_out(board: str, model: str) -> Path:
@@ -74,40 +76,22 @@ def _default_out(board: str, model: str) -> Path:
 def cmd_build(args: argparse.Namespace) -> int:
     import json
 
-    from compiler.frontend import models
+    from compiler import api
     from compiler.target import firmware
-    info = firmware.board_info(args.board)  # clear error on a wrong board, before any work
+    firmware.board_info(args.board)  # clear error on a wrong board, before any work
     out = Path(args.out) if args.out else _default_out(args.board, args.model)
     A.check_writable_dir(out)
-    kw = {}
-    if args.plan:
-        from compiler.target.from_plan import device_history, load_plan_graph, plan_firmware_kwargs
-        g, prog, plan = load_plan_graph(args.model, args.plan, any_model=args.any_model)
-        app = args.app or plan.meta.get("app") or "device"
-        history, note = args.history, None
-        if app != "device" and args.history is not None:
-            raise CompilerError(f"--history applies to the device app; the plan's app is {app} "
-                                "(--app device builds the device app)")
-        if app == "device":
-            history, note = device_history(plan, g, history=args.history,
-                                           budget=(info["ram_kb"] or 0) * 1024 or None,
-                                           stack=info["stack"] or 8192)
-        kw = plan_firmware_kwargs(plan, prog, app=app, lr=args.lr, lr_body=args.lr_body,
-                                  history=history)
-        if not args.json:
-            print(f"plan {args.plan}: {plan.describe(g)}")
-            if note:
-                print(note)
-        kw["checkpoint"] = not args.no_checkpoint
-    elif (args.app or args.lr is not None or args.lr_body is not None or args.history is not None
-          or args.any_model or args.no_checkpoint):
-        raise CompilerError("--app, --lr, --lr-body, --history, --any-model and --no-checkpoint "
-                            "apply to training firmware: give a --plan")
-    else:
-        g = models.load(args.model)
+    api.check_plan_options(args.plan, app=args.app, lr=args.lr, lr_body=args.lr_body,
+                           history=args.history, any_model=args.any_model,
+                           checkpoint=not args.no_checkpoint)
+    g = model_arg.load(args.model, args)
+    if not args.plan:
         require_int8(g, args.model, "build")
-    rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
-                         portable=args.portable, quiet=args.json, **kw)
+    _, rep = api.build(g, args.board, out, plan=args.plan, fuse=args.fuse, profile=args.profile,
+                       portable=args.portable, app=args.app, lr=args.lr, lr_body=args.lr_body,
+                       history=args.history, any_model=args.any_model,
+                       checkpoint=not args.no_checkpoint, quiet=args.json,
+                       say=None if args.json else print, model_name=args.model)
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
@@ -126,18 +110,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fuse", default="auto", choices=["auto", "all", "none"], help=FUSE_HELP)
     p.add_argument("--top", type=A.positive_int, default=5,
                    help="how many classes to print (default 5)")
-
-
-def _fit_image(img: np.ndarray, size_hw: tuple[int, int], channels: int) -> np.ndarray:
-    from PIL import Image
-
-    from compiler.frontend import images
-    img = images.center_crop_resize(img, size_hw[0])
-    if size_hw[0] != size_hw[1]:
-        img = np.asarray(Image.fromarray(img).resize((size_hw[1], size_hw[0])))
-    if channels == 1:
-        img = np.asarray(Image.fromarray(img).convert("L"))[..., None]
-    return img
+    model_arg.add_import_options(p)
 
 
 @command("run", help="run images through a model and print the top classes",
@@ -147,43 +120,25 @@ def _fit_image(img: np.ndarray, size_hw: tuple[int, int], channels: int) -> np.n
                      "instructions per inference).",
          arguments=_run_args)
 def cmd_run(args: argparse.Namespace) -> int:
-    from compiler.frontend import images, models
-    from compiler.ref import executor as reference
-    from compiler.target import firmware
+    from compiler import api
+    from compiler.frontend import images
     photos = [images.load_any(s) for s in args.image]  # a bad image fails before the model loads
-    g = models.load(args.model)
+    g = model_arg.load(args.model, args)
     require_int8(g, args.model, "run")
     xin = g.tensors[g.inputs[0]]
     if len(xin.shape) != 4 or xin.shape[3] not in (1, 3):
         raise CompilerError(f"{args.model}: input of shape {xin.shape}: `run` feeds images, "
                             "expected an image input (N, H, W, 1 or 3)")
-    _, h, w, c = xin.shape
-    raw = np.stack([_fit_image(img, (h, w), c) for img in photos])
-    if "pixel - 128" in str(g.metadata.get("input_preprocess", "")):
-        x = images.to_int8(raw)
-    else:
-        x = reference.quantize_input(g, raw.astype(np.float32) / 255.0)
-    cycles = None
-    if args.board == "reference":
-        y = np.asarray(reference.run(g, x))
-    else:
-        if args.board not in firmware.boards():
-            raise CompilerError(f"unknown board {args.board!r}; choose reference or one of: "
-                                f"{', '.join(firmware.boards())}")
-        if args.board == "stm32f746":
-            raise CompilerError("stm32f746 is a real board: flash it with `make flash "
-                                "BOARD=stm32f746`; `run` drives reference, host or QEMU")
+    out = None
+    if args.board != "reference":
         out = A.check_writable_dir(_default_out(args.board, args.model))
-        t = time.time()
-        rep = firmware.build(g, args.board, out, fuse=args.fuse)
-        print(f"built {rep['elf']} in {time.time() - t:.1f}s; running {len(x)} image(s)...")
-        y, cycles, _ = firmware.infer(rep["elf"], x, int(np.prod(g.tensors[g.outputs[0]].shape)),
-                                      board=args.board)
+    t = time.time()
+    r = api.run(g, photos, args.board, fuse=args.fuse, out=out, quiet=False)
+    if r.elf:
+        print(f"built {r.elf} and ran {len(photos)} image(s) in {time.time() - t:.1f}s")
     for i, s in enumerate(args.image):
-        order = np.argsort(-y[i].astype(np.int32), kind="stable")[:args.top]
-        extra = ""
-        if cycles is not None:
-            unit = "instructions" if args.board.startswith("qemu") else "ns"
-            extra = f"  ({cycles[i]:,} {unit} per inference)"
-        print(f"{s}: top-{args.top} " + ", ".join(f"{k} ({int(y[i][k])})" for k in order) + extra)
+        order = np.argsort(-r.logits[i].astype(np.int32), kind="stable")[:args.top]
+        extra = f"  ({r.cost[i]:,} {r.unit} per inference)" if r.cost is not None else ""
+        print(f"{s}: top-{args.top} " + ", ".join(f"{k} ({int(r.logits[i][k])})" for k in order)
+              + extra)
     return 0

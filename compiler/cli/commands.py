@@ -36,7 +36,10 @@ def command(name: str, help: str, description: str,
 
 MODEL_HELP = ("a real int8 model name (mcunet-5fps, mbv2-w0.35, proxyless-w0.3; looked up in "
               "models/ in the repository, or in $TT_MODELS_DIR if set), a model .json "
-              "file (with its .npz beside it) or an .onnx file (float or QDQ int8)")
+              "file (with its .npz beside it), an .onnx file (QDQ int8, or float with "
+              "--calibrate), FILE.py:FACTORY (a PyTorch module) or a .pt2 torch.export program "
+              "(both with --calibrate): a source is imported as `import` does, with the same "
+              "import options")
 
 
 def require_int8(g, model, command: str) -> None:

@@ -6,36 +6,24 @@ from __future__ import annotations
 import argparse
 
 from compiler.cli import args as A
+from compiler.cli import model_arg
 from compiler.cli.commands import command
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE",
                    help="FILE.py:FACTORY (a Python file and a function in it that returns the "
-                        "torch.nn.Module, e.g. mymodel.py:make_model) or an .onnx file (float, "
-                        "or QDQ int8 as onnxruntime's quantize_static writes it)")
+                        "torch.nn.Module, e.g. mymodel.py:make_model), a .pt2 torch.export "
+                        "program or an .onnx file (float, or QDQ int8 as onnxruntime's "
+                        "quantize_static writes it)")
     p.add_argument("-o", "--out", required=True, type=A.writable_file, metavar="MODEL.json",
                    help="where to save the int8 model (MODEL.json + MODEL.npz beside it)")
-    p.add_argument("--input-shape", metavar="C,H,W",
-                   help="the model input, channels first (e.g. 3,32,32; 1,49,10 for a "
-                        "spectrogram); needed for a PyTorch module, read from an ONNX file")
-    p.add_argument("--calibrate", metavar="DATA",
-                   help="data to quantize a float model with: mnist, digits (bundled), "
-                        "npz:FILE (arrays x uint8 images, y labels) or folder:DIR (one "
-                        "subfolder of images per class)")
-    p.add_argument("--samples", type=A.positive_int, default=256,
-                   help="calibration samples taken from DATA (default 256)")
-    p.add_argument("--mean", metavar="M[,M,M]",
-                   help="the input normalization the model was trained with, per channel: "
-                        "input = (pixel / 255 - mean) / std (default 0: pixel / 255); "
-                        "recorded in the model and applied by the device to every sample")
-    p.add_argument("--std", metavar="S[,S,S]", help="see --mean (default 1)")
-    p.add_argument("--name", help="the model's name (default: the factory or file name)")
+    model_arg.add_import_options(p, title=None)
 
 
 @command("import", help="import your own PyTorch or ONNX model, quantized to int8",
-         description="Trace a PyTorch module (FILE.py:FACTORY) or read an ONNX file, quantize "
-                     "a float model to int8 on calibration data (--calibrate), record the "
+         description="Trace a PyTorch module (FILE.py:FACTORY), load a torch.export .pt2 "
+                     "program or read an ONNX file, quantize a float model to int8 on calibration data (--calibrate), record the "
                      "input preprocessing (--mean/--std), and save the int8 graph as "
                      "MODEL.json + MODEL.npz: the model argument of inspect, build, run and "
                      "plan. Unsupported layers are named with their module and source line.",
@@ -46,11 +34,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from compiler.cli.printer import summary
     from compiler.frontend import user_model as U
     from compiler.ir import graph_io
-    shape = U.parse_input_shape(args.input_shape) if args.input_shape else None
-    mean = U.parse_floats(args.mean, "--mean") if args.mean else None
-    std = U.parse_floats(args.std, "--std") if args.std else None
-    g = U.import_model(args.source, input_shape=shape, calibrate=args.calibrate,
-                       samples=args.samples, mean=mean, std=std, name=args.name)
+    g = U.import_model(args.source, **model_arg.import_kwargs(args))
     out = graph_io.save(g, Path(args.out))
     s = summary(g)
     from compiler.ref.inputs import pixel_lut

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from compiler.cli import model_arg
 from compiler.cli.commands import MODEL_HELP, command
 
 
@@ -13,6 +14,7 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
                    help="print only the totals, not the node table")
     p.add_argument("--json", action="store_true",
                    help="print the totals and per-node rows as JSON")
+    model_arg.add_import_options(p)
 
 
 @command("inspect", help="print a model's graph, parameter and MAC counts",
@@ -24,9 +26,7 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
          arguments=_inspect_args)
 def cmd_inspect(args: argparse.Namespace) -> int:
     from compiler.cli.printer import format_graph, node_summary, summary
-    from compiler.frontend import models
-
-    g = models.load(args.model)
+    g = model_arg.load(args.model, args, allow_float=True)  # a float source: its float graph
     s = summary(g)
     if args.json:
         s["nodes"] = [dict(name=n.name, op=n.op, inputs=n.inputs, output=n.output,

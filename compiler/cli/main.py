@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args.argv = argv[1:]    # the command's own arguments (recorded in plan files)
     try:
         if getattr(args, "model", None) is not None:
-            from compiler.frontend import models
-            models.require(args.model)  # a bad model argument fails before any other work
+            from compiler.cli import model_arg
+            # a bad model argument (or a float source without --calibrate) fails before any
+            # other work
+            model_arg.check(args.model, args if hasattr(args, "calibrate") else None,
+                            need_int8=args.command != "inspect")
         return int(args._run(args) or 0)
     except CompilerError as e:
         return report(e)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from compiler.cli import args as A
+from compiler.cli import model_arg
 from compiler.cli.commands import MODEL_HELP, command, require_int8
 from compiler.ir.errors import CompilerError
 
@@ -74,6 +75,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=A.writable_file, default="plan.json",
                    help="plan file to write (default plan.json; checked before the search)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    model_arg.add_import_options(p)
 
 
 @command("plan", help="search a sparse-update plan that fits an SRAM budget",
@@ -96,7 +98,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     budget = args.budget if args.budget is not None else info["ram_kb"] * 1024
     ratios = args.ratios
     A.check_writable_file(args.out, "plan file")     # again: the search takes minutes
-    base = models.load(args.model)        # quick: a bad model fails before the data loads
+    base = model_arg.load(args.model, args)   # a bad model fails before the data loads
     require_int8(base, args.model, "plan")
     try:
         ds = D.load(args.data)
@@ -132,6 +134,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"{budget / 1024:.1f} KB (arena {pr['arena_bytes'] / 1024:.1f}, trained params "
           f"{pr['trained_param_bytes'] / 1024:.1f}, stack {pr['stack_bytes'] / 1024:.1f}); "
           f"{time.time() - t0:.0f} s")
+    if args.app == "device":     # what `build --plan` gives the device app: the plan's figure
+        print(f"history buffer: {args.history} samples"
+              + (f" ({pr.get('history_bytes', 0) / 1024:.1f} KB, counted in the RAM above)"
+                 if args.history else " (online SGD; the RAM above counts none, so `build --plan` "
+                 "builds the device app without one and it refuses SET history; `plan --history "
+                 "N` reserves one)"))
     plan.meta["analysis"] = an.to_dict()
     try:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +148,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise CompilerError(f"cannot write the plan to {args.out}: {e}") from None
     if m:
         print(f"measured: {m['accuracy']:.1f}% ({m['gain_points']:+.1f} points over head only)")
-    print(f"wrote {args.out}; build it with: python -m compiler build {args.model} "
-          f"--plan {args.out} --board {args.board}")
+    if model_arg.is_source(args.model, args):   # import once, then build the saved model
+        saved = models.name_of(args.model) + ".json"
+        print(f"wrote {args.out}; build it with: {model_arg.import_command(args.model, args, saved)}"
+              f" && python -m compiler build {saved} --plan {args.out} --board {args.board}")
+    else:
+        print(f"wrote {args.out}; build it with: python -m compiler build {args.model} "
+              f"--plan {args.out} --board {args.board}")
     return 0

@@ -22,7 +22,7 @@ from compiler.ir.graph import Graph, Node
 from compiler.kernels import forward as KF
 from compiler.memory import schedule as memplan
 from compiler.memory import training as memtrain
-from compiler.ref.inputs import pixel_lut
+from compiler.ref.inputs import channel_order, pixel_lut
 
 TEMPLATES = paths.TEMPLATES
 
@@ -214,6 +214,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "output_offset": plan.offset(g.outputs[0]),
               "ram_kb": board["ram_kb"], "stack_bytes": board["stack"],
               "pixel_lut": ", ".join(str(int(v)) for v in lut.reshape(-1)), "pixel_luts": lut.shape[0],
+              "input_bgr": int(channel_order(g) == "bgr"),
               "input_rule_lines": textwrap.wrap(rule, 90), **train_ctx}
     # model.c first: rendering it registers the parameter arrays
     model_c = env.get_template("model.c.j2").render(**common)

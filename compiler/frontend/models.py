@@ -66,8 +66,12 @@ def require(*model_args: str | os.PathLike) -> list[Path]:
 def name_of(model: str | os.PathLike) -> str:
     """The short name of a model argument: ``mbv2-w0.35`` -> ``mbv2-w0.35``,
     ``path/to/net.onnx`` -> ``net`` (what ``build`` names its default output folder)."""
-    p = Path(str(model))
-    return p.stem if p.suffix.lower() in (".json", ".onnx") else p.name
+    s = str(model)
+    if ".py:" in s:        # FILE.py:FACTORY -> FILE-FACTORY
+        path, _, fn = s.rpartition(":")
+        return f"{Path(path).stem}-{fn}"
+    p = Path(s)
+    return p.stem if p.suffix.lower() in (".json", ".onnx", ".pt2") else p.name
 
 
 def load(model: str | os.PathLike, calibration=None) -> Graph:

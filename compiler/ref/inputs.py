@@ -42,6 +42,20 @@ def pixel_lut(g: Graph) -> tuple[np.ndarray, str]:
     return lut, rule
 
 
+def channel_order(g: Graph) -> str:
+    """``"bgr"`` for a model trained on BGR images (recorded by ``import --channel-order
+    bgr``), else ``"rgb"``. The host always sends RGB images."""
+    pre = g.metadata.get("input_preprocess")
+    return "bgr" if isinstance(pre, dict) and pre.get("channel_order") == "bgr" else "rgb"
+
+
+def in_model_order(g: Graph, images) -> np.ndarray:
+    """uint8 RGB images (..., C) in the channel order the model was trained on: a BGR model
+    sees channel c of its input from image channel 2 - c (as the device reads them)."""
+    images = np.asarray(images)
+    return images[..., ::-1] if channel_order(g) == "bgr" else images
+
+
 def apply_lut(lut: np.ndarray, images) -> np.ndarray:
     """uint8 images (..., C) through :func:`pixel_lut`'s tables -> int8 model inputs."""
     images = np.asarray(images, np.uint8)
@@ -60,4 +74,4 @@ def model_inputs(g: Graph, images: np.ndarray) -> np.ndarray:
     if c == 1 and out.ndim == 3:
         out = out[..., None]
     lut, _ = pixel_lut(g)    # the device's own pixel -> int8 rule
-    return apply_lut(lut, out)
+    return apply_lut(lut, in_model_order(g, out))

@@ -74,6 +74,18 @@ def _bar(used: float, total: float, width: int = 10) -> str:
     return "[" + "=" * n + " " * (width - n) + "]"
 
 
+def ram_figures(rep: dict) -> dict:
+    """The RAM of a build report as `build` prints it (``host.stream`` prints the same):
+    ``ram`` (the linked figure, or arena + trained parameters + stack before linking),
+    ``budget``, ``arena``, ``stack``, ``params`` (trained parameters in RAM) and
+    ``runtime`` (the rest: the runtime's buffers and statics), in bytes."""
+    est = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
+    ram = rep.get("linked", {}).get("ram", est)
+    return {"ram": ram, "budget": rep["ram_budget_bytes"], "arena": rep["arena_bytes"],
+            "stack": rep["stack_bytes"], "params": rep.get("ram_param_bytes", 0),
+            "runtime": max(0, ram - est)}
+
+
 def format_report(rep: dict) -> str:
     """NNoM-style per-layer table + RAM/flash bars."""
     lines = [f"{'#':>3} {'layer':<28} {'kernel':<30} {'output':<12} {'out KB':>7} "
@@ -89,10 +101,8 @@ def format_report(rep: dict) -> str:
         lines.append(f"{r['step']:>3} {r['name'][:28]:<28} {r['kernel'][:30]:<30} "
                      f"{'x'.join(map(str, r['output_shape'])):<12} {r['output_bytes'] / 1024:7.1f} "
                      f"{r['scratch_bytes'] / 1024:8.1f} {r['live_bytes'] / 1024:8.1f}{mark}")
-    ram_budget = rep["ram_budget_bytes"]
-    est = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
-    ram = rep.get("linked", {}).get("ram", est)
-    runtime = max(0, ram - est)
+    fig = ram_figures(rep)
+    ram_budget, ram, runtime = fig["budget"], fig["ram"], fig["runtime"]
     lines.append("")
     lines.append(f"RAM   {_bar(ram, ram_budget)} {100 * ram / ram_budget:5.1f}%  {ram / 1024:7.1f} KB "
                  f"of {ram_budget // 1024} KB   (arena {rep['arena_bytes'] / 1024:.1f}, "

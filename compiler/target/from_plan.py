@@ -3,6 +3,7 @@ the build settings (app, learning rates, history buffer) the plan records."""
 from __future__ import annotations
 
 import math
+import os
 
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
@@ -18,7 +19,8 @@ HISTORY_MAX = sparse.HISTORY_MAX
 DEFAULT_LR = 2e-3
 
 
-def load_plan_graph(model: str, plan_path: str, *, any_model: bool = False):
+def load_plan_graph(model, plan_path: str, *, any_model: bool = False,
+                    model_name: str | None = None):
     """(prepared graph, training program, plan) for ``build --plan``.
 
     A plan that does not record the model it was made for (``model_sha256``) is refused
@@ -30,9 +32,10 @@ def load_plan_graph(model: str, plan_path: str, *, any_model: bool = False):
             f"{plan_path}: model_sha256: expected the sha256 of the model the plan was made "
             "for (plans from `python -m compiler plan` record it; `python -m compiler inspect "
             "MODEL` prints it); pass --any-model to build it for this model anyway")
-    base = models.load(model)
+    base = models.load(model) if isinstance(model, (str, os.PathLike)) else model  # or a graph
     if not base.is_int8:
-        raise CompilerError(f"{model}: a float model: `build --plan` expected an int8 model")
+        raise CompilerError(f"{model_name or model}: a float model: `build --plan` expected an "
+                            "int8 model")
     try:
         g = sparse.apply(base, plan)
         prog = ad.build_program(g, plan.trainable(g))
@@ -53,9 +56,12 @@ def device_history(plan, g, *, history: int | None = None, budget: int | None = 
     that fits in the plan's ``budget_bytes`` and in ``budget`` (the board's RAM) beside
     the training step under the compiler's memory model (:func:`compiler.sparse.plan.memory`;
     ``stack``: the board's). 0 when none fits (the line says so)."""
-    if history is not None:
-        return int(history), f"history buffer: {int(history)} samples (--history)"
     rec = _recorded(plan).get("history")
+    if history is not None:
+        differs = (f"; the plan's RAM prediction counted {int(rec)}, so the firmware needs "
+                   "more or less RAM than it says" if rec is not None and int(rec) != int(history)
+                   else "")
+        return int(history), f"history buffer: {int(history)} samples (--history){differs}"
     if rec is not None:
         why = "" if rec else " (the plan left no room for one: SET history is refused; " \
                              "`build --history N` or `plan --history N` gives one)"

@@ -130,7 +130,12 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         return TT_ERR_VALUE;
     }
     int8_t *x = tt_model_input();
-#if TT_MODEL_PIXEL_LUTS == 1
+#if defined(TT_MODEL_INPUT_BGR) && TT_MODEL_INPUT_BGR
+    /* a BGR model: channel c of its input is channel 2 - c of the received RGB pixel */
+    for (int i = 0; i < TT_MODEL_INPUT_BYTES; i += 3)
+        for (int c = 0; c < 3; ++c)
+            x[i + c] = tt_model_pixel_lut[TT_MODEL_PIXEL_LUTS == 1 ? 0 : c][input_img[i + 2 - c]];
+#elif TT_MODEL_PIXEL_LUTS == 1
     for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[0][input_img[i]];
 #else /* per-channel input normalization: channel c of each pixel has its own table */
     for (int i = 0, c = 0; i < TT_MODEL_INPUT_BYTES; ++i) {
