@@ -356,14 +356,17 @@ int main(void) {
     assert r.returncode == 0, r.stdout
 
 
-@SETTINGS
+POOL_SETTINGS = settings(SETTINGS, max_examples=25)
+
+
+@POOL_SETTINGS
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 20),
        seed=st.integers(0, 2**32 - 1))
 def test_avgpool_requant_random(drivers, h, w, c, seed):
     run_all(drivers, [kc.avgpool_requant_case(h=h, w=w, c=c, seed=seed)])
 
 
-@SETTINGS
+@POOL_SETTINGS
 @given(h=st.integers(1, 10), w=st.integers(1, 10), c=st.integers(1, 12), kh=st.integers(1, 4),
        kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2),
        pw=st.integers(0, 2), cip=st.booleans(), requant=st.booleans(),

@@ -264,6 +264,9 @@ def test_requantizing_global_pool_costs_less_than_the_dwconv_of_ones(qdq):
     assert sum(map(g.node_macs, g.nodes)) < sum(map(before.node_macs, before.nodes))
     assert sum(map(g.param_count, g.nodes)) < sum(map(before.param_count, before.nodes))
     assert schedule.plan(g).arena_bytes <= schedule.plan(before).arena_bytes
+    row, was = ([r for r in schedule.table(schedule.plan(h)) if r["name"] == pool.name][0] for h in (g, before))
+    assert (row["kernel"], was["kernel"]) == ("tt_avgpool_global_requant_s8", "tt_dwconv_wrapper_s8")
+    assert row["scratch_bytes"] == 0 < was["scratch_bytes"] and row["live_bytes"] < was["live_bytes"]
     x = _inputs(g, 20, 3)
     d = np.abs(np.asarray(reference.run(g, x), np.int64) - reference.run(before, x))
     assert d.max() <= 1   # the same integer sum, one rounding (multipliers differ in the last bits)
