@@ -28,7 +28,6 @@ from compiler.frontend.common import nchw_to_nhwc
 from compiler.frontend.onnx_model import load_onnx
 from compiler.frontend.torch_fx import import_module
 from compiler.ir.errors import UnsupportedOpError
-from compiler.ir.graph import INT8
 from compiler.ir.qmath import quantize_multipliers
 from compiler.memory import schedule
 from compiler.quantize.float_ref import run_float
@@ -287,16 +286,24 @@ def _requantizing_windows(g):
 
 
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
-def test_qdq_forward_in_c_is_bit_exact(qdq, board, tmp_path):
-    """The uint8 model (mapped to int8): its re-quantizing global pool, and its windowed
-    pools (one leaving padded taps out of the count: a multiplier per divisor) given
-    output parameters of their own (the windowed pools keeping theirs run in
-    test_training_through_avg_pool_is_bit_exact)."""
-    g = qdq["QUInt8"][1]
-    assert g.tensors[g.inputs[0]].dtype == INT8
-    gw = _requantizing_windows(g)
+def test_training_through_requantizing_pools_is_bit_exact(qdq, board, tmp_path):
+    """onnxruntime's int8 model: its re-quantizing global pool, and its windowed pools
+    given output parameters of their own (onnxruntime keeps AveragePool's), so every
+    pool runs the re-quantizing C path; every layer trains, the gradient passing all
+    four pools: 3 steps on the board equal the reference bit for bit, logits included
+    (the forward pass)."""
+    g = _requantizing_windows(qdq["QInt8"][1])
+    assert all("mult" in n.attrs for n in _pool_nodes(g))
+    run_both(g, ad.whole_model(g), tr.TrainConfig(lr=0.01), board, tmp_path, _inputs(g, 3, 12),
+             np.random.default_rng(13).integers(0, 5, 3))
+
+
+def test_requantizing_pools_with_a_multiplier_per_divisor_in_c(qdq, tmp_path):
+    """The uint8 model (mapped to int8), whose third pool leaves padded taps out of its
+    count: given output parameters of its own it has one multiplier per divisor."""
+    gw = _requantizing_windows(qdq["QUInt8"][1])
     assert [len(n.attrs["mult"]) for n in _pool_nodes(gw)] == [1, 1, 6, 1]
-    forward_both(gw, board, tmp_path)
+    forward_both(gw, "host", tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -323,11 +330,12 @@ def test_reference_gradient_is_torch_autograd(h, w, c, kh, kw, sh, sw, ph, pw, s
     np.testing.assert_allclose(acc / (kh * kw), xt.grad.permute(0, 2, 3, 1).numpy(), atol=1e-12)
 
 
-@pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])
-def test_training_through_avg_pool_is_bit_exact(int8_model, board, tmp_path):
-    """Every layer trains, so the gradient passes all four pools: 4 steps on the board
-    equal the reference bit for bit (logits included: the forward pass through the
-    windowed pools keeping their input's parameters is checked here too)."""
+def test_training_through_avg_pool_is_bit_exact(int8_model, tmp_path):
+    """Every layer trains, so the gradient passes all four pools, which keep their
+    input's parameters (post-training quantization): 4 steps on the host build equal the
+    reference bit for bit, logits included (the forward pass; on QEMU the same kernels
+    run in test_training_through_requantizing_pools_is_bit_exact and the kernel suites)."""
+    board = "host"
     g = int8_model
     prog = ad.build_program(g, ad.whole_model(g))
     assert sum(s.kind == "avg_pool_grad" for s in prog.steps) == 3
@@ -374,7 +382,7 @@ class _GapNet(nn.Module):
 @pytest.mark.parametrize("act", ["QInt8", "QUInt8"])
 @pytest.mark.parametrize("form", ["GlobalAveragePool", "ReduceMean", "AveragePool"])
 def test_every_qdq_global_pool_form_is_a_global_pool(form, act, tmp_path):
-    """onnxruntime's QDQ model of each ONNX form of global pooling: one global_avgpool
+    """The float and onnxruntime's QDQ model of each ONNX form of global pooling: one global_avgpool
     (the conv before it and the linear after it, nothing else), re-quantizing where
     onnxruntime gives its output parameters of its own, its output within 1 LSB of
     onnxruntime's on every sample."""
@@ -382,6 +390,8 @@ def test_every_qdq_global_pool_form_is_a_global_pool(form, act, tmp_path):
     torch.manual_seed(5)
     fp = export_onnx(_GapNet(form).eval(), tmp_path / "f.onnx", shape=(1, 3, 6, 6))
     assert form in {n.op_type for n in onnx.load(str(fp)).graph.node}
+    assert [n.op for n in load_onnx(fp).nodes if n.op not in ("flatten", "clip")] == \
+        ["conv2d", "global_avgpool", "fully_connected"], "the float model too"
     qp = quantize_qdq(fp, tmp_path / "q.onnx", _calib(32, seed=7, hw=6), act)
     g = load_onnx(qp)
     assert [n.op for n in g.nodes if n.op != "flatten"] == ["conv2d", "global_avgpool", "fully_connected"]
