@@ -24,12 +24,14 @@ KERNEL_SRCS = dc.kernel_sources(
     "tt_add_s8", "tt_avgpool_global_s8", "tt_conv2d_1x1_s8", "tt_conv2d_s8", "tt_dwconv_s8",
     "tt_dwconv_3x3_s1_s8", "tt_dwconv_3x3_s2_s8", "tt_dwconv_wrapper_s8", "tt_fc_s8",
     "tt_requantize_s8", "tt_maxpool_s8", "tt_concat_s8", "tt_mul_s8", "tt_lut_s8",
+    "tt_avgpool_global_requant_s8", "tt_avgpool_s8",
     "tt_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
 OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x3_s2": 5,
        "fc": 6, "add": 7, "avgpool": 8, "requantize": 9, "dwconv_wrapper": 10,
-       "maxpool": 11, "concat": 12, "mul": 13, "lut": 14}
+       "maxpool": 11, "concat": 12, "mul": 13, "lut": 14,
+       "avgpool_requant": 40, "avg_pool": 41}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
 STATUS = dc.STATUS
 
@@ -324,6 +326,55 @@ def avgpool_case(*, h: int, w: int, c: int, seed: int, name: str = "") -> Case:
     y = ref_ops.global_avgpool(x)
     return Case("avgpool", [h, w, c], [x], y.ravel(), name=name or f"avgpool {h}x{w}x{c}",
                 macs=h * w * c)
+
+
+def _pool_input(rng, h: int, w: int, c: int) -> np.ndarray:
+    x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    if rng.random() < 0.3:  # saturated inputs: exact halves (ties) are common
+        x = rng.choice(np.array([-128, 127, -1, 0, 1], np.int8), (1, h, w, c))
+    return x
+
+
+def _pool_qparams(rng, divisors: list[int]) -> tuple[int, int, list[int], list[int]]:
+    """Random input / output zero points and one multiplier of s_in / (d * s_out) per
+    divisor d (output scales from 4x finer to 4x coarser than the input's)."""
+    zi, zo = (int(v) for v in rng.integers(-128, 128, 2))
+    ratio = float(2.0 ** rng.uniform(-2, 2))
+    ms = [quantize_multiplier(ratio / d) for d in divisors]
+    return zi, zo, [m for m, _ in ms], [e for _, e in ms]
+
+
+def avgpool_requant_case(*, h: int, w: int, c: int, seed: int, name: str = "") -> Case:
+    """tt_avgpool_global_requant_s8 against compiler.ref.ops.global_avgpool_requant."""
+    rng = np.random.default_rng(seed)
+    x = _pool_input(rng, h, w, c)
+    zi, zo, (m,), (sh,) = _pool_qparams(rng, [h * w])
+    y = ref_ops.global_avgpool_requant(x, zi, zo, m, sh)
+    return Case("avgpool_requant", [h, w, c, zi, zo, m, sh], [x], y.ravel(),
+                name=name or f"avgpool_requant {h}x{w}x{c}", macs=h * w * c)
+
+
+def avg_pool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride, pad, count_include_pad: bool,
+                  requant: bool, seed: int, name: str = "") -> Case:
+    """tt_avgpool_s8 against compiler.ref.ops.avg_pool (``stride``, ``pad``: an int or per
+    axis; ``requant``: the output has its own scale and zero point)."""
+    from compiler.ir.qmath import hw
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    rng = np.random.default_rng(seed)
+    x = _pool_input(rng, h, w, c)
+    varies = not count_include_pad and (ph, pw) != (0, 0)
+    zi, zo, m, e = _pool_qparams(rng, list(range(1, kh * kw + 1)) if varies else [kh * kw])
+    if not requant:
+        zo, m, e = zi, None, None
+    y = ref_ops.avg_pool(x, kh, kw, (sh, sw), (ph, pw), count_include_pad, zi, zo, m, e)
+    _, ho, wo, _ = y.shape
+    n = len(m) if requant else 0
+    tables = [np.asarray(m if requant else [0], np.int32), np.asarray(e if requant else [0], np.int32)]
+    return Case("avg_pool", [h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, zi, zo, int(count_include_pad), n],
+                [x] + tables, y.ravel(),
+                name=name or (f"avg_pool {h}x{w}x{c} k{kh}x{kw} s{sh},{sw} p{ph},{pw} "
+                              f"cip={int(count_include_pad)} requant={int(requant)}"),
+                macs=ho * wo * c * kh * kw)
 
 
 def maxpool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: int, seed: int,
@@ -627,6 +678,15 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
     for h, w, c, k, st, pad in [(1, 1, 1, 1, 1, 0), (4, 4, 3, 2, 2, 0), (7, 5, 8, 3, 2, 1),
                                 (6, 9, 5, 3, 1, 1), (8, 8, 16, 2, 1, 1), (5, 7, 4, 4, 3, 2)]:
         cases.append(maxpool_case(h=h, w=w, c=c, kh=k, kw=k, stride=st, pad=pad, seed=s()))
+    for h, w, c in [(1, 1, 1), (2, 3, 4), (7, 7, 5), (3, 5, 16)]:
+        cases.append(avgpool_requant_case(h=h, w=w, c=c, seed=s()))
+    for i, (h, w, c, kh, kw, st, pad) in enumerate(
+            [(1, 1, 1, 1, 1, 1, 0), (4, 4, 3, 2, 2, 2, 0), (7, 5, 8, 3, 3, 2, 1),
+             (6, 9, 5, 3, 3, 1, 1), (8, 8, 4, 2, 2, 1, 1), (5, 7, 4, 4, 4, 3, 2),
+             (9, 7, 3, 3, 2, (2, 1), (1, 0)), (6, 10, 5, 2, 4, (1, 3), (1, 2))]):
+        for cip in (True, False):
+            cases.append(avg_pool_case(h=h, w=w, c=c, kh=kh, kw=kw, stride=st, pad=pad,
+                                       count_include_pad=cip, requant=bool((i + cip) % 2), seed=s()))
     return apply_splits(cases, seed)
 
 

@@ -366,3 +366,24 @@ int main(void) {
                     *map(str, kc.KERNEL_SRCS), "-o", str(exe)], check=True)
     r = subprocess.run([str(exe)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
+
+
+POOL_SETTINGS = settings(SETTINGS, max_examples=25)
+
+
+@POOL_SETTINGS
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 20),
+       seed=st.integers(0, 2**32 - 1))
+def test_avgpool_requant_random(drivers, h, w, c, seed):
+    run_all(drivers, [kc.avgpool_requant_case(h=h, w=w, c=c, seed=seed)])
+
+
+@POOL_SETTINGS
+@given(h=st.integers(1, 10), w=st.integers(1, 10), c=st.integers(1, 12), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2),
+       pw=st.integers(0, 2), cip=st.booleans(), requant=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_avg_pool_random(drivers, h, w, c, kh, kw, sh, sw, ph, pw, cip, requant, seed):
+    assume(2 * ph <= kh and 2 * pw <= kw and h + 2 * ph >= kh and w + 2 * pw >= kw)
+    run_all(drivers, [kc.avg_pool_case(h=h, w=w, c=c, kh=kh, kw=kw, stride=(sh, sw), pad=(ph, pw),
+                                       count_include_pad=cip, requant=requant, seed=seed)])

@@ -17,7 +17,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from compiler.ref import grad_ops as rg
@@ -505,3 +505,15 @@ int main(void) {
     subprocess.run(["gcc", *tc.COMMON_FLAGS, "-fsanitize=address,undefined", f"-I{tc.INCLUDE}",
                     str(src), *map(str, tc.KERNEL_SRCS), "-lm", "-o", str(exe)], check=True)
     assert subprocess.run([str(exe)]).returncode == 0
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 8), w=st.integers(1, 8),
+       c=st.integers(1, 9), kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), ph=st.integers(0, 1), pw=st.integers(0, 1))
+def test_avg_pool_grad_random(drivers, seed, h, w, c, kh, kw, sh, sw, ph, pw):
+    assume(2 * ph <= kh and 2 * pw <= kw and h + 2 * ph >= kh and w + 2 * pw >= kw)
+    rng = np.random.default_rng(seed)
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    run_all(drivers, [tc.avg_pool_grad_case(h, w, tc.random_grad(rng, (ho, wo, c)), (kh, kw),
+                                            (sh, sw), (ph, pw))])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler import paths
+from compiler.ir.qmath import hw
 from compiler.ref import grad_ops as rg
 from tests import driver_cases as dc
 
@@ -32,7 +33,8 @@ KERNEL_SRCS = dc.kernel_sources(
     "tt_dwconv_grad_in_s16", "tt_fc_grad_in_s16", "tt_conv2d_grad_w_update_s8",
     "tt_conv2d_1x1_grad_w_update_s8", "tt_dwconv_grad_w_update_s8", "tt_fc_grad_w_update_s8",
     "tt_bias_grad_update_s32", "tt_maxpool_grad_s8", "tt_lut_grad_s8", "tt_mul_grad_s8",
-    "tt_mul_gate_grad_s8", "tt_concat_grad_s8", "tt_train_kernels_dsp")
+    "tt_mul_gate_grad_s8", "tt_concat_grad_s8", "tt_avgpool_window_grad_s8",
+    "tt_train_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
 OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key": 6,
@@ -41,7 +43,7 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
        "conv2d_grad_in": 16, "conv2d_1x1_grad_in": 17, "dwconv_grad_in": 18,
        "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
        "fc_grad_w": 23, "bias": 24, "factors": 25, "maxpool_grad": 26, "lut_grad": 27,
-       "mul_grad": 28, "mul_gate_grad": 29, "concat_grad": 30}
+       "mul_grad": 28, "mul_gate_grad": 29, "concat_grad": 30, "avg_pool_grad": 40}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
 STATUS = dc.STATUS
 TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
@@ -366,6 +368,17 @@ def concat_grad_case(pixels: int, out_c: int, c0: int, c: int, rng) -> Case:
     gx = rg.concat_grad_split(gy, c0, c)
     return Case("concat_grad", [pixels, out_c, c0, c], [gy], gx.tobytes(),
                 name=f"concat_grad {pixels}x{out_c} [{c0}, {c0 + c})")
+
+
+def avg_pool_grad_case(h: int, w: int, gy: np.ndarray, kernel: tuple[int, int], stride, pad) -> Case:
+    """tt_avgpool_window_grad_s8 against avg_pool_grad_acc: gy [ho, wo, c] int8;
+    ``stride``, ``pad`` an int or per axis."""
+    acc = rg.avg_pool_grad_acc(gy[None], (h, w), kernel, stride, pad)[0]
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    ho, wo, c = gy.shape
+    return Case("avg_pool_grad", [h, w, c, ho, wo, kernel[0], kernel[1], sh, sw, ph, pw], [gy],
+                acc.astype("<i4").tobytes(),
+                name=f"avg_pool_grad {h}x{w}x{c} k{kernel} s{stride} p{pad}")
 
 
 def avgpool_grad_case(gy, gy_scale, h: int, w: int) -> Case:
@@ -792,6 +805,12 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
             x = mp.choice(np.array([-128, 0, 0, 5, 127], np.int8), (h, w, c))
         ho, wo = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
         cases.append(maxpool_grad_case(x, random_grad(mp, (ho, wo, c)), k, st, pad))
+    ap = np.random.default_rng(seed + 2)
+    for h, w, c, k, st, pad in [(4, 4, 3, (2, 2), 2, 0), (7, 5, 6, (3, 3), 2, 1),
+                                (6, 6, 4, (3, 3), 1, 1), (9, 7, 3, (3, 2), (2, 1), (1, 0))]:
+        (sh, sw), (ph, pw) = hw(st), hw(pad)
+        ho, wo = (h + 2 * ph - k[0]) // sh + 1, (w + 2 * pw - k[1]) // sw + 1
+        cases.append(avg_pool_grad_case(h, w, random_grad(ap, (ho, wo, c)), k, st, pad))
     return apply_splits(cases, seed)
 
 

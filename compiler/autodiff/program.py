@@ -11,7 +11,7 @@ Backward rules
     node and the name of the (already masked) gradient of the node's output, emits its
     steps and returns the gradient buffer of each input (``None`` where no gradient is
     needed). Entries: ``conv2d`` (kxk, depthwise, pointwise, grouped),
-    ``fully_connected``, ``add``, ``concat``, ``global_avgpool``, ``max_pool``,
+    ``fully_connected``, ``add``, ``concat``, ``global_avgpool``, ``max_pool``, ``avg_pool``,
     ``flatten``, ``mul``, ``sigmoid`` / ``hardsigmoid`` / ``hardswish``, plus two pseudo ops:
     ``clamp`` (the requant clamp / folded ReLU of every conv, fc and add output; not
     applied to the logits unless ``mask_logits``, see :func:`build_program`) and
@@ -72,6 +72,7 @@ import numpy as np
 
 from compiler.ir.errors import CompilerError, UnsupportedOpError
 from compiler.ir.graph import Graph, Node
+from compiler.ir.ops import pool_counts_vary
 from compiler.ref import grad_ops as rgo
 
 RATIOS = (Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1, 1))
@@ -417,6 +418,26 @@ class MaxPoolGrad(Step):
 
 
 @dataclass(kw_only=True)
+class AvgPoolWindowGrad(Step):
+    """``out = avg_pool_grad_acc(grad, in_hw, kernel, stride, pad)``, scale ``scale(grad)
+    / (kh * kw)``: each output gradient to every tap of its window inside the map,
+    overlapping windows summed (int32); a RequantGrad makes it int8. Every window has
+    the divisor kh * kw (the rule refuses windows whose counts vary)."""
+
+    kind: ClassVar[str] = "avg_pool_grad"
+    ref: ClassVar[str] = "avg_pool_grad_acc"
+    READS: ClassVar = ("grad",)
+    WRITES: ClassVar = ("out",)
+    grad: str
+    out: str
+    kernel: tuple[int, int]
+    stride: int | tuple[int, int]   # per axis: compiler.ir.qmath.hw
+    pad: int | tuple[int, int]
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+
+
+@dataclass(kw_only=True)
 class AddSplit(Step):
     """Gradient of ``y = a + b``: both inputs receive the (masked) output gradient
     unchanged. No computation: ``outs[i]`` (None when input i needs no gradient) are
@@ -599,6 +620,7 @@ class BiasUpdate(Step):
 
 STEP_KINDS: dict[str, type[Step]] = {c.kind: c for c in (
     LossGrad, Mask, Prescale, ConvGradInput, FcGradInput, RequantGrad, AvgpoolGrad, MaxPoolGrad,
+    AvgPoolWindowGrad,
     AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate, LutGrad, MulGrad, MulGateGrad)}
 
 
@@ -928,6 +950,25 @@ def _rule_softmax_xent(b: Builder, node: Node, logits: str) -> str:
     return out
 
 
+def _rule_avg_pool(b: Builder, node: Node, gy: str) -> list:
+    x = node.inputs[0]
+    if not b.need[x]:
+        return [None]
+    if pool_counts_vary(node):
+        raise UnsupportedOpError("avg_pool", node.name, "training through an average pool "
+                                 "whose padded taps are left out of the count "
+                                 "(count_include_pad=False with padding): its windows have "
+                                 "different divisors", node.source)
+    a = node.attrs
+    acc = b.buffer(f"acc:{x}@{node.name}", "int32", b.shape(x), x)
+    b.emit(AvgPoolWindowGrad(node=node.name, grad=gy, out=acc, kernel=tuple(a["kernel"]),
+                             stride=a["stride"], pad=a["pad"], in_shape=b.shape(x)[1:],
+                             out_shape=b.shape(node.output)[1:]))
+    gx = b.buffer(f"g:{x}@{node.name}", "int8", b.shape(x), x)
+    b.emit(RequantGrad(node=node.name, acc=acc, out=gx, tensor=x))
+    return [gx]
+
+
 #: THE backward rules table: op -> rule. Pseudo ops: "clamp" (applied to the output
 #: gradient of every conv2d / fully_connected / add first) and "softmax_xent" (loss).
 RULES: dict[str, Callable] = {
@@ -937,6 +978,7 @@ RULES: dict[str, Callable] = {
     "concat": _rule_concat,
     "global_avgpool": _rule_global_avgpool,
     "max_pool": _rule_max_pool,
+    "avg_pool": _rule_avg_pool,
     "flatten": _rule_flatten,
     "mul": _rule_mul,
     "sigmoid": _rule_lut,

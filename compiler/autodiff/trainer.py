@@ -275,6 +275,12 @@ def _x_max_pool(s: ad.MaxPoolGrad, c: _Ctx):
     c.put(s.out, rgo.max_pool_grad_acc(q, c.fwd[s.x], s.kernel, s.stride, s.pad), sc)
 
 
+def _x_avg_pool(s: ad.AvgPoolWindowGrad, c: _Ctx):
+    q, sc = c.get(s.grad)
+    c.put(s.out, rgo.avg_pool_grad_acc(q, s.in_shape[:2], s.kernel, s.stride, s.pad),
+          rgo.avg_pool_grad_scale(sc, s.kernel))
+
+
 def _x_add_split(s: ad.AddSplit, c: _Ctx):
     q, sc = c.get(s.grad)
     for o in s.outs:
@@ -364,6 +370,7 @@ EXECUTORS: dict[type, Callable] = {
     ad.RequantGrad: _x_requant,
     ad.AvgpoolGrad: _x_avgpool,
     ad.MaxPoolGrad: _x_max_pool,
+    ad.AvgPoolWindowGrad: _x_avg_pool,
     ad.AddSplit: _x_add_split,
     ad.ConcatSplit: _x_concat_split,
     ad.LutGrad: _x_lut_grad,

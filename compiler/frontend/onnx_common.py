@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from compiler.frontend.common import conv_padding
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
-from compiler.ir.qmath import hw_attr
+from compiler.ir.qmath import hw, hw_attr
 
 
 def read_model(model) -> onnx.ModelProto:
@@ -144,3 +144,26 @@ def max_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, rank: int
         fail("ceil_mode / storage_order (only floor mode, row-major)")
     stride, pad = conv_geometry("MaxPool", name, src, a, (1, 1, k[0], k[1]))
     return dict(kernel=(k[0], k[1]), stride=stride, pad=pad)
+
+
+def avg_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, shape) -> dict | None:
+    """IR attributes (kernel, stride, pad, count_include_pad) of an AveragePool node on an
+    NHWC map of ``shape``, None when one unpadded window covers the map (global pooling),
+    or UnsupportedOpError."""
+    def fail(reason):
+        raise UnsupportedOpError("AveragePool", name, reason, src)
+    k = [int(v) for v in a.get("kernel_shape", [])]
+    if len(shape) != 4 or len(k) != 2:
+        fail("only 2-D average pooling of a 4-D feature map")
+    if a.get("ceil_mode", 0):
+        fail("ceil_mode=1 (only floor mode)")
+    if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
+        fail(f"dilations={list(a.get('dilations'))} (only 1)")
+    stride, pad = conv_geometry("AveragePool", name, src, a, (1, 1, k[0], k[1]))
+    ph, pw = hw(pad)
+    if 2 * ph > k[0] or 2 * pw > k[1]:
+        fail(f"pads {(ph, pw)} larger than half the kernel {tuple(k)}")
+    if k == [shape[1], shape[2]] and (ph, pw) == (0, 0):
+        return None
+    return dict(kernel=(k[0], k[1]), stride=stride, pad=pad,
+                count_include_pad=bool(a.get("count_include_pad", 0)))

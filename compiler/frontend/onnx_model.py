@@ -5,8 +5,9 @@ Float operators: ``Conv`` (2-D, groups, kernel, strides and pads per axis (each 
 equally on both sides), no
 dilation; ``auto_pad`` VALID or SAME when that is symmetric), ``BatchNormalization``
 (inference), ``Relu``, ``Clip`` (constant bounds), ``Add`` (tensor + tensor),
-``GlobalAveragePool``, ``ReduceMean`` over H and W, ``AveragePool`` covering the whole
-map, ``MaxPool`` (2-D, per-axis strides and pads, no dilation, floor mode, no Indices),
+``GlobalAveragePool``, ``ReduceMean`` over H and W, ``AveragePool`` (covering the whole
+map: global pooling; else per-axis kernel, strides and pads, count_include_pad either
+way, floor mode), ``MaxPool`` (2-D, per-axis strides and pads, no dilation, floor mode, no Indices),
 ``Flatten``/``Reshape``/``Squeeze`` to (N, features), ``Gemm`` (alpha = beta = 1,
 constant B), ``MatMul`` with a constant matrix (+ a following ``Add`` of a constant bias),
 ``Identity``, ``Dropout``. Anything else raises
@@ -30,6 +31,7 @@ from compiler.frontend.common import (
 )
 from compiler.frontend.onnx_common import (
     attributes,
+    avg_pool_attrs,
     constants,
     conv_geometry,
     input_shape,
@@ -218,12 +220,11 @@ class _FloatImporter:
 
     def AveragePool(self, n, a):
         x = self.t(n.input[0])
-        xs = self.g.tensors[x].shape
-        if (self.rank(x) != 4 or list(a.get("kernel_shape", [])) != [xs[1], xs[2]]
-                or any(p != 0 for p in a.get("pads", [0])) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID")
-                or a.get("ceil_mode", 0)):
-            self.fail("only an average pool covering the whole feature map is supported")
-        self.emit("global_avgpool", [x])
+        attrs = avg_pool_attrs(n, a, self.name, self.src, self.g.tensors[x].shape)
+        if attrs is None:
+            self.emit("global_avgpool", [x])
+        else:
+            self.emit("avg_pool", [x], attrs)
 
     def _flatten_to(self, x: str, out_shape) -> None:
         xs = self.g.tensors[x].shape

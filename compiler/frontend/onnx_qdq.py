@@ -21,10 +21,11 @@ of an int8/int32 initializer. The importer reads it back as integer arithmetic:
   scale and zero point; a ``QuantizeLinear`` of such a tensor with other parameters is
   absorbed by its consumers (their multipliers and biases use the actual scale; noted in
   ``graph.metadata["notes"]``);
-- ``GlobalAveragePool``/``ReduceMean`` -> ``global_avgpool`` when its output keeps the
-  input's parameters. onnxruntime leaves the pool in float and quantizes its output
-  with parameters of its own; that is a pool with one re-quantization, imported as a
-  depthwise conv with an all-ones H x W kernel (see :meth:`_QDQImporter.finish_pool`);
+- ``GlobalAveragePool``/``ReduceMean`` over H, W/``AveragePool`` covering the map ->
+  ``global_avgpool``, other ``AveragePool`` -> ``avg_pool``; the output keeps the input's
+  parameters or, as onnxruntime usually calibrates the pool output on its own, takes
+  the QuantizeLinear's with one re-quantization of the integer sum (int8 attributes
+  ``mult``, ``shift``; see :meth:`_QDQImporter.finish_pool`);
 - ``MatMul`` followed by ``Add`` of a constant (a bias) -> one fully-connected layer.
   onnxruntime quantizes the MatMul result before adding the bias; the IR adds the bias
   in the int32 accumulator instead (one rounding and one saturation fewer, so outputs can
@@ -46,6 +47,7 @@ import onnx
 from compiler.frontend.common import chw_to_hwc_columns, unique_name
 from compiler.frontend.onnx_common import (
     attributes,
+    avg_pool_attrs,
     constants,
     conv_geometry,
     input_shape,
@@ -55,7 +57,7 @@ from compiler.frontend.onnx_common import (
 )
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
 from compiler.ir.graph import ADD_ATTRS, INT8, Graph, clamp_bias_for_int32
-from compiler.ir.ops import LUT_FUNCTIONS, lut_table
+from compiler.ir.ops import LUT_FUNCTIONS, avg_pool_divisors, lut_table
 from compiler.ir.qmath import AddParams, quantize_multipliers
 
 _INT8_TYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): -128}  # dtype -> offset to int8
@@ -97,7 +99,8 @@ class _Pending:
 
 @dataclass
 class _Node:
-    """What :func:`compiler.ir.ops.lut_table` reads of a node."""
+    """What :func:`compiler.ir.ops.lut_table` and :func:`~compiler.ir.ops.avg_pool_divisors`
+    read of a node."""
     op: str
     attrs: dict
 
@@ -444,6 +447,14 @@ class _QDQImporter:
     def GlobalAveragePool(self, n, a):
         self._pool(self.exact(n.input[0]), False)
 
+    def AveragePool(self, n, a):
+        x = self.exact(n.input[0])
+        attrs = avg_pool_attrs(n, a, self.name, self.src, self.g.tensors[x].shape)
+        if attrs is None:
+            self._pool(x, False)
+        else:
+            self.vals[n.output[0]] = _Pending("avg_pool", self.name, self.src, [x], attrs)
+
     def ReduceMean(self, n, a):
         x = self.exact(n.input[0])
         axes = a.get("axes")
@@ -504,7 +515,7 @@ class _QDQImporter:
             return default if not math.isfinite(v) else int(np.clip(z + rnd(v / s), -128, 127))
         act_min = q(p.lo, -128, lambda r: math.ceil(r - 1e-9))
         act_max = max(act_min, q(p.hi, 127, lambda r: math.floor(r + 1e-9)))
-        if p.op == "global_avgpool":
+        if p.op in ("global_avgpool", "avg_pool"):
             return self.finish_pool(p, onnx_out, s, z)
         attrs = dict(p.attrs, act_min=act_min, act_max=act_max)
         params = {}
@@ -555,31 +566,27 @@ class _QDQImporter:
         return out
 
     def finish_pool(self, p: _Pending, onnx_out: str, s: float, z: int) -> str:
-        """Global average pool whose output is quantized. With the input's parameters it is
-        ``global_avgpool``; with others (onnxruntime calibrates the pool output on its own)
-        it is the same average with a single re-quantization, written as a depthwise conv
-        whose H x W kernel is all ones (w_scale 1/(H*W)), so no extra rounding is added."""
+        """Average pool (global or windowed) whose output is quantized. With the input's
+        parameters the output keeps them; with others (onnxruntime calibrates the pool
+        output on its own) the integer sum is re-quantized once: int8 attributes ``mult``,
+        ``shift``, one Q31 multiplier of ``x_scale / (count * s)`` per divisor
+        (:func:`compiler.ir.ops.avg_pool_divisors`)."""
         x = self.g.tensors[p.inputs[0]]
         out = unique_name(self.g, onnx_out + ("_pool" if p.flatten else ""))
         name = unique_name(self.g, p.name)
+        attrs = dict(p.attrs)
         if math.isclose(x.scale, s, rel_tol=1e-6) and x.zero_point == z:
-            t = self.g.add_node("global_avgpool", name, p.inputs, source=p.source, output=out,
-                                dtype=INT8, scale=x.scale, zero_point=x.zero_point)
+            s, z = x.scale, x.zero_point
         else:
-            _, h, w, c = x.shape
-            w_scales = np.full(c, 1.0 / (h * w), np.float32)
-            mult, shift = quantize_multipliers(x.scale * w_scales.astype(np.float64) / s)
-            params = dict(weight=np.ones((c, h, w, 1), np.int8), bias=np.zeros(c, np.int32),
-                          w_scales=w_scales, mult=mult, shift=shift)
-            attrs = dict(kernel=(h, w), stride=1, pad=0, groups=c, act_min=-128, act_max=127)
-            t = self.g.add_node("conv2d", name, p.inputs, attrs, params, output=out, dtype=INT8,
-                                scale=s, zero_point=z,
-                                source=f"{p.source} (global average pool + re-quantization)")
-            self.notes.append(f"{name}: global average pool re-quantized to its own scale, "
-                              f"expressed as a {h}x{w} depthwise conv of ones")
+            divs = avg_pool_divisors(_Node(p.op, attrs), x.shape)
+            try:
+                m, sh = quantize_multipliers([x.scale / (d * s) for d in divs])
+            except ValueError as e:
+                raise ModelFormatError(f"{p.name}: {e}") from e
+            attrs.update(mult=[int(v) for v in m], shift=[int(v) for v in sh])
+        t = self.g.add_node(p.op, name, p.inputs, attrs, source=p.source, output=out,
+                            dtype=INT8, scale=s, zero_point=z)
         if p.flatten:
-            # flatten keeps the pool output's parameters exactly (``s`` may differ from the
-            # input's scale in the last bits when the plain pool was chosen above)
             pt = self.g.tensors[t]
             t = self.g.add_node("flatten", unique_name(self.g, name + "_flatten"), [t],
                                 source=p.source, output=unique_name(self.g, onnx_out),

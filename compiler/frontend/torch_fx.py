@@ -9,6 +9,7 @@ kernel, stride and padding may differ per axis; no dilation), ``nn.Conv1d`` on a
 ``clamp``, residual ``+``, global average pooling (``AdaptiveAvgPool2d(1)``,
 ``adaptive_avg_pool2d``, ``mean`` over H and W, an ``AvgPool2d`` covering the whole map),
 ``MaxPool2d`` / ``max_pool2d`` (per-axis kernel, stride, padding; no dilation, floor mode),
+``AvgPool2d`` / ``avg_pool2d`` (the same, count_include_pad either way, no divisor_override),
 ``flatten``/``view``/``reshape`` to (N, features), ``Identity``/``Dropout``.
 
 Anything else raises :class:`compiler.ir.errors.UnsupportedOpError` naming the op, the fx
@@ -92,7 +93,7 @@ _ACT_FN = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.hardsigmoid: "hards
 _ACT_MODULES = {nn.Sigmoid: "sigmoid", nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish"}
 _FUNCTIONS = (_ADD | _RELU | _FLATTEN_FN | _PASS_FN | _META_FN | _CAT | _MUL | set(_ACT_FN)
               | {getattr, F.relu6, F.hardtanh, torch.clamp, torch.clip, F.adaptive_avg_pool2d, torch.mean,
-                 F.max_pool2d})
+                 F.max_pool2d, F.avg_pool2d})
 _METHODS = {"add", "add_", "mul", "mul_", "sigmoid", "sigmoid_", "relu", "relu_", "clamp", "clip",
             "clamp_", "clip_", "mean", "flatten", "view", "reshape", "contiguous", "clone", "detach", "size", "dim"}
 _MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
@@ -326,14 +327,34 @@ class _Importer:
                                                          pad=hw_attr(pad[0], pad[1]))))
 
     def avgpool_module(self, m: nn.AvgPool2d | nn.AvgPool1d, x: _Val) -> _Val:
-        xs = self.g.tensors[x.name].shape
-        k, pad = _pair(m.kernel_size), _pair(m.padding)
+        op = type(m).__name__
+        k, pad, st = m.kernel_size, m.padding, m.stride
         if isinstance(m, nn.AvgPool1d):  # a sequence is a 1 x L map
-            k, pad = (1, k[0]), (0, pad[0])
-        if self.rank(x) != 4 or k != (xs[1], xs[2]) or pad != (0, 0) or m.ceil_mode:
-            self.fail("AvgPool2d", "only an average pool covering the whole feature map "
-                                   "(global pooling) is supported")
-        return self.pool(x, "AvgPool2d")
+            one = (lambda v: (1, v[0]) if isinstance(v, (tuple, list)) else (1, v))
+            k, pad = one(k), (0, _pair(pad)[0])
+            st = None if st in (None, (), []) else one(st)
+        return self.avgpool(x, op, k, st, pad, m.ceil_mode, m.count_include_pad,
+                            getattr(m, "divisor_override", None))
+
+    def avgpool(self, x: _Val, op: str, kernel, stride=None, padding=0, ceil_mode=False,
+                count_include_pad=True, divisor_override=None) -> _Val:
+        """``avg_pool``, or ``global_avgpool`` when one unpadded window covers the map."""
+        if self.rank(x) != 4:
+            self.fail(op, "average pooling needs a 4-D feature map")
+        xs = self.g.tensors[x.name].shape
+        k, pad = _pair(kernel), _pair(padding)
+        st = _pair(stride) if stride not in (None, (), []) else k
+        if ceil_mode:
+            self.fail(op, "ceil_mode=True (only floor mode)")
+        if divisor_override is not None:
+            self.fail(op, f"divisor_override={divisor_override} (only the window's own count)")
+        if 2 * pad[0] > k[0] or 2 * pad[1] > k[1]:
+            self.fail(op, f"padding {pad} larger than half the kernel {k}")
+        if k == (xs[1], xs[2]) and pad == (0, 0):
+            return self.pool(x, op)
+        return _Val(self.emit("avg_pool", [x.name], dict(
+            kernel=(int(k[0]), int(k[1])), stride=hw_attr(st[0], st[1]), pad=hw_attr(pad[0], pad[1]),
+            count_include_pad=bool(count_include_pad))))
 
     def call_function(self, n: fx.Node, fn, args, kwargs):
         name = getattr(fn, "__name__", str(fn))
@@ -386,6 +407,16 @@ class _Importer:
             return self.maxpool(x, name, given["kernel_size"], given.get("stride"),
                                 given.get("padding", 0), given.get("dilation", 1),
                                 given.get("ceil_mode", False), given.get("return_indices", False))
+        if fn is F.avg_pool2d:
+            names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                     "divisor_override")
+            given = dict(zip(names, rest))
+            given.update({k: v for k, v in kw.items() if k in names})
+            if "kernel_size" not in given:
+                self.fail(name, "avg_pool2d without kernel_size")
+            return self.avgpool(x, name, given["kernel_size"], given.get("stride"),
+                                given.get("padding", 0), given.get("ceil_mode", False),
+                                given.get("count_include_pad", True), given.get("divisor_override"))
         if fn is F.adaptive_avg_pool2d:
             size = rest[0] if rest else kw.get("output_size")
             if size not in (1, (1, 1), [1, 1]):

@@ -34,7 +34,11 @@ Operators (``Node.op``), their attributes and parameters
 ``add``             (a, b) -> y, same shapes; attrs act_min, act_max; int8 graphs also
                     carry the fixed-point parameters of :class:`compiler.ir.qmath.AddParams`
                     as attrs z1, z2, zo, m1, s1, m2, s2, mo, so.
-``global_avgpool``  x[1,H,W,C] -> y[1,1,1,C]; int8: y keeps x's scale and zero point.
+``global_avgpool``  x[1,H,W,C] -> y[1,1,1,C]; int8: y keeps x's scale and zero point,
+                    or (attrs mult, shift: one Q31 multiplier of s_x / (H*W*s_y)) has its own.
+``avg_pool``        x[1,H,W,C] -> y[1,Ho,Wo,C], the mean of each window; attrs kernel,
+                    stride, pad (as max_pool), count_include_pad; int8 as global_avgpool
+                    (mult, shift: one per divisor, :func:`compiler.ir.ops.avg_pool_divisors`).
 ``concat``          (x_0, ..., x_k) -> y along the last axis (channels: torch.cat(dim=1)
                     of NCHW); int8: each input is requantized to y's scale and zero point,
                     attrs in_mult, in_shift (one Q31 multiplier of x_scale/y_scale per
@@ -72,7 +76,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.errors import GraphError
-from compiler.ir.ops import LUT_FUNCTIONS, OPS, OpDef, conv_kind
+from compiler.ir.ops import LUT_FUNCTIONS, OPS, OpDef, avg_pool_divisors, conv_kind, requantizes
 from compiler.ir.qmath import AddParams
 
 FLOAT32 = "float32"
@@ -329,7 +333,14 @@ class Graph:
             if np.any(big > np.iinfo(np.int32).max):
                 raise GraphError(f"{n.name}: bias + worst-case sum can overflow an int32 "
                                  f"accumulator (see compiler.ir.graph.clamp_bias_for_int32)")
-        if n.traits.passes_qparams:
+        if requantizes(n):
+            k = len(avg_pool_divisors(n, self.tensors[n.inputs[0]].shape))
+            m, s = n.attrs["mult"], n.attrs.get("shift")
+            if not (isinstance(m, (list, tuple)) and isinstance(s, (list, tuple)) and len(m) == len(s) == k
+                    and all(0 <= int(v) < 2**31 for v in m) and all(-31 <= int(v) <= 30 for v in s)):
+                raise GraphError(f"{n.name}: re-quantizing {n.op} needs int lists 'mult' and "
+                                 f"'shift' of {k} value(s) in range")
+        elif n.traits.passes_qparams:
             a, b = self.tensors[n.inputs[0]], self.tensors[n.output]
             if (a.scale, a.zero_point) != (b.scale, b.zero_point):
                 raise GraphError(f"{n.name}: {n.op} output must keep the input's scale/zero point")

@@ -74,6 +74,23 @@ def _maxpool_shape(node, ins):
     return (x[0], ho, wo, x[3])
 
 
+def _avg_pool_shape(node, ins):
+    x = ins[0]
+    if len(x) != 4:
+        raise GraphError(f"{node.name}: avg_pool input must be NHWC, got shape {x}")
+    kh, kw = node.attrs["kernel"]
+    s, p = node.attrs["stride"], node.attrs["pad"]
+    (sh, sw), (ph, pw) = hw(s), hw(p)
+    if not (kh >= 1 and kw >= 1 and min(sh, sw) >= 1 and 0 <= 2 * ph <= kh and 0 <= 2 * pw <= kw):
+        raise GraphError(f"{node.name}: avg_pool kernel {(kh, kw)}, stride {s}, pad {p}: pad "
+                         "must be at most half the kernel (every window holds a real value)")
+    ho, wo = out_size(x[1], kh, sh, ph), out_size(x[2], kw, sw, pw)
+    if ho < 1 or wo < 1:
+        raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
+                         f"stride {s}, pad {p}")
+    return (x[0], ho, wo, x[3])
+
+
 def _concat_shape(node, ins):
     """Concatenation along the last axis (channels of NHWC, features of NC)."""
     if not ins:
@@ -156,6 +173,12 @@ OPS: dict[str, OpDef] = {
                             channelwise=True),
     "max_pool": OpDef(1, ("kernel", "stride", "pad"), (), (), _maxpool_shape, _no_macs,
                       passes_qparams=True, channelwise=True, commutes_with_clamp=True),
+    # average of each window (compiler.ref.ops.avg_pool); count_include_pad: padded taps
+    # count as zeros in the divisor (PyTorch's default) or are left out of it. int8: the
+    # output keeps the input's parameters, or (a QDQ model) has its own with int8
+    # attributes mult, shift (lists, see avg_pool_divisors); global_avgpool likewise
+    "avg_pool": OpDef(1, ("kernel", "stride", "pad", "count_include_pad"), (), (), _avg_pool_shape,
+                      _no_macs, passes_qparams=True, channelwise=True),
     # int8 attributes (per input i, compiler.ref.ops.concat): in_mult[i], in_shift[i]
     "concat": OpDef(0, (), (), (), _concat_shape, _no_macs),
     # int8 attributes: mult, shift (Q31 multiplier of s1 * s2 / s_out, compiler.ref.ops.mul)
@@ -234,3 +257,48 @@ def window_max(x: np.ndarray, kh: int, kw: int, stride, pad, fill) -> np.ndarray
             y = np.maximum(y, xp[:, i:i + sh * (ho - 1) + 1:sh,
                                  j:j + sw * (wo - 1) + 1:sw, :])
     return y
+
+
+def window_sum(x: np.ndarray, kh: int, kw: int, stride, pad, fill) -> np.ndarray:
+    """Sum of each ``kh`` x ``kw`` window of NHWC ``x`` at ``stride`` (the ``pad`` border
+    holds ``fill``), in ``x``'s dtype; ``stride`` and ``pad``: an int or per axis."""
+    n, h, w, c = x.shape
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    ho, wo = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=fill)
+    y = np.zeros((n, ho, wo, c), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y += xp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
+    return y
+
+
+def window_count(h: int, w: int, kh: int, kw: int, stride, pad, count_include_pad: bool) -> np.ndarray:
+    """The divisor of each ``avg_pool`` window [Ho, Wo] (int64): ``kh * kw``, or with
+    ``count_include_pad`` False the number of its taps inside the map."""
+    ones = np.ones((1, h, w, 1), np.int64)
+    if count_include_pad:
+        return np.full(window_sum(ones, kh, kw, stride, pad, 0).shape[1:3], kh * kw, np.int64)
+    return window_sum(ones, kh, kw, stride, pad, 0)[0, :, :, 0]
+
+
+def pool_counts_vary(node) -> bool:
+    """True when the divisors of an ``avg_pool`` node's windows differ (padding left out
+    of the count); a global pool's never do."""
+    return node.op == "avg_pool" and not node.attrs["count_include_pad"] and hw(node.attrs["pad"]) != (0, 0)
+
+
+def avg_pool_divisors(node, in_shape) -> list[int]:
+    """The divisors the int8 multipliers of an average pool are indexed by: one (every
+    window the same size: ``kh * kw``, or ``H * W`` for ``global_avgpool``) or, when the
+    counts vary, ``1 .. kh * kw`` (entry ``count - 1``)."""
+    if node.op == "global_avgpool":
+        return [int(in_shape[1] * in_shape[2])]
+    kh, kw = node.attrs["kernel"]
+    return list(range(1, kh * kw + 1)) if pool_counts_vary(node) else [kh * kw]
+
+
+def requantizes(node) -> bool:
+    """An average pool whose int8 output has its own scale / zero point (int8 attributes
+    ``mult``, ``shift``; else it keeps its input's)."""
+    return node.op in ("global_avgpool", "avg_pool") and "mult" in node.attrs

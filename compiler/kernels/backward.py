@@ -15,6 +15,7 @@ fc_grad_input      tt_fc_grad_in_s16
 requant_grad       tt_requant_grad_s8
 avgpool_grad       tt_avgpool_grad_s8
 max_pool_grad      tt_maxpool_grad_s8
+avg_pool_grad      tt_avgpool_window_grad_s8
 add_split/reshape  (aliases: no code)
 concat_split       tt_concat_grad_s8 (one call per input that needs a gradient)
 lut_grad           tt_lut_grad_s8 (the node's int16 derivative table, flash)
@@ -223,6 +224,21 @@ class MaxPoolGradE(BackwardEmitter):
                 f"{tc.S(s.out)} = {tc.S(s.grad)}"]
 
 
+class AvgPoolWindowGradE(BackwardEmitter):
+    step = ad.AvgPoolWindowGrad
+
+    def kernel(self, g, s):
+        return "tt_avgpool_window_grad_s8"
+
+    def call(self, tc, i, s):
+        (h, w, c), (ho, wo, _) = s.in_shape, s.out_shape
+        kh, kw = s.kernel
+        p = (f"&(tt_pool_params){{.in_h = {h}, .in_w = {w}, .c = {c}, .out_h = {ho}, "
+             f".out_w = {wo}, .k_h = {kh}, .k_w = {kw}, {c_geometry(s.stride, s.pad)}}}")
+        return [f"tt_avgpool_window_grad_s8({p}, {tc.G(s.grad)}, {tc.G(s.out, 'int32_t')})",
+                f"{tc.S(s.out)} = {tc.S(s.grad)} / (float){kh * kw}"]
+
+
 class ConcatSplitE(BackwardEmitter):
     step = ad.ConcatSplit
 
@@ -353,6 +369,7 @@ BY_STEP: dict[type, BackwardEmitter] = {
     ad.AddSplit: AliasE(), ad.Reshape: AliasE(), ad.AccumulateGrads: AccumulateGradsE(),
     ad.ConcatSplit: ConcatSplitE(), ad.LutGrad: LutGradE(), ad.MulGrad: MulGradE(),
     ad.MulGateGrad: MulGradE(),
+    ad.AvgPoolWindowGrad: AvgPoolWindowGradE(),
     ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
 }
 

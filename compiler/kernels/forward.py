@@ -16,8 +16,11 @@ op, the node and its source, before any code is written.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from compiler.ir.errors import UnsupportedOpError
 from compiler.ir.graph import Graph, Node
+from compiler.ir.ops import requantizes
 from compiler.ir.qmath import hw
 from compiler.kernels.sizes import c_sizes
 
@@ -121,16 +124,49 @@ class Add(ForwardEmitter):
 
 
 class GlobalAvgPool(ForwardEmitter):
+    """global_avgpool; with its own output parameters (mult, shift) the requantizing kernel."""
     kind, ops = "avgpool", ("global_avgpool",)
 
     def kernel(self, node):
-        return "tt_avgpool_global_s8"
+        return "tt_avgpool_global_requant_s8" if requantizes(node) else "tt_avgpool_global_s8"
 
     def call(self, ctx, i, step):
         n = step.nodes[0]
-        _, h, w, c = ctx.g.tensors[n.inputs[0]].shape
+        x, y = ctx.g.tensors[n.inputs[0]], ctx.g.tensors[n.output]
+        _, h, w, c = x.shape
+        if requantizes(n):
+            (m,), (s,) = n.attrs["mult"], n.attrs["shift"]
+            return (f"tt_avgpool_global_requant_s8({ctx.A(n.inputs[0])}, {h}, {w}, {c}, "
+                    f"{x.zero_point}, {y.zero_point}, {int(m)}, {int(s)}, {ctx.A(n.output)})"), []
         return (f"tt_avgpool_global_s8({ctx.A(n.inputs[0])}, {h}, {w}, {c}, "
                 f"{ctx.A(n.output)})"), []
+
+
+class AvgPool(ForwardEmitter):
+    """avg_pool (kernel, stride, pad per axis, count_include_pad); requantizing when the
+    node has mult / shift (flash tables, one per divisor)."""
+    kind, ops = "avg_pool", ("avg_pool",)
+
+    def kernel(self, node):
+        return "tt_avgpool_s8"
+
+    def call(self, ctx, i, step):
+        n = step.nodes[0]
+        xt, yt = ctx.g.tensors[n.inputs[0]], ctx.g.tensors[n.output]
+        x, y = xt.shape, yt.shape
+        kh, kw = n.attrs["kernel"]
+        m = s = "NULL"
+        k = 0
+        if requantizes(n):
+            m = ctx.table(n, "mult", "int32_t", np.asarray(n.attrs["mult"], np.int32))
+            s = ctx.table(n, "shift", "int32_t", np.asarray(n.attrs["shift"], np.int32))
+            k = len(n.attrs["mult"])
+        p = (f"&(tt_avgpool_params){{.pool = {{.in_h = {x[1]}, .in_w = {x[2]}, .c = {x[3]}, "
+             f".out_h = {y[1]}, .out_w = {y[2]}, .k_h = {kh}, .k_w = {kw}, "
+             f"{c_geometry(n.attrs['stride'], n.attrs['pad'])}}}, .in_zero = {xt.zero_point}, "
+             f".out_zero = {yt.zero_point}, .count_include_pad = {int(bool(n.attrs['count_include_pad']))}, "
+             f".n_mult = {k}, .mult = {m}, .shift = {s}}}")
+        return f"tt_avgpool_s8({p}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)})", []
 
 
 class MaxPool(ForwardEmitter):
@@ -243,7 +279,7 @@ class Block(ForwardEmitter):
 CONV = Conv()
 BLOCK = Block()
 EMITTERS: tuple[ForwardEmitter, ...] = (CONV, FullyConnected(), Add(), GlobalAvgPool(), MaxPool(),
-                                        Concat(), Mul(), Lut(), Flatten())
+                                        Concat(), Mul(), Lut(), Flatten(), AvgPool())
 BY_OP: dict[str, ForwardEmitter] = {op: e for e in EMITTERS for op in e.ops}
 BY_KIND: dict[str, ForwardEmitter] = {e.kind: e for e in EMITTERS + (BLOCK,)}
 

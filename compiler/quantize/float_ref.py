@@ -10,7 +10,7 @@ import numpy as np
 
 from compiler.ir.errors import GraphError
 from compiler.ir.graph import Graph, Node
-from compiler.ir.ops import LUT_FUNCTIONS, window_max
+from compiler.ir.ops import LUT_FUNCTIONS, window_count, window_max, window_sum
 from compiler.ir.qmath import hw
 
 
@@ -86,6 +86,13 @@ def _max_pool(node, x):
     return window_max(x, kh, kw, node.attrs["stride"], node.attrs["pad"], -np.inf)
 
 
+def _avg_pool(node, x):
+    a = node.attrs
+    kh, kw = a["kernel"]
+    count = window_count(x.shape[1], x.shape[2], kh, kw, a["stride"], a["pad"], a["count_include_pad"])
+    return (window_sum(x, kh, kw, a["stride"], a["pad"], 0) / count[None, :, :, None]).astype(x.dtype)
+
+
 def _flatten(node, x):
     return x.reshape(x.shape[0], -1)
 
@@ -103,7 +110,8 @@ def _clip(node, x):
 FLOAT_KERNELS = {"conv2d": _conv, "fully_connected": _fc, "add": _add, "concat": _concat,
                  "mul": _mul, **{op: (lambda f: lambda node, x: f(node, x).astype(x.dtype))(f)
                                  for op, f in LUT_FUNCTIONS.items()},
-                 "global_avgpool": _pool, "max_pool": _max_pool, "flatten": _flatten, "batch_norm": _bn, "clip": _clip}
+                 "global_avgpool": _pool, "max_pool": _max_pool, "flatten": _flatten, "batch_norm": _bn, "clip": _clip,
+                 "avg_pool": _avg_pool}
 
 
 def run_float(g: Graph, x, *, return_all: bool = False, batch_size: int = 256):

@@ -327,6 +327,28 @@ def max_pool_grad_acc(gy_q, x_q, kernel: tuple[int, int], stride, pad) -> np.nda
     return acc
 
 
+def avg_pool_grad_acc(gy_q, in_hw: tuple[int, int], kernel: tuple[int, int], stride, pad) -> np.ndarray:
+    """Average pool backward (every window the same divisor ``kh * kw``): each output
+    gradient is added to every tap of its window inside the map, overlapping windows
+    summed. int8 gy [N,Ho,Wo,C] -> int32 [N,H,W,C] with the scale of gy / (kh * kw) (a
+    RequantGrad makes it int8)."""
+    gy = np.asarray(gy_q, np.int32)
+    n, ho, wo, c = gy.shape
+    h, w = in_hw
+    kh, kw = kernel
+    (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    acc = np.zeros((n, h + 2 * ph, w + 2 * pw, c), np.int32)
+    for i in range(kh):
+        for j in range(kw):
+            acc[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :] += gy
+    return np.ascontiguousarray(acc[:, ph:ph + h, pw:pw + w, :])
+
+
+def avg_pool_grad_scale(gy_scale, kernel: tuple[int, int]):
+    """The float32 scale of :func:`avg_pool_grad_acc`'s accumulators."""
+    return F32(F32(gy_scale) / F32(kernel[0] * kernel[1]))
+
+
 # ----------------------------------------------------------------------------- weight gradients
 
 def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride, pad,

@@ -30,7 +30,17 @@ sigmoid / hardsigmoid / hardswish: ``y = table[x + 128]``, the table built at co
 time (:func:`compiler.ir.ops.lut_table`), so the C kernel is the same lookup.
 
 global average pool: ``y = div_round_away(sum(x over H, W), H*W)`` (raw int8 values;
-input and output share scale and zero point).
+input and output share scale and zero point). With parameters of its own (a QDQ model;
+``mult``, ``shift`` the Q31 multiplier of ``x_scale / (H*W * y_scale)``) one
+requantization of the integer sum::
+
+    y = clamp(requant(sum(x - x_zero), mult, shift) + y_zero, -128, 127)
+
+average pool (``avg_pool``, windows as max pool): the same two forms per window, with
+``count`` its divisor (``kh*kw``, or with ``count_include_pad`` False its taps inside the
+map): ``y = div_round_away(sum(x), count)`` where a padded tap is ``x_zero`` (a real
+zero), or ``clamp(requant(sum(x - x_zero), mult[i], shift[i]) + y_zero)`` with ``i`` the
+index of ``count`` in :func:`compiler.ir.ops.avg_pool_divisors` (padded taps add 0).
 
 max pool: the largest raw int8 value of each window (input and output share scale and
 zero point, so it is the real maximum); padded taps never win.
@@ -47,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.graph import Graph, Node
-from compiler.ir.ops import window_max
+from compiler.ir.ops import window_count, window_max, window_sum
 from compiler.ir.qmath import (  # noqa: F401  (AddParams, out_size: re-exported)
     ADD_LEFT_SHIFT,
     AddParams,
@@ -176,6 +186,35 @@ def global_avgpool(x) -> np.ndarray:
     return div_round_away(s, h * w).astype(np.int8)
 
 
+def global_avgpool_requant(x, x_zero: int, y_zero: int, mult: int, shift: int) -> np.ndarray:
+    """[N, H, W, C] -> [N, 1, 1, C] with the output's own parameters (module doc)."""
+    s = (np.asarray(x, np.int64) - x_zero).sum(axis=(1, 2), keepdims=True)
+    return clamp_s8(requantize(s, mult, shift) + y_zero)
+
+
+def avg_pool(x, kh: int, kw: int, stride, pad, count_include_pad: bool, x_zero: int,
+             y_zero: int = 0, mult=None, shift=None) -> np.ndarray:
+    """Mean of each ``kh`` x ``kw`` window of NHWC int8 ``x`` (module doc): with ``mult``
+    None the output keeps the input's parameters, else ``mult`` / ``shift`` hold one
+    multiplier per divisor (one, or ``kh*kw`` indexed by ``count - 1``)."""
+    x = np.asarray(x, np.int64)
+    count = window_count(x.shape[1], x.shape[2], kh, kw, stride, pad, count_include_pad)[None, :, :, None]
+    if mult is None:   # a padded tap is x_zero (counted) or left out (not counted)
+        return _div_per_count(window_sum(x, kh, kw, stride, pad, x_zero if count_include_pad else 0),
+                              count)
+    acc = window_sum(x - x_zero, kh, kw, stride, pad, 0)
+    m, s = np.asarray(mult, np.int64), np.asarray(shift, np.int64)
+    i = count - 1 if m.size > 1 else np.zeros_like(count)
+    return clamp_s8(requantize(acc, m[i], s[i]) + y_zero)
+
+
+def _div_per_count(acc, count) -> np.ndarray:
+    """div_round_away with a divisor per window (count broadcast over N and C)."""
+    half = count // 2
+    adj = np.where(acc >= 0, acc + half, acc - half)
+    return (np.sign(adj) * (np.abs(adj) // count)).astype(np.int8)
+
+
 def max_pool(x, kh: int, kw: int, stride, pad) -> np.ndarray:
     """Max over each ``kh`` x ``kw`` window of NHWC int8 ``x`` at ``stride``; the ``pad``
     border (``stride``, ``pad``: an int or per axis ``(h, w)``) is -128, which never
@@ -221,7 +260,19 @@ def _lut(g: Graph, node: Node, x):
 
 
 def _global_avgpool(g: Graph, node: Node, x):
+    if "mult" in node.attrs:
+        (m,), (s,) = node.attrs["mult"], node.attrs["shift"]
+        return global_avgpool_requant(x, g.tensors[node.inputs[0]].zero_point,
+                                      g.tensors[node.output].zero_point, m, s)
     return global_avgpool(x)
+
+
+def _avg_pool(g: Graph, node: Node, x):
+    a = node.attrs
+    kh, kw = a["kernel"]
+    return avg_pool(x, kh, kw, a["stride"], a["pad"], a["count_include_pad"],
+                    g.tensors[node.inputs[0]].zero_point, g.tensors[node.output].zero_point,
+                    a.get("mult"), a.get("shift"))
 
 
 def _max_pool(g: Graph, node: Node, x):
@@ -245,5 +296,6 @@ KERNELS = {
     "hardswish": _lut,
     "global_avgpool": _global_avgpool,
     "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
     "flatten": _flatten,
 }

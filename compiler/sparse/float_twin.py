@@ -11,9 +11,9 @@ not part of the numeric contract.
   program passes the logits' clamp straight through by default, see
   :func:`compiler.autodiff.program.build_program`);
 - add: ``a + b`` then its clamp; global_avgpool: mean over H, W; max_pool: torch's
-  max_pool2d (the gradient goes to a window's maximum, like the int8 rule); flatten:
-  NHWC order; mul: ``a * b`` (broadcast gate) then its clamp; sigmoid / hardsigmoid /
-  hardswish: torch's functions (the int8 tables round them).
+  max_pool2d (the gradient goes to a window's maximum, like the int8 rule); avg_pool:
+  torch's avg_pool2d; flatten: NHWC order; mul: ``a * b`` (broadcast gate) then its clamp;
+  sigmoid / hardsigmoid / hardswish: torch's functions (the int8 tables round them).
 
 Tensors are NHWC (batch first) real values; :meth:`FloatTwin.dequantize` turns int8
 tensors of the graph into them. ``nodes`` restricts the twin to a suffix of the graph
@@ -111,6 +111,10 @@ class FloatTwin(nn.Module):
                 a = n.attrs
                 y = F.max_pool2d(xs[0].permute(0, 3, 1, 2), tuple(a["kernel"]), a["stride"],
                                  a["pad"]).permute(0, 2, 3, 1)
+            elif n.op == "avg_pool":
+                a = n.attrs
+                y = F.avg_pool2d(xs[0].permute(0, 3, 1, 2), tuple(a["kernel"]), a["stride"], a["pad"],
+                                 count_include_pad=bool(a["count_include_pad"])).permute(0, 2, 3, 1)
             elif n.op == "flatten":
                 y = xs[0].reshape(xs[0].shape[0], -1)
             elif n.op == "mul":

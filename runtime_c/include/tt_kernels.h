@@ -160,6 +160,17 @@ typedef struct tt_pool_params {
     int32_t stride_w, pad_w;
 } tt_pool_params;
 
+/* Average pool (tt_avgpool_s8): the window of `pool`; count_include_pad: padded taps
+   count in a window's divisor (k_h * k_w) or not (its taps inside the map); mult / shift
+   NULL: input and output share scale and zero point, else n_mult Q31 multipliers of
+   s_in / (count * s_out): one (every window the same divisor) or k_h * k_w (entry
+   count - 1). */
+typedef struct tt_avgpool_params {
+    tt_pool_params pool;
+    int32_t in_zero, out_zero, count_include_pad, n_mult;
+    const int32_t *mult, *shift;
+} tt_avgpool_params;
+
 /* Per-axis geometry of a tt_conv_params / tt_pool_params: `stride` / `pad` are the rows'
    (H); the columns' (W) are stride_w / pad_w when stride_w > 0, else the same as the rows'
    (a zero-initialised stride_w is the square case). Kernels that only take square
@@ -264,6 +275,8 @@ size_t tt_fc_s8_scratch_bytes(const tt_fc_params *p);
 size_t tt_add_s8_scratch_bytes(const tt_add_params *p);           /* 0 */
 size_t tt_avgpool_global_s8_scratch_bytes(int32_t c);             /* 0 */
 size_t tt_maxpool_s8_scratch_bytes(const tt_pool_params *p);      /* 0 */
+size_t tt_avgpool_global_requant_s8_scratch_bytes(int32_t c);     /* 0 */
+size_t tt_avgpool_s8_scratch_bytes(const tt_avgpool_params *p);   /* 0 */
 size_t tt_concat_s8_scratch_bytes(int32_t n_in);                  /* 0 */
 size_t tt_mul_s8_scratch_bytes(const tt_mul_params *p);           /* 0 */
 size_t tt_lut_s8_scratch_bytes(int32_t n);                        /* 0 */
@@ -338,6 +351,17 @@ void tt_lut_s8(const int8_t *table, const int8_t *in, int8_t *out, int32_t n);
 /* Global average pool [h][w][c] -> [c]: div_round_away(sum, h*w) (input and output
    share scale and zero point). */
 void tt_avgpool_global_s8(const int8_t *in, int32_t h, int32_t w, int32_t c, int8_t *out);
+
+/* Global average pool [h][w][c] -> [c] with the output's own parameters:
+   clamp(requant(sum(x - in_zero), mult, shift) + out_zero), one Q31 multiplier of
+   s_in / (h*w * s_out). */
+void tt_avgpool_global_requant_s8(const int8_t *in, int32_t h, int32_t w, int32_t c,
+                                  int32_t in_zero, int32_t out_zero, int32_t mult,
+                                  int32_t shift, int8_t *out);
+
+/* Average pool [in_h][in_w][c] -> [out_h][out_w][c] (see tt_avgpool_params and
+   compiler.ref.ops.avg_pool). */
+void tt_avgpool_s8(const tt_avgpool_params *p, const int8_t *in, int8_t *out);
 
 /* Max pool [in_h][in_w][c] -> [out_h][out_w][c]: the largest int8 value of each window
    (input and output share scale and zero point); padded taps never win. */

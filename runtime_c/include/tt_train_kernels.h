@@ -39,7 +39,8 @@
  * Return values (tt_status.h: one convention for every runtime kernel)
  *   void, cannot fail (everything they read was fixed and checked at compile time):
  *     tt_grad_prescale_s16, tt_clamp_mask_pack_s8, tt_grad_mask_s8, tt_avgpool_grad_s8,
- *     tt_maxpool_grad_s8, tt_lut_grad_s8, tt_mul_grad_s8, tt_mul_gate_grad_s8
+ *     tt_maxpool_grad_s8, tt_lut_grad_s8, tt_mul_grad_s8, tt_mul_gate_grad_s8,
+ *     tt_avgpool_window_grad_s8
  *     and the input gradients tt_*_grad_in_s16.
  *   int, TT_OK or TT_ERR_ARG (they take run-time settings: bit width 2..8, range
  *   function, label, n):
@@ -118,6 +119,7 @@ size_t tt_lut_grad_s8_scratch_bytes(int32_t n);                       /* 0 */
 size_t tt_mul_grad_s8_scratch_bytes(int32_t c);                       /* 0 */
 size_t tt_mul_gate_grad_s8_scratch_bytes(int32_t c);                  /* 0 */
 size_t tt_maxpool_grad_s8_scratch_bytes(const tt_pool_params *p);       /* 0 */
+size_t tt_avgpool_window_grad_s8_scratch_bytes(const tt_pool_params *p); /* 0 */
 size_t tt_conv2d_grad_in_s16_scratch_bytes(const tt_conv_params *p);  /* 0 */
 size_t tt_conv2d_1x1_grad_in_s16_scratch_bytes(const tt_conv_params *p);
 size_t tt_dwconv_grad_in_s16_scratch_bytes(const tt_conv_params *p);
@@ -212,6 +214,11 @@ void tt_mul_gate_grad_s8(const int8_t *gy, const int8_t *a, int32_t z_a, int32_t
    acc [in_h][in_w][c] int32 with the scale of gy (tt_requant_grad_s8 makes it int8). */
 void tt_maxpool_grad_s8(const tt_pool_params *p, const int8_t *x, const int8_t *gy,
                         int32_t *acc);
+
+/* avg_pool_grad_acc (every window with the divisor k_h * k_w): each gy[oy][ox][c] added
+   to the accumulators of every tap of its window inside the map; acc [in_h][in_w][c]
+   int32 with the scale of gy / (k_h * k_w) (tt_requant_grad_s8 makes it int8). */
+void tt_avgpool_window_grad_s8(const tt_pool_params *p, const int8_t *gy, int32_t *acc);
 
 /* ---- input gradients (transposed convolution) -------------------------------------------
  * t: the prescaled output gradient, int16 [out_h][out_w][out_c]; result int32 gx

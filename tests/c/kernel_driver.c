@@ -45,6 +45,8 @@ enum {
     OP_CONCAT = 12,
     OP_MUL = 13,
     OP_LUT = 14,
+    OP_AVGPOOL_REQUANT = 40,
+    OP_AVG_POOL = 41,
 };
 
 /* ---- one case -------------------------------------------------------------------- */
@@ -240,6 +242,59 @@ static void run_maxpool(rd_t *r, result_t *res)
     if (!guard_ok(out, n)) res->status = 3;
 }
 
+static void run_avgpool_requant(rd_t *r, result_t *res)
+{
+    int32_t np = rd_i32(r);
+    int32_t v[7];
+    if (np != 7) { r->err = 1; return; }
+    for (int i = 0; i < 7; ++i) v[i] = rd_i32(r);
+    if (rd_i32(r) != 0) { r->err = 1; return; }
+    const int32_t h = v[0], w = v[1], c = v[2];
+    const int8_t *x = (const int8_t *)rd_arr(r, h * w * c);
+    if (r->err) return;
+    uint8_t *out = guarded((size_t)c);
+    if (!out) { res->status = 4; return; }
+    uint32_t t0 = tc_cycles();
+    tt_avgpool_global_requant_s8(x, h, w, c, v[3], v[4], v[5], v[6], (int8_t *)out);
+    res->cycles = tc_cycles() - t0;
+    res->out = out;
+    res->n_out = c;
+    if (!guard_ok(out, (size_t)c)) res->status = 3;
+}
+
+/* params: h, w, c, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w, in_zero,
+   out_zero, count_include_pad, n_mult; arrays: x, mult, shift (one unused entry when
+   n_mult = 0: the kernel then gets NULL tables). */
+static void run_avg_pool(rd_t *r, result_t *res)
+{
+    int32_t np = rd_i32(r);
+    int32_t v[15];
+    if (np != 15) { r->err = 1; return; }
+    for (int i = 0; i < 15; ++i) v[i] = rd_i32(r);
+    if (rd_i32(r) != 0) { r->err = 1; return; }
+    tt_avgpool_params p = {.pool = {.in_h = v[0], .in_w = v[1], .c = v[2], .out_h = v[3],
+                                    .out_w = v[4], .k_h = v[5], .k_w = v[6], .stride = v[7],
+                                    .pad = v[9]},
+                           .in_zero = v[11], .out_zero = v[12], .count_include_pad = v[13],
+                           .n_mult = v[14]};
+    if (v[8] != v[7] || v[10] != v[9]) { p.pool.stride_w = v[8]; p.pool.pad_w = v[10]; }
+    const int32_t nt = v[14] > 0 ? v[14] : 1;
+    const int8_t *x = (const int8_t *)rd_arr(r, p.pool.in_h * p.pool.in_w * p.pool.c);
+    const int32_t *m = (const int32_t *)rd_arr(r, 4 * nt);
+    const int32_t *sh = (const int32_t *)rd_arr(r, 4 * nt);
+    if (r->err) return;
+    if (v[14] > 0) { p.mult = m; p.shift = sh; }
+    const size_t n = (size_t)p.pool.out_h * p.pool.out_w * p.pool.c;
+    uint8_t *out = guarded(n);
+    if (!out) { res->status = 4; return; }
+    uint32_t t0 = tc_cycles();
+    tt_avgpool_s8(&p, x, (int8_t *)out);
+    res->cycles = tc_cycles() - t0;
+    res->out = out;
+    res->n_out = (int32_t)n;
+    if (!guard_ok(out, n)) res->status = 3;
+}
+
 static void run_concat(rd_t *r, result_t *res)
 {
     int32_t np = rd_i32(r);
@@ -358,6 +413,8 @@ static int run_case(rd_t *r, result_t *res)
     case OP_CONCAT: run_concat(r, res); break;
     case OP_MUL: run_mul(r, res); break;
     case OP_LUT: run_lut(r, res); break;
+    case OP_AVGPOOL_REQUANT: run_avgpool_requant(r, res); break;
+    case OP_AVG_POOL: run_avg_pool(r, res); break;
     default: res->status = 5; return 0;
     }
     if (r->err) {

@@ -63,6 +63,7 @@ enum {
     OP_MUL_GRAD = 28,
     OP_MUL_GATE_GRAD = 29,
     OP_CONCAT_GRAD = 30,
+    OP_AVG_POOL_GRAD = 40,
 };
 
 #define MAX_PARAMS 32
@@ -427,6 +428,21 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         if (!g) return;
         uint32_t t0 = tc_cycles();
         tt_maxpool_grad_s8(&p, (const int8_t *)c->a[0].p, (const int8_t *)c->a[1].p, (int32_t *)g);
+        res->cycles = tc_cycles() - t0;
+        kbuf_done(res, g, n);
+        return;
+    }
+    case OP_AVG_POOL_GRAD: { /* h, w, c, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w */
+        tt_pool_params p = {.in_h = v[0], .in_w = v[1], .c = v[2], .out_h = v[3], .out_w = v[4],
+                            .k_h = v[5], .k_w = v[6], .stride = v[7], .pad = v[9]};
+        if (v[8] != v[7] || v[10] != v[9]) { p.stride_w = v[8]; p.pad_w = v[10]; }
+        NEED(c->np == 11 && c->na == 1 && c->a[0].n == v[3] * v[4] * v[2]);
+        const size_t n = 4 * (size_t)v[0] * v[1] * v[2];
+        if (!out_alloc(res, (int32_t)n)) return;
+        uint8_t *g = kbuf(res, n);
+        if (!g) return;
+        uint32_t t0 = tc_cycles();
+        tt_avgpool_window_grad_s8(&p, (const int8_t *)c->a[0].p, (int32_t *)g);
         res->cycles = tc_cycles() - t0;
         kbuf_done(res, g, n);
         return;
