@@ -182,3 +182,33 @@ def test_grouped_conv_fails_before_codegen_with_node_name(tmp_path):
         firmware.build(g, "host", tmp_path, quiet=True)
     assert "groups=4" in str(e.value) and "conv2d" in str(e.value)
     assert not (tmp_path / "tt_model.c").exists()
+
+
+def test_blocks_of_one_sequential_get_their_own_c_names(tmp_path):
+    """Depthwise-separable blocks written as the layers of one nn.Sequential (features.2,
+    features.6, ...) share a parent module: each fused block is then named after its
+    depthwise conv, so the generated C does not define one block struct twice."""
+    import torch
+    import torch.nn as nn
+
+    from compiler.frontend.torch_fx import import_module
+
+    def dws(ci, co, s):
+        return [nn.Conv2d(ci, ci, 3, s, 1, groups=ci), nn.ReLU(), nn.Conv2d(ci, co, 1), nn.ReLU()]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), *dws(8, 16, 1),
+                                          *dws(16, 16, 2))
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.fc(self.features(x).mean((2, 3)))
+
+    torch.manual_seed(0)
+    cal = np.random.default_rng(0).random((16, 3, 24, 24), np.float32)
+    g = import_module(Net().eval(), torch.zeros(1, 3, 24, 24), calibration=cal)
+    rep = forward_both(g, "host", tmp_path, fuse="all")
+    blocks = [r["name"] for r in rep["layers"] if r["kernel"] == "tt_block_s8"]
+    assert len(blocks) == 2 and len(set(blocks)) == 2

@@ -132,6 +132,8 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
         raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
     KF.prefetch(g)
     blocks = _find_blocks(g, fuse, keep)
+    parents = [_block_name(b["dw"].name) for b in blocks.values()]
+    shared = {p for p in parents if parents.count(p) > 1}
     in_block: dict[str, str] = {}
     for key, b in blocks.items():
         for role in ("pw1", "dw", "pw2", "add"):
@@ -144,7 +146,7 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
             b = blocks[key]
             if n is not b["dw"]:
                 continue  # emitted once, at the depthwise node (all parts are contiguous)
-            steps.append(_block_step(g, b))
+            steps.append(_block_step(g, b, unique=_block_name(key) not in shared))
             continue
         e = KF.emitter_for(n)
         steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, KF.scratch(g, n),
@@ -152,7 +154,15 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
     return steps
 
 
-def _block_step(g: Graph, b: dict) -> Step:
+def _block_name(dw_name: str) -> str:
+    """A fused block is named after its depthwise conv's parent module (``blocks.3``)."""
+    return dw_name.rsplit(".", 1)[0] if "." in dw_name else dw_name
+
+
+def _block_step(g: Graph, b: dict, unique: bool = True) -> Step:
+    """The fused step of block ``b``, named after the depthwise conv's parent module, or
+    after the depthwise conv itself when that parent holds several blocks (``unique``
+    False: the layers of one ``nn.Sequential``)."""
     dw, pw1, pw2 = b["dw"], b["pw1"], b["pw2"]
     _, h, w, c = g.tensors[dw.inputs[0]].shape
     _, ho, wo, _ = g.tensors[dw.output].shape
@@ -161,7 +171,7 @@ def _block_step(g: Graph, b: dict) -> Step:
     row = _align(wo * c)
     ks = max([KF.scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
     nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
-    name = dw.name.rsplit(".", 1)[0] if "." in dw.name else dw.name
+    name = _block_name(dw.name) if unique else dw.name
     return Step("block", name, nodes, [b["input"]], b["output"], band + row + _align(ks),
                 KF.BLOCK.kernel(), {**b, "band_bytes": band, "row_bytes": row,
                                 "kernel_scratch": _align(ks)})
