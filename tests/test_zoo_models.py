@@ -108,9 +108,9 @@ def planned(zoo, tmp_path_factory):
     edited["weights"] = {**edited["weights"], **{n: "1/2" for n in body[-3:]}}
     edited["bias_layers"] = max(edited["bias_layers"], 4)
     (d / "edited.json").write_text(json.dumps(edited))
-    g2, prog, p2 = load_plan_graph(str(path), str(d / "edited.json"))
+    g2, _, p2 = load_plan_graph(str(path), str(d / "edited.json"))
     assert all(p2.weights[n] == Fraction(1, 2) for n in body[-3:])
-    xs = inputs.model_inputs(g2, x[-3:])     # samples the analysis did not score
+    xs = inputs.model_inputs(g2, x[-3:])     # three digits, through the model's pixel rule
     return g2, p2, xs, y[-3:]
 
 
