@@ -9,6 +9,8 @@
 #   make qemu-test                  the tests that run on the emulated board only
 #   make bench                      benchmarks (memory, instructions, sparse-update plans
 #                                   and accuracy vs the MCUNetV3 paper) -> bench/results.json
+#   make zoo-bench                  the reference architectures (ResNet-8, MobileNetV1-0.25, DS-CNN,
+#                                   FC autoencoder, LeNet) -> bench/zoo.json, bench/zoo.md
 #   make powercut                   cut the power at every flash operation of a checkpoint SAVE
 #   make fuzz                       fuzz the device's command dispatcher and settings (libFuzzer,
 #     FUZZ_SECONDS=300                ASan/UBSan, tests/fuzz): executions, coverage, crashes
@@ -30,10 +32,10 @@ ifeq ($(filter $(BOARD),$(BOARDS)),)
 $(error Unknown BOARD '$(BOARD)'. Available boards: $(BOARDS))
 endif
 
-.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench powercut fuzz fuzz-apt boards clean distclean
+.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench zoo-bench powercut fuzz fuzz-apt boards clean distclean
 
 help:
-	@sed -n '1,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,21p' Makefile | sed 's/^# \{0,1\}//'
 
 boards:
 	@echo "Available boards: $(BOARDS)"
@@ -115,6 +117,11 @@ bench: setup
 	$(PY) bench/train_steps.py
 	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
 	$(PY) bench/sparse.py
+
+# The reference architectures of tests/zoo_models.py: size, memory, instructions per
+# inference and training step on QEMU, and the sparse-update plan for 256 / 128 KB.
+zoo-bench: setup
+	$(PY) bench/zoo.py
 
 # Power cut before and half way through every flash operation of a SAVE of the demo
 # plan's trained arrays (host build, NOR flash model): "N/N recovered (old A, new B)".

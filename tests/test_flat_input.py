@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
+from zoo_models import autoencoder  # the MLPerf Tiny anomaly-detection autoencoder
 
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
@@ -16,10 +17,7 @@ from compiler.frontend.torch_fx import import_module
 
 def _autoencoder():
     torch.manual_seed(0)
-    layers, sizes = [], [640, 128, 128, 8, 128, 128]
-    for a, b in zip(sizes, sizes[1:]):
-        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(128, 640)).eval()
+    return autoencoder().eval()
 
 
 def _mlp(classes=4):

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_model_forward import forward_both  # board vs reference forward, bit for bit
 from test_train_firmware import run_both  # board vs reference trainer, bit for bit
+from zoo_models import dscnn  # the MLPerf Tiny KWS DS-CNN
 
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
@@ -28,17 +29,6 @@ from compiler.ref import ops as ref_ops
 
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
 QEMU = pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)
-
-
-def dscnn(classes=12, c=64, blocks=4):
-    """MLPerf Tiny KWS DS-CNN: conv (10, 4) stride 2 pad (5, 1), 4 x (dw 3x3 + pw 1x1),
-    global average pool over the 25 x 5 map, Linear(64, 12)."""
-    layers = [nn.Conv2d(1, c, (10, 4), stride=(2, 2), padding=(5, 1), bias=False),
-              nn.BatchNorm2d(c), nn.ReLU()]
-    for _ in range(blocks):
-        layers += [nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                   nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-    return nn.Sequential(*layers, nn.AvgPool2d((25, 5)), nn.Flatten(), nn.Linear(c, classes))
 
 
 def _randomize_bn(m, seed):
