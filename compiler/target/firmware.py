@@ -279,14 +279,16 @@ def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
 
 
 def train_stream(elf, images: np.ndarray, labels, nout: int, n_param_bytes: int,
-                 board: str = "qemu-mps2-an500", timeout: float = 600):
+                 board: str = "qemu-mps2-an500", timeout: float = 600, targets=None):
     """Run training steps on the firmware built with the training test app. Returns
     (logits [N, nout] before each update, losses, return codes, cycles, trained params
-    bytes after the last step)."""
+    bytes after the last step). ``targets``: int8 [N, nout] targets of an mse model
+    whose target is not its own input (the app makes an autoencoder's itself)."""
     def talk(port):
         outs, losses, rcs, cycles = [], [], [], []
-        for x, label in zip(images, labels):
-            port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes())
+        for i, (x, label) in enumerate(zip(images, labels)):
+            extra = b"" if targets is None else np.ascontiguousarray(targets[i], np.int8).tobytes()
+            port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes() + extra)
             if port.read(1) != b"R":
                 raise RuntimeError("training firmware did not answer")
             data = port.read(nout + 12)
