@@ -105,3 +105,48 @@ def test_autoencoder_trains_bit_exact(board, ae, tmp_path):
     cfg = tr.TrainConfig(lr=0.02, lr_body=0.005, seed=3, bits=6, range_mode="max/2",
                          loss_range_mode="max")
     run_mse_both(ae, trainable, cfg, board, tmp_path, _normal(ae, 4, 7))
+
+
+@pytest.mark.parametrize("history,epochs", [(0, 1), (3, 2)])
+def test_device_app_streams_flat_samples_and_matches_replay(ae, tmp_path, history, epochs):
+    """The device app with an mse autoencoder: unlabelled raw int8 samples (SAMPLE_RAW),
+    RESULT carries the anomaly score; scores and trained weights equal the replay."""
+    import serial
+
+    from compiler.autodiff import device_replay as device_sim
+    from compiler.target import runner as R
+    from host import protocol as P
+    # biases everywhere + the output layer (a checkpoint of two 128x640 layers would not
+    # fit a flash slot)
+    prog = ad.build_program(ae, {**ad.bias_only(ae), **ad.last_layers(ae, 1)}, loss="mse")
+    cfg = tr.TrainConfig(lr=0.5, seed=4)
+    rep = firmware.build(copy.deepcopy(ae), "host", tmp_path, program=prog, config=cfg,
+                         app=firmware.DEVICE_APP, defines={"TT_HISTORY_MAX": 4}, quiet=True)
+    n = 8
+    xs = _normal(ae, n, 11).reshape(n, -1)
+    no_train = [i == 2 for i in range(n)]
+    with R.HostSerial(rep["elf"], timeout=120) as h:
+        port = serial.serial_for_url(h.url, timeout=30)
+        c = P.Client(port, timeout=30)
+        info = c.check_model(rep["sha256"])
+        assert info.unsupervised and info.in_h * info.in_w * info.in_c == 640
+        c.set("history", history)
+        c.set("epochs", epochs)
+        with pytest.raises(P.DeviceError, match="without labels"):
+            c.sample(xs[0], 3)
+        with pytest.raises(P.DeviceError, match="raw sample size"):
+            c.sample(xs[0][:100])
+        dev = [c.sample(x, train=not nt) for x, nt in zip(xs, no_train)]
+        blob = c.download()
+        c.exit(0)
+        port.close()
+    gr = copy.deepcopy(ae)
+    sim = device_sim.replay(gr, prog, tr.TrainState(cfg), xs, [None] * n, no_train,
+                            device_sim.DeviceSettings(history, epochs))
+    assert all(r.score is not None and r.pred == 0 for r in dev)
+    np.testing.assert_array_equal(np.float32([r.score for r in dev]), np.float32(sim.scores))
+    assert [bool(r.trained) for r in dev] == sim.trained and any(sim.trained)
+    got = firmware.split_trained(gr, rep, blob)
+    for (node, param), v in got.items():
+        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
+    assert sum(int((v != ae.node(nd).params[p]).sum()) for (nd, p), v in got.items()) > 0

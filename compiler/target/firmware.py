@@ -192,7 +192,7 @@ def save_training(g: Graph, program, config, out_dir: Path) -> None:
     cfg = dataclasses.asdict(config if config is not None else tr.TrainConfig())
     spec = {"trainable": {n: {"weight": lt.train_weight, "ratio": str(lt.ratio), "bias": lt.train_bias}
                           for n, lt in program.trainable.items()},
-            "config": cfg, "model_sha256": g.sha256()}
+            "config": cfg, "model_sha256": g.sha256(), "loss": program.loss}
     (out_dir / TRAIN_SPEC).write_text(json.dumps(spec, indent=1))
 
 
@@ -213,7 +213,8 @@ def load_training(build_dir) -> tuple:
     spec = json.loads((d / TRAIN_SPEC).read_text())
     g = graph_io.load(d / TRAIN_MODEL)
     prog = ad.build_program(g, {n: ad.LayerTrain(t["weight"], Fraction(t["ratio"]), t["bias"])
-                                for n, t in spec["trainable"].items()})
+                                for n, t in spec["trainable"].items()},
+                            loss=spec.get("loss", "softmax_xent"))
     cfg = tr.TrainConfig(**spec["config"]) if spec.get("config") else tr.TrainConfig()
     return g, prog, cfg, json.loads((d / "report.json").read_text())
 
