@@ -107,29 +107,40 @@ def test_autoencoder_trains_bit_exact(board, ae, tmp_path):
     run_mse_both(ae, trainable, cfg, board, tmp_path, _normal(ae, 4, 7))
 
 
+@pytest.fixture(scope="module")
+def cli_fw(ae, tmp_path_factory):
+    """The device app for the autoencoder built by `build --loss mse --train bias+last:1`
+    (biases everywhere + the output layer; two 128x640 layers would not fit a flash
+    checkpoint slot)."""
+    from compiler.cli import main as cli
+    from compiler.ir import graph_io
+    d = tmp_path_factory.mktemp("mse_cli")
+    graph_io.save(ae, d / "ae.json")
+    assert cli.main(["build", str(d / "ae.json"), "--board", "host", "--loss", "mse", "--train",
+                     "bias+last:1", "--lr", "0.5", "--history", "4", "--out", str(d / "fw")]) == 0
+    return d
+
+
 @pytest.mark.parametrize("history,epochs", [(0, 1), (3, 2)])
-def test_device_app_streams_flat_samples_and_matches_replay(ae, tmp_path, history, epochs):
+def test_device_app_streams_flat_samples_and_matches_replay(cli_fw, history, epochs):
     """The device app with an mse autoencoder: unlabelled raw int8 samples (SAMPLE_RAW),
-    RESULT carries the anomaly score; scores and trained weights equal the replay."""
+    RESULT carries the anomaly score; scores and trained weights equal the replay of
+    what the build recorded (as `host.stream --verify` replays it)."""
     import serial
 
     from compiler.autodiff import device_replay as device_sim
     from compiler.target import runner as R
     from host import protocol as P
-    # biases everywhere + the output layer (a checkpoint of two 128x640 layers would not
-    # fit a flash slot)
-    prog = ad.build_program(ae, {**ad.bias_only(ae), **ad.last_layers(ae, 1)}, loss="mse")
-    cfg = tr.TrainConfig(lr=0.5, seed=4)
-    rep = firmware.build(copy.deepcopy(ae), "host", tmp_path, program=prog, config=cfg,
-                         app=firmware.DEVICE_APP, defines={"TT_HISTORY_MAX": 4}, quiet=True)
+    g, prog, cfg, rep = firmware.load_training(cli_fw / "fw")
+    assert prog.loss == "mse" and cfg.lr == np.float32(0.5)
     n = 8
-    xs = _normal(ae, n, 11).reshape(n, -1)
+    xs = _normal(g, n, 11).reshape(n, -1)
     no_train = [i == 2 for i in range(n)]
     with R.HostSerial(rep["elf"], timeout=120) as h:
         port = serial.serial_for_url(h.url, timeout=30)
         c = P.Client(port, timeout=30)
         info = c.check_model(rep["sha256"])
-        assert info.unsupervised and info.in_h * info.in_w * info.in_c == 640
+        assert info.unsupervised and (info.in_h, info.in_w, info.in_c) == (1, 640, 1)
         c.set("history", history)
         c.set("epochs", epochs)
         with pytest.raises(P.DeviceError, match="without labels"):
@@ -140,7 +151,7 @@ def test_device_app_streams_flat_samples_and_matches_replay(ae, tmp_path, histor
         blob = c.download()
         c.exit(0)
         port.close()
-    gr = copy.deepcopy(ae)
+    gr = copy.deepcopy(g)
     sim = device_sim.replay(gr, prog, tr.TrainState(cfg), xs, [None] * n, no_train,
                             device_sim.DeviceSettings(history, epochs))
     assert all(r.score is not None and r.pred == 0 for r in dev)
@@ -149,4 +160,19 @@ def test_device_app_streams_flat_samples_and_matches_replay(ae, tmp_path, histor
     got = firmware.split_trained(gr, rep, blob)
     for (node, param), v in got.items():
         np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
-    assert sum(int((v != ae.node(nd).params[p]).sum()) for (nd, p), v in got.items()) > 0
+    assert sum(int((v != g.node(nd).params[p]).sum()) for (nd, p), v in got.items()) > 0
+
+
+def test_cli_mse_firmware_and_refusals(cli_fw, capsys):
+    import json
+
+    from test_bad_input import one_error_in_process
+    out, model = cli_fw / "fw", cli_fw / "ae.json"
+    h = (out / "tt_model.h").read_text()
+    assert "TT_MODEL_LOSS_MSE" in h and "TT_MODEL_TARGET_OF_INPUT" in h
+    assert json.loads((out / "training.json").read_text())["loss"] == "mse"
+    capsys.readouterr()
+    one_error_in_process(capsys, ["build", model, "--board", "host", "--loss", "mse"], "give --train")
+    one_error_in_process(capsys, ["build", model, "--board", "host", "--train", "last:0"], "--train")
+    one_error_in_process(capsys, ["plan", model, "--data", "digits", "--loss", "mse"],
+                         "plan --loss mse: not supported")

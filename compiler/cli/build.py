@@ -52,6 +52,15 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                         f"device accepts (SET history), in samples, 0..{A.HISTORY_MAX} (default: "
                         "the plan's training.history; for a plan that does not say, the "
                         "largest buffer up to 16 that fits in the plan's budget)")
+    p.add_argument("--train", type=A.train_spec, default=None,
+                   help="without a plan: build training firmware (the device app by default) "
+                        "that trains this: last:K (weights and biases of the last K conv / fc "
+                        "layers), bias or bias:K (biases of all / the last K), whole; joined "
+                        "with + (e.g. bias+last:2)")
+    p.add_argument("--loss", choices=["softmax_xent", "mse"], default=None,
+                   help="with --train: the loss; softmax_xent (a classifier learning from "
+                        "labels, default) or mse (an autoencoder learning to reconstruct its "
+                        "unlabelled input; its output size must equal its input size)")
     p.add_argument("--no-checkpoint", action="store_true",
                    help="with --plan and the device app: no flash checkpoints (SAVE, RESTORE, "
                         "autosave, checkpoint upload; by default what the board learns is saved "
@@ -80,7 +89,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.board, args.model)
     A.check_writable_dir(out)
     kw = {}
-    if args.plan:
+    if args.plan and (args.train or args.loss):
+        raise CompilerError("--train and --loss build training firmware without a plan; a plan "
+                            "says what trains (and its training.loss): give one or the other")
+    if args.loss and not args.train:
+        raise CompilerError("--loss applies to training firmware: give --train (e.g. --train last:2)")
+    if args.train:
+        g = models.load(args.model)
+        require_int8(g, args.model, "build")
+        kw = _train_kwargs(g, args)
+    elif args.plan:
         from compiler.target.from_plan import device_history, load_plan_graph, plan_firmware_kwargs
         g, prog, plan = load_plan_graph(args.model, args.plan, any_model=args.any_model)
         app = args.app or plan.meta.get("app") or "device"
@@ -102,7 +120,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif (args.app or args.lr is not None or args.lr_body is not None or args.history is not None
           or args.any_model or args.no_checkpoint):
         raise CompilerError("--app, --lr, --lr-body, --history, --any-model and --no-checkpoint "
-                            "apply to training firmware: give a --plan")
+                            "apply to training firmware: give a --plan (or --train)")
     else:
         g = models.load(args.model)
         require_int8(g, args.model, "build")
@@ -113,6 +131,35 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         print(f"firmware: {rep['elf']}\nreport:   {out / 'report.json'}")
     return 0
+
+
+def _train_kwargs(g, args) -> dict:
+    """firmware.build arguments of ``build --train SPEC [--loss mse]`` (no plan)."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.target import firmware
+    from compiler.target.from_plan import DEVICE_HISTORY_DEFAULT
+    trainable = {}
+    for kind, k in args.train:
+        if kind == "last":
+            trainable.update(ad.last_layers(g, k))
+        elif kind == "bias":   # biases never replace a layer that also trains its weights
+            trainable = {**ad.bias_only(g, k), **trainable}
+        else:
+            trainable.update(ad.whole_model(g))
+    prog = ad.build_program(g, trainable, loss=args.loss or "softmax_xent")
+    if prog.loss == "mse" and prog.steps[0].target_of_input is None and args.app != "train-test":
+        raise CompilerError(f"{args.model}: --loss mse in the device app trains an autoencoder "
+                            "on its own input: the output size must equal the input size")
+    cfg = tr.TrainConfig(lr=args.lr or 0.01, lr_body=args.lr_body, loss_range_mode="max")
+    app = args.app or "device"
+    if app != "device" and args.history is not None:
+        raise CompilerError("--history applies to the device app")
+    history = DEVICE_HISTORY_DEFAULT if args.history is None else args.history
+    return dict(program=prog, config=cfg,
+                app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
+                defines={"TT_HISTORY_MAX": int(history)} if app == "device" else None,
+                checkpoint=not args.no_checkpoint)
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
