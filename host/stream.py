@@ -295,7 +295,7 @@ def load_dataset(args) -> D.Dataset:
 
 
 def make_plan(args, ds: D.Dataset, info: P.Info) -> Plan:
-    if info.unsupervised:
+    if getattr(info, "unsupervised", False):   # (replays pass a namespace)
         raise StreamError("the device runs an autoencoder that learns without labels (mse "
                           "loss): host.stream streams labelled images; send it int8 feature "
                           "vectors with host.protocol.Client.sample (README, Serial protocol)",
