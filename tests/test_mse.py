@@ -176,3 +176,25 @@ def test_cli_mse_firmware_and_refusals(cli_fw, capsys):
     one_error_in_process(capsys, ["build", model, "--board", "host", "--train", "last:0"], "--train")
     one_error_in_process(capsys, ["plan", model, "--data", "digits", "--loss", "mse"],
                          "plan --loss mse: not supported")
+
+
+def test_a_plan_file_records_the_loss(cli_fw):
+    """A plan's training.loss selects the loss of `build --plan` (checked like its other
+    training fields)."""
+    import json
+
+    from compiler.sparse import plan as sparse
+    from compiler.target.from_plan import load_plan_graph
+    model = cli_fw / "ae.json"
+    from compiler.ir import graph_io
+    sha = graph_io.load(model).sha256()
+    body = {"format": sparse.FORMAT, "model_sha256": sha, "head_init": "keep", "bias_layers": 5,
+            "weights": {}, "training": {"loss": "mse", "lr": 0.5, "history": 2}}
+    p = cli_fw / "plan.json"
+    p.write_text(json.dumps(body))
+    g, prog, _ = load_plan_graph(str(model), str(p))
+    assert prog.loss == "mse" and prog.steps[0].target_of_input is not None
+    assert g.sha256() == sha
+    p.write_text(json.dumps({**body, "training": {"loss": "l2"}}))
+    with pytest.raises(sparse.PlanError, match='training.loss: expected "softmax_xent" or "mse"'):
+        load_plan_graph(str(model), str(p))
