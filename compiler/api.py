@@ -150,7 +150,7 @@ def check_plan_options(plan, *, app=None, lr=None, lr_body=None, history=None,
     if plan is None and (app or lr is not None or lr_body is not None or history is not None
                          or any_model or not checkpoint):
         raise CompilerError("--app, --lr, --lr-body, --history, --any-model and --no-checkpoint "
-                            "apply to training firmware: give a --plan")
+                            "apply to training firmware: give a --plan (or --train)")
 
 
 def build(model, board: str = "host", out=None, plan=None, *, fuse: str = "auto",

@@ -80,13 +80,16 @@ LABEL_NONE = 0xFFFF
 SAMPLE_LOGITS = 0x01
 SAMPLE_BILINEAR = 0x02
 SAMPLE_NO_TRAIN = 0x04
-SAMPLE_FLAGS_ALL = 0x07
+SAMPLE_RAW = 0x08            # the payload is the int8 model input itself (no resize, no table)
+SAMPLE_FLAGS_ALL = 0x0F
 RESULT_FIXED_BYTES = 28
 RESULT_TRAINED = 0x01
 RESULT_LABELLED = 0x02
 RESULT_CORRECT = 0x04
 RESULT_HAS_LOSS = 0x08
 RESULT_HAS_LOGITS = 0x10
+RESULT_SCORE = 0x20          # loss = the anomaly score (reconstruction mse), pred 0
+INFO_LOSS_MSE = 0x01         # Info.model_flags: learns without labels (mse autoencoder)
 STATS_CLEAR = 0x01
 STATS_BYTES = 36
 VAL_I32 = 1
@@ -294,6 +297,12 @@ class Info:
     board: str
     plan: str
     status: str = ""   # what the firmware booted into (e.g. the checkpoint it restored)
+    model_flags: int = 0   # INFO_LOSS_MSE (0 from firmware before the flags)
+
+    @property
+    def unsupervised(self) -> bool:
+        """An mse autoencoder: send unlabelled int8 samples; RESULT carries the score."""
+        return bool(self.model_flags & INFO_LOSS_MSE)
 
     def supports(self, msg_type: int) -> bool:
         return bool(self.caps >> msg_type & 1)
@@ -302,7 +311,7 @@ class Info:
     def parse(cls, p: bytes) -> "Info":
         if len(p) < INFO_FIXED_BYTES:
             raise ProtocolError(f"INFO of {len(p)} bytes is shorter than {INFO_FIXED_BYTES}")
-        (ver, _r, caps, maxp, maxr, h, w, c, _r2, ncls,
+        (ver, _r, caps, maxp, maxr, h, w, c, mflags, ncls,
          ram, ramb, fl, flb, arena, trainable) = INFO_STRUCT.unpack_from(p)
         strs, at = [], INFO_FIXED_BYTES
         for _ in range(3):
@@ -315,12 +324,14 @@ class Info:
             at += 1 + n
         if at < len(p) and at + 1 + p[at] <= len(p):   # status (optional, newer firmware)
             strs.append(p[at + 1:at + 1 + p[at]].decode("utf-8", "replace"))
-        return cls(ver, caps, maxp, maxr, h, w, c, ncls, ram, ramb, fl, flb, arena,
+        info = cls(ver, caps, maxp, maxr, h, w, c, ncls, ram, ramb, fl, flb, arena,
                    trainable, *strs)
+        info.model_flags = mflags
+        return info
 
     def pack(self) -> bytes:
         s = INFO_STRUCT.pack(self.proto_version, 0, self.caps, self.max_payload, self.max_reply,
-                             self.in_h, self.in_w, self.in_c, 0, self.num_classes, self.ram_used,
+                             self.in_h, self.in_w, self.in_c, self.model_flags, self.num_classes, self.ram_used,
                              self.ram_budget, self.flash_used, self.flash_budget,
                              self.arena_bytes, self.trainable_bytes)
         for t in (self.model_hash, self.board, self.plan, self.status):
@@ -344,6 +355,11 @@ class Result:
     trained = property(lambda self: bool(self.flags & RESULT_TRAINED))
     labelled = property(lambda self: bool(self.flags & RESULT_LABELLED))
     correct = property(lambda self: bool(self.flags & RESULT_CORRECT))
+
+    @property
+    def score(self) -> float | None:
+        """The anomaly score (reconstruction mse of an unsupervised model), else None."""
+        return self.loss if self.flags & RESULT_SCORE else None
 
     @property
     def logits(self) -> np.ndarray | None:
@@ -397,10 +413,17 @@ def parse_error(p: bytes) -> DeviceError:
 
 
 def sample_payload(img, label: int | None = None, flags: int = 0) -> bytes:
-    """SAMPLE payload for a uint8 image of shape (h, w) or (h, w, c)."""
+    """SAMPLE payload for a uint8 image of shape (h, w) or (h, w, c); or, with int8
+    values, the model input itself (SAMPLE_RAW: already quantized with the model's input
+    scale and zero point, NHWC or flat; sent as 1 x size x 1)."""
     a = np.asarray(img)
+    if a.dtype == np.int8:
+        lab = LABEL_NONE if label is None else int(label)
+        if not 0 <= lab <= 0xFFFF or not 0 < a.size <= 0xFFFF:
+            raise ValueError(f"label {label} or raw sample size {a.size} out of range")
+        return SAMPLE_STRUCT.pack(lab, flags | SAMPLE_RAW, 1, 1, a.size) + a.tobytes()
     if a.dtype != np.uint8:
-        raise ValueError(f"SAMPLE images are uint8, got {a.dtype}")
+        raise ValueError(f"SAMPLE images are uint8 (or the int8 model input), got {a.dtype}")
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3:

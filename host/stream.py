@@ -323,6 +323,11 @@ def load_dataset(args) -> D.Dataset:
 
 
 def make_plan(args, ds: D.Dataset, info: P.Info) -> Plan:
+    if getattr(info, "unsupervised", False):   # (replays pass a namespace)
+        raise StreamError("the device runs an autoencoder that learns without labels (mse "
+                          "loss): host.stream streams labelled images; send it int8 feature "
+                          "vectors with host.protocol.Client.sample (README, Serial protocol)",
+                          EXIT_USAGE)
     if len(ds.classes) > info.num_classes:
         raise StreamError(f"{ds.name} has {len(ds.classes)} classes but the device's model has "
                           f"{info.num_classes}: use --classes {info.num_classes} (or fewer)", EXIT_USAGE)

@@ -95,6 +95,7 @@ BAD_OPTIONS = [
     ("build", "--lr", ["nan", "inf", "-1", "0", "100", "1.5", "abc"]),
     ("build", "--lr-body", ["nan", "-inf", "-1", "2", "x"]),
     ("build", "--history", ["-1", "256", "nan", "4.5"]),
+    ("build", "--train", ["last:0", "last", "whole:2", "bias:x", "all", "", "last:2+"]),
     ("run", "--top", ["0", "-1", "nan", "inf"]),
     ("plan", "--budget", ["nan", "inf", "-inf", "-5", "0", "0KB", "12XB", "lots", ""]),
     ("plan", "--size", ["0", "-1", "nan", "100000"]),

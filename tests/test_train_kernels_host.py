@@ -208,6 +208,16 @@ def test_softmax_xent_grad_random(drivers, seed, c, b, mode, s_y, z_y, in_place)
 
 
 @SETTINGS
+@given(seed=seeds, n=st.integers(1, 700), b=grad_bits, mode=modes, s_y=st.floats(1e-4, 2.0),
+       in_place=st.booleans())
+def test_mse_grad_random(drivers, seed, n, b, mode, s_y, in_place):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(-128, 128, n)
+    t = np.clip(y + rng.integers(-20, 21, n), -128, 127)
+    run_all(drivers, [tc.mse_case(y, t, F32(s_y), b, mode, in_place)])
+
+
+@SETTINGS
 @given(seed=seeds, n=st.integers(1, 300), b=grad_bits, mode=modes, mag=st.floats(0, 9.3),
        acc_scale=st.floats(1e-12, 1.0), ext=st.sampled_from([None, "small", "big", "nonpos"]),
        want_stat=st.booleans(), in_place=st.booleans())

@@ -33,7 +33,7 @@ KERNEL_SRCS = dc.kernel_sources(
     "tt_dwconv_grad_in_s16", "tt_fc_grad_in_s16", "tt_conv2d_grad_w_update_s8",
     "tt_conv2d_1x1_grad_w_update_s8", "tt_dwconv_grad_w_update_s8", "tt_fc_grad_w_update_s8",
     "tt_bias_grad_update_s32", "tt_maxpool_grad_s8", "tt_lut_grad_s8", "tt_mul_grad_s8",
-    "tt_mul_gate_grad_s8", "tt_concat_grad_s8", "tt_avgpool_window_grad_s8",
+    "tt_mul_gate_grad_s8", "tt_concat_grad_s8", "tt_avgpool_window_grad_s8", "tt_mse_grad_s8",
     "tt_train_kernels_dsp")
 INCLUDE = dc.INCLUDE
 
@@ -43,7 +43,8 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
        "conv2d_grad_in": 16, "conv2d_1x1_grad_in": 17, "dwconv_grad_in": 18,
        "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
        "fc_grad_w": 23, "bias": 24, "factors": 25, "maxpool_grad": 26, "lut_grad": 27,
-       "mul_grad": 28, "mul_gate_grad": 29, "concat_grad": 30, "avg_pool_grad": 40}
+       "mul_grad": 28, "mul_gate_grad": 29, "concat_grad": 30, "avg_pool_grad": 40,
+       "mse": 31}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
 STATUS = dc.STATUS
 TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
@@ -246,6 +247,16 @@ def softmax_case(logits, s_y, z_y: int, label: int, bits_: int, mode: str,
                             int(in_place)], [logits],
                 _i32(TT_OK) + q.tobytes() + f32b(sc), loose=[(float(loss), 2e-6)],
                 name=f"softmax C={len(logits)} {mode} b{bits_}")
+
+
+def mse_case(y, t, s_y, bits_: int, mode: str, in_place: bool = False) -> Case:
+    """tt_mse_grad_s8: the gradient, its scale and the loss, all exact."""
+    y, t = np.asarray(y, np.int8), np.asarray(t, np.int8)
+    g, loss = rg.mse_grad(y, t, s_y)
+    q, sc = rg.quantize_grad_f32(g, bits_, mode)
+    return Case("mse", [len(y), bits(s_y), bits_, *range_params(mode), int(in_place)], [y, t],
+                _i32(TT_OK) + q.tobytes() + f32b(sc) + f32b(loss),
+                name=f"mse N={len(y)} {mode} b{bits_}")
 
 
 def grad_range_case(acc, mode: str) -> Case:
@@ -740,6 +751,11 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
     cases.append(softmax_case([127, -128, 0], F32(1.0), 0, 1, 8, "max"))      # p[label] ~ 0
     cases.append(softmax_case([100, -128, -128, -128], F32(0.5), 0, 0, 8, "max"))  # p = 1
     cases.append(softmax_case([5], F32(0.1), 0, 0, 8, "mean*4"))             # one class: g = 0
+    r2 = np.random.default_rng(seed + 27)   # own stream: the other cases stay as they were
+    cases.append(mse_case(r2.integers(-128, 128, 640), r2.integers(-128, 128, 640), F32(0.013),
+                          6, "max/2", in_place=True))
+    cases.append(mse_case([3, -7, 0], [3, -7, 0], F32(0.5), 8, "max"))   # perfect: g = 0, loss 0
+    cases.append(mse_case([127], [-128], F32(2.0), 8, "mean*3"))
     cases.append(requant_grad_case(np.zeros(7, np.int32), F32(0.25), 8, "max"))
     cases.append(requant_grad_case(np.array([-2**31, 2**31 - 1, 5], np.int32), F32(1e-3), 8,
                                    "mean*64"))

@@ -6,6 +6,12 @@ Inputs are the model-input-sized uint8 images the device saw (after its resize),
 stream order, with their labels (None = unlabelled) and no-train flags. Settings mirror
 the device's: history (0 = one SGD step per trainable sample), epochs, train_every,
 enabled.
+
+An mse program (an autoencoder, unsupervised): the inputs are the int8 model inputs the
+device received (SAMPLE_RAW; uint8 images go through the pixel table as above), labels
+are None, every sample is trainable, each stored with its target
+(:func:`compiler.autodiff.trainer.mse_target_of`), and ``scores`` holds the anomaly score
+the device reports (the mse of the prediction's output against the target).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import numpy as np
 from compiler.autodiff import trainer as tr
 from compiler.autodiff.program import TrainingProgram
 from compiler.ir.graph import Graph
+from compiler.ref import grad_ops as rgo
 from compiler.ref.inputs import apply_lut, in_model_order, pixel_lut
 
 
@@ -32,6 +39,7 @@ class Replay:
     preds: list[int] = field(default_factory=list)
     trained: list[bool] = field(default_factory=list)
     logits: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
 
 
 def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, labels,
@@ -43,32 +51,41 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
     hist_x, hist_y = [], []
     seen = 0
     no_train = no_train if no_train is not None else [False] * len(labels)
+    mse = program.loss == "mse"
+    want = g.tensors[g.inputs[0]].shape
     for img, label, nt in zip(images, labels, no_train):
-        x = apply_lut(lut, in_model_order(g, img))[None]
+        img = np.asarray(img)
+        x = (img.reshape(want) if img.dtype == np.int8
+             else apply_lut(lut, in_model_order(g, img))[None])
         # the frozen prefix's outputs never change: computed once per sample (identical
         # results, far less work in history rounds)
         f = tr.prefix_features(g, program, x)
-        trainable = label is not None and not nt and s.enabled
+        if mse and label is not None:
+            raise ValueError("an mse (unsupervised) stream has no labels")
+        target = tr.mse_target_of(program, x) if mse else None
+        trainable = (mse or label is not None) and not nt and s.enabled
         if trainable:
             seen += 1
             if seen % s.train_every:
                 trainable = False
         if trainable and s.history == 0:
-            r = tr.train_step(g, program, state, label=int(label), features=f)
+            r = tr.train_step(g, program, state, label=int(label or 0), features=f, target=target)
             logits, trained = r.logits, True
         else:
             logits = tr.forward(g, program, features=f)[program.logits].reshape(-1)
             trained = False
             if trainable:
                 hist_x.append(f)
-                hist_y.append(int(label))
+                hist_y.append((int(label or 0), target))
                 if len(hist_x) >= s.history:
                     for _ in range(s.epochs):
-                        for hx, hy in zip(hist_x, hist_y):
-                            tr.train_step(g, program, state, label=hy, features=hx)
+                        for hx, (hy, ht) in zip(hist_x, hist_y):
+                            tr.train_step(g, program, state, label=hy, features=hx, target=ht)
                     hist_x, hist_y = [], []
                     trained = True
-        out.preds.append(int(np.argmax(logits)))
+        if mse:
+            out.scores.append(rgo.mse_grad(logits, target, program.steps[0].s_y)[1])
+        out.preds.append(0 if mse else int(np.argmax(logits)))
         out.trained.append(trained)
         out.logits.append(np.asarray(logits).copy())
     return out

@@ -15,7 +15,8 @@ Backward rules
     ``flatten``, ``mul``, ``sigmoid`` / ``hardsigmoid`` / ``hardswish``, plus two pseudo ops:
     ``clamp`` (the requant clamp / folded ReLU of every conv, fc and add output; not
     applied to the logits unless ``mask_logits``, see :func:`build_program`) and
-    ``softmax_xent`` (the loss on the single graph output). A node on the gradient path
+    ``softmax_xent`` / ``mse`` (the loss on the single graph output, chosen by
+    :func:`build_program`'s ``loss``). A node on the gradient path
     whose op has no rule raises :class:`NoBackwardRuleError` (naming op, node, source)
     before any step is emitted for the model; ops in the frozen prefix need no rule.
 
@@ -73,6 +74,7 @@ import numpy as np
 from compiler.ir.errors import CompilerError, UnsupportedOpError
 from compiler.ir.graph import Graph, Node
 from compiler.ir.ops import pool_counts_vary
+from compiler.ir.qmath import quantize_multiplier
 from compiler.ref import grad_ops as rgo
 
 RATIOS = (Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1, 1))
@@ -291,6 +293,26 @@ class LossGrad(Step):
     n_classes: int
     s_y: float
     z_y: int
+
+
+@dataclass(kw_only=True)
+class MseGrad(Step):
+    """``mse_grad(y, t, s_y)`` then ``quantize_grad_f32(g, bits, mode)``: int8 gradient of
+    the real output [1, N] against the int8 target ``t`` (the output's quantization) and
+    its scale; the float32 loss. ``target_of_input`` = (x_zero, mult, shift) when the
+    output has the input's size (an autoencoder): the default target is then
+    ``mse_target(x, x_zero, mult, shift, z_y)``; None: the caller gives the target."""
+
+    kind: ClassVar[str] = "mse_grad"
+    ref: ClassVar[str] = "mse_grad + quantize_grad_f32"
+    WRITES: ClassVar = ("out",)
+    SAVED: ClassVar = ("logits",)
+    logits: str
+    out: str
+    n: int
+    s_y: float
+    z_y: int
+    target_of_input: tuple | None = None
 
 
 @dataclass(kw_only=True)
@@ -620,7 +642,7 @@ class BiasUpdate(Step):
 
 STEP_KINDS: dict[str, type[Step]] = {c.kind: c for c in (
     LossGrad, Mask, Prescale, ConvGradInput, FcGradInput, RequantGrad, AvgpoolGrad, MaxPoolGrad,
-    AvgPoolWindowGrad,
+    AvgPoolWindowGrad, MseGrad,
     AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate, LutGrad, MulGrad, MulGateGrad)}
 
 
@@ -648,7 +670,7 @@ class TrainingProgram:
     logits: str
     grad_of: dict[str, str] = field(default_factory=dict)
     input_grads: dict[str, list] = field(default_factory=dict)
-
+    loss: str = "softmax_xent"         # the loss rule (LOSSES): softmax_xent or mse
     def updates(self) -> list[Step]:
         return [s for s in self.steps if isinstance(s, (ConvUpdate, FcUpdate, BiasUpdate))]
 
@@ -969,6 +991,21 @@ def _rule_avg_pool(b: Builder, node: Node, gy: str) -> list:
     return [gx]
 
 
+def _rule_mse(b: Builder, node: Node, logits: str) -> str:
+    """MSE loss on the graph output against an int8 target with its quantization."""
+    t = b.g.tensors[logits]
+    x = b.g.tensors[b.g.inputs[0]]
+    out = b.buffer(f"g:{logits}", "int8", t.shape, logits)
+    b.save(logits, "logits")
+    tin = None
+    if x.numel == t.numel:   # an autoencoder: the target can be its own input
+        m, sh = quantize_multiplier(float(x.scale) / float(t.scale))
+        tin = (int(x.zero_point), int(m), int(sh))
+    b.emit(MseGrad(node=node.name, logits=logits, out=out, n=int(t.numel), s_y=float(t.scale),
+                   z_y=int(t.zero_point), target_of_input=tin))
+    return out
+
+
 #: THE backward rules table: op -> rule. Pseudo ops: "clamp" (applied to the output
 #: gradient of every conv2d / fully_connected / add first) and "softmax_xent" (loss).
 RULES: dict[str, Callable] = {
@@ -986,17 +1023,26 @@ RULES: dict[str, Callable] = {
     "hardswish": _rule_lut,
     "clamp": _rule_clamp,
     "softmax_xent": _rule_softmax_xent,
+    "mse": _rule_mse,
 }
+#: the loss rules of RULES (build_program's ``loss``)
+LOSSES = ("softmax_xent", "mse")
 
 
-def build_program(g: Graph, trainable, *, mask_logits: bool = False) -> TrainingProgram:
+def build_program(g: Graph, trainable, *, mask_logits: bool = False,
+                  loss: str = "softmax_xent") -> TrainingProgram:
     """int8 forward graph + trainable set -> :class:`TrainingProgram` (see module doc).
 
     ``mask_logits``: apply the clamp rule to the classifier's own output clamp too. Off by
     default: the loss gradient passes the logits' int8 saturation straight through, as if
     the logits were unclamped. With the mask, a logit saturated at +127 gets no gradient
     on *any* sample, so it can never come back down; on MNIST with a zero-initialised
-    head this froze every class at +127 within a few hundred steps."""
+    head this froze every class at +127 within a few hundred steps.
+
+    ``loss``: "softmax_xent" (a classifier, labels) or "mse" (regression / autoencoder:
+    mean squared error against an int8 target; see :class:`MseGrad`)."""
+    if loss not in LOSSES:
+        raise TrainPlanError(f"{g.name}: unknown loss {loss!r} (one of {', '.join(LOSSES)})")
     if not g.is_int8:
         raise TrainPlanError(f"{g.name}: build_program needs an int8 graph (quantize first)")
     if len(g.outputs) != 1:
@@ -1009,15 +1055,15 @@ def build_program(g: Graph, trainable, *, mask_logits: bool = False) -> Training
         raise TrainPlanError(f"{g.name}: the trainable set trains nothing")
     # check every rule on the gradient path before emitting anything
     head = g.producer(logits)
-    if "softmax_xent" not in RULES:
-        raise NoBackwardRuleError("softmax_xent", head.name, head.source)
+    if loss not in RULES:
+        raise NoBackwardRuleError(loss, head.name, head.source)
     for n in g.nodes:
         if not b.need[n.output]:
             continue
         for op in (n.op, "clamp") if n.traits.clamps else (n.op,):
             if op not in RULES:
                 raise NoBackwardRuleError(op, n.name, n.source)
-    b.contribute(logits, RULES["softmax_xent"](b, head, logits))
+    b.contribute(logits, RULES[loss](b, head, logits))
     grad_of: dict[str, str] = {}
     input_grads: dict[str, list] = {}
     for node in reversed(g.nodes):
@@ -1048,4 +1094,4 @@ def build_program(g: Graph, trainable, *, mask_logits: bool = False) -> Training
             if t in produced_by_frozen and t not in boundary:
                 boundary.append(t)
     return TrainingProgram(g.name, g.sha256(), b.steps, b.buffers, b.saved_, spec, b.ids,
-                           frozen, boundary, logits, grad_of, input_grads)
+                           frozen, boundary, logits, grad_of, input_grads, loss)

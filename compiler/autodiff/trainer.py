@@ -197,8 +197,10 @@ def accuracy(g: Graph, program: ad.TrainingProgram, labels, x=None, features=Non
 # ----------------------------------------------------------------------------- backward executors
 
 class _Ctx:
-    def __init__(self, g: Graph, state: TrainState, fwd: dict, label: int, trace: bool):
+    def __init__(self, g: Graph, state: TrainState, fwd: dict, label: int, trace: bool,
+                 target=None):
         self.g = g
+        self.target = target
         self.state = state
         self.cfg = state.config
         self.fwd = fwd
@@ -232,6 +234,26 @@ def _x_loss(s: ad.LossGrad, c: _Ctx):
     gf, c.loss = rgo.softmax_xent_grad(logits, s.s_y, s.z_y, c.label)
     q, sc = rgo.quantize_grad_f32(gf, c.cfg.bits, c.cfg.loss_range_mode or c.cfg.range_mode)
     c.put(s.out, q.reshape(1, -1), sc)
+
+
+def _x_mse(s: ad.MseGrad, c: _Ctx):
+    y = c.fwd[s.logits].reshape(-1)
+    if c.target is None or np.asarray(c.target).size != s.n:
+        raise ValueError(f"the mse loss needs an int8 target of {s.n} values (mse_target_of)")
+    gf, c.loss = rgo.mse_grad(y, np.asarray(c.target, np.int8), s.s_y)
+    q, sc = rgo.quantize_grad_f32(gf, c.cfg.bits, c.cfg.loss_range_mode or c.cfg.range_mode)
+    c.put(s.out, q.reshape(1, -1), sc)
+
+
+def mse_target_of(program: ad.TrainingProgram, x) -> np.ndarray:
+    """The default target of an mse program for int8 input ``x``: the input requantized
+    to the output's quantization (an autoencoder; :func:`compiler.ref.grad_ops.mse_target`)."""
+    s = program.steps[0]
+    if not isinstance(s, ad.MseGrad) or s.target_of_input is None:
+        raise ValueError(f"{program.graph_name}: the program has no input-derived target "
+                         f"(loss {program.loss!r}; an mse target of the input needs output size == input size)")
+    z, m, sh = s.target_of_input
+    return rgo.mse_target(np.asarray(x).reshape(-1), z, m, sh, s.z_y)
 
 
 def _x_mask(s: ad.Mask, c: _Ctx):
@@ -363,6 +385,7 @@ def _x_bias_update(s: ad.BiasUpdate, c: _Ctx):
 #: step kind -> executor (one ref_grad_ops call chain each; see the step docstrings)
 EXECUTORS: dict[type, Callable] = {
     ad.LossGrad: _x_loss,
+    ad.MseGrad: _x_mse,
     ad.Mask: _x_mask,
     ad.Prescale: _x_prescale,
     ad.ConvGradInput: _x_conv_grad_input,
@@ -387,12 +410,14 @@ EXECUTORS: dict[type, Callable] = {
 # ----------------------------------------------------------------------------- the step
 
 def train_step(g: Graph, program: ad.TrainingProgram, state: TrainState, x=None, label: int = 0,
-               *, features: dict | None = None, trace: bool = False) -> StepResult:
+               *, features: dict | None = None, trace: bool = False, target=None) -> StepResult:
     """One training step on one sample (batch 1): forward, loss, backward program, in-place
     update of ``g``'s parameters; ``state.step`` advances by one.
 
     ``x``: int8 input (1, H, W, C) or (H, W, C); or ``features``: the frozen prefix's
-    outputs for this sample (``{tensor: (1, ...)}``, e.g. a row of :func:`prefix_features`)."""
+    outputs for this sample (``{tensor: (1, ...)}``, e.g. a row of :func:`prefix_features`).
+    ``target``: int8 target of an mse program (default with ``x``: :func:`mse_target_of`);
+    ``label`` is then ignored."""
     if x is not None:
         x = np.asarray(x)
         want = g.tensors[g.inputs[0]].shape[1:]
@@ -407,8 +432,10 @@ def train_step(g: Graph, program: ad.TrainingProgram, state: TrainState, x=None,
             raise ValueError(f"features lack boundary tensor(s) {sorted(missing)}")
         if any(v.shape[0] != 1 for v in features.values()):
             raise ValueError("train_step trains on one sample: features need batch dimension 1")
+    if program.loss == "mse" and target is None and x is not None:
+        target = mse_target_of(program, x)
     fwd = forward(g, program, x=x, features=features)
-    c = _Ctx(g, state, fwd, label, trace)
+    c = _Ctx(g, state, fwd, label, trace, target)
     for step in program.steps:
         EXECUTORS[type(step)](step, c)
     logits = fwd[program.logits].reshape(-1)

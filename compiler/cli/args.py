@@ -130,6 +130,26 @@ def ratios(text) -> tuple[Fraction, ...]:
     return tuple(sorted(out))
 
 
+def train_spec(text) -> tuple[tuple[str, int | None], ...]:
+    """What trains without a plan: ``last:K`` (weights and biases of the last K conv / fc
+    layers), ``bias`` or ``bias:K`` (biases of every / the last K layers), ``whole``;
+    joined with ``+`` (e.g. ``bias+last:2``). Returns ((kind, K or None), ...)."""
+    expected = "last:K, bias, bias:K or whole, joined with + (e.g. bias+last:2), K >= 1"
+    out = []
+    for part in str(text).split("+"):
+        kind, _, k = part.strip().partition(":")
+        if kind not in ("last", "bias", "whole") or (kind == "last" and not k) \
+                or (kind == "whole" and k):
+            _fail(text, expected)
+        n = None
+        if k:
+            n = _int(k, expected)
+            if n < 1:
+                _fail(text, expected)
+        out.append((kind, n))
+    return tuple(out)
+
+
 # ----------------------------------------------------------------------------- paths
 
 def _nearest_existing(p: Path) -> Path:

@@ -53,6 +53,15 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                         f"device accepts (SET history), in samples, 0..{A.HISTORY_MAX} (default: "
                         "the plan's training.history; for a plan that does not say, the "
                         "largest buffer up to 16 that fits in the plan's budget)")
+    p.add_argument("--train", type=A.train_spec, default=None,
+                   help="without a plan: build training firmware (the device app by default) "
+                        "that trains this: last:K (weights and biases of the last K conv / fc "
+                        "layers), bias or bias:K (biases of all / the last K), whole; joined "
+                        "with + (e.g. bias+last:2)")
+    p.add_argument("--loss", choices=["softmax_xent", "mse"], default=None,
+                   help="with --train: the loss; softmax_xent (a classifier learning from "
+                        "labels, default) or mse (an autoencoder learning to reconstruct its "
+                        "unlabelled input; its output size must equal its input size)")
     p.add_argument("--no-checkpoint", action="store_true",
                    help="with --plan and the device app: no flash checkpoints (SAVE, RESTORE, "
                         "autosave, checkpoint upload; by default what the board learns is saved "
@@ -74,13 +83,22 @@ def _default_out(board: str, model: str) -> Path:
                      "firmware against the board budget; an over-budget plan fails with the table.",
          arguments=_build_args)
 def cmd_build(args: argparse.Namespace) -> int:
-    import json
-
     from compiler import api
     from compiler.target import firmware
     firmware.board_info(args.board)  # clear error on a wrong board, before any work
     out = Path(args.out) if args.out else _default_out(args.board, args.model)
     A.check_writable_dir(out)
+    if args.plan and (args.train or args.loss):
+        raise CompilerError("--train and --loss build training firmware without a plan; a plan "
+                            "says what trains (and its training.loss): give one or the other")
+    if args.loss and not args.train:
+        raise CompilerError("--loss applies to training firmware: give --train (e.g. --train last:2)")
+    if args.train:
+        g = model_arg.load(args.model, args)
+        require_int8(g, args.model, "build")
+        rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
+                             portable=args.portable, quiet=args.json, **_train_kwargs(g, args))
+        return _print_built(args, rep, out)
     api.check_plan_options(args.plan, app=args.app, lr=args.lr, lr_body=args.lr_body,
                            history=args.history, any_model=args.any_model,
                            checkpoint=not args.no_checkpoint)
@@ -92,11 +110,45 @@ def cmd_build(args: argparse.Namespace) -> int:
                        history=args.history, any_model=args.any_model,
                        checkpoint=not args.no_checkpoint, quiet=args.json,
                        say=None if args.json else print, model_name=args.model)
+    return _print_built(args, rep, out)
+
+
+def _print_built(args, rep: dict, out: Path) -> int:
+    import json
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
         print(f"firmware: {rep['elf']}\nreport:   {out / 'report.json'}")
     return 0
+
+
+def _train_kwargs(g, args) -> dict:
+    """firmware.build arguments of ``build --train SPEC [--loss mse]`` (no plan)."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.target import firmware
+    from compiler.target.from_plan import DEVICE_HISTORY_DEFAULT
+    trainable = {}
+    for kind, k in args.train:
+        if kind == "last":
+            trainable.update(ad.last_layers(g, k))
+        elif kind == "bias":   # biases never replace a layer that also trains its weights
+            trainable = {**ad.bias_only(g, k), **trainable}
+        else:
+            trainable.update(ad.whole_model(g))
+    prog = ad.build_program(g, trainable, loss=args.loss or "softmax_xent")
+    if prog.loss == "mse" and prog.steps[0].target_of_input is None and args.app != "train-test":
+        raise CompilerError(f"{args.model}: --loss mse in the device app trains an autoencoder "
+                            "on its own input: the output size must equal the input size")
+    cfg = tr.TrainConfig(lr=args.lr or 0.01, lr_body=args.lr_body, loss_range_mode="max")
+    app = args.app or "device"
+    if app != "device" and args.history is not None:
+        raise CompilerError("--history applies to the device app")
+    history = DEVICE_HISTORY_DEFAULT if args.history is None else args.history
+    return dict(program=prog, config=cfg,
+                app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
+                defines={"TT_HISTORY_MAX": int(history)} if app == "device" else None,
+                checkpoint=not args.no_checkpoint)
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:

@@ -57,6 +57,9 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                    help=f"history buffer (samples, 0..{A.HISTORY_MAX}) the device app keeps for "
                         "training rounds; "
                         "its RAM counts against the budget (default 0: online SGD)")
+    p.add_argument("--loss", choices=["softmax_xent", "mse"], default="softmax_xent",
+                   help="the training loss; only softmax_xent (classification accuracy on "
+                        "labelled --data) is planned; mse is refused (see `build --loss mse`)")
     p.add_argument("--ratios", type=A.ratios, default="1/8,1/4,1/2,1",
                    help="channel ratios to analyse (default 1/8,1/4,1/2,1)")
     p.add_argument("--bias-step", type=A.positive_int, default=2,
@@ -88,6 +91,12 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                      "another budget only trains what is new.",
          arguments=_plan_args)
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.loss == "mse":
+        raise CompilerError(
+            "plan --loss mse: not supported: the contribution analysis scores configurations "
+            "by classification accuracy on labelled data, not by reconstruction error; build an "
+            "autoencoder's learning firmware without a plan: `python -m compiler build MODEL "
+            "--loss mse --train bias+last:1`")
 
     from compiler.frontend import datasets as D
     from compiler.frontend import models

@@ -143,7 +143,12 @@ class TrainCtx:
         plan_str = (f"{len(parts)} layers: " + " ".join(parts))
         if len(plan_str) > 160:
             plan_str = plan_str[:157] + "..."
-        return {"training": True, "bsteps": bsteps, "head_cut": head_cut,
+        extra = {}
+        if self.program.loss == "mse":
+            tin = self.program.steps[0].target_of_input
+            extra["mse"] = {"target_of_input": tin is not None, "y_zero": self.program.steps[0].z_y,
+                            **(dict(zip(("x_zero", "mult", "shift"), tin)) if tin else {})}
+        return {**extra, "training": True, "bsteps": bsteps, "head_cut": head_cut,
                 "mask_packs": self.mask_packs(),
                 "plan_str": plan_str,
                 **self.features(),

@@ -8,6 +8,7 @@ emitter; a step class without an emitter fails loudly.
 
 =================  ==========================================================
 loss_grad          tt_softmax_xent_grad_s8
+mse_grad           tt_mse_grad_s8 (target: tt_train_target, filled by the caller)
 mask               tt_grad_mask_s8 (after a copy when out of place)
 prescale           tt_grad_prescale_s16
 conv_grad_input    tt_conv2d_1x1_grad_in_s16 / tt_dwconv_grad_in_s16 / tt_conv2d_grad_in_s16
@@ -113,6 +114,21 @@ class LossGradE(BackwardEmitter):
         return [f"rc |= tt_softmax_xent_grad_s8({tc.A(s.logits)}, {s.n_classes}, {f32_literal(s.s_y)}, "
                 f"{s.z_y}, label, tt_train_cfg.bits, tt_train_cfg.loss_range, {tc.G(s.out)}, "
                 f"&{tc.S(s.out)}, &tt_train_loss, {tc.scratch(i)})"]
+
+
+class MseGradE(BackwardEmitter):
+    step = ad.MseGrad
+
+    def kernel(self, g, s):
+        return "tt_mse_grad_s8"
+
+    def scratch_expr(self, g, s):
+        return f"tt_mse_grad_s8_scratch_bytes({s.n})"
+
+    def call(self, tc, i, s):
+        return [f"rc |= tt_mse_grad_s8({tc.A(s.logits)}, tt_train_target, {s.n}, {f32_literal(s.s_y)}, "
+                f"tt_train_cfg.bits, tt_train_cfg.loss_range, {tc.G(s.out)}, &{tc.S(s.out)}, "
+                f"&tt_train_loss, {tc.scratch(i)})"]
 
 
 class MaskE(BackwardEmitter):
@@ -371,6 +387,7 @@ BY_STEP: dict[type, BackwardEmitter] = {
     ad.MulGateGrad: MulGradE(),
     ad.AvgPoolWindowGrad: AvgPoolWindowGradE(),
     ad.ConvUpdate: ConvUpdateE(), ad.FcUpdate: FcUpdateE(), ad.BiasUpdate: BiasUpdateE(),
+    ad.MseGrad: MseGradE(),
 }
 
 

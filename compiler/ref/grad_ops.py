@@ -15,6 +15,9 @@ Loss
     softmax cross-entropy on the dequantized logits ``s_y * (y - z_y)`` (float32), with a
     deterministic exp (:func:`expf`) and a sequential sum, so C and numpy agree exactly.
     The gradient ``p - onehot`` is quantized by :func:`quantize_grad_f32`.
+    Or mean squared error (:func:`mse_grad`) against an int8 target with the output's
+    quantization (an autoencoder's: its input requantized, :func:`mse_target`); its
+    gradient ``2 (y - t) / N`` is quantized the same way.
 
 Scale choice ("range functions")
     R = f(|g|): ``max``, ``max/2``, ``max/4`` or ``mean*K`` (K an integer 1..64); values
@@ -153,6 +156,26 @@ def softmax_xent_grad(logits_q, s_y: float, z_y: int, label: int) -> tuple[np.nd
     g[label] = g[label] - F32(1.0)
     loss = F32(-np.log(np.maximum(p[label], F32(1e-30))))
     return g.astype(np.float32), float(loss)
+
+
+def mse_grad(y_q, t_q, s_y: float) -> tuple[np.ndarray, float]:
+    """MSE loss on the dequantized output: int8 ``y_q`` and target ``t_q`` [N] with the
+    same quantization (scale ``s_y``; the zero point cancels) -> (dL/dy_real float32 [N],
+    loss float32). ``e = (y - t) * s_y``; ``loss = sum(e * e) / N`` (sequential sum);
+    ``g = e * (2 / N)`` with ``2 / N`` one float32 division."""
+    d = (np.asarray(y_q, np.int32).ravel() - np.asarray(t_q, np.int32).ravel()).astype(np.float32)
+    e = d * F32(s_y)
+    n = F32(e.size)
+    loss = np.cumsum(e * e, dtype=np.float32)[-1] / n   # sequential sum, as in C
+    return (e * (F32(2.0) / n)).astype(np.float32), float(F32(loss))
+
+
+def mse_target(x_q, x_zero: int, mult: int, shift: int, y_zero: int) -> np.ndarray:
+    """The reconstruction target of an autoencoder: its int8 input requantized to the
+    output's scale and zero point, ``clamp(requant(x - x_zero, mult, shift) + y_zero)``
+    with ``(mult, shift) = quantize_multiplier(s_x / s_y)`` (as a concat input)."""
+    r = requantize(np.asarray(x_q, np.int64) - int(x_zero), int(mult), int(shift)) + int(y_zero)
+    return np.clip(r, -128, 127).astype(np.int8)
 
 
 # ----------------------------------------------------------------------------- scales

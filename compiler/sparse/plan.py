@@ -179,7 +179,8 @@ PLAN_FIELDS = {
     "analysis": _OBJ,
 }
 #: the fields of ``training`` (what the firmware built from the plan starts with)
-TRAINING_FIELDS = {"lr": _LR, "lr_body": _LR_BODY, "history": _int_in(0, HISTORY_MAX)}
+TRAINING_FIELDS = {"lr": _LR, "lr_body": _LR_BODY, "history": _int_in(0, HISTORY_MAX),
+                   "loss": _one_of("softmax_xent", "mse")}   # build_program's loss
 
 
 def _bad(where: str, field: str, expected: str, v) -> PlanError:

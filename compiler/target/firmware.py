@@ -208,7 +208,7 @@ def save_training(g: Graph, program, config, out_dir: Path) -> None:
     cfg = dataclasses.asdict(config if config is not None else tr.TrainConfig())
     spec = {"trainable": {n: {"weight": lt.train_weight, "ratio": str(lt.ratio), "bias": lt.train_bias}
                           for n, lt in program.trainable.items()},
-            "config": cfg, "model_sha256": g.sha256()}
+            "config": cfg, "model_sha256": g.sha256(), "loss": program.loss}
     (out_dir / TRAIN_SPEC).write_text(json.dumps(spec, indent=1))
 
 
@@ -229,7 +229,8 @@ def load_training(build_dir) -> tuple:
     spec = json.loads((d / TRAIN_SPEC).read_text())
     g = graph_io.load(d / TRAIN_MODEL)
     prog = ad.build_program(g, {n: ad.LayerTrain(t["weight"], Fraction(t["ratio"]), t["bias"])
-                                for n, t in spec["trainable"].items()})
+                                for n, t in spec["trainable"].items()},
+                            loss=spec.get("loss", "softmax_xent"))
     cfg = tr.TrainConfig(**spec["config"]) if spec.get("config") else tr.TrainConfig()
     return g, prog, cfg, json.loads((d / "report.json").read_text())
 
@@ -295,14 +296,16 @@ def infer(elf, images: np.ndarray, nout: int, board: str = "qemu-mps2-an500",
 
 
 def train_stream(elf, images: np.ndarray, labels, nout: int, n_param_bytes: int,
-                 board: str = "qemu-mps2-an500", timeout: float = 600):
+                 board: str = "qemu-mps2-an500", timeout: float = 600, targets=None):
     """Run training steps on the firmware built with the training test app. Returns
     (logits [N, nout] before each update, losses, return codes, cycles, trained params
-    bytes after the last step)."""
+    bytes after the last step). ``targets``: int8 [N, nout] targets of an mse model
+    whose target is not its own input (the app makes an autoencoder's itself)."""
     def talk(port):
         outs, losses, rcs, cycles = [], [], [], []
-        for x, label in zip(images, labels):
-            port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes())
+        for i, (x, label) in enumerate(zip(images, labels)):
+            extra = b"" if targets is None else np.ascontiguousarray(targets[i], np.int8).tobytes()
+            port.write(b"T" + bytes([int(label)]) + np.ascontiguousarray(x, np.int8).tobytes() + extra)
             if port.read(1) != b"R":
                 raise RuntimeError("training firmware did not answer")
             data = port.read(nout + 12)

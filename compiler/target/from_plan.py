@@ -38,7 +38,7 @@ def load_plan_graph(model, plan_path: str, *, any_model: bool = False,
                             "int8 model")
     try:
         g = sparse.apply(base, plan)
-        prog = ad.build_program(g, plan.trainable(g))
+        prog = ad.build_program(g, plan.trainable(g), loss=_recorded(plan).get("loss", "softmax_xent"))
     except sparse.PlanError as e:
         raise sparse.PlanError(f"{plan_path}: {e}") from None     # name the plan file
     return g, prog, plan

@@ -107,19 +107,24 @@ extern "C" {
 
 /* ---- payload layouts (byte sizes of the fixed parts) ----------------------------- */
 /* INFO: proto_version u8, reserved u8, caps u16 (bit t: request type t handled),
-   max_payload u16, max_reply u16, in_h u16, in_w u16, in_c u8, reserved u8,
-   num_classes u16, ram_used u32, ram_budget u32, flash_used u32, flash_budget u32,
+   max_payload u16, max_reply u16, in_h u16, in_w u16, in_c u8, model_flags u8
+   (TT_INFO_*; 0 before them), num_classes u16, ram_used u32, ram_budget u32, flash_used u32, flash_budget u32,
    arena_bytes u32, trainable_bytes u32, then three strings (u8 length + bytes):
    model_hash, board, plan. */
 #define TT_INFO_FIXED_BYTES  40
+#define TT_INFO_LOSS_MSE     0x01  /* model_flags: an autoencoder trained with the mse loss on
+                                      unlabelled samples (RESULT carries the anomaly score) */
 /* SAMPLE: label u16 (TT_LABEL_NONE = unlabelled), flags u8, c u8, h u16, w u16, then
-   h*w*c uint8 pixels, row-major HWC. */
+   h*w*c uint8 pixels, row-major HWC; with TT_SAMPLE_RAW, h*w*c == the model's input size
+   int8 values already quantized with the model's input scale and zero point (no resize,
+   no pixel table; e.g. h = 1, w = F, c = 1 for a flat input of F features). */
 #define TT_SAMPLE_HEADER_BYTES 8
 #define TT_LABEL_NONE        0xFFFF
 #define TT_SAMPLE_LOGITS     0x01  /* return logits in RESULT */
 #define TT_SAMPLE_BILINEAR   0x02  /* resize bilinear (default nearest) */
 #define TT_SAMPLE_NO_TRAIN   0x04  /* predict (and score) only, even if labelled */
-#define TT_SAMPLE_FLAGS_ALL  0x07
+#define TT_SAMPLE_RAW        0x08  /* the payload is the int8 model input itself */
+#define TT_SAMPLE_FLAGS_ALL  0x0F
 /* RESULT: pred u16, flags u8, reserved u8, loss f32, cycles_predict u32,
    cycles_train u32, sample_index u32, logit_scale f32, logit_zero_point i8,
    reserved u8, n_logits u16, then n_logits int8. */
@@ -129,6 +134,8 @@ extern "C" {
 #define TT_RESULT_CORRECT    0x04
 #define TT_RESULT_HAS_LOSS   0x08
 #define TT_RESULT_HAS_LOGITS 0x10
+#define TT_RESULT_SCORE      0x20  /* loss is the anomaly score (the reconstruction mse of an
+                                      unsupervised model, labelled or not); pred is 0 */
 /* STATS request: empty or flags u8. STATS_REPLY: nine u32 in this order: samples,
    labelled, correct, trained, last_predict_cycles, last_train_cycles, frames_ok,
    frame_errors, duplicates. */
@@ -245,12 +252,13 @@ typedef struct {
     uint8_t in_c;
     uint16_t num_classes;
     uint32_t ram_used, ram_budget, flash_used, flash_budget, arena_bytes, trainable_bytes;
+    uint8_t model_flags;      /* TT_INFO_LOSS_MSE */
 } tt_device_info;
 
 typedef struct {
     /* filled by the application */
     uint16_t pred;
-    uint8_t flags;            /* TT_RESULT_TRAINED, TT_RESULT_HAS_LOSS (the device adds
+    uint8_t flags;            /* TT_RESULT_TRAINED, TT_RESULT_HAS_LOSS, TT_RESULT_SCORE (the device adds
                                  LABELLED, CORRECT and HAS_LOGITS) */
     float loss;               /* softmax cross-entropy of the prediction (if labelled) */
     uint32_t cycles_predict, cycles_train;

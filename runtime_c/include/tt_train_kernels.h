@@ -91,6 +91,7 @@ typedef struct tt_sgd_params {
 /* ---- scratch sizes (bytes) ------------------------------------------------------------ */
 /* softmax: the float32 gradient of the C classes. */
 #define TT_SOFTMAX_XENT_GRAD_S8_SCRATCH_BYTES(c) ((size_t)4 * (size_t)(c))
+#define TT_MSE_GRAD_S8_SCRATCH_BYTES(n) ((size_t)4 * (size_t)(n))
 /* 1x1 / fc input gradient: pairs of output channels' weights widened to int16 lanes,
    8 inputs at a time, for up to 64 output channels (chunks of 64 otherwise): <= 1 KB. */
 #define TT_GRAD_IN_MM_SCRATCH_BYTES(out_c) \
@@ -108,6 +109,7 @@ typedef struct tt_sgd_params {
 
 size_t tt_quantize_grad_f32_scratch_bytes(int32_t n);                 /* 0 */
 size_t tt_softmax_xent_grad_s8_scratch_bytes(int32_t c);
+size_t tt_mse_grad_s8_scratch_bytes(int32_t n);
 size_t tt_requant_grad_s8_scratch_bytes(int32_t n);                   /* 0 */
 size_t tt_add_grads_s8_scratch_bytes(int32_t n);                      /* 0 */
 size_t tt_grad_prescale_s16_scratch_bytes(int32_t c);                 /* 0 */
@@ -144,6 +146,14 @@ int tt_quantize_grad_f32(const float *g, int32_t n, int32_t bits, tt_grad_range 
 int tt_softmax_xent_grad_s8(const int8_t *logits, int32_t c, float s_y, int32_t z_y,
                             int32_t label, int32_t bits, tt_grad_range range, int8_t *grad,
                             float *grad_scale, float *loss, void *scratch);
+
+/* mse_grad + quantize_grad_f32: int8 output y[n] and target[n] with the same scale s_y
+   (the zero point cancels) -> int8 grad[n] of dL/dy_real = 2 (y - t) s_y / n + *grad_scale
+   and *loss = sum(((y - t) s_y)^2) / n, all bit-exact. grad may alias y. Returns TT_OK
+   or TT_ERR_ARG (n < 1, bits, range). */
+int tt_mse_grad_s8(const int8_t *y, const int8_t *target, int32_t n, float s_y, int32_t bits,
+                   tt_grad_range range, int8_t *grad, float *grad_scale, float *loss,
+                   void *scratch);
 
 /* grad_range_int: the integer range of int32 accumulators (max|acc| >> k, or
    K * (sum|acc| / n)); 0 for n = 0. Up to 2^37. */

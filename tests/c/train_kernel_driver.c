@@ -64,6 +64,7 @@ enum {
     OP_MUL_GATE_GRAD = 29,
     OP_CONCAT_GRAD = 30,
     OP_AVG_POOL_GRAD = 40,
+    OP_MSE = 31,
 };
 
 #define MAX_PARAMS 32
@@ -292,6 +293,33 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
         kbuf_done(res, q, (size_t)n);
         out_f32(res, sc);
         out_f32(res, loss); /* loose */
+        return;
+    }
+    case OP_MSE: {
+        /* n, s_y, bits, kind, k, in_place; arrays y, target */
+        NEED(c->np == 6 && c->na == 2 && c->a[0].n == v[0] && c->a[1].n == v[0]);
+        const int32_t n = v[0];
+        if (!out_alloc(res, 12 + n)) return;
+        uint8_t *q = kbuf(res, (size_t)n);
+        if (!q) return;
+        const int8_t *y = (const int8_t *)c->a[0].p;
+        if (v[5]) {
+            memcpy(q, y, (size_t)n);
+            y = (const int8_t *)q;
+        }
+        const size_t ns = tt_mse_grad_s8_scratch_bytes(n);
+        void *s = make_scratch(ns, &res->status);
+        if (res->status) return;
+        float sc = 0.0f, loss = 0.0f;
+        uint32_t t0 = tc_cycles();
+        int st = tt_mse_grad_s8(y, (const int8_t *)c->a[1].p, n, f32_of(v[1]), v[2],
+                                range_of(v[3], v[4]), (int8_t *)q, &sc, &loss, s);
+        res->cycles = tc_cycles() - t0;
+        check_scratch(res, s, ns);
+        out_i32(res, st);
+        kbuf_done(res, q, (size_t)n);
+        out_f32(res, sc);
+        out_f32(res, loss); /* exact */
         return;
     }
     case OP_GRAD_RANGE: {

@@ -15,6 +15,14 @@
  *     optimizer is plain SGD: no state to reset between rounds). RESULT.trained is set
  *     on the sample that completed a round.
  *   The loss in RESULT is softmax cross-entropy of the prediction's logits (float32).
+ * An mse model (TT_MODEL_LOSS_MSE, an autoencoder: the target of a sample is its own
+ *   input requantized, tt_model_target_of_input) learns from unlabelled samples: a
+ *   labelled SAMPLE is refused, every sample is trainable (NO_TRAIN, enabled and
+ *   train_every as above), the history stores each sample's target with it, and RESULT
+ *   carries TT_RESULT_SCORE: loss = the anomaly score, the mse of the prediction's output
+ *   against the target (bit-exact with compiler.ref.grad_ops.mse_grad's loss), pred 0.
+ * TT_SAMPLE_RAW: the SAMPLE is the int8 model input itself (the host quantized it with
+ *   the model's input scale and zero point); no pixel table.
  * SET / GET keys: lr (f32, (0, 1]; the classifier's), lr_body (f32, [0, 1]; the layers
  *   below the classifier; 0 = the classifier alone learns), history (i32, 0..TT_HISTORY_MAX), epochs (i32,
  *   1..64), train_every (i32, 1..1000), enabled (i32, 0/1), bits (i32, 2..8),
@@ -69,6 +77,28 @@ static uint8_t input_img[TT_MODEL_IN_H * TT_MODEL_IN_W * TT_MODEL_IN_C];
 static uint8_t history[TT_HISTORY_MAX][ITEM_BYTES];
 static uint8_t history_label[TT_HISTORY_MAX];
 #endif
+#ifdef TT_MODEL_LOSS_MSE
+#ifndef TT_MODEL_TARGET_OF_INPUT
+#error "the device app trains an mse model on its own input: output size must equal input size"
+#endif
+#define MODEL_FLAGS TT_INFO_LOSS_MSE
+#if TT_HISTORY_MAX > 0
+static int8_t history_target[TT_HISTORY_MAX][TT_MODEL_OUTPUT_BYTES];
+#endif
+/* The loss of tt_mse_grad_s8 (same float32 operations in the same order). */
+static float mse_score(const int8_t *y, const int8_t *t)
+{
+    float total = 0.0f;
+    for (int32_t i = 0; i < TT_MODEL_OUTPUT_BYTES; ++i) {
+        const float e = (float)((int32_t)y[i] - (int32_t)t[i]) * TT_MODEL_OUTPUT_SCALE;
+        const float e2 = e * e;
+        total = i == 0 ? e2 : total + e2;
+    }
+    return total / (float)TT_MODEL_OUTPUT_BYTES;
+}
+#else
+#define MODEL_FLAGS 0
+#endif
 static int32_t hist_len, hist_cap, epochs = 1, train_every = 1, enabled = 1;
 static uint32_t trainable_seen;
 /* SAMPLE requests since the factory state; the values of both counters when the history
@@ -108,9 +138,15 @@ static int train_round(void)
     for (int32_t e = 0; e < epochs; ++e)
         for (int32_t i = 0; i < hist_len; ++i) {
 #if STORE_FEATURES
+#ifdef TT_MODEL_LOSS_MSE
+            memcpy(tt_train_target, history_target[i], TT_MODEL_OUTPUT_BYTES);
+#endif
             rc |= tt_model_train_step_features(history[i], history_label[i]);
 #else
             memcpy(tt_model_input(), history[i], TT_MODEL_INPUT_BYTES);
+#ifdef TT_MODEL_LOSS_MSE
+            memcpy(tt_train_target, history_target[i], TT_MODEL_OUTPUT_BYTES);
+#endif
             rc |= tt_model_train_step(history_label[i]);
 #endif
         }
@@ -130,21 +166,38 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         return TT_ERR_VALUE;
     }
     int8_t *x = tt_model_input();
+    if (flags & TT_SAMPLE_RAW) {
+        memcpy(x, input_img, TT_MODEL_INPUT_BYTES);
+    } else {
 #if defined(TT_MODEL_INPUT_BGR) && TT_MODEL_INPUT_BGR
-    /* a BGR model: channel c of its input is channel 2 - c of the received RGB pixel */
-    for (int i = 0; i < TT_MODEL_INPUT_BYTES; i += 3)
-        for (int c = 0; c < 3; ++c)
-            x[i + c] = tt_model_pixel_lut[TT_MODEL_PIXEL_LUTS == 1 ? 0 : c][input_img[i + 2 - c]];
+        /* a BGR model: channel c of its input is channel 2 - c of the received RGB pixel */
+        for (int i = 0; i < TT_MODEL_INPUT_BYTES; i += 3)
+            for (int c = 0; c < 3; ++c)
+                x[i + c] = tt_model_pixel_lut[TT_MODEL_PIXEL_LUTS == 1 ? 0 : c][input_img[i + 2 - c]];
 #elif TT_MODEL_PIXEL_LUTS == 1
-    for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[0][input_img[i]];
+        for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[0][input_img[i]];
 #else /* per-channel input normalization: channel c of each pixel has its own table */
-    for (int i = 0, c = 0; i < TT_MODEL_INPUT_BYTES; ++i) {
-        x[i] = tt_model_pixel_lut[c][input_img[i]];
-        if (++c == TT_MODEL_PIXEL_LUTS) c = 0;
+        for (int i = 0, c = 0; i < TT_MODEL_INPUT_BYTES; ++i) {
+            x[i] = tt_model_pixel_lut[c][input_img[i]];
+            if (++c == TT_MODEL_PIXEL_LUTS) c = 0;
+        }
+#endif
     }
+#ifdef TT_MODEL_LOSS_MSE
+    if (label != TT_LABEL_NONE) {
+        *msg = "this model learns without labels (mse)";
+        return TT_ERR_VALUE;
+    }
+    /* the target now: the forward pass may reuse the input's arena bytes */
+    static int8_t target[TT_MODEL_OUTPUT_BYTES];
+    tt_model_target_of_input(x, target);
+    memcpy(tt_train_target, target, TT_MODEL_OUTPUT_BYTES);
+    const int labelled = 1;
+#else
+    const int labelled = label != TT_LABEL_NONE;
 #endif
     ++seen;
-    int trainable = label != TT_LABEL_NONE && !(flags & TT_SAMPLE_NO_TRAIN) && enabled;
+    int trainable = labelled && !(flags & TT_SAMPLE_NO_TRAIN) && enabled;
     if (trainable && (++trainable_seen % (uint32_t)train_every) != 0) trainable = 0;
     if (trainable) ++trained_since_save;
     const int8_t *logits;
@@ -173,6 +226,9 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
             tt_model_save_features(history[hist_len]);
 #endif
             history_label[hist_len] = (uint8_t)label;
+#ifdef TT_MODEL_LOSS_MSE
+            memcpy(history_target[hist_len], target, TT_MODEL_OUTPUT_BYTES);
+#endif
             if (++hist_len >= hist_cap) {
                 rc = train_round();
                 res->flags |= TT_RESULT_TRAINED;
@@ -190,10 +246,16 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         memcpy(res->logits, logits, (size_t)n);
         res->n_logits = (uint16_t)n;
     }
+#ifdef TT_MODEL_LOSS_MSE
+    res->pred = 0;
+    res->loss = mse_score(logits, target);
+    res->flags |= TT_RESULT_HAS_LOSS | TT_RESULT_SCORE;
+#else
     if (label != TT_LABEL_NONE) {
         res->loss = xent(logits, TT_MODEL_OUTPUT_BYTES, label);
         res->flags |= TT_RESULT_HAS_LOSS;
     }
+#endif
     if (rc) {
         *msg = "training step failed (bad setting?)";
         return TT_ERR_APP;
@@ -643,14 +705,27 @@ static void app_exit(void *ctx, uint8_t code)
     board_exit(code);
 }
 
+/* A flat input of more than 255 features (in_c is a byte on the wire) is described as a
+   1 x F image of one channel: same bytes, same order. */
+#if TT_MODEL_IN_C > 255
+#define INFO_H 1
+#define INFO_W (TT_MODEL_IN_H * TT_MODEL_IN_W * TT_MODEL_IN_C)
+#define INFO_C 1
+#else
+#define INFO_H TT_MODEL_IN_H
+#define INFO_W TT_MODEL_IN_W
+#define INFO_C TT_MODEL_IN_C
+#endif
+
 static const tt_device_info info = {
     .model_hash = TT_MODEL_HASH,
     .plan = TT_MODEL_PLAN,
-    .in_h = TT_MODEL_IN_H, .in_w = TT_MODEL_IN_W, .in_c = TT_MODEL_IN_C,
+    .in_h = INFO_H, .in_w = INFO_W, .in_c = INFO_C,
     .num_classes = TT_MODEL_OUTPUT_BYTES,
     .ram_used = TT_ARENA_BYTES + TT_BOARD_STACK_BYTES + TT_MODEL_TRAINED_BYTES,
     .ram_budget = TT_BOARD_RAM_BYTES, .flash_used = 0, .flash_budget = 1024u * 1024u,
     .arena_bytes = TT_ARENA_BYTES, .trainable_bytes = TT_MODEL_TRAINED_BYTES,
+    .model_flags = MODEL_FLAGS,
 };
 
 static const tt_device_ops ops = {

@@ -1,6 +1,8 @@
 /* Training test firmware: a compiled model with its training step behind a minimal
  * serial loop (the full protocol is in the device application).
- *   host -> 'T' label(u8) + TT_MODEL_INPUT_BYTES input bytes
+ *   host -> 'T' label(u8) + TT_MODEL_INPUT_BYTES input bytes [+ TT_MODEL_OUTPUT_BYTES int8
+ *           target bytes for an mse model without TT_MODEL_TARGET_OF_INPUT; an
+ *           autoencoder's target is its input requantized, made here]
  *   board <- 'R' + TT_MODEL_OUTPUT_BYTES logits (before the update) + float32 loss
  *            + int32 return code + uint32 cycles of the step
  *   host -> 'W' : board <- every trained array (weights, biases) in tt_trained_ptr order
@@ -33,6 +35,15 @@ int main(void)
             if (b < 0) return 2;
             x[i] = (int8_t)b;
         }
+#if defined(TT_MODEL_LOSS_MSE) && defined(TT_MODEL_TARGET_OF_INPUT)
+        tt_model_target_of_input(x, tt_train_target);
+#elif defined(TT_MODEL_LOSS_MSE)
+        for (int i = 0; i < TT_MODEL_OUTPUT_BYTES; ++i) {
+            int b = board_uart_getc();
+            if (b < 0) return 2;
+            tt_train_target[i] = (int8_t)b;
+        }
+#endif
         uint32_t t0 = board_cycles();
         int rc = tt_model_train_step(label);
         uint32_t t1 = board_cycles();

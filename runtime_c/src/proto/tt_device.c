@@ -147,6 +147,7 @@ static void do_hello(const tt_device_ops *ops, reply_t *r)
     tt_put_u16le(p + 8, in->in_h);
     tt_put_u16le(p + 10, in->in_w);
     p[12] = in->in_c;
+    p[13] = in->model_flags;
     tt_put_u16le(p + 14, in->num_classes);
     tt_put_u32le(p + 16, in->ram_used);
     tt_put_u32le(p + 20, in->ram_budget);
@@ -175,17 +176,27 @@ static int do_sample(const tt_device_ops *ops, const tt_packet *q, reply_t *r)
     if (flags & ~TT_SAMPLE_FLAGS_ALL) return fail(r, TT_ERR_PAYLOAD, t, flags, "unknown sample flags");
     if (label != TT_LABEL_NONE && label >= in->num_classes)
         return fail(r, TT_ERR_PAYLOAD, t, label, "label out of range");
-    if (h < 1 || w < 1 || h > TT_RESIZE_MAX_DIM || w > TT_RESIZE_MAX_DIM || c < 1 || c > TT_RESIZE_MAX_C)
-        return fail(r, TT_ERR_PAYLOAD, t, 0, "bad image shape");
-    uint32_t n = (uint32_t)h * w * c;
-    if (n != (uint32_t)q->len - TT_SAMPLE_HEADER_BYTES)
-        return fail(r, TT_ERR_PAYLOAD, t, n, "image size != h*w*c");
-    if (!tt_resize_channels_ok(c, in->in_c))
-        return fail(r, TT_ERR_PAYLOAD, t, c, "unsupported channel count");
-    uint8_t *dst = ops->input(ops->ctx);
-    if (!dst || tt_resize_u8(p + TT_SAMPLE_HEADER_BYTES, h, w, c, dst, in->in_h, in->in_w, in->in_c,
-                             (flags & TT_SAMPLE_BILINEAR) ? TT_RESIZE_BILINEAR : TT_RESIZE_NEAREST))
-        return fail(r, TT_ERR_STATE, t, 0, "model input unavailable");
+    if (flags & TT_SAMPLE_RAW) { /* the int8 model input itself: h*w*c must be its size */
+        uint32_t n = (uint32_t)h * w * c, want = (uint32_t)in->in_h * in->in_w * in->in_c;
+        if (n != (uint32_t)q->len - TT_SAMPLE_HEADER_BYTES)
+            return fail(r, TT_ERR_PAYLOAD, t, n, "sample size != h*w*c");
+        if (n != want) return fail(r, TT_ERR_PAYLOAD, t, want, "raw sample size != model input");
+        uint8_t *dst = ops->input(ops->ctx);
+        if (!dst) return fail(r, TT_ERR_STATE, t, 0, "model input unavailable");
+        memcpy(dst, p + TT_SAMPLE_HEADER_BYTES, n);
+    } else {
+        if (h < 1 || w < 1 || h > TT_RESIZE_MAX_DIM || w > TT_RESIZE_MAX_DIM || c < 1 || c > TT_RESIZE_MAX_C)
+            return fail(r, TT_ERR_PAYLOAD, t, 0, "bad image shape");
+        uint32_t n = (uint32_t)h * w * c;
+        if (n != (uint32_t)q->len - TT_SAMPLE_HEADER_BYTES)
+            return fail(r, TT_ERR_PAYLOAD, t, n, "image size != h*w*c");
+        if (!tt_resize_channels_ok(c, in->in_c))
+            return fail(r, TT_ERR_PAYLOAD, t, c, "unsupported channel count");
+        uint8_t *dst = ops->input(ops->ctx);
+        if (!dst || tt_resize_u8(p + TT_SAMPLE_HEADER_BYTES, h, w, c, dst, in->in_h, in->in_w, in->in_c,
+                                 (flags & TT_SAMPLE_BILINEAR) ? TT_RESIZE_BILINEAR : TT_RESIZE_NEAREST))
+            return fail(r, TT_ERR_STATE, t, 0, "model input unavailable");
+    }
 
     tt_sample_result res;
     memset(&res, 0, sizeof res);
@@ -203,9 +214,11 @@ static int do_sample(const tt_device_ops *ops, const tt_packet *q, reply_t *r)
     if (res.cycles_predict == 0 && res.cycles_train == 0) res.cycles_predict = t1 - t0;
     if (res.n_logits > res.logits_cap) res.n_logits = res.logits_cap;
 
-    uint8_t f = res.flags & (TT_RESULT_TRAINED | TT_RESULT_HAS_LOSS);
+    uint8_t f = res.flags & (TT_RESULT_TRAINED | TT_RESULT_HAS_LOSS | TT_RESULT_SCORE);
     g.stats.samples++;
-    if (label != TT_LABEL_NONE) {
+    if (f & TT_RESULT_SCORE) { /* an anomaly score: no class, no label */
+        f |= TT_RESULT_HAS_LOSS;
+    } else if (label != TT_LABEL_NONE) {
         f |= TT_RESULT_LABELLED;
         g.stats.labelled++;
         if (res.pred == label) { f |= TT_RESULT_CORRECT; g.stats.correct++; }
