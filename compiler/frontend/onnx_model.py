@@ -31,7 +31,7 @@ from compiler.frontend.common import (
 from compiler.frontend.onnx_common import (
     attributes,
     constants,
-    conv_geometry,
+    conv_pads,
     input_shape,
     max_pool_attrs,
     node_name,
@@ -90,10 +90,11 @@ class _FloatImporter:
         if self.rank(x) != 4:
             self.fail("input is not a 4-D feature map")
         w = np.asarray(self.const(n.input[1], "weight"), dtype=np.float32)
-        stride, pad = conv_geometry("Conv", self.name, self.src, a, w.shape)
+        stride, pads = conv_pads("Conv", self.name, self.src, a, w.shape,
+                                 self.g.tensors[x].shape[1:3])
         b = (np.asarray(self.const(n.input[2], "bias"), np.float32)
              if len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0], np.float32))
-        attrs = dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, pad=pad,
+        attrs = dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, **pads,
                      groups=int(a.get("group", 1)), **NO_ACT)
         self.emit("conv2d", [x], attrs, dict(weight=np.ascontiguousarray(w.transpose(0, 2, 3, 1)), bias=b))
 
@@ -214,7 +215,8 @@ class _FloatImporter:
 
     def MaxPool(self, n, a):
         x = self.t(n.input[0])
-        self.emit("max_pool", [x], max_pool_attrs(n, a, self.name, self.src, self.rank(x)))
+        self.emit("max_pool", [x], max_pool_attrs(n, a, self.name, self.src, self.rank(x),
+                                                  self.g.tensors[x].shape[1:3]))
 
     def AveragePool(self, n, a):
         x = self.t(n.input[0])

@@ -577,6 +577,10 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 #undef DW_CTX
 }
 
+/* The out_w test also keeps a layer whose right padding differs from its left one
+   (asymmetric 'same' padding) on the direct loops: the ring holds in_w + 2 * pad
+   columns. Rows need no test: every row outside [0, in_h) is a zero slot, so any out_h
+   (bottom padding != top) is exact. */
 static int dw_dsp_ok(const tt_conv_params *p, int32_t k, int32_t s)
 {
     return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 && TT_SQUARE(p) &&
