@@ -678,9 +678,10 @@ def asym_pad_cases(seed: int = 5151) -> list[Case]:
     """Padding that differs between the two sides of an axis (the IR's pad_end: the
     kernels get the leading pads and an output size from both sides): TensorFlow's
     'same' at stride 2 (nothing before, one after), more before than after, bottom only
-    (the depthwise DSP ring paths keep running: their out_w is the symmetric one) and
-    right only (they fall back); conv, depthwise directly and through the dispatcher,
-    3x3 / 5x5 / 7x7, with bands, and max pool."""
+    (the depthwise DSP ring paths keep running: their out_w is the symmetric one), one
+    output more on the right (they keep running too; odd and even out_w), two more
+    (they fall back), fewer; conv, depthwise directly and through the dispatcher,
+    3x3 / 5x5 / 7x7 at strides 1 and 2, with bands, and max pool."""
     rng = np.random.default_rng([seed, 0xA5])
 
     def s() -> int:
@@ -690,7 +691,9 @@ def asym_pad_cases(seed: int = 5151) -> list[Case]:
     # (k, stride, pad (top = left), pad_end (bottom, right), h, w)
     geos = [(3, 2, 0, (1, 1), 10, 12), (3, 1, 1, (2, 1), 7, 9), (3, 2, 1, (0, 1), 9, 8),
             (5, 2, 1, (2, 1), 11, 9), (5, 1, 2, (3, 2), 6, 7), (7, 2, 2, (3, 3), 12, 10),
-            (3, 1, 0, (0, 2), 5, 6), (3, 2, 0, (2, 0), 8, 9)]
+            (3, 1, 0, (0, 2), 5, 6), (3, 2, 0, (2, 0), 8, 9), (3, 1, 1, (1, 2), 6, 11),
+            (5, 1, 2, (2, 3), 7, 9), (5, 2, 2, (3, 4), 9, 11), (7, 1, 3, (3, 4), 8, 8),
+            (3, 2, 1, (1, 0), 7, 9), (5, 2, 2, (1, 1), 8, 12), (3, 2, 0, (1, 1), 9, 14)]
     for i, (k, st, p, pe, h, w) in enumerate(geos):
         ops = [("dwconv_wrapper", 8, 8), ("dwconv", 13, 13), ("conv2d", 5, 6)]
         if k == 3:

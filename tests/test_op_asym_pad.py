@@ -124,15 +124,16 @@ def test_shape_inference_uses_both_sides_and_checks_them():
 # ----------------------------------------------------------------------------- the model
 
 class AsymNet(nn.Module):
-    """TensorFlow-style 'same' stride-2 conv (ZeroPad2d), a stride-2 depthwise padded
-    below only (ConstantPad2d 0), a max pool padded after with -inf (F.pad), a 3x3 conv
-    padded (top 1, right 1) (F.pad), global average pool, Linear."""
+    """TensorFlow-style 'same' stride-2 conv (ZeroPad2d) and depthwise (ConstantPad2d 0;
+    on the DSP 3x3 stride-2 path: one output row and column more than symmetric
+    padding), a max pool padded after with -inf (F.pad), a 3x3 conv padded (top 1,
+    right 1) (F.pad), global average pool, Linear."""
 
     def __init__(self):
         super().__init__()
         self.pad1 = nn.ZeroPad2d((0, 1, 0, 1))        # (left, right, top, bottom)
         self.c1 = nn.Conv2d(3, 8, 3, stride=2)
-        self.pad2 = nn.ConstantPad2d((0, 0, 0, 1), 0.0)
+        self.pad2 = nn.ConstantPad2d((0, 1, 0, 1), 0.0)
         self.dw = nn.Conv2d(8, 8, 3, stride=2, groups=8)
         self.c3 = nn.Conv2d(8, 12, 3)
         self.fc = nn.Linear(12, 5)
@@ -174,7 +175,7 @@ def _onnx(m: AsymNet) -> onnx.ModelProto:
         return name + ".r"
 
     y = conv("c1", "x", m.c1, kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")
-    y = conv("dw", y, m.dw, kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 0], group=8)
+    y = conv("dw", y, m.dw, kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1], group=8)
     nodes.append(helper.make_node("MaxPool", [y], ["mp"], name="mp", kernel_shape=[2, 2],
                                   strides=[2, 2], pads=[0, 0, 1, 1]))
     y = conv("c3", "mp", m.c3, kernel_shape=[3, 3], pads=[1, 0, 0, 1])
@@ -205,10 +206,10 @@ def asym():
 def test_torch_pads_fold_into_the_layers_and_match_torch(asym, tmp_path):
     m, q = asym
     g = import_module(m, torch.zeros(SHAPE))
-    assert _geometry(g) == [("conv2d", (3, 3), 2, 0, 1), ("conv2d", (3, 3), 2, 0, (1, 0)),
+    assert _geometry(g) == [("conv2d", (3, 3), 2, 0, 1), ("conv2d", (3, 3), 2, 0, 1),
                             ("max_pool", (2, 2), 2, 0, 1), ("conv2d", (3, 3), 1, (1, 0), (0, 1))]
     assert [g.tensors[n.output].shape[1:3] for n in g.nodes if n.op == "conv2d"] == \
-        [(10, 10), (5, 4), (2, 1)]
+        [(10, 10), (5, 5), (2, 2)]
     x = _x(8, 2)
     with torch.no_grad():
         want = m(torch.from_numpy(x)).numpy()
@@ -335,8 +336,7 @@ def _ints(g, n, seed):
 
 def test_asym_forward_in_c_is_bit_exact(asym, tmp_path):
     """Host build; on QEMU the training test checks every step's logits (the whole
-    forward pass, its depthwise on the DSP 3x3 stride-2 path with one more output row
-    than symmetric padding would give) bit for bit."""
+    forward pass, its depthwise on the DSP 3x3 stride-2 path) bit for bit."""
     forward_both(asym[1], "host", tmp_path, n=3)
 
 

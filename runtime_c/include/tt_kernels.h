@@ -59,8 +59,9 @@
  *   + 1, as ref_ops), or another amount when the two sides differ (the IR's pad_end,
  *   e.g. TensorFlow's 'same' at stride 2: out = (in + pad + pad_end - k) / stride + 1).
  *   Every kernel (forward and backward) treats each tap outside the input as padding,
- *   so only the leading pads and the output size reach it; a fast path that needs the
- *   symmetric output size checks it and falls back to the direct loops otherwise.
+ *   so only the leading pads and the output size reach it. The depthwise DSP paths
+ *   take any out_h and an out_w up to one more than symmetric padding gives (e.g.
+ *   TensorFlow's 'same' at stride 2), and fall back to the direct loops beyond.
  *
  *   Cost of banding: per call the DSP kernels prepare the weights of a channel chunk
  *   (conv2d, conv2d_1x1: widened once per call) and widen the input rows the band reads
