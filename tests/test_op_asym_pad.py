@@ -27,7 +27,7 @@ from compiler.frontend.onnx_model import load_onnx
 from compiler.frontend.torch_fx import import_module
 from compiler.ir import graph_io
 from compiler.ir.errors import GraphError, UnsupportedOpError
-from compiler.quantize.float_ref import run_float
+from compiler.quantize.float_ref import conv2d_f, run_float
 from compiler.ref import executor as reference
 from compiler.ref import grad_ops
 from compiler.ref import ops as ref_ops
@@ -77,7 +77,6 @@ def test_reference_conv_and_its_gradients_are_torch_on_padded_input(h, w, kh, kw
     np.testing.assert_array_equal(gx, xt.grad.permute(0, 2, 3, 1).numpy())
     gw = grad_ops.conv_grad_weight_acc(gy, x, xz, (kh, kw), stride, pad, groups)
     np.testing.assert_array_equal(gw, wtt.grad.permute(0, 2, 3, 1).numpy())
-    from compiler.quantize.float_ref import conv2d_f
     xf, wf = rng.normal(size=(1, h, w, ci)), rng.normal(size=wt.shape)
     yf = conv2d_f(xf, wf, np.zeros(co), stride, pad, groups, pad_end)
     want = F.conv2d(F.pad(torch.from_numpy(xf).permute(0, 3, 1, 2), (left, r, t, b)),
@@ -158,10 +157,22 @@ def _x(n, seed):
     return np.random.default_rng(seed).normal(0, 1, (n,) + SHAPE[1:]).astype(np.float32)
 
 
-def _onnx(m: AsymNet) -> onnx.ModelProto:
+def _onnx(m: AsymNet, pad_nodes: bool = False) -> onnx.ModelProto:
     """The same network written the way tf2onnx writes it: auto_pad SAME_UPPER on the
-    stride-2 conv, explicit begin != end ``pads`` elsewhere (no Pad nodes)."""
+    stride-2 conv, explicit begin != end ``pads`` elsewhere; or (``pad_nodes``, Keras'
+    ZeroPadding2D) a Pad node (constant pads) before each layer."""
     inits, nodes = [], []
+
+    def pad(src, name, tlbr, value=0.0):
+        if not pad_nodes:
+            return src, dict(pads=list(tlbr))
+        t, left, b, r = tlbr
+        inits.append(numpy_helper.from_array(np.array([0, 0, t, left, 0, 0, b, r], np.int64),
+                                             name + ".pads"))
+        inits.append(numpy_helper.from_array(np.array(value, np.float32), name + ".value"))
+        nodes.append(helper.make_node("Pad", [src, name + ".pads", name + ".value"], [name],
+                                      name=name, mode="constant"))
+        return name, {}
 
     def const(name, t):
         inits.append(numpy_helper.from_array(t.detach().numpy().astype(np.float32), name))
@@ -174,11 +185,17 @@ def _onnx(m: AsymNet) -> onnx.ModelProto:
         nodes.append(helper.make_node("Relu", [name], [name + ".r"], name=name + "_relu"))
         return name + ".r"
 
-    y = conv("c1", "x", m.c1, kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")
-    y = conv("dw", y, m.dw, kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1], group=8)
+    if pad_nodes:
+        y = conv("c1", pad("x", "p1", (0, 0, 1, 1))[0], m.c1, kernel_shape=[3, 3], strides=[2, 2])
+    else:
+        y = conv("c1", "x", m.c1, kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")
+    y, pads = pad(y, "p2", (0, 0, 1, 1))
+    y = conv("dw", y, m.dw, kernel_shape=[3, 3], strides=[2, 2], group=8, **pads)
+    y, pads = pad(y, "p3", (0, 0, 1, 1), -np.inf)
     nodes.append(helper.make_node("MaxPool", [y], ["mp"], name="mp", kernel_shape=[2, 2],
-                                  strides=[2, 2], pads=[0, 0, 1, 1]))
-    y = conv("c3", "mp", m.c3, kernel_shape=[3, 3], pads=[1, 0, 0, 1])
+                                  strides=[2, 2], **pads))
+    y, pads = pad("mp", "p4", (1, 0, 0, 1))
+    y = conv("c3", y, m.c3, kernel_shape=[3, 3], **pads)
     nodes += [helper.make_node("GlobalAveragePool", [y], ["gap"], name="gap"),
               helper.make_node("Flatten", ["gap"], ["flat"], name="flat"),
               helper.make_node("Gemm", ["flat", const("fc.w", m.fc.weight), const("fc.b", m.fc.bias)],
@@ -218,9 +235,11 @@ def test_torch_pads_fold_into_the_layers_and_match_torch(asym, tmp_path):
     assert _geometry(back) == _geometry(q) and back.sha256() == q.sha256()
 
 
-def test_onnx_same_upper_and_asymmetric_pads_import_like_torch_and_onnxruntime(asym, tmp_path):
+@pytest.mark.parametrize("pad_nodes", [False, True], ids=["pads", "Pad"])
+def test_onnx_same_upper_and_asymmetric_pads_import_like_torch_and_onnxruntime(asym, pad_nodes,
+                                                                              tmp_path):
     m, qt = asym
-    model = _onnx(m)
+    model = _onnx(m, pad_nodes)
     go, gt = load_onnx(model), import_module(m, torch.zeros(SHAPE))
     assert _geometry(go) == _geometry(gt)
     x = _x(6, 3)
@@ -325,6 +344,13 @@ def test_pads_that_cannot_fold_are_refused_with_the_layer_and_line():
 
     with pytest.raises(UnsupportedOpError, match="only zero padding"):
         import_module(OnePad(), torch.zeros(1, 3, 8, 8))
+
+    model = _onnx(_model(), pad_nodes=True)     # ONNX: a Pad read by a Relu
+    relu = next(n for n in model.graph.node if n.op_type == "Relu")
+    relu.input[0] = "p1"
+    with pytest.raises(UnsupportedOpError, match="read by Relu") as e:
+        load_onnx(model)
+    assert e.value.op == "Pad" and e.value.node == "p1"
 
 
 # ----------------------------------------------------------------------------- in C
