@@ -240,10 +240,13 @@ def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int,
               seed: int, regime: str = "typical", act: tuple[int, int] | None = None,
               bands: list[tuple[int, int]] | str | None = None, x_zero: int | None = None,
               y_zero: int | None = None, kw: int | None = None, stride_w: int | None = None,
-              pad_w: int | None = None, name: str = "") -> Case:
+              pad_w: int | None = None, pad_end: tuple[int, int] | None = None,
+              name: str = "") -> Case:
     """A conv-family case. op in CONV_OPS; depthwise ops use co = ci. ``stride_w`` /
     ``pad_w``: the columns' geometry when it differs from the rows' (per axis: the
-    params gain stride_w, pad_w, see tests/c/kernel_driver.c)."""
+    params gain stride_w, pad_w, see tests/c/kernel_driver.c). ``pad_end``: (bottom,
+    right) padding when it differs from the leading pads (the kernel only sees it
+    through out_h / out_w)."""
     rng = np.random.default_rng(seed)
     kh, kw = k, (kw or k)
     dw = op.startswith("dwconv")
@@ -264,12 +267,12 @@ def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int,
     sw = stride if stride_w is None else stride_w
     pw = pad if pad_w is None else pad_w
     geo_s, geo_p = ((stride, sw), (pad, pw)) if per_axis else (stride, pad)
-    acc = ref_ops.conv_acc(x, wt, bias, xz, geo_s, geo_p, groups)
+    acc = ref_ops.conv_acc(x, wt, bias, xz, geo_s, geo_p, groups, pad_end)
     mult, shift = choose_requant(acc, rng, regime)
     dead_requant(rng, dead, mult, shift)
     lo, hi = act if act is not None else random_act(rng)
     y = ref_ops.conv2d(x, wt, bias, xz, yz, mult, shift, stride=geo_s, pad=geo_p,
-                       groups=groups, act_min=lo, act_max=hi)
+                       groups=groups, act_min=lo, act_max=hi, pad_end=pad_end)
     ho, wo = y.shape[1], y.shape[2]
     if bands == "random":
         bands = random_bands(rng, ho)
@@ -278,6 +281,8 @@ def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int,
     if per_axis:
         params += [sw, pw]
         geo = f"s{stride}x{sw} p{pad}x{pw}"
+    if pad_end is not None:
+        geo += f" end{pad_end[0]}x{pad_end[1]}"
     return Case(op, params, [x, wt, bias, mult, shift], y.ravel(), list(bands or []),
                 name or f"{op} {h}x{w}x{ci}->{co} k{kh}x{kw} {geo}",
                 macs=ho * wo * co * kk)
@@ -378,9 +383,11 @@ def avg_pool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride, pad, coun
 
 
 def maxpool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: int, seed: int,
-                 stride_w: int | None = None, pad_w: int | None = None, name: str = "") -> Case:
+                 stride_w: int | None = None, pad_w: int | None = None,
+                 pad_end: tuple[int, int] | None = None, name: str = "") -> Case:
     """tt_maxpool_s8 against compiler.ref.ops.max_pool (saturated inputs: many ties);
-    ``stride_w`` / ``pad_w``: per-axis columns (params gain stride_w, pad_w)."""
+    ``stride_w`` / ``pad_w``: per-axis columns (params gain stride_w, pad_w);
+    ``pad_end``: (bottom, right) padding when it differs (seen through out_h / out_w)."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
     if rng.random() < 0.3:
@@ -389,10 +396,12 @@ def maxpool_case(*, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: 
     sw = stride if stride_w is None else stride_w
     pw = pad if pad_w is None else pad_w
     y = ref_ops.max_pool(x, kh, kw, (stride, sw) if per_axis else stride,
-                         (pad, pw) if per_axis else pad)
+                         (pad, pw) if per_axis else pad, pad_end)
     _, ho, wo, _ = y.shape
     params = [h, w, c, ho, wo, kh, kw, stride, pad] + ([sw, pw] if per_axis else [])
     geo = f"s{stride}x{sw} p{pad}x{pw}" if per_axis else f"s{stride} p{pad}"
+    if pad_end is not None:
+        geo += f" end{pad_end[0]}x{pad_end[1]}"
     return Case("maxpool", params, [x], y.ravel(),
                 name=name or f"maxpool {h}x{w}x{c} k{kh}x{kw} {geo}", macs=ho * wo * c * kh * kw)
 
@@ -722,6 +731,43 @@ def per_axis_cases(seed: int = 4242) -> list[Case]:
             out.append(maxpool_case(h=int(rng.integers(kh, kh + 8)), w=int(rng.integers(kw, kw + 5)),
                                     c=c, kh=kh, kw=kw, stride=sh, pad=ph, stride_w=sw, pad_w=pw,
                                     seed=s()))
+    return out
+
+
+def asym_pad_cases(seed: int = 5151) -> list[Case]:
+    """Padding that differs between the two sides of an axis (the IR's pad_end: the
+    kernels get the leading pads and an output size from both sides): TensorFlow's
+    'same' at stride 2 (nothing before, one after), more before than after, bottom only
+    (the depthwise DSP ring paths keep running: their out_w is the symmetric one), one
+    output more on the right (they keep running too; odd and even out_w), two more
+    (they fall back), fewer; conv, depthwise directly and through the dispatcher,
+    3x3 / 5x5 / 7x7 at strides 1 and 2, with bands, and max pool."""
+    rng = np.random.default_rng([seed, 0xA5])
+
+    def s() -> int:
+        return int(rng.integers(0, 2**31))
+    full = (-128, 127)
+    out: list[Case] = []
+    # (k, stride, pad (top = left), pad_end (bottom, right), h, w)
+    geos = [(3, 2, 0, (1, 1), 10, 12), (3, 1, 1, (2, 1), 7, 9), (3, 2, 1, (0, 1), 9, 8),
+            (5, 2, 1, (2, 1), 11, 9), (5, 1, 2, (3, 2), 6, 7), (7, 2, 2, (3, 3), 12, 10),
+            (3, 1, 0, (0, 2), 5, 6), (3, 2, 0, (2, 0), 8, 9), (3, 1, 1, (1, 2), 6, 11),
+            (5, 1, 2, (2, 3), 7, 9), (5, 2, 2, (3, 4), 9, 11), (7, 1, 3, (3, 4), 8, 8),
+            (3, 2, 1, (1, 0), 7, 9), (5, 2, 2, (1, 1), 8, 12), (3, 2, 0, (1, 1), 9, 14)]
+    for i, (k, st, p, pe, h, w) in enumerate(geos):
+        ops = [("dwconv_wrapper", 8, 8), ("dwconv", 13, 13), ("conv2d", 5, 6)]
+        if k == 3:
+            ops.append((f"dwconv_3x3_s{st}", 6, 6))
+        for op, ci, co in ops:
+            out.append(conv_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=st, pad=p, pad_end=pe,
+                                 seed=s(), act=full if (i + ci) % 3 else random_act(rng),
+                                 bands="random" if (i + ci) % 2 else None))
+    out.append(conv_case("conv2d", h=8, w=6, ci=3, co=4, k=3, kw=2, stride=2, stride_w=1, pad=0,
+                         pad_w=1, pad_end=(1, 0), seed=s()))
+    for kh, kw, st, p, pe, h, w in [(3, 3, 2, 0, (1, 1), 8, 8), (2, 2, 2, 0, (1, 1), 7, 5),
+                                    (3, 3, 1, 2, (0, 1), 5, 6), (2, 3, 2, 1, (0, 2), 6, 7)]:
+        out.append(maxpool_case(h=h, w=w, c=5, kh=kh, kw=kw, stride=st, pad=p, pad_end=pe,
+                                seed=s()))
     return out
 
 

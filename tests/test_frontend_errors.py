@@ -29,7 +29,7 @@ class Backbone(nn.Module):
 
 @pytest.mark.parametrize("bad, op, reason", [
     (nn.Conv2d(8, 8, 3, padding=2, dilation=2), "Conv2d", "dilation=(2, 2)"),
-    (nn.Conv2d(8, 8, (2, 3), padding="same"), "Conv2d", "padding='same' with even kernel"),
+    (nn.Conv2d(8, 8, 3, padding=1, padding_mode="circular"), "Conv2d", "padding_mode='circular'"),
     (nn.MaxPool2d(3, 1, 1, ceil_mode=True), "MaxPool2d", "ceil_mode"),
     (nn.GELU(), "GELU", "layer type not supported"),
 ])
@@ -98,10 +98,12 @@ def _onnx_with(node_kwargs, pads=(1, 1, 1, 1)):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def test_onnx_asymmetric_padding_and_dilation():
-    with pytest.raises(UnsupportedOpError, match="asymmetric padding") as e:
-        load_onnx(_onnx_with({}, pads=(0, 0, 1, 1)))
+def test_onnx_negative_padding_and_dilation():
+    with pytest.raises(UnsupportedOpError, match="negative padding") as e:
+        load_onnx(_onnx_with({}, pads=(0, 0, -1, -1)))
     assert e.value.op == "Conv" and e.value.node == "stem_conv"
+    g = load_onnx(_onnx_with({}, pads=(0, 0, 1, 1)))   # asymmetric: the trailing pads kept
+    assert (g.nodes[0].attrs["pad"], g.nodes[0].attrs["pad_end"]) == (0, 1)
     with pytest.raises(UnsupportedOpError, match="dilations"):
         load_onnx(_onnx_with(dict(dilations=[2, 2])))
 

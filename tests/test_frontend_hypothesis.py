@@ -183,12 +183,12 @@ def test_torch_valid_graphs_import_quantize_and_run(spec):
 
 BAD_MODULES = [
     ("Conv2d", lambda c: nn.Conv2d(c, c, 3, padding=2, dilation=2), "dilation"),
-    ("Conv2d", lambda c: nn.Conv2d(c, c, (2, 1), padding="same"), "padding"),
+    ("Conv2d", lambda c: nn.Conv2d(c, c, 3, padding=1, padding_mode="circular"), "padding_mode"),
     ("Conv2d", lambda c: nn.Conv2d(c, c, 3, padding=(1, 2), dilation=(1, 2)), "dilation"),
     ("Conv2d", lambda c: nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"), "padding_mode"),
     ("MaxPool2d", lambda c: nn.MaxPool2d(1, dilation=2), "dilation"),  # any map size
     ("Tanh", lambda c: nn.Tanh(), "not supported"),
-    ("ZeroPad2d", lambda c: nn.ZeroPad2d((0, 1, 0, 1)), "not supported"),
+    ("ReflectionPad2d", lambda c: nn.ReflectionPad2d((0, 1, 0, 1)), "not supported"),
     ("LeakyReLU", lambda c: nn.LeakyReLU(), "not supported"),
     ("Upsample", lambda c: nn.Upsample(scale_factor=2), "not supported"),
 ]
@@ -275,12 +275,11 @@ def build_onnx(spec, bad: str | None = None):
         if bad is not None and i == len(spec["convs"]) - 1:
             if bad == "dilation":
                 attrs.update(dilations=[2, 2], pads=[2 * p] * 4)
-            elif bad == "asymmetric_pads":
-                attrs["pads"] = [0, 0, 1, 1]
+            elif bad == "negative_pads":   # cropping
+                attrs["pads"] = [0, 0, -1, -1]
             elif bad == "auto_pad":
                 attrs.pop("pads")
-                attrs.update(auto_pad="SAME_UPPER", kernel_shape=[2, 2])
-                w = const(f"w{i}b", rng.normal(0, 0.5, (out, c // groups, 2, 2)).astype(np.float32))
+                attrs.update(auto_pad="SAME")   # not an ONNX value (SAME_UPPER / SAME_LOWER)
         nodes.append(helper.make_node("Conv", [cur, w, b], [f"c{i}"], name=f"conv{i}", **attrs))
         cur, c, size = f"c{i}", out, (size - 1) // s + 1
         post = cv["post"]
@@ -375,15 +374,13 @@ def test_qdq_models_from_onnxruntime_match_it(spec):
         assert diff.max() <= 1, diff
 
 
-ONNX_BAD = {"dilation": "conv", "asymmetric_pads": "conv", "auto_pad": "conv",
+ONNX_BAD = {"dilation": "conv", "negative_pads": "conv", "auto_pad": "conv",
             "MaxPool": "bad_node", "Tanh": "bad_node", "LeakyRelu": "bad_node", "Mul": "bad_node"}
 
 
 @settings(max_examples=30, **SETTINGS)
 @given(onnx_spec, st.sampled_from(sorted(ONNX_BAD)))
 def test_onnx_unsupported_raises_with_node_name(spec, bad):
-    if bad == "auto_pad":  # SAME with an even kernel pads asymmetrically
-        spec = dict(spec, convs=[dict(cv, dw=False) for cv in spec["convs"]])
     model = build_onnx(spec, bad)
     with pytest.raises(UnsupportedOpError) as e:
         load_onnx(model)

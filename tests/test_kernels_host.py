@@ -59,6 +59,12 @@ def test_per_axis(drivers):
     run_all(drivers, kc.per_axis_cases())
 
 
+def test_asym_pad(drivers):
+    """Padding that differs between the two sides of an axis (conv, depthwise, the
+    dispatcher, max pool): leading pads and the output size reach the kernel."""
+    run_all(drivers, kc.asym_pad_cases())
+
+
 def test_mul_requant_edges(drivers):
     """tt_mul_s8's and tt_concat_s8's requantization from tiny to large multipliers, the
     largest products."""

@@ -30,6 +30,7 @@ def qemu_cases() -> list[kc.Case]:
     weights), the split edge cases, the per-axis cases, plus a few real layer shapes with
     bands."""
     cases = kc.sweep_cases(seed=99, small=True) + kc.split_edge_cases() + kc.per_axis_cases()
+    cases += kc.asym_pad_cases()
     cases += kc.mul_edge_cases() + kc.concat_edge_cases()
     cases += [
         kc.conv_case("conv2d", h=24, w=24, ci=3, co=16, k=3, stride=2, pad=1, seed=11,

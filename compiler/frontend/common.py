@@ -12,17 +12,29 @@ from compiler.ir.qmath import hw_attr
 NO_ACT = dict(act_min=-math.inf, act_max=math.inf)
 
 
-def conv_padding(op: str, node: str, source: str | None, kernel: tuple[int, int],
-                 pads: tuple[int, int, int, int]):
-    """(top, left, bottom, right) padding -> the IR ``pad``: symmetric per axis (an int
-    when both axes agree, else (rows, columns)); padding that differs between the two
-    sides of an axis is refused."""
+def pad_attrs(op: str, node: str, source: str | None, pads) -> dict:
+    """(top, left, bottom, right) padding -> the IR attributes of a conv2d / max_pool:
+    ``pad`` the leading (top, left) pads, per axis (an int when both axes agree, else
+    (rows, columns)), plus ``pad_end`` the trailing (bottom, right) ones only when they
+    differ (e.g. TensorFlow's 'same' padding at stride 2: one more row / column after);
+    negative padding (cropping) is refused."""
     top, left, bottom, right = (int(p) for p in pads)
-    if top != bottom or left != right:
-        raise UnsupportedOpError(op, node, f"asymmetric padding {tuple(pads)} (top, left, "
-                                 "bottom, right); each axis must be padded equally on both "
-                                 "sides", source)
-    return hw_attr(top, left)
+    if min(top, left, bottom, right) < 0:
+        raise UnsupportedOpError(op, node, f"negative padding {tuple(pads)} (top, left, "
+                                 "bottom, right): cropping is not supported", source)
+    out = dict(pad=hw_attr(top, left))
+    if (bottom, right) != (top, left):
+        out["pad_end"] = hw_attr(bottom, right)
+    return out
+
+
+def same_pads(n: int, k: int, stride: int, lower: bool) -> tuple[int, int]:
+    """(before, after) padding of one axis of length ``n`` for ONNX ``auto_pad`` SAME_UPPER
+    (``lower`` False: the odd extra one after, TensorFlow's 'same') or SAME_LOWER:
+    the output has ceil(n / stride) positions."""
+    total = max((-(-n // stride) - 1) * stride + k - n, 0)
+    small = total // 2
+    return (total - small, small) if lower else (small, total - small)
 
 
 def chw_to_hwc_columns(w: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:

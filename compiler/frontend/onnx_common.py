@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from compiler.frontend.common import conv_padding
+from compiler.frontend.common import pad_attrs, same_pads
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
 from compiler.ir.qmath import hw, hw_attr
 
@@ -102,9 +102,11 @@ def input_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def conv_geometry(op: str, name: str, src: str, a: dict, w_shape):
-    """(stride, pad) IR attributes of a Conv node (int, or per axis (h, w)), or
-    UnsupportedOpError."""
+def conv_pads(op: str, name: str, src: str, a: dict, w_shape, in_hw=None):
+    """(stride, pads) of a Conv / MaxPool node: ``stride`` the IR attribute (int, or per
+    axis (h, w)), ``pads`` the IR padding attributes (:func:`pad_attrs`: ``pad`` and, when
+    the two sides of an axis differ, ``pad_end``), from ``pads`` or ``auto_pad``
+    (SAME_UPPER / SAME_LOWER need the input's (H, W) ``in_hw``); or UnsupportedOpError."""
     if len(w_shape) != 4:
         raise UnsupportedOpError(op, name, f"{len(w_shape) - 2}-D convolution (only 2-D)", src)
     kh, kw = int(w_shape[2]), int(w_shape[3])
@@ -118,21 +120,41 @@ def conv_geometry(op: str, name: str, src: str, a: dict, w_shape):
         raise UnsupportedOpError(op, name, f"strides={strides}", src)
     auto = a.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
-        pads = list(a.get("pads", [0, 0, 0, 0]))
+        pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+        if len(pads) != 4:
+            raise UnsupportedOpError(op, name, f"pads={pads} (4 values for a 2-D window)", src)
     elif auto == "VALID":
         pads = [0, 0, 0, 0]
     elif auto in ("SAME_UPPER", "SAME_LOWER"):
-        if strides != [1, 1] or (kh - 1) % 2 or (kw - 1) % 2:
+        if in_hw is not None:
+            (t, b), (l_, r) = (same_pads(int(n), k, s, auto == "SAME_LOWER")
+                               for n, k, s in zip(in_hw, (kh, kw), strides))
+            pads = [t, l_, b, r]
+        elif strides == [1, 1] and kh % 2 and kw % 2:  # symmetric whatever the input size
+            pads = [(kh - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kw - 1) // 2]
+        else:
             raise UnsupportedOpError(op, name, f"auto_pad={auto} with kernel {(kh, kw)}, strides "
-                                     f"{strides} pads asymmetrically", src)
-        pads = [(kh - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kw - 1) // 2]
+                                     f"{strides} needs the input size", src)
     else:
         raise UnsupportedOpError(op, name, f"auto_pad={auto!r}", src)
-    return hw_attr(*strides), conv_padding(op, name, src, (kh, kw), tuple(pads))
+    return hw_attr(*strides), pad_attrs(op, name, src, pads)
 
 
-def max_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, rank: int) -> dict:
-    """IR attributes (kernel, stride, pad) of a MaxPool node, or UnsupportedOpError."""
+def conv_geometry(op: str, name: str, src: str, a: dict, w_shape):
+    """(stride, pad) IR attributes of a node whose padding must be the same on both
+    sides of each axis (int, or per axis (h, w)), or UnsupportedOpError."""
+    stride, pads = conv_pads(op, name, src, a, w_shape)
+    if "pad_end" in pads:
+        raise UnsupportedOpError(op, name, f"asymmetric padding (leading {pads['pad']}, "
+                                 f"trailing {pads['pad_end']}); each axis must be padded "
+                                 "equally on both sides", src)
+    return stride, pads["pad"]
+
+
+def max_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, rank: int,
+                   in_hw=None) -> dict:
+    """IR attributes (kernel, stride, pad [, pad_end]) of a MaxPool node (``in_hw``: the
+    input's (H, W), for auto_pad SAME_*), or UnsupportedOpError."""
     def fail(reason):
         raise UnsupportedOpError("MaxPool", name, reason, src)
     k = [int(v) for v in a.get("kernel_shape", [])]
@@ -142,8 +164,8 @@ def max_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, rank: int
         fail("the Indices output is not supported")
     if a.get("ceil_mode", 0) or a.get("storage_order", 0):
         fail("ceil_mode / storage_order (only floor mode, row-major)")
-    stride, pad = conv_geometry("MaxPool", name, src, a, (1, 1, k[0], k[1]))
-    return dict(kernel=(k[0], k[1]), stride=stride, pad=pad)
+    stride, pads = conv_pads("MaxPool", name, src, a, (1, 1, k[0], k[1]), in_hw)
+    return dict(kernel=(k[0], k[1]), stride=stride, **pads)
 
 
 def avg_pool_attrs(node: onnx.NodeProto, a: dict, name: str, src: str, shape) -> dict | None:

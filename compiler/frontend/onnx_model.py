@@ -1,9 +1,10 @@
 """ONNX importer: float models (-> float IR, optionally int8 via post-training
 quantization) and QDQ int8 models (-> int8 IR, see :mod:`.onnx_qdq`).
 
-Float operators: ``Conv`` (2-D, groups, kernel, strides and pads per axis (each axis padded
-equally on both sides), no
-dilation; ``auto_pad`` VALID or SAME when that is symmetric), ``BatchNormalization``
+Float operators: ``Conv`` (2-D, groups, kernel, strides and pads per axis, the two sides
+of an axis may differ, no dilation; ``auto_pad`` VALID, SAME_UPPER, SAME_LOWER),
+``Pad`` (constant, of H and W only: folded into the Conv (zeros) or MaxPool (-inf) it
+feeds, refused before anything else), ``BatchNormalization``
 (inference), ``Relu``, ``Clip`` (constant bounds), ``Add`` (tensor + tensor),
 ``GlobalAveragePool``, ``ReduceMean`` over H and W, ``AveragePool`` (covering the whole
 map: global pooling; else per-axis kernel, strides and pads, count_include_pad either
@@ -27,13 +28,14 @@ from compiler.frontend.common import (
     chw_to_hwc_columns,
     chw_to_hwc_vector,
     nchw_to_nhwc,
+    pad_attrs,
     unique_name,
 )
 from compiler.frontend.onnx_common import (
     attributes,
     avg_pool_attrs,
     constants,
-    conv_geometry,
+    conv_pads,
     input_shape,
     max_pool_attrs,
     node_name,
@@ -42,6 +44,7 @@ from compiler.frontend.onnx_common import (
 )
 from compiler.ir.errors import GraphError, ModelFormatError, UnsupportedOpError
 from compiler.ir.graph import FLOAT32, Graph
+from compiler.ir.qmath import hw, pad_end_hw
 
 
 class _FloatImporter:
@@ -52,6 +55,7 @@ class _FloatImporter:
         self.consts = constants(m.graph)
         self.alias: dict[str, str] = {}       # onnx tensor -> IR tensor
         self.chw: dict[str, tuple] = {}        # IR vector tensors holding a flattened C x H x W map
+        self.pending_pads: dict[str, tuple] = {}   # Pad output -> (x, pads, value, name, src)
         self.users: dict[str, int] = {}
         for n in m.graph.node:
             for t in n.input:
@@ -63,6 +67,12 @@ class _FloatImporter:
         raise UnsupportedOpError(self.node.op_type, self.name, reason, self.src)
 
     def t(self, onnx_name: str) -> str:
+        if onnx_name in self.pending_pads:
+            _, pads, value, name, src = self.pending_pads[onnx_name]
+            raise UnsupportedOpError("Pad", name, f"padding {pads} (top, left, bottom, right) "
+                                     f"with {value} read by {self.node.op_type} {self.name!r}: "
+                                     "only a Conv (zeros) or MaxPool (-inf) directly after it "
+                                     "can fold it", src)
         if onnx_name in self.consts:
             self.fail(f"constant operand {onnx_name!r} where a tensor is expected")
         if onnx_name not in self.alias:
@@ -86,16 +96,56 @@ class _FloatImporter:
     def rank(self, t: str) -> int:
         return len(self.g.tensors[t].shape)
 
+    def padded(self, onnx_name: str, value_ok, what: str):
+        """(IR tensor, (top, left, bottom, right) pads of a Pad before it, (H, W) after
+        that Pad) of a Conv / MaxPool input; a Pad whose value fails ``value_ok`` is
+        refused."""
+        if onnx_name not in self.pending_pads:
+            x = self.t(onnx_name)
+            return x, (0, 0, 0, 0), self.g.tensors[x].shape[1:3]
+        x, pads, value, name, src = self.pending_pads[onnx_name]
+        if not value_ok(value):
+            raise UnsupportedOpError("Pad", name, f"padding with {value} before "
+                                     f"{self.node.op_type} {self.name!r}: only {what} padding "
+                                     "folds into it", src)
+        h, w = self.g.tensors[x].shape[1:3]
+        return x, pads, (h + pads[0] + pads[2], w + pads[1] + pads[3])
+
+    def fold_pads(self, pads: dict, extra) -> dict:
+        """IR padding attributes ``pads`` plus (top, left, bottom, right) ``extra``."""
+        (t, left), (b, r) = hw(pads["pad"]), pad_end_hw(pads)
+        return pad_attrs(self.node.op_type, self.name, self.src,
+                         (t + extra[0], left + extra[1], b + extra[2], r + extra[3]))
+
     # -- ops ------------------------------------------------------------------------------
-    def Conv(self, n, a):
+    def Pad(self, n, a):
+        """Kept pending: the Conv / MaxPool that reads it folds it into its padding."""
         x = self.t(n.input[0])
+        if a.get("mode", "constant") != "constant":
+            self.fail(f"mode={a['mode']!r} (only constant padding)")
+        if len(n.input) > 3 and n.input[3]:
+            self.fail("the axes input (pads of all axes only)")
+        pads = a["pads"] if "pads" in a else self.const(n.input[1], "pads")
+        pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+        value = (float(np.asarray(self.const(n.input[2], "constant_value")).reshape(-1)[0])
+                 if len(n.input) > 2 and n.input[2] else float(a.get("value", 0.0)))
+        if self.rank(x) != 4 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+            self.fail(f"pads={pads}: only H and W of a 4-D feature map")
+        if min(pads) < 0:
+            self.fail(f"negative pads {pads} (cropping)")
+        self.pending_pads[n.output[0]] = (x, (pads[2], pads[3], pads[6], pads[7]), value,
+                                          self.name, self.src)
+
+    def Conv(self, n, a):
+        x, extra, in_hw = self.padded(n.input[0], lambda v: v == 0, "zero")
         if self.rank(x) != 4:
             self.fail("input is not a 4-D feature map")
         w = np.asarray(self.const(n.input[1], "weight"), dtype=np.float32)
-        stride, pad = conv_geometry("Conv", self.name, self.src, a, w.shape)
+        stride, pads = conv_pads("Conv", self.name, self.src, a, w.shape, in_hw)
+        pads = self.fold_pads(pads, extra) if any(extra) else pads
         b = (np.asarray(self.const(n.input[2], "bias"), np.float32)
              if len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0], np.float32))
-        attrs = dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, pad=pad,
+        attrs = dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, **pads,
                      groups=int(a.get("group", 1)), **NO_ACT)
         self.emit("conv2d", [x], attrs, dict(weight=np.ascontiguousarray(w.transpose(0, 2, 3, 1)), bias=b))
 
@@ -215,8 +265,13 @@ class _FloatImporter:
                                               output=unique_name(self.g, out + "_flat"))
 
     def MaxPool(self, n, a):
-        x = self.t(n.input[0])
-        self.emit("max_pool", [x], max_pool_attrs(n, a, self.name, self.src, self.rank(x)))
+        x, extra, in_hw = self.padded(n.input[0], lambda v: v <= float(np.finfo(np.float32).min),
+                                      "-inf")
+        attrs = max_pool_attrs(n, a, self.name, self.src, self.rank(x), in_hw)
+        if any(extra):
+            attrs.update({"pad_end": None} | self.fold_pads(attrs, extra))
+            attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.emit("max_pool", [x], attrs)
 
     def AveragePool(self, n, a):
         x = self.t(n.input[0])

@@ -49,7 +49,7 @@ from compiler.frontend.onnx_common import (
     attributes,
     avg_pool_attrs,
     constants,
-    conv_geometry,
+    conv_pads,
     input_shape,
     max_pool_attrs,
     node_name,
@@ -268,9 +268,10 @@ class _QDQImporter:
         if len(self.g.tensors[x].shape) != 4:
             self.fail("input is not a 4-D feature map")
         w, ws = self.weights(self.qconst(n.input[1], "weights"), 0, "weights")
-        stride, pad = conv_geometry("Conv", self.name, self.src, a, w.shape)
+        stride, pads = conv_pads("Conv", self.name, self.src, a, w.shape,
+                                 self.g.tensors[x].shape[1:3])
         p = _Pending("conv2d", self.name, self.src, [x],
-                     dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, pad=pad,
+                     dict(kernel=(int(w.shape[2]), int(w.shape[3])), stride=stride, **pads,
                           groups=int(a.get("group", 1))),
                      np.ascontiguousarray(w.transpose(0, 2, 3, 1)), ws)
         self.bias(p, n.input[2] if len(n.input) > 2 else None)
@@ -441,7 +442,8 @@ class _QDQImporter:
 
     def MaxPool(self, n, a):
         x = self.exact(n.input[0])
-        attrs = max_pool_attrs(n, a, self.name, self.src, len(self.g.tensors[x].shape))
+        attrs = max_pool_attrs(n, a, self.name, self.src, len(self.g.tensors[x].shape),
+                               self.g.tensors[x].shape[1:3])
         self._same_q("max_pool", x, attrs=attrs)
 
     def GlobalAveragePool(self, n, a):

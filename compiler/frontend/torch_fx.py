@@ -11,6 +11,9 @@ kernel, stride and padding may differ per axis; no dilation), ``nn.Conv1d`` on a
 ``MaxPool2d`` / ``max_pool2d`` (per-axis kernel, stride, padding; no dilation, floor mode),
 ``AvgPool2d`` / ``avg_pool2d`` (the same, count_include_pad either way, no divisor_override),
 ``flatten``/``view``/``reshape`` to (N, features), ``Identity``/``Dropout``.
+Explicit padding (``nn.ZeroPad2d``, ``nn.ConstantPad2d``, ``F.pad`` constant) is folded
+into the conv or max pool it feeds, where the two sides of an axis may then differ:
+zeros before a conv (in int8: the input's zero point), -inf before a max pool.
 
 Anything else raises :class:`compiler.ir.errors.UnsupportedOpError` naming the op, the fx
 node and the module path (plus the source line of the ``forward`` call).
@@ -32,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
-from compiler.frontend.common import NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, nchw_to_nhwc, unique_name
+from compiler.frontend.common import NO_ACT, chw_to_hwc_columns, chw_to_hwc_vector, nchw_to_nhwc, pad_attrs, unique_name
 from compiler.ir.errors import ModelFormatError, UnsupportedOpError
 from compiler.ir.graph import FLOAT32, Graph
 from compiler.ir.qmath import hw_attr
@@ -53,6 +56,18 @@ class _Val:
         self.chw = chw
 
 
+class _Pad:
+    """A constant padding (``ZeroPad2d``, ``ConstantPad2d``, ``F.pad``) not yet applied:
+    the map ``x`` padded by ``pads`` (top, left, bottom, right) with ``value``; folded into
+    the conv / max pool that reads it, refused anywhere else (``op``, ``node`` and
+    ``source`` name the padding)."""
+
+    def __init__(self, x: _Val, pads: tuple[int, int, int, int], value: float, op: str,
+                 node: str, source: str):
+        self.x, self.pads, self.value = x, pads, value
+        self.op, self.node, self.source = op, node, source
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float32).numpy().copy()
 
@@ -60,6 +75,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def _pair(v) -> tuple:
     """A torch size argument (int or pair) as a pair."""
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _neg_inf(v: float) -> bool:
+    """A padding value that never wins a max: -inf, or the float32 lowest or below."""
+    return v <= float(np.finfo(np.float32).min)
 
 
 def _module_path(node: fx.Node) -> str:
@@ -93,12 +113,13 @@ _ACT_FN = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.hardsigmoid: "hards
 _ACT_MODULES = {nn.Sigmoid: "sigmoid", nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish"}
 _FUNCTIONS = (_ADD | _RELU | _FLATTEN_FN | _PASS_FN | _META_FN | _CAT | _MUL | set(_ACT_FN)
               | {getattr, F.relu6, F.hardtanh, torch.clamp, torch.clip, F.adaptive_avg_pool2d, torch.mean,
-                 F.max_pool2d, F.avg_pool2d})
+                 F.max_pool2d, F.avg_pool2d, F.pad})
 _METHODS = {"add", "add_", "mul", "mul_", "sigmoid", "sigmoid_", "relu", "relu_", "clamp", "clip",
             "clamp_", "clip_", "mean", "flatten", "view", "reshape", "contiguous", "clone", "detach", "size", "dim"}
 _MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
             nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout,
-            nn.Dropout2d, nn.Conv1d, nn.AdaptiveAvgPool1d, nn.AvgPool1d, nn.MaxPool1d)
+            nn.Dropout2d, nn.Conv1d, nn.AdaptiveAvgPool1d, nn.AvgPool1d, nn.MaxPool1d,
+            nn.ZeroPad2d, nn.ConstantPad2d)
 
 
 class _Importer:
@@ -122,6 +143,8 @@ class _Importer:
 
     def tensor_arg(self, a, op: str) -> _Val:
         v = self.env.get(a) if isinstance(a, fx.Node) else None
+        if isinstance(v, _Pad):
+            self.pad_misused(v, op)
         if not isinstance(v, _Val):
             self.fail(op, f"expected a tensor operand, got {a!r}")
         return v
@@ -134,10 +157,57 @@ class _Importer:
     def rank(self, v: _Val) -> int:
         return len(self.g.tensors[v.name].shape)
 
+    def pad_misused(self, p: _Pad, op: str):
+        raise UnsupportedOpError(p.op, p.node, f"padding {p.pads} (top, left, bottom, right) "
+                                 f"read by {op} ({_source(self.node, self.root)}): explicit "
+                                 "padding is only supported directly before a conv (zeros) or "
+                                 "a max pool (-inf)", p.source)
+
+    def padded(self, a, op: str, value_ok, what: str):
+        """(input _Val, extra (top, left, bottom, right) pads) of a conv / max pool input
+        ``a``: a pending :class:`_Pad` whose value passes ``value_ok`` folds in; any
+        other value is refused (``what``: the values allowed)."""
+        v = self.env.get(a) if isinstance(a, fx.Node) else None
+        if not isinstance(v, _Pad):
+            return self.tensor_arg(a, op), (0, 0, 0, 0)
+        if not value_ok(v.value):
+            raise UnsupportedOpError(v.op, v.node, f"padding with value {v.value} before {op} "
+                                     f"({_source(self.node, self.root)}): only {what} padding "
+                                     "folds into it", v.source)
+        return v.x, v.pads
+
+    def pad(self, x_arg, pads, value, op: str) -> _Pad:
+        """A constant pad of the last two axes (torch order (left, right[, top, bottom])),
+        kept pending until its consumer folds it (:meth:`padded`)."""
+        v = self.env.get(x_arg) if isinstance(x_arg, fx.Node) else None
+        prev = v if isinstance(v, _Pad) else None
+        x = prev.x if prev else self.tensor_arg(x_arg, op)
+        if (not isinstance(pads, (tuple, list)) or len(pads) not in (2, 4)
+                or not all(isinstance(p, (int, np.integer)) for p in pads)):
+            self.fail(op, f"padding {pads}: only constant padding of the last two axes "
+                          "(left, right[, top, bottom])")
+        left, right, top, bottom = (list(pads) + [0, 0])[:4]
+        if self.rank(x) != 4:
+            self.fail(op, "padding of a feature map only (N, C, H, W) or (N, C, L)")
+        if isinstance(x_arg, fx.Node) and len(self.shape(x_arg)) == 3 and (top or bottom):
+            self.fail(op, f"padding {tuple(pads)} of an (N, C, L) sequence pads its channels")
+        if min(left, right, top, bottom) < 0:
+            self.fail(op, f"negative padding {tuple(pads)} (cropping) is not supported")
+        value = float(value)
+        t = (top, left, bottom, right)
+        if prev:  # pad of a pad with the same value: one pad
+            if prev.value != value:
+                self.fail(op, f"padding with {value} of a padding with {prev.value}")
+            t = tuple(a + b for a, b in zip(prev.pads, t))
+        n = self.node
+        name = str(n.target) if n.op == "call_module" else n.name
+        return _Pad(x, t, value, op, name, _source(n, self.root))
+
     # -- layers -----------------------------------------------------------------------
     def conv_geometry(self, m: nn.Conv2d | nn.Conv1d):
-        """(kernel, stride, pad) of a Conv2d, or of a Conv1d as a 1 x K conv on a 1 x L map,
-        each per axis (h, w), or UnsupportedOpError (needs no shapes)."""
+        """(kernel, stride, pads) of a Conv2d, or of a Conv1d as a 1 x K conv on a 1 x L map:
+        kernel and stride per axis (h, w), pads (top, left, bottom, right); or
+        UnsupportedOpError (needs no shapes)."""
         op = type(m).__name__
         if type(m) not in (nn.Conv2d, nn.Conv1d):
             self.fail(op, "layer type not supported")
@@ -150,23 +220,23 @@ class _Importer:
         (kh, kw), (sh, sw) = lift(m.kernel_size), lift(m.stride)
         if isinstance(m.padding, str):
             if m.padding == "valid":
-                ph = pw = 0
-            else:  # "same", stride 1
-                if (kh - 1) % 2 or (kw - 1) % 2:
-                    self.fail(op, f"padding='same' with even kernel {m.kernel_size} is asymmetric")
-                ph, pw = (kh - 1) // 2, (kw - 1) // 2
-        else:
-            ph, pw = (0, *m.padding) if one_d else m.padding
-        return (kh, kw), (sh, sw), (ph, pw)
+                return (kh, kw), (sh, sw), (0, 0, 0, 0)
+            # "same" (stride 1): k - 1 in all, the odd one after (torch's rule)
+            return (kh, kw), (sh, sw), ((kh - 1) // 2, (kw - 1) // 2, kh // 2, kw // 2)
+        ph, pw = (0, *m.padding) if one_d else m.padding
+        return (kh, kw), (sh, sw), (ph, pw, ph, pw)
 
-    def conv(self, m: nn.Conv2d | nn.Conv1d, x: _Val) -> _Val:
+    def conv(self, m: nn.Conv2d | nn.Conv1d, x: _Val, extra=(0, 0, 0, 0)) -> _Val:
+        """``extra``: (top, left, bottom, right) zero padding folded in from before."""
         if self.rank(x) != 4:
             self.fail(type(m).__name__, "input is not a 4-D feature map (or a 3-D sequence)")
-        (kh, kw), (sh, sw), (ph, pw) = self.conv_geometry(m)
+        (kh, kw), (sh, sw), own = self.conv_geometry(m)
         wt = _np(m.weight)
         w = (wt[:, :, None, :] if wt.ndim == 3 else wt).transpose(0, 2, 3, 1)
         b = _np(m.bias) if m.bias is not None else np.zeros(w.shape[0], np.float32)
-        attrs = dict(kernel=(kh, kw), stride=hw_attr(sh, sw), pad=hw_attr(ph, pw), groups=m.groups,
+        pads = pad_attrs(type(m).__name__, self.node.name, _source(self.node, self.root),
+                         tuple(a + b for a, b in zip(own, extra)))
+        attrs = dict(kernel=(kh, kw), stride=hw_attr(sh, sw), **pads, groups=m.groups,
                      **NO_ACT)
         return _Val(self.emit("conv2d", [x.name], attrs, dict(weight=np.ascontiguousarray(w), bias=b)))
 
@@ -268,9 +338,15 @@ class _Importer:
         op = type(m).__name__
         if n.kwargs or len(n.args) != 1:
             self.fail(op, "only single-input module calls are supported")
-        x = self.tensor_arg(n.args[0], op)
+        if isinstance(m, (nn.ZeroPad2d, nn.ConstantPad2d)):
+            return self.pad(n.args[0], m.padding, m.value, op)
         if isinstance(m, (nn.Conv2d, nn.Conv1d)):
-            return self.conv(m, x)
+            return self.conv(m, *self.padded(n.args[0], op, lambda v: v == 0, "zero"))
+        if isinstance(m, nn.MaxPool2d):
+            x, extra = self.padded(n.args[0], op, _neg_inf, "-inf")
+            return self.maxpool(x, op, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
+                                m.return_indices, extra)
+        x = self.tensor_arg(n.args[0], op)
         if isinstance(m, nn.Linear):
             return self.linear(m, x)
         if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
@@ -293,9 +369,6 @@ class _Importer:
             return self.pool(x, op)
         if isinstance(m, (nn.AvgPool2d, nn.AvgPool1d)):
             return self.avgpool_module(m, x)
-        if isinstance(m, nn.MaxPool2d):
-            return self.maxpool(x, op, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
-                                m.return_indices)
         if isinstance(m, nn.MaxPool1d):  # 1 x K windows on a 1 x L map
             one = (lambda v: (1, v[0]) if isinstance(v, (tuple, list)) else (1, v))
             st = None if m.stride in (None, (), []) else one(m.stride)
@@ -310,7 +383,8 @@ class _Importer:
         self.fail(op, "layer type not supported")
 
     def maxpool(self, x: _Val, op: str, kernel, stride=None, padding=0, dilation=1,
-                ceil_mode=False, return_indices=False) -> _Val:
+                ceil_mode=False, return_indices=False, extra=(0, 0, 0, 0)) -> _Val:
+        """``extra``: (top, left, bottom, right) -inf padding folded in from before."""
         pair = _pair
         if self.rank(x) != 4:
             self.fail(op, "max pooling needs a 4-D feature map")
@@ -322,9 +396,15 @@ class _Importer:
             self.fail(op, "ceil_mode / return_indices (only floor mode, values only)")
         if 2 * pad[0] > k[0] or 2 * pad[1] > k[1]:
             self.fail(op, f"padding {pad} larger than half the kernel {k}")
+        t, left, b, r = extra
+        full = (pad[0] + t, pad[1] + left, pad[0] + b, pad[1] + r)
+        if any(extra) and (max(full[0], full[2]) >= k[0] or max(full[1], full[3]) >= k[1]):
+            self.fail(op, f"padding {full} (top, left, bottom, right) with the padding before it: "
+                          f"a window of {k} would hold no real value")
+        pads = pad_attrs(op, self.node.name, _source(self.node, self.root), full)
         return _Val(self.emit("max_pool", [x.name], dict(kernel=(int(k[0]), int(k[1])),
                                                          stride=hw_attr(st[0], st[1]),
-                                                         pad=hw_attr(pad[0], pad[1]))))
+                                                         **pads)))
 
     def avgpool_module(self, m: nn.AvgPool2d | nn.AvgPool1d, x: _Val) -> _Val:
         op = type(m).__name__
@@ -358,6 +438,12 @@ class _Importer:
 
     def call_function(self, n: fx.Node, fn, args, kwargs):
         name = getattr(fn, "__name__", str(fn))
+        for a in list(args) + list(kwargs.values()):  # a pending pad read by anything else
+            for v in (a if isinstance(a, (list, tuple)) else [a]):
+                pv = self.env.get(v) if isinstance(v, fx.Node) else None
+                if isinstance(pv, _Pad) and not (fn in (F.max_pool2d, F.pad, getattr)
+                                                 and v is args[0]):
+                    self.pad_misused(pv, name)
         if fn is getattr:  # x.shape / x.dtype feed shape arithmetic, which the IR does not need
             if args[1] not in ("shape", "dtype", "device", "ndim"):
                 self.fail(f"getattr {args[1]!r}", "tensor attribute not supported")
@@ -379,7 +465,16 @@ class _Importer:
         if fn in _CAT:
             return self.cat(args[0] if args else kwargs.get("tensors"),
                             args[1] if len(args) > 1 else kwargs.get("dim", 0), name)
-        x = self.tensor_arg(args[0], name) if args else self.fail(name, "no tensor argument")
+        if fn is F.pad:
+            rest_ = dict(zip(("pad", "mode", "value"), args[1:]), **kwargs)
+            if rest_.get("mode", "constant") != "constant":
+                self.fail(name, f"mode={rest_['mode']!r} (only constant padding)")
+            v = rest_.get("value")
+            return self.pad(args[0], rest_.get("pad"), 0.0 if v is None else v, name)
+        if fn is F.max_pool2d:
+            x, extra = self.padded(args[0], name, _neg_inf, "-inf")
+        else:
+            x = self.tensor_arg(args[0], name) if args else self.fail(name, "no tensor argument")
         rest, kw = args[1:], dict(kwargs)
         kw.pop("inplace", None)
         if fn in _ACT_FN:
@@ -406,7 +501,8 @@ class _Importer:
                 self.fail(name, "max_pool2d without kernel_size")
             return self.maxpool(x, name, given["kernel_size"], given.get("stride"),
                                 given.get("padding", 0), given.get("dilation", 1),
-                                given.get("ceil_mode", False), given.get("return_indices", False))
+                                given.get("ceil_mode", False), given.get("return_indices", False),
+                                extra)
         if fn is F.avg_pool2d:
             names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
                      "divisor_override")

@@ -6,8 +6,8 @@ CLI can catch one class. They are raised by the front end and the IR checks, i.e
 any code is generated.
 
 - :class:`UnsupportedOpError`: the model is well formed but uses an operator or an
-  attribute the toolchain does not implement (dilation, asymmetric padding, max pooling,
-  a sigmoid, ...). The message names the op, the node and, where known, the source
+  attribute the toolchain does not implement (dilation, negative padding, a padding
+  that is not directly before a conv or max pool, ...). The message names the op, the node and, where known, the source
   location (the ``nn.Module`` path for PyTorch, the node and its exporter scope for ONNX,
   the JSON path for the int8 model files).
 - :class:`ModelFormatError`: the model file or object is malformed or inconsistent

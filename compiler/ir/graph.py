@@ -22,7 +22,11 @@ Operators (``Node.op``), their attributes and parameters
 ``conv2d``          x[1,H,W,Ci] -> y[1,Ho,Wo,Co]; also depthwise and grouped convolution.
     attrs:  kernel (kh, kw), stride (int: both axes, or per axis [sh, sw]), pad (int:
             all four sides, or per axis [ph, pw]: ph rows above and below, pw columns
-            left and right; see :func:`compiler.ir.qmath.hw`),
+            left and right; see :func:`compiler.ir.qmath.hw`), optional pad_end (int
+            or [pb, pr]: pb rows below, pr columns right, present only when a side
+            differs from pad, e.g. TensorFlow's 'same' at stride 2; the output size
+            uses both sides, the kernels only the leading pad and the output size; see
+            :func:`compiler.ir.qmath.pad_end_hw`; max_pool takes it too),
             groups, act_min, act_max (float clamp in float graphs, -inf/inf = none;
             int8 output clamp in int8 graphs, ReLU/ReLU6 folded in)
     params: float: weight f32 [Co,kh,kw,Ci/groups], bias f32 [Co]

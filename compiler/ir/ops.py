@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from compiler.ir.errors import GraphError
-from compiler.ir.qmath import hw, out_size
+from compiler.ir.qmath import hw, out_size, pad_end_hw
 
 
 def _conv_shape(node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -27,10 +27,11 @@ def _conv_shape(node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
         raise GraphError(f"{node.name}: input channels {x[3]} do not match weight {w.shape} "
                          f"with groups={g}")
     s, p = node.attrs["stride"], node.attrs["pad"]
-    (sh, sw), (ph, pw) = hw(s), hw(p)
-    if min(sh, sw) < 1 or min(ph, pw) < 0:
-        raise GraphError(f"{node.name}: conv2d stride {s} must be >= 1 and pad {p} >= 0")
-    ho, wo = out_size(x[1], kh, sh, ph), out_size(x[2], kw, sw, pw)
+    (sh, sw), (ph, pw), (pb, pr) = hw(s), hw(p), pad_end_hw(node.attrs)
+    if min(sh, sw) < 1 or min(ph, pw, pb, pr) < 0:
+        raise GraphError(f"{node.name}: conv2d stride {s} must be >= 1 and pad {p} >= 0"
+                         + _pad_end_text(node))
+    ho, wo = out_size(x[1], kh, sh, ph, pb), out_size(x[2], kw, sw, pw, pr)
     if ho < 1 or wo < 1:
         raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
                          f"stride {s}, pad {p}")
@@ -63,11 +64,17 @@ def _maxpool_shape(node, ins):
         raise GraphError(f"{node.name}: max_pool input must be NHWC, got shape {x}")
     kh, kw = node.attrs["kernel"]
     s, p = node.attrs["stride"], node.attrs["pad"]
-    (sh, sw), (ph, pw) = hw(s), hw(p)
-    if not (kh >= 1 and kw >= 1 and min(sh, sw) >= 1 and 0 <= 2 * ph <= kh and 0 <= 2 * pw <= kw):
-        raise GraphError(f"{node.name}: max_pool kernel {(kh, kw)}, stride {s}, pad {p}: pad "
-                         "must be at most half the kernel (every window holds a real value)")
-    ho, wo = out_size(x[1], kh, sh, ph), out_size(x[2], kw, sw, pw)
+    (sh, sw), (ph, pw), (pb, pr) = hw(s), hw(p), pad_end_hw(node.attrs)
+    if "pad_end" in node.attrs:  # asymmetric: each side less than the kernel
+        pads_ok = 0 <= min(ph, pb) and max(ph, pb) < kh and 0 <= min(pw, pr) and max(pw, pr) < kw
+    else:
+        pads_ok = 0 <= 2 * ph <= kh and 0 <= 2 * pw <= kw
+    if not (kh >= 1 and kw >= 1 and min(sh, sw) >= 1 and pads_ok):
+        raise GraphError(f"{node.name}: max_pool kernel {(kh, kw)}, stride {s}, pad {p}"
+                         f"{_pad_end_text(node)}: pad must be at most half the kernel, or "
+                         "when the two sides differ each less than the kernel (every window "
+                         "holds a real value)")
+    ho, wo = out_size(x[1], kh, sh, ph, pb), out_size(x[2], kw, sw, pw, pr)
     if ho < 1 or wo < 1:
         raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
                          f"stride {s}, pad {p}")
@@ -89,6 +96,10 @@ def _avg_pool_shape(node, ins):
         raise GraphError(f"{node.name}: empty output for input {x}, kernel {(kh, kw)}, "
                          f"stride {s}, pad {p}")
     return (x[0], ho, wo, x[3])
+
+
+def _pad_end_text(node) -> str:
+    return f", pad_end {node.attrs['pad_end']}" if "pad_end" in node.attrs else ""
 
 
 def _concat_shape(node, ins):
@@ -237,20 +248,23 @@ def conv_kind(node) -> str | None:
         return "depthwise"
     if groups != 1:
         return "grouped"
-    if tuple(node.attrs["kernel"]) == (1, 1) and hw(node.attrs["pad"]) == (0, 0):
+    if (tuple(node.attrs["kernel"]) == (1, 1) and hw(node.attrs["pad"]) == (0, 0)
+            and pad_end_hw(node.attrs) == (0, 0)):
         return "pointwise"
     return "kxk"
 
 
-def window_max(x: np.ndarray, kh: int, kw: int, stride, pad, fill) -> np.ndarray:
+def window_max(x: np.ndarray, kh: int, kw: int, stride, pad, fill, pad_end=None) -> np.ndarray:
     """The semantics of ``max_pool`` on NHWC ``x`` of any dtype: the maximum of each
     ``kh`` x ``kw`` window at ``stride``, with a ``pad`` border of ``fill`` (the dtype's
     lowest value, so a padded tap never wins: every window holds a real value). ``stride``
-    and ``pad``: an int or per axis ``(h, w)``."""
+    and ``pad``: an int or per axis ``(h, w)``; ``pad_end``: the trailing (bottom, right)
+    border when it differs from ``pad`` (None: symmetric)."""
     n, h, w, c = x.shape
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
-    ho, wo = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=fill)
+    pb, pr = hw(pad if pad_end is None else pad_end)
+    ho, wo = out_size(h, kh, sh, ph, pb), out_size(w, kw, sw, pw, pr)
+    xp = np.pad(x, ((0, 0), (ph, pb), (pw, pr), (0, 0)), constant_values=fill)
     y = np.full((n, ho, wo, c), fill, x.dtype)
     for i in range(kh):
         for j in range(kw):

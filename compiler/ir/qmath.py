@@ -74,8 +74,10 @@ def div_round_away(num, den: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- shapes, add
 
-def out_size(n: int, k: int, stride: int, pad: int) -> int:
-    return (n + 2 * pad - k) // stride + 1
+def out_size(n: int, k: int, stride: int, pad: int, pad_end: int | None = None) -> int:
+    """Output length of a window of ``k`` at ``stride`` over ``n`` values padded with
+    ``pad`` before and ``pad_end`` after (None: ``pad``, symmetric)."""
+    return (n + pad + (pad if pad_end is None else pad_end) - k) // stride + 1
 
 
 def hw(v) -> tuple[int, int]:
@@ -91,6 +93,13 @@ def hw_attr(h: int, w: int):
     """The IR value of a per-axis attribute: an int when both axes agree (square graphs
     keep their saved form), else ``(h, w)``."""
     return int(h) if h == w else (int(h), int(w))
+
+
+def pad_end_hw(attrs) -> tuple[int, int]:
+    """The trailing pads (bottom, right) of a conv2d / max_pool node's ``attrs``: its
+    ``pad_end`` attribute (present only when a side differs from the leading ``pad``,
+    e.g. TensorFlow's 'same' padding at stride 2), else ``pad`` (symmetric)."""
+    return hw(attrs.get("pad_end", attrs["pad"]))
 
 
 ADD_LEFT_SHIFT = 20

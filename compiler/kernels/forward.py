@@ -21,7 +21,7 @@ import numpy as np
 from compiler.ir.errors import UnsupportedOpError
 from compiler.ir.graph import Graph, Node
 from compiler.ir.ops import requantizes
-from compiler.ir.qmath import hw
+from compiler.ir.qmath import hw, pad_end_hw
 from compiler.kernels.sizes import c_sizes
 
 
@@ -35,9 +35,12 @@ def c_geometry(stride, pad) -> str:
 
 
 def is_square(attrs) -> bool:
-    """Same stride and pad on both axes (the 1x1 and depthwise fast paths need it)."""
+    """Same stride and pad on both axes, and on both sides of each (the 1x1 and depthwise
+    fast paths and the fused blocks need it). A node whose trailing pads differ
+    (``pad_end``) still runs the plain kernels: they take the leading pads and the output
+    size and treat every tap outside the input as padding."""
     (sh, sw), (ph, pw) = hw(attrs["stride"]), hw(attrs["pad"])
-    return sh == sw and ph == pw
+    return sh == sw and ph == pw and pad_end_hw(attrs) == (ph, pw)
 
 
 class ForwardEmitter:

@@ -15,19 +15,21 @@ from compiler.ir.qmath import hw
 
 
 def conv2d_f(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad,
-             groups: int) -> np.ndarray:
+             groups: int, pad_end=None) -> np.ndarray:
     """Float conv, x [N,H,W,Ci], w OHWI [Co,kh,kw,Ci/groups] -> [N,Ho,Wo,Co]; ``stride``,
-    ``pad``: int or per axis (h, w)."""
+    ``pad``: int or per axis (h, w); ``pad_end``: the trailing (bottom, right) pads when
+    they differ from ``pad`` (None: symmetric)."""
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
+    pb, pr = hw(pad if pad_end is None else pad_end)
     dt = np.result_type(x.dtype, w.dtype, np.float32)
     x = x.astype(dt, copy=False)
     w = w.astype(dt, copy=False)
     n, h, wd, ci = x.shape
     co, kh, kw, cig = w.shape
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    ho = (h + 2 * ph - kh) // sh + 1
-    wo = (wd + 2 * pw - kw) // sw + 1
+    if ph or pw or pb or pr:
+        x = np.pad(x, ((0, 0), (ph, pb), (pw, pr), (0, 0)))
+    ho = (h + ph + pb - kh) // sh + 1
+    wo = (wd + pw + pr - kw) // sw + 1
     if groups == ci and cig == 1 and co == ci:  # depthwise
         y = np.zeros((n, ho, wo, co), dtype=dt)
         for i in range(kh):
@@ -57,7 +59,8 @@ def _act(node: Node, y: np.ndarray) -> np.ndarray:
 
 def _conv(node, x):
     a, p = node.attrs, node.params
-    return _act(node, conv2d_f(x, p["weight"], p["bias"], a["stride"], a["pad"], a["groups"]))
+    return _act(node, conv2d_f(x, p["weight"], p["bias"], a["stride"], a["pad"], a["groups"],
+                                   a.get("pad_end")))
 
 
 def _fc(node, x):
@@ -83,7 +86,8 @@ def _pool(node, x):
 
 def _max_pool(node, x):
     kh, kw = node.attrs["kernel"]
-    return window_max(x, kh, kw, node.attrs["stride"], node.attrs["pad"], -np.inf)
+    return window_max(x, kh, kw, node.attrs["stride"], node.attrs["pad"], -np.inf,
+                      node.attrs.get("pad_end"))
 
 
 def _avg_pool(node, x):

@@ -283,7 +283,8 @@ def prescale(gy_q, pmult, pshift) -> np.ndarray:
 
 def conv_grad_input(t, w, in_hw: tuple[int, int], stride, pad, groups: int) -> np.ndarray:
     """Transposed convolution: t int16 [N,Ho,Wo,Co], w int8 OHWI -> int32 [N,H,W,Ci]
-    (``stride``, ``pad``: an int or per axis ``(h, w)``)."""
+    (``stride``, ``pad``: an int or per axis ``(h, w)``; ``pad`` is the leading side:
+    the trailing one, equal or not, follows from Ho, Wo)."""
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
     t = np.asarray(t, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
@@ -291,7 +292,8 @@ def conv_grad_input(t, w, in_hw: tuple[int, int], stride, pad, groups: int) -> n
     _, kh, kw, cig = w.shape
     h, wd = in_hw
     ci = cig * groups
-    hp, wp = h + 2 * ph + sh, wd + 2 * pw + sw
+    hp = max(h + 2 * ph + sh, sh * (ho - 1) + kh)   # asymmetric pads: Ho, Wo may need more
+    wp = max(wd + 2 * pw + sw, sw * (wo - 1) + kw)
     gx = np.zeros((n, hp, wp, ci), dtype=np.int64)
     cog = co // groups
     depthwise = groups == ci and cig == 1 and co == ci
@@ -377,14 +379,17 @@ def avg_pool_grad_scale(gy_scale, kernel: tuple[int, int]):
 def conv_grad_weight_acc(gy_q, x_q, x_zero: int, kernel: tuple[int, int], stride, pad,
                          groups: int, k: int | None = None) -> np.ndarray:
     """A[c, ky, kx, i] = sum over batch and pixels of gy[c] * (x - x_zero) for the first
-    ``k`` output channels (all when None). gy [N,Ho,Wo,Co] int8, x [N,H,W,Ci] int8."""
+    ``k`` output channels (all when None). gy [N,Ho,Wo,Co] int8, x [N,H,W,Ci] int8;
+    ``pad`` is the leading side (the trailing one follows from Ho, Wo)."""
     gy = np.asarray(gy_q, dtype=np.int64)
     n, ho, wo, co = gy.shape
     k = co if k is None else k
     kh, kw = kernel
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
     xs = np.asarray(x_q, dtype=np.int64) - x_zero
-    xs = np.pad(xs, ((0, 0), (ph, ph + sh), (pw, pw + sw), (0, 0)))
+    h, wd = xs.shape[1:3]   # trailing zeros: at least what Ho, Wo read (asymmetric pads)
+    xs = np.pad(xs, ((0, 0), (ph, max(ph + sh, sh * (ho - 1) + kh - h - ph)),
+                     (pw, max(pw + sw, sw * (wo - 1) + kw - wd - pw)), (0, 0)))
     ci = xs.shape[-1]
     cig = ci // groups
     cog = co // groups

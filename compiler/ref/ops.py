@@ -69,11 +69,12 @@ from compiler.ir.qmath import (  # noqa: F401  (AddParams, out_size: re-exported
 )
 
 
-def _pad(x: np.ndarray, pad, value: int) -> np.ndarray:
+def _pad(x: np.ndarray, pad, value: int, pad_end=None) -> np.ndarray:
     ph, pw = hw(pad)
-    if ph == 0 and pw == 0:
+    pb, pr = hw(pad if pad_end is None else pad_end)
+    if ph == 0 and pw == 0 and pb == 0 and pr == 0:
         return x
-    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=value)
+    return np.pad(x, ((0, 0), (ph, pb), (pw, pr), (0, 0)), constant_values=value)
 
 
 # float32 holds every integer of magnitude <= 2**24 exactly: a dot product of K terms
@@ -87,9 +88,10 @@ def _acc_float(terms: int):
     return np.float32 if terms <= _F32_MAX_TERMS else np.float64
 
 
-def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int) -> np.ndarray:
+def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int, pad_end=None) -> np.ndarray:
     """int32-valued accumulators [N, Ho, Wo, Co] (returned as int64); ``stride``, ``pad``:
-    an int or per axis ``(h, w)``."""
+    an int or per axis ``(h, w)``; ``pad_end``: the trailing (bottom, right) pads when
+    they differ from ``pad`` (None: symmetric)."""
     x = np.asarray(x)
     w = np.asarray(w)
     n, h, wd, ci = x.shape
@@ -97,11 +99,12 @@ def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int) -> np.ndarray:
     if ci != cig * groups or co % groups:
         raise ValueError(f"conv shapes: x {x.shape}, w {w.shape}, groups {groups}")
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
-    ho, wo = out_size(h, kh, sh, ph), out_size(wd, kw, sw, pw)
+    pb, pr = hw(pad if pad_end is None else pad_end)
+    ho, wo = out_size(h, kh, sh, ph, pb), out_size(wd, kw, sw, pw, pr)
     ft = _acc_float(kh * kw * cig)
     xs = x.astype(ft)
     xs -= x_zero
-    xs = _pad(xs, pad, 0)
+    xs = _pad(xs, pad, 0, pad_end)
     wf = w.astype(ft)
     if groups == ci and co == ci and cig == 1:  # depthwise
         acc = np.zeros((n, ho, wo, co), dtype=ft)
@@ -137,8 +140,9 @@ def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int) -> np.ndarray:
 
 
 def conv2d(x, w, bias, x_zero: int, y_zero: int, mult, shift, stride=1,
-           pad=0, groups: int = 1, act_min: int = -128, act_max: int = 127) -> np.ndarray:
-    acc = conv_acc(x, w, bias, x_zero, stride, pad, groups)
+           pad=0, groups: int = 1, act_min: int = -128, act_max: int = 127,
+           pad_end=None) -> np.ndarray:
+    acc = conv_acc(x, w, bias, x_zero, stride, pad, groups, pad_end)
     return clamp_s8(requantize(acc, mult, shift) + y_zero, act_min, act_max)
 
 
@@ -215,11 +219,12 @@ def _div_per_count(acc, count) -> np.ndarray:
     return (np.sign(adj) * (np.abs(adj) // count)).astype(np.int8)
 
 
-def max_pool(x, kh: int, kw: int, stride, pad) -> np.ndarray:
+def max_pool(x, kh: int, kw: int, stride, pad, pad_end=None) -> np.ndarray:
     """Max over each ``kh`` x ``kw`` window of NHWC int8 ``x`` at ``stride``; the ``pad``
-    border (``stride``, ``pad``: an int or per axis ``(h, w)``) is -128, which never
-    changes a maximum (every window holds a real value)."""
-    return window_max(np.asarray(x, np.int8), kh, kw, stride, pad, -128)
+    border (``stride``, ``pad``: an int or per axis ``(h, w)``; ``pad_end``: the trailing
+    one when it differs) is -128, which never changes a maximum (every window holds a
+    real value)."""
+    return window_max(np.asarray(x, np.int8), kh, kw, stride, pad, -128, pad_end)
 
 
 # ----------------------------------------------------------------------------- node adapters
@@ -229,7 +234,7 @@ def _conv2d(g: Graph, node: Node, x):
     return conv2d(x, p["weight"], p["bias"], g.tensors[node.inputs[0]].zero_point,
                           g.tensors[node.output].zero_point, p["mult"], p["shift"],
                           stride=a["stride"], pad=a["pad"], groups=a["groups"],
-                          act_min=a["act_min"], act_max=a["act_max"])
+                          act_min=a["act_min"], act_max=a["act_max"], pad_end=a.get("pad_end"))
 
 
 def _fully_connected(g: Graph, node: Node, x):
@@ -277,7 +282,7 @@ def _avg_pool(g: Graph, node: Node, x):
 
 def _max_pool(g: Graph, node: Node, x):
     kh, kw = node.attrs["kernel"]
-    return max_pool(x, kh, kw, node.attrs["stride"], node.attrs["pad"])
+    return max_pool(x, kh, kw, node.attrs["stride"], node.attrs["pad"], node.attrs.get("pad_end"))
 
 
 def _flatten(g: Graph, node: Node, x):

@@ -27,6 +27,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from compiler.ir.graph import Graph
+from compiler.ir.qmath import hw, pad_end_hw
+
+
+def _pad_asym(x, attrs, value: float):
+    """(NCHW input, torch padding) of a conv2d / max_pool node: a node whose trailing pads
+    differ (``pad_end``) gets its four borders explicitly, then padding 0."""
+    if "pad_end" not in attrs:
+        return x, attrs["pad"]
+    (ph, pw), (pb, pr) = hw(attrs["pad"]), pad_end_hw(attrs)
+    return F.pad(x, (pw, pr, ph, pb), value=value), 0
 
 
 def _key(name: str) -> str:
@@ -96,8 +106,9 @@ class FloatTwin(nn.Module):
             if n.op == "conv2d":
                 a = n.attrs
                 w = self.weight(n.name).permute(0, 3, 1, 2)
-                y = F.conv2d(xs[0].permute(0, 3, 1, 2), w, self.bias(n.name), stride=a["stride"],
-                             padding=a["pad"], groups=a["groups"]).permute(0, 2, 3, 1)
+                x, pad = _pad_asym(xs[0].permute(0, 3, 1, 2), a, 0.0)
+                y = F.conv2d(x, w, self.bias(n.name), stride=a["stride"],
+                             padding=pad, groups=a["groups"]).permute(0, 2, 3, 1)
                 y = self._clamp(n, y)
             elif n.op == "fully_connected":
                 y = self._clamp(n, F.linear(xs[0], self.weight(n.name), self.bias(n.name)))
@@ -109,8 +120,8 @@ class FloatTwin(nn.Module):
                 y = xs[0].mean(dim=(1, 2), keepdim=True)
             elif n.op == "max_pool":
                 a = n.attrs
-                y = F.max_pool2d(xs[0].permute(0, 3, 1, 2), tuple(a["kernel"]), a["stride"],
-                                 a["pad"]).permute(0, 2, 3, 1)
+                x, pad = _pad_asym(xs[0].permute(0, 3, 1, 2), a, -float("inf"))
+                y = F.max_pool2d(x, tuple(a["kernel"]), a["stride"], pad).permute(0, 2, 3, 1)
             elif n.op == "avg_pool":
                 a = n.attrs
                 y = F.avg_pool2d(xs[0].permute(0, 3, 1, 2), tuple(a["kernel"]), a["stride"], a["pad"],

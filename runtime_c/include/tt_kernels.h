@@ -54,8 +54,14 @@
  *     out, out_row0 output row y is written at out + (y - out_row0) * out_w * out_c.
  *   A full-tensor call is (in, 0, out, 0, 0, out_h). Computing [0, out_h) in any number
  *   of bands gives exactly the full-tensor result. in and out must not overlap.
- *   Padding is symmetric: pad rows/columns before and (at most) pad after, exactly as
- *   ref_ops (out = (in + 2 * pad - k) / stride + 1).
+ *   Padding: pad rows/columns before; the padding after is whatever out_h / out_w
+ *   read past the input: pad for a symmetric layer (out = (in + 2 * pad - k) / stride
+ *   + 1, as ref_ops), or another amount when the two sides differ (the IR's pad_end,
+ *   e.g. TensorFlow's 'same' at stride 2: out = (in + pad + pad_end - k) / stride + 1).
+ *   Every kernel (forward and backward) treats each tap outside the input as padding,
+ *   so only the leading pads and the output size reach it. The depthwise DSP paths
+ *   take any out_h and an out_w up to one more than symmetric padding gives (e.g.
+ *   TensorFlow's 'same' at stride 2), and fall back to the direct loops beyond.
  *
  *   Cost of banding: per call the DSP kernels prepare the weights of a channel chunk
  *   (conv2d, conv2d_1x1: widened once per call) and widen the input rows the band reads
@@ -153,7 +159,9 @@ typedef struct tt_concat_input {
 
 /* Spatial pooling window over an NHWC map (max pool): k_h x k_w windows at `stride`,
    `pad` border rows / columns on every side (2 * pad <= k_h, k_w); per axis as in
-   tt_conv_params (stride_w / pad_w when stride_w > 0). */
+   tt_conv_params (stride_w / pad_w when stride_w > 0). When the two sides of an axis
+   differ, pad is the leading one and out_h / out_w give the trailing one (each side
+   < k: every window holds a real value). */
 typedef struct tt_pool_params {
     int32_t in_h, in_w, c, out_h, out_w;
     int32_t k_h, k_w, stride, pad;

@@ -577,10 +577,17 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 #undef DW_CTX
 }
 
+/* out_w: at most one output more than symmetric padding gives (a right padding that
+   differs from the left one, e.g. TensorFlow's 'same' at stride 2: none before, one
+   after). The row loops read pair words up to out_w + k / 2 (the pair of the output
+   past an odd out_w included), which with one more output stays 3 words inside the
+   ring's zeroed margin (TT_DW_ROW_WORDS: 4); anything wider takes the direct loops.
+   Rows need no test: every row outside [0, in_h) is a zero slot, so any out_h (bottom
+   padding != top) is exact. */
 static int dw_dsp_ok(const tt_conv_params *p, int32_t k, int32_t s)
 {
     return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 && TT_SQUARE(p) &&
-           p->out_w == tt_conv_out_size(p->in_w, k, s, p->pad);
+           p->out_w >= 1 && p->out_w <= tt_conv_out_size(p->in_w, k, s, p->pad) + 1;
 }
 
 #endif /* TT_DSP */
