@@ -415,7 +415,8 @@ def parse_error(p: bytes) -> DeviceError:
 def sample_payload(img, label: int | None = None, flags: int = 0) -> bytes:
     """SAMPLE payload for a uint8 image of shape (h, w) or (h, w, c); or, with int8
     values, the model input itself (SAMPLE_RAW: already quantized with the model's input
-    scale and zero point, NHWC or flat; sent as 1 x size x 1)."""
+    scale and zero point, NHWC or flat; sent as 1 x size x 1; float feature vectors become
+    these with ``compiler.ref.inputs.flat_samples``)."""
     a = np.asarray(img)
     if a.dtype == np.int8:
         lab = LABEL_NONE if label is None else int(label)

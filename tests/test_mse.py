@@ -175,7 +175,7 @@ def test_cli_mse_firmware_and_refusals(cli_fw, capsys):
     one_error_in_process(capsys, ["build", model, "--board", "host", "--loss", "mse"], "give --train")
     one_error_in_process(capsys, ["build", model, "--board", "host", "--train", "last:0"], "--train")
     one_error_in_process(capsys, ["plan", model, "--data", "digits", "--loss", "mse"],
-                         "plan --loss mse: not supported")
+                         "plan --loss mse learns to reconstruct flat feature vectors")
 
 
 def test_a_plan_file_records_the_loss(cli_fw):

@@ -8,7 +8,8 @@ the device's: history (0 = one SGD step per trainable sample), epochs, train_eve
 enabled.
 
 An mse program (an autoencoder, unsupervised): the inputs are the int8 model inputs the
-device received (SAMPLE_RAW; uint8 images go through the pixel table as above), labels
+device received (SAMPLE_RAW; float feature vectors are quantized as the host does it,
+:func:`compiler.ref.inputs.flat_samples`; uint8 images go through the pixel table as above), labels
 are None, every sample is trainable, each stored with its target
 (:func:`compiler.autodiff.trainer.mse_target_of`), and ``scores`` holds the anomaly score
 the device reports (the mse of the prediction's output against the target).
@@ -23,7 +24,7 @@ from compiler.autodiff import trainer as tr
 from compiler.autodiff.program import TrainingProgram
 from compiler.ir.graph import Graph
 from compiler.ref import grad_ops as rgo
-from compiler.ref.inputs import apply_lut, in_model_order, pixel_lut
+from compiler.ref.inputs import apply_lut, flat_samples, in_model_order, pixel_lut
 
 
 @dataclass
@@ -55,8 +56,12 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
     want = g.tensors[g.inputs[0]].shape
     for img, label, nt in zip(images, labels, no_train):
         img = np.asarray(img)
-        x = (img.reshape(want) if img.dtype == np.int8
-             else apply_lut(lut, in_model_order(g, img))[None])
+        if img.dtype == np.int8:
+            x = img.reshape(want)
+        elif img.dtype.kind == "f":     # float features: the host's raw int8 sample of them
+            x = flat_samples(g, img.reshape(1, -1))
+        else:
+            x = apply_lut(lut, in_model_order(g, img))[None]
         # the frozen prefix's outputs never change: computed once per sample (identical
         # results, far less work in history rounds)
         f = tr.prefix_features(g, program, x)

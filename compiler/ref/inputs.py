@@ -75,3 +75,18 @@ def model_inputs(g: Graph, images: np.ndarray) -> np.ndarray:
         out = out[..., None]
     lut, _ = pixel_lut(g)    # the device's own pixel -> int8 rule
     return apply_lut(lut, in_model_order(g, out))
+
+
+def flat_samples(g: Graph, x) -> np.ndarray:
+    """Float feature vectors (N, F) in the model's float input units (a flat or 1-D input:
+    no pixel rule) -> int8 model inputs (N, *input shape), quantized with the input
+    tensor's scale and zero point (:func:`compiler.ref.executor.quantize_input`). This is
+    the raw int8 sample the device app receives (SAMPLE_RAW, ``host.protocol``) and the
+    replay (:mod:`compiler.autodiff.device_replay`) takes for float features."""
+    shape = tuple(g.tensors[g.inputs[0]].shape[1:])
+    x = np.asarray(x)
+    size = int(np.prod(shape))
+    if x.ndim < 1 or x.size != len(x) * size:
+        raise ValueError(f"{g.name}: feature vectors of {size} values expected (input "
+                         f"{shape}), got an array of shape {x.shape}")
+    return reference.quantize_input(g, x.reshape((len(x),) + shape))

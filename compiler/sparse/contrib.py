@@ -31,6 +31,13 @@ Channel choice for ratio < 1: :func:`channel_importance` sums, over a few sample
 magnitude of each output channel's weight gradient (int8 reference, dequantized); the
 plan permutes the most important channels to the front (:mod:`compiler.sparse.permute`) before
 the analysis, so the analysed slice is the one the device will train.
+
+An mse model (``Settings.loss = "mse"``, an autoencoder learning to reconstruct its
+input) is analysed the same way with its own score (:func:`metric`): the reconstruction
+error of the held-out samples after training, as the *error reduction* in % of the
+frozen model's error (higher is better, like an accuracy); its "head" is the model's own
+last layer (there is no classifier to replace), and every configuration trains with the
+mse rule on targets derived from the inputs (:func:`compiler.autodiff.trainer.mse_targets`).
 """
 from __future__ import annotations
 
@@ -62,16 +69,49 @@ class Settings:
     bias_step: int = 2            # bias depths s, 2s, ... (plus the deepest that fits)
     min_gain: float = 1.0         # weight gains below this many points count as noise
     lr_body: float | None = None  # learning rate below the classifier (None: lr)
+    loss: str = "softmax_xent"    # or "mse": scored by reconstruction error (see metric)
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise sparse.PlanError(f"unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
 
     def key(self) -> str:
         d = {"epochs": self.epochs, "lr": self.lr, "seed": self.seed}
         if self.lr_body is not None:
             d["lr_body"] = self.lr_body
+        if self.loss != "softmax_xent":
+            d["loss"] = self.loss
         return json.dumps(d, sort_keys=True)
 
     def train_config(self):
         return tr.TrainConfig(lr=self.lr, lr_body=self.lr_body, seed=self.seed,
                               loss_range_mode="max")
+
+
+LOSSES = ("softmax_xent", "mse")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a configuration's score is, for tables, printouts and plan files."""
+
+    key: str         # plan-file key of a score ("accuracy" or "error_reduction")
+    baseline: str    # the configuration every gain is measured against, in words
+    base_key: str    # plan-file key of the baseline's score
+    what: str        # one line: what the score measures
+
+    def describe(self, n_test: int) -> str:
+        return f"{self.what} on {n_test} held-out samples"
+
+
+ACCURACY = Metric("accuracy", "head only", "head_only_accuracy", "accuracy in %")
+ERROR_REDUCTION = Metric("error_reduction", "last layer only", "last_layer_only_error_reduction",
+                         "reconstruction error reduction (in % of the frozen model's error)")
+
+
+def metric(loss: str) -> Metric:
+    """:data:`ACCURACY` for a classifier, :data:`ERROR_REDUCTION` for an mse model."""
+    return ERROR_REDUCTION if loss == "mse" else ACCURACY
 
 
 @dataclass
@@ -93,6 +133,8 @@ class Analysis:
     alternatives: dict = field(default_factory=dict)  # budget -> (plan, graph), same measurements
     measured: dict = field(default_factory=dict)      # whole-plan label -> accuracy
     runner: object = field(default=None, repr=False)  # runs more configurations (same cache)
+    metric: Metric = ACCURACY                          # what the figures are
+    frozen_error: float | None = None                  # mse: the untrained model's error
 
     def measure(self, plans: list) -> list[float]:
         """Accuracy of each whole plan, trained and scored exactly as the configurations
@@ -110,7 +152,10 @@ class Analysis:
         return self.weight[(layer, Fraction(ratio))] - ref
 
     def to_dict(self) -> dict:
-        return {"head_accuracy": self.base, "n_train": self.n_train, "n_test": self.n_test,
+        first = ({"head_accuracy": self.base} if self.metric is ACCURACY else
+                 {"score": self.metric.what, self.metric.base_key: self.base,
+                  "frozen_mean_squared_error": self.frozen_error})
+        return {**first, "n_train": self.n_train, "n_test": self.n_test,
                 "seconds": round(self.seconds, 1), "cached_configs": self.cached,
                 "weights_measured_with_bias_layers": self.bias_k,
                 "bias": {str(k): round(v, 3) for k, v in sorted(self.bias.items())},
@@ -155,7 +200,8 @@ def bias_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Set
     cfgs: list[tuple] = [("head",)]
     mem["head"] = mm.total(config_plan(("head",)))
     if mem["head"] > budget:
-        raise sparse.PlanError(f"even training only the classifier needs {mem['head'] / 1024:.1f} KB "
+        what = "the last layer" if settings.loss == "mse" else "the classifier"
+        raise sparse.PlanError(f"even training only {what} needs {mem['head'] / 1024:.1f} KB "
                                f"of RAM, over the budget of {budget / 1024:.1f} KB")
     step = max(1, settings.bias_step)
     ks = list(range(step, len(body) + 1, step))
@@ -204,24 +250,28 @@ def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
     ``samples`` training samples (reference arithmetic). A new classifier is first trained
     alone for one epoch over ``x`` (a new head starts at zero, and a zero head passes no
     gradient down; ``keep_head``: the model's own trained head is used as it is); then the
-    gradients are taken without applying any update."""
+    gradients are taken without applying any update. An mse model (``settings.loss``)
+    keeps its last layer and takes the gradients of the mse rule (``y`` is ignored)."""
     if not layers:
         return {}
     g = g.copy()
     h = sparse.head(g)
-    if not keep_head:
+    mse = settings.loss == "mse"
+    if not keep_head and not mse:
         head_prog = ad.build_program(g, {h: ad.LayerTrain(True, 1, True)})
         tr.train_epochs(g, head_prog,
                         tr.TrainState(tr.TrainConfig(lr=settings.lr, seed=settings.seed)),
                         tr.prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
     trainable = {n: ad.LayerTrain(True, 1, False) for n in layers}
-    prog = ad.build_program(g, trainable)
-    n = min(samples, len(y))
+    prog = ad.build_program(g, trainable, loss=settings.loss)
+    n = min(samples, len(x))
     feats = tr.prefix_features(g, prog, x[:n])
+    targets = tr.mse_targets(prog, x[:n]) if mse else None
     state = tr.TrainState(tr.TrainConfig(lr=0.0, seed=settings.seed))
     imp = {name: np.zeros(g.node(name).params["weight"].shape[0]) for name in layers}
     for i in range(n):
-        tr.train_step(g, prog, state, label=int(y[i]), features=tr._slice(feats, i), trace=True)
+        tr.train_step(g, prog, state, label=0 if mse else int(y[i]), features=tr._slice(feats, i),
+                      trace=True, target=targets[i] if mse else None)
         for name in layers:
             acc, scale = state.trace[f"A:{name}"]
             a = np.abs(acc.astype(np.float64)).reshape(acc.shape[0], -1).sum(1)
@@ -244,16 +294,29 @@ def _boundary_pos(g: Graph, boundary: tuple) -> int:
 def _run(cfg: tuple) -> tuple[tuple, float, float]:
     t0 = time.time()
     g: Graph = _W["graph"].copy()
-    prog = ad.build_program(g, config_plan(cfg).trainable(g))
+    s: Settings = _W["settings"]
+    prog = ad.build_program(g, config_plan(cfg).trainable(g), loss=s.loss)
     feats = _W["features"][tuple(prog.boundary)]
     ntr = _W["n_train"]
     ftrain = {t: v[:ntr] for t, v in feats.items()}
     ftest = {t: v[ntr:] for t, v in feats.items()}
-    s: Settings = _W["settings"]
     state = tr.TrainState(s.train_config())
+    targets = _W.get("targets")
+    if s.loss == "mse":
+        tr.train_epochs(g, prog, state, ftrain, None, s.epochs, order_seed=s.seed,
+                        targets=targets[:ntr])
+        err = tr.reconstruction_errors(tr.outputs(g, prog, features=ftest), targets[ntr:],
+                                       prog.steps[0].s_y).mean()
+        return cfg, error_reduction(err, _W["frozen_error"]), time.time() - t0
     tr.train_epochs(g, prog, state, ftrain, _W["y_train"], s.epochs, order_seed=s.seed)
     acc = tr.accuracy(g, prog, _W["y_test"], features=ftest)
     return cfg, acc, time.time() - t0
+
+
+def error_reduction(err: float, frozen: float) -> float:
+    """The score of an mse configuration: how much of the frozen model's mean
+    reconstruction error ``frozen`` training removed, in % (100: perfect; negative: worse)."""
+    return float(100.0 * (1.0 - float(err) / float(frozen)))
 
 
 def data_hash(*arrays) -> str:
@@ -281,13 +344,30 @@ class _Runner:
             if self.file.exists():
                 self.store = json.loads(self.file.read_text())
         self.cached = 0
+        self.targets = self.frozen_error = None
+        if settings.loss == "mse":
+            prog = ad.build_program(g, config_plan(("head",)).trainable(g), loss="mse")
+            if prog.steps[0].target_of_input is None:
+                raise sparse.PlanError(
+                    f"{g.name}: --loss mse plans an autoencoder (its target is its own input), "
+                    f"but its output has {prog.steps[0].n} values and its input "
+                    f"{int(g.tensors[g.inputs[0]].numel)}")
+            self.targets = tr.mse_targets(prog, self.x_all)
+            ntr = len(x_train)
+            self.frozen_error = float(tr.reconstruction_errors(
+                tr.outputs(g, prog, x=self.x_all[ntr:]), self.targets[ntr:],
+                prog.steps[0].s_y).mean())
+            if not self.frozen_error > 0:
+                raise sparse.PlanError(f"{g.name} reconstructs the {len(x_test)} held-out samples "
+                                       "exactly already: there is no error for training to reduce")
 
     def run(self, cfgs: list[tuple], what: str) -> dict[str, float]:
         g = self.g
         todo = [c for c in cfgs if label(c) not in self.store]
         self.cached += len(cfgs) - len(todo)
         if todo:
-            progs = {c: ad.build_program(g, config_plan(c).trainable(g)) for c in todo}
+            progs = {c: ad.build_program(g, config_plan(c).trainable(g), loss=self.settings.loss)
+                     for c in todo}
             bounds = sorted({tuple(p.boundary) for p in progs.values()},
                             key=lambda b: _boundary_pos(g, b))
             by_bound = {tuple(p.boundary): p for p in progs.values()}
@@ -308,7 +388,8 @@ class _Runner:
                 bar.update(1)
             bar.close()
             _W.update(graph=g, features=features, n_train=len(self.y_train), y_train=self.y_train,
-                      y_test=self.y_test, settings=self.settings)
+                      y_test=self.y_test, settings=self.settings, targets=self.targets,
+                      frozen_error=self.frozen_error)
             # longest first: earlier boundaries (more live layers) train slower
             todo.sort(key=lambda c: _boundary_pos(g, tuple(progs[c].boundary)))
             jobs = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
@@ -346,7 +427,8 @@ def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
             layers: list[str] | None = None, jobs: int | None = None, cache: Path | None = None,
             progress: bool = True) -> Analysis:
     """Run the contribution analysis of ``g`` (a prepared, channel-permuted graph); see
-    the module doc. ``x_*`` are int8 model inputs, ``y_*`` labels. Two stages: the head
+    the module doc. ``x_*`` are int8 model inputs, ``y_*`` labels (ignored by an mse
+    analysis: zeros of the same length will do). Two stages: the head
     and every bias depth that fits; then each (layer, ratio) that fits on top of the best
     bias depth."""
     t_start = time.time()
@@ -363,7 +445,8 @@ def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
     acc = runner.run(wcfgs, f"weights (+ biases of {best_k} layers)")
     weight = {(c[1], Fraction(c[2])): acc[label(c)] for c in wcfgs}
     return Analysis(base, bias, weight, best_k, mem, skipped, time.time() - t_start, runner.cached,
-                    len(y_train), len(y_test), runner=runner)
+                    len(y_train), len(y_test), runner=runner, metric=metric(settings.loss),
+                    frozen_error=runner.frozen_error)
 
 
 def _single_thread():

@@ -337,36 +337,51 @@ def app_reserve(g: Graph, app: str) -> int:
 
 
 def memory(g: Graph, plan: SparsePlan | dict, *, stack: int = 8192, reorder: bool = True,
-           fuse: str = "auto", reserve: int = RUNTIME_RESERVE, history: int = 0) -> dict:
+           fuse: str = "auto", reserve: int = RUNTIME_RESERVE, history: int = 0,
+           loss: str | None = None) -> dict:
     """Predicted RAM of the training step: ``{"arena", "params", "stack", "runtime",
     "history", "total"}`` in bytes (``runtime`` = ``reserve``, see :func:`app_reserve`;
     ``history``: the device app's buffer of ``history`` samples, each stored as the frozen
     prefix's features when smaller than the input, plus its label). ``plan`` is a
     :class:`SparsePlan` or a trainable set. ``reorder=False``: the conventional order
-    (every gradient applied after the backward pass), for comparison."""
+    (every gradient applied after the backward pass), for comparison. ``loss``: the
+    program's loss (default: the plan's ``training.loss``, else softmax_xent); an mse
+    program's output is as large as its input, so its output-sized buffers are counted
+    (``target``: the step's target and output, the device app's copies of a sample's
+    target and output; the train-test app needs two fewer) and each history sample also
+    keeps its target (in ``history``)."""
     from compiler.memory import training as train_codegen
     trainable = plan.trainable(g) if isinstance(plan, SparsePlan) else plan
-    prog = ad.build_program(g, trainable)
+    if loss is None and isinstance(plan, SparsePlan):
+        loss = (plan.meta.get("training") or {}).get("loss")
+    prog = ad.build_program(g, trainable, loss=loss or "softmax_xent")
     p = train_codegen.plan_training(g, prog, fuse, reorder=reorder)
     params = prog.param_bytes()
     hist = int(history) * (train_codegen.history_item_bytes(g, prog, p) + 1) if history else 0
+    target = 0
+    if prog.loss == "mse":
+        out = int(g.tensors[g.outputs[0]].numel)
+        target = 4 * out
+        hist += int(history) * out
     return {"arena": p.arena_bytes, "params": params, "stack": stack, "runtime": reserve,
-            "history": hist, "total": p.arena_bytes + params + stack + reserve + hist}
+            "history": hist, "target": target,
+            "total": p.arena_bytes + params + stack + reserve + hist + target}
 
 
 class MemoryModel:
     """Memoised :func:`memory` of plans on one prepared graph."""
 
     def __init__(self, g: Graph, stack: int = 8192, reserve: int = RUNTIME_RESERVE,
-                 history: int = 0):
+                 history: int = 0, loss: str = "softmax_xent"):
         self.g, self.stack, self.reserve, self.history = g, stack, reserve, history
+        self.loss = loss
         self.cache: dict[tuple, dict] = {}
 
     def __call__(self, plan: SparsePlan) -> dict:
         k = plan.key()
         if k not in self.cache:
             self.cache[k] = memory(self.g, plan, stack=self.stack, reserve=self.reserve,
-                                   history=self.history)
+                                   history=self.history, loss=self.loss)
         return self.cache[k]
 
     def total(self, plan: SparsePlan) -> int:

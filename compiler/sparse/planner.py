@@ -7,6 +7,12 @@ analysis (:func:`compiler.sparse.contrib.analyse`) -> plan search
 (:func:`compiler.sparse.search.search`) -> :class:`compiler.sparse.plan.SparsePlan` with the
 predicted memory and gain recorded. ``python -m compiler plan`` and ``bench/sparse.py``
 call it.
+
+With ``settings.loss == "mse"`` (an autoencoder that learns to reconstruct its input)
+the data are flat feature vectors without labels, every score is the held-out
+reconstruction error reduction (:data:`compiler.sparse.contrib.ERROR_REDUCTION`), the
+model keeps its own last layer (``head_init: keep``: the "head only" baseline is the last
+layer only) and the plan records ``training.loss = "mse"`` for ``build --plan``.
 """
 from __future__ import annotations
 
@@ -61,21 +67,23 @@ def needed_permutations(g: Graph, plan: sparse.SparsePlan, perms: dict) -> dict:
     return keep
 
 
-def pick_measured(candidates: list, measure, base: float) -> tuple[int, list[dict]]:
+def pick_measured(candidates: list, measure, base: float,
+                  key: str = "accuracy") -> tuple[int, list[dict]]:
     """Choose among whole candidate plans by measured accuracy.
 
     ``candidates``: ``[(plan, predicted gain)]`` best predicted first (the search's
     ranking); ``measure(plans) -> [accuracy %]`` trains and scores each whole plan;
     ``base``: the head-only accuracy gains are measured against. Returns the index of the
     plan with the highest measured accuracy (ties: the earlier, i.e. better predicted,
-    one) and one row per candidate with predicted and measured gain side by side."""
+    one) and one row per candidate with predicted and measured gain side by side
+    (``key``: the name of the measured score in the rows, the metric's key)."""
     if not candidates:
         raise ValueError("no candidate plans to measure")
     accs = list(measure([p for p, _ in candidates]))
-    rows = [{"plan": p, "predicted_gain": round(float(pg), 2), "accuracy": round(float(a), 2),
+    rows = [{"plan": p, "predicted_gain": round(float(pg), 2), key: round(float(a), 2),
              "measured_gain": round(float(a) - base, 2)}
             for (p, pg), a in zip(candidates, accs)]
-    best = max(range(len(rows)), key=lambda i: (rows[i]["accuracy"], -i))
+    best = max(range(len(rows)), key=lambda i: (rows[i][key], -i))
     return best, rows
 
 
@@ -109,7 +117,17 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     shifted world), instead of a new zero head per configuration.
     ``remeasure``: the best ``remeasure`` distinct plans of the search are trained and
     scored as wholes, and the best measured one wins (gains are not quite additive).
-    ``history``: the device app's history buffer (samples) the plan must leave room for."""
+    ``history``: the device app's history buffer (samples) the plan must leave room for.
+
+    ``settings.loss == "mse"``: ``images`` are flat feature vectors (N, F) in the model's
+    float input units (or its int8 inputs), ``labels`` are ignored (may be None); see the
+    module doc."""
+    if settings.loss == "mse":
+        return _make_mse_plan(base, images, budget=budget, input_size=input_size,
+                              classes=classes, n_train=n_train, n_test=n_test, settings=settings,
+                              stack=stack, app=app, jobs=jobs, cache=cache,
+                              generations=generations, progress=progress, log=log, meta=meta,
+                              remeasure=remeasure, history=history, extra_budgets=extra_budgets)
     labels = np.asarray(labels)
     own = int(base.tensors[base.outputs[0]].shape[-1])
     if keep_head:
@@ -134,9 +152,72 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     log(f"{g0.name}: {len(sparse.body_layers(g0))} conv layers below the classifier, input "
         f"{g0.tensors[g0.inputs[0]].shape[1]}x{g0.tensors[g0.inputs[0]].shape[2]}, {classes} classes; "
         f"budget {budget / 1024:.1f} KB")
+    g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head,
+                            jobs, cache, progress, log)
+    check_learns(an, classes, len(y_te))
+    base_meta = {"model": base.name, "model_sha256": base.sha256(),
+                 "input_size": int(g.tensors[g.inputs[0]].shape[1]), "classes": classes,
+                 "head_init": "keep" if keep_head else "zero", "app": app, **(meta or {}),
+                 "training": {"lr": settings.lr, "lr_body": settings.lr_body,
+                              "history": int(history)},
+                 "analysis_settings": _analysis_settings(settings, n_train, n_test, remeasure)}
+    return _plans(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
+                  remeasure, extra_budgets, log)
+
+
+def _make_mse_plan(base: Graph, features, *, budget, input_size, classes, n_train, n_test,
+                   settings, stack, app, jobs, cache, generations, progress, log, meta,
+                   remeasure, history, extra_budgets):
+    """:func:`make_plan` for an mse model (see the module doc)."""
+    if classes is not None:
+        raise sparse.PlanError(f"--classes {classes}: an mse plan keeps the model's own output "
+                               "layer (there is no classifier to replace); leave --classes out")
+    if input_size is not None:
+        raise sparse.PlanError(f"--size {input_size}: an mse plan takes the model's own flat "
+                               "input; leave --size out")
+    g0 = sparse.prepare(base)
+    features = np.asarray(features)
+    x = features if features.dtype == np.int8 else inputs.flat_samples(g0, features)
+    x = x.reshape((len(x),) + tuple(g0.tensors[g0.inputs[0]].shape[1:]))
+    zeros = np.zeros(len(x), np.int64)           # no labels: the target is the input
+    x_tr, y_tr, x_te, y_te = split_data(x, zeros, n_train, n_test, settings.seed)
+    mm = sparse.MemoryModel(g0, stack, sparse.app_reserve(g0, app), history=history, loss="mse")
+    log(f"{g0.name}: {len(sparse.body_layers(g0))} layers below the last one, "
+        f"{int(g0.tensors[g0.inputs[0]].numel)} input features reconstructed (mse); "
+        f"budget {budget / 1024:.1f} KB")
+    g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, True,
+                            jobs, cache, progress, log)
+    check_reduces_error(an, settings.min_gain)
+    base_meta = {"model": base.name, "model_sha256": base.sha256(), "head_init": "keep",
+                 "app": app, **(meta or {}),
+                 "training": {"loss": "mse", "lr": settings.lr, "lr_body": settings.lr_body,
+                              "history": int(history)},
+                 "analysis_settings": _analysis_settings(settings, n_train, n_test, remeasure)}
+    return _plans(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
+                  remeasure, extra_budgets, log)
+
+
+def check_reduces_error(an: contrib.Analysis, min_gain: float) -> None:
+    """The mse counterpart of :func:`check_learns`: refuse to plan when no configuration
+    (not even the last layer alone) reduces the held-out reconstruction error by more
+    than ``min_gain`` % of the frozen model's error (the search's noise level; at least
+    any reduction at all)."""
+    scores = [an.base, *an.bias.values(), *an.weight.values()]
+    if max(scores) <= max(0.0, min_gain):
+        raise sparse.PlanError(
+            f"no configuration reduces the reconstruction error beyond noise: the best of "
+            f"{len(scores)} removes {max(scores):.1f}% of the frozen model's error (mean "
+            f"squared error {an.frozen_error:.4g} on {an.n_test} held-out samples; --min-gain "
+            f"{min_gain:g}). Is the learning rate (--lr, --lr-body) too small or too large, or "
+            "are the features in other units than the model was trained on?")
+
+
+def _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head, jobs, cache,
+             progress, log):
+    """Candidate layers under the budget -> channel order -> contribution analysis."""
     mem: dict = {}
     skipped: dict = {}
-    one = contrib.Settings(ratios=(min(settings.ratios),))
+    one = contrib.Settings(ratios=(min(settings.ratios),), loss=settings.loss)
     cfgs = contrib.weight_candidates(g0, mm, budget, one, 0, mem, skipped)
     layers = [c[1] for c in cfgs]
     log(f"memory model: {len(layers)} of {len(sparse.body_layers(g0))} layers can train weights "
@@ -145,17 +226,21 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     log(f"channel order: {len(perms)} layers permuted so the most important channels train first")
     an = contrib.analyse(g, x_tr, y_tr, x_te, y_te, budget=budget, settings=settings, mm=mm,
                          jobs=jobs, cache=cache, progress=progress)
-    check_learns(an, classes, len(y_te))
-    base_meta = {"model": base.name, "model_sha256": base.sha256(),
-                 "input_size": int(g.tensors[g.inputs[0]].shape[1]), "classes": classes,
-                 "head_init": "keep" if keep_head else "zero", "app": app, **(meta or {}),
-                 "training": {"lr": settings.lr, "lr_body": settings.lr_body,
-                              "history": int(history)},
-                 "analysis_settings": {"epochs": settings.epochs, "lr": settings.lr,
-                                       "lr_body": settings.lr_body,
-                                       "seed": settings.seed, "n_train": n_train,
-                                       "n_test": n_test, "min_gain": settings.min_gain,
-                                       "remeasured_candidates": int(remeasure)}}
+    return g, perms, an
+
+
+def _analysis_settings(settings, n_train, n_test, remeasure) -> dict:
+    d = {"epochs": settings.epochs, "lr": settings.lr, "lr_body": settings.lr_body,
+         "seed": settings.seed, "n_train": n_train, "n_test": n_test,
+         "min_gain": settings.min_gain, "remeasured_candidates": int(remeasure)}
+    if settings.loss == "mse":
+        d.update(loss="mse", score=contrib.ERROR_REDUCTION.what)
+    return d
+
+
+def _plans(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta, remeasure,
+           extra_budgets, log):
+    """The plans at ``extra_budgets`` (into ``an.alternatives``) and at ``budget``."""
     for b in extra_budgets:
         try:
             an.alternatives[int(b)] = _finish(g0, g, perms, an, mm, int(b), settings, generations,
@@ -193,10 +278,11 @@ def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_
     plan, gain, measured = res.plan, res.gain, None
     cands = distinct_candidates(res.ranked, remeasure) if remeasure and an.runner else []
     if len(cands) > 1 or (cands and cands[0][0].key() != sparse.SparsePlan(0).key()):
-        best, rows = pick_measured(cands, an.measure, an.base)
+        key = an.metric.key
+        best, rows = pick_measured(cands, an.measure, an.base, key)
         plan, gain = cands[best]
         plan = sparse.SparsePlan(plan.bias_layers, dict(plan.weights))
-        measured = {"accuracy": rows[best]["accuracy"], "gain_points": rows[best]["measured_gain"],
+        measured = {key: rows[best][key], "gain_points": rows[best]["measured_gain"],
                     "candidates": [{**{k: v for k, v in r.items() if k != "plan"},
                                     "plan": r["plan"].describe(g), "ram_bytes": mm.total(r["plan"]),
                                     "chosen": i == best} for i, r in enumerate(rows)]}
@@ -208,7 +294,7 @@ def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_
         "predicted": {"ram_bytes": mem["total"], "arena_bytes": mem["arena"],
                       "trained_param_bytes": mem["params"], "stack_bytes": mem["stack"],
                       "history_bytes": mem.get("history", 0),
-                      "gain_points": round(gain, 2), "head_only_accuracy": round(an.base, 2),
+                      "gain_points": round(gain, 2), an.metric.base_key: round(an.base, 2),
                       "memory_evaluations": res.evaluated},
         "plan": plan.describe(gp),
     }
@@ -219,14 +305,20 @@ def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_
 
 def gains_table(an: contrib.Analysis, plan: sparse.SparsePlan | None = None, top: int = 15) -> str:
     """Readable summary of the analysis (best weight configurations, bias depths)."""
-    lines = [f"head only: {an.base:.1f}% on {an.n_test} held-out samples "
+    m = an.metric
+    score = "" if m is contrib.ACCURACY else f" {m.what}"
+    lines = [f"{m.baseline}: {an.base:.1f}%{score} on {an.n_test} held-out samples "
              f"({an.n_train} training samples; {an.seconds:.0f} s, {an.cached} configs cached)"]
+    if m is not contrib.ACCURACY:
+        lines.append(f"(frozen model: mean squared error {an.frozen_error:.4g}; gains below are "
+                     "points of error reduction)")
     if an.bias:
-        lines.append("biases of the last k layers (gain over head only): " + ", ".join(
+        lines.append(f"biases of the last k layers (gain over {m.baseline}): " + ", ".join(
             f"k={k}: {an.bias_gain(k):+.1f}" for k in sorted(an.bias)))
     rows = sorted(an.weight, key=lambda nr: -an.weight_gain(*nr))[:top]
     if rows:
-        lines.append(f"best weight configurations (gain over head + biases of the last {an.bias_k} "
+        lines.append(f"best weight configurations (gain over {m.baseline.replace(' only', '')} + "
+                     f"biases of the last {an.bias_k} "
                      f"layers; {len(an.weight)} measured; * = in the plan):")
         for n, r in rows:
             mark = " *" if plan is not None and plan.weights.get(n) == r else ""

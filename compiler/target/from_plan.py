@@ -73,7 +73,8 @@ def device_history(plan, g, *, history: int | None = None, budget: int | None = 
     budget = min(budgets)
     reserve = sparse.app_reserve(g, "device")
     m0 = sparse.memory(g, plan, stack=stack, reserve=reserve)
-    item = sparse.memory(g, plan, stack=stack, reserve=reserve, history=1)["history"]
+    # one more sample: its features or input and label (an mse plan's: also its target)
+    item = sparse.memory(g, plan, stack=stack, reserve=reserve, history=1)["total"] - m0["total"]
     n = max(0, min(DEVICE_HISTORY_DEFAULT, (budget - m0["total"]) // max(1, item)))
     if n == 0:
         return 0, (f"history buffer: none: the budget of {budget / 1024:.1f} KB leaves no room "
