@@ -118,8 +118,10 @@ bench: setup
 	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
 	$(PY) bench/sparse.py
 
-# The reference architectures of tests/zoo_models.py: size, memory, instructions per
-# inference and training step on QEMU, and the sparse-update plan for 256 / 128 KB.
+# The reference architectures of tests/zoo_models.py, briefly pre-trained on MNIST digits
+# 0-4 (bench/zoo_pretrain.py, cached in build/bench/zoo/pretrained): size, memory,
+# instructions per inference and training step on QEMU, float / int8 accuracy, and the
+# sparse-update plan for 256 / 128 KB on the transfer task (digits 5-9).
 zoo-bench: setup
 	$(PY) bench/zoo.py
 
