@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO / "bench"))   # their pre-training
 import zoo_models as Z  # noqa: E402
 import zoo_pretrain as P  # noqa: E402
 from test_model_forward import forward_both  # noqa: E402
+from test_mse import run_mse_both  # noqa: E402
 from test_train_firmware import run_both  # noqa: E402
 
 from compiler.autodiff import program as ad  # noqa: E402
@@ -131,6 +132,27 @@ def capped_gain(summed: float, head_only: float) -> float:
     return round(min(float(summed), 100.0 - float(head_only)), 2)
 
 
+def budget_rows(plan, gp, an, mse: bool = False) -> dict:
+    """Per budget (KB): the plan, its predicted gain (capped: :func:`capped_gain`) and its
+    measured score (accuracy, or for ``mse`` the reconstruction error removed, %)."""
+    rows = {}
+    for b in BUDGETS:
+        p, pg = (plan, gp) if b == BUDGETS[0] else an.alternatives.get(b, (None, None))
+        if p is None:
+            rows[str(b // 1024)] = {"plan": "none fits"}
+            continue
+        pr, m = p.meta["predicted"], p.meta.get("measured") or {}
+        base = round(an.base, 2) if mse else pr["head_only_accuracy"]
+        rows[str(b // 1024)] = {
+            "plan": p.describe(pg), "bias_layers": p.bias_layers,
+            "weights": {k: str(v) for k, v in p.weights.items()},
+            "ram_bytes": pr["ram_bytes"], "summed_gain": pr["gain_points"],
+            "predicted_gain": capped_gain(pr["gain_points"], base), "head_only_accuracy": base,
+            "measured_accuracy": m.get("error_reduction" if mse else "accuracy"),
+            "measured_gain": m.get("gain_points"), **({"metric": "error reduction"} if mse else {})}
+    return rows
+
+
 def plan_zoo(g, args):
     x, y = transfer_data((args.train + args.test) // CLASSES + 1)
     st = contrib.Settings(lr=args.lr, epochs=args.epochs, ratios=(Fraction(1, 4), Fraction(1)),
@@ -139,21 +161,7 @@ def plan_zoo(g, args):
         g, x, y, budget=BUDGETS[0], n_train=args.train, n_test=args.test,
         settings=st, jobs=args.jobs, cache=BUILD / "cache", generations=8, progress=False,
         remeasure=2, log=lambda *a: None, extra_budgets=BUDGETS[1:])
-    rows = {}
-    for b in BUDGETS:
-        p, pg = (plan, gp) if b == BUDGETS[0] else an.alternatives.get(b, (None, None))
-        if p is None:
-            rows[str(b // 1024)] = {"plan": "none fits"}
-            continue
-        pr, m = p.meta["predicted"], p.meta.get("measured") or {}
-        head = pr["head_only_accuracy"]
-        rows[str(b // 1024)] = {
-            "plan": p.describe(pg), "bias_layers": p.bias_layers,
-            "weights": {k: str(v) for k, v in p.weights.items()},
-            "ram_bytes": pr["ram_bytes"], "summed_gain": pr["gain_points"],
-            "predicted_gain": capped_gain(pr["gain_points"], head),
-            "head_only_accuracy": head,
-            "measured_accuracy": m.get("accuracy"), "measured_gain": m.get("gain_points")}
+    rows = budget_rows(plan, gp, an)
     data = {"data": f"mnist digits {P.TRANSFER_CLASSES[0]}-{P.TRANSFER_CLASSES[-1]} (new classes, "
                     f"new head), {args.train} train + {args.test} test samples, "
                     f"{args.epochs} epoch(s) at lr {args.lr}",
@@ -173,52 +181,13 @@ def plan_zoo_mse(name: str, g, args):
         g, feats, None, budget=BUDGETS[0], n_train=args.train, n_test=args.test, settings=st,
         jobs=args.jobs, cache=BUILD / "cache", generations=8, progress=False, remeasure=2,
         log=lambda *a: None, extra_budgets=BUDGETS[1:])
-    rows = {}
-    for b in BUDGETS:
-        p, pg = (plan, gp) if b == BUDGETS[0] else an.alternatives.get(b, (None, None))
-        if p is None:
-            rows[str(b // 1024)] = {"plan": "none fits"}
-            continue
-        pr, m = p.meta["predicted"], p.meta.get("measured") or {}
-        base = an.base
-        rows[str(b // 1024)] = {
-            "plan": p.describe(pg), "bias_layers": p.bias_layers, "metric": "error reduction",
-            "weights": {k: str(v) for k, v in p.weights.items()},
-            "ram_bytes": pr["ram_bytes"], "summed_gain": pr["gain_points"],
-            "predicted_gain": capped_gain(pr["gain_points"], base),
-            "head_only_accuracy": round(base, 2),
-            "measured_accuracy": m.get("error_reduction"), "measured_gain": m.get("gain_points")}
+    rows = budget_rows(plan, gp, an, mse=True)
     data = {"data": f"mnist digits {P.TRANSFER_CLASSES[0]}-{P.TRANSFER_CLASSES[-1]} as the new "
                     f"normal, {args.train} train + {args.test} test samples, {args.epochs} "
                     "epoch(s) at lr 0.5, --loss mse",
             "head_only_accuracy": round(an.base, 2), "metric": "error reduction",
             "budgets_kb": rows}
     return plan, gp, data, feats
-
-
-def run_mse_both(g, trainable, cfg, out, x):
-    """Training steps of an MSE program on the board, bit for bit with the reference
-    trainer (logits, losses, trained parameters); the build report and the cycles."""
-    prog = ad.build_program(g, trainable, loss="mse")
-    rep = firmware.build(copy.deepcopy(g), BOARD, out, program=prog, config=cfg, quiet=True)
-    gr = copy.deepcopy(g)
-    st = tr.TrainState(config=cfg)
-    ref_y, ref_loss = [], []
-    for i in range(len(x)):
-        r = tr.train_step(gr, prog, st, x[i:i + 1])
-        ref_y.append(np.asarray(r.logits).ravel())
-        ref_loss.append(r.loss)
-    nout = int(np.prod(g.tensors[g.outputs[0]].shape))
-    y, losses, rcs, cycles, blob = firmware.train_stream(rep["elf"], x, [0] * len(x), nout,
-                                                         rep["ram_param_bytes"], board=BOARD)
-    assert set(rcs) == {0}
-    np.testing.assert_array_equal(y, np.stack(ref_y))
-    np.testing.assert_array_equal(np.float32(losses), np.float32(ref_loss))
-    got = firmware.split_trained(gr, rep, blob)
-    assert got, "nothing trained"
-    for (node, param), v in got.items():
-        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
-    return rep, cycles
 
 
 def bench_model(name: str, args) -> dict:
@@ -239,7 +208,7 @@ def bench_model(name: str, args) -> dict:
         xs = reference.quantize_input(gp, feats[:2]).reshape(
             (2,) + gp.tensors[gp.inputs[0]].shape[1:])
         trep, tcyc = run_mse_both(gp, plan.trainable(gp),
-                                  tr.TrainConfig(lr=0.5, loss_range_mode="max"),
+                                  tr.TrainConfig(lr=0.5, loss_range_mode="max"), BOARD,
                                   BUILD / f"{name}_train", xs)
         what = plan.describe(gp)
     else:

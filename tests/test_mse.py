@@ -77,6 +77,9 @@ def test_reconstruction_error_goes_down_on_the_reference(ae):
 
 
 def run_mse_both(g, trainable, cfg, board, out, x):
+    """Training steps of an mse program on ``board``, bit for bit with the reference trainer
+    (outputs, losses, trained parameters). Returns the build report and the board's
+    counter per step."""
     prog = ad.build_program(g, trainable, loss="mse")
     rep = firmware.build(copy.deepcopy(g), board, out, program=prog, config=cfg, quiet=True)
     gr = copy.deepcopy(g)
@@ -87,8 +90,8 @@ def run_mse_both(g, trainable, cfg, board, out, x):
         ref_y.append(r.logits)
         ref_loss.append(r.loss)
     nout = int(np.prod(g.tensors[g.outputs[0]].shape))
-    y, losses, rcs, _, blob = firmware.train_stream(rep["elf"], x, [0] * len(x), nout,
-                                                    rep["ram_param_bytes"], board=board)
+    y, losses, rcs, cycles, blob = firmware.train_stream(rep["elf"], x, [0] * len(x), nout,
+                                                         rep["ram_param_bytes"], board=board)
     assert set(rcs) == {0}
     np.testing.assert_array_equal(y, np.stack(ref_y))
     np.testing.assert_array_equal(np.float32(losses), np.float32(ref_loss))  # bit-exact
@@ -96,7 +99,7 @@ def run_mse_both(g, trainable, cfg, board, out, x):
     for (node, param), v in got.items():
         np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
     assert sum(int((v != g.node(n).params[p]).sum()) for (n, p), v in got.items()) > 0
-    return prog
+    return rep, cycles
 
 
 @pytest.mark.parametrize("board", ["host", pytest.param("qemu-mps2-an500", marks=pytest.mark.qemu)])

@@ -180,14 +180,7 @@ def forward(g: Graph, program: ad.TrainingProgram, x=None, features: dict | None
 def predict(g: Graph, program: ad.TrainingProgram, x=None, features: dict | None = None,
             batch_size: int = 256) -> np.ndarray:
     """Top-1 class of each sample with the current weights."""
-    if features is None:
-        features = prefix_features(g, program, x)
-    n = len(next(iter(features.values())))
-    out = []
-    for s in range(0, n, batch_size):
-        y = forward(g, program, features=_slice(features, slice(s, s + batch_size)))[program.logits]
-        out.append(y.reshape(y.shape[0], -1).argmax(1))
-    return np.concatenate(out)
+    return outputs(g, program, x, features, batch_size).argmax(1)
 
 
 def accuracy(g: Graph, program: ad.TrainingProgram, labels, x=None, features=None) -> float:
