@@ -155,8 +155,11 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head,
                             jobs, cache, progress, log)
     check_learns(an, classes, len(y_te))
+    _, h, w, _ = g.tensors[g.inputs[0]].shape
     base_meta = {"model": base.name, "model_sha256": base.sha256(),
-                 "input_size": int(g.tensors[g.inputs[0]].shape[1]), "classes": classes,
+                 # a square input's size (build --plan resizes a model to it); a non-square
+                 # one (a 49x10 spectrogram) stays the model's own: None
+                 "input_size": int(h) if h == w else None, "classes": classes,
                  "head_init": "keep" if keep_head else "zero", "app": app, **(meta or {}),
                  "training": {"lr": settings.lr, "lr_body": settings.lr_body,
                               "history": int(history)},
