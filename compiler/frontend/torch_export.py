@@ -276,13 +276,7 @@ class _AtenImporter(_Importer):
             elif n.op == "call_function":
                 self.env[n] = self.aten(n)
             elif n.op == "output":
-                outs = n.args[0]
-                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-                for o in outs:
-                    v = self.tensor_arg(o, "output")
-                    if v.chw is not None:
-                        self.fail("output", "a flattened feature map (NCHW order) as graph output")
-                    self.g.outputs.append(v.name)
+                self.add_outputs(n)
             else:
                 self.fail(n.op, "node kind not supported")
         return self.g.validate()
@@ -306,12 +300,17 @@ def load_program(path) -> tuple[fx.GraphModule, tuple[int, ...]]:
     p = Path(path)
     if not p.is_file():
         raise ModelFormatError(f"model file not found: {p}")
+    import logging
+    quiet = logging.getLogger("torch.export")   # its own warning repeats the error below
+    level, quiet.level = quiet.level, logging.ERROR
     try:
         ep = torch.export.load(str(p))
     except Exception as e:
         raise ModelFormatError(f"{p}: not a torch.export program ({type(e).__name__}: {e}); "
                                "save one with torch.export.save(torch.export.export(model, "
                                "(example,)), PATH)") from None
+    finally:
+        quiet.setLevel(level)
     args = ep.example_inputs[0] if ep.example_inputs else ()
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     if len(tensors) != 1 or len(args) != 1:

@@ -584,16 +584,20 @@ class _Importer:
                 args = tuple(n.args)
                 self.env[n] = self.call_function(n, n.target, args, dict(n.kwargs))
             elif n.op == "output":
-                outs = n.args[0]
-                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-                for o in outs:
-                    v = self.tensor_arg(o, "output")
-                    if v.chw is not None:
-                        self.fail("output", "a flattened feature map (NCHW order) as graph output")
-                    if v.name in self.g.inputs:
-                        self.fail("output", "graph output is an unmodified input")
-                    self.g.outputs.append(v.name)
+                self.add_outputs(n)
         return self.g.validate()
+
+    def add_outputs(self, n: fx.Node) -> None:
+        """The graph outputs of an ``output`` node (fx or torch.export)."""
+        outs = n.args[0]
+        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        for o in outs:
+            v = self.tensor_arg(o, "output")
+            if v.chw is not None:
+                self.fail("output", "a flattened feature map (NCHW order) as graph output")
+            if v.name in self.g.inputs:
+                self.fail("output", "graph output is an unmodified input")
+            self.g.outputs.append(v.name)
 
 
 def trace(module: nn.Module) -> fx.GraphModule:
