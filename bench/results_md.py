@@ -94,7 +94,7 @@ def pytorch(sec: dict) -> str:
     for m, r in sec.get("models", {}).items():
         t, o = r["torch"], r.get("ours") or {}
         instr = r.get("qemu_instructions_per_step")
-        mem.append([m, mb(t["rss_peak_bytes"]), mb(t["rss_peak_bytes"] - idle) if idle else None,
+        mem.append([m, mb(t["rss_peak_bytes"]), mb(t["rss_peak_bytes"] - t["rss_ready_bytes"]),
                     kb(t["tensor_peak_bytes"], 0), kb(t.get("tensor_peak_without_onednn_bytes"), 0),
                     kb(o.get("ram_linked_bytes")),
                     r.get("paper_kb"), f"{t['ms_per_step']:.0f}",
@@ -109,12 +109,14 @@ def pytorch(sec: dict) -> str:
             f"head) trained in PyTorch {sec.get('torch_version', '')} on CPU (float twin, one "
             f"thread, SGD, {steps} steps on photos) next to our training build for stm32f746 "
             "and the MCUNetV3 paper (sparse update + reordering, STM32F746 at 216 MHz). "
-            f"Idle torch process (import torch, numpy): peak RSS {mb(idle)} MB. "
+            f"Idle torch process (import torch, numpy): peak RSS {mb(idle)} MB; the model "
+            "processes also hold our compiler and the int8 model (ready RSS below), so "
+            "'while training' is the peak RSS minus the RSS before the first step. "
             "Step peak: live CPU bytes of one recorded step (torch.profiler memory timeline), "
             "including the workspaces of torch's default oneDNN convolutions; oneDNN off: "
             "the same with torch's plain kernels (tensors only). "
             "Method: bench/pytorch_compare.py; plot: bench/memory.png.\n\n"
-            + table(["model", "torch peak RSS MB", "above idle torch MB", "torch step peak KB",
+            + table(["model", "torch peak RSS MB", "of it while training MB", "torch step peak KB",
                      "same, oneDNN off KB", "ours RAM KB", "paper KB", "torch ms/step (host)", "ours M instr/step (QEMU)",
                      "paper ms/step"], mem)
             + "\nWhere it goes. PyTorch: RSS once the model is ready, tensors saved for "

@@ -115,7 +115,7 @@ def test_results_writer_renders_each_section(tmp_path):
     text = md.render(FIXTURE)
     for title in ("Forward pass", "Training step", "Sparse update", "PyTorch beside us"):
         assert f"## {title}" in text
-    assert "| m | 370.0 | 150.0 | 15,360 | 4,096 | 242.0 | 173 | 55 | 93 | 546 |" in text
+    assert "| m | 370.0 | 40.0 | 15,360 | 4,096 | 242.0 | 173 | 55 | 93 | 546 |" in text
     assert "does not fit: needs 3.1 MB" in text and "| m | head only (int8) | 88.4 | 98.0 |" in text
     assert "Other sections of bench/results.json: soak." in text
     (tmp_path / "r.json").write_text(json.dumps(FIXTURE))
