@@ -22,8 +22,9 @@ PyTorch side (one fresh subprocess per model, so models do not pollute each othe
 Measured:
 
 - process peak RSS: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the steps; the
-  resident set once the model is ready, before the first step (``/proc/self/statm``);
-  and, reported separately, the peak RSS of an idle process that only imported torch
+  resident set once the model is ready, before the first step (``/proc/self/statm``; the
+  process also holds our compiler and the int8 model, so peak minus ready is what the
+  training steps added); and, reported separately, the peak RSS of an idle process that only imported torch
   and numpy (the interpreter + libraries floor);
 - tensor level, one extra step recorded after the RSS was read:
   * saved for backward: ``torch.autograd.graph.saved_tensors_hooks`` sums the bytes of
@@ -31,10 +32,15 @@ Measured:
     are counted as parameters);
   * parameters (all, and the trainable ones as whole tensors), gradients (the ``.grad``
     tensors after the backward), optimizer state (tensors in ``optimizer.state``);
-  * the step's peak of live tensor bytes: ``torch.profiler`` with ``profile_memory``,
-    its memory timeline (every allocation and free on the CPU, categorised as parameter,
-    input, activation, gradient, temporary, ...) summed over categories at each instant,
-    maximum over the step;
+  * the step's peak of live bytes: ``torch.profiler`` with ``profile_memory``, its
+    memory timeline (every allocation and free on the CPU: tensors categorised as
+    parameter, input, activation, gradient, temporary, ..., and allocations the profiler
+    cannot tie to a tensor, "untracked", e.g. a convolution kernel's workspace) summed at
+    each instant, maximum over the step; and the step's largest single allocation. The
+    oneDNN convolutions torch uses by default take workspaces of several MB in the
+    backward; the same peak is also recorded for one step with oneDNN off
+    (``torch.backends.mkldnn.flags(enabled=False)``: torch's plain kernels, slower,
+    whose peak is the tensors themselves);
 - wall time per step (mean over the steps after the first; informational).
 
 Our side: the plan's training build for stm32f746 (``compiler.target.firmware.build``,
