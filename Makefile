@@ -8,7 +8,8 @@
 #     MODEL=mcunet-5fps PLAN=plan.json  the firmware that learns on the device (make -n: commands)
 #   make qemu-test                  the tests that run on the emulated board only
 #   make bench                      benchmarks (memory, instructions, sparse-update plans
-#                                   and accuracy vs the MCUNetV3 paper) -> bench/results.json
+#                                   and accuracy vs the MCUNetV3 paper, PyTorch beside us)
+#                                   -> bench/results.json, bench/results.md
 #   make zoo-bench                  the reference architectures (ResNet-8, MobileNetV1-0.25, DS-CNN,
 #                                   FC autoencoder, LeNet) -> bench/zoo.json, bench/zoo.md
 #   make powercut                   cut the power at every flash operation of a checkpoint SAVE
@@ -35,7 +36,7 @@ endif
 .PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench zoo-bench powercut fuzz fuzz-apt boards clean distclean
 
 help:
-	@sed -n '1,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,22p' Makefile | sed 's/^# \{0,1\}//'
 
 boards:
 	@echo "Available boards: $(BOARDS)"
@@ -117,6 +118,7 @@ bench: setup
 	$(PY) bench/train_steps.py
 	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
 	$(PY) bench/sparse.py
+	$(PY) bench/pytorch_compare.py
 
 # The reference architectures of tests/zoo_models.py, briefly pre-trained on MNIST digits
 # 0-4 (bench/zoo_pretrain.py, cached in build/bench/zoo/pretrained): size, memory,
