@@ -16,8 +16,8 @@ samples), at 256 KB and 128 KB: the trained layers and ratios, the head-only acc
 the predicted gain (single-layer gains summed, capped at 100 - head only) and the
 accuracy of the whole plan as measured. The training firmware is the training-step app
 (``--app train-test``) of the 256 KB plan (or of the last 3 layers when the plan is
-refused); a plan's RAM is the device app's (serial streaming: input image, protocol
-state). The autoencoder (normal = digits 0-4 as 5 x 128 "spectrograms", anomalies =
+refused); a plan's RAM is the device app's (serial streaming: protocol state; the
+received image goes into the arena). The autoencoder (normal = digits 0-4 as 5 x 128 "spectrograms", anomalies =
 digits 5-9): reconstruction error and anomaly AUC, float and int8; its training step is
 ``plan --loss mse`` on a new "normal" (digits 5-9: a machine whose sound changed), scored
 by the held-out reconstruction error it removes; its training step is the 256 KB plan's.

@@ -163,8 +163,9 @@ def test_keep_head_plan_build_stream_replay(tmp_path, board):
     assert b.returncode == 0, b.stderr
     rep = json.loads((tmp_path / "fw" / "report.json").read_text())
     if board.startswith("qemu"):
-        # the memory model of the device app (arena, trained params, stack, input image,
-        # protocol state, history buffer) against the linked firmware: never below it
+        # the memory model of the device app (arena, which also holds the received image,
+        # trained params, stack, protocol state, history buffer) against the linked
+        # firmware: never below it
         slack = plan["predicted"]["ram_bytes"] - rep["linked"]["ram"]
         assert 0 <= slack <= 2048, (plan["predicted"], rep["linked"])
     from host import stream

@@ -114,12 +114,12 @@ def test_over_budget_plan_fails_with_memory_table(tmp_path, monkeypatch):
 
     def tiny(name):
         info = real(name)
-        return {**info, "ram_kb": 64}
+        return {**info, "ram_kb": 48}
     monkeypatch.setattr(firmware, "board_info", tiny)
     with pytest.raises(firmware.BudgetError) as e:
         firmware.build(g, "qemu-mps2-an500", tmp_path, quiet=True)
     msg = str(e.value)
-    assert "but board 'qemu-mps2-an500' has 64 KB" in msg
+    assert "but board 'qemu-mps2-an500' has 48 KB" in msg
     assert "<- peak" in msg and "blocks.0" in msg and "classifier" in msg and "RAM   [" in msg
 
 

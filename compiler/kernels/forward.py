@@ -93,6 +93,11 @@ class Conv(ForwardEmitter):
         cid = ctx.conv(n)
         ho = ctx.g.tensors[n.output].shape[1]
         checks = [f"{step.scratch} >= {self.scratch_expr(ctx.g, n)}"]
+        if ctx.plan.writes_over_input(i):  # in calls of step.band rows, in row order
+            b = step.band
+            return (f"for (int32_t y = 0; y < {ho}; y += {b}) {step.kernel}(&{cid}, "
+                    f"{ctx.A(n.inputs[0])}, 0, {ctx.A(n.output)}, 0, y, y + {b} < {ho} ? y + {b} : "
+                    f"{ho}, {ctx.scratch(i)})"), checks
         return (f"{step.kernel}(&{cid}, {ctx.A(n.inputs[0])}, 0, {ctx.A(n.output)}, 0, 0, {ho}, "
                 f"{ctx.scratch(i)})"), checks
 

@@ -8,8 +8,12 @@
    the 64x64x48 tensor of mbv2-w0.35 (192 KB) is never materialised.
 2. :func:`plan` gives every tensor a lifetime (first step writing it .. last step
    reading it), lets ``add`` and ``flatten`` work in place, and packs tensors and
-   per-step scratch into one arena with compile-time offsets (greedy by size, lowest
-   free offset among buffers whose lifetimes overlap).
+   per-step scratch into one arena with compile-time offsets (first fit: lowest free
+   offset among buffers whose lifetimes overlap; the smallest arena of a few placement
+   orders). A fused block or convolution whose input dies with it may write its output
+   over that input, trailing the rows still to be read (:mod:`compiler.memory.overlap`;
+   an unfused convolution then runs in a few band calls); ``Plan.lags`` holds the pairs
+   the placement may use, ``Plan.writes_over_input`` says which steps do.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from compiler.ir.graph import Graph, Node
 from compiler.ir.qmath import hw
 from compiler.kernels import forward as KF
+from compiler.memory import overlap
 
 ALIGN = 8
 FUSE_MIN_BYTES = 16 * 1024
@@ -37,6 +42,7 @@ class Step:
     scratch: int = 0               # bytes of scratch needed during this step
     kernel: str = ""
     block: dict | None = None      # fused block: roles -> nodes, sub-buffer sizes
+    band: int = 0                  # conv: output rows per call when written over its input
 
 
 @dataclass
@@ -61,6 +67,9 @@ class Plan:
     extra_offsets: dict[str, int] = field(default_factory=dict)
     extra: list = field(default_factory=list)
     live_all: list[int] = field(default_factory=list)
+    # (input root, output root) -> largest allowed output offset - input offset at which
+    # the two may share bytes (a streaming step writing over its dying input)
+    lags: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def peak_step(self) -> int:
@@ -69,6 +78,16 @@ class Plan:
     def offset(self, tensor: str) -> int:
         b = self.buffers[tensor]
         return self.buffers[b.alias_of].offset if b.alias_of else b.offset
+
+    def writes_over_input(self, i: int) -> bool:
+        """Step ``i``'s output shares arena bytes with its (dying) input: an unfused conv
+        then runs in calls of ``band`` rows (compiler.memory.overlap)."""
+        s = self.steps[i]
+        src = self.buffers[s.inputs[0]].alias_of or s.inputs[0] if s.inputs else None
+        if (src, s.output) not in self.lags:
+            return False
+        a, b = self.offset(src), self.offset(s.output)
+        return a < b + self.buffers[s.output].size and b < a + self.buffers[src].size
 
 
 def _nbytes(g: Graph, t: str) -> int:
@@ -212,34 +231,156 @@ def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | Non
         if b.alias_of:
             r = bufs[b.alias_of]
             r.last = max(r.last, b.last)
+    lags = _lags(g, steps, bufs)
     items = [(b.tensor, b.size, b.first, b.last) for b in bufs.values() if not b.alias_of]
     items += [(f"#scratch{i}", s.scratch, i, i) for i, s in enumerate(steps) if s.scratch]
     items += [(name, size, first, last) for name, size, first, last in (extra or []) if size]
-    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
-    offsets: dict[str, int] = {}
-    for name, size, first, last in sorted(items, key=lambda x: (-x[1], x[2])):
-        clash = sorted((o, sz) for o, sz, f, l in placed if not (l < first or f > last))
-        off = 0
-        for o, sz in clash:
-            if off + size <= o:
-                break
-            off = max(off, _align(o + sz))
-        offsets[name] = off
-        placed.append((off, size, first, last))
+    offsets, lags = _place(items, lags, {s.output for s in steps if s.kind == "block"})
     for t, b in bufs.items():
         if not b.alias_of:
             b.offset = offsets[t]
     scratch_offsets = [offsets.get(f"#scratch{i}", 0) for i in range(nsteps)]
+    placed = [(offsets[name], size, first, last) for name, size, first, last in items]
     arena = _align(max((o + sz for o, sz, _, _ in placed), default=0))
     live = []
     horizon = max([nsteps] + [last + 1 for _, _, _, last in (extra or [])])
     for i in range(horizon):
-        live.append(sum(sz for _, sz, f, l in placed if f <= i <= l))
+        live.append(_union_bytes([(o, sz) for o, sz, f, l in placed if f <= i <= l]))
     pl = Plan(g, steps, bufs, scratch_offsets, arena, live[:nsteps], fuse)
     pl.extra_offsets = {name: offsets[name] for name, size, _, _ in (extra or []) if size}
     pl.extra = list(extra or [])
     pl.live_all = live
+    pl.lags = lags
     return pl
+
+
+def _lags(g: Graph, steps: list[Step], bufs: dict[str, Buffer]) -> dict[tuple[str, str], int]:
+    """(input root, output root) -> lag for every fused block and unfused convolution
+    whose input's storage dies at that step (not a graph output, not kept for later
+    steps or the backward pass)."""
+    lags = {}
+    for i, s in enumerate(steps):
+        if s.kind == "block":
+            lag = overlap.block_lag(g, s.block)
+        elif s.kind == "conv" and s.nodes[0].conv_kind in ("pointwise", "depthwise", "kxk"):
+            s.band = overlap.conv_band(g.tensors[s.output].shape[1])
+            lag = overlap.conv_lag(g, s.nodes[0], s.band)
+        else:
+            continue
+        src = bufs[s.inputs[0]].alias_of or s.inputs[0]
+        dst = s.output
+        if bufs[dst].alias_of or bufs[src].last != i or src in g.outputs:
+            continue
+        lags[(src, dst)] = bufs[dst].size if lag is None else max(lag, -bufs[dst].size)
+    return lags
+
+
+def _chains(items: list[tuple[str, int, int, int]], lags: dict[tuple[str, str], int]
+            ) -> list[list[tuple[str, int, int, int, int]]]:
+    """The buffers as placement units: a chain input -> output -> output ... of ``lags``
+    pairs is one rigid unit (each output at its input's offset + its lag, rounded down to
+    ALIGN), every other buffer a unit of its own. Unit = [(name, rel, size, first, last)]
+    with the lowest ``rel`` 0."""
+    by_name = {it[0]: it for it in items}
+    nxt = {src: (dst, lag) for (src, dst), lag in lags.items()}
+    heads = set(nxt) - {dst for dst, _ in nxt.values()}
+    units, seen = [], set()
+    for name, size, first, last in items:
+        if name in seen:
+            continue
+        if name in heads:
+            unit, rel, cur = [], 0, name
+            while True:
+                unit.append((cur, rel) + by_name[cur][1:])
+                seen.add(cur)
+                if cur not in nxt:
+                    break
+                cur, lag = nxt[cur]
+                rel += lag // ALIGN * ALIGN
+            low = min(r for _, r, *_ in unit)
+            units.append([(n, r - low, sz, f, l) for n, r, sz, f, l in unit])
+        elif all(name != dst for dst, _ in nxt.values()):
+            seen.add(name)
+            units.append([(name, 0, size, first, last)])
+    return units
+
+
+#: unit orders the placement tries (biggest first; longest-lived first; earliest first)
+_ORDERS = (
+    lambda u: (-max(p[2] for p in u), min(p[3] for p in u)),
+    lambda u: (-sum(p[2] * (p[4] - p[3] + 1) for p in u), min(p[3] for p in u)),
+    lambda u: (min(p[3] for p in u), -max(p[2] for p in u)),
+)
+
+
+def _place(items: list[tuple[str, int, int, int]], lags: dict[tuple[str, str], int],
+           block_outputs=frozenset()) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Offsets for (name, size, first, last) buffers, and the ``lags`` pairs they may use:
+    the smallest arena among first-fit placements in a few unit orders (:data:`_ORDERS`),
+    with every ``lags`` chain rigid, with each pair free to overlap when its second
+    buffer is placed (both: all pairs, or only those of fused blocks, outputs
+    ``block_outputs``), without any overlap, and (greedily) with single chain links
+    dropped."""
+    def arena(offsets):
+        return max((offsets[n] + sz for n, sz, _, _ in items), default=0)
+
+    blocks = {k: v for k, v in lags.items() if k[1] in block_outputs}
+    best = None
+    for order in _ORDERS:
+        # the same arena: rather no unfused conv in bands (calls of a few rows cost more)
+        for chains, loose in ((blocks, {}), ({}, blocks), ({}, {}), (lags, {}), ({}, lags)):
+            offsets = _first_fit(items, chains, loose, order)
+            if best is None or arena(offsets) < arena(best[0]):
+                best = (offsets, {**chains, **loose}, chains)
+    chains = dict(best[2])
+    for pair in list(chains):
+        trial = {k: v for k, v in chains.items() if k != pair}
+        for order in _ORDERS:
+            offsets = _first_fit(items, trial, {}, order)
+            if arena(offsets) < arena(best[0]):
+                best, chains = (offsets, trial, trial), trial
+    return best[0], best[1]
+
+
+def _first_fit(items, chains, loose, order) -> dict[str, int]:
+    """Units (:func:`_chains` of ``chains``) in ``order``, each at the lowest aligned
+    offset where none of its buffers shares a byte with a placed buffer whose lifetime
+    overlaps its own, except as a ``loose`` lag allows (output - input <= lag)."""
+    placed: list[tuple[str, int, int, int, int]] = []  # name, offset, size, first, last
+    offsets: dict[str, int] = {}
+    for unit in sorted(_chains(items, chains), key=order):
+        forbidden = []  # open intervals (lo, hi) of base offsets the unit may not take
+        for name, rel, size, first, last in unit:
+            for other, o, sz, f, l in placed:
+                if l < first or f > last:
+                    continue
+                lo, hi = o - size, o + sz
+                if (other, name) in loose:     # name: the output over its input other
+                    lo = max(lo, o + loose[(other, name)])
+                elif (name, other) in loose:   # name: the input under its output other
+                    hi = min(hi, o - loose[(name, other)])
+                if lo < hi:
+                    forbidden.append((lo - rel, hi - rel))
+        off = 0
+        for lo, hi in sorted(forbidden):
+            if off <= lo:
+                break
+            if off < hi:
+                off = _align(hi)
+        for name, rel, size, first, last in unit:
+            offsets[name] = off + rel
+            placed.append((name, off + rel, size, first, last))
+    return offsets
+
+
+def _union_bytes(spans: list[tuple[int, int]]) -> int:
+    """Bytes covered by the (offset, size) spans (overlapping spans count once)."""
+    total, end = 0, 0
+    for o, sz in sorted(spans):
+        if o + sz > end:
+            total += o + sz - max(o, end)
+            end = o + sz
+    return total
 
 
 def table(p: Plan) -> list[dict]:
@@ -268,5 +409,11 @@ def verify(p: Plan) -> None:
     for i, (a, oa, sa, fa, la) in enumerate(items):
         for b, ob, sb, fb, lb in items[i + 1:]:
             if la < fb or lb < fa or sa == 0 or sb == 0:
+                continue
+            if (a, b) in p.lags or (b, a) in p.lags:
+                lag = p.lags.get((a, b), p.lags.get((b, a)))
+                dst_minus_src = ob - oa if (a, b) in p.lags else oa - ob
+                assert dst_minus_src <= lag or oa + sa <= ob or ob + sb <= oa, \
+                    f"{a} at {oa} and {b} at {ob} overlap beyond the lag {lag}"
                 continue
             assert oa + sa <= ob or ob + sb <= oa, f"{a} [{oa},{oa + sa}) overlaps {b} [{ob},{ob + sb})"

@@ -62,11 +62,8 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
             extra.append((f"mask:{t.tensor}", _align(t.nbytes), produced_at[t.tensor], last))
         else:
             extend[t.tensor] = max(extend.get(t.tensor, 0), last)
-    # the device app copies the frozen prefix's features out of the arena after a forward
-    # pass (tt_model_save_features): they must outlive it, even when no backward step
-    # reads them (the boundary layer trains its bias only)
-    for t in stores_features(g, program, fsteps):
-        extend[t] = max(extend.get(t, 0), F - 1)
+    # the frozen prefix's features need not outlive the forward pass: the device app
+    # copies them out at the frozen / trained boundary (tt_model_forward_saving_features)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for i, s in enumerate(program.steps):

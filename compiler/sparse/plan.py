@@ -324,15 +324,16 @@ APPS = ("device", "train-test")
 def app_reserve(g: Graph, app: str) -> int:
     """RAM the firmware application needs besides the training step: ``train-test`` (the
     bit-exactness test loop, samples go straight into the arena) only
-    :data:`RUNTIME_RESERVE`; ``device`` (the serial streaming app) also its input image
-    buffer and the protocol loop's state (frame buffers; ``tt_device_state_bytes()``). Its
-    history buffer is counted by :func:`memory` (``history``)."""
+    :data:`RUNTIME_RESERVE`; ``device`` (the serial streaming app) also the protocol loop's
+    state (frame buffers; ``tt_device_state_bytes()``): it resizes a received image
+    straight into the model input's arena bytes. Its history buffer is counted by
+    :func:`memory` (``history``)."""
     if app == "train-test":
         return RUNTIME_RESERVE
     if app == "device":
         from compiler.kernels.sizes import c_sizes
         proto = c_sizes(["tt_device_state_bytes()"])[0]
-        return RUNTIME_RESERVE + int(g.tensors[g.inputs[0]].numel) + proto
+        return RUNTIME_RESERVE + proto
     raise PlanError(f"unknown app {app!r}; choose one of {', '.join(APPS)}")
 
 

@@ -72,7 +72,9 @@
 #define ITEM_BYTES TT_MODEL_INPUT_BYTES
 #endif
 
-static uint8_t input_img[TT_MODEL_IN_H * TT_MODEL_IN_W * TT_MODEL_IN_C];
+/* The protocol resizes a received image (uint8 HWC) straight into the model input's
+   arena bytes (app_input); app_sample turns it into the int8 input there, in place: the
+   arena holds nothing between two calls into the model. */
 #if TT_HISTORY_MAX > 0
 static uint8_t history[TT_HISTORY_MAX][ITEM_BYTES];
 static uint8_t history_label[TT_HISTORY_MAX];
@@ -155,7 +157,7 @@ static int train_round(void)
     return rc;
 }
 
-static uint8_t *app_input(void *ctx) { (void)ctx; return input_img; }
+static uint8_t *app_input(void *ctx) { (void)ctx; return (uint8_t *)tt_model_input(); }
 
 static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result *res,
                       const char **msg)
@@ -166,19 +168,22 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         return TT_ERR_VALUE;
     }
     int8_t *x = tt_model_input();
+    const uint8_t *img = (const uint8_t *)x; /* the image, converted in place */
     if (flags & TT_SAMPLE_RAW) {
-        memcpy(x, input_img, TT_MODEL_INPUT_BYTES);
+        /* already the int8 input */
     } else {
 #if defined(TT_MODEL_INPUT_BGR) && TT_MODEL_INPUT_BGR
         /* a BGR model: channel c of its input is channel 2 - c of the received RGB pixel */
-        for (int i = 0; i < TT_MODEL_INPUT_BYTES; i += 3)
+        for (int i = 0; i < TT_MODEL_INPUT_BYTES; i += 3) {
+            const uint8_t px[3] = {img[i], img[i + 1], img[i + 2]};
             for (int c = 0; c < 3; ++c)
-                x[i + c] = tt_model_pixel_lut[TT_MODEL_PIXEL_LUTS == 1 ? 0 : c][input_img[i + 2 - c]];
+                x[i + c] = tt_model_pixel_lut[TT_MODEL_PIXEL_LUTS == 1 ? 0 : c][px[2 - c]];
+        }
 #elif TT_MODEL_PIXEL_LUTS == 1
-        for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[0][input_img[i]];
+        for (int i = 0; i < TT_MODEL_INPUT_BYTES; ++i) x[i] = tt_model_pixel_lut[0][img[i]];
 #else /* per-channel input normalization: channel c of each pixel has its own table */
         for (int i = 0, c = 0; i < TT_MODEL_INPUT_BYTES; ++i) {
-            x[i] = tt_model_pixel_lut[c][input_img[i]];
+            x[i] = tt_model_pixel_lut[c][img[i]];
             if (++c == TT_MODEL_PIXEL_LUTS) c = 0;
         }
 #endif
@@ -214,7 +219,13 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         /* the input now: the forward pass may reuse its arena bytes */
         if (trainable) memcpy(history[hist_len], x, TT_MODEL_INPUT_BYTES);
 #endif
+#if TT_HISTORY_MAX > 0 && STORE_FEATURES
+        /* the sample's features, copied out during the pass (they do not outlive it) */
+        if (trainable) tt_model_forward_saving_features(history[hist_len]);
+        else tt_model_forward();
+#else
         tt_model_forward();
+#endif
         t1 = board_cycles();
         logits = tt_model_output();
         static int8_t pred_logits[TT_MODEL_OUTPUT_BYTES];
@@ -222,9 +233,6 @@ static int app_sample(void *ctx, uint16_t label, uint8_t flags, tt_sample_result
         logits = pred_logits;
 #if TT_HISTORY_MAX > 0
         if (trainable) {
-#if STORE_FEATURES
-            tt_model_save_features(history[hist_len]);
-#endif
             history_label[hist_len] = (uint8_t)label;
 #ifdef TT_MODEL_LOSS_MSE
             memcpy(history_target[hist_len], target, TT_MODEL_OUTPUT_BYTES);
