@@ -9,6 +9,51 @@ size_t tt_requant_grad_s8_scratch_bytes(int32_t n)
     return 0;
 }
 
+/* out[i] = tt_rqg_apply(q, acc[i]) for i < n. With total = 31 - shift in [32, 62]
+   (factors below 1/2) and s = total - 32, requant(a) = (a * m + 2^(total-1)) >> total is
+   (hi32(a * m) + 2^(s-1)) >> s for s >= 1 (2^(total-1) is a multiple of 2^32) and
+   hi32(a * m + 2^31) for s = 0: one 32x32 -> 64 multiply, an add and a shift, no 64-bit
+   shift. Values are read before the output byte with the same index is written (out may
+   alias acc). */
+static TT_GRAD_NOINLINE void tt_rqg_apply_n(const tt_rqg *q, const int32_t *acc, int32_t n,
+                                           int8_t *out)
+{
+    const int32_t m = q->mult, total = 31 - q->shift, qmax = q->qmax;
+    if (total < 32 || total > 62) {
+        for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(q, acc[i]);
+        return;
+    }
+    const int32_t s = total - 32;
+    if (s == 0) {
+        for (int32_t i = 0; i < n; ++i) {
+            int32_t v = (int32_t)(((int64_t)acc[i] * m + 0x80000000LL) >> 32);
+            v = v > qmax ? qmax : v;
+            v = v < -qmax ? -qmax : v;
+            out[i] = (int8_t)v;
+        }
+        return;
+    }
+    const int32_t rnd = (int32_t)1 << (s - 1);
+    int32_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const int32_t a = acc[i], b = acc[i + 1];
+        int32_t v = ((int32_t)(((int64_t)a * m) >> 32) + rnd) >> s;
+        int32_t w = ((int32_t)(((int64_t)b * m) >> 32) + rnd) >> s;
+        v = v > qmax ? qmax : v;
+        v = v < -qmax ? -qmax : v;
+        w = w > qmax ? qmax : w;
+        w = w < -qmax ? -qmax : w;
+        out[i] = (int8_t)v;
+        out[i + 1] = (int8_t)w;
+    }
+    if (i < n) {
+        int32_t v = ((int32_t)(((int64_t)acc[i] * m) >> 32) + rnd) >> s;
+        v = v > qmax ? qmax : v;
+        v = v < -qmax ? -qmax : v;
+        out[i] = (int8_t)v;
+    }
+}
+
 TT_KERNEL int tt_requant_grad_s8(const int32_t *acc, int32_t n, float acc_scale, int32_t bits,
                                  tt_grad_range range, const int64_t *r_ext, int8_t *out,
                                  float *out_scale, int64_t *r_stat)
@@ -39,7 +84,7 @@ TT_KERNEL int tt_requant_grad_s8(const int32_t *acc, int32_t n, float acc_scale,
         }
         *r_stat = tt_rstat_range(&st, n, range);
     } else {
-        for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(&q, acc[i]);
+        tt_rqg_apply_n(&q, acc, n, out);
     }
     *out_scale = sc;
     return TT_OK;
