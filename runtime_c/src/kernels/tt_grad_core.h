@@ -128,6 +128,40 @@ TT_INLINE void tt_upd_w(int8_t *w, uint32_t idx, int32_t acc, const tt_chf *f,
     w[idx] = tt_sgd_update_w(w[idx], acc, f->mult, f->total, rounding, rnd);
 }
 
+/* hi32(a * b + 2^31): the rounded high word of a product (SMMULR). */
+#if TT_DSP_NATIVE
+TT_INLINE int32_t tt_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#else
+TT_INLINE int32_t tt_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
+}
+#endif
+
+/* acc + hi32(a * b) (SMMLA) and the int8 saturation, in every build. */
+TT_INLINE int32_t tt_mulhi_add(int32_t a, int32_t b, int32_t acc)
+{
+#if TT_DSP
+    return tt_smmla(a, b, acc);
+#else
+    return acc + (int32_t)(((int64_t)a * b) >> 32);
+#endif
+}
+
+TT_INLINE int32_t tt_sat8(int32_t v)
+{
+#if TT_DSP
+    return tt_ssat8(v);
+#else
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+}
+
 /* ---- requant_grad --------------------------------------------------------------------- */
 
 TT_INLINE uint32_t tt_abs32(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }

@@ -13,21 +13,16 @@ size_t tt_grad_prescale_s16_scratch_bytes(int32_t c)
     return 0;
 }
 
-TT_INLINE int32_t tt_mulhi_round(int32_t x, int32_t m)
-{
-    return (int32_t)(((int64_t)x * m + 0x80000000LL) >> 32);
-}
-
 static TT_GRAD_NOINLINE void tt_prescale_col(const int8_t *g, int16_t *t, int32_t pixels,
                                              int32_t c, int32_t m, int32_t p2)
 {
     int32_t p = 0;
     for (; p + 2 <= pixels; p += 2, g += 2 * c, t += 2 * c) {
         const int32_t a = g[0], b = g[c];
-        t[0] = (int16_t)tt_mulhi_round(a * p2, m);
-        t[c] = (int16_t)tt_mulhi_round(b * p2, m);
+        t[0] = (int16_t)tt_smmulr(a * p2, m);
+        t[c] = (int16_t)tt_smmulr(b * p2, m);
     }
-    if (p < pixels) t[0] = (int16_t)tt_mulhi_round(g[0] * p2, m);
+    if (p < pixels) t[0] = (int16_t)tt_smmulr(g[0] * p2, m);
 }
 
 TT_KERNEL void tt_grad_prescale_s16(const int8_t *gy, int32_t pixels, int32_t c,
