@@ -430,6 +430,71 @@ static TT_GRAD_NOINLINE void tt_gin_chunk8(const int16_t *tp, int32_t co, int32_
     tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 8);
 }
 
+#if TT_DSP_NATIVE
+/* a0..a3 += sum over npair channel pairs of t pair . 4 weight words, with one LDM of the
+   4 weight words per pair (t pairs: unaligned LDR). npair >= 1. */
+#define TT_GIN4_PAIR                                   \
+    "ldr r12, [%[tq]], #4\n\t"                         \
+    "ldmia %[wp]!, {r4, r5, r6, r7}\n\t"               \
+    "smlad %[a0], r12, r4, %[a0]\n\t"                  \
+    "smlad %[a1], r12, r5, %[a1]\n\t"                  \
+    "smlad %[a2], r12, r6, %[a2]\n\t"                  \
+    "smlad %[a3], r12, r7, %[a3]\n\t"
+
+static TT_GRAD_NOINLINE void tt_gin4_pairs(const int16_t *t, const int32_t *w, int32_t npair,
+                                           int32_t acc[4])
+{
+    const int16_t *te = t + 2 * npair;
+    int32_t b0 = acc[0], b1 = acc[1], b2 = acc[2], b3 = acc[3];
+    if (npair & 1) {
+        __asm volatile(TT_GIN4_PAIR
+                       : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
+                         [tq] "+r"(t), [wp] "+r"(w)
+                       :
+                       : "r4", "r5", "r6", "r7", "r12", "memory");
+    }
+    if (t != te) {
+        __asm volatile("1:\n\t" TT_GIN4_PAIR TT_GIN4_PAIR
+                       "cmp %[tq], %[te]\n\t"
+                       "bne 1b\n\t"
+                       : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
+                         [tq] "+r"(t), [wp] "+r"(w)
+                       : [te] "r"(te)
+                       : "r4", "r5", "r6", "r7", "r12", "cc", "memory");
+    }
+    acc[0] = b0;
+    acc[1] = b1;
+    acc[2] = b2;
+    acc[3] = b3;
+}
+#undef TT_GIN4_PAIR
+
+static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_t npair,
+                                           int32_t odd, int32_t rows, int32_t n, int32_t *gx,
+                                           int32_t gx_row, int32_t gx_step,
+                                           const int32_t *scratch, int first)
+{
+    for (int32_t r = 0; r < rows; ++r) {
+        int32_t *gp = gx + (ptrdiff_t)r * gx_row;
+        for (int32_t j = 0; j < n; ++j, tp += co, gp += gx_step) {
+            int32_t a[4] = {0, 0, 0, 0};
+            if (!first) {
+                a[0] = gp[0]; a[1] = gp[1]; a[2] = gp[2]; a[3] = gp[3];
+            }
+            if (npair) tt_gin4_pairs(tp, scratch, npair, a);
+            if (odd) { /* last channel alone: (t[o], 0) x (w[o][i], 0) */
+                const int32_t tv = (int32_t)(uint16_t)tp[2 * npair];
+                const int32_t *wp = scratch + 4 * npair;
+                a[0] = tt_smlad(tv, wp[0], a[0]);
+                a[1] = tt_smlad(tv, wp[1], a[1]);
+                a[2] = tt_smlad(tv, wp[2], a[2]);
+                a[3] = tt_smlad(tv, wp[3], a[3]);
+            }
+            gp[0] = a[0]; gp[1] = a[1]; gp[2] = a[2]; gp[3] = a[3];
+        }
+    }
+}
+#else
 static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_t npair,
                                            int32_t odd, int32_t rows, int32_t n, int32_t *gx,
                                            int32_t gx_row, int32_t gx_step,
@@ -437,13 +502,15 @@ static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_
 {
     tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 4);
 }
+#endif
 
 static void tt_gin_block(const int16_t *t, const tt_wrows *wr, int32_t co, int32_t ci,
                          int32_t rows, int32_t n, int32_t *gx, int32_t gx_row, int32_t gx_step,
                          int32_t i0, int32_t *scratch, const int nb)
 {
-    for (int32_t oc = 0; oc < co; oc += TT_GIN_CHUNK) {
-        const int32_t oe = oc + TT_GIN_CHUNK < co ? oc + TT_GIN_CHUNK : co;
+    const int32_t chunk = TT_GIN_CHUNK * 8 / nb; /* the same 1 KB of scratch */
+    for (int32_t oc = 0; oc < co; oc += chunk) {
+        const int32_t oe = oc + chunk < co ? oc + chunk : co;
         tt_gin_prep(wr, ci, oc, oe, i0, nb, scratch);
         if (nb == 8)
             tt_gin_chunk8(t + oc, co, (oe - oc) / 2, (oe - oc) & 1, rows, n, gx + i0, gx_row,
@@ -469,12 +536,18 @@ static inline void tt_gin_mm(const int16_t *t, const int8_t *w, const int8_t *w_
     int32_t *ws = (int32_t *)scratch;
     const tt_wrows wr = {w, w_tail, split};
     int32_t i0 = 0;
+#if TT_DSP_NATIVE
+    /* blocks of 4 inputs: the LDM inner loop (tt_gin4_pairs) */
+    for (; i0 + 4 <= ci; i0 += 4)
+        tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
+#else
     for (; i0 + 8 <= ci; i0 += 8)
         tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 8);
     if (i0 + 4 <= ci) {
         tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
         i0 += 4;
     }
+#endif
     if (i0 < ci) { /* the last 1..3 inputs */
         const int16_t *tp = t;
         for (int32_t r = 0; r < rows; ++r) {
