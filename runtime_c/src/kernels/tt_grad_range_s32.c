@@ -8,21 +8,18 @@ TT_KERNEL int64_t tt_grad_range_s32(const int32_t *acc, int32_t n, tt_grad_range
 {
     if (n <= 0) return 0;
     if (range.kind == TT_RANGE_SHIFT) {
-        int32_t hi = 0, lo = 0; /* max and min, |min| taken at the end (INT32_MIN too) */
+        uint32_t m0 = 0, m1 = 0; /* two chains of max |v| (EOR + SUB with ASR #31) */
         int32_t i = 0;
         for (; i + 2 <= n; i += 2) {
-            const int32_t a = acc[i], b = acc[i + 1];
-            hi = a > hi ? a : hi;
-            lo = a < lo ? a : lo;
-            hi = b > hi ? b : hi;
-            lo = b < lo ? b : lo;
+            const uint32_t a = tt_abs32(acc[i]), b = tt_abs32(acc[i + 1]);
+            m0 = a > m0 ? a : m0;
+            m1 = b > m1 ? b : m1;
         }
         if (i < n) {
-            hi = acc[i] > hi ? acc[i] : hi;
-            lo = acc[i] < lo ? acc[i] : lo;
+            const uint32_t a = tt_abs32(acc[i]);
+            m0 = a > m0 ? a : m0;
         }
-        const uint32_t ml = 0u - (uint32_t)lo, mx = ml > (uint32_t)hi ? ml : (uint32_t)hi;
-        return (int64_t)(mx >> range.k);
+        return (int64_t)((m0 > m1 ? m0 : m1) >> range.k);
     }
     uint64_t sum = 0;
     for (int32_t i = 0; i < n; ++i) sum += tt_abs32(acc[i]);
