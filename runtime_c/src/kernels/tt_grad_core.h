@@ -716,6 +716,29 @@ static TT_GRAD_NOINLINE void tt_gw_update_block(int8_t *w, int32_t c0, int32_t c
     }
 }
 
+/* Updates of TT_GW_RUN consecutive weights of one channel (flat indices idx ..) from their
+   gradients a[]: one loop per rounding case, the hash index advanced by one per weight. */
+#define TT_GW_RUN 8
+
+static TT_GRAD_NOINLINE void tt_gw_update_run(int8_t *w, uint32_t idx, const int32_t *a,
+                                              const tt_chf *f, int32_t rounding, uint32_t key)
+{
+    int8_t *wp = w + idx;
+    if (TT_LIKELY(f->fast)) {
+        const int32_t m = f->mult, sh = f->s;
+        const uint32_t p2s = f->p2s;
+        if (rounding == TT_ROUND_STOCHASTIC) {
+            for (int32_t j = 0; j < TT_GW_RUN; ++j)
+                wp[j] = tt_upd_fast(wp[j], a[j], m, tt_hash32(idx + (uint32_t)j, key), p2s, sh);
+        } else {
+            const uint32_t h = f->h;
+            for (int32_t j = 0; j < TT_GW_RUN; ++j) wp[j] = tt_upd_fast(wp[j], a[j], m, h, p2s, sh);
+        }
+        return;
+    }
+    for (int32_t j = 0; j < TT_GW_RUN; ++j) tt_upd_w(w, idx + (uint32_t)j, a[j], f, rounding, key);
+}
+
 static inline void tt_gw_mm_update(const int8_t *gy, int32_t co, const int8_t *x, int32_t ci,
                                    int32_t zx, int32_t rows, int32_t n, int32_t x_row,
                                    int32_t x_step, int8_t *w, const tt_sgd_params *u,
@@ -753,7 +776,23 @@ static inline void tt_gw_mm_update(const int8_t *gy, int32_t co, const int8_t *x
         for (int32_t q = 0; q < nc; ++q) (void)tt_chf_weight(u, c0 + q, &f[q]);
         tt_gw_prep(gy, co, c0, rows, n, gs, gsum);
         for (int32_t q = 0; q < 4; ++q) corr[q] = (int32_t)((uint32_t)zx * (uint32_t)gsum[q]);
-        for (int32_t i0 = 0; i0 < ci; i0 += 2) {
+        int32_t i0 = 0;
+        for (; i0 + TT_GW_RUN <= ci; i0 += TT_GW_RUN) {
+            /* the sums of TT_GW_RUN inputs, then one run of updates per channel */
+            int32_t a[4][TT_GW_RUN];
+            for (int32_t j = 0; j < TT_GW_RUN; j += 2) {
+                s[0] = s[1] = s[2] = s[3] = s[4] = s[5] = s[6] = s[7] = 0;
+                tt_gw_rows2(gs, n / 2, n & 1, rows, x + i0 + j, x_row, x_step, s);
+                for (int32_t q = 0; q < 4; ++q) {
+                    a[q][j] = (int32_t)((uint32_t)s[2 * q] - (uint32_t)corr[q]);
+                    a[q][j + 1] = (int32_t)((uint32_t)s[2 * q + 1] - (uint32_t)corr[q]);
+                }
+            }
+            for (int32_t q = 0; q < nc; ++q)
+                tt_gw_update_run(w, (uint32_t)(c0 + q) * (uint32_t)ci + (uint32_t)i0, a[q],
+                                 &f[q], rounding, key);
+        }
+        for (; i0 < ci; i0 += 2) {
             const int32_t ni = i0 + 2 <= ci ? 2 : 1;
             s[0] = s[1] = s[2] = s[3] = s[4] = s[5] = s[6] = s[7] = 0;
             if (ni == 2) tt_gw_rows2(gs, n / 2, n & 1, rows, x + i0, x_row, x_step, s);
