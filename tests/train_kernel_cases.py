@@ -888,6 +888,10 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
         cases.append(grad_mask_case(random_grad(rng, n), mb, b0))
     cases.append(bias_case(pixels=300, c=13, rng=rng, name="bias 300x13 (lane flush)"))
     cases.append(bias_case(pixels=600, c=8, rng=rng, kk=6, name="bias 600x8 k=6"))
+    for n, mode in [(1500, "mean*3"), (700, "max"), (9, "max/2")]:   # add_grads: sums in parts
+        q1 = np.full(n, -128, np.int8) if n == 700 else random_grad(rng, n, 127, 0.0)
+        cases.append(add_grads_case(q1, F32(3e-3), random_grad(rng, n, 127, 0.0), F32(2.9e-3), 8,
+                                    mode))
     return cases
 
 

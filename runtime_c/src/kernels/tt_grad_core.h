@@ -211,6 +211,21 @@ TT_INLINE int8_t tt_rqg_apply(const tt_rqg *q, int32_t acc)
     return (int8_t)v;
 }
 
+/* tt_rqg_apply for factors below 1/2 (total = 31 - shift in [33, 62], s = total - 32 >= 1):
+   (hi32(a * m) + 2^(s-1)) >> s, clamped (see tt_rqg_apply_n in tt_requant_grad_s8.c). */
+TT_INLINE int tt_rqg_fast_s(const tt_rqg *q)
+{
+    const int32_t total = 31 - q->shift;
+    return total >= 33 && total <= 62 ? total - 32 : 0;
+}
+
+TT_INLINE int8_t tt_rqg_fast(int32_t a, int32_t m, int32_t s, int32_t rnd, int32_t qmax)
+{
+    int32_t v = tt_mulhi_add(a, m, rnd) >> s;
+    v = v > qmax ? qmax : v;
+    return (int8_t)(v < -qmax ? -qmax : v);
+}
+
 /* ---- convolution geometry --------------------------------------------------------------- */
 
 /* Output positions o in [*lo, *hi) whose tap o * s + off lies in [0, n_in), clipped to
