@@ -456,31 +456,45 @@ static TT_GRAD_NOINLINE void tt_gin_chunk8(const int16_t *tp, int32_t co, int32_
     "smlad %[a2], r12, r6, %[a2]\n\t"                  \
     "smlad %[a3], r12, r7, %[a3]\n\t"
 
-static TT_GRAD_NOINLINE void tt_gin4_pairs(const int16_t *t, const int32_t *w, int32_t npair,
-                                           int32_t acc[4])
+/* n pixels of one gx row (t pixels co apart, gx pixels gx_step apart) for 4 inputs:
+   gp[0..3] (+)= t . w over npair >= 1 channel pairs (+ the odd channel). */
+static TT_GRAD_NOINLINE void tt_gin4_pixels(const int16_t *tp, int32_t co, int32_t n,
+                                            int32_t *gp, int32_t gx_step,
+                                            const int32_t *scratch, int32_t npair, int32_t odd,
+                                            int first)
 {
-    const int16_t *te = t + 2 * npair;
-    int32_t b0 = acc[0], b1 = acc[1], b2 = acc[2], b3 = acc[3];
-    if (npair & 1) {
-        __asm volatile(TT_GIN4_PAIR
-                       : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
-                         [tq] "+r"(t), [wp] "+r"(w)
-                       :
-                       : "r4", "r5", "r6", "r7", "r12", "memory");
+    for (; n > 0; --n, tp += co, gp += gx_step) {
+        int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+        if (!first) {
+            b0 = gp[0]; b1 = gp[1]; b2 = gp[2]; b3 = gp[3];
+        }
+        const int16_t *t = tp, *te = tp + 2 * npair;
+        const int32_t *w = scratch;
+        if (npair & 1) {
+            __asm volatile(TT_GIN4_PAIR
+                           : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
+                             [tq] "+r"(t), [wp] "+r"(w)
+                           :
+                           : "r4", "r5", "r6", "r7", "r12", "memory");
+        }
+        if (t != te) {
+            __asm volatile("1:\n\t" TT_GIN4_PAIR TT_GIN4_PAIR
+                           "cmp %[tq], %[te]\n\t"
+                           "bne 1b\n\t"
+                           : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
+                             [tq] "+r"(t), [wp] "+r"(w)
+                           : [te] "r"(te)
+                           : "r4", "r5", "r6", "r7", "r12", "cc", "memory");
+        }
+        if (odd) { /* last channel alone: (t[o], 0) x (w[o][i], 0) */
+            const int32_t tv = (int32_t)(uint16_t)t[0];
+            b0 = tt_smlad(tv, w[0], b0);
+            b1 = tt_smlad(tv, w[1], b1);
+            b2 = tt_smlad(tv, w[2], b2);
+            b3 = tt_smlad(tv, w[3], b3);
+        }
+        gp[0] = b0; gp[1] = b1; gp[2] = b2; gp[3] = b3;
     }
-    if (t != te) {
-        __asm volatile("1:\n\t" TT_GIN4_PAIR TT_GIN4_PAIR
-                       "cmp %[tq], %[te]\n\t"
-                       "bne 1b\n\t"
-                       : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
-                         [tq] "+r"(t), [wp] "+r"(w)
-                       : [te] "r"(te)
-                       : "r4", "r5", "r6", "r7", "r12", "cc", "memory");
-    }
-    acc[0] = b0;
-    acc[1] = b1;
-    acc[2] = b2;
-    acc[3] = b3;
 }
 #undef TT_GIN4_PAIR
 
@@ -489,25 +503,13 @@ static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_
                                            int32_t gx_row, int32_t gx_step,
                                            const int32_t *scratch, int first)
 {
-    for (int32_t r = 0; r < rows; ++r) {
-        int32_t *gp = gx + (ptrdiff_t)r * gx_row;
-        for (int32_t j = 0; j < n; ++j, tp += co, gp += gx_step) {
-            int32_t a[4] = {0, 0, 0, 0};
-            if (!first) {
-                a[0] = gp[0]; a[1] = gp[1]; a[2] = gp[2]; a[3] = gp[3];
-            }
-            if (npair) tt_gin4_pairs(tp, scratch, npair, a);
-            if (odd) { /* last channel alone: (t[o], 0) x (w[o][i], 0) */
-                const int32_t tv = (int32_t)(uint16_t)tp[2 * npair];
-                const int32_t *wp = scratch + 4 * npair;
-                a[0] = tt_smlad(tv, wp[0], a[0]);
-                a[1] = tt_smlad(tv, wp[1], a[1]);
-                a[2] = tt_smlad(tv, wp[2], a[2]);
-                a[3] = tt_smlad(tv, wp[3], a[3]);
-            }
-            gp[0] = a[0]; gp[1] = a[1]; gp[2] = a[2]; gp[3] = a[3];
-        }
+    if (!npair) { /* one channel */
+        tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 4);
+        return;
     }
+    for (int32_t r = 0; r < rows; ++r, tp += (ptrdiff_t)n * co)
+        tt_gin4_pixels(tp, co, n, gx + (ptrdiff_t)r * gx_row, gx_step, scratch, npair, odd,
+                       first);
 }
 #else
 static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_t npair,
