@@ -691,12 +691,64 @@ TT_INLINE void tt_gw_rows(const int32_t *gs, int32_t npair, int32_t odd, int32_t
     s[4] = s20; s[5] = s21; s[6] = s30; s[7] = s31;
 }
 
+#if TT_DSP_NATIVE
+/* tt_gw_rows(.., 2) with the pixel-pair loop in assembly: per pixel pair 2 LDRH + ORR +
+   2 SXTB16, 4 LDR of the gy pairs, 8 SMLAD (21 instructions with the loop, whose end is
+   reloaded from the stack: 8 accumulators leave no register for it). */
+static TT_GRAD_NOINLINE void tt_gw_rows2(const int32_t *gs, int32_t npair, int32_t odd,
+                                         int32_t rows, const int8_t *x, int32_t x_row,
+                                         int32_t x_step, int32_t s[8])
+{
+    if (odd || npair == 0) {
+        tt_gw_rows(gs, npair, odd, rows, x, x_row, x_step, s, 2);
+        return;
+    }
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    int32_t s20 = s[4], s21 = s[5], s30 = s[6], s31 = s[7];
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *xp = x + (ptrdiff_t)r * x_row;
+        const int32_t *ge = gs + 4 * npair;
+        int32_t xa, xb, g;
+        __asm volatile("1:\n\t"
+                       "ldrh %[xa], [%[xp]]\n\t"
+                       "ldrh %[xb], [%[xp], %[st]]\n\t"
+                       "add %[xp], %[xp], %[st], lsl #1\n\t"
+                       "orr %[xa], %[xa], %[xb], lsl #16\n\t"
+                       "sxtb16 %[xb], %[xa], ror #8\n\t"
+                       "sxtb16 %[xa], %[xa]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s00], %[g], %[xa], %[s00]\n\t"
+                       "smlad %[s01], %[g], %[xb], %[s01]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s10], %[g], %[xa], %[s10]\n\t"
+                       "smlad %[s11], %[g], %[xb], %[s11]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s20], %[g], %[xa], %[s20]\n\t"
+                       "smlad %[s21], %[g], %[xb], %[s21]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s30], %[g], %[xa], %[s30]\n\t"
+                       "smlad %[s31], %[g], %[xb], %[s31]\n\t"
+                       "ldr %[g], %[ge]\n\t"
+                       "cmp %[gs], %[g]\n\t"
+                       "bne 1b\n\t"
+                       : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11),
+                         [s20] "+r"(s20), [s21] "+r"(s21), [s30] "+r"(s30), [s31] "+r"(s31),
+                         [xp] "+r"(xp), [gs] "+r"(gs), [xa] "=&r"(xa), [xb] "=&r"(xb),
+                         [g] "=&r"(g)
+                       : [st] "r"(x_step), [ge] "m"(ge)
+                       : "cc", "memory");
+    }
+    s[0] = s00; s[1] = s01; s[2] = s10; s[3] = s11;
+    s[4] = s20; s[5] = s21; s[6] = s30; s[7] = s31;
+}
+#else
 static TT_GRAD_NOINLINE void tt_gw_rows2(const int32_t *gs, int32_t npair, int32_t odd,
                                          int32_t rows, const int8_t *x, int32_t x_row,
                                          int32_t x_step, int32_t s[8])
 {
     tt_gw_rows(gs, npair, odd, rows, x, x_row, x_step, s, 2);
 }
+#endif
 
 static TT_GRAD_NOINLINE void tt_gw_rows1(const int32_t *gs, int32_t npair, int32_t odd,
                                          int32_t rows, const int8_t *x, int32_t x_row,
