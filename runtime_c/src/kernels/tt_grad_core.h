@@ -2,9 +2,11 @@
  *
  *   - per-channel SGD factors (validated before any weight is touched) and the update
  *     of one weight;
- *   - the integer range / requantization steps of requant_grad;
+ *   - the integer range / requantization steps of requant_grad (and the 32-bit fast form
+ *     of the requantization for factors below 1/2);
  *   - geometry of a convolution tap;
- *   - the Arm DSP matrix cores of the 1x1 / fc input and weight gradients.
+ *   - the Arm DSP matrix cores of the 1x1 / fc input and weight gradients (their innermost
+ *     loops in inline assembly on the target: LDM / LDRD loads, no spills).
  */
 #ifndef TT_GRAD_CORE_H
 #define TT_GRAD_CORE_H
