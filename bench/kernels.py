@@ -6,11 +6,17 @@ timer counts instructions under -icount; resolution 40 instructions). Outputs ar
 checked against compiler.ref.ops on the target, so every number is of a bit-exact run.
 
     python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows] [--split]
+    python bench/kernels.py --train [--json out.json] [--only SUBSTRING]
 
 --rows adds the same layers computed one output row per call (the fused block / patch
 execution pattern), to show the per-call overhead of band execution.
 --split runs every weight-reading kernel with its weights in two pieces (w_tail /
 w_split, split at half the output channels, the sparse-training layout).
+--train measures the backward kernels instead (tests/train_kernel_cases.py, golden
+outputs from compiler.ref.grad_ops): input gradients and weight gradients fused with the
+update of pointwise, depthwise, kxk conv and fc layers per MAC, and the elementwise
+steps (gradient mask, prescale, requant_grad, bias update, add) per element, at layer
+shapes of the pinned 256 KB plans (bench/plans).
 Not a test: numbers are printed, nothing is asserted.
 """
 from __future__ import annotations
@@ -26,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from tests import harness
 from tests import kernel_cases as kc
+from tests import train_kernel_cases as tc
 
 FLASH_BUDGET = 700 * 1024  # case stream + golden outputs per firmware image
 
@@ -69,6 +76,79 @@ def run(cases: list[kc.Case], portable: bool, work: Path) -> list[tuple]:
     return rows
 
 
+def train_cases() -> list[tuple[str, tc.Case, int]]:
+    """(unit, case, units) of the backward kernels at the plans' layer shapes."""
+    import numpy as np
+    rng = np.random.default_rng(11)
+    out = []
+
+    def mac(c):
+        out.append(("MAC", c, c.macs))
+
+    def elem(c, n):
+        out.append(("elem", c, n))
+
+    for h, ci, co in [(8, 24, 144), (8, 144, 24), (4, 336, 112), (16, 16, 48)]:
+        mac(tc.conv_grad_in_case("conv2d_1x1", h=h, w=h, ci=ci, co=co, k=1, rng=rng,
+                                 name=f"1x1 grad_in {h}x{h} {co}->{ci}"))
+    for h, c, s in [(8, 144, 1), (4, 336, 1), (12, 48, 1), (16, 32, 2)]:
+        mac(tc.conv_grad_in_case("dwconv", h=h, w=h, ci=c, co=c, k=3, stride=s, pad=1, rng=rng,
+                                 name=f"dw grad_in {h}x{h}x{c} 3x3 s{s}"))
+    mac(tc.conv_grad_in_case("conv2d", h=8, w=8, ci=16, co=16, k=3, pad=1, rng=rng,
+                             name="conv grad_in 8x8 16->16 3x3"))
+    mac(tc.fc_grad_in_case(ci=160, co=10, batch=1, rng=rng, name="fc grad_in 160<-10"))
+    for h, ci, co, kk in [(4, 112, 224, 112), (8, 24, 144, 72), (8, 144, 24, 24)]:
+        mac(tc.conv_grad_w_case("conv2d_1x1", h=h, w=h, ci=ci, co=co, k=1, rng=rng, kk=kk,
+                                name=f"1x1 grad_w+upd {h}x{h} {ci}->{co} k={kk}"))
+    mac(tc.conv_grad_w_case("dwconv", h=8, w=8, ci=144, co=144, k=3, pad=1, rng=rng,
+                            name="dw grad_w+upd 8x8x144 3x3"))
+    mac(tc.conv_grad_w_case("conv2d", h=8, w=8, ci=16, co=16, k=3, pad=1, rng=rng,
+                            name="conv grad_w+upd 8x8 16->16 3x3"))
+    mac(tc.fc_grad_w_case(ci=160, co=10, batch=1, rng=rng, name="fc grad_w+upd 160->10 b1"))
+    g = tc.random_grad(rng, (64, 144))
+    elem(tc.prescale_case(g, rng.uniform(0.002, 0.05, 144)), g.size)
+    mb = rng.integers(0, 256, g.size // 8 + 1)
+    mb[rng.random(mb.size) < 0.3] = 255
+    elem(tc.grad_mask_case(g.ravel(), mb, 0), g.size)
+    acc = np.clip(rng.standard_normal(g.size) * 1e5, -2**31, 2**31 - 1).astype(np.int32)
+    elem(tc.requant_grad_case(acc, np.float32(1e-6), 8, "max"), g.size)
+    elem(tc.bias_case(pixels=64, c=144, rng=rng), g.size)
+    elem(tc.add_grads_case(g.ravel(), np.float32(1e-3), tc.random_grad(rng, g.size),
+                           np.float32(2e-3), 8, "max"), g.size)
+    for unit, c, _ in out:
+        c.name = c.name.split(" params")[0] if c.name else c.op
+    return out
+
+
+def run_train(only: str | None, json_out: Path | None) -> int:
+    rows = [r for r in train_cases() if not only or only in r[1].name]
+    cases = [c for _, c, _ in rows]
+    res = {}
+    with tempfile.TemporaryDirectory() as td:
+        for portable in (True, False):
+            _, text, got = tc.run_firmware(cases, Path(td) / str(portable), portable, timeout=600)
+            if len(got) != len(cases):
+                raise RuntimeError(f"firmware run failed:\n{text[-2000:]}")
+            res[portable] = got
+    hdr = (f"{'backward kernel':38s} {'units':>7s} {'portable':>10s} {'ins/unit':>8s} "
+           f"{'DSP':>10s} {'ins/unit':>8s} {'speedup':>7s}  exact")
+    print(hdr)
+    print("-" * len(hdr))
+    out, ok_all = [], True
+    for (unit, c, n), p, d in zip(rows, res[True], res[False]):
+        ok = all(r[1] == 0 and r[2] == -1 for r in (p, d))
+        ok_all &= ok
+        ip, idsp = p[5], d[5]
+        print(f"{c.name:38s} {n:7d} {ip:10d} {ip / n:8.2f} {idsp:10d} {idsp / n:8.2f} "
+              f"{ip / max(idsp, 1):7.2f}  {'yes' if ok else 'NO'}  (per {unit})")
+        out.append(dict(name=c.name, op=c.op, unit=unit, units=n, portable_instructions=ip,
+                        dsp_instructions=idsp, exact=ok))
+    print("instructions = QEMU -icount instruction count of one call (timer resolution 40)")
+    if json_out:
+        json_out.write_text(json.dumps(out, indent=1))
+    return 0 if ok_all else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, help="write the results as JSON")
@@ -76,7 +156,11 @@ def main() -> int:
     ap.add_argument("--rows", action="store_true", help="also run one output row per call")
     ap.add_argument("--split", action="store_true",
                     help="weights split at half the output channels (w_tail / w_split)")
+    ap.add_argument("--train", action="store_true",
+                    help="the backward kernels (per MAC / per element) instead")
     args = ap.parse_args()
+    if args.train:
+        return run_train(args.only, args.json)
     cases = kc.bench_cases()
     if args.only:
         cases = [c for c in cases if args.only in c.name]

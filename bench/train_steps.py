@@ -4,6 +4,8 @@ RAM (arena, trained parameters, linked total) and flash, or the plan's RAM need 
 does not fit the 256 KB board. Writes bench/results.json (section "train_steps").
 
     .venv/bin/python bench/train_steps.py [--size 128] [--models ...]
+    .venv/bin/python bench/train_steps.py --plans [models]   (bench/train_profile.py: the
+        pinned bench/plans/<model>.json plans, with a per-step backward profile)
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ RESULTS = REPO / "bench" / "results.json"
 
 @exit_on_error()  # a bad model (unknown, missing, corrupt): one error line, exit 2
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--plans"]:
+        from bench import train_profile
+        return train_profile.main(["--models", *argv[1:]] if argv[1:] else [])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--size", type=int, default=128)

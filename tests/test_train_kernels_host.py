@@ -64,7 +64,7 @@ def test_sweep(drivers):
 
 def test_firmware_suite(drivers):
     """The suites the QEMU test embeds pass on the host too."""
-    run_all(drivers, tc.sweep_cases(seed=99, small=True) + tc.perf_cases())
+    run_all(drivers, tc.sweep_cases(seed=99, small=True) + tc.perf_cases() + tc.fastpath_cases())
 
 
 def test_detects_a_wrong_golden(drivers):

@@ -31,7 +31,7 @@ pytestmark = [
 def qemu_cases() -> list[tc.Case]:
     # the sweep splits the weights of a third of its weight-taking cases
     return (tc.sweep_cases(seed=99, small=True) + tc.split_edge_cases() + tc.perf_cases()
-            + tc.per_axis_and_se_cases())
+            + tc.per_axis_and_se_cases() + tc.fastpath_cases())
 
 
 def run_cases(cases: list[tc.Case], out_dir: Path, portable: bool, timeout: float = 120):

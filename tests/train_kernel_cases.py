@@ -866,6 +866,35 @@ def per_axis_and_se_cases(seed: int = 4242) -> list[Case]:
     return apply_splits(cases, seed)
 
 
+def fastpath_cases(seed: int = 31) -> list[Case]:
+    """Edges of the faster backward paths: requant_grad with factors in [1/2, 1) (total
+    32) and above (total < 32), prescale channels far below the largest weight scale
+    (total > 32), masks from a byte boundary with bytes of ones, zeros and mixed, bias
+    sums over more than 256 pixels (the int16 lanes are flushed)."""
+    rng = np.random.default_rng([seed, 0xB3D])
+    cases: list[Case] = []
+    for amax, n in [(200, 37), (100, 8), (254, 9), (2**31 - 1, 21), (3000, 64)]:
+        acc = rng.integers(-amax, amax + 1, n).astype(np.int32)
+        acc[0] = amax
+        for mode in ("max", "max/4", "mean*3"):
+            cases.append(requant_grad_case(acc, F32(1e-4), 8, mode))
+        cases.append(requant_grad_case(acc, F32(1e-4), 5, "max", in_place=True))
+    ws = np.concatenate([[0.05], rng.uniform(1e-6, 0.05, 30), [1e-5, 2e-4, 0.05 / 64, 0.05 / 33]])
+    cases.append(prescale_case(random_grad(rng, (7, ws.size)), ws))
+    mb = rng.integers(0, 256, 24).astype(np.uint8)
+    mb[[1, 5, 6]] = 0xFF
+    mb[[2, 7]] = 0
+    for n, b0 in [(150, 0), (64, 8), (77, 16), (5, 0), (60, 4)]:
+        cases.append(grad_mask_case(random_grad(rng, n), mb, b0))
+    cases.append(bias_case(pixels=300, c=13, rng=rng, name="bias 300x13 (lane flush)"))
+    cases.append(bias_case(pixels=600, c=8, rng=rng, kk=6, name="bias 600x8 k=6"))
+    for n, mode in [(1500, "mean*3"), (700, "max"), (9, "max/2")]:   # add_grads: sums in parts
+        q1 = np.full(n, -128, np.int8) if n == 700 else random_grad(rng, n, 127, 0.0)
+        cases.append(add_grads_case(q1, F32(3e-3), random_grad(rng, n, 127, 0.0), F32(2.9e-3), 8,
+                                    mode))
+    return cases
+
+
 def tc_special_factor_rows() -> np.ndarray:
     return np.array([[1e-30, 1e-30, 1e-30, 1e-30], [1e30, 1e30, 1.0, 1e-30], [0.1, 0.2, 0.3, 0.0],
                      [1.0, 1.0, 1e-40, 1e-5], [0.5, 2**-100, 2**-20, 2**-30]], np.float32)

@@ -30,10 +30,29 @@ TT_KERNEL int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, floa
     f2 = f2 + 0.5f;
     f2 = floorf(f2);
     const int32_t m1 = (int32_t)f1, m2 = (int32_t)f2; /* |m| <= 2^14 */
-    /* pass 1: statistic of acc = q1 * m1 + q2 * m2 (not stored) */
-    tt_rstat st = {0, 0};
-    for (int32_t i = 0; i < n; ++i) tt_rstat_add(&st, q1[i] * m1 + q2[i] * m2);
-    const int64_t r = tt_rstat_range(&st, n, range);
+    /* pass 1: statistic of acc = q1 * m1 + q2 * m2 (not stored): only what the range
+       kind reads (max |acc| or sum |acc|) */
+    int64_t r;
+    if (range.kind == TT_RANGE_SHIFT) {
+        uint32_t mx = 0;
+        for (int32_t i = 0; i < n; ++i) {
+            const uint32_t a = tt_abs32(q1[i] * m1 + q2[i] * m2);
+            mx = a > mx ? a : mx;
+        }
+        r = n > 0 ? (int64_t)(mx >> range.k) : 0;
+    } else {
+        uint32_t sum = 0; /* |acc| <= 2^22: 512 of them fit in 32 bits */
+        uint64_t sum64 = 0;
+        for (int32_t i = 0; i < n; ++i) {
+            sum += tt_abs32(q1[i] * m1 + q2[i] * m2);
+            if ((i & 511) == 511) {
+                sum64 += sum;
+                sum = 0;
+            }
+        }
+        sum64 += sum;
+        r = n > 0 ? (int64_t)range.k * (int64_t)(sum64 / (uint64_t)n) : 0;
+    }
     if (r <= 0) {
         for (int32_t i = 0; i < n; ++i) out[i] = 0;
         *out_scale = sc;
@@ -42,7 +61,14 @@ TT_KERNEL int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, floa
     tt_rqg q;
     const float osc = tt_rqg_setup(&q, r, qmax, sc);
     /* pass 2: recompute and requantize */
-    for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(&q, q1[i] * m1 + q2[i] * m2);
+    const int32_t fs = tt_rqg_fast_s(&q);
+    if (fs) {
+        const int32_t m = q.mult, rnd = (int32_t)1 << (fs - 1);
+        for (int32_t i = 0; i < n; ++i)
+            out[i] = tt_rqg_fast(q1[i] * m1 + q2[i] * m2, m, fs, rnd, qmax);
+    } else {
+        for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(&q, q1[i] * m1 + q2[i] * m2);
+    }
     *out_scale = osc;
     return TT_OK;
 }

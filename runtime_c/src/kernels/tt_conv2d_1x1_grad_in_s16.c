@@ -1,7 +1,7 @@
 /* Pointwise convolution (k = 1, pad = 0, any stride): input gradient, a matrix product
  * over the output pixels; the DSP variant is the input-gradient core of tt_grad_core.h.
- * Measured on the emulated Cortex-M7 (8x8 pixels, 48/96 channels): ~1.5 instructions per
- * MAC (the portable build: ~7). */
+ * Measured on the emulated Cortex-M7 (bench/kernels.py --train): 1.0-1.25 instructions
+ * per MAC (the portable build: ~4.5). */
 #include "tt_grad_core.h"
 
 size_t tt_conv2d_1x1_grad_in_s16_scratch_bytes(const tt_conv_params *p)

@@ -2,8 +2,9 @@
  * depthwise convolution, compiler.ref.grad_ops.conv_grad_input with groups = C).
  *
  * DSP variant: channels in chunks of 32; the chunk's weights are paired per tap in
- * scratch ((w[c][tap], w[c+1][tap]) as int16 lanes); per gx pixel and valid tap, two
- * channels per SMLABB + SMLATT, accumulated in gx itself (the first valid tap writes).
+ * scratch ((w[c][tap], w[c+1][tap]) as int16 lanes); per gx row: the row is zeroed, then
+ * each tap adds its contribution to all the gx pixels it reaches in one call (two
+ * channels per SMLABB + SMLATT, accumulated in gx itself).
  * Stride and padding may differ per axis (TT_STRIDE_W / TT_PAD_W for the columns). */
 #include "tt_grad_core.h"
 
@@ -16,43 +17,82 @@ size_t tt_dwconv_grad_in_s16_scratch_bytes(const tt_conv_params *p)
 
 #if TT_DSP
 
-/* g[0 .. 2 np + odd) (=|+=) t[.] * w[.][tap] for one tap, 4 channels per iteration. */
-static TT_GRAD_NOINLINE void tt_dw_gin_tap(int32_t *g, const int16_t *tp, const int32_t *wsp,
-                                           int32_t np, int32_t odd, int32_t wlast, int first)
+/* One tap over `count` gx pixels of a row (g_step, t_step apart): g[c] += t[c] * w[c][tap]
+   for the chunk's channels (2 np + odd), 4 channels per iteration (2 t words, 2 weight
+   pair words, SMLABB / SMLATT into the 4 accumulators in gx). */
+#if TT_DSP_NATIVE
+/* nq >= 1 quads: per quad 2 LDR (t), LDRD (weight pairs), 2 LDRD + 2 STRD (gx) and 4
+   SMLAxy: 12 instructions for 4 MACs with the loop. */
+static TT_GRAD_NOINLINE void tt_dw_gin_quads(int32_t *g, int32_t g_step, const int16_t *t,
+                                             int32_t t_step, const int32_t *wsp, int32_t nq,
+                                             int32_t count)
 {
-    int32_t *ge4 = g + 4 * (np / 2);
-    if (first) {
-        for (; g != ge4; g += 4, tp += 4, wsp += 2) {
-            const int32_t t0 = tt_ld32(tp), t1 = tt_ld32(tp + 2), w0 = wsp[0], w1 = wsp[1];
-            g[0] = tt_smlabb(t0, w0, 0);
-            g[1] = tt_smlatt(t0, w0, 0);
-            g[2] = tt_smlabb(t1, w1, 0);
-            g[3] = tt_smlatt(t1, w1, 0);
-        }
+    for (; count > 0; --count, g += g_step, t += t_step) {
+    int32_t *gp = g;
+    const int16_t *tp = t, *te = t + 4 * nq;
+    const int32_t *wp = wsp;
+    int32_t t0, t1, w0, w1, g0, g1, g2, g3;
+    __asm volatile("1:\n\t"
+                   "ldr %[t0], [%[tp]], #4\n\t"
+                   "ldr %[t1], [%[tp]], #4\n\t"
+                   "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                   "ldrd %[g0], %[g1], [%[gp]]\n\t"
+                   "ldrd %[g2], %[g3], [%[gp], #8]\n\t"
+                   "smlabb %[g0], %[t0], %[w0], %[g0]\n\t"
+                   "smlatt %[g1], %[t0], %[w0], %[g1]\n\t"
+                   "smlabb %[g2], %[t1], %[w1], %[g2]\n\t"
+                   "smlatt %[g3], %[t1], %[w1], %[g3]\n\t"
+                   "strd %[g2], %[g3], [%[gp], #8]\n\t"
+                   "strd %[g0], %[g1], [%[gp]], #16\n\t"
+                   "cmp %[tp], %[te]\n\t"
+                   "bne 1b\n\t"
+                   : [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+                     [g0] "=&r"(g0), [g1] "=&r"(g1), [g2] "=&r"(g2), [g3] "=&r"(g3),
+                     [tp] "+r"(tp), [wp] "+r"(wp), [gp] "+r"(gp)
+                   : [te] "r"(te)
+                   : "cc", "memory");
+    }
+}
+#else
+static TT_GRAD_NOINLINE void tt_dw_gin_quads(int32_t *g, int32_t g_step, const int16_t *t,
+                                             int32_t t_step, const int32_t *wsp, int32_t nq,
+                                             int32_t count)
+{
+    for (; count > 0; --count, g += g_step, t += t_step) {
+    int32_t *gp = g;
+    const int16_t *tp = t;
+    const int32_t *wp = wsp;
+    for (int32_t q = 0; q < nq; ++q, gp += 4, tp += 4, wp += 2) {
+        const int32_t t0 = tt_ld32(tp), t1 = tt_ld32(tp + 2), w0 = wp[0], w1 = wp[1];
+        gp[0] = tt_smlabb(t0, w0, gp[0]);
+        gp[1] = tt_smlatt(t0, w0, gp[1]);
+        gp[2] = tt_smlabb(t1, w1, gp[2]);
+        gp[3] = tt_smlatt(t1, w1, gp[3]);
+    }
+    }
+}
+#endif
+
+/* One tap over `count` gx pixels of a row (g_step, t_step apart): g[c] += t[c] * w[c][tap]
+   for the chunk's channels (2 np + odd). */
+static void tt_dw_gin_row(int32_t *g, int32_t g_step, const int16_t *t, int32_t t_step,
+                          const int32_t *wsp, int32_t np, int32_t odd, int32_t wlast,
+                          int32_t count)
+{
+    const int32_t nq = np / 2;
+    if (nq) tt_dw_gin_quads(g, g_step, t, t_step, wsp, nq, count);
+    if (!(np & 1) && !odd) return;
+    for (; count > 0; --count, g += g_step, t += t_step) {
+        int32_t *gp = g + 4 * nq;
+        const int16_t *tp = t + 4 * nq;
         if (np & 1) {
-            const int32_t t0 = tt_ld32(tp), w0 = wsp[0];
-            g[0] = tt_smlabb(t0, w0, 0);
-            g[1] = tt_smlatt(t0, w0, 0);
-            g += 2;
+            const int32_t t0 = tt_ld32(tp), w0 = wsp[2 * nq];
+            gp[0] = tt_smlabb(t0, w0, gp[0]);
+            gp[1] = tt_smlatt(t0, w0, gp[1]);
+            gp += 2;
             tp += 2;
         }
-        if (odd) g[0] = tp[0] * wlast;
-    } else {
-        for (; g != ge4; g += 4, tp += 4, wsp += 2) {
-            const int32_t t0 = tt_ld32(tp), t1 = tt_ld32(tp + 2), w0 = wsp[0], w1 = wsp[1];
-            g[0] = tt_smlabb(t0, w0, g[0]);
-            g[1] = tt_smlatt(t0, w0, g[1]);
-            g[2] = tt_smlabb(t1, w1, g[2]);
-            g[3] = tt_smlatt(t1, w1, g[3]);
-        }
-        if (np & 1) {
-            const int32_t t0 = tt_ld32(tp), w0 = wsp[0];
-            g[0] = tt_smlabb(t0, w0, g[0]);
-            g[1] = tt_smlatt(t0, w0, g[1]);
-            g += 2;
-            tp += 2;
-        }
-        if (odd) g[0] += tp[0] * wlast;
+        if (odd) gp[0] += tp[0] * wlast;
     }
 }
 
@@ -75,26 +115,24 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
         const int8_t *wl = tt_dw_w_row(p, c0 + nc - 1); /* last channel (odd nc) */
         for (int32_t iy = y0; iy < y1; ++iy) {
             int32_t *g = gx + (ptrdiff_t)(iy - gx_row0) * wi * ch + c0;
-            for (int32_t ix = 0; ix < wi; ++ix, g += ch) {
-                int first = 1;
-                for (int32_t ky = 0; ky < kh; ++ky) {
-                    const int32_t py = iy + pad - ky;
-                    if (py < 0 || py % s) continue;
-                    const int32_t oy = py / s;
-                    if (oy >= ho) continue;
-                    for (int32_t kx = 0; kx < kw; ++kx) {
-                        const int32_t px = ix + pw - kx;
-                        if (px < 0 || px % sw) continue;
-                        const int32_t ox = px / sw;
-                        if (ox >= wo) continue;
-                        const int32_t tap = ky * kw + kx;
-                        tt_dw_gin_tap(g, t + ((ptrdiff_t)(oy - t_row0) * wo + ox) * ch + c0,
-                                      ws + tap * np, np, odd, wl[tap], first);
-                        first = 0;
-                    }
+            for (int32_t ix = 0; ix < wi; ++ix)
+                memset(g + (ptrdiff_t)ix * ch, 0, (size_t)nc * 4u);
+            for (int32_t ky = 0; ky < kh; ++ky) {
+                const int32_t py = iy + pad - ky;
+                if (py < 0 || py % s) continue;
+                const int32_t oy = py / s;
+                if (oy >= ho) continue;
+                const int16_t *trow = t + (ptrdiff_t)(oy - t_row0) * wo * ch + c0;
+                for (int32_t kx = 0; kx < kw; ++kx) {
+                    /* gx column ix = ox * sw + kx - pw for the ox in [lo, hi) */
+                    int32_t lo, hi;
+                    tt_tap_range(wi, wo, kx - pw, sw, &lo, &hi);
+                    if (hi <= lo) continue;
+                    const int32_t tap = ky * kw + kx;
+                    tt_dw_gin_row(g + (ptrdiff_t)(lo * sw + kx - pw) * ch, sw * ch,
+                                  trow + (ptrdiff_t)lo * ch, ch, ws + tap * np, np, odd, wl[tap],
+                                  hi - lo);
                 }
-                if (first)
-                    for (int32_t c = 0; c < nc; ++c) g[c] = 0;
             }
         }
     }

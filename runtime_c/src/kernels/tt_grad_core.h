@@ -2,9 +2,11 @@
  *
  *   - per-channel SGD factors (validated before any weight is touched) and the update
  *     of one weight;
- *   - the integer range / requantization steps of requant_grad;
+ *   - the integer range / requantization steps of requant_grad (and the 32-bit fast form
+ *     of the requantization for factors below 1/2);
  *   - geometry of a convolution tap;
- *   - the Arm DSP matrix cores of the 1x1 / fc input and weight gradients.
+ *   - the Arm DSP matrix cores of the 1x1 / fc input and weight gradients (their innermost
+ *     loops in inline assembly on the target: LDM / LDRD loads, no spills).
  */
 #ifndef TT_GRAD_CORE_H
 #define TT_GRAD_CORE_H
@@ -128,6 +130,40 @@ TT_INLINE void tt_upd_w(int8_t *w, uint32_t idx, int32_t acc, const tt_chf *f,
     w[idx] = tt_sgd_update_w(w[idx], acc, f->mult, f->total, rounding, rnd);
 }
 
+/* hi32(a * b + 2^31): the rounded high word of a product (SMMULR). */
+#if TT_DSP_NATIVE
+TT_INLINE int32_t tt_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#else
+TT_INLINE int32_t tt_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
+}
+#endif
+
+/* acc + hi32(a * b) (SMMLA) and the int8 saturation, in every build. */
+TT_INLINE int32_t tt_mulhi_add(int32_t a, int32_t b, int32_t acc)
+{
+#if TT_DSP
+    return tt_smmla(a, b, acc);
+#else
+    return acc + (int32_t)(((int64_t)a * b) >> 32);
+#endif
+}
+
+TT_INLINE int32_t tt_sat8(int32_t v)
+{
+#if TT_DSP
+    return tt_ssat8(v);
+#else
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+}
+
 /* ---- requant_grad --------------------------------------------------------------------- */
 
 TT_INLINE uint32_t tt_abs32(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
@@ -175,6 +211,21 @@ TT_INLINE int8_t tt_rqg_apply(const tt_rqg *q, int32_t acc)
     if (v > q->qmax) v = q->qmax;
     if (v < -q->qmax) v = -q->qmax;
     return (int8_t)v;
+}
+
+/* tt_rqg_apply for factors below 1/2 (total = 31 - shift in [33, 62], s = total - 32 >= 1):
+   (hi32(a * m) + 2^(s-1)) >> s, clamped (see tt_rqg_apply_n in tt_requant_grad_s8.c). */
+TT_INLINE int tt_rqg_fast_s(const tt_rqg *q)
+{
+    const int32_t total = 31 - q->shift;
+    return total >= 33 && total <= 62 ? total - 32 : 0;
+}
+
+TT_INLINE int8_t tt_rqg_fast(int32_t a, int32_t m, int32_t s, int32_t rnd, int32_t qmax)
+{
+    int32_t v = tt_mulhi_add(a, m, rnd) >> s;
+    v = v > qmax ? qmax : v;
+    return (int8_t)(v < -qmax ? -qmax : v);
 }
 
 /* ---- convolution geometry --------------------------------------------------------------- */
@@ -396,6 +447,73 @@ static TT_GRAD_NOINLINE void tt_gin_chunk8(const int16_t *tp, int32_t co, int32_
     tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 8);
 }
 
+#if TT_DSP_NATIVE
+/* a0..a3 += sum over npair channel pairs of t pair . 4 weight words, with one LDM of the
+   4 weight words per pair (t pairs: unaligned LDR). npair >= 1. */
+#define TT_GIN4_PAIR                                   \
+    "ldr r12, [%[tq]], #4\n\t"                         \
+    "ldmia %[wp]!, {r4, r5, r6, r7}\n\t"               \
+    "smlad %[a0], r12, r4, %[a0]\n\t"                  \
+    "smlad %[a1], r12, r5, %[a1]\n\t"                  \
+    "smlad %[a2], r12, r6, %[a2]\n\t"                  \
+    "smlad %[a3], r12, r7, %[a3]\n\t"
+
+/* n pixels of one gx row (t pixels co apart, gx pixels gx_step apart) for 4 inputs:
+   gp[0..3] (+)= t . w over npair >= 1 channel pairs (+ the odd channel). */
+static TT_GRAD_NOINLINE void tt_gin4_pixels(const int16_t *tp, int32_t co, int32_t n,
+                                            int32_t *gp, int32_t gx_step,
+                                            const int32_t *scratch, int32_t npair, int32_t odd,
+                                            int first)
+{
+    for (; n > 0; --n, tp += co, gp += gx_step) {
+        int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+        if (!first) {
+            b0 = gp[0]; b1 = gp[1]; b2 = gp[2]; b3 = gp[3];
+        }
+        const int16_t *t = tp, *te = tp + 2 * npair;
+        const int32_t *w = scratch;
+        if (npair & 1) {
+            __asm volatile(TT_GIN4_PAIR
+                           : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
+                             [tq] "+r"(t), [wp] "+r"(w)
+                           :
+                           : "r4", "r5", "r6", "r7", "r12", "memory");
+        }
+        if (t != te) {
+            __asm volatile("1:\n\t" TT_GIN4_PAIR TT_GIN4_PAIR
+                           "cmp %[tq], %[te]\n\t"
+                           "bne 1b\n\t"
+                           : [a0] "+r"(b0), [a1] "+r"(b1), [a2] "+r"(b2), [a3] "+r"(b3),
+                             [tq] "+r"(t), [wp] "+r"(w)
+                           : [te] "r"(te)
+                           : "r4", "r5", "r6", "r7", "r12", "cc", "memory");
+        }
+        if (odd) { /* last channel alone: (t[o], 0) x (w[o][i], 0) */
+            const int32_t tv = (int32_t)(uint16_t)t[0];
+            b0 = tt_smlad(tv, w[0], b0);
+            b1 = tt_smlad(tv, w[1], b1);
+            b2 = tt_smlad(tv, w[2], b2);
+            b3 = tt_smlad(tv, w[3], b3);
+        }
+        gp[0] = b0; gp[1] = b1; gp[2] = b2; gp[3] = b3;
+    }
+}
+#undef TT_GIN4_PAIR
+
+static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_t npair,
+                                           int32_t odd, int32_t rows, int32_t n, int32_t *gx,
+                                           int32_t gx_row, int32_t gx_step,
+                                           const int32_t *scratch, int first)
+{
+    if (!npair) { /* one channel */
+        tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 4);
+        return;
+    }
+    for (int32_t r = 0; r < rows; ++r, tp += (ptrdiff_t)n * co)
+        tt_gin4_pixels(tp, co, n, gx + (ptrdiff_t)r * gx_row, gx_step, scratch, npair, odd,
+                       first);
+}
+#else
 static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_t npair,
                                            int32_t odd, int32_t rows, int32_t n, int32_t *gx,
                                            int32_t gx_row, int32_t gx_step,
@@ -403,13 +521,15 @@ static TT_GRAD_NOINLINE void tt_gin_chunk4(const int16_t *tp, int32_t co, int32_
 {
     tt_gin_chunk(tp, co, npair, odd, rows, n, gx, gx_row, gx_step, scratch, first, 4);
 }
+#endif
 
 static void tt_gin_block(const int16_t *t, const tt_wrows *wr, int32_t co, int32_t ci,
                          int32_t rows, int32_t n, int32_t *gx, int32_t gx_row, int32_t gx_step,
                          int32_t i0, int32_t *scratch, const int nb)
 {
-    for (int32_t oc = 0; oc < co; oc += TT_GIN_CHUNK) {
-        const int32_t oe = oc + TT_GIN_CHUNK < co ? oc + TT_GIN_CHUNK : co;
+    const int32_t chunk = TT_GIN_CHUNK * 8 / nb; /* the same 1 KB of scratch */
+    for (int32_t oc = 0; oc < co; oc += chunk) {
+        const int32_t oe = oc + chunk < co ? oc + chunk : co;
         tt_gin_prep(wr, ci, oc, oe, i0, nb, scratch);
         if (nb == 8)
             tt_gin_chunk8(t + oc, co, (oe - oc) / 2, (oe - oc) & 1, rows, n, gx + i0, gx_row,
@@ -435,12 +555,18 @@ static inline void tt_gin_mm(const int16_t *t, const int8_t *w, const int8_t *w_
     int32_t *ws = (int32_t *)scratch;
     const tt_wrows wr = {w, w_tail, split};
     int32_t i0 = 0;
+#if TT_DSP_NATIVE
+    /* blocks of 4 inputs: the LDM inner loop (tt_gin4_pairs) */
+    for (; i0 + 4 <= ci; i0 += 4)
+        tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
+#else
     for (; i0 + 8 <= ci; i0 += 8)
         tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 8);
     if (i0 + 4 <= ci) {
         tt_gin_block(t, &wr, co, ci, rows, n, gx, gx_row, gx_step, i0, ws, 4);
         i0 += 4;
     }
+#endif
     if (i0 < ci) { /* the last 1..3 inputs */
         const int16_t *tp = t;
         for (int32_t r = 0; r < rows; ++r) {
@@ -567,12 +693,64 @@ TT_INLINE void tt_gw_rows(const int32_t *gs, int32_t npair, int32_t odd, int32_t
     s[4] = s20; s[5] = s21; s[6] = s30; s[7] = s31;
 }
 
+#if TT_DSP_NATIVE
+/* tt_gw_rows(.., 2) with the pixel-pair loop in assembly: per pixel pair 2 LDRH + ORR +
+   2 SXTB16, 4 LDR of the gy pairs, 8 SMLAD (21 instructions with the loop, whose end is
+   reloaded from the stack: 8 accumulators leave no register for it). */
+static TT_GRAD_NOINLINE void tt_gw_rows2(const int32_t *gs, int32_t npair, int32_t odd,
+                                         int32_t rows, const int8_t *x, int32_t x_row,
+                                         int32_t x_step, int32_t s[8])
+{
+    if (odd || npair == 0) {
+        tt_gw_rows(gs, npair, odd, rows, x, x_row, x_step, s, 2);
+        return;
+    }
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    int32_t s20 = s[4], s21 = s[5], s30 = s[6], s31 = s[7];
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *xp = x + (ptrdiff_t)r * x_row;
+        const int32_t *ge = gs + 4 * npair;
+        int32_t xa, xb, g;
+        __asm volatile("1:\n\t"
+                       "ldrh %[xa], [%[xp]]\n\t"
+                       "ldrh %[xb], [%[xp], %[st]]\n\t"
+                       "add %[xp], %[xp], %[st], lsl #1\n\t"
+                       "orr %[xa], %[xa], %[xb], lsl #16\n\t"
+                       "sxtb16 %[xb], %[xa], ror #8\n\t"
+                       "sxtb16 %[xa], %[xa]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s00], %[g], %[xa], %[s00]\n\t"
+                       "smlad %[s01], %[g], %[xb], %[s01]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s10], %[g], %[xa], %[s10]\n\t"
+                       "smlad %[s11], %[g], %[xb], %[s11]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s20], %[g], %[xa], %[s20]\n\t"
+                       "smlad %[s21], %[g], %[xb], %[s21]\n\t"
+                       "ldr %[g], [%[gs]], #4\n\t"
+                       "smlad %[s30], %[g], %[xa], %[s30]\n\t"
+                       "smlad %[s31], %[g], %[xb], %[s31]\n\t"
+                       "ldr %[g], %[ge]\n\t"
+                       "cmp %[gs], %[g]\n\t"
+                       "bne 1b\n\t"
+                       : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11),
+                         [s20] "+r"(s20), [s21] "+r"(s21), [s30] "+r"(s30), [s31] "+r"(s31),
+                         [xp] "+r"(xp), [gs] "+r"(gs), [xa] "=&r"(xa), [xb] "=&r"(xb),
+                         [g] "=&r"(g)
+                       : [st] "r"(x_step), [ge] "m"(ge)
+                       : "cc", "memory");
+    }
+    s[0] = s00; s[1] = s01; s[2] = s10; s[3] = s11;
+    s[4] = s20; s[5] = s21; s[6] = s30; s[7] = s31;
+}
+#else
 static TT_GRAD_NOINLINE void tt_gw_rows2(const int32_t *gs, int32_t npair, int32_t odd,
                                          int32_t rows, const int8_t *x, int32_t x_row,
                                          int32_t x_step, int32_t s[8])
 {
     tt_gw_rows(gs, npair, odd, rows, x, x_row, x_step, s, 2);
 }
+#endif
 
 static TT_GRAD_NOINLINE void tt_gw_rows1(const int32_t *gs, int32_t npair, int32_t odd,
                                          int32_t rows, const int8_t *x, int32_t x_row,
@@ -607,6 +785,29 @@ static TT_GRAD_NOINLINE void tt_gw_update_block(int8_t *w, int32_t c0, int32_t c
             if (ni == 2) tt_upd_w(w, idx + 1, a1, fq, rounding, key);
         }
     }
+}
+
+/* Updates of TT_GW_RUN consecutive weights of one channel (flat indices idx ..) from their
+   gradients a[]: one loop per rounding case, the hash index advanced by one per weight. */
+#define TT_GW_RUN 8
+
+static TT_GRAD_NOINLINE void tt_gw_update_run(int8_t *w, uint32_t idx, const int32_t *a,
+                                              const tt_chf *f, int32_t rounding, uint32_t key)
+{
+    int8_t *wp = w + idx;
+    if (TT_LIKELY(f->fast)) {
+        const int32_t m = f->mult, sh = f->s;
+        const uint32_t p2s = f->p2s;
+        if (rounding == TT_ROUND_STOCHASTIC) {
+            for (int32_t j = 0; j < TT_GW_RUN; ++j)
+                wp[j] = tt_upd_fast(wp[j], a[j], m, tt_hash32(idx + (uint32_t)j, key), p2s, sh);
+        } else {
+            const uint32_t h = f->h;
+            for (int32_t j = 0; j < TT_GW_RUN; ++j) wp[j] = tt_upd_fast(wp[j], a[j], m, h, p2s, sh);
+        }
+        return;
+    }
+    for (int32_t j = 0; j < TT_GW_RUN; ++j) tt_upd_w(w, idx + (uint32_t)j, a[j], f, rounding, key);
 }
 
 static inline void tt_gw_mm_update(const int8_t *gy, int32_t co, const int8_t *x, int32_t ci,
@@ -646,7 +847,23 @@ static inline void tt_gw_mm_update(const int8_t *gy, int32_t co, const int8_t *x
         for (int32_t q = 0; q < nc; ++q) (void)tt_chf_weight(u, c0 + q, &f[q]);
         tt_gw_prep(gy, co, c0, rows, n, gs, gsum);
         for (int32_t q = 0; q < 4; ++q) corr[q] = (int32_t)((uint32_t)zx * (uint32_t)gsum[q]);
-        for (int32_t i0 = 0; i0 < ci; i0 += 2) {
+        int32_t i0 = 0;
+        for (; i0 + TT_GW_RUN <= ci; i0 += TT_GW_RUN) {
+            /* the sums of TT_GW_RUN inputs, then one run of updates per channel */
+            int32_t a[4][TT_GW_RUN];
+            for (int32_t j = 0; j < TT_GW_RUN; j += 2) {
+                s[0] = s[1] = s[2] = s[3] = s[4] = s[5] = s[6] = s[7] = 0;
+                tt_gw_rows2(gs, n / 2, n & 1, rows, x + i0 + j, x_row, x_step, s);
+                for (int32_t q = 0; q < 4; ++q) {
+                    a[q][j] = (int32_t)((uint32_t)s[2 * q] - (uint32_t)corr[q]);
+                    a[q][j + 1] = (int32_t)((uint32_t)s[2 * q + 1] - (uint32_t)corr[q]);
+                }
+            }
+            for (int32_t q = 0; q < nc; ++q)
+                tt_gw_update_run(w, (uint32_t)(c0 + q) * (uint32_t)ci + (uint32_t)i0, a[q],
+                                 &f[q], rounding, key);
+        }
+        for (; i0 < ci; i0 += 2) {
             const int32_t ni = i0 + 2 <= ci ? 2 : 1;
             s[0] = s[1] = s[2] = s[3] = s[4] = s[5] = s[6] = s[7] = 0;
             if (ni == 2) tt_gw_rows2(gs, n / 2, n & 1, rows, x + i0, x_row, x_step, s);

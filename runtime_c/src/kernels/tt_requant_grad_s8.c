@@ -9,6 +9,67 @@ size_t tt_requant_grad_s8_scratch_bytes(int32_t n)
     return 0;
 }
 
+/* out[i] = tt_rqg_apply(q, acc[i]) for i < n. With total = 31 - shift in [32, 62]
+   (factors below 1/2) and s = total - 32, requant(a) = (a * m + 2^(total-1)) >> total is
+   (hi32(a * m) + 2^(s-1)) >> s for s >= 1 (2^(total-1) is a multiple of 2^32) and
+   hi32(a * m + 2^31) for s = 0: one 32x32 -> 64 multiply, an add and a shift, no 64-bit
+   shift. Values are read before the output byte with the same index is written (out may
+   alias acc). */
+/* clamp(v, -qmax, qmax) */
+TT_INLINE int32_t tt_clamp_q(int32_t v, int32_t qmax)
+{
+    v = v > qmax ? qmax : v;
+    return v < -qmax ? -qmax : v;
+}
+
+/* clamp(v, -127, 127) */
+TT_INLINE int32_t tt_clamp_q127(int32_t v)
+{
+    v = tt_sat8(v);
+    return v < -127 ? -127 : v;
+}
+
+/* The loop of tt_rqg_apply_n for s >= 1; q127: qmax is 127. */
+TT_INLINE void tt_rqg_loop(const int32_t *acc, int32_t n, int8_t *out, int32_t m, int32_t s,
+                           int32_t qmax, const int q127)
+{
+    const int32_t rnd = (int32_t)1 << (s - 1);
+    int32_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const int32_t a = acc[i], b = acc[i + 1];
+        const int32_t v = tt_mulhi_add(a, m, rnd) >> s, w = tt_mulhi_add(b, m, rnd) >> s;
+        out[i] = (int8_t)(q127 ? tt_clamp_q127(v) : tt_clamp_q(v, qmax));
+        out[i + 1] = (int8_t)(q127 ? tt_clamp_q127(w) : tt_clamp_q(w, qmax));
+    }
+    if (i < n) {
+        const int32_t v = tt_mulhi_add(acc[i], m, rnd) >> s;
+        out[i] = (int8_t)(q127 ? tt_clamp_q127(v) : tt_clamp_q(v, qmax));
+    }
+}
+
+/* out[i] = tt_rqg_apply(q, acc[i]) for i < n. With total = 31 - shift in [32, 62]
+   (factors below 1/2) and s = total - 32, requant(a) = (a * m + 2^(total-1)) >> total is
+   (hi32(a * m) + 2^(s-1)) >> s for s >= 1 (2^(total-1) is a multiple of 2^32: one SMMLA
+   and a shift) and hi32(a * m + 2^31) for s = 0 (SMMULR). Values are read before the
+   output byte with the same index is written (out may alias acc). */
+static TT_GRAD_NOINLINE void tt_rqg_apply_n(const tt_rqg *q, const int32_t *acc, int32_t n,
+                                           int8_t *out)
+{
+    const int32_t m = q->mult, total = 31 - q->shift, qmax = q->qmax;
+    if (total < 32 || total > 62) {
+        for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(q, acc[i]);
+        return;
+    }
+    const int32_t s = total - 32;
+    if (s == 0) {
+        for (int32_t i = 0; i < n; ++i) out[i] = (int8_t)tt_clamp_q(tt_smmulr(acc[i], m), qmax);
+    } else if (qmax == 127) {
+        tt_rqg_loop(acc, n, out, m, s, qmax, 1);
+    } else {
+        tt_rqg_loop(acc, n, out, m, s, qmax, 0);
+    }
+}
+
 TT_KERNEL int tt_requant_grad_s8(const int32_t *acc, int32_t n, float acc_scale, int32_t bits,
                                  tt_grad_range range, const int64_t *r_ext, int8_t *out,
                                  float *out_scale, int64_t *r_stat)
@@ -39,7 +100,7 @@ TT_KERNEL int tt_requant_grad_s8(const int32_t *acc, int32_t n, float acc_scale,
         }
         *r_stat = tt_rstat_range(&st, n, range);
     } else {
-        for (int32_t i = 0; i < n; ++i) out[i] = tt_rqg_apply(&q, acc[i]);
+        tt_rqg_apply_n(&q, acc, n, out);
     }
     *out_scale = sc;
     return TT_OK;
