@@ -11,12 +11,15 @@
  * channel, so SMLAD needs two taps of the same channel in one register. Per group of 4
  * channels the kernel keeps, in scratch, a ring of k input rows in a "pair" layout:
  * word (m * k + slot) * 4 + channel holds (x[2m] - in_zero, x[2m+1] - in_zero) as two
- * int16 lanes, in padded column coordinates (padding columns are 0, padding rows are
- * zero-filled slots, so borders need no tests). Each input row is widened once per group
- * and call (2 pixels x 4 channels: 2 LDR, 2 PKH, 4 SXTAB16, 2 STRD) and reused by every
- * output row of the call that reads it. The ring rotates: row iy lives in slot iy mod k;
- * instead of moving data, the weights are kept in slot order in a per-channel context
- * (one context refreshed per row for 3x3, one per rotation for 5x5 / 7x7).
+ * int16 lanes, in padded column coordinates (padding columns are 0, so borders need no
+ * tests). Each input row is widened once per group and call (2 pixels x 4 channels: 2 LDR,
+ * 2 PKH, 4 SXTAB16, 2 STRD) and reused by every output row of the call that reads it.
+ * Over several rows the ring rotates: row iy lives in slot iy mod k; instead of moving
+ * data, the weights are kept in slot order in a per-channel context (one context
+ * refreshed per row for 3x3, one per rotation for 5x5 / 7x7), rotated from the group's
+ * packed weights; padding rows are zero-filled slots. A one-row call (the fused block
+ * runs a layer so, one output row per call) loads its k rows in kernel order, packs the
+ * weights straight into the contexts and gives padding rows zero weights instead of data.
  *
  * Per channel the packed weights (int16 pairs, pre-scaled for the fast requantization)
  * multiply the pairs directly, for k = 2h + 1 and P[m] the pair word of column m:
@@ -207,6 +210,34 @@ static void dw_zero_pads(dw_ring *rg, const tt_conv_params *p)
         if (m >= rg->rw) break;
         for (int32_t i = 0; i < cs; ++i) rg->w[m * cs + i] = 0;
     }
+}
+
+/* tt_rq_plan_w(q, ..., 8) with its first attempt (the weight-independent bound
+   |bias| + k * xmax * 128) in 32-bit arithmetic when that is exact: shift <= -2 (lsh 0),
+   t <= 22, an int8 zero point and a bound below 2^31 give the same plan; anything else
+   (and a failed first attempt) goes to tt_rq_plan_w. Runs per channel and call, so per
+   output row in the fused block. */
+TT_INLINE int dw_plan(tt_rq *q, int32_t bias, int32_t mult, int32_t shift, int32_t zero,
+                      const int8_t *w, int32_t k, int32_t xmax)
+{
+    const uint32_t b = bias < 0 ? 0u - (uint32_t)bias : (uint32_t)bias;
+    const uint32_t kx = (uint32_t)(k * xmax * 128);
+    int32_t t = -1 - shift;
+    if (mult >= 0 && shift <= -2 && t <= 22 && zero >= -128 && zero <= 127 &&
+        b <= 0x7FFFFFFFu - kx) {
+        const int32_t hi_max = (int32_t)(((uint64_t)(b + kx) * (uint32_t)mult) >> 32) + 1;
+        while (t > 1 && hi_max < (1 << (t - 2))) --t;
+        const int32_t off = (1 << (t - 1)) + zero * (1 << t);
+        const uint32_t off_abs = off < 0 ? 0u - (uint32_t)off : (uint32_t)off;
+        if ((uint32_t)hi_max + off_abs <= 0x7FFFFFFFu) {
+            q->mult = mult;
+            q->off = off;
+            q->t = t;
+            q->lsh = 0;
+            return 1;
+        }
+    }
+    return tt_rq_plan_w(q, bias, mult, shift, zero, w, k, xmax, 8);
 }
 
 /* Zero all columns of ring slot `slot` (a padding row). */
@@ -550,7 +581,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
     tt_rq plan[4];
     int fast[4];
     const int8_t *wcs[4];
-    int32_t packed[4][7 * 6]; /* several rows: each channel's weights in rotation 0 */
+    int32_t packed[4][7 * 6]; /* several rows: each channel's weights in kernel order */
     dw_zero_pads(&rg, p);
     /* split weights (tt_dw_w_row): channels [0, wsp) at w, the rest at w_tail; wrow steps
        over the channels' taps */
@@ -565,8 +596,8 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             const int32_t c = g + j;
             wcs[j] = wrow;
             wrow = c + 1 == wsp ? w_tail : wrow + K * K;
-            fast[j] = tt_rq_plan_w(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
-                                   wcs[j], K * K, tt_xmax(p->in_zero), 8);
+            fast[j] = dw_plan(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
+                              wcs[j], K * K, tt_xmax(p->in_zero));
             if (fast[j] && !one_row) dw_pack_ctx(packed[j], wcs[j], 0, plan[j].lsh, K, S);
             all_fast &= fast[j];
         }
@@ -600,9 +631,10 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             const uint32_t key = 1u << slot0;
             if (padmask || !(built & key)) {
                 /* the header of a context is the same for every rotation: 3x3 (one
-                   context set) writes it once per group */
-                const int hdr = DW_NROT(K) != 1 || !(built & 0x80000000u);
-                if (DW_NROT(K) == 1) built = (padmask ? 0 : key) | 0x80000000u;
+                   context set) writes it once per group (flag HDR) */
+                const uint32_t HDR = 1u << 31;
+                const int hdr = DW_NROT(K) != 1 || !(built & HDR);
+                if (DW_NROT(K) == 1) built = (padmask ? 0 : key) | HDR;
                 else built = padmask ? built & ~key : built | key;
                 for (int32_t j = 0; j < nc; ++j) {
                     if (!fast[j]) continue;
@@ -617,9 +649,12 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                     if (one_row) { /* slot0 = 0 */
                         dw_pack_ctx(cx->w, wcs[j], padmask, plan[j].lsh, K, S);
                     } else { /* rotate the group's packed weights: kernel row r to slot0 + r */
-                        const int32_t split = (K - slot0) * NW;
-                        for (int32_t i = 0; i < split; ++i) cx->w[slot0 * NW + i] = packed[j][i];
-                        for (int32_t i = 0; i < slot0 * NW; ++i) cx->w[i] = packed[j][split + i];
+                        TT_UNROLL
+                        for (int r = 0; r < K; ++r) {
+                            int32_t *d = cx->w + (slot0 + r < K ? slot0 + r : slot0 + r - K) * NW;
+                            TT_UNROLL
+                            for (int i = 0; i < NW; ++i) d[i] = packed[j][r * NW + i];
+                        }
                     }
                 }
             }
@@ -650,8 +685,8 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
    after). The row loops read pair words up to out_w + k / 2 (the pair of the output
    past an odd out_w included), which with one more output stays 3 words inside the
    ring's zeroed margin (TT_DW_ROW_WORDS: 4); anything wider takes the direct loops.
-   Rows need no test: every row outside [0, in_h) is a zero slot, so any out_h (bottom
-   padding != top) is exact. */
+   Rows need no test: every row outside [0, in_h) is a zero slot or has zero weights, so
+   any out_h (bottom padding != top) is exact. */
 static int dw_dsp_ok(const tt_conv_params *p, int32_t k, int32_t s)
 {
     return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 && TT_SQUARE(p) &&
