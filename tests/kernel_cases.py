@@ -276,6 +276,8 @@ def conv_case(op: str, *, h: int, w: int, ci: int, co: int, k: int, stride: int,
     ho, wo = y.shape[1], y.shape[2]
     if bands == "random":
         bands = random_bands(rng, ho)
+    elif bands == "rows":  # one output row per call, as the fused block runs a layer
+        bands = [(y, y + 1) for y in range(ho)]
     params = [h, w, ci, ho, wo, co, kh, kw, stride, pad, xz, yz, lo, hi]
     geo = f"s{stride} p{pad}"
     if per_axis:
@@ -613,6 +615,18 @@ def dwconv_wrapper_cases(seed: int = 4321, small: bool = False) -> list[Case]:
                                  pad=pad, seed=int(rng.integers(0, 2**31)),
                                  regime=regimes[(i + j) % 3], act=act,
                                  bands="random" if (i + j) % 2 else None))
+    # one output row per call (the fused block's pattern): every square fast shape, rows
+    # and columns of padding on both sides, odd channel counts, widths off the unroll
+    for i, (k, st) in enumerate([(3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2)]):
+        for j, pad in enumerate((k // 2, k // 2 - 1 + 2 * (i % 2))):
+            c = (5, 9)[(i + j) % 2]
+            h0 = max(1, k - 2 * pad)
+            w0 = max(1, 3 * st + k - 2 * pad)
+            h, w = int(rng.integers(h0, h0 + 5)), int(rng.integers(w0, w0 + 6))
+            out.append(conv_case("dwconv_wrapper", h=h, w=w, ci=c, co=c, k=k, stride=st,
+                                 pad=pad, seed=int(rng.integers(0, 2**31)),
+                                 regime=regimes[(i + j) % 3],
+                                 act=(-128, 127) if j == 0 else random_act(rng), bands="rows"))
     return out
 
 
@@ -762,6 +776,9 @@ def asym_pad_cases(seed: int = 5151) -> list[Case]:
             out.append(conv_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=st, pad=p, pad_end=pe,
                                  seed=s(), act=full if (i + ci) % 3 else random_act(rng),
                                  bands="random" if (i + ci) % 2 else None))
+    for i, (k, st, p, pe, h, w) in enumerate(geos[::3]):  # one output row per call
+        out.append(conv_case("dwconv_wrapper", h=h, w=w, ci=7, co=7, k=k, stride=st, pad=p,
+                             pad_end=pe, seed=s(), act=full, bands="rows"))
     out.append(conv_case("conv2d", h=8, w=6, ci=3, co=4, k=3, kw=2, stride=2, stride_w=1, pad=0,
                          pad_w=1, pad_end=(1, 0), seed=s()))
     for kh, kw, st, p, pe, h, w in [(3, 3, 2, 0, (1, 1), 8, 8), (2, 2, 2, 0, (1, 1), 7, 5),

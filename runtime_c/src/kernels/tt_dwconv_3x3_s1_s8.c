@@ -3,12 +3,6 @@
  * hand-written 3x3 row loop (falling back to the direct loops for a shape it does not
  * cover); the portable build the direct loops with constant k and stride.
  */
-/* dw_pack_weights (once per channel group) stays a call here, as GCC compiled this
-   kernel when the three depthwise kernels shared one file: inlining it reallocates the
-   registers of the whole kernel. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define TT_DW_PACK_ATTR __attribute__((noinline, noclone))
-#endif
 #include "tt_dwconv_core.h"
 
 size_t tt_dwconv_3x3_s1_s8_scratch_bytes(const tt_conv_params *p)

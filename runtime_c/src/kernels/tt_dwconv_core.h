@@ -11,12 +11,15 @@
  * channel, so SMLAD needs two taps of the same channel in one register. Per group of 4
  * channels the kernel keeps, in scratch, a ring of k input rows in a "pair" layout:
  * word (m * k + slot) * 4 + channel holds (x[2m] - in_zero, x[2m+1] - in_zero) as two
- * int16 lanes, in padded column coordinates (padding columns are 0, padding rows are
- * zero-filled slots, so borders need no tests). Each input row is widened once per group
- * and call (2 pixels x 4 channels: 2 LDR, 2 PKH, 4 SXTAB16, 2 STRD) and reused by every
- * output row of the call that reads it. The ring rotates: row iy lives in slot iy mod k;
- * instead of moving data, the weights are kept in slot order in a per-channel context
- * (one context refreshed per row for 3x3, one per rotation for 5x5 / 7x7).
+ * int16 lanes, in padded column coordinates (padding columns are 0, so borders need no
+ * tests). Each input row is widened once per group and call (2 pixels x 4 channels: 2 LDR,
+ * 2 PKH, 4 SXTAB16, 2 STRD) and reused by every output row of the call that reads it.
+ * Over several rows the ring rotates: row iy lives in slot iy mod k; instead of moving
+ * data, the weights are kept in slot order in a per-channel context (one context
+ * refreshed per row for 3x3, one per rotation for 5x5 / 7x7), rotated from the group's
+ * packed weights; padding rows are zero-filled slots. A one-row call (the fused block
+ * runs a layer so, one output row per call) loads its k rows in kernel order, packs the
+ * weights straight into the contexts and gives padding rows zero weights instead of data.
  *
  * Per channel the packed weights (int16 pairs, pre-scaled for the fast requantization)
  * multiply the pairs directly, for k = 2h + 1 and P[m] the pair word of column m:
@@ -41,6 +44,12 @@
 
 #ifndef TT_DW_BIG
 #define TT_DW_BIG 0
+#endif
+
+#if defined(__GNUC__)
+#define TT_NOINLINE __attribute__((noinline))
+#else
+#define TT_NOINLINE
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -114,12 +123,21 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
     const int32_t m_first = (pad + 1) / 2, m_full_end = (W + pad) / 2;
     const int32_t m_end = (W + pad - 1) / 2 + 1;
     int32_t m = m_first;
+    const int32_t zoff = tt_pack16(-zi, -zi);
     if (pad & 1) { /* leading partial column: (padding, x[0]) */
         int32_t *d = d0 + (m_first - 1) * cs;
-        for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(0, src[j] - zi);
+        if (nc == 4) {
+            const int32_t v = tt_ld32(src);
+            const uint32_t e = (uint32_t)tt_sxtab16(zoff, v), o = (uint32_t)tt_sxtab16_ror8(zoff, v);
+            d[0] = (int32_t)(e << 16);
+            d[1] = (int32_t)(o << 16);
+            d[2] = (int32_t)(e & 0xFFFF0000u);
+            d[3] = (int32_t)(o & 0xFFFF0000u);
+        } else {
+            for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(0, src[j] - zi);
+        }
     }
     if (nc == 4 && m < m_full_end) {
-        const int32_t zoff = tt_pack16(-zi, -zi);
         const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
         int32_t *d = d0 + m * cs;
 #if TT_DSP_NATIVE
@@ -167,7 +185,16 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
     if (m < m_end) { /* trailing partial column: (x[W-1], padding) */
         const int8_t *sp = src + (ptrdiff_t)(W - 1) * C;
         int32_t *d = d0 + m * cs;
-        for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, 0);
+        if (nc == 4) {
+            const int32_t v = tt_ld32(sp);
+            const uint32_t e = (uint32_t)tt_sxtab16(zoff, v), o = (uint32_t)tt_sxtab16_ror8(zoff, v);
+            d[0] = (int32_t)(e & 0xFFFFu);
+            d[1] = (int32_t)(o & 0xFFFFu);
+            d[2] = (int32_t)(e >> 16);
+            d[3] = (int32_t)(o >> 16);
+        } else {
+            for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, 0);
+        }
     }
     rg->tag[slot] = iy;
 }
@@ -185,8 +212,50 @@ static void dw_zero_pads(dw_ring *rg, const tt_conv_params *p)
     }
 }
 
-/* Weight words per kernel row: stride 1: A[i] = (w[2i], w[2i+1]), B[i] = (w[2i+1],
-   w[2i+2]), i < h; stride 2: A[i], i < h, and (w[2h], 0). */
+/* tt_rq_plan_w(q, ..., 8) with its first attempt (the weight-independent bound
+   |bias| + k * xmax * 128) in 32-bit arithmetic when that is exact: shift <= -2 (lsh 0),
+   t <= 22, an int8 zero point and a bound below 2^31 give the same plan; anything else
+   (and a failed first attempt) goes to tt_rq_plan_w. Runs per channel and call, so per
+   output row in the fused block. */
+TT_INLINE int dw_plan(tt_rq *q, int32_t bias, int32_t mult, int32_t shift, int32_t zero,
+                      const int8_t *w, int32_t k, int32_t xmax)
+{
+    const uint32_t b = bias < 0 ? 0u - (uint32_t)bias : (uint32_t)bias;
+    const uint32_t kx = (uint32_t)(k * xmax * 128);
+    int32_t t = -1 - shift;
+    if (mult >= 0 && shift <= -2 && t <= 22 && zero >= -128 && zero <= 127 &&
+        b <= 0x7FFFFFFFu - kx) {
+        const int32_t hi_max = (int32_t)(((uint64_t)(b + kx) * (uint32_t)mult) >> 32) + 1;
+        while (t > 1 && hi_max < (1 << (t - 2))) --t;
+        const int32_t off = (1 << (t - 1)) + zero * (1 << t);
+        const uint32_t off_abs = off < 0 ? 0u - (uint32_t)off : (uint32_t)off;
+        if ((uint32_t)hi_max + off_abs <= 0x7FFFFFFFu) {
+            q->mult = mult;
+            q->off = off;
+            q->t = t;
+            q->lsh = 0;
+            return 1;
+        }
+    }
+    return tt_rq_plan_w(q, bias, mult, shift, zero, w, k, xmax, 8);
+}
+
+/* Zero all columns of ring slot `slot` (a padding row). */
+static void dw_zero_slot(dw_ring *rg, int32_t slot)
+{
+    int32_t *d = rg->w + 4 * slot;
+    const int32_t cs = 4 * rg->k;
+#if TT_DSP_NATIVE
+    /* explicit stores: GCC turns the C loop into a memset call per column */
+    const int32_t z = 0;
+    for (int32_t m = rg->rw; m > 0; --m, d += cs)
+        __asm volatile("strd %1, %1, [%0]\n\tstrd %1, %1, [%0, #8]" : : "r"(d), "r"(z)
+                       : "memory");
+#else
+    for (int32_t m = 0; m < rg->rw; ++m, d += cs) d[0] = d[1] = d[2] = d[3] = 0;
+#endif
+}
+
 /* Per (output row, channel) context of the row loops; the field offsets are used by the
    assembly (bias 0, mult 4, off 8, t 12, C 16, o 20, n 24, weights 32). */
 typedef struct {
@@ -198,24 +267,33 @@ typedef struct {
 
 #define DW_NW(K, S) ((S) == 1 ? (K) - 1 : (K) / 2 + 1)
 
-/* TT_DW_PACK_ATTR: empty (GCC decides) unless the including kernel sets it; see
-   tt_dwconv_3x3_s1_s8.c. */
-#ifndef TT_DW_PACK_ATTR
-#define TT_DW_PACK_ATTR
-#endif
-static TT_DW_PACK_ATTR void dw_pack_weights(const int8_t *w, int32_t K, int32_t S, int32_t lsh,
-                                            int32_t *wk)
+/* Channel weights wc (K x K int8, pre-scaled by 2^lsh) into ws, kernel row r at slot r
+   (NW words per slot): A[i] = (w[2i], w[2i+1]), i < h, then B[i] = (w[2i+1], w[2i+2])
+   (stride 1) or (w[2h], 0) (stride 2). Rows whose bit is set in padmask (input row
+   outside the image) get zeros, so a padding row needs no data in its slot. */
+TT_INLINE void dw_pack_ctx(int32_t *ws, const int8_t *wc, uint32_t padmask, int32_t lsh,
+                           const int K, const int S)
 {
-    const int32_t h = K / 2;
-#define WV(r, i) ((int32_t)((uint32_t)(int32_t)w[(r) * K + (i)] << lsh))
-    for (int32_t r = 0; r < K; ++r) {
-        for (int32_t i = 0; i < h; ++i) *wk++ = tt_pack16(WV(r, 2 * i), WV(r, 2 * i + 1));
-        if (S == 1)
-            for (int32_t i = 0; i < h; ++i) *wk++ = tt_pack16(WV(r, 2 * i + 1), WV(r, 2 * i + 2));
-        else
-            *wk++ = tt_pack16(WV(r, 2 * h), 0);
+    const int h = K / 2, NW = DW_NW(K, S);
+    TT_UNROLL
+    for (int r = 0; r < K; ++r, wc += K, ws += NW) {
+        if (padmask >> r & 1) {
+            TT_UNROLL
+            for (int i = 0; i < NW; ++i) ws[i] = 0;
+            continue;
+        }
+        int32_t v[7];
+        TT_UNROLL
+        for (int i = 0; i < K; ++i) v[i] = (int32_t)((uint32_t)(int32_t)wc[i] << lsh);
+        TT_UNROLL
+        for (int i = 0; i < h; ++i) ws[i] = tt_pkhbt_lsl16(v[2 * i], v[2 * i + 1]);
+        if (S == 1) {
+            TT_UNROLL
+            for (int i = 0; i < h; ++i) ws[h + i] = tt_pkhbt_lsl16(v[2 * i + 1], v[2 * i + 2]);
+        } else {
+            ws[h] = (int32_t)((uint32_t)v[2 * h] & 0xFFFFu);
+        }
     }
-#undef WV
 }
 
 #if TT_DSP_NATIVE && TT_DW_BIG
@@ -499,9 +577,11 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
        contexts are built on first use in each channel group. */
     int32_t *cxw = rg.w + 4 * K * rg.rw;
 #define DW_CTX(r, j) ((dwk_ctx *)(void *)(cxw + ((r) * 4 + (j)) * CW))
+    const int one_row = y1 - y0 == 1;
     tt_rq plan[4];
     int fast[4];
-    int32_t packed[4][7 * 6];
+    const int8_t *wcs[4];
+    int32_t packed[4][7 * 6]; /* several rows: each channel's weights in kernel order */
     dw_zero_pads(&rg, p);
     /* split weights (tt_dw_w_row): channels [0, wsp) at w, the rest at w_tail; wrow steps
        over the channels' taps */
@@ -514,44 +594,67 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
         int all_fast = 1;
         for (int32_t j = 0; j < nc; ++j) {
             const int32_t c = g + j;
-            const int8_t *wc = wrow;
+            wcs[j] = wrow;
             wrow = c + 1 == wsp ? w_tail : wrow + K * K;
-            fast[j] = tt_rq_plan_w(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
-                                   wc, K * K, tt_xmax(p->in_zero), 8);
-            if (fast[j]) dw_pack_weights(wc, K, S, plan[j].lsh, packed[j]);
+            fast[j] = dw_plan(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
+                              wcs[j], K * K, tt_xmax(p->in_zero));
+            if (fast[j] && !one_row) dw_pack_ctx(packed[j], wcs[j], 0, plan[j].lsh, K, S);
             all_fast &= fast[j];
         }
+        /* A padding row (input row outside the image) contributes 0: in a one-row call
+           (the fused block's pattern) through zero weights in the contexts, built for
+           the call anyway; over several rows through a zero-filled slot, so that the
+           contexts of each rotation are built once.
+           built: bit r set when rotation r's contexts hold all K kernel rows (3x3 keeps
+           one context set, so at most one bit); a row with padding rows builds its
+           contexts with those rows zeroed and leaves them marked unbuilt */
         uint32_t built = 0;
         for (int32_t sl = 0; sl < K; ++sl) rg.tag[sl] = -1;
-        /* slot of input row iy0: iy0 mod K, kept incrementally (no division per row) */
-        int32_t slot0 = ((y0 * S - pad) % K + K) % K;
+        /* slot of input row iy0: iy0 mod K, kept incrementally (no division per row); a
+           one-row call loads all its rows anyway, in kernel order (slot0 = 0) */
+        int32_t slot0 = one_row ? 0 : ((y0 * S - pad) % K + K) % K;
         for (int32_t y = y0; y < y1; ++y, slot0 = (slot0 + S) % K) {
             const int32_t iy0 = y * S - pad;
+            uint32_t padmask = 0;
             for (int32_t r = 0, slot = slot0; r < K; ++r, slot = slot + 1 == K ? 0 : slot + 1) {
                 const int32_t iy = iy0 + r;
                 if (iy >= 0 && iy < H) {
                     if (rg.tag[slot] != iy) dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K);
-                } else if (rg.tag[slot] != -2) { /* padding row: zeros */
-                    int32_t *d = rg.w + 4 * slot;
-                    for (int32_t m = 0; m < rg.rw; ++m, d += 4 * K) d[0] = d[1] = d[2] = d[3] = 0;
+                } else if (one_row) {
+                    padmask |= 1u << r; /* zero weights: the slot's data is not read */
+                } else if (rg.tag[slot] != -2) { /* zero data: contexts stay reusable */
+                    dw_zero_slot(&rg, slot);
                     rg.tag[slot] = -2;
                 }
             }
             const int32_t rot = DW_NROT(K) == 1 ? 0 : slot0;
-            const uint32_t key = DW_NROT(K) == 1 ? 1u << slot0 : 1u << rot;
-            if (!(built & key)) {
-                built = DW_NROT(K) == 1 ? key : built | key;
+            const uint32_t key = 1u << slot0;
+            if (padmask || !(built & key)) {
+                /* the header of a context is the same for every rotation: 3x3 (one
+                   context set) writes it once per group (flag HDR) */
+                const uint32_t HDR = 1u << 31;
+                const int hdr = DW_NROT(K) != 1 || !(built & HDR);
+                if (DW_NROT(K) == 1) built = (padmask ? 0 : key) | HDR;
+                else built = padmask ? built & ~key : built | key;
                 for (int32_t j = 0; j < nc; ++j) {
                     if (!fast[j]) continue;
                     dwk_ctx *cx = DW_CTX(rot, j);
-                    cx->bias = (int32_t)((uint32_t)p->bias[g + j] << plan[j].lsh);
-                    cx->mult = plan[j].mult;
-                    cx->off = plan[j].off;
-                    cx->t = plan[j].t;
-                    cx->C = C;
-                    for (int32_t sl = 0, row = K - slot0; sl < K; ++sl, ++row) {
-                        const int32_t *src = packed[j] + (row >= K ? row - K : row) * NW;
-                        for (int32_t i = 0; i < NW; ++i) cx->w[sl * NW + i] = src[i];
+                    if (hdr) {
+                        cx->bias = (int32_t)((uint32_t)p->bias[g + j] << plan[j].lsh);
+                        cx->mult = plan[j].mult;
+                        cx->off = plan[j].off;
+                        cx->t = plan[j].t;
+                        cx->C = C;
+                    }
+                    if (one_row) { /* slot0 = 0 */
+                        dw_pack_ctx(cx->w, wcs[j], padmask, plan[j].lsh, K, S);
+                    } else { /* rotate the group's packed weights: kernel row r to slot0 + r */
+                        TT_UNROLL
+                        for (int r = 0; r < K; ++r) {
+                            int32_t *d = cx->w + (slot0 + r < K ? slot0 + r : slot0 + r - K) * NW;
+                            TT_UNROLL
+                            for (int i = 0; i < NW; ++i) d[i] = packed[j][r * NW + i];
+                        }
                     }
                 }
             }
@@ -582,8 +685,8 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
    after). The row loops read pair words up to out_w + k / 2 (the pair of the output
    past an odd out_w included), which with one more output stays 3 words inside the
    ring's zeroed margin (TT_DW_ROW_WORDS: 4); anything wider takes the direct loops.
-   Rows need no test: every row outside [0, in_h) is a zero slot, so any out_h (bottom
-   padding != top) is exact. */
+   Rows need no test: every row outside [0, in_h) is a zero slot or has zero weights, so
+   any out_h (bottom padding != top) is exact. */
 static int dw_dsp_ok(const tt_conv_params *p, int32_t k, int32_t s)
 {
     return p->k_h == k && p->k_w == k && p->stride == s && p->pad >= 0 && TT_SQUARE(p) &&
