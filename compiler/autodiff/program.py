@@ -372,6 +372,7 @@ class ConvGradInput(Step):
     pad: int | tuple[int, int]
     groups: int
     depthwise: bool
+    two_pass_rows: int = 0             # > 0: fused into the next RequantGrad (see there)
 
 
 @dataclass(kw_only=True)
@@ -401,6 +402,11 @@ class RequantGrad(Step):
     acc: str
     out: str
     tensor: str
+    # > 0 (set by compiler.memory.two_pass, never by the builder): the C code computes the
+    # ConvGradInput before this step and this requantization in one two-pass kernel,
+    # ``two_pass_rows`` gx rows at a time, so ``acc`` never exists on the device (same
+    # values: the reference executes the two steps as they are)
+    two_pass_rows: int = 0
 
 
 @dataclass(kw_only=True)

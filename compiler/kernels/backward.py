@@ -12,8 +12,9 @@ mse_grad           tt_mse_grad_s8 (target: tt_train_target, filled by the caller
 mask               tt_grad_mask_s8 (after a copy when out of place)
 prescale           tt_grad_prescale_s16
 conv_grad_input    tt_conv2d_1x1_grad_in_s16 / tt_dwconv_grad_in_s16 / tt_conv2d_grad_in_s16
+                   (none when two-pass: the requant_grad step after it computes it)
 fc_grad_input      tt_fc_grad_in_s16
-requant_grad       tt_requant_grad_s8
+requant_grad       tt_requant_grad_s8, or tt_conv_grad_in_two_pass_s8 (two_pass_rows > 0)
 avgpool_grad       tt_avgpool_grad_s8
 max_pool_grad      tt_maxpool_grad_s8
 avg_pool_grad      tt_avgpool_window_grad_s8
@@ -168,7 +169,8 @@ class PrescaleE(BackwardEmitter):
 class ConvGradInputE(BackwardEmitter):
     step = ad.ConvGradInput
 
-    def kernel(self, g, s):
+    def band_kernel(self, g, s):
+        """The kernel computing the input gradient (also a band of it)."""
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
@@ -177,10 +179,17 @@ class ConvGradInputE(BackwardEmitter):
             return "tt_conv2d_1x1_grad_in_s16"
         return "tt_conv2d_grad_in_s16"
 
+    def kernel(self, g, s):
+        return None if s.two_pass_rows else self.band_kernel(g, s)
+
     def scratch_expr(self, g, s):
+        if s.two_pass_rows:
+            return None
         return f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
 
     def call(self, tc, i, s):
+        if s.two_pass_rows:         # computed by the RequantGrad step after it
+            return []
         cid = tc.ctx.conv(tc.g.node(s.node))
         return [f"{self.kernel(tc.g, s)}(&{cid}, {tc.G(s.src, 'int16_t')}, 0, "
                 f"{tc.G(s.out, 'int32_t')}, 0, 0, {s.in_shape[0]}, {tc.scratch(i)})",
@@ -206,9 +215,23 @@ class RequantGradE(BackwardEmitter):
     step = ad.RequantGrad
 
     def kernel(self, g, s):
-        return "tt_requant_grad_s8"
+        return "tt_conv_grad_in_two_pass_s8" if s.two_pass_rows else "tt_requant_grad_s8"
+
+    def scratch_expr(self, g, s):
+        if not s.two_pass_rows:
+            return None
+        lit = conv_literal(g, g.node(s.node))
+        band = ConvGradInputE().band_kernel(g, s)
+        return (f"tt_conv_grad_in_two_pass_s8_scratch_bytes({lit}, {s.two_pass_rows}, "
+                f"{band}_scratch_bytes({lit}))")
 
     def call(self, tc, i, s):
+        if s.two_pass_rows:
+            c = tc.program.steps[i - 1]
+            cid = tc.ctx.conv(tc.g.node(s.node))
+            return [f"rc |= tt_conv_grad_in_two_pass_s8({ConvGradInputE().band_kernel(tc.g, c)}, "
+                    f"&{cid}, {tc.G(c.src, 'int16_t')}, {tc.S(c.src)}, {s.two_pass_rows}, {CFG}, "
+                    f"{tc.G(s.out)}, &{tc.S(s.out)}, {tc.scratch(i)})"]
         numel = tc.program.buffers[s.acc].numel
         return [f"rc |= tt_requant_grad_s8({tc.G(s.acc, 'int32_t')}, {numel}, {tc.S(s.acc)}, "
                 f"{CFG}, NULL, {tc.G(s.out)}, &{tc.S(s.out)}, NULL)"]

@@ -18,6 +18,7 @@ from compiler.ir.graph import Graph
 from compiler.kernels import backward as KB
 from compiler.kernels.sizes import c_sizes
 from compiler.memory import schedule as memplan
+from compiler.memory import two_pass as TP
 
 ALIGN = memplan.ALIGN
 
@@ -34,14 +35,35 @@ def _align(n: int) -> int:
 
 
 def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
-                  reorder: bool = True) -> memplan.Plan:
+                  reorder: bool = True, two_pass: str | None = None) -> memplan.Plan:
     """One arena for the forward pass with saves and the backward program.
 
     ``reorder=False`` plans the conventional order instead, for comparison only (no code
     is generated from it): every weight / bias gradient is computed during the backward
     pass but applied after it, so each int32 gradient buffer lives from its step to the
     end of the step list (the generated code fuses each update right after its gradient,
-    and the gradient never leaves the kernel's scratch)."""
+    and the gradient never leaves the kernel's scratch).
+
+    ``two_pass`` (auto | on | off, see :mod:`compiler.memory.two_pass`): which input
+    gradients skip their int32 tensor; the choice is recorded in the program's steps."""
+    mode = TP.mode_of(two_pass)
+    cands = TP.candidates(g, program)
+    TP.apply(program, cands if mode != "off" else [])
+    p = _plan(g, program, fuse, reorder)
+    if mode != "auto" or not cands:
+        return p
+    chosen = TP.choose(g, program, p, cands)
+    if len(chosen) == len(cands):
+        return p
+    TP.apply(program, chosen)
+    q = _plan(g, program, fuse, reorder)
+    if q.arena_bytes <= p.arena_bytes:
+        return q
+    TP.apply(program, cands)    # placement came out worse: keep every pair two-pass
+    return p
+
+
+def _plan(g: Graph, program: ad.TrainingProgram, fuse: str, reorder: bool) -> memplan.Plan:
     keep = {s.node for s in program.steps}
     for t in program.saved.values():
         p = g.producer(t.tensor)
@@ -70,11 +92,12 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for i, s in enumerate(program.steps):
-        for b in s.writes():
+        reads, writes = TP.step_io(program, i)
+        for b in writes:
             r = root(program, b)
             first.setdefault(r, F + i)
             last[r] = max(last.get(r, F + i), F + i)
-        for b in s.reads():
+        for b in reads:
             r = root(program, b)
             last[r] = max(last.get(r, F + i), F + i)
             first.setdefault(r, F + i)

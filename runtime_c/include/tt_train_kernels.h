@@ -271,6 +271,22 @@ void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_
 void tt_fc_grad_in_s16(const tt_fc_params *p, const int16_t *t, int32_t *gx, int32_t batch,
                        void *scratch);
 
+/* Two-pass input gradient straight to int8 (conv_grad_input then requant_grad with the
+   tensor's own statistic, bit for bit, without the int32 tensor): `band` is one of the
+   three conv kernels above, called twice per band of `rows` gx rows (pass 1: the range
+   statistic, pass 2: the int8 values). t: the full prescaled gradient with scale t_scale;
+   out [in_h][in_w][in_c] int8 with *out_scale. Scratch: one band of int32 plus the band
+   kernel's own scratch (band_scratch bytes). TT_OK or TT_ERR_ARG (bits, range, rows). */
+typedef void (*tt_grad_in_band_fn)(const tt_conv_params *p, const int16_t *t, int32_t t_row0,
+                                   int32_t *gx, int32_t gx_row0, int32_t y0, int32_t y1,
+                                   void *scratch);
+size_t tt_conv_grad_in_two_pass_s8_scratch_bytes(const tt_conv_params *p, int32_t rows,
+                                                 size_t band_scratch);
+int tt_conv_grad_in_two_pass_s8(tt_grad_in_band_fn band, const tt_conv_params *p,
+                                const int16_t *t, float t_scale, int32_t rows, int32_t bits,
+                                tt_grad_range range, int8_t *out, float *out_scale,
+                                void *scratch);
+
 /* ---- weight gradient fused with the in-place update ------------------------------------
  * gy: int8 output gradient (scale u->s_gy) [out_h][out_w][out_c] (fc: [batch][out_c]);
  * x: the layer's int8 input (scale u->s_x, zero point p->in_zero) [in_h][in_w][in_c]

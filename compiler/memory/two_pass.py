@@ -1,0 +1,111 @@
+"""Two-pass input gradients: which ConvGradInput + RequantGrad pairs of a training
+program the C code runs as one ``tt_conv_grad_in_two_pass_s8`` call.
+
+That kernel computes the int32 input gradient band by band twice (pass 1: the range
+statistic requant_grad needs, pass 2: the int8 values with the resulting scale), so the
+whole int32 tensor (4 bytes / element) never exists: the step holds only one band of
+int32 rows in scratch. The values are those of the two steps run one after the other
+(the reference executes them unchanged); the cost is the input-gradient MACs twice.
+
+Modes (``plan_training(two_pass=...)``, default from the environment variable
+``TT_TWO_PASS``, else ``auto``): ``off`` never, ``on`` every candidate pair, ``auto``
+only the pairs whose int32 tensor would raise the peak (:func:`choose`).
+"""
+from __future__ import annotations
+
+import os
+
+from compiler.autodiff import program as ad
+from compiler.ir.graph import Graph
+from compiler.kernels import backward as KB
+from compiler.kernels.sizes import c_sizes
+
+MODES = ("auto", "on", "off")
+ROWS = 1            # gx rows per band: the smallest scratch
+
+
+def mode_of(two_pass: str | None) -> str:
+    mode = two_pass or os.environ.get("TT_TWO_PASS") or "auto"
+    if mode not in MODES:
+        raise ValueError(f"two-pass input gradients: mode {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+def candidates(g: Graph, program: ad.TrainingProgram) -> list[int]:
+    """Indices of the RequantGrad steps whose accumulator comes from the ConvGradInput
+    right before them and is read by nothing else (conv kinds with a band kernel)."""
+    readers: dict[str, int] = {}
+    for s in program.steps:
+        for b in s.reads():
+            readers[b] = readers.get(b, 0) + 1
+    out = []
+    for i, s in enumerate(program.steps):
+        if not isinstance(s, ad.RequantGrad) or i == 0:
+            continue
+        c = program.steps[i - 1]
+        if not isinstance(c, ad.ConvGradInput) or c.out != s.acc or readers.get(s.acc) != 1:
+            continue
+        if c.groups != 1 and not c.depthwise:
+            continue
+        if program.buffers[s.acc].alias_of is not None:
+            continue
+        out.append(i)
+    return out
+
+
+def apply(program: ad.TrainingProgram, chosen, rows: int = ROWS) -> None:
+    """Mark the pairs of the RequantGrad step indices ``chosen`` two-pass, the others not."""
+    chosen = set(chosen)
+    for s in program.steps:
+        if isinstance(s, (ad.ConvGradInput, ad.RequantGrad)):
+            s.two_pass_rows = 0
+    for i in chosen:
+        program.steps[i].two_pass_rows = rows
+        program.steps[i - 1].two_pass_rows = rows
+
+
+def step_io(program: ad.TrainingProgram, i: int) -> tuple[list[str], list[str]]:
+    """(reads, writes) of backward step ``i`` as the C code runs it: a two-pass pair's
+    ConvGradInput does nothing, its RequantGrad reads the int16 source and writes int8."""
+    s = program.steps[i]
+    if isinstance(s, ad.ConvGradInput) and s.two_pass_rows:
+        return [], []
+    if isinstance(s, ad.RequantGrad) and s.two_pass_rows:
+        return [program.steps[i - 1].src], s.writes()
+    return s.reads(), s.writes()
+
+
+def acc_bytes(program: ad.TrainingProgram, i: int) -> int:
+    return program.buffers[program.steps[i].acc].nbytes
+
+
+def choose(g: Graph, program: ad.TrainingProgram, on, cands: list[int]) -> list[int]:
+    """The pairs (of ``cands``) to keep two-pass, from the plan ``on`` with all of them
+    two-pass: a pair's steps (the grad-in step ``a``, the requant step ``b``) touch no other
+    pair's buffers, so each pair's live bytes with the int32 tensor follow from ``on``'s
+    (at ``a``: + the tensor + the grad-in kernel's scratch; at ``b``: + the tensor - the
+    int16 source - the two-pass scratch). The lowest reachable peak is the max over the
+    other steps and every pair's better option; a pair stays two-pass only where its int32
+    tensor would exceed that peak."""
+    from compiler.memory.training import _align, root
+    F = len(on.steps)
+    live = on.live_all
+    own = {k for i in cands for k in (F + i - 1, F + i)}
+    scratch = {int(n.split(":")[1]): sz for n, sz, _, _ in on.extra if n.startswith("bscratch:")}
+    exprs = []
+    for i in cands:
+        c = program.steps[i - 1]
+        lit = KB.conv_literal(g, g.node(c.node))
+        exprs.append(f"{KB.ConvGradInputE().band_kernel(g, c)}_scratch_bytes({lit})")
+    conv_scratch = c_sizes(exprs)
+    base = max((v for k, v in enumerate(live) if k not in own), default=0)
+    opts = {}
+    for i, scc in zip(cands, conv_scratch):
+        a, b = F + i - 1, F + i
+        acc = _align(acc_bytes(program, i))
+        src = _align(program.buffers[root(program, program.steps[i - 1].src)].nbytes)
+        off = max(live[a] + acc + (_align(scc) if scc else 0),
+                  live[b] + acc - src - scratch.get(i, 0))
+        opts[i] = (max(live[a], live[b]), off)
+    best = max([base] + [min(o) for o in opts.values()])
+    return [i for i, (_, off) in opts.items() if off > best]
