@@ -3,7 +3,7 @@ against the numpy reference training step (compiler.autodiff.trainer), bit for b
 consecutive steps leave logits, weights and biases identical, on the host build and on
 QEMU, for random models with several trainable sets and for the three real models with
 a last-block + new-head trainable set; with the input gradients computed two-pass (no
-int32 tensor, compiler.memory.two_pass) or not."""
+int32 tensor, compiler.memory.two_pass) or not, and conv inputs saved at 2..8 bits."""
 import copy
 import os
 from pathlib import Path
@@ -59,7 +59,17 @@ TRAINABLE = {
     "whole": lambda g: ad.whole_model(g),
     "half_channels": lambda g: ad.last_blocks(g, 2, ratio=0.5),
     "bias_only": lambda g: ad.bias_only(g),
+    "lowp_saves": lambda g: lowp_saves(g),
 }
+
+
+def lowp_saves(g, bits=(4, 2, 8, 3, 6)):
+    """Every layer trains; the conv layers save their inputs at a cycle of bit widths."""
+    t = ad.whole_model(g)
+    convs = [n for n in t if g.node(n).op == "conv2d"]
+    for i, n in enumerate(convs):
+        t[n] = ad.LayerTrain(True, 1, True, bits[i % len(bits)])
+    return t
 
 
 @pytest.mark.parametrize("which", sorted(TRAINABLE))
@@ -83,7 +93,7 @@ def test_random_model_qemu(tmp_path, monkeypatch, portable):
     g = specgen.random_graph(3, hw=14, n_blocks=3)
     cfg = tr.TrainConfig(lr=0.05, seed=11, lr_body=0.02)
     x, labels = _data(g, STEPS, 3)
-    prog_set = ad.whole_model(g)
+    prog_set = lowp_saves(g, bits=(4, 8))     # half the conv inputs saved at 4 bits
     if portable:
         prog = ad.build_program(g, prog_set)
         rep = firmware.build(copy.deepcopy(g), "qemu-mps2-an500", tmp_path, program=prog,

@@ -25,6 +25,7 @@ mul_grad           tt_mul_grad_s8
 mul_gate_grad      tt_mul_gate_grad_s8 (the per-channel gate of a broadcast mul)
 accumulate_grads   tt_add_grads_s8
 conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
+                   (x_bits < 8: after tt_act_lowp_unpack_s8 of the packed input)
 fc_update          tt_fc_grad_w_update_s8
 bias_update        tt_bias_grad_update_s32
 =================  ==========================================================
@@ -358,14 +359,27 @@ class ConvUpdateE(BackwardEmitter):
         return "tt_conv2d_grad_w_update_s8"
 
     def scratch_expr(self, g, s):
-        return f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
+        e = f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
+        return e if s.x_bits == 8 else f"{lowp_x_bytes(g, s)} + {e}"
 
     def call(self, tc, i, s):
         n = tc.g.node(s.node)
         cid = tc.ctx.conv(n)
         arr = tc.trains(n, "weight")
-        return [f"rc |= {self.kernel(tc.g, s)}(&{cid}, {tc.G(s.grad)}, {tc.A(s.x)}, "
-                f"(int8_t *){arr}_w, {tc.sgd(s, n, s.grad, s.k)}, {tc.scratch(i)})"]
+        x, scratch, out = tc.A(s.x), tc.scratch(i), []
+        if s.x_bits < 8:    # restore the saved input into the front of the scratch
+            off = tc.plan.extra_offsets[f"bscratch:{i}"]
+            packed = tc.plan.extra_offsets[f"lowp:{s.saved_keys()[0]}"]
+            x, scratch = f"A({off})", f"A({off + lowp_x_bytes(tc.g, s)})"
+            out.append(f"rc |= tt_act_lowp_unpack_s8(AT(const uint8_t, {packed}), "
+                       f"{_numel(tc.g.tensors[s.x].shape)}, {s.x_lo}, {s.x_bits}, {x})")
+        return out + [f"rc |= {self.kernel(tc.g, s)}(&{cid}, {tc.G(s.grad)}, {x}, "
+                      f"(int8_t *){arr}_w, {tc.sgd(s, n, s.grad, s.k)}, {scratch})"]
+
+
+def lowp_x_bytes(g: Graph, s) -> int:
+    """Scratch bytes a low-precision saved input is restored into (8-byte aligned)."""
+    return (_numel(g.tensors[s.x].shape) + 7) // 8 * 8
 
 
 class FcUpdateE(BackwardEmitter):

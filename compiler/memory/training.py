@@ -82,6 +82,8 @@ def _plan(g: Graph, program: ad.TrainingProgram, fuse: str, reorder: bool) -> me
         last = F + max(t.used_by)
         if t.kind == "mask":
             extra.append((f"mask:{t.tensor}", _align(t.nbytes), produced_at[t.tensor], last))
+        elif t.kind == "lowp":      # packed right after the forward step producing it
+            extra.append((f"lowp:{key}", _align(t.nbytes), produced_at[t.tensor], last))
         else:
             extend[t.tensor] = max(extend.get(t.tensor, 0), last)
     # the device app copies the frozen prefix's features out of the arena after a forward

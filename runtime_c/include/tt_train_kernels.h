@@ -271,6 +271,13 @@ void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_
 void tt_fc_grad_in_s16(const tt_fc_params *p, const int16_t *t, int32_t *gx, int32_t batch,
                        void *scratch);
 
+/* Activations saved at 2..8 bits for a weight gradient (grad_ops.lowp_pack /
+   lowp_activation): pack x[n] into ceil(n / (8 / bits)) bytes (codes of a grid of step
+   2^(8 - bits) from lo), and restore the int8 values the weight gradient reads. TT_OK or
+   TT_ERR_ARG (bits, n). */
+int tt_act_lowp_pack_s8(const int8_t *x, int32_t n, int32_t lo, int32_t bits, uint8_t *packed);
+int tt_act_lowp_unpack_s8(const uint8_t *packed, int32_t n, int32_t lo, int32_t bits, int8_t *x);
+
 /* Two-pass input gradient straight to int8 (conv_grad_input then requant_grad with the
    tensor's own statistic, bit for bit, without the int32 tensor): `band` is one of the
    three conv kernels above, called twice per band of `rows` gx rows (pass 1: the range
