@@ -356,6 +356,7 @@ class Prescale(Step):
     mult: np.ndarray
     shift: np.ndarray
     w_smax: float
+    two_pass_rows: int = 0             # > 0: recomputed band by band by the RequantGrad
 
 
 @dataclass(kw_only=True)
@@ -412,6 +413,7 @@ class RequantGrad(Step):
     # ``two_pass_rows`` gx rows at a time, so ``acc`` never exists on the device (same
     # values: the reference executes the two steps as they are)
     two_pass_rows: int = 0
+    two_pass_prescale: bool = False    # ... from the int8 gradient (no int16 tensor either)
 
 
 @dataclass(kw_only=True)

@@ -10,7 +10,7 @@ emitter; a step class without an emitter fails loudly.
 loss_grad          tt_softmax_xent_grad_s8
 mse_grad           tt_mse_grad_s8 (target: tt_train_target, filled by the caller)
 mask               tt_grad_mask_s8 (after a copy when out of place)
-prescale           tt_grad_prescale_s16
+prescale           tt_grad_prescale_s16 (none when a two-pass kernel prescales band by band)
 conv_grad_input    tt_conv2d_1x1_grad_in_s16 / tt_dwconv_grad_in_s16 / tt_conv2d_grad_in_s16
                    (none when two-pass: the requant_grad step after it computes it)
 fc_grad_input      tt_fc_grad_in_s16
@@ -153,18 +153,23 @@ class PrescaleE(BackwardEmitter):
     step = ad.Prescale
 
     def kernel(self, g, s):
-        return "tt_grad_prescale_s16"
+        return None if s.two_pass_rows else "tt_grad_prescale_s16"
+
+    def tables(self, tc, s) -> tuple[str, str]:
+        return (tc.int_array(f"pm_{s.node.replace('.', '_')}", s.mult),
+                tc.int_array(f"ps_{s.node.replace('.', '_')}", s.shift))
 
     def call(self, tc, i, s):
         shape = tc.program.buffers[s.out].shape
         c = shape[-1]
         pixels = _numel(shape) // c
-        pm = tc.int_array(f"pm_{s.node.replace('.', '_')}", s.mult)
-        ps = tc.int_array(f"ps_{s.node.replace('.', '_')}", s.shift)
+        pm, ps = self.tables(tc, s)
         factor = np.float32(np.float32(s.w_smax) / np.float32(16.0))
+        scale = f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(factor)}"
+        if s.two_pass_rows:         # prescaled band by band by the two-pass kernel
+            return [scale]
         return [f"tt_grad_prescale_s16({tc.G(s.grad)}, {pixels}, {c}, {pm}, {ps}, "
-                f"{tc.G(s.out, 'int16_t')})",
-                f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(factor)}"]
+                f"{tc.G(s.out, 'int16_t')})", scale]
 
 
 class ConvGradInputE(BackwardEmitter):
@@ -224,14 +229,20 @@ class RequantGradE(BackwardEmitter):
         lit = conv_literal(g, g.node(s.node))
         band = ConvGradInputE().band_kernel(g, s)
         return (f"tt_conv_grad_in_two_pass_s8_scratch_bytes({lit}, {s.two_pass_rows}, "
-                f"{band}_scratch_bytes({lit}))")
+                f"{int(s.two_pass_prescale)}, {band}_scratch_bytes({lit}))")
 
     def call(self, tc, i, s):
         if s.two_pass_rows:
             c = tc.program.steps[i - 1]
             cid = tc.ctx.conv(tc.g.node(s.node))
+            if s.two_pass_prescale:
+                pre = tc.program.steps[i - 2]
+                pm, ps = PrescaleE().tables(tc, pre)
+                src = f"NULL, {tc.G(pre.grad)}, {pm}, {ps}"
+            else:
+                src = f"{tc.G(c.src, 'int16_t')}, NULL, NULL, NULL"
             return [f"rc |= tt_conv_grad_in_two_pass_s8({ConvGradInputE().band_kernel(tc.g, c)}, "
-                    f"&{cid}, {tc.G(c.src, 'int16_t')}, {tc.S(c.src)}, {s.two_pass_rows}, {CFG}, "
+                    f"&{cid}, {src}, {tc.S(c.src)}, {s.two_pass_rows}, {CFG}, "
                     f"{tc.G(s.out)}, &{tc.S(s.out)}, {tc.scratch(i)})"]
         numel = tc.program.buffers[s.acc].numel
         return [f"rc |= tt_requant_grad_s8({tc.G(s.acc, 'int32_t')}, {numel}, {tc.S(s.acc)}, "

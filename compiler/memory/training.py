@@ -53,13 +53,18 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
     if mode != "auto" or not cands:
         return p
     chosen = TP.choose(g, program, p, cands)
-    if len(chosen) == len(cands):
-        return p
-    TP.apply(program, chosen)
-    q = _plan(g, program, fuse, reorder)
-    if q.arena_bytes <= p.arena_bytes:
-        return q
-    TP.apply(program, cands)    # placement came out worse: keep every pair two-pass
+    F = len(p.steps)
+    for _ in range(TP.REPAIRS + 1):
+        if len(chosen) == len(cands):
+            break
+        TP.apply(program, chosen)
+        q = _plan(g, program, fuse, reorder)
+        if q.arena_bytes <= p.arena_bytes:
+            return q
+        # the placement came out worse: also the pair whose steps are the most crowded
+        rest = [i for i in cands if i not in chosen]
+        chosen = chosen + [max(rest, key=lambda i: max(q.live_all[F + i - 1], q.live_all[F + i]))]
+    TP.apply(program, cands)    # keep every pair two-pass
     return p
 
 

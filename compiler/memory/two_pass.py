@@ -6,10 +6,15 @@ statistic requant_grad needs, pass 2: the int8 values with the resulting scale),
 whole int32 tensor (4 bytes / element) never exists: the step holds only one band of
 int32 rows in scratch. The values are those of the two steps run one after the other
 (the reference executes them unchanged); the cost is the input-gradient MACs twice.
+When the int16 prescaled gradient feeds only that input gradient, the kernel also
+prescales the rows each band reads from the int8 gradient (the Prescale step then emits
+no code), so the int16 tensor does not exist either.
 
 Modes (``plan_training(two_pass=...)``, default from the environment variable
 ``TT_TWO_PASS``, else ``auto``): ``off`` never, ``on`` every candidate pair, ``auto``
-only the pairs whose int32 tensor would raise the peak (:func:`choose`).
+only the pairs whose int32 tensor would raise the peak (:func:`choose`; if that set
+places into a larger arena than all pairs, up to :data:`REPAIRS` more pairs are added,
+the most crowded first, else all pairs are kept).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from compiler.kernels.sizes import c_sizes
 
 MODES = ("auto", "on", "off")
 ROWS = 1            # gx rows per band: the smallest scratch
+REPAIRS = 6         # auto: pairs added one by one when the chosen set places worse
 
 
 def mode_of(two_pass: str | None) -> str:
@@ -57,21 +63,40 @@ def apply(program: ad.TrainingProgram, chosen, rows: int = ROWS) -> None:
     """Mark the pairs of the RequantGrad step indices ``chosen`` two-pass, the others not."""
     chosen = set(chosen)
     for s in program.steps:
-        if isinstance(s, (ad.ConvGradInput, ad.RequantGrad)):
+        if isinstance(s, (ad.ConvGradInput, ad.RequantGrad, ad.Prescale)):
             s.two_pass_rows = 0
+        if isinstance(s, ad.RequantGrad):
+            s.two_pass_prescale = False
     for i in chosen:
         program.steps[i].two_pass_rows = rows
         program.steps[i - 1].two_pass_rows = rows
+        pre = fused_prescale(program, i)
+        if pre is not None:
+            pre.two_pass_rows = rows
+            program.steps[i].two_pass_prescale = True
+
+
+def fused_prescale(program: ad.TrainingProgram, i: int):
+    """The Prescale step whose int16 output only the grad-in of pair ``i`` reads (the
+    two-pass kernel then prescales band by band from the int8 gradient), else None."""
+    c = program.steps[i - 1]
+    pre = program.steps[i - 2] if i >= 2 else None
+    if not isinstance(pre, ad.Prescale) or pre.out != c.src:
+        return None
+    if sum(c.src in s.reads() for s in program.steps) != 1:
+        return None
+    return pre
 
 
 def step_io(program: ad.TrainingProgram, i: int) -> tuple[list[str], list[str]]:
     """(reads, writes) of backward step ``i`` as the C code runs it: a two-pass pair's
     ConvGradInput does nothing, its RequantGrad reads the int16 source and writes int8."""
     s = program.steps[i]
-    if isinstance(s, ad.ConvGradInput) and s.two_pass_rows:
+    if isinstance(s, (ad.ConvGradInput, ad.Prescale)) and s.two_pass_rows:
         return [], []
     if isinstance(s, ad.RequantGrad) and s.two_pass_rows:
-        return [program.steps[i - 1].src], s.writes()
+        src = program.steps[i - 2].grad if s.two_pass_prescale else program.steps[i - 1].src
+        return [src], s.writes()
     return s.reads(), s.writes()
 
 
@@ -90,7 +115,8 @@ def choose(g: Graph, program: ad.TrainingProgram, on, cands: list[int]) -> list[
     from compiler.memory.training import _align, root
     F = len(on.steps)
     live = on.live_all
-    own = {k for i in cands for k in (F + i - 1, F + i)}
+    fused = {i: fused_prescale(program, i) is not None for i in cands}
+    own = {k for i in cands for k in (F + i - 2 * fused[i], F + i - 1, F + i)}
     scratch = {int(n.split(":")[1]): sz for n, sz, _, _ in on.extra if n.startswith("bscratch:")}
     exprs = []
     for i in cands:
@@ -104,8 +130,13 @@ def choose(g: Graph, program: ad.TrainingProgram, on, cands: list[int]) -> list[
         a, b = F + i - 1, F + i
         acc = _align(acc_bytes(program, i))
         src = _align(program.buffers[root(program, program.steps[i - 1].src)].nbytes)
-        off = max(live[a] + acc + (_align(scc) if scc else 0),
-                  live[b] + acc - src - scratch.get(i, 0))
-        opts[i] = (max(live[a], live[b]), off)
+        scc = _align(scc) if scc else 0
+        if fused[i]:    # the int16 source exists only without two-pass
+            c = F + i - 2
+            off = max(live[c] + src, live[a] + src + acc + scc, live[b] + acc - scratch.get(i, 0))
+            opts[i] = (max(live[c], live[a], live[b]), off)
+        else:
+            off = max(live[a] + acc + scc, live[b] + acc - src - scratch.get(i, 0))
+            opts[i] = (max(live[a], live[b]), off)
     best = max([base] + [min(o) for o in opts.values()])
     return [i for i, (_, off) in opts.items() if off > best]

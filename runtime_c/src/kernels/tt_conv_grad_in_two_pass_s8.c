@@ -9,29 +9,72 @@
  * input-gradient MACs twice, the memory one band of int32 instead of the whole tensor. */
 #include "tt_grad_core.h"
 
-size_t tt_conv_grad_in_two_pass_s8_scratch_bytes(const tt_conv_params *p, int32_t rows,
-                                                 size_t band_scratch)
+/* Most t rows one band of `rows` gx rows reads. */
+static int32_t tt_two_pass_t_rows(const tt_conv_params *p, int32_t rows)
 {
-    if (rows < 1) rows = 1;
-    if (rows > p->in_h) rows = p->in_h;
-    return (size_t)rows * (size_t)p->in_w * (size_t)p->in_c * 4u + band_scratch;
+    int32_t most = 0;
+    for (int32_t y0 = 0; y0 < p->in_h; y0 += rows) {
+        const int32_t y1 = y0 + rows < p->in_h ? y0 + rows : p->in_h;
+        int32_t r0, r1;
+        tt_grad_in_band_rows(p, y0, y1, &r0, &r1);
+        if (r1 - r0 > most) most = r1 - r0;
+    }
+    return most;
+}
+
+static int32_t tt_two_pass_rows(const tt_conv_params *p, int32_t rows)
+{
+    return rows < 1 ? 1 : rows > p->in_h ? p->in_h : rows;
+}
+
+size_t tt_conv_grad_in_two_pass_s8_scratch_bytes(const tt_conv_params *p, int32_t rows,
+                                                 int32_t prescale, size_t band_scratch)
+{
+    rows = tt_two_pass_rows(p, rows);
+    size_t n = (size_t)rows * (size_t)p->in_w * (size_t)p->in_c * 4u + band_scratch;
+    if (prescale)
+        n += ((size_t)tt_two_pass_t_rows(p, rows) * (size_t)p->out_w * (size_t)p->out_c * 2u + 3u)
+             & ~(size_t)3u;
+    return n;
+}
+
+/* gx rows [y0, y1) into tile; with gy, the t rows they read are prescaled into tb first. */
+static void tt_two_pass_band(tt_grad_in_band_fn band, const tt_conv_params *p, const int16_t *t,
+                             const int8_t *gy, const int32_t *pm, const int32_t *ps, int16_t *tb,
+                             int32_t *tile, int32_t y0, int32_t y1, void *bs)
+{
+    if (!gy) {
+        band(p, t, 0, tile, y0, y0, y1, bs);
+        return;
+    }
+    int32_t r0, r1;
+    tt_grad_in_band_rows(p, y0, y1, &r0, &r1);
+    const int32_t row_t = p->out_w * p->out_c;
+    if (r1 > r0) tt_grad_prescale_s16(gy + (ptrdiff_t)r0 * row_t, (r1 - r0) * p->out_w, p->out_c,
+                                      pm, ps, tb);
+    band(p, tb, r0, tile, y0, y0, y1, bs);
 }
 
 TT_KERNEL int tt_conv_grad_in_two_pass_s8(tt_grad_in_band_fn band, const tt_conv_params *p,
-                                          const int16_t *t, float t_scale, int32_t rows,
+                                          const int16_t *t, const int8_t *gy, const int32_t *pm,
+                                          const int32_t *ps, float t_scale, int32_t rows,
                                           int32_t bits, tt_grad_range range, int8_t *out,
                                           float *out_scale, void *scratch)
 {
     const int32_t qmax = tt_qmax_of(bits);
-    if (qmax < 0 || !tt_grad_range_ok(range) || rows < 1 || !band) return TT_ERR_ARG;
-    if (rows > p->in_h) rows = p->in_h;
+    if (qmax < 0 || !tt_grad_range_ok(range) || rows < 1 || !band || (!t && !gy)) return TT_ERR_ARG;
+    rows = tt_two_pass_rows(p, rows);
     const int32_t row_n = p->in_w * p->in_c, n = p->in_h * row_n;
     int32_t *tile = (int32_t *)scratch;
-    void *bs = (int8_t *)scratch + (size_t)rows * (size_t)row_n * 4u;
+    int16_t *tb = (int16_t *)(void *)((int8_t *)scratch + (size_t)rows * (size_t)row_n * 4u);
+    void *bs = tb;
+    if (gy)
+        bs = (int8_t *)tb + (((size_t)tt_two_pass_t_rows(p, rows) * (size_t)p->out_w *
+                              (size_t)p->out_c * 2u + 3u) & ~(size_t)3u);
     tt_rstat st = {0, 0};
     for (int32_t y0 = 0; y0 < p->in_h; y0 += rows) {
         const int32_t y1 = y0 + rows < p->in_h ? y0 + rows : p->in_h;
-        band(p, t, 0, tile, y0, y0, y1, bs);
+        tt_two_pass_band(band, p, t, gy, pm, ps, tb, tile, y0, y1, bs);
         const int32_t m = (y1 - y0) * row_n;
         for (int32_t i = 0; i < m; ++i) tt_rstat_add(&st, tile[i]);
     }
@@ -45,7 +88,7 @@ TT_KERNEL int tt_conv_grad_in_two_pass_s8(tt_grad_in_band_fn band, const tt_conv
     const float sc = tt_rqg_setup(&q, r, qmax, t_scale);
     for (int32_t y0 = 0; y0 < p->in_h; y0 += rows) {
         const int32_t y1 = y0 + rows < p->in_h ? y0 + rows : p->in_h;
-        band(p, t, 0, tile, y0, y0, y1, bs);
+        tt_two_pass_band(band, p, t, gy, pm, ps, tb, tile, y0, y1, bs);
         const int32_t m = (y1 - y0) * row_n;
         int8_t *o = out + (ptrdiff_t)y0 * row_n;
         for (int32_t i = 0; i < m; ++i) o[i] = tt_rqg_apply(&q, tile[i]);
