@@ -56,8 +56,26 @@ def test_plan_roundtrip_and_trainable(small, tmp_path):
     assert body[-4] not in t and len(t) == 5
 
 
+def test_plan_save_bits_roundtrip(small, tmp_path):
+    """save_bits: a layer's saved input at 4 bits is recorded in the plan file, reaches
+    the training program (a packed save instead of the int8 one)."""
+    body = sparse.body_layers(small)
+    plan = sparse.SparsePlan(2, {body[-3]: 1}, meta={"save_bits": {body[-3]: 4}})
+    sparse.save(plan, tmp_path / "p.json")
+    back = sparse.load(tmp_path / "p.json")
+    assert back.trainable(small)[body[-3]] == ad.LayerTrain(True, 1, True, 4)
+    prog = ad.build_program(small, back.trainable(small))
+    x = small.node(body[-3]).inputs[0]
+    assert prog.saved[f"{x}#b4"].nbytes == (small.tensors[x].numel + 1) // 2 and x not in prog.saved
+    plain = ad.build_program(small, sparse.SparsePlan(2, {body[-3]: 1}).trainable(small))
+    assert prog.saved_bytes() < plain.saved_bytes()
+    with pytest.raises(sparse.PlanError, match="save_bits"):
+        sparse.SparsePlan(2, {}, meta={"save_bits": {body[-3]: 4}}).trainable(small)
+
+
 @pytest.mark.parametrize("bad, match", [
     ({"format": "other"}, "not a sparse-update plan"),
+    ({"format": sparse.FORMAT, "save_bits": {"a": 9}}, "save_bits"),
     ({"format": sparse.FORMAT, "weights": {"a": "1/3"}}, "bad channel ratio"),
     ({"format": sparse.FORMAT, "bias_layers": -1}, "bias_layers"),
     ([1, 2], "not a plan object"),

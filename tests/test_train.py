@@ -2,6 +2,7 @@
 keys, cached-prefix path) and compiler.sparse.heads."""
 from __future__ import annotations
 
+import copy
 from fractions import Fraction
 
 import numpy as np
@@ -201,6 +202,49 @@ def test_state_records_every_buffer_scale():
     assert set(state.ranges) == {s.out for s in p.steps if isinstance(s, ad.RequantGrad)}
     for n in ad.param_nodes(g):
         assert f"A:{n.name}" in state.trace and f"gb:{n.name}" in state.trace
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])
+def test_lowp_saved_activation_rule(bits):
+    """Saved inputs at 2..8 bits: identity at 8, the lower bound (a ReLU's zero) exact,
+    round half up onto the grid (error <= half a step below the top code), and the packed
+    bytes decode to the same values."""
+    x = np.arange(-128, 128, dtype=np.int8)
+    for lo in (-128, -5):
+        y = rgo.lowp_activation(x[x >= lo], bits, lo)
+        if bits == 8:
+            assert np.array_equal(y, x[x >= lo])
+        assert y[0] == lo
+        step = 1 << (8 - bits)
+        top = lo + ((1 << bits) - 1) * step
+        err = np.abs(y.astype(int) - x[x >= lo].astype(int))
+        assert err[x[x >= lo] <= top].max() <= step // 2
+        packed = rgo.lowp_pack(x[x >= lo], bits, lo)
+        per = 8 // bits
+        assert len(packed) == rgo.lowp_bytes((x >= lo).sum(), bits)
+        codes = (packed[:, None].astype(int) >> (bits * np.arange(per))) & ((1 << bits) - 1)
+        assert np.array_equal(lo + codes.ravel()[:len(y)] * step, y.astype(int))
+
+
+def test_lowp_saves_change_only_their_layer():
+    """A conv whose input is saved at 4 bits: same loss and input gradients, a different
+    weight update of that layer only; its saved input shrinks to half."""
+    g = specgen.random_graph(2, hw=12, n_blocks=2)
+    name = [n.name for n in ad.param_nodes(g)][-2]
+    runs = []
+    for bits in (8, 4):
+        gg = copy.deepcopy(g)
+        t = ad.whole_model(gg)
+        t[name] = ad.LayerTrain(True, 1, True, bits)
+        p = ad.build_program(gg, t)
+        r = tr.train_step(gg, p, tr.TrainState(tr.TrainConfig(lr=0.05)), sample(gg), 3)
+        runs.append((p, params_of(gg), r.loss))
+    (p8, a, l8), (p4, b, l4) = runs
+    assert l8 == l4
+    x = g.node(name).inputs[0]
+    assert p4.saved_bytes() < p8.saved_bytes() and p4.saved[f"{x}#b4"].kind == "lowp"
+    differ = {k for k in a if not np.array_equal(a[k], b[k])}
+    assert differ and all(k[0] == name for k in differ), differ
 
 
 def test_zero_learning_rate_changes_nothing():

@@ -2,8 +2,11 @@
 against the numpy reference training step (compiler.autodiff.trainer), bit for bit: 20
 consecutive steps leave logits, weights and biases identical, on the host build and on
 QEMU, for random models with several trainable sets and for the three real models with
-a last-block + new-head trainable set."""
+a last-block + new-head trainable set; with the input gradients computed two-pass (no
+int32 tensor, compiler.memory.two_pass) or not, and conv inputs saved at 2..8 bits."""
 import copy
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +43,8 @@ def run_both(g, trainable, cfg, board, out, x, labels):
         np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
     changed = sum(int((v != g.node(n).params[p]).sum()) for (n, p), v in got.items())
     assert changed > 0, "training changed no parameter"
+    if os.environ.get("TT_TWO_PASS") == "on" and any(s.kind == "conv_grad_input" for s in prog.steps):
+        assert "tt_conv_grad_in_two_pass_s8(" in (Path(out) / "tt_model.c").read_text()
     return rep, cycles
 
 
@@ -54,12 +59,24 @@ TRAINABLE = {
     "whole": lambda g: ad.whole_model(g),
     "half_channels": lambda g: ad.last_blocks(g, 2, ratio=0.5),
     "bias_only": lambda g: ad.bias_only(g),
+    "lowp_saves": lambda g: lowp_saves(g),
 }
+
+
+def lowp_saves(g, bits=(4, 2, 8, 3, 6)):
+    """Every layer trains; the conv layers save their inputs at a cycle of bit widths."""
+    t = ad.whole_model(g)
+    convs = [n for n in t if g.node(n).op == "conv2d"]
+    for i, n in enumerate(convs):
+        t[n] = ad.LayerTrain(True, 1, True, bits[i % len(bits)])
+    return t
 
 
 @pytest.mark.parametrize("which", sorted(TRAINABLE))
 @pytest.mark.parametrize("seed", [1, 5])
-def test_random_models_host(tmp_path, which, seed):
+def test_random_models_host(tmp_path, monkeypatch, which, seed):
+    # seed 5: every conv input gradient two-pass (no int32 tensor), seed 1: as planned
+    monkeypatch.setenv("TT_TWO_PASS", "on" if seed == 5 else "auto")
     g = specgen.random_graph(seed, hw=12, n_blocks=3)
     cfg = tr.TrainConfig(lr=0.05, seed=seed, rounding=["stochastic", "nearest"][seed % 2],
                          bits=8 if seed == 1 else 6, range_mode="max" if seed == 1 else "max/2",
@@ -71,11 +88,12 @@ def test_random_models_host(tmp_path, which, seed):
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("portable", [False, True], ids=["dsp", "portable"])
-def test_random_model_qemu(tmp_path, portable):
+def test_random_model_qemu(tmp_path, monkeypatch, portable):
+    monkeypatch.setenv("TT_TWO_PASS", "on")     # every conv input gradient two-pass
     g = specgen.random_graph(3, hw=14, n_blocks=3)
     cfg = tr.TrainConfig(lr=0.05, seed=11, lr_body=0.02)
     x, labels = _data(g, STEPS, 3)
-    prog_set = ad.whole_model(g)
+    prog_set = lowp_saves(g, bits=(4, 8))     # half the conv inputs saved at 4 bits
     if portable:
         prog = ad.build_program(g, prog_set)
         rep = firmware.build(copy.deepcopy(g), "qemu-mps2-an500", tmp_path, program=prog,

@@ -99,6 +99,20 @@ def test_grad_in_bands_match_full_tensor(drivers):
             assert not errs, errs
 
 
+def test_grad_in_two_pass(drivers):
+    """The two-pass input gradient (no int32 tensor) equals conv_grad_input + requant_grad
+    for every band kernel, band height, range mode and bit width, from the int16 prescaled
+    gradient or the int8 one (prescaled band by band); bad arguments refuse."""
+    cases = tc.grad_in_two_pass_cases(seed=21)
+    bad = tc.grad_in_two_pass_case("dwconv", h=4, w=4, ci=5, co=5, k=3, pad=1,
+                                   rng=np.random.default_rng(2), rows=1, bits_=8)
+    bad.params[-5] = 0                          # rows 0
+    run_all(drivers, cases)
+    for exe in drivers.values():
+        (r,) = tc.run_host_driver(exe, [bad])
+        assert r.status == 0 and r.out[:4] == tc._i32(tc.TT_ERR_ARG)
+
+
 def test_split_weights(drivers):
     """Weights in two pieces (w_tail / w_split): every input gradient at the edges of the
     split and across the DSP cores' channel pairs and chunks, bit-exact with the (unsplit)

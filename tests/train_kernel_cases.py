@@ -34,7 +34,7 @@ KERNEL_SRCS = dc.kernel_sources(
     "tt_conv2d_1x1_grad_w_update_s8", "tt_dwconv_grad_w_update_s8", "tt_fc_grad_w_update_s8",
     "tt_bias_grad_update_s32", "tt_maxpool_grad_s8", "tt_lut_grad_s8", "tt_mul_grad_s8",
     "tt_mul_gate_grad_s8", "tt_concat_grad_s8", "tt_avgpool_window_grad_s8", "tt_mse_grad_s8",
-    "tt_train_kernels_dsp")
+    "tt_train_kernels_dsp", "tt_conv_grad_in_two_pass_s8")
 INCLUDE = dc.INCLUDE
 
 OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key": 6,
@@ -44,7 +44,7 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
        "fc_grad_in": 19, "conv2d_grad_w": 20, "conv2d_1x1_grad_w": 21, "dwconv_grad_w": 22,
        "fc_grad_w": 23, "bias": 24, "factors": 25, "maxpool_grad": 26, "lut_grad": 27,
        "mul_grad": 28, "mul_gate_grad": 29, "concat_grad": 30, "avg_pool_grad": 40,
-       "mse": 31}
+       "mse": 31, "grad_in_two_pass": 41}
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
 STATUS = dc.STATUS
 TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
@@ -452,6 +452,65 @@ def conv_grad_in_case(op: str, *, h, w, ci, co, k, kw=None, stride=1, pad=0, rng
                              f"bands={bands}")
 
 
+def grad_in_two_pass_case(op: str, *, h, w, ci, co, k, stride=1, pad=0, rng, rows=1,
+                          bits_=8, mode="max", t_scale=None, t_range=2047, sparsity=0.3,
+                          stride_w=None, pad_w=None, prescale=False) -> Case:
+    """tt_conv_grad_in_two_pass_s8 with band kernel ``op``: conv_grad_input then
+    requant_grad of the reference (the int8 values, then the status and the scale); with
+    ``prescale`` from the int8 gradient (prescale first)."""
+    h, w, ci, co, k, kw, stride, pad, ho, wo = conv_geom(op, h, w, ci, co, k, k, stride, pad,
+                                                         stride_w, pad_w)
+    g_s, g_p, geo, label = _axis(stride, pad, stride_w, pad_w)
+    if prescale:
+        gy = random_grad(rng, (ho, wo, co), sparsity=sparsity)
+        m, sh, _ = rg.prescale_params(rng.uniform(0.002, 0.05, co))
+        t = rg.prescale(gy, m, sh)
+        src = [gy, m.astype(np.int32), sh.astype(np.int32)]
+    else:
+        t = rng.integers(-t_range, t_range + 1, (ho, wo, co)).astype(np.int16)
+        t[rng.random(t.shape) < sparsity] = 0
+        src = [t]
+    groups = ci if op == "dwconv" else 1
+    wq = rng.integers(-128, 128, (co, k, kw, 1 if op == "dwconv" else ci)).astype(np.int8)
+    gx = rg.conv_grad_input(t[None], wq, (h, w), g_s, g_p, groups)[0]
+    t_scale = F32(rng.uniform(1e-7, 1e-3)) if t_scale is None else F32(t_scale)
+    q, sc = rg.requant_grad(gx.astype(np.int32), t_scale, bits_, mode)
+    return Case("grad_in_two_pass", _conv_params(h, w, ci, ho, wo, co, k, kw, stride, pad)
+                + [CONV_OPS.index(op), bits(t_scale), rows, bits_, *range_params(mode),
+                   int(prescale)],
+                src + [wq] + ([] if geo is None else [geo]),
+                _i32(TT_OK) + q.astype(np.int8).tobytes() + f32b(sc),
+                macs=2 * ho * wo * co * k * kw * (1 if op == "dwconv" else ci),
+                name=f"grad_in_two_pass {op} {h}x{w}x{ci}->{co} k{k} {label} rows={rows} "
+                     f"{mode} b{bits_}" + (" prescale" if prescale else ""))
+
+
+def grad_in_two_pass_cases(seed: int = 7) -> list[Case]:
+    """Every band kernel, several band heights (one row, uneven, taller than the map),
+    range modes, bit widths, strides, padding and an all-zero gradient."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for j, (op, k, s, p, rows, mode, b) in enumerate([
+            ("conv2d", 3, 2, 1, 1, "max", 8), ("conv2d", 3, 1, 1, 4, "mean*8", 6),
+            ("conv2d_1x1", 1, 1, 0, 1, "max/2", 8), ("conv2d_1x1", 1, 2, 0, 2, "max", 4),
+            ("conv2d_1x1", 1, 1, 0, 3, "mean*3", 8), ("dwconv", 3, 1, 1, 1, "max", 8),
+            ("dwconv", 5, 2, 2, 2, "max/4", 7), ("dwconv", 3, 2, 1, 64, "mean*16", 2),
+            ("conv2d", 3, 2, 1, 2, "max", 8), ("conv2d_1x1", 1, 2, 0, 1, "max", 8),
+            ("conv2d_1x1", 1, 1, 0, 2, "max/2", 6), ("dwconv", 3, 1, 1, 1, "mean*4", 8),
+            ("dwconv", 5, 2, 2, 3, "max", 8)]):
+        ci = 37 if op == "dwconv" else 11
+        out.append(grad_in_two_pass_case(op, h=7, w=6, ci=ci, co=ci if op == "dwconv" else 9,
+                                         k=k, stride=s, pad=p, rng=rng, rows=rows, bits_=b,
+                                         mode=mode, prescale=j >= 8))
+    out.append(grad_in_two_pass_case("dwconv", h=5, w=5, ci=8, co=8, k=3, pad=1, rng=rng,
+                                     sparsity=1.0))
+    out.append(grad_in_two_pass_case("conv2d", h=9, w=5, ci=3, co=4, k=3, stride=1, pad=1,
+                                     stride_w=2, pad_w=0, rng=rng, rows=2, mode="mean*5"))
+    out.append(grad_in_two_pass_case("dwconv", h=9, w=5, ci=6, co=6, k=3, stride=2, pad=1,
+                                     stride_w=1, pad_w=1, rng=rng, rows=1, prescale=True))
+    return out
+
+
 def fc_grad_in_case(*, ci, co, batch, rng, t_range=2047, name="") -> Case:
     t = rng.integers(-t_range, t_range + 1, (batch, co)).astype(np.int16)
     wq = rng.integers(-128, 128, (co, ci)).astype(np.int8)
@@ -827,6 +886,7 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
         (sh, sw), (ph, pw) = hw(st), hw(pad)
         ho, wo = (h + 2 * ph - k[0]) // sh + 1, (w + 2 * pw - k[1]) // sw + 1
         cases.append(avg_pool_grad_case(h, w, random_grad(ap, (ho, wo, c)), k, st, pad))
+    cases += grad_in_two_pass_cases(seed)
     return apply_splits(cases, seed)
 
 

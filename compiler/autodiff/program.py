@@ -55,7 +55,9 @@ Saved forward tensors (:class:`SavedTensor`)
     ``activation``: int8 input of a layer whose weights train (1 byte / element);
     ``mask``: clamp mask of a node output on the gradient path (1 bit / element, bytes
     rounded up; ``covered`` when the same tensor is saved whole anyway);
-    ``logits``: the int8 graph output read by the loss. (The int8 input of a lookup-table
+    ``logits``: the int8 graph output read by the loss; ``lowp``: the input of a conv
+    whose weights train at ``LayerTrain.x_bits`` < 8 (``grad_ops.lowp_bytes``, packed
+    right after the forward step producing it). (The int8 input of a lookup-table
     function and the operands of a mul are saved as ``activation`` too.)
 
 Layer ids (PRNG streams of stochastic rounding, ``update_key(seed, step, layer_id)``)
@@ -102,12 +104,15 @@ class LayerTrain:
     train_weight: bool = True
     ratio: Fraction = Fraction(1)
     train_bias: bool = True
+    x_bits: int = 8                    # bits of the input saved for the weight gradient
 
     def __post_init__(self):
         r = Fraction(self.ratio).limit_denominator(64)
         if r not in RATIOS:
             raise TrainPlanError(f"channel ratio must be one of 1/8, 1/4, 1/2, 1; got {self.ratio}")
         object.__setattr__(self, "ratio", r)
+        if not (isinstance(self.x_bits, int) and 2 <= self.x_bits <= 8):
+            raise TrainPlanError(f"saved input bits must be an integer in 2..8; got {self.x_bits!r}")
 
 
 def channels_of_ratio(co: int, ratio) -> int:
@@ -219,7 +224,7 @@ class SavedTensor:
     """A forward tensor (or its clamp mask) kept for the backward pass."""
 
     tensor: str
-    kind: str                          # "activation" | "mask" | "logits"
+    kind: str                          # "activation" | "mask" | "logits" | "lowp"
     shape: tuple[int, ...]
     nbytes: int
     used_by: list[int] = field(default_factory=list)   # step indices
@@ -351,6 +356,7 @@ class Prescale(Step):
     mult: np.ndarray
     shift: np.ndarray
     w_smax: float
+    two_pass_rows: int = 0             # > 0: recomputed band by band by the RequantGrad
 
 
 @dataclass(kw_only=True)
@@ -372,6 +378,7 @@ class ConvGradInput(Step):
     pad: int | tuple[int, int]
     groups: int
     depthwise: bool
+    two_pass_rows: int = 0             # > 0: fused into the next RequantGrad (see there)
 
 
 @dataclass(kw_only=True)
@@ -401,6 +408,12 @@ class RequantGrad(Step):
     acc: str
     out: str
     tensor: str
+    # > 0 (set by compiler.memory.two_pass, never by the builder): the C code computes the
+    # ConvGradInput before this step and this requantization in one two-pass kernel,
+    # ``two_pass_rows`` gx rows at a time, so ``acc`` never exists on the device (same
+    # values: the reference executes the two steps as they are)
+    two_pass_rows: int = 0
+    two_pass_prescale: bool = False    # ... from the int8 gradient (no int16 tensor either)
 
 
 @dataclass(kw_only=True)
@@ -600,6 +613,14 @@ class ConvUpdate(Step):
     acc_shape: tuple[int, ...]
     acc_bytes: int
     param_bytes: int                   # trained weight slice (must live in RAM)
+    # x_bits < 8: ``x`` is saved at that precision (grad_ops.lowp_activation with the
+    # lower bound x_lo; saved key ``<x>#b<bits>``, kind "lowp") and the weight gradient
+    # reads the values it restores
+    x_bits: int = 8
+    x_lo: int = -128
+
+    def saved_keys(self) -> list[str]:
+        return [self.x if self.x_bits == 8 else f"{self.x}#b{self.x_bits}"]
 
 
 @dataclass(kw_only=True)
@@ -712,6 +733,14 @@ class TrainingProgram:
         }
 
 
+def lowp_floor(g: Graph, tensor: str) -> int:
+    """Lower bound of a tensor's int8 values: its producer's activation clamp (a ReLU's
+    zero point, so zero stays exact at any precision), else -128."""
+    p = g.producer(tensor)
+    lo = int(p.attrs.get("act_min", -128)) if p is not None else -128
+    return max(-128, min(127, lo))
+
+
 # ----------------------------------------------------------------------------- builder
 
 class Builder:
@@ -753,12 +782,13 @@ class Builder:
             self.saved_[t].used_by.append(step.index)
         return step
 
-    def save(self, tensor: str, kind: str) -> str:
-        key = tensor if kind != "mask" else f"{tensor}#mask"
+    def save(self, tensor: str, kind: str, bits: int = 8) -> str:
+        key = {"mask": f"{tensor}#mask", "lowp": f"{tensor}#b{bits}"}.get(kind, tensor)
         if key not in self.saved_:
             shape = self.shape(tensor)
             numel = int(np.prod(shape))
-            nbytes = (numel + 7) // 8 if kind == "mask" else numel
+            nbytes = ((numel + 7) // 8 if kind == "mask" else
+                      rgo.lowp_bytes(numel, bits) if kind == "lowp" else numel)
             self.saved_[key] = SavedTensor(tensor, kind, shape, nbytes)
         return key
 
@@ -790,15 +820,22 @@ class Builder:
             k = channels_of_ratio(co, lt.ratio)
             acc_shape = (k,) + tuple(w.shape[1:])
             acc_numel = int(np.prod(acc_shape))
-            common = dict(node=node.name, layer_id=lid, grad=gy, x=self.save(x, "activation"),
+            common = dict(node=node.name, layer_id=lid, grad=gy, x=x if lt.x_bits < 8 else self.save(x, "activation"),
                           x_zero=int(xt.zero_point), x_scale=float(xt.scale), k=k, out_channels=co,
                           acc_shape=acc_shape, acc_bytes=4 * acc_numel, param_bytes=acc_numel)
             if node.op == "conv2d":
                 a = node.attrs
+                low = {}
+                if lt.x_bits < 8:
+                    self.save(x, "lowp", lt.x_bits)
+                    low = dict(x_bits=lt.x_bits, x_lo=lowp_floor(self.g, x))
                 self.emit(ConvUpdate(**common, kernel=tuple(a["kernel"]), stride=a["stride"],
-                                     pad=a["pad"], groups=a["groups"],
+                                     pad=a["pad"], groups=a["groups"], **low,
                                      in_shape=self.shape(x)[1:], out_shape=self.shape(node.output)[1:]))
             else:
+                if lt.x_bits < 8:
+                    raise TrainPlanError(f"{node.name}: a low-precision saved input applies to "
+                                         "conv2d layers only")
                 self.emit(FcUpdate(**common, in_features=int(w.shape[1])))
         if lt.train_bias:
             self.emit(BiasUpdate(node=node.name, layer_id=lid, grad=gy, x_scale=float(xt.scale),

@@ -381,7 +381,8 @@ def _apply_weight_update(s, c: _Ctx, acc: np.ndarray, s_gy) -> None:
 
 def _x_conv_update(s: ad.ConvUpdate, c: _Ctx):
     q, sc = c.get(s.grad)
-    acc = rgo.conv_grad_weight_acc(q, c.fwd[s.x], s.x_zero, s.kernel, s.stride, s.pad, s.groups, s.k)
+    x = c.fwd[s.x] if s.x_bits == 8 else rgo.lowp_activation(c.fwd[s.x], s.x_bits, s.x_lo)
+    acc = rgo.conv_grad_weight_acc(q, x, s.x_zero, s.kernel, s.stride, s.pad, s.groups, s.k)
     _apply_weight_update(s, c, acc, sc)
 
 

@@ -60,7 +60,8 @@ class TrainCtx:
         return name
 
     def mask_packs(self) -> dict[int, list[str]]:
-        """forward step index -> C statements packing the clamp masks of its output."""
+        """forward step index -> C statements packing the clamp masks of its output and
+        its low-precision saves."""
         out: dict[int, list[str]] = {}
         at = {st.output: i for i, st in enumerate(self.plan.steps)}
         for s in self.program.steps:
@@ -72,6 +73,17 @@ class TrainCtx:
                         f"{s.act_max}, AT(uint8_t, {off}), 0)")
                 if stmt not in out.setdefault(i, []):
                     out[i].append(stmt)
+        for key, t in self.program.saved.items():
+            if t.kind == "lowp" and t.used_by:
+                s = self.program.steps[t.used_by[0]]
+                # after its producer, or the first step a training pass runs (the frozen
+                # prefix may be skipped: its outputs come from the feature cache)
+                i = max(at.get(t.tensor, 0), feature_tensors(self.g, self.program, self.plan)[0])
+                n = int(np.prod(self.g.tensors[t.tensor].shape))
+                off = self.plan.extra_offsets[f"lowp:{key}"]
+                out.setdefault(i, []).append(
+                    f"tt_act_lowp_pack_s8({self.A(t.tensor)}, {n}, {s.x_lo}, {s.x_bits}, "
+                    f"AT(uint8_t, {off}))")
         return out
 
     def sgd(self, s, n: Node, grad: str, k: int) -> str:

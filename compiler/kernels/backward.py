@@ -10,10 +10,11 @@ emitter; a step class without an emitter fails loudly.
 loss_grad          tt_softmax_xent_grad_s8
 mse_grad           tt_mse_grad_s8 (target: tt_train_target, filled by the caller)
 mask               tt_grad_mask_s8 (after a copy when out of place)
-prescale           tt_grad_prescale_s16
+prescale           tt_grad_prescale_s16 (none when a two-pass kernel prescales band by band)
 conv_grad_input    tt_conv2d_1x1_grad_in_s16 / tt_dwconv_grad_in_s16 / tt_conv2d_grad_in_s16
+                   (none when two-pass: the requant_grad step after it computes it)
 fc_grad_input      tt_fc_grad_in_s16
-requant_grad       tt_requant_grad_s8
+requant_grad       tt_requant_grad_s8, or tt_conv_grad_in_two_pass_s8 (two_pass_rows > 0)
 avgpool_grad       tt_avgpool_grad_s8
 max_pool_grad      tt_maxpool_grad_s8
 avg_pool_grad      tt_avgpool_window_grad_s8
@@ -24,6 +25,7 @@ mul_grad           tt_mul_grad_s8
 mul_gate_grad      tt_mul_gate_grad_s8 (the per-channel gate of a broadcast mul)
 accumulate_grads   tt_add_grads_s8
 conv_update        tt_conv2d_1x1_grad_w_update_s8 / tt_dwconv_... / tt_conv2d_...
+                   (x_bits < 8: after tt_act_lowp_unpack_s8 of the packed input)
 fc_update          tt_fc_grad_w_update_s8
 bias_update        tt_bias_grad_update_s32
 =================  ==========================================================
@@ -151,24 +153,30 @@ class PrescaleE(BackwardEmitter):
     step = ad.Prescale
 
     def kernel(self, g, s):
-        return "tt_grad_prescale_s16"
+        return None if s.two_pass_rows else "tt_grad_prescale_s16"
+
+    def tables(self, tc, s) -> tuple[str, str]:
+        return (tc.int_array(f"pm_{s.node.replace('.', '_')}", s.mult),
+                tc.int_array(f"ps_{s.node.replace('.', '_')}", s.shift))
 
     def call(self, tc, i, s):
         shape = tc.program.buffers[s.out].shape
         c = shape[-1]
         pixels = _numel(shape) // c
-        pm = tc.int_array(f"pm_{s.node.replace('.', '_')}", s.mult)
-        ps = tc.int_array(f"ps_{s.node.replace('.', '_')}", s.shift)
+        pm, ps = self.tables(tc, s)
         factor = np.float32(np.float32(s.w_smax) / np.float32(16.0))
+        scale = f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(factor)}"
+        if s.two_pass_rows:         # prescaled band by band by the two-pass kernel
+            return [scale]
         return [f"tt_grad_prescale_s16({tc.G(s.grad)}, {pixels}, {c}, {pm}, {ps}, "
-                f"{tc.G(s.out, 'int16_t')})",
-                f"{tc.S(s.out)} = {tc.S(s.grad)} * {f32_literal(factor)}"]
+                f"{tc.G(s.out, 'int16_t')})", scale]
 
 
 class ConvGradInputE(BackwardEmitter):
     step = ad.ConvGradInput
 
-    def kernel(self, g, s):
+    def band_kernel(self, g, s):
+        """The kernel computing the input gradient (also a band of it)."""
         n = g.node(s.node)
         kind = n.conv_kind
         if kind == "depthwise":
@@ -177,10 +185,17 @@ class ConvGradInputE(BackwardEmitter):
             return "tt_conv2d_1x1_grad_in_s16"
         return "tt_conv2d_grad_in_s16"
 
+    def kernel(self, g, s):
+        return None if s.two_pass_rows else self.band_kernel(g, s)
+
     def scratch_expr(self, g, s):
+        if s.two_pass_rows:
+            return None
         return f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
 
     def call(self, tc, i, s):
+        if s.two_pass_rows:         # computed by the RequantGrad step after it
+            return []
         cid = tc.ctx.conv(tc.g.node(s.node))
         return [f"{self.kernel(tc.g, s)}(&{cid}, {tc.G(s.src, 'int16_t')}, 0, "
                 f"{tc.G(s.out, 'int32_t')}, 0, 0, {s.in_shape[0]}, {tc.scratch(i)})",
@@ -206,9 +221,29 @@ class RequantGradE(BackwardEmitter):
     step = ad.RequantGrad
 
     def kernel(self, g, s):
-        return "tt_requant_grad_s8"
+        return "tt_conv_grad_in_two_pass_s8" if s.two_pass_rows else "tt_requant_grad_s8"
+
+    def scratch_expr(self, g, s):
+        if not s.two_pass_rows:
+            return None
+        lit = conv_literal(g, g.node(s.node))
+        band = ConvGradInputE().band_kernel(g, s)
+        return (f"tt_conv_grad_in_two_pass_s8_scratch_bytes({lit}, {s.two_pass_rows}, "
+                f"{int(s.two_pass_prescale)}, {band}_scratch_bytes({lit}))")
 
     def call(self, tc, i, s):
+        if s.two_pass_rows:
+            c = tc.program.steps[i - 1]
+            cid = tc.ctx.conv(tc.g.node(s.node))
+            if s.two_pass_prescale:
+                pre = tc.program.steps[i - 2]
+                pm, ps = PrescaleE().tables(tc, pre)
+                src = f"NULL, {tc.G(pre.grad)}, {pm}, {ps}"
+            else:
+                src = f"{tc.G(c.src, 'int16_t')}, NULL, NULL, NULL"
+            return [f"rc |= tt_conv_grad_in_two_pass_s8({ConvGradInputE().band_kernel(tc.g, c)}, "
+                    f"&{cid}, {src}, {tc.S(c.src)}, {s.two_pass_rows}, {CFG}, "
+                    f"{tc.G(s.out)}, &{tc.S(s.out)}, {tc.scratch(i)})"]
         numel = tc.program.buffers[s.acc].numel
         return [f"rc |= tt_requant_grad_s8({tc.G(s.acc, 'int32_t')}, {numel}, {tc.S(s.acc)}, "
                 f"{CFG}, NULL, {tc.G(s.out)}, &{tc.S(s.out)}, NULL)"]
@@ -335,14 +370,27 @@ class ConvUpdateE(BackwardEmitter):
         return "tt_conv2d_grad_w_update_s8"
 
     def scratch_expr(self, g, s):
-        return f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
+        e = f"{self.kernel(g, s)}_scratch_bytes({conv_literal(g, g.node(s.node))})"
+        return e if s.x_bits == 8 else f"{lowp_x_bytes(g, s)} + {e}"
 
     def call(self, tc, i, s):
         n = tc.g.node(s.node)
         cid = tc.ctx.conv(n)
         arr = tc.trains(n, "weight")
-        return [f"rc |= {self.kernel(tc.g, s)}(&{cid}, {tc.G(s.grad)}, {tc.A(s.x)}, "
-                f"(int8_t *){arr}_w, {tc.sgd(s, n, s.grad, s.k)}, {tc.scratch(i)})"]
+        x, scratch, out = tc.A(s.x), tc.scratch(i), []
+        if s.x_bits < 8:    # restore the saved input into the front of the scratch
+            off = tc.plan.extra_offsets[f"bscratch:{i}"]
+            packed = tc.plan.extra_offsets[f"lowp:{s.saved_keys()[0]}"]
+            x, scratch = f"A({off})", f"A({off + lowp_x_bytes(tc.g, s)})"
+            out.append(f"rc |= tt_act_lowp_unpack_s8(AT(const uint8_t, {packed}), "
+                       f"{_numel(tc.g.tensors[s.x].shape)}, {s.x_lo}, {s.x_bits}, {x})")
+        return out + [f"rc |= {self.kernel(tc.g, s)}(&{cid}, {tc.G(s.grad)}, {x}, "
+                      f"(int8_t *){arr}_w, {tc.sgd(s, n, s.grad, s.k)}, {scratch})"]
+
+
+def lowp_x_bytes(g: Graph, s) -> int:
+    """Scratch bytes a low-precision saved input is restored into (8-byte aligned)."""
+    return (_numel(g.tensors[s.x].shape) + 7) // 8 * 8
 
 
 class FcUpdateE(BackwardEmitter):

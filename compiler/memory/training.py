@@ -18,6 +18,7 @@ from compiler.ir.graph import Graph
 from compiler.kernels import backward as KB
 from compiler.kernels.sizes import c_sizes
 from compiler.memory import schedule as memplan
+from compiler.memory import two_pass as TP
 
 ALIGN = memplan.ALIGN
 
@@ -34,14 +35,40 @@ def _align(n: int) -> int:
 
 
 def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
-                  reorder: bool = True) -> memplan.Plan:
+                  reorder: bool = True, two_pass: str | None = None) -> memplan.Plan:
     """One arena for the forward pass with saves and the backward program.
 
     ``reorder=False`` plans the conventional order instead, for comparison only (no code
     is generated from it): every weight / bias gradient is computed during the backward
     pass but applied after it, so each int32 gradient buffer lives from its step to the
     end of the step list (the generated code fuses each update right after its gradient,
-    and the gradient never leaves the kernel's scratch)."""
+    and the gradient never leaves the kernel's scratch).
+
+    ``two_pass`` (auto | on | off, see :mod:`compiler.memory.two_pass`): which input
+    gradients skip their int32 tensor; the choice is recorded in the program's steps."""
+    mode = TP.mode_of(two_pass)
+    cands = TP.candidates(g, program)
+    TP.apply(program, cands if mode != "off" else [])
+    p = _plan(g, program, fuse, reorder)
+    if mode != "auto" or not cands:
+        return p
+    chosen = TP.choose(g, program, p, cands)
+    F = len(p.steps)
+    for _ in range(TP.REPAIRS + 1):
+        if len(chosen) == len(cands):
+            break
+        TP.apply(program, chosen)
+        q = _plan(g, program, fuse, reorder)
+        if q.arena_bytes <= p.arena_bytes:
+            return q
+        # the placement came out worse: also the pair whose steps are the most crowded
+        rest = [i for i in cands if i not in chosen]
+        chosen = chosen + [max(rest, key=lambda i: max(q.live_all[F + i - 1], q.live_all[F + i]))]
+    TP.apply(program, cands)    # keep every pair two-pass
+    return p
+
+
+def _plan(g: Graph, program: ad.TrainingProgram, fuse: str, reorder: bool) -> memplan.Plan:
     keep = {s.node for s in program.steps}
     for t in program.saved.values():
         p = g.producer(t.tensor)
@@ -60,6 +87,8 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
         last = F + max(t.used_by)
         if t.kind == "mask":
             extra.append((f"mask:{t.tensor}", _align(t.nbytes), produced_at[t.tensor], last))
+        elif t.kind == "lowp":      # packed right after the forward step producing it
+            extra.append((f"lowp:{key}", _align(t.nbytes), produced_at[t.tensor], last))
         else:
             extend[t.tensor] = max(extend.get(t.tensor, 0), last)
     # the frozen prefix's features need not outlive the forward pass: the device app
@@ -67,11 +96,12 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for i, s in enumerate(program.steps):
-        for b in s.writes():
+        reads, writes = TP.step_io(program, i)
+        for b in writes:
             r = root(program, b)
             first.setdefault(r, F + i)
             last[r] = max(last.get(r, F + i), F + i)
-        for b in s.reads():
+        for b in reads:
             r = root(program, b)
             last[r] = max(last.get(r, F + i), F + i)
             first.setdefault(r, F + i)

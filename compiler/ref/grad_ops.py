@@ -213,6 +213,37 @@ def quantize_grad_f32(g, bits: int = 8, mode: str = "max") -> tuple[np.ndarray, 
     return q.astype(np.int8), scale
 
 
+def lowp_bytes(n: int, bits: int) -> int:
+    """Bytes of ``n`` values saved at ``bits`` (2..8): ``8 // bits`` values per byte."""
+    per = 8 // int(bits)
+    return (int(n) + per - 1) // per
+
+
+def lowp_codes(x, bits: int, lo: int) -> np.ndarray:
+    """Codes of int8 values saved at ``bits``: q = clamp((x - lo + 2^(s-1)) >> s, 0,
+    2^bits - 1) with s = 8 - bits (round half up onto a grid of step 2^s starting at
+    ``lo``, the tensor's lower bound)."""
+    s = 8 - int(bits)
+    u = np.asarray(x, np.int32) - int(lo)
+    q = (u + ((1 << s) >> 1)) >> s
+    return np.clip(q, 0, (1 << int(bits)) - 1).astype(np.int32)
+
+
+def lowp_activation(x, bits: int, lo: int) -> np.ndarray:
+    """The int8 values a weight gradient reads from ``x`` saved at ``bits``: lo + q * 2^s
+    (:func:`lowp_codes`; identity at 8 bits)."""
+    q = lowp_codes(x, bits, lo)
+    return np.clip(int(lo) + (q << (8 - int(bits))), -128, 127).astype(np.int8)
+
+
+def lowp_pack(x, bits: int, lo: int) -> np.ndarray:
+    """The bytes saved: ``8 // bits`` codes per byte, the first in the lowest bits."""
+    q = lowp_codes(np.ravel(x), bits, lo).astype(np.uint32)
+    per, b = 8 // int(bits), int(bits)
+    q = np.concatenate([q, np.zeros((-len(q)) % per, np.uint32)]).reshape(-1, per)
+    return (q << (b * np.arange(per, dtype=np.uint32))).sum(axis=1).astype(np.uint8)
+
+
 def grad_range_int(acc, mode: str) -> int:
     a = np.abs(np.asarray(acc, dtype=np.int64))
     kind, k = _parse_mode(mode)

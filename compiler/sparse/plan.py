@@ -92,8 +92,12 @@ class SparsePlan:
         out: dict[str, ad.LayerTrain] = {}
         for name in body[len(body) - self.bias_layers:] if self.bias_layers else []:
             out[name] = ad.LayerTrain(False, 1, True)
+        bits = self.meta.get("save_bits") or {}
         for name, r in self.weights.items():
-            out[name] = ad.LayerTrain(True, r, True)
+            out[name] = ad.LayerTrain(True, r, True, int(bits.get(name, 8)))
+        odd = sorted(set(bits) - set(self.weights))
+        if odd:
+            raise PlanError(f"save_bits names {odd}, whose weights the plan does not train")
         out[head(g)] = ad.LayerTrain(True, 1, True)
         return out
 
@@ -168,6 +172,9 @@ PLAN_FIELDS = {
     "weights": ("an object {conv layer name: channel ratio 1/8, 1/4, 1/2 or 1}", lambda v: isinstance(v, dict)),
     "channels": ("an object {conv layer name: permutation of its output channels}",
                  lambda v: isinstance(v, dict)),
+    "save_bits": ("an object {conv layer name: bits 2..8 of the input it saves for its "
+                  "weight gradient}", lambda v: isinstance(v, dict) and all(
+                      _is_int(b) and 2 <= b <= 8 for b in v.values())),
     "board": _STR,
     "data": _STR,
     "made_by": _STR,

@@ -206,7 +206,8 @@ def save_training(g: Graph, program, config, out_dir: Path) -> None:
     graph_io.save(g, out_dir / TRAIN_MODEL)
     from compiler.autodiff import trainer as tr
     cfg = dataclasses.asdict(config if config is not None else tr.TrainConfig())
-    spec = {"trainable": {n: {"weight": lt.train_weight, "ratio": str(lt.ratio), "bias": lt.train_bias}
+    spec = {"trainable": {n: {"weight": lt.train_weight, "ratio": str(lt.ratio), "bias": lt.train_bias,
+                              **({"x_bits": lt.x_bits} if lt.x_bits != 8 else {})}
                           for n, lt in program.trainable.items()},
             "config": cfg, "model_sha256": g.sha256(), "loss": program.loss}
     (out_dir / TRAIN_SPEC).write_text(json.dumps(spec, indent=1))
@@ -228,7 +229,8 @@ def load_training(build_dir) -> tuple:
                                 "(python -m compiler build MODEL --plan PLAN)")
     spec = json.loads((d / TRAIN_SPEC).read_text())
     g = graph_io.load(d / TRAIN_MODEL)
-    prog = ad.build_program(g, {n: ad.LayerTrain(t["weight"], Fraction(t["ratio"]), t["bias"])
+    prog = ad.build_program(g, {n: ad.LayerTrain(t["weight"], Fraction(t["ratio"]), t["bias"],
+                                                 t.get("x_bits", 8))
                                 for n, t in spec["trainable"].items()},
                             loss=spec.get("loss", "softmax_xent"))
     cfg = tr.TrainConfig(**spec["config"]) if spec.get("config") else tr.TrainConfig()

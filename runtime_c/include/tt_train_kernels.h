@@ -271,6 +271,33 @@ void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, int32_t t_
 void tt_fc_grad_in_s16(const tt_fc_params *p, const int16_t *t, int32_t *gx, int32_t batch,
                        void *scratch);
 
+/* Activations saved at 2..8 bits for a weight gradient (grad_ops.lowp_pack /
+   lowp_activation): pack x[n] into ceil(n / (8 / bits)) bytes (codes of a grid of step
+   2^(8 - bits) from lo), and restore the int8 values the weight gradient reads. TT_OK or
+   TT_ERR_ARG (bits, n). */
+int tt_act_lowp_pack_s8(const int8_t *x, int32_t n, int32_t lo, int32_t bits, uint8_t *packed);
+int tt_act_lowp_unpack_s8(const uint8_t *packed, int32_t n, int32_t lo, int32_t bits, int8_t *x);
+
+/* Two-pass input gradient straight to int8 (conv_grad_input then requant_grad with the
+   tensor's own statistic, bit for bit, without the int32 tensor): `band` is one of the
+   three conv kernels above, called twice per band of `rows` gx rows (pass 1: the range
+   statistic, pass 2: the int8 values). t: the full prescaled gradient with scale t_scale;
+   or t NULL and gy the int8 output gradient with the prescale factors pm / ps
+   (tt_grad_prescale_s16): the t rows a band reads are prescaled into scratch, so t never
+   exists either. out [in_h][in_w][in_c] int8 with *out_scale. Scratch: one band of int32
+   (plus, with gy, the t rows of one band) plus the band kernel's own scratch
+   (band_scratch bytes). TT_OK or TT_ERR_ARG (bits, range, rows). */
+typedef void (*tt_grad_in_band_fn)(const tt_conv_params *p, const int16_t *t, int32_t t_row0,
+                                   int32_t *gx, int32_t gx_row0, int32_t y0, int32_t y1,
+                                   void *scratch);
+size_t tt_conv_grad_in_two_pass_s8_scratch_bytes(const tt_conv_params *p, int32_t rows,
+                                                 int32_t prescale, size_t band_scratch);
+int tt_conv_grad_in_two_pass_s8(tt_grad_in_band_fn band, const tt_conv_params *p,
+                                const int16_t *t, const int8_t *gy, const int32_t *pm,
+                                const int32_t *ps, float t_scale, int32_t rows, int32_t bits,
+                                tt_grad_range range, int8_t *out, float *out_scale,
+                                void *scratch);
+
 /* ---- weight gradient fused with the in-place update ------------------------------------
  * gy: int8 output gradient (scale u->s_gy) [out_h][out_w][out_c] (fc: [batch][out_c]);
  * x: the layer's int8 input (scale u->s_x, zero point p->in_zero) [in_h][in_w][in_c]

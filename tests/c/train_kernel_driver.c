@@ -65,6 +65,7 @@ enum {
     OP_CONCAT_GRAD = 30,
     OP_AVG_POOL_GRAD = 40,
     OP_MSE = 31,
+    OP_GRAD_IN_TWO_PASS = 41,
 };
 
 #define MAX_PARAMS 32
@@ -622,6 +623,47 @@ static void run_op(int32_t op, const case_t *c, result_t *res)
             tc_release(mark);
         }
         res->n_out = (int32_t)n_out;
+        return;
+    }
+    case OP_GRAD_IN_TWO_PASS: {
+        /* conv params (11), band kernel (0 conv2d, 1 1x1, 2 dwconv), t_scale, rows, bits,
+           kind, k, prescale (0: t given; 1: gy int8 + mult + shift); t (int16) or gy, mult,
+           shift; w [, geometry of the columns] */
+        NEED(c->np == 18);
+        const int pre = v[17] != 0, nw = pre ? 3 : 1;
+        NEED(c->na == nw + 1 || c->na == nw + 2);
+        tt_conv_params p;
+        conv_params(c, &p);
+        NEED(c->na == nw + 1 || axis_params(&c->a[nw + 1], &p));
+        const int32_t K = p.k_h * p.k_w * (v[11] == 2 ? 1 : p.in_c);
+        const size_t n_t = (size_t)p.out_w * p.out_c * p.out_h;
+        NEED((size_t)c->a[0].n == (pre ? 1 : 2) * n_t);
+        NEED(!pre || (c->a[1].n == 4 * p.out_c && c->a[2].n == 4 * p.out_c));
+        NEED(c->a[nw].n == p.out_c * K && v[11] >= 0 && v[11] <= 2);
+        p.w = (const int8_t *)c->a[nw].p;
+        const gin_fn fns[3] = {tt_conv2d_grad_in_s16, tt_conv2d_1x1_grad_in_s16,
+                               tt_dwconv_grad_in_s16};
+        const size_t bs = v[11] == 0 ? tt_conv2d_grad_in_s16_scratch_bytes(&p)
+                          : v[11] == 1 ? tt_conv2d_1x1_grad_in_s16_scratch_bytes(&p)
+                                       : tt_dwconv_grad_in_s16_scratch_bytes(&p);
+        const size_t ns = tt_conv_grad_in_two_pass_s8_scratch_bytes(&p, v[13], pre, bs);
+        const size_t n = (size_t)p.in_h * p.in_w * p.in_c;
+        if (!out_alloc(res, (int32_t)n + 8)) return;
+        uint8_t *g = kbuf(res, n);
+        void *s = make_scratch(ns, &res->status);
+        if (!g || res->status) return;
+        float sc = 0.0f;
+        uint32_t t0 = tc_cycles();
+        const int st = tt_conv_grad_in_two_pass_s8(
+            fns[v[11]], &p, pre ? NULL : (const int16_t *)c->a[0].p,
+            pre ? (const int8_t *)c->a[0].p : NULL, pre ? (const int32_t *)c->a[1].p : NULL,
+            pre ? (const int32_t *)c->a[2].p : NULL, f32_of(v[12]), v[13], v[14],
+            range_of(v[15], v[16]), (int8_t *)g, &sc, s);
+        res->cycles = tc_cycles() - t0;
+        check_scratch(res, s, ns);
+        out_i32(res, st);
+        kbuf_done(res, g, n);
+        out_f32(res, sc);
         return;
     }
     case OP_FC_GRAD_IN: {
