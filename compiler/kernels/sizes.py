@@ -41,7 +41,7 @@ def c_sizes(exprs: list[str]) -> list[int]:
     missing = sorted({e for e in exprs if f"{tag}:{e}" not in _CACHE})
     if missing:
         needs_link = any("_bytes(" in e for e in missing)
-        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n'
+        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n#include "tt_block.h"\n'
                + ('#include "tt_train_kernels.h"\n' if (inc / "tt_train_kernels.h").exists() else "")
                + "int main(void) {\n")
         src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)

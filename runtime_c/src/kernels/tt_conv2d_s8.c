@@ -7,7 +7,7 @@
  * rows of a chunk of output channels (at most out_c, so the scratch stays small for the
  * first conv, usually the layer with the largest activations) are widened once per
  * call, and each pair of output channels costs 4 LDRD + 8 SMLAD per 16 MACs. */
-#include "tt_gemm.h"
+#include "tt_im2col.h"
 
 size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)
 {
@@ -16,90 +16,25 @@ size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)
 
 #if TT_DSP
 
-TT_INLINE void copy_bytes(int8_t *d, const int8_t *s, int32_t n)
-{
-    for (; n >= 8; n -= 8, d += 8, s += 8) {
-        int32_t a = tt_ld32(s), b = tt_ld32(s + 4);
-        tt_st32(d, a);
-        tt_st32(d + 4, b);
-    }
-    if (n >= 4) {
-        tt_st32(d, tt_ld32(s));
-        n -= 4, d += 4, s += 4;
-    }
-    for (; n > 0; --n) *d++ = *s++;
-}
-
-TT_INLINE void fill_bytes(int8_t *d, int32_t v, int32_t n)
-{
-    const int32_t v4 = tt_splat8(v);
-    for (; n >= 4; n -= 4, d += 4) tt_st32(d, v4);
-    for (; n > 0; --n) *d++ = (int8_t)v;
-}
-
-/* Raw im2col row of output pixel (y, x): k values, padding taps = in_zero. */
-TT_INLINE void im2col(const tt_conv_params *p, const int8_t *in, int32_t in_row0, int32_t y,
-                      int32_t x, int8_t *d)
-{
-    const int32_t ci = p->in_c, kw = p->k_w, kh = p->k_h, span = kw * ci, zi = p->in_zero;
-    const int32_t rowb = p->in_w * ci;
-    const int32_t ix0 = x * TT_STRIDE_W(p) - TT_PAD_W(p), iy0 = y * p->stride - p->pad;
-    if (ix0 >= 0 && ix0 + kw <= p->in_w && iy0 >= 0 && iy0 + kh <= p->in_h) {
-        const int8_t *src = in + (ptrdiff_t)(iy0 - in_row0) * rowb + (ptrdiff_t)ix0 * ci;
-        for (int32_t ky = 0; ky < kh; ++ky, d += span, src += rowb) copy_bytes(d, src, span);
-        return;
-    }
-    for (int32_t ky = 0; ky < kh; ++ky, d += span) {
-        const int32_t iy = iy0 + ky;
-        if (iy < 0 || iy >= p->in_h) {
-            fill_bytes(d, zi, span);
-            continue;
-        }
-        const int8_t *row = in + (ptrdiff_t)(iy - in_row0) * rowb;
-        for (int32_t kx = 0; kx < kw; ++kx) {
-            const int32_t ix = ix0 + kx;
-            if (ix < 0 || ix >= p->in_w) fill_bytes(d + kx * ci, zi, ci);
-            else copy_bytes(d + kx * ci, row + (ptrdiff_t)ix * ci, ci);
-        }
-    }
-}
-
 TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                             int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                             void *scratch)
 {
-    const int32_t co = p->out_c, wo = p->out_w, zi = p->in_zero, zo = p->out_zero;
-    const int32_t lo = p->act_min, hi = p->act_max;
-    const int clamp = !(lo <= -128 && hi >= 127);
+    const int32_t co = p->out_c;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
     const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) & ~3;
     const int32_t ch = TT_CONV2D_CHUNK(k, co), bw = PW_BLOCK_WORDS(k4);
-    int32_t *xbuf = (int32_t *)scratch;               /* k4 words: widened pixel pair */
-    int8_t *raw0 = (int8_t *)(xbuf + k4), *raw1 = raw0 + k4;
-    int32_t *blocks = (int32_t *)(void *)(raw1 + k4); /* ch / 2 channel-pair blocks */
-    int8_t *dummy = (int8_t *)(blocks + ch / 2 * bw);
-    const int32_t npix = (y1 - y0) * wo;
-    if (npix <= 0) return;
-    int8_t *out0 = out + (ptrdiff_t)(y0 - out_row0) * wo * co;
+    int32_t *xbuf = (int32_t *)scratch;  /* k4 words + 2 * k4 raw bytes */
+    int32_t *blocks = xbuf + k4 + k4 / 2; /* ch / 2 channel-pair blocks */
+    int8_t *sink = (int8_t *)(blocks + ch / 2 * bw);
+    if (y1 <= y0 || p->out_w <= 0) return;
 
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
         const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult,
-                                         p->shift, zi, zo, c0, n, co, clamp, blocks);
-        int32_t y = y0, x = 0;
-        int8_t *op = out0 + c0;
-        for (int32_t left = npix; left > 0; left -= 2) {
-            const int two = left >= 2;
-            im2col(p, in, in_row0, y, x, raw0);
-            if (++x == wo) { x = 0; ++y; }
-            if (two) {
-                im2col(p, in, in_row0, y, x, raw1);
-                if (++x == wo) { x = 0; ++y; }
-            }
-            tt_widen_pair(raw0, two ? raw1 : raw0, k, zi, xbuf);
-            tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : dummy, co, two, simple,
-                             zo, clamp, lo, hi);
-            op += 2 * co;
-        }
+                                         p->shift, p->in_zero, p->out_zero, c0, n, co, clamp,
+                                         blocks);
+        tt_conv_rows(p, blocks, c0, n, simple, in, in_row0, out, out_row0, y0, y1, xbuf, sink);
     }
 }
 

@@ -53,13 +53,13 @@ TT_INLINE int32_t tt_chrec_lsh(const tt_chrec *r, int32_t shift)
 }
 
 
-/* Widen n <= 4 values of v (int8) minus zero into the (e, o) word pair, 0 past n. */
+/* Widen 1 <= n <= 4 values of v (int8) minus zero into the (e, o) word pair, 0 past n. */
 TT_INLINE void tt_widen_tail(const int8_t *v, int32_t n, int32_t zero, int32_t *e, int32_t *o)
 {
-    int32_t a[4] = {0, 0, 0, 0};
-    for (int32_t i = 0; i < n; ++i) a[i] = v[i] - zero;
-    *e = tt_pack16(a[0], a[2]);
-    *o = tt_pack16(a[1], a[3]);
+    const int32_t a0 = v[0] - zero, a1 = n > 1 ? v[1] - zero : 0;
+    const int32_t a2 = n > 2 ? v[2] - zero : 0, a3 = n > 3 ? v[3] - zero : 0;
+    *e = tt_pack16(a0, a2);
+    *o = tt_pack16(a1, a3);
 }
 
 /* Interleave two pixels' k int8 values (minus zero) into xbuf (k4 = k rounded up to 4
@@ -748,6 +748,59 @@ TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int3
         } else {
             tt_store_block(o0 + j, o1 + j, r, a00, a01, a10, a11, zo, clamp, lo, hi, 1);
         }
+    }
+}
+
+/* ---- a prepared layer: every output channel at once ------------------------------
+ * Layout (words): [simple, 0 | blocks of all channel pairs | a co-byte sink for the
+ * missing pixel of an odd pixel count]; TT_BLOCK_PREP_BYTES(k, co) bytes (tt_block.h). */
+#define TT_PREP_HDR_WORDS 2
+
+TT_INLINE int32_t *tt_prep_blocks(int32_t *prep) { return prep + TT_PREP_HDR_WORDS; }
+
+TT_INLINE int8_t *tt_prep_sink(int32_t *prep, int32_t k, int32_t co)
+{
+    return (int8_t *)(tt_prep_blocks(prep) + (co + 1) / 2 * PW_BLOCK_WORDS((k + 3) & ~3));
+}
+
+/* Prepare all co output channels of a conv with k weights per channel into prep. */
+TT_STATIC void tt_prep_layer(const tt_conv_params *p, int32_t k, int32_t *prep)
+{
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    prep[0] = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult, p->shift,
+                            p->in_zero, p->out_zero, 0, p->out_c, p->out_c, clamp,
+                            tt_prep_blocks(prep));
+    prep[1] = 0;
+}
+
+/* Pointwise conv over output rows [y0, y1) for the n prepared channels [c0, c0 + n)
+   (blocks; simple: tt_pw_prepare's answer); xbuf: k4 words, sink: n bytes. */
+TT_STATIC void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
+                          int32_t n, int simple, const int8_t *in, int32_t in_row0,
+                          int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                          int32_t *xbuf, int8_t *sink)
+{
+    const int32_t ci = p->in_c, co = p->out_c, s = p->stride, wo = p->out_w;
+    const int32_t k4 = (ci + 3) & ~3, zi = p->in_zero;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    const int32_t step = s * ci, skip = (s * p->in_w - s * wo) * ci;
+    const int8_t *xp = in + (ptrdiff_t)(y0 * s - in_row0) * p->in_w * ci;
+    int8_t *op = out + (ptrdiff_t)(y0 - out_row0) * wo * co + c0;
+    int32_t x = 0;
+    for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
+        const int two = left >= 2;
+        const int8_t *xa = xp, *xb = xa;
+        xp += step;
+        if (++x == wo) { x = 0; xp += skip; }
+        if (two) {
+            xb = xp;
+            xp += step;
+            if (++x == wo) { x = 0; xp += skip; }
+        }
+        tt_widen_pair(xa, xb, ci, zi, xbuf);
+        tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : sink, co, two, simple,
+                         p->out_zero, clamp, p->act_min, p->act_max);
+        op += 2 * co;
     }
 }
 
