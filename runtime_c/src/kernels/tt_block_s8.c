@@ -1,6 +1,6 @@
 /* Fused inverted-residual block (see tt_block.h). */
 #include "tt_block.h"
-#include "tt_im2col.h"
+#include "tt_gemm.h"
 
 /* The band drops its first rows: d < s, copied forwards a word at a time (the C
    library's memmove may go byte by byte). */
@@ -71,7 +71,7 @@ TT_KERNEL void tt_block_s8(const tt_block_params *p, const int8_t *in, int8_t *o
     const size_t out_row = (size_t)pw2->out_w * (size_t)pw2->out_c;
     int32_t b0 = 0, nb = 0; /* band holds expanded rows [b0, b0 + nb) */
     int8_t *ks = (int8_t *)scratch;
-    blk_conv c1, c2;
+    blk_conv c1 = {NULL, NULL, NULL, 0}, c2;
     if (p->pw1) blk_conv_init(&c1, p->pw1, p->pw1_kernel, p->prep1, &ks);
     blk_conv_init(&c2, pw2, tt_conv2d_1x1_s8, p->prep2, &ks);
 

@@ -7,7 +7,7 @@
  * rows of a chunk of output channels (at most out_c, so the scratch stays small for the
  * first conv, usually the layer with the largest activations) are widened once per
  * call, and each pair of output channels costs 4 LDRD + 8 SMLAD per 16 MACs. */
-#include "tt_im2col.h"
+#include "tt_gemm.h"
 
 size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)
 {
@@ -15,6 +15,137 @@ size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)
 }
 
 #if TT_DSP
+
+/* An im2col row of output pixel (y, x) is its k = k_h*k_w*in_c input values in OHWI
+ * order, padding taps = in_zero, and in_zero again up to k rounded up to 4 so the row
+ * widens without a tail. */
+TT_INLINE void copy_bytes(int8_t *d, const int8_t *s, int32_t n)
+{
+    for (; n >= 8; n -= 8, d += 8, s += 8) {
+        int32_t a = tt_ld32(s), b = tt_ld32(s + 4);
+        tt_st32(d, a);
+        tt_st32(d + 4, b);
+    }
+    if (n >= 4) {
+        tt_st32(d, tt_ld32(s));
+        n -= 4, d += 4, s += 4;
+    }
+    for (; n > 0; --n) *d++ = *s++;
+}
+
+TT_INLINE void fill_bytes(int8_t *d, int32_t v, int32_t n)
+{
+    const int32_t v4 = tt_splat8(v);
+    for (; n >= 4; n -= 4, d += 4) tt_st32(d, v4);
+    for (; n > 0; --n) *d++ = (int8_t)v;
+}
+
+/* Raw im2col row of output pixel (y, x): k values, padding taps = in_zero. */
+TT_INLINE void im2col(const tt_conv_params *p, const int8_t *in, int32_t in_row0, int32_t y,
+                      int32_t x, int8_t *d)
+{
+    const int32_t ci = p->in_c, kw = p->k_w, kh = p->k_h, span = kw * ci, zi = p->in_zero;
+    const int32_t rowb = p->in_w * ci;
+    const int32_t ix0 = x * TT_STRIDE_W(p) - TT_PAD_W(p), iy0 = y * p->stride - p->pad;
+    if (ix0 >= 0 && ix0 + kw <= p->in_w && iy0 >= 0 && iy0 + kh <= p->in_h) {
+        const int8_t *src = in + (ptrdiff_t)(iy0 - in_row0) * rowb + (ptrdiff_t)ix0 * ci;
+        for (int32_t ky = 0; ky < kh; ++ky, d += span, src += rowb) copy_bytes(d, src, span);
+        return;
+    }
+    for (int32_t ky = 0; ky < kh; ++ky, d += span) {
+        const int32_t iy = iy0 + ky;
+        if (iy < 0 || iy >= p->in_h) {
+            fill_bytes(d, zi, span);
+            continue;
+        }
+        const int8_t *row = in + (ptrdiff_t)(iy - in_row0) * rowb;
+        for (int32_t kx = 0; kx < kw; ++kx) {
+            const int32_t ix = ix0 + kx;
+            if (ix < 0 || ix >= p->in_w) fill_bytes(d + kx * ci, zi, ci);
+            else copy_bytes(d + kx * ci, row + (ptrdiff_t)ix * ci, ci);
+        }
+    }
+}
+
+/* Output pixels of a band in order, with their im2col rows: interior pixels (every tap
+   inside the input) copy k_h contiguous spans from a pointer that moves by stride_w *
+   in_c; the others go through im2col(). */
+typedef struct {
+    const tt_conv_params *p;
+    const int8_t *in;
+    int32_t in_row0, y, x, wo, rowb, span, kh, sxc, xlo, xhi;
+    int32_t inside;    /* y's kernel rows are all inside the input */
+    ptrdiff_t off;     /* then the first tap of pixel (y, x) is in[off + x * sxc] */
+} im2col_iter;
+
+TT_INLINE void im2col_row(im2col_iter *it)
+{
+    const tt_conv_params *p = it->p;
+    const int32_t iy0 = it->y * p->stride - p->pad;
+    it->inside = iy0 >= 0 && iy0 + it->kh <= p->in_h;
+    it->off = (ptrdiff_t)(iy0 - it->in_row0) * it->rowb - (ptrdiff_t)TT_PAD_W(p) * p->in_c;
+}
+
+TT_INLINE void im2col_begin(im2col_iter *it, const tt_conv_params *p, const int8_t *in,
+                            int32_t in_row0, int32_t y0)
+{
+    const int32_t sw = TT_STRIDE_W(p), pw = TT_PAD_W(p), last = p->in_w - p->k_w + pw;
+    it->p = p;
+    it->in = in;
+    it->in_row0 = in_row0;
+    it->y = y0;
+    it->x = 0;
+    it->wo = p->out_w;
+    it->rowb = p->in_w * p->in_c;
+    it->span = p->k_w * p->in_c;
+    it->kh = p->k_h;
+    it->sxc = sw * p->in_c;
+    it->xlo = (pw + sw - 1) / sw;
+    it->xhi = last < 0 ? 0 : last / sw + 1;
+    im2col_row(it);
+}
+
+/* Raw im2col row of the current pixel into d, then step to the next pixel. */
+TT_INLINE void im2col_next(im2col_iter *it, int8_t *d)
+{
+    const int32_t x = it->x;
+    if (it->inside && x >= it->xlo && x < it->xhi) {
+        const int8_t *s = it->in + (it->off + (ptrdiff_t)x * it->sxc);
+        const int32_t span = it->span, rowb = it->rowb;
+        for (int32_t ky = it->kh; ky > 0; --ky, d += span, s += rowb) copy_bytes(d, s, span);
+    } else {
+        im2col(it->p, it->in, it->in_row0, it->y, x, d);
+    }
+    if (++it->x == it->wo) {
+        it->x = 0;
+        ++it->y;
+        im2col_row(it);
+    }
+}
+
+void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
+                            int32_t n, int simple, const int8_t *in, int32_t in_row0,
+                            int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                            int32_t *xbuf, int8_t *sink)
+{
+    const int32_t co = p->out_c, wo = p->out_w, zi = p->in_zero;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) & ~3;
+    int8_t *raw0 = (int8_t *)(xbuf + k4), *raw1 = raw0 + k4;
+    int8_t *op = out + (ptrdiff_t)(y0 - out_row0) * wo * co + c0;
+    im2col_iter it;
+    im2col_begin(&it, p, in, in_row0, y0);
+    for (int32_t i = k; i < k4; ++i) raw0[i] = raw1[i] = (int8_t)zi;
+    for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
+        const int two = left >= 2;
+        im2col_next(&it, raw0);
+        if (two) im2col_next(&it, raw1);
+        tt_widen_pair(raw0, two ? raw1 : raw0, k4, zi, xbuf);
+        tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : sink, co, two, simple,
+                         p->out_zero, clamp, p->act_min, p->act_max);
+        op += 2 * co;
+    }
+}
 
 TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                             int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,

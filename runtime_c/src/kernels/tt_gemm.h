@@ -763,46 +763,22 @@ TT_INLINE int8_t *tt_prep_sink(int32_t *prep, int32_t k, int32_t co)
     return (int8_t *)(tt_prep_blocks(prep) + (co + 1) / 2 * PW_BLOCK_WORDS((k + 3) & ~3));
 }
 
-/* Prepare all co output channels of a conv with k weights per channel into prep. */
-TT_STATIC void tt_prep_layer(const tt_conv_params *p, int32_t k, int32_t *prep)
-{
-    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
-    prep[0] = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult, p->shift,
-                            p->in_zero, p->out_zero, 0, p->out_c, p->out_c, clamp,
-                            tt_prep_blocks(prep));
-    prep[1] = 0;
-}
+/* Prepare all co output channels of a conv with k weights per channel into prep
+   (defined in tt_conv2d_1x1_s8.c). */
+void tt_prep_layer(const tt_conv_params *p, int32_t k, int32_t *prep);
 
 /* Pointwise conv over output rows [y0, y1) for the n prepared channels [c0, c0 + n)
-   (blocks; simple: tt_pw_prepare's answer); xbuf: k4 words, sink: n bytes. */
-TT_STATIC void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
-                          int32_t n, int simple, const int8_t *in, int32_t in_row0,
-                          int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
-                          int32_t *xbuf, int8_t *sink)
-{
-    const int32_t ci = p->in_c, co = p->out_c, s = p->stride, wo = p->out_w;
-    const int32_t k4 = (ci + 3) & ~3, zi = p->in_zero;
-    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
-    const int32_t step = s * ci, skip = (s * p->in_w - s * wo) * ci;
-    const int8_t *xp = in + (ptrdiff_t)(y0 * s - in_row0) * p->in_w * ci;
-    int8_t *op = out + (ptrdiff_t)(y0 - out_row0) * wo * co + c0;
-    int32_t x = 0;
-    for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
-        const int two = left >= 2;
-        const int8_t *xa = xp, *xb = xa;
-        xp += step;
-        if (++x == wo) { x = 0; xp += skip; }
-        if (two) {
-            xb = xp;
-            xp += step;
-            if (++x == wo) { x = 0; xp += skip; }
-        }
-        tt_widen_pair(xa, xb, ci, zi, xbuf);
-        tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : sink, co, two, simple,
-                         p->out_zero, clamp, p->act_min, p->act_max);
-        op += 2 * co;
-    }
-}
+   (blocks; simple: tt_pw_prepare's answer); xbuf: k4 words, sink: n bytes
+   (tt_conv2d_1x1_s8.c). */
+void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0, int32_t n,
+                int simple, const int8_t *in, int32_t in_row0, int8_t *out, int32_t out_row0,
+                int32_t y0, int32_t y1, int32_t *xbuf, int8_t *sink);
+
+/* kxk conv over output rows [y0, y1) for the n prepared channels [c0, c0 + n); xbuf:
+   k4 words then 2 * k4 raw bytes, sink: n bytes (tt_conv2d_s8.c). */
+void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0, int32_t n,
+                  int simple, const int8_t *in, int32_t in_row0, int8_t *out,
+                  int32_t out_row0, int32_t y0, int32_t y1, int32_t *xbuf, int8_t *sink);
 
 #endif /* TT_DSP */
 #endif
