@@ -157,7 +157,7 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset(), tiling=None) -> lis
             steps.append(step)
             continue
         e = KF.emitter_for(n)
-        steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, KF.scratch(g, n),
+        steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, _scratch(g, n),
                           e.kernel(n)))
     return steps
 
@@ -167,9 +167,26 @@ def _block_name(dw_name: str) -> str:
     return dw_name.rsplit(".", 1)[0] if "." in dw_name else dw_name
 
 
+_MEMO: dict[str, int] | None = None  # C size expression -> value, during one plan() call
+
+
+def _c_size(expr: str) -> int:
+    if _MEMO is None:
+        return c_sizes([expr])[0]
+    if expr not in _MEMO:
+        _MEMO[expr] = c_sizes([expr])[0]
+    return _MEMO[expr]
+
+
+def _scratch(g: Graph, n: Node) -> int:
+    """Scratch bytes of the forward kernel of ``n`` (KF.scratch)."""
+    e = KF.emitter_for(n).scratch_expr(g, n)
+    return _c_size(e) if e else 0
+
+
 def _prep_bytes(g: Graph, n: Node | None) -> int:
     """Scratch bytes of conv ``n`` prepared once per block call (TT_BLOCK_PREP_BYTES)."""
-    return c_sizes([KF.prep_expr(g, n)])[0] if n is not None else 0
+    return _c_size(KF.prep_expr(g, n)) if n is not None else 0
 
 
 def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool = False,
@@ -186,7 +203,7 @@ def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool = False,
     rows = max(1, min(rows, ho))
     band = _align((kh + (rows - 1) * hw(dw.attrs["stride"])[0]) * w * c) if pw1 else 0
     row = _align(rows * wo * c)
-    ks = max([KF.scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
+    ks = max([_scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
     nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
     name = _block_name(dw.name) if unique else dw.name
     p1, p2 = (_prep_bytes(g, pw1), _prep_bytes(g, pw2)) if prep else (0, 0)
@@ -208,6 +225,16 @@ def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | Non
     Fused blocks prepare their pointwise layers once per call and run several rows per
     group (faster) where the extra scratch fits under the peak of the plan without it:
     the arena never grows for it."""
+    global _MEMO
+    _MEMO = {}  # sizes are evaluated once per plan (the runtime may change between plans)
+    try:
+        return _plan_tiled(g, fuse, keep, extend_last, extra)
+    finally:
+        _MEMO = None
+
+
+def _plan_tiled(g: Graph, fuse: str, keep, extend_last: dict | None,
+                extra: list | None) -> Plan:
     base = _plan(g, fuse, keep, extend_last, extra, {})
     tiling = {}
     for i, s in enumerate(base.steps):
