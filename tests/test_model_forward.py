@@ -61,13 +61,12 @@ def test_random_models_qemu_bit_exact(tmp_path, seed, portable):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("seed,kinds", [(17, {"kxk", "pointwise", "pw2"}),
-                                        (6, {"pointwise", "pw2", "add"})])
+@pytest.mark.parametrize("seed,kinds", [(17, {"kxk", "pointwise", "pw2"})])
 def test_prepared_blocks_qemu_bit_exact(tmp_path, monkeypatch, seed, kinds):
     """Fused blocks that prepare their pointwise layers once per call (the first conv as
-    expand, a 1x1 expand, pointwise2 with a residual; odd widths and channel counts) and
-    run 4 rows per group (6 rows: a short last group) stay bit-exact with the DSP
-    kernels."""
+    expand, a 1x1 expand; odd widths and channel counts) and run 4 rows per group (6
+    rows: a short last group) stay bit-exact with the DSP kernels. (With a residual add:
+    the real models' test, e.g. mbv2-w0.35's blocks.2, 8 rows per group.)"""
     monkeypatch.setattr(memplan, "BLOCK_TILINGS", [(True, 4), (False, 1)])
     g = specgen.random_graph(seed, hw=11, n_blocks=3)
     p = memplan.plan(g, "all")
