@@ -28,15 +28,21 @@ def _overlapping_pairs(p):
 # conv, with residual adds, stride 2 and depthwise k = 5 and 7; unfused: the same layers
 # as 3x3 / pointwise / depthwise convolutions run band by band
 # (on QEMU, DSP kernels: tests/test_model_forward.py's real models)
-@pytest.mark.parametrize("fuse", ["all", "none"])
-def test_overlapped_steps_bit_exact_on_host(fuse, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fuse,rows", [("all", 1), ("all", 3), ("none", 1)])
+def test_overlapped_steps_bit_exact_on_host(fuse, rows, tmp_path, monkeypatch):
     board = "host"
     # the placement keeps an overlap only where it makes the arena smaller (not in this
     # small graph, where scratch dominates): force every chain of overlaps here
     monkeypatch.setattr(memplan, "_place", lambda items, lags, blocks=(): (
         memplan._first_fit(items, lags, {}, memplan._ORDERS[0]), lags))
     g = specgen.random_graph(27, hw=14, n_blocks=4)
+    if rows > 1:   # every fused block runs `rows` output rows per group (tt_block_rows)
+        blocks = [s.name for s in memplan.schedule(g, fuse) if s.kind == "block"]
+        monkeypatch.setattr(memplan, "_plan_tiled", lambda g, fuse, keep, ext, extra: (
+            memplan._plan(g, fuse, keep, ext, extra, {b: (False, rows) for b in blocks})))
     p = memplan.plan(g, fuse)
+    if rows > 1:
+        assert all(s.block["rows"] == rows for s in p.steps if s.kind == "block")
     memplan.verify(p)
     pairs = _overlapping_pairs(p)
     assert len(pairs) >= (3 if fuse == "all" else 8)

@@ -60,6 +60,26 @@ def test_random_models_qemu_bit_exact(tmp_path, seed, portable):
     np.testing.assert_array_equal(y, ref)
 
 
+@pytest.mark.qemu
+@pytest.mark.parametrize("seed,kinds", [(17, {"kxk", "pointwise", "pw2"})])
+def test_prepared_blocks_qemu_bit_exact(tmp_path, monkeypatch, seed, kinds):
+    """Fused blocks that prepare their pointwise layers once per call (the first conv as
+    expand, a 1x1 expand; odd widths and channel counts) and run 4 rows per group (6
+    rows: a short last group) stay bit-exact with the DSP kernels. (With a residual add:
+    the real models' test, e.g. mbv2-w0.35's blocks.2, 8 rows per group.)"""
+    monkeypatch.setattr(memplan, "BLOCK_TILINGS", [(True, 4), (False, 1)])
+    g = specgen.random_graph(seed, hw=11, n_blocks=3)
+    p = memplan.plan(g, "all")
+    got = set()
+    for s in p.steps:
+        if s.kind == "block" and s.block["rows"] == 4:
+            b = s.block
+            got |= {b["pw1"].conv_kind} if b["prep1"] else set()
+            got |= ({"pw2"} | ({"add"} if b["add"] is not None else set())) if b["prep2"] else set()
+    assert kinds <= got
+    forward_both(g, "qemu-mps2-an500", tmp_path, n=2, fuse="all")
+
+
 @pytest.fixture(scope="module")
 def photos():
     return images.photo_batch(("chelsea", "coffee", "rocket"))

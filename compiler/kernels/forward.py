@@ -273,15 +273,24 @@ class Block(ForwardEmitter):
             "pw1_kernel": CONV.kernel(b["pw1"]) if pw1 else "NULL", "dw": dw,
             "dw_kernel": CONV.kernel(b["dw"]), "pw2": pw2,
             "add": f"&{add}" if add else "NULL",
-            "add_in_first": int(b["add"] is not None and b["add"].inputs[0] == b["input"])})
+            "add_in_first": int(b["add"] is not None and b["add"].inputs[0] == b["input"]),
+            "prep1": b["prep1"], "prep2": b["prep2"], "rows": b["rows"]})
         base = ctx.plan.scratch_offsets[i]
         band = ctx.A_at(base) if b["band_bytes"] else "NULL"
         row = ctx.A_at(base + b["band_bytes"])
         ks = ctx.A_at(base + b["band_bytes"] + b["row_bytes"])
         checks = [f"{b['kernel_scratch']} >= {CONV.scratch_expr(ctx.g, n)}"
                   for n in (b["pw1"], b["dw"], b["pw2"]) if n is not None]
+        checks += [f"{b[f'prep{j}']} == {prep_expr(ctx.g, b[f'pw{j}'])}"
+                   for j in (1, 2) if b[f"prep{j}"]]
         return (f"tt_block_s8(&{bid}, {ctx.A(b['input'])}, {ctx.A(step.output)}, {band}, {row}, "
                 f"{ks})"), checks
+
+
+def prep_expr(g: Graph, n: Node) -> str:
+    """C constant expression of the bytes of conv ``n`` prepared by a fused block."""
+    kh, kw = n.attrs["kernel"]
+    return f"TT_BLOCK_PREP_BYTES({kh * kw * g.tensors[n.inputs[0]].shape[3]}, {n.params['weight'].shape[0]})"
 
 
 CONV = Conv()

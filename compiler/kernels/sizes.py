@@ -11,6 +11,7 @@ from __future__ import annotations
 from compiler import paths
 
 _CACHE: dict[str, int] = {}
+_TAGS: dict[tuple, str] = {}  # (path, mtime, size) of every runtime file -> content tag
 
 
 def c_sizes(exprs: list[str]) -> list[int]:
@@ -28,10 +29,14 @@ def c_sizes(exprs: list[str]) -> list[int]:
     inc = paths.RUNTIME_INCLUDE
     srcs = paths.runtime_sources()
     private = paths.runtime_private_headers()
-    h = hashlib.sha256()
-    for f in sorted(inc.glob("*.h")) + private + srcs:
-        h.update(str(f.relative_to(paths.RUNTIME)).encode() + f.read_bytes())
-    tag = h.hexdigest()[:16]
+    files = sorted(inc.glob("*.h")) + private + srcs
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    tag = _TAGS.get(stamp)
+    if tag is None:  # hash the sources only when one of them changed
+        h = hashlib.sha256()
+        for f in files:
+            h.update(str(f.relative_to(paths.RUNTIME)).encode() + f.read_bytes())
+        tag = _TAGS[stamp] = h.hexdigest()[:16]
     disk = paths.BUILD / ".scratch-cache.json"
     if not _CACHE and disk.exists():
         try:
@@ -41,7 +46,7 @@ def c_sizes(exprs: list[str]) -> list[int]:
     missing = sorted({e for e in exprs if f"{tag}:{e}" not in _CACHE})
     if missing:
         needs_link = any("_bytes(" in e for e in missing)
-        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n'
+        src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n#include "tt_block.h"\n'
                + ('#include "tt_train_kernels.h"\n' if (inc / "tt_train_kernels.h").exists() else "")
                + "int main(void) {\n")
         src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)

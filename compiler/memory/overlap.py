@@ -1,9 +1,10 @@
 """How far a streaming step's output may overlap its own input in the arena.
 
 A fused block (``tt_block_s8``, runtime_c/include/tt_block.h) processes its output rows
-in increasing order: for output row ``y`` it first reads a band of input rows (through
-the expand conv, or the depthwise conv directly), then writes output row ``y``, then (with
-a residual) reads input row ``y`` again for the add. Input rows below the lowest row any
+in increasing order, in groups of ``rows`` (tt_block_rows): for the group ``[y0, y1)`` it
+first reads a band of input rows (through the expand conv, or the depthwise conv
+directly), then writes output rows ``[y0, y1)``, then (with a residual) reads input rows
+``[y0, y1)`` again for the add. Input rows below the lowest row any
 later iteration reads are dead, so the output may start *below* the input's end and
 trail the rows still being read: with the output at ``out = in + lag`` (bytes, usually
 negative), output row ``y`` -- the bytes ``[out + y * out_row, out + (y + 1) * out_row)``
@@ -19,10 +20,10 @@ reads and what it writes then never overlap.
 
 Assumptions about the fused block kernel (tt_block_s8.c; a bit-exact run of a block with the
 overlapped placement, tests/test_memory_overlap.py, fails if one breaks):
-  * iteration ``y`` reads no input row outside those :func:`_rows_read` lists (the
+  * an iteration reads no input row outside those :func:`_rows_read` lists (the
     spatial kernels read the rows ``tt_band_in_rows`` reports, tt_kernels.h), and the
     expand conv's rows are computed once each, kept in a band of ``k_h`` rows;
-  * iteration ``y`` writes output row ``y`` only, after its band reads.
+  * an iteration writes its own output rows only, after its band reads.
 """
 from __future__ import annotations
 
@@ -38,17 +39,20 @@ def _in_rows(attrs: dict, in_h: int, y0: int, y1: int) -> tuple[int, int]:
     return r0, max(r0, r1)
 
 
-def _rows_read(g, block: dict) -> list[int | None]:
-    """Per output row ``y`` of a fused block: the lowest input row iteration ``y`` reads
-    (None: it reads none), following tt_block_s8's band bookkeeping."""
+def _rows_read(g, block: dict) -> list[tuple[int, int, int | None]]:
+    """Per iteration of a fused block -- a group of ``block["rows"]`` output rows ``[y0,
+    y1)`` (tt_block_rows; 1 by default) -- the lowest input row the iteration reads (None:
+    it reads none), following tt_block_s8's band bookkeeping."""
     pw1, dw, add = block["pw1"], block["dw"], block["add"]
     dw_in_h = g.tensors[dw.inputs[0]].shape[1]
     in_h = g.tensors[block["input"]].shape[1]
     out_h = g.tensors[dw.output].shape[1]
-    lows: list[int | None] = []
+    rows = max(1, int(block.get("rows", 1)))
+    groups: list[tuple[int, int, int | None]] = []
     b0 = nb = 0                     # band holds expanded rows [b0, b0 + nb)
-    for y in range(out_h):
-        r0, r1 = _in_rows(dw.attrs, dw_in_h, y, y + 1)
+    for y in range(0, out_h, rows):
+        y1 = min(y + rows, out_h)
+        r0, r1 = _in_rows(dw.attrs, dw_in_h, y, y1)
         lo = None
         if pw1 is not None:
             if r0 >= b0 + nb:
@@ -62,10 +66,10 @@ def _rows_read(g, block: dict) -> list[int | None]:
                 nb = r1 - b0
         elif r1 > r0:
             lo = r0
-        if add is not None:
+        if add is not None:         # the add reads input rows [y, y1) after the writes
             lo = y if lo is None else min(lo, y)
-        lows.append(lo)
-    return lows
+        groups.append((y, y1, lo))
+    return groups
 
 
 def block_lag(g, block: dict) -> int | None:
@@ -75,15 +79,14 @@ def block_lag(g, block: dict) -> int | None:
     xout = g.tensors[block["output"]]
     in_row = xin.shape[2] * xin.shape[3]
     out_row = xout.shape[2] * xout.shape[3]
-    lows = _rows_read(g, block)
     lag = None
-    later: int | None = None        # lowest input row read by iteration >= y
-    for y in range(len(lows) - 1, -1, -1):
-        if lows[y] is not None:
-            later = lows[y] if later is None else min(later, lows[y])
+    later: int | None = None        # lowest input row read by this iteration or a later one
+    for _, y1, lo in reversed(_rows_read(g, block)):
+        if lo is not None:
+            later = lo if later is None else min(later, lo)
         if later is None:
-            continue                # no input read from here on: row y may go anywhere
-        d = later * in_row - (y + 1) * out_row
+            continue                # no input read from here on: these rows may go anywhere
+        d = later * in_row - y1 * out_row   # the iteration's output rows end below `later`
         lag = d if lag is None else min(lag, d)
     return lag
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from compiler.ir.graph import Graph, Node
 from compiler.ir.qmath import hw
 from compiler.kernels import forward as KF
+from compiler.kernels.sizes import c_sizes
 from compiler.memory import overlap
 
 ALIGN = 8
@@ -146,7 +147,11 @@ def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
     return blocks
 
 
-def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
+def schedule(g: Graph, fuse: str = "auto", keep=frozenset(), tiling=None) -> list[Step]:
+    """Steps of the forward pass. ``tiling``: fused block name -> (prep, rows): the block
+    prepares its pointwise layers once per call and runs ``rows`` depthwise output rows
+    per group (more scratch, fewer instructions: see tt_block.h); default (False, 1)."""
+    tiling = tiling or {}
     if fuse not in ("auto", "all", "none"):
         raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
     KF.prefetch(g)
@@ -165,10 +170,13 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset()) -> list[Step]:
             b = blocks[key]
             if n is not b["dw"]:
                 continue  # emitted once, at the depthwise node (all parts are contiguous)
-            steps.append(_block_step(g, b, unique=_block_name(key) not in shared))
+            step = _block_step(g, b, unique=_block_name(key) not in shared)
+            if step.name in tiling:
+                step = _block_step(g, b, _block_name(key) not in shared, *tiling[step.name])
+            steps.append(step)
             continue
         e = KF.emitter_for(n)
-        steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, KF.scratch(g, n),
+        steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, _scratch(g, n),
                           e.kernel(n)))
     return steps
 
@@ -178,21 +186,50 @@ def _block_name(dw_name: str) -> str:
     return dw_name.rsplit(".", 1)[0] if "." in dw_name else dw_name
 
 
-def _block_step(g: Graph, b: dict, unique: bool = True) -> Step:
+_MEMO: dict[str, int] | None = None  # C size expression -> value, during one plan() call
+
+
+def _c_size(expr: str) -> int:
+    if _MEMO is None:
+        return c_sizes([expr])[0]
+    if expr not in _MEMO:
+        _MEMO[expr] = c_sizes([expr])[0]
+    return _MEMO[expr]
+
+
+def _scratch(g: Graph, n: Node) -> int:
+    """Scratch bytes of the forward kernel of ``n`` (KF.scratch)."""
+    e = KF.emitter_for(n).scratch_expr(g, n)
+    return _c_size(e) if e else 0
+
+
+def _prep_bytes(g: Graph, n: Node | None) -> int:
+    """Scratch bytes of conv ``n`` prepared once per block call (TT_BLOCK_PREP_BYTES)."""
+    return _c_size(KF.prep_expr(g, n)) if n is not None else 0
+
+
+def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool = False,
+                rows: int = 1) -> Step:
     """The fused step of block ``b``, named after the depthwise conv's parent module, or
     after the depthwise conv itself when that parent holds several blocks (``unique``
-    False: the layers of one ``nn.Sequential``)."""
+    False: the layers of one ``nn.Sequential``). ``prep``: its pointwise layers are
+    prepared once per call, in scratch before the kernels' shared scratch; ``rows``
+    depthwise output rows per group (tt_block_band_bytes / tt_block_row_bytes)."""
     dw, pw1, pw2 = b["dw"], b["pw1"], b["pw2"]
     _, h, w, c = g.tensors[dw.inputs[0]].shape
     _, ho, wo, _ = g.tensors[dw.output].shape
     kh = dw.attrs["kernel"][0]
-    band = _align(kh * w * c) if pw1 else 0
-    row = _align(wo * c)
-    ks = max([KF.scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
+    rows = max(1, min(rows, ho))
+    band = _align((kh + (rows - 1) * hw(dw.attrs["stride"])[0]) * w * c) if pw1 else 0
+    row = _align(rows * wo * c)
+    ks = max([_scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
     nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
     name = _block_name(dw.name) if unique else dw.name
-    return Step("block", name, nodes, [b["input"]], b["output"], band + row + _align(ks),
+    p1, p2 = (_prep_bytes(g, pw1), _prep_bytes(g, pw2)) if prep else (0, 0)
+    return Step("block", name, nodes, [b["input"]], b["output"],
+                band + row + p1 + p2 + _align(ks),
                 KF.BLOCK.kernel(), {**b, "band_bytes": band, "row_bytes": row,
+                                "prep1": p1, "prep2": p2, "rows": rows,
                                 "kernel_scratch": _align(ks)})
 
 
@@ -202,8 +239,50 @@ def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | Non
     ``extend_last`` (tensor -> last step index using it, beyond the forward steps, e.g.
     activations saved for the backward pass), ``extra`` ((name, bytes, first, last)
     buffers: masks, gradients, backward scratch), placed in the same arena; their offsets
-    end up in ``Plan.extra_offsets``."""
-    steps = schedule(g, fuse, keep)
+    end up in ``Plan.extra_offsets``.
+
+    Fused blocks prepare their pointwise layers once per call and run several rows per
+    group (faster) where the extra scratch fits under the peak of the plan without it:
+    the arena never grows for it."""
+    global _MEMO
+    _MEMO = {}  # sizes are evaluated once per plan (the runtime may change between plans)
+    try:
+        return _plan_tiled(g, fuse, keep, extend_last, extra)
+    finally:
+        _MEMO = None
+
+
+def _plan_tiled(g: Graph, fuse: str, keep, extend_last: dict | None,
+                extra: list | None) -> Plan:
+    base = _plan(g, fuse, keep, extend_last, extra, {})
+    tiling = {}
+    for i, s in enumerate(base.steps):
+        if s.kind != "block":
+            continue
+        room = base.arena_bytes - base.live_bytes[i]
+        for prep, rows in BLOCK_TILINGS:
+            t = _block_step(g, s.block, True, prep, rows)
+            if t.scratch - s.scratch <= room:
+                if (prep, rows) != (False, 1):
+                    tiling[s.name] = (prep, rows)
+                break
+    for cap in (8, 4, 2, 1):  # packing may still grow the arena: fewer rows then
+        cand = {k: (prep, min(rows, cap)) for k, (prep, rows) in tiling.items()
+                if prep or min(rows, cap) > 1}
+        if cand:
+            p = _plan(g, fuse, keep, extend_last, extra, cand)
+            if p.arena_bytes <= base.arena_bytes:
+                return p
+    return base
+
+
+# (prep, rows) tried for each fused block, best first
+BLOCK_TILINGS = [(True, 8), (True, 4), (True, 2), (True, 1), (False, 4), (False, 2), (False, 1)]
+
+
+def _plan(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
+          tiling: dict) -> Plan:
+    steps = schedule(g, fuse, keep, tiling)
     nsteps = len(steps)
     bufs: dict[str, Buffer] = {}
     for t in g.inputs:

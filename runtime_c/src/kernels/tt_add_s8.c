@@ -14,6 +14,30 @@ size_t tt_add_s8_scratch_bytes(const tt_add_params *p)
 #define TT_ADD_SCALE ((int32_t)1 << TT_ADD_LEFT_SHIFT)
 
 #if TT_DSP
+typedef struct {
+    int32_t p1, c1, m1, o1, t1; /* operand 1: a = smmla(x * p1 + c1, m1, o1) >> t1 */
+    int32_t p2, c2, m2, o2, t2;
+    int32_t po, mo, oo, to; /* out = ssat8(smmla((a + b) * po, mo, oo) >> to) */
+} add_plan;
+
+TT_INLINE void add_loop(const add_plan *q, const int8_t *in1, const int8_t *in2,
+                        int8_t *out, int32_t n, const int clamp, int32_t lo, int32_t hi)
+{
+    const int32_t p1 = q->p1, c1 = q->c1, m1 = q->m1, o1 = q->o1, t1 = q->t1;
+    const int32_t p2 = q->p2, c2 = q->c2, m2 = q->m2, o2 = q->o2, t2 = q->t2;
+    const int32_t po = q->po, mo = q->mo, oo = q->oo, to = q->to;
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t a = tt_smmla(in1[i] * p1 + c1, m1, o1) >> t1;
+        int32_t b = tt_smmla(in2[i] * p2 + c2, m2, o2) >> t2;
+        int32_t v = tt_ssat8(tt_smmla((int32_t)((uint32_t)(a + b) * (uint32_t)po), mo, oo) >> to);
+        if (clamp) {
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+        }
+        out[i] = (int8_t)v;
+    }
+}
+
 TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2,
                          int8_t *out, int32_t n)
 {
@@ -30,17 +54,14 @@ TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t
         }
         return;
     }
-    /* (x - z) << (20 + lsh) fits: |x - z| <= 255, 20 + lsh <= 22 */
+    /* (x - z) << (20 + lsh) fits: |x - z| <= 255, 20 + lsh <= 22; computed as
+       x * 2^sh - z * 2^sh (one multiply-accumulate) */
     const int32_t sh1 = TT_ADD_LEFT_SHIFT + q1.lsh, sh2 = TT_ADD_LEFT_SHIFT + q2.lsh;
-    for (int32_t i = 0; i < n; ++i) {
-        int32_t a = tt_smmla((int32_t)((uint32_t)(in1[i] - z1) << sh1), q1.mult, q1.off) >> q1.t;
-        int32_t b = tt_smmla((int32_t)((uint32_t)(in2[i] - z2) << sh2), q2.mult, q2.off) >> q2.t;
-        int32_t s = (int32_t)((uint32_t)(a + b) << qo.lsh);
-        int32_t v = tt_ssat8(tt_smmla(s, qo.mult, qo.off) >> qo.t);
-        v = v < lo ? lo : v;
-        v = v > hi ? hi : v;
-        out[i] = (int8_t)v;
-    }
+    const add_plan ap = {(int32_t)1 << sh1, (int32_t)((uint32_t)-z1 << sh1), q1.mult, q1.off,
+                         q1.t, (int32_t)1 << sh2, (int32_t)((uint32_t)-z2 << sh2), q2.mult,
+                         q2.off, q2.t, (int32_t)1 << qo.lsh, qo.mult, qo.off, qo.t};
+    if (lo <= -128 && hi >= 127) add_loop(&ap, in1, in2, out, n, 0, lo, hi);
+    else add_loop(&ap, in1, in2, out, n, 1, lo, hi);
 }
 #else
 TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2,

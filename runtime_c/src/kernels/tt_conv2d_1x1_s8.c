@@ -15,18 +15,44 @@ size_t tt_conv2d_1x1_s8_scratch_bytes(const tt_conv_params *p)
 
 #if TT_DSP
 
-/* Walks the output pixels of the band in order and yields input pixel pointers. */
-typedef struct {
-    const int8_t *ptr; /* input pixel of the current output pixel */
-    int32_t x, wo, step, row_skip;
-} px_iter;
-
-TT_INLINE void px_next(px_iter *it)
+/* Prepare all co output channels of a conv with k weights per channel into prep. */
+void tt_prep_layer(const tt_conv_params *p, int32_t k, int32_t *prep)
 {
-    it->ptr += it->step;
-    if (++it->x == it->wo) {
-        it->x = 0;
-        it->ptr += it->row_skip;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    prep[0] = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult, p->shift,
+                            p->in_zero, p->out_zero, 0, p->out_c, p->out_c, clamp,
+                            tt_prep_blocks(prep));
+    prep[1] = 0;
+}
+
+/* Pointwise conv over output rows [y0, y1) for the n prepared channels [c0, c0 + n)
+   (blocks; simple: tt_pw_prepare's answer); xbuf: k4 words, sink: n bytes. */
+void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
+                          int32_t n, int simple, const int8_t *in, int32_t in_row0,
+                          int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                          int32_t *xbuf, int8_t *sink)
+{
+    const int32_t ci = p->in_c, co = p->out_c, s = p->stride, wo = p->out_w;
+    const int32_t k4 = (ci + 3) & ~3, zi = p->in_zero;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    const int32_t step = s * ci, skip = (s * p->in_w - s * wo) * ci;
+    const int8_t *xp = in + (ptrdiff_t)(y0 * s - in_row0) * p->in_w * ci;
+    int8_t *op = out + (ptrdiff_t)(y0 - out_row0) * wo * co + c0;
+    int32_t x = 0;
+    for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
+        const int two = left >= 2;
+        const int8_t *xa = xp, *xb = xa;
+        xp += step;
+        if (++x == wo) { x = 0; xp += skip; }
+        if (two) {
+            xb = xp;
+            xp += step;
+            if (++x == wo) { x = 0; xp += skip; }
+        }
+        tt_widen_pair(xa, xb, ci, zi, xbuf);
+        tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : sink, co, two, simple,
+                         p->out_zero, clamp, p->act_min, p->act_max);
+        op += 2 * co;
     }
 }
 
@@ -34,37 +60,20 @@ TT_KERNEL void tt_conv2d_1x1_s8(const tt_conv_params *p, const int8_t *in, int32
                                 int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                                 void *scratch)
 {
-    const int32_t ci = p->in_c, co = p->out_c, s = p->stride, wo = p->out_w;
+    const int32_t ci = p->in_c, co = p->out_c;
     const int32_t k4 = (ci + 3) & ~3, ch = TT_PW_CHUNK(ci), bw = PW_BLOCK_WORDS(k4);
-    const int32_t zi = p->in_zero, zo = p->out_zero, lo = p->act_min, hi = p->act_max;
-    const int clamp = !(lo <= -128 && hi >= 127);
-    const int32_t npix = (y1 - y0) * wo;
-    if (npix <= 0) return;
-    const int8_t *in0 = in + (ptrdiff_t)(y0 * s - in_row0) * p->in_w * ci;
-    int8_t *out0 = out + (ptrdiff_t)(y0 - out_row0) * wo * co;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    if (y1 <= y0 || p->out_w <= 0) return;
     int32_t *xbuf = (int32_t *)scratch;
     int32_t *blocks = xbuf + k4;
-    int8_t *dummy = (int8_t *)(blocks + ch / 2 * bw);
+    int8_t *sink = (int8_t *)(blocks + ch / 2 * bw);
 
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
         const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, ci, p->bias, p->mult,
-                                         p->shift, zi, zo, c0, n, co, clamp, blocks);
-        px_iter it = {in0, 0, wo, s * ci, (s * p->in_w - s * wo) * ci};
-        int8_t *op = out0 + c0;
-        for (int32_t left = npix; left > 0; left -= 2) {
-            const int two = left >= 2;
-            const int8_t *xa = it.ptr, *xb = xa;
-            px_next(&it);
-            if (two) {
-                xb = it.ptr;
-                px_next(&it);
-            }
-            tt_widen_pair(xa, xb, ci, zi, xbuf);
-            tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : dummy, co, two, simple,
-                             zo, clamp, lo, hi);
-            op += 2 * co;
-        }
+                                         p->shift, p->in_zero, p->out_zero, c0, n, co, clamp,
+                                         blocks);
+        tt_pw_rows(p, blocks, c0, n, simple, in, in_row0, out, out_row0, y0, y1, xbuf, sink);
     }
 }
 

@@ -16,6 +16,9 @@ size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)
 
 #if TT_DSP
 
+/* An im2col row of output pixel (y, x) is its k = k_h*k_w*in_c input values in OHWI
+ * order, padding taps = in_zero, and in_zero again up to k rounded up to 4 so the row
+ * widens without a tail. */
 TT_INLINE void copy_bytes(int8_t *d, const int8_t *s, int32_t n)
 {
     for (; n >= 8; n -= 8, d += 8, s += 8) {
@@ -64,42 +67,105 @@ TT_INLINE void im2col(const tt_conv_params *p, const int8_t *in, int32_t in_row0
     }
 }
 
+/* Output pixels of a band in order, with their im2col rows: interior pixels (every tap
+   inside the input) copy k_h contiguous spans from a pointer that moves by stride_w *
+   in_c; the others go through im2col(). */
+typedef struct {
+    const tt_conv_params *p;
+    const int8_t *in;
+    int32_t in_row0, y, x, wo, rowb, span, kh, sxc, xlo, xhi;
+    int32_t inside;    /* y's kernel rows are all inside the input */
+    ptrdiff_t off;     /* then the first tap of pixel (y, x) is in[off + x * sxc] */
+} im2col_iter;
+
+TT_INLINE void im2col_row(im2col_iter *it)
+{
+    const tt_conv_params *p = it->p;
+    const int32_t iy0 = it->y * p->stride - p->pad;
+    it->inside = iy0 >= 0 && iy0 + it->kh <= p->in_h;
+    it->off = (ptrdiff_t)(iy0 - it->in_row0) * it->rowb - (ptrdiff_t)TT_PAD_W(p) * p->in_c;
+}
+
+TT_INLINE void im2col_begin(im2col_iter *it, const tt_conv_params *p, const int8_t *in,
+                            int32_t in_row0, int32_t y0)
+{
+    const int32_t sw = TT_STRIDE_W(p), pw = TT_PAD_W(p), last = p->in_w - p->k_w + pw;
+    it->p = p;
+    it->in = in;
+    it->in_row0 = in_row0;
+    it->y = y0;
+    it->x = 0;
+    it->wo = p->out_w;
+    it->rowb = p->in_w * p->in_c;
+    it->span = p->k_w * p->in_c;
+    it->kh = p->k_h;
+    it->sxc = sw * p->in_c;
+    it->xlo = (pw + sw - 1) / sw;
+    it->xhi = last < 0 ? 0 : last / sw + 1;
+    im2col_row(it);
+}
+
+/* Raw im2col row of the current pixel into d, then step to the next pixel. */
+TT_INLINE void im2col_next(im2col_iter *it, int8_t *d)
+{
+    const int32_t x = it->x;
+    if (it->inside && x >= it->xlo && x < it->xhi) {
+        const int8_t *s = it->in + (it->off + (ptrdiff_t)x * it->sxc);
+        const int32_t span = it->span, rowb = it->rowb;
+        for (int32_t ky = it->kh; ky > 0; --ky, d += span, s += rowb) copy_bytes(d, s, span);
+    } else {
+        im2col(it->p, it->in, it->in_row0, it->y, x, d);
+    }
+    if (++it->x == it->wo) {
+        it->x = 0;
+        ++it->y;
+        im2col_row(it);
+    }
+}
+
+void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
+                            int32_t n, int simple, const int8_t *in, int32_t in_row0,
+                            int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                            int32_t *xbuf, int8_t *sink)
+{
+    const int32_t co = p->out_c, wo = p->out_w, zi = p->in_zero;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
+    const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) & ~3;
+    int8_t *raw0 = (int8_t *)(xbuf + k4), *raw1 = raw0 + k4;
+    int8_t *op = out + (ptrdiff_t)(y0 - out_row0) * wo * co + c0;
+    im2col_iter it;
+    im2col_begin(&it, p, in, in_row0, y0);
+    for (int32_t i = k; i < k4; ++i) raw0[i] = raw1[i] = (int8_t)zi;
+    for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
+        const int two = left >= 2;
+        im2col_next(&it, raw0);
+        if (two) im2col_next(&it, raw1);
+        tt_widen_pair(raw0, two ? raw1 : raw0, k4, zi, xbuf);
+        tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : sink, co, two, simple,
+                         p->out_zero, clamp, p->act_min, p->act_max);
+        op += 2 * co;
+    }
+}
+
 TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                             int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                             void *scratch)
 {
-    const int32_t co = p->out_c, wo = p->out_w, zi = p->in_zero, zo = p->out_zero;
-    const int32_t lo = p->act_min, hi = p->act_max;
-    const int clamp = !(lo <= -128 && hi >= 127);
+    const int32_t co = p->out_c;
+    const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
     const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) & ~3;
     const int32_t ch = TT_CONV2D_CHUNK(k, co), bw = PW_BLOCK_WORDS(k4);
-    int32_t *xbuf = (int32_t *)scratch;               /* k4 words: widened pixel pair */
-    int8_t *raw0 = (int8_t *)(xbuf + k4), *raw1 = raw0 + k4;
-    int32_t *blocks = (int32_t *)(void *)(raw1 + k4); /* ch / 2 channel-pair blocks */
-    int8_t *dummy = (int8_t *)(blocks + ch / 2 * bw);
-    const int32_t npix = (y1 - y0) * wo;
-    if (npix <= 0) return;
-    int8_t *out0 = out + (ptrdiff_t)(y0 - out_row0) * wo * co;
+    int32_t *xbuf = (int32_t *)scratch;  /* k4 words + 2 * k4 raw bytes */
+    int32_t *blocks = xbuf + k4 + k4 / 2; /* ch / 2 channel-pair blocks */
+    int8_t *sink = (int8_t *)(blocks + ch / 2 * bw);
+    if (y1 <= y0 || p->out_w <= 0) return;
 
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
         const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult,
-                                         p->shift, zi, zo, c0, n, co, clamp, blocks);
-        int32_t y = y0, x = 0;
-        int8_t *op = out0 + c0;
-        for (int32_t left = npix; left > 0; left -= 2) {
-            const int two = left >= 2;
-            im2col(p, in, in_row0, y, x, raw0);
-            if (++x == wo) { x = 0; ++y; }
-            if (two) {
-                im2col(p, in, in_row0, y, x, raw1);
-                if (++x == wo) { x = 0; ++y; }
-            }
-            tt_widen_pair(raw0, two ? raw1 : raw0, k, zi, xbuf);
-            tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : dummy, co, two, simple,
-                             zo, clamp, lo, hi);
-            op += 2 * co;
-        }
+                                         p->shift, p->in_zero, p->out_zero, c0, n, co, clamp,
+                                         blocks);
+        tt_conv_rows(p, blocks, c0, n, simple, in, in_row0, out, out_row0, y0, y1, xbuf, sink);
     }
 }
 

@@ -53,13 +53,13 @@ TT_INLINE int32_t tt_chrec_lsh(const tt_chrec *r, int32_t shift)
 }
 
 
-/* Widen n <= 4 values of v (int8) minus zero into the (e, o) word pair, 0 past n. */
+/* Widen 1 <= n <= 4 values of v (int8) minus zero into the (e, o) word pair, 0 past n. */
 TT_INLINE void tt_widen_tail(const int8_t *v, int32_t n, int32_t zero, int32_t *e, int32_t *o)
 {
-    int32_t a[4] = {0, 0, 0, 0};
-    for (int32_t i = 0; i < n; ++i) a[i] = v[i] - zero;
-    *e = tt_pack16(a[0], a[2]);
-    *o = tt_pack16(a[1], a[3]);
+    const int32_t a0 = v[0] - zero, a1 = n > 1 ? v[1] - zero : 0;
+    const int32_t a2 = n > 2 ? v[2] - zero : 0, a3 = n > 3 ? v[3] - zero : 0;
+    *e = tt_pack16(a0, a2);
+    *o = tt_pack16(a1, a3);
 }
 
 /* Interleave two pixels' k int8 values (minus zero) into xbuf (k4 = k rounded up to 4
@@ -750,6 +750,35 @@ TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int3
         }
     }
 }
+
+/* ---- a prepared layer: every output channel at once ------------------------------
+ * Layout (words): [simple, 0 | blocks of all channel pairs | a co-byte sink for the
+ * missing pixel of an odd pixel count]; TT_BLOCK_PREP_BYTES(k, co) bytes (tt_block.h). */
+#define TT_PREP_HDR_WORDS 2
+
+TT_INLINE int32_t *tt_prep_blocks(int32_t *prep) { return prep + TT_PREP_HDR_WORDS; }
+
+TT_INLINE int8_t *tt_prep_sink(int32_t *prep, int32_t k, int32_t co)
+{
+    return (int8_t *)(tt_prep_blocks(prep) + (co + 1) / 2 * PW_BLOCK_WORDS((k + 3) & ~3));
+}
+
+/* Prepare all co output channels of a conv with k weights per channel into prep
+   (defined in tt_conv2d_1x1_s8.c). */
+void tt_prep_layer(const tt_conv_params *p, int32_t k, int32_t *prep);
+
+/* Pointwise conv over output rows [y0, y1) for the n prepared channels [c0, c0 + n)
+   (blocks; simple: tt_pw_prepare's answer); xbuf: k4 words, sink: n bytes
+   (tt_conv2d_1x1_s8.c). */
+void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0, int32_t n,
+                int simple, const int8_t *in, int32_t in_row0, int8_t *out, int32_t out_row0,
+                int32_t y0, int32_t y1, int32_t *xbuf, int8_t *sink);
+
+/* kxk conv over output rows [y0, y1) for the n prepared channels [c0, c0 + n); xbuf:
+   k4 words then 2 * k4 raw bytes, sink: n bytes (tt_conv2d_s8.c). */
+void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0, int32_t n,
+                  int simple, const int8_t *in, int32_t in_row0, int8_t *out,
+                  int32_t out_row0, int32_t y0, int32_t y1, int32_t *xbuf, int8_t *sink);
 
 #endif /* TT_DSP */
 #endif
