@@ -157,13 +157,15 @@ def build(model, board: str = "host", out=None, plan=None, *, fuse: str = "auto"
           profile: bool = False, portable: bool = False, app: str | None = None,
           lr: float | None = None, lr_body: float | None = None, history: int | None = None,
           any_model: bool = False, checkpoint: bool = True, quiet: bool = True,
-          say=None, model_name: str | None = None) -> tuple[Path, dict]:
+          say=None, model_name: str | None = None, two_pass: str | None = None
+          ) -> tuple[Path, dict]:
     """Firmware of ``model`` (a graph or a model argument) for ``board`` in ``out``
     (default build/<board>/<model name>) -> (``out``, the memory report: report.json's
     content with ``elf``). With ``plan`` (a plan file from ``plan``): the firmware that
     trains as it says (``app`` device or train-test, learning rates and the device app's
     history buffer as ``build --plan`` takes them). ``say``: called with the lines
-    ``build`` prints about the plan."""
+    ``build`` prints about the plan. ``two_pass``: see :mod:`compiler.memory.two_pass`
+    (default fit: recompute input gradients only where the budget needs it)."""
     from compiler.ir.errors import CompilerError
     from compiler.ir.graph import Graph
     from compiler.target import firmware
@@ -203,5 +205,5 @@ def build(model, board: str = "host", out=None, plan=None, *, fuse: str = "auto"
                                 "an int8 model (a QDQ int8 ONNX file, a real model or a model "
                                 ".json)")
     rep = firmware.build(g, board, out, fuse=fuse, profile=profile, portable=portable,
-                         quiet=quiet, **kw)
+                         quiet=quiet, two_pass=two_pass, **kw)
     return out, rep

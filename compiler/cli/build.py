@@ -66,6 +66,12 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    help="with --plan and the device app: no flash checkpoints (SAVE, RESTORE, "
                         "autosave, checkpoint upload; by default what the board learns is saved "
                         "to two flash slots and restored at boot)")
+    p.add_argument("--two-pass", choices=["fit", "auto", "on", "off"], default=None,
+                   help="training firmware: input gradients computed twice, band by band, "
+                        "instead of holding their int32 tensor (less RAM, more instructions). "
+                        "fit (default): only when the build would not fit the board or the "
+                        "plan's budget otherwise, then where the tensor sets the peak; auto: "
+                        "where it sets the peak; on: everywhere; off: never")
     model_arg.add_import_options(p)
 
 
@@ -97,7 +103,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         g = model_arg.load(args.model, args)
         require_int8(g, args.model, "build")
         rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
-                             portable=args.portable, quiet=args.json, **_train_kwargs(g, args))
+                             portable=args.portable, quiet=args.json, two_pass=args.two_pass,
+                             **_train_kwargs(g, args))
         return _print_built(args, rep, out)
     api.check_plan_options(args.plan, app=args.app, lr=args.lr, lr_body=args.lr_body,
                            history=args.history, any_model=args.any_model,
@@ -109,7 +116,8 @@ def cmd_build(args: argparse.Namespace) -> int:
                        portable=args.portable, app=args.app, lr=args.lr, lr_body=args.lr_body,
                        history=args.history, any_model=args.any_model,
                        checkpoint=not args.no_checkpoint, quiet=args.json,
-                       say=None if args.json else print, model_name=args.model)
+                       say=None if args.json else print, model_name=args.model,
+                       two_pass=args.two_pass)
     return _print_built(args, rep, out)
 
 

@@ -44,9 +44,12 @@ def plan_training(g: Graph, program: ad.TrainingProgram, fuse: str = "auto",
     end of the step list (the generated code fuses each update right after its gradient,
     and the gradient never leaves the kernel's scratch).
 
-    ``two_pass`` (auto | on | off, see :mod:`compiler.memory.two_pass`): which input
-    gradients skip their int32 tensor; the choice is recorded in the program's steps."""
+    ``two_pass`` (fit | auto | on | off, see :mod:`compiler.memory.two_pass`; ``fit`` is
+    ``auto`` here): which input gradients skip their int32 tensor; the choice is recorded
+    in the program's steps."""
     mode = TP.mode_of(two_pass)
+    if mode == "fit":
+        mode = "auto"
     cands = TP.candidates(g, program)
     TP.apply(program, cands if mode != "off" else [])
     p = _plan(g, program, fuse, reorder)

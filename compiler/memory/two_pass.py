@@ -11,10 +11,13 @@ prescales the rows each band reads from the int8 gradient (the Prescale step the
 no code), so the int16 tensor does not exist either.
 
 Modes (``plan_training(two_pass=...)``, default from the environment variable
-``TT_TWO_PASS``, else ``auto``): ``off`` never, ``on`` every candidate pair, ``auto``
+``TT_TWO_PASS``, else ``fit``): ``off`` never, ``on`` every candidate pair, ``auto``
 only the pairs whose int32 tensor would raise the peak (:func:`choose`; if that set
 places into a larger arena than all pairs, up to :data:`REPAIRS` more pairs are added,
-the most crowded first, else all pairs are kept). ``TT_TWO_PASS_ROWS`` (default 1) sets
+the most crowded first, else all pairs are kept); ``fit`` (the default) is ``auto`` for
+the memory model (a plan search asks how small a step can be), and for a firmware build
+(:func:`compiler.target.firmware.build`) ``off`` -- no recomputation, the fastest step --
+whenever that build fits its RAM budget, else ``auto``. ``TT_TWO_PASS_ROWS`` (default 1) sets
 the gx rows per band: more rows cost scratch but fewer kernel calls (proxyless-w0.3's
 plan, training step on the emulated Cortex-M7: +30% instructions at 1 row, +15% at 4).
 """
@@ -27,13 +30,13 @@ from compiler.ir.graph import Graph
 from compiler.kernels import backward as KB
 from compiler.kernels.sizes import c_sizes
 
-MODES = ("auto", "on", "off")
+MODES = ("fit", "auto", "on", "off")
 ROWS = 1            # gx rows per band: the smallest scratch (TT_TWO_PASS_ROWS: more)
 REPAIRS = 6         # auto: pairs added one by one when the chosen set places worse
 
 
 def mode_of(two_pass: str | None) -> str:
-    mode = two_pass or os.environ.get("TT_TWO_PASS") or "auto"
+    mode = two_pass or os.environ.get("TT_TWO_PASS") or "fit"
     if mode not in MODES:
         raise ValueError(f"two-pass input gradients: mode {mode!r} is not one of {', '.join(MODES)}")
     return mode

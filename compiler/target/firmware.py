@@ -121,8 +121,13 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def _ram_need(rep: dict) -> int:
+    """Arena + trained parameters + stack of a generated build (its report)."""
+    return rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
+
+
 def check_budget(rep: dict) -> None:
-    need = rep["arena_bytes"] + rep["stack_bytes"] + rep.get("ram_param_bytes", 0)
+    need = _ram_need(rep)
     if need > rep["ram_budget_bytes"]:
         raise BudgetError(f"plan needs {need / 1024:.1f} KB of RAM (arena + trained parameters "
                           f"+ stack) but board "
@@ -138,22 +143,43 @@ def check_budget(rep: dict) -> None:
 
 def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = False,
           portable: bool = False, app: Path | None = None, quiet: bool = False,
-          program=None, config=None, defines: dict | None = None, checkpoint: bool = True) -> dict:
+          program=None, config=None, defines: dict | None = None, checkpoint: bool = True,
+          two_pass: str | None = None, ram_budget: int | None = None) -> dict:
     """Generate + compile. Returns the report with ``elf`` and ``linked`` figures.
     With a training ``program`` (compiler.autodiff.program) the firmware also trains; ``app``
     defaults to the inference loop, or the training test loop for a program. The device
     app keeps flash checkpoints of what it learns unless ``checkpoint`` is False; their
-    size is checked against the board's flash slots."""
+    size is checked against the board's flash slots.
+
+    ``two_pass`` (see :mod:`compiler.memory.two_pass`; default ``TT_TWO_PASS`` or ``fit``):
+    with ``fit``, a training-test build recomputes no input gradient (the fastest step)
+    when that fits the board's RAM and ``ram_budget`` (e.g. a plan's budget), else it
+    takes the smallest arena (``auto``); the device app, whose history buffer is sized to
+    the budget's remainder, always takes the smallest arena."""
     info = board_info(board)
     out_dir = Path(out_dir).resolve()
+    app = app or (TRAIN_TEST_APP if program is not None else INFER_APP)
     if program is not None:
         save_training(g, program, config, out_dir)
         from compiler.memory import training as train_codegen
-        plan = train_codegen.plan_training(g, program, fuse)
+        from compiler.memory import two_pass as TP
+        mode = TP.mode_of(two_pass)
+        if mode == "fit" and app == TRAIN_TEST_APP:
+            plan = train_codegen.plan_training(g, program, fuse, two_pass="off")
+            rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
+            limit = min(b for b in (rep["ram_budget_bytes"], ram_budget) if b)
+            from compiler.sparse.plan import RUNTIME_RESERVE  # beside arena, params, stack
+            if _ram_need(rep) + RUNTIME_RESERVE > limit:
+                plan = train_codegen.plan_training(g, program, fuse, two_pass="auto")
+                rep = None
+        else:
+            plan = train_codegen.plan_training(g, program, fuse, two_pass=mode)
+            rep = None
     else:
         plan = memplan.plan(g, fuse)
-    app = app or (TRAIN_TEST_APP if program is not None else INFER_APP)
-    rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
+        rep = None
+    if rep is None:
+        rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
     check_budget(rep)
     defs = []
     if program is not None and app == DEVICE_APP:

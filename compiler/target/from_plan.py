@@ -123,6 +123,9 @@ def plan_firmware_kwargs(plan, prog, *, app=None, lr=None, lr_body=None, history
                             f"got {history!r}")
     cfg = tr.TrainConfig(lr=float(lr), lr_body=None if lr_body is None else float(lr_body),
                          loss_range_mode="max")
-    return dict(program=prog, config=cfg,
-                app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
-                defines={"TT_HISTORY_MAX": int(history)} if app == "device" else None)
+    kw = dict(program=prog, config=cfg,
+              app=firmware.DEVICE_APP if app == "device" else firmware.TRAIN_TEST_APP,
+              defines={"TT_HISTORY_MAX": int(history)} if app == "device" else None)
+    if plan.meta.get("budget_bytes"):   # the fastest step that fits the plan's budget
+        kw["ram_budget"] = int(plan.meta["budget_bytes"])
+    return kw
