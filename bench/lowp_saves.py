@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
 from compiler.frontend import datasets as D

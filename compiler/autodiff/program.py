@@ -667,6 +667,14 @@ STEP_KINDS: dict[str, type[Step]] = {c.kind: c for c in (
     AddSplit, Reshape, AccumulateGrads, ConvUpdate, FcUpdate, BiasUpdate, LutGrad, MulGrad, MulGateGrad)}
 
 
+def root(program: "TrainingProgram", name: str) -> str:
+    """The gradient buffer whose storage ``name`` shares (itself when not an alias)."""
+    b = program.buffers[name]
+    while b.alias_of is not None:
+        b = program.buffers[b.alias_of]
+    return b.name
+
+
 @dataclass
 class TrainingProgram:
     """The backward pass of one training step, ready to execute or to generate C from.

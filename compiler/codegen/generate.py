@@ -175,7 +175,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
         steps.append({"index": i, "name": s.name, "call": call, "checks": checks,
                       "out_shape": "x".join(map(str, g.tensors[s.output].shape[1:])),
                       "live": plan.live_bytes[i]})
-    train_ctx = {"training": False, "mask_packs": {}}
+    train_ctx = {"training": False, "mask_packs": {}, "lowp_packs": {}}
     ram_nodes: set[str] = set()
     if program is not None:
         from compiler.autodiff.trainer import TrainConfig

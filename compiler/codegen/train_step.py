@@ -60,8 +60,8 @@ class TrainCtx:
         return name
 
     def mask_packs(self) -> dict[int, list[str]]:
-        """forward step index -> C statements packing the clamp masks of its output and
-        its low-precision saves."""
+        """forward step index -> C statements packing, after that step, the clamp masks of
+        its output."""
         out: dict[int, list[str]] = {}
         at = {st.output: i for i, st in enumerate(self.plan.steps)}
         for s in self.program.steps:
@@ -73,12 +73,23 @@ class TrainCtx:
                         f"{s.act_max}, AT(uint8_t, {off}), 0)")
                 if stmt not in out.setdefault(i, []):
                     out[i].append(stmt)
+        return out
+
+    def lowp_packs(self) -> dict[int, list[str]]:
+        """forward step index -> C statements packing, *before* that step runs, the
+        low-precision saves (conv inputs kept at 2..7 bits for the weight gradient): before
+        the step after their producer, or before the first step a training pass runs (the
+        frozen prefix may be skipped: its outputs come from the feature cache). Never after
+        a step that reads them: that step may write its output over its dying input
+        (compiler.memory.overlap)."""
+        out: dict[int, list[str]] = {}
+        at = {st.output: i for i, st in enumerate(self.plan.steps)}
+        start = feature_tensors(self.g, self.program, self.plan)[0]
         for key, t in self.program.saved.items():
             if t.kind == "lowp" and t.used_by:
                 s = self.program.steps[t.used_by[0]]
-                # after its producer, or the first step a training pass runs (the frozen
-                # prefix may be skipped: its outputs come from the feature cache)
-                i = max(at.get(t.tensor, 0), feature_tensors(self.g, self.program, self.plan)[0])
+                i = max(at[t.tensor] + 1 if t.tensor in at else 0, start)
+                assert i < len(self.plan.steps), f"{t.tensor}: saved but read by no forward step"
                 n = int(np.prod(self.g.tensors[t.tensor].shape))
                 off = self.plan.extra_offsets[f"lowp:{key}"]
                 out.setdefault(i, []).append(
@@ -161,7 +172,7 @@ class TrainCtx:
             extra["mse"] = {"target_of_input": tin is not None, "y_zero": self.program.steps[0].z_y,
                             **(dict(zip(("x_zero", "mult", "shift"), tin)) if tin else {})}
         return {**extra, "training": True, "bsteps": bsteps, "head_cut": head_cut,
-                "mask_packs": self.mask_packs(),
+                "mask_packs": self.mask_packs(), "lowp_packs": self.lowp_packs(),
                 "plan_str": plan_str,
                 **self.features(),
                 "n_scales": len(self.scale_index), "train_floats": self.floats,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.autodiff import program as ad
+from compiler.autodiff.program import root
 from compiler.ir.graph import Graph
 from compiler.kernels import backward as KB
 from compiler.kernels.sizes import c_sizes
@@ -21,13 +22,6 @@ from compiler.memory import schedule as memplan
 from compiler.memory import two_pass as TP
 
 ALIGN = memplan.ALIGN
-
-
-def root(program: ad.TrainingProgram, name: str) -> str:
-    b = program.buffers[name]
-    while b.alias_of is not None:
-        b = program.buffers[b.alias_of]
-    return b.name
 
 
 def _align(n: int) -> int:

@@ -29,6 +29,7 @@ from compiler.autodiff import program as ad
 from compiler.ir.graph import Graph
 from compiler.kernels import backward as KB
 from compiler.kernels.sizes import c_sizes
+from compiler.memory.schedule import _align
 
 MODES = ("fit", "auto", "on", "off")
 ROWS = 1            # gx rows per band: the smallest scratch (TT_TWO_PASS_ROWS: more)
@@ -122,7 +123,6 @@ def choose(g: Graph, program: ad.TrainingProgram, on, cands: list[int]) -> list[
     int16 source - the two-pass scratch). The lowest reachable peak is the max over the
     other steps and every pair's better option; a pair stays two-pass only where its int32
     tensor would exceed that peak."""
-    from compiler.memory.training import _align, root
     F = len(on.steps)
     live = on.live_all
     fused = {i: fused_prescale(program, i) is not None for i in cands}
@@ -139,7 +139,7 @@ def choose(g: Graph, program: ad.TrainingProgram, on, cands: list[int]) -> list[
     for i, scc in zip(cands, conv_scratch):
         a, b = F + i - 1, F + i
         acc = _align(acc_bytes(program, i))
-        src = _align(program.buffers[root(program, program.steps[i - 1].src)].nbytes)
+        src = _align(program.buffers[ad.root(program, program.steps[i - 1].src)].nbytes)
         scc = _align(scc) if scc else 0
         if fused[i]:    # the int16 source exists only without two-pass
             c = F + i - 2
