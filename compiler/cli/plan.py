@@ -84,6 +84,10 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                    help="generations of the evolutionary search (default 30)")
     p.add_argument("--jobs", type=A.positive_int, default=None,
                    help="worker processes for the analysis (default: all cores)")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="run the analysis configurations on a Dask distributed scheduler "
+                        "(e.g. tcp://host:8786; its workers run this checkout with its "
+                        "virtualenv) instead of --jobs local processes")
     p.add_argument("--seed", type=A.seed, default=0,
                    help="data split, order and search seed (0..2**32-1)")
     p.add_argument("--cache", type=A.writable_dir_or_empty, default="build/cache",
@@ -134,18 +138,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not mse and len(ds.classes) < 2 and not args.keep_head:
         raise CompilerError(f"{args.data}: {len(ds.classes)} class of labels: expected at least "
                             "2 classes to train a classifier on")
+    client = None
+    if args.cluster:    # an unreachable scheduler fails before any training
+        from compiler.sparse import cluster
+        client = cluster.connect(args.cluster)
     settings = contrib.Settings(epochs=args.epochs, lr=args.lr, seed=args.seed, ratios=ratios,
                                 bias_step=args.bias_step, min_gain=args.min_gain,
                                 lr_body=args.lr_body, loss=args.loss)
     t0 = time.time()
-    plan, an, g = planner.make_plan(
-        base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
-        n_train=args.train, n_test=args.test, settings=settings, stack=info["stack"], app=args.app,
-        jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
-        generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
-        remeasure=args.remeasure, history=args.history,
-        meta={"board": args.board, "data": args.data,
-              "made_by": "python -m compiler plan " + " ".join(args.argv)})
+    try:
+        plan, an, g = planner.make_plan(
+            base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
+            n_train=args.train, n_test=args.test, settings=settings, stack=info["stack"],
+            app=args.app,
+            jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
+            generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
+            remeasure=args.remeasure, history=args.history, cluster=client,
+            meta={"board": args.board, "data": args.data,
+                  "made_by": "python -m compiler plan " + " ".join(args.argv)})
+    finally:
+        if client is not None:
+            client.close()
     print(planner.gains_table(an, plan))
     pr = plan.meta["predicted"]
     m = plan.meta.get("measured")
