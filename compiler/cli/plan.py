@@ -125,6 +125,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     budget = args.budget if args.budget is not None else info["ram_kb"] * 1024
     ratios = args.ratios
     A.check_writable_file(args.out, "plan file")     # again: the search takes minutes
+    client = None
+    if args.cluster:    # an unreachable scheduler fails before the model and data load
+        from compiler.sparse import cluster
+        client = cluster.connect(args.cluster)
     base = model_arg.load(args.model, args)   # a bad model fails before the data loads
     require_int8(base, args.model, "plan")
     if mse:
@@ -138,10 +142,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not mse and len(ds.classes) < 2 and not args.keep_head:
         raise CompilerError(f"{args.data}: {len(ds.classes)} class of labels: expected at least "
                             "2 classes to train a classifier on")
-    client = None
-    if args.cluster:    # an unreachable scheduler fails before any training
-        from compiler.sparse import cluster
-        client = cluster.connect(args.cluster)
     settings = contrib.Settings(epochs=args.epochs, lr=args.lr, seed=args.seed, ratios=ratios,
                                 bias_step=args.bias_step, min_gain=args.min_gain,
                                 lr_body=args.lr_body, loss=args.loss)

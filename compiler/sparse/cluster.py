@@ -15,25 +15,36 @@ a message saying so.
 """
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 from compiler.sparse.plan import PlanError
 
-CONNECT_TIMEOUT = "10s"
+CONNECT_TIMEOUT = 10.0   # seconds
 
 
-def connect(address: str):
+def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     """A :class:`distributed.Client` of the scheduler at ``address``; an unreachable or
     malformed address is a :class:`PlanError` (one line)."""
     try:
         from distributed import Client
+        from distributed.comm import get_address_host_port
     except ImportError as e:   # pragma: no cover - a pinned dependency
         raise PlanError(f"--cluster needs the 'distributed' package ({e})") from None
+    where = f"cannot reach the Dask scheduler at {address!r}"
     try:
-        return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        host, port = get_address_host_port(address if "://" in address else f"tcp://{address}")
+    except (ValueError, TypeError) as e:
+        raise PlanError(f"{where}: {str(e).splitlines()[0]}") from None
+    # a plain TCP probe first: a failed Client leaves its own noise at interpreter exit
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise PlanError(f"{where}: {e.strerror or e}") from None
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
-        raise PlanError(f"cannot reach the Dask scheduler at {address!r}: "
-                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise PlanError(f"{where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 _SINGLE_THREAD: list = []
@@ -62,7 +73,7 @@ def run(client, state: dict, cfgs: list[tuple]) -> Iterator[tuple]:
     except (OSError, TimeoutError) as e:
         raise PlanError(f"the Dask scheduler went away: {e}") from None
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             try:
                 yield fut.result()
             except ModuleNotFoundError as e:
