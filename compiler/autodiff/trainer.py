@@ -43,7 +43,10 @@ Speed
     With the frozen prefix cached (:func:`prefix_features`), a step of the mcunet-5fps
     new 10-class head costs well under 1 ms, last block + head (~150k trained weights,
     128x128 input) about 10 ms on one core (single-threaded BLAS; multi-threaded BLAS on
-    these tiny matrices is several times slower). There is no separate batched
+    these tiny matrices is several times slower). The transposed-convolution and
+    weight-gradient products run through :mod:`compiler.autodiff.fast_grad` (float64 BLAS,
+    exact: bit for bit the reference's int64 sums; :func:`reference_kernels` runs the
+    reference's own). There is no separate batched
     simulation: batch-1 SGD is sequential, and the reference itself is fast enough.
 """
 from __future__ import annotations

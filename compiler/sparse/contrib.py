@@ -23,7 +23,11 @@ Speed (this is a tool people wait for):
 - every configuration trains only its live suffix: the frozen prefix's outputs are
   computed once per boundary, chaining from one boundary to the next (one forward pass
   over the data in total);
-- configurations run in parallel worker processes (``jobs``), the longest first;
+- configurations run in parallel worker processes (``jobs``), the longest first, or as
+  tasks of a Dask distributed cluster (``cluster``, :mod:`compiler.sparse.cluster`);
+- the training step's integer gradient products run through float64 BLAS
+  (:mod:`compiler.autodiff.fast_grad`, exact: the same results as the reference's int64
+  sums);
 - results are cached per (graph, data, settings, configuration) in a JSON file, so a
   re-run, or a run with a larger budget, only trains what is new.
 
