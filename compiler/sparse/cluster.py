@@ -16,6 +16,7 @@ a message saying so.
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 
 from compiler.sparse.plan import PlanError
@@ -64,11 +65,12 @@ def run(client, state: dict, cfgs: list[tuple]) -> Iterator[tuple]:
     from distributed import as_completed
     if not cfgs:
         return
+    run_id = uuid.uuid4().hex   # task keys never collide with an earlier run's
     try:
         shared = client.scatter(state, broadcast=True, hash=False)
         # earlier in the list first (the caller sorts the longest first)
         futures = [client.submit(_worker_run, shared, cfg, pure=False, priority=len(cfgs) - i,
-                                 key=f"tinytrain-config-{i}-{id(state):x}")
+                                 key=f"tinytrain-config-{run_id}-{i}")
                    for i, cfg in enumerate(cfgs)]
     except (OSError, TimeoutError) as e:
         raise PlanError(f"the Dask scheduler went away: {e}") from None
