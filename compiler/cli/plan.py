@@ -150,8 +150,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         plan, an, g = planner.make_plan(
             base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
             n_train=args.train, n_test=args.test, settings=settings, stack=info["stack"],
-            app=args.app,
-            jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
+            app=args.app, jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
             generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
             remeasure=args.remeasure, history=args.history, cluster=client,
             meta={"board": args.board, "data": args.data,
