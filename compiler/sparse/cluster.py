@@ -51,17 +51,22 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
 _SINGLE_THREAD: list = []
 
 
-def _worker_run(state: dict, cfg: tuple):
-    from compiler.sparse import contrib  # on the worker: this project, same version
-    if not _SINGLE_THREAD:                # batch-1 matrices: one BLAS thread is fastest
-        contrib._single_thread()
+def _worker_run(fn, state: dict, cfg: tuple):
+    if not _SINGLE_THREAD:   # batch-1 matrices: one BLAS thread is fastest
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(1)
+        except ImportError:
+            pass
         _SINGLE_THREAD.append(True)
-    return contrib.run_config(state, cfg)
+    return fn(state, cfg)
 
 
-def run(client, state: dict, cfgs: list[tuple]) -> Iterator[tuple]:
-    """Run every configuration of ``cfgs`` (longest first) on the cluster of ``client``
-    with the shared ``state``; yields ``(cfg, score, seconds)`` as tasks finish."""
+def run(client, fn, state: dict, cfgs: list[tuple]) -> Iterator[tuple]:
+    """``fn(state, cfg)`` (:func:`compiler.sparse.contrib.run_config`: imported by name on
+    the workers) for every configuration of ``cfgs`` (longest first) on the cluster of
+    ``client``, with the shared ``state``; yields its ``(cfg, score, seconds)`` results as
+    tasks finish."""
     from distributed import as_completed
     if not cfgs:
         return
@@ -69,7 +74,7 @@ def run(client, state: dict, cfgs: list[tuple]) -> Iterator[tuple]:
     try:
         shared = client.scatter(state, broadcast=True, hash=False)
         # earlier in the list first (the caller sorts the longest first)
-        futures = [client.submit(_worker_run, shared, cfg, pure=False, priority=len(cfgs) - i,
+        futures = [client.submit(_worker_run, fn, shared, cfg, pure=False, priority=len(cfgs) - i,
                                  key=f"tinytrain-config-{run_id}-{i}")
                    for i, cfg in enumerate(cfgs)]
     except (OSError, TimeoutError) as e:

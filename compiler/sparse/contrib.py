@@ -420,7 +420,7 @@ class _Runner:
         the cluster, in worker processes (forked: they inherit ``state``), or here."""
         if self.cluster is not None:
             from compiler.sparse import cluster
-            yield from cluster.run(self.cluster, state, todo)
+            yield from cluster.run(self.cluster, run_config, state, todo)
             return
         jobs = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
         if jobs == 1:
