@@ -158,3 +158,24 @@ def test_training_with_fast_kernels_equals_the_reference():
     for key in p1:
         np.testing.assert_array_equal(p1[key], p2[key], err_msg=str(key))
     assert any((p1[key] != g0.node(key[0]).params[key[1]]).any() for key in p1)
+
+
+def test_prefix_features_split_over_processes_equal_one_pass():
+    """The analysis computes frozen-prefix features in forked processes, a slice of the
+    samples each: the same arrays as one pass."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.frontend import models
+    from compiler.sparse import contrib
+    from compiler.sparse import plan as sparse
+    g = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (200,) + tuple(g.tensors[g.inputs[0]].shape[1:])).astype(np.int8)
+    prog = ad.build_program(g, contrib.config_plan(("bias", 6)).trainable(g))
+    one = tr.prefix_features(g, prog, x)
+    for jobs in (2, 3):
+        split = contrib.prefix_features(g, prog, x, jobs)
+        assert split.keys() == one.keys()
+        for t in one:
+            assert split[t].dtype == one[t].dtype
+            np.testing.assert_array_equal(split[t], one[t])

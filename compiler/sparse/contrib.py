@@ -265,7 +265,7 @@ def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
         head_prog = ad.build_program(g, {h: ad.LayerTrain(True, 1, True)})
         tr.train_epochs(g, head_prog,
                         tr.TrainState(tr.TrainConfig(lr=settings.lr, seed=settings.seed)),
-                        tr.prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
+                        prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
     trainable = {n: ad.LayerTrain(True, 1, False) for n in layers}
     prog = ad.build_program(g, trainable, loss=settings.loss)
     n = min(samples, len(x))
@@ -286,6 +286,31 @@ def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
 # ----------------------------------------------------------------------------- running
 
 _W: dict = {}   # worker globals (inherited through fork)
+
+
+def _prefix_part(bounds: tuple[int, int]) -> dict:
+    lo, hi = bounds
+    return tr.prefix_features(_W["graph"], _W["prog"], _W["x"][lo:hi])
+
+
+def prefix_features(g: Graph, prog: ad.TrainingProgram, x, jobs: int | None = None) -> dict:
+    """:func:`compiler.autodiff.trainer.prefix_features` of ``x``, the samples split over
+    ``jobs`` forked processes (default: all cores): a sample's features do not depend on
+    the other samples, so the result is the same array."""
+    n = len(x)
+    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
+    if parts == 1:
+        return tr.prefix_features(g, prog, x)
+    cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
+    _W.update(graph=g, prog=prog, x=x)
+    pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
+    try:
+        res = pool.map(_prefix_part, list(zip(cuts[:-1], cuts[1:])))
+    finally:
+        pool.terminate()
+        pool.join()
+        _W.clear()
+    return {t: np.concatenate([r[t] for r in res]) for t in res[0]}
 
 
 def _boundary_pos(g: Graph, boundary: tuple) -> int:
@@ -396,7 +421,7 @@ class _Runner:
                     except ValueError:
                         f = None
                 if f is None:
-                    f = tr.prefix_features(g, p, self.x_all)
+                    f = prefix_features(g, p, self.x_all, self.jobs)
                 features[b] = known = f   # later boundaries are computed from this one on
                 bar.update(1)
             bar.close()
