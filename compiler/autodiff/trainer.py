@@ -43,16 +43,21 @@ Speed
     With the frozen prefix cached (:func:`prefix_features`), a step of the mcunet-5fps
     new 10-class head costs well under 1 ms, last block + head (~150k trained weights,
     128x128 input) about 10 ms on one core (single-threaded BLAS; multi-threaded BLAS on
-    these tiny matrices is several times slower). There is no separate batched
+    these tiny matrices is several times slower). The transposed-convolution and
+    weight-gradient products run through :mod:`compiler.autodiff.fast_grad` (float64 BLAS,
+    exact: bit for bit the reference's int64 sums; :func:`reference_kernels` runs the
+    reference's own). There is no separate batched
     simulation: batch-1 SGD is sequential, and the reference itself is fast enough.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from compiler.autodiff import fast_grad
 from compiler.autodiff import program as ad
 from compiler.ir.errors import GraphError
 from compiler.ir.graph import Graph
@@ -216,6 +221,24 @@ def mse_targets(program: ad.TrainingProgram, x) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- backward executors
 
+#: the integer gradient kernels the executors call: :mod:`compiler.autodiff.fast_grad`
+#: (the same results as :mod:`compiler.ref.grad_ops`, faster), or the reference itself
+#: inside :func:`reference_kernels`
+_GRAD = fast_grad
+
+
+@contextlib.contextmanager
+def reference_kernels():
+    """Train with the reference's own gradient kernels (:mod:`compiler.ref.grad_ops`)
+    instead of their faster twins: the oracle the fast path is checked against."""
+    global _GRAD
+    old, _GRAD = _GRAD, rgo
+    try:
+        yield
+    finally:
+        _GRAD = old
+
+
 class _Ctx:
     def __init__(self, g: Graph, state: TrainState, fwd: dict, label: int, trace: bool,
                  target=None):
@@ -289,13 +312,13 @@ def _x_prescale(s: ad.Prescale, c: _Ctx):
 
 def _x_conv_grad_input(s: ad.ConvGradInput, c: _Ctx):
     t, sc = c.get(s.src)
-    acc = rgo.conv_grad_input(t, c.params(s.node)["weight"], s.in_shape[:2], s.stride, s.pad, s.groups)
+    acc = _GRAD.conv_grad_input(t, c.params(s.node)["weight"], s.in_shape[:2], s.stride, s.pad, s.groups)
     c.put(s.out, acc, sc)
 
 
 def _x_fc_grad_input(s: ad.FcGradInput, c: _Ctx):
     t, sc = c.get(s.src)
-    c.put(s.out, rgo.fc_grad_input(t.reshape(t.shape[0], -1), c.params(s.node)["weight"]), sc)
+    c.put(s.out, _GRAD.fc_grad_input(t.reshape(t.shape[0], -1), c.params(s.node)["weight"]), sc)
 
 
 def _x_requant(s: ad.RequantGrad, c: _Ctx):
@@ -382,14 +405,14 @@ def _apply_weight_update(s, c: _Ctx, acc: np.ndarray, s_gy) -> None:
 def _x_conv_update(s: ad.ConvUpdate, c: _Ctx):
     q, sc = c.get(s.grad)
     x = c.fwd[s.x] if s.x_bits == 8 else rgo.lowp_activation(c.fwd[s.x], s.x_bits, s.x_lo)
-    acc = rgo.conv_grad_weight_acc(q, x, s.x_zero, s.kernel, s.stride, s.pad, s.groups, s.k)
+    acc = _GRAD.conv_grad_weight_acc(q, x, s.x_zero, s.kernel, s.stride, s.pad, s.groups, s.k)
     _apply_weight_update(s, c, acc, sc)
 
 
 def _x_fc_update(s: ad.FcUpdate, c: _Ctx):
     q, sc = c.get(s.grad)
     x = c.fwd[s.x]
-    acc = rgo.fc_grad_weight_acc(q.reshape(q.shape[0], -1), x.reshape(x.shape[0], -1), s.x_zero, s.k)
+    acc = _GRAD.fc_grad_weight_acc(q.reshape(q.shape[0], -1), x.reshape(x.shape[0], -1), s.x_zero, s.k)
     _apply_weight_update(s, c, acc, sc)
 
 

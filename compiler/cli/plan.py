@@ -84,6 +84,10 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                    help="generations of the evolutionary search (default 30)")
     p.add_argument("--jobs", type=A.positive_int, default=None,
                    help="worker processes for the analysis (default: all cores)")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="run the analysis configurations on a Dask distributed scheduler "
+                        "(e.g. tcp://host:8786; its workers run this checkout with its "
+                        "virtualenv) instead of --jobs local processes")
     p.add_argument("--seed", type=A.seed, default=0,
                    help="data split, order and search seed (0..2**32-1)")
     p.add_argument("--cache", type=A.writable_dir_or_empty, default="build/cache",
@@ -121,6 +125,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     budget = args.budget if args.budget is not None else info["ram_kb"] * 1024
     ratios = args.ratios
     A.check_writable_file(args.out, "plan file")     # again: the search takes minutes
+    client = None
+    if args.cluster:    # an unreachable scheduler fails before the model and data load
+        from compiler.sparse import cluster
+        client = cluster.connect(args.cluster)
     base = model_arg.load(args.model, args)   # a bad model fails before the data loads
     require_int8(base, args.model, "plan")
     if mse:
@@ -138,14 +146,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
                                 bias_step=args.bias_step, min_gain=args.min_gain,
                                 lr_body=args.lr_body, loss=args.loss)
     t0 = time.time()
-    plan, an, g = planner.make_plan(
-        base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
-        n_train=args.train, n_test=args.test, settings=settings, stack=info["stack"], app=args.app,
-        jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
-        generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
-        remeasure=args.remeasure, history=args.history,
-        meta={"board": args.board, "data": args.data,
-              "made_by": "python -m compiler plan " + " ".join(args.argv)})
+    try:
+        plan, an, g = planner.make_plan(
+            base, ds.x, ds.y, budget=budget, input_size=args.size, classes=args.classes,
+            n_train=args.train, n_test=args.test, settings=settings, stack=info["stack"],
+            app=args.app, jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
+            generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
+            remeasure=args.remeasure, history=args.history, cluster=client,
+            meta={"board": args.board, "data": args.data,
+                  "made_by": "python -m compiler plan " + " ".join(args.argv)})
+    finally:
+        if client is not None:
+            client.close()
     print(planner.gains_table(an, plan))
     pr = plan.meta["predicted"]
     m = plan.meta.get("measured")

@@ -23,7 +23,11 @@ Speed (this is a tool people wait for):
 - every configuration trains only its live suffix: the frozen prefix's outputs are
   computed once per boundary, chaining from one boundary to the next (one forward pass
   over the data in total);
-- configurations run in parallel worker processes (``jobs``), the longest first;
+- configurations run in parallel worker processes (``jobs``), the longest first, or as
+  tasks of a Dask distributed cluster (``cluster``, :mod:`compiler.sparse.cluster`);
+- the training step's integer gradient products run through float64 BLAS
+  (:mod:`compiler.autodiff.fast_grad`, exact: the same results as the reference's int64
+  sums);
 - results are cached per (graph, data, settings, configuration) in a JSON file, so a
   re-run, or a run with a larger budget, only trains what is new.
 
@@ -261,7 +265,7 @@ def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
         head_prog = ad.build_program(g, {h: ad.LayerTrain(True, 1, True)})
         tr.train_epochs(g, head_prog,
                         tr.TrainState(tr.TrainConfig(lr=settings.lr, seed=settings.seed)),
-                        tr.prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
+                        prefix_features(g, head_prog, x), y, 1, order_seed=settings.seed)
     trainable = {n: ad.LayerTrain(True, 1, False) for n in layers}
     prog = ad.build_program(g, trainable, loss=settings.loss)
     n = min(samples, len(x))
@@ -284,6 +288,31 @@ def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
 _W: dict = {}   # worker globals (inherited through fork)
 
 
+def _prefix_part(bounds: tuple[int, int]) -> dict:
+    lo, hi = bounds
+    return tr.prefix_features(_W["graph"], _W["prog"], _W["x"][lo:hi])
+
+
+def prefix_features(g: Graph, prog: ad.TrainingProgram, x, jobs: int | None = None) -> dict:
+    """:func:`compiler.autodiff.trainer.prefix_features` of ``x``, the samples split over
+    ``jobs`` forked processes (default: all cores): a sample's features do not depend on
+    the other samples, so the result is the same array."""
+    n = len(x)
+    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
+    if parts == 1:
+        return tr.prefix_features(g, prog, x)
+    cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
+    _W.update(graph=g, prog=prog, x=x)
+    pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
+    try:
+        res = pool.map(_prefix_part, list(zip(cuts[:-1], cuts[1:])))
+    finally:
+        pool.terminate()
+        pool.join()
+        _W.clear()
+    return {t: np.concatenate([r[t] for r in res]) for t in res[0]}
+
+
 def _boundary_pos(g: Graph, boundary: tuple) -> int:
     pos = {t: i for i, t in enumerate(g.inputs)}
     for i, n in enumerate(g.nodes):
@@ -292,24 +321,31 @@ def _boundary_pos(g: Graph, boundary: tuple) -> int:
 
 
 def _run(cfg: tuple) -> tuple[tuple, float, float]:
+    return run_config(_W, cfg)
+
+
+def run_config(state: dict, cfg: tuple) -> tuple[tuple, float, float]:
+    """Train configuration ``cfg`` and score it: ``(cfg, score, seconds)``. ``state``: what
+    every configuration shares (graph, frozen-prefix features per boundary, labels,
+    settings; see :meth:`_Runner.run`); the graph is copied, ``state`` is not changed."""
     t0 = time.time()
-    g: Graph = _W["graph"].copy()
-    s: Settings = _W["settings"]
+    g: Graph = state["graph"].copy()
+    s: Settings = state["settings"]
     prog = ad.build_program(g, config_plan(cfg).trainable(g), loss=s.loss)
-    feats = _W["features"][tuple(prog.boundary)]
-    ntr = _W["n_train"]
+    feats = state["features"][tuple(prog.boundary)]
+    ntr = state["n_train"]
     ftrain = {t: v[:ntr] for t, v in feats.items()}
     ftest = {t: v[ntr:] for t, v in feats.items()}
-    state = tr.TrainState(s.train_config())
-    targets = _W.get("targets")
+    st = tr.TrainState(s.train_config())
+    targets = state.get("targets")
     if s.loss == "mse":
-        tr.train_epochs(g, prog, state, ftrain, None, s.epochs, order_seed=s.seed,
+        tr.train_epochs(g, prog, st, ftrain, None, s.epochs, order_seed=s.seed,
                         targets=targets[:ntr])
         err = tr.reconstruction_errors(tr.outputs(g, prog, features=ftest), targets[ntr:],
                                        prog.steps[0].s_y).mean()
-        return cfg, error_reduction(err, _W["frozen_error"]), time.time() - t0
-    tr.train_epochs(g, prog, state, ftrain, _W["y_train"], s.epochs, order_seed=s.seed)
-    acc = tr.accuracy(g, prog, _W["y_test"], features=ftest)
+        return cfg, error_reduction(err, state["frozen_error"]), time.time() - t0
+    tr.train_epochs(g, prog, st, ftrain, state["y_train"], s.epochs, order_seed=s.seed)
+    acc = tr.accuracy(g, prog, state["y_test"], features=ftest)
     return cfg, acc, time.time() - t0
 
 
@@ -331,8 +367,10 @@ def data_hash(*arrays) -> str:
 class _Runner:
     """Runs configurations with cached prefix features, worker processes and the cache."""
 
-    def __init__(self, g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress):
+    def __init__(self, g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress,
+                 cluster=None):
         self.g, self.settings, self.jobs, self.progress = g, settings, jobs, progress
+        self.cluster = cluster   # a distributed.Client (compiler.sparse.cluster) or None
         self.x_all = np.concatenate([x_train, x_test])
         self.y_train, self.y_test = np.asarray(y_train), np.asarray(y_test)
         key = hashlib.sha256((g.sha256() + data_hash(x_train, y_train, x_test, y_test)
@@ -383,35 +421,44 @@ class _Runner:
                     except ValueError:
                         f = None
                 if f is None:
-                    f = tr.prefix_features(g, p, self.x_all)
+                    f = prefix_features(g, p, self.x_all, self.jobs)
                 features[b] = known = f   # later boundaries are computed from this one on
                 bar.update(1)
             bar.close()
-            _W.update(graph=g, features=features, n_train=len(self.y_train), y_train=self.y_train,
-                      y_test=self.y_test, settings=self.settings, targets=self.targets,
-                      frozen_error=self.frozen_error)
+            state = dict(graph=g, features=features, n_train=len(self.y_train),
+                         y_train=self.y_train, y_test=self.y_test, settings=self.settings,
+                         targets=self.targets, frozen_error=self.frozen_error)
             # longest first: earlier boundaries (more live layers) train slower
             todo.sort(key=lambda c: _boundary_pos(g, tuple(progs[c].boundary)))
-            jobs = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
             bar = _bar(self.progress, len(todo), what)
-            pool = None
             try:
-                if jobs == 1:
-                    results = map(_run, todo)
-                else:
-                    pool = mp.get_context("fork").Pool(jobs, initializer=_single_thread)
-                    results = pool.imap_unordered(_run, todo)
-                for cfg, acc, _sec in results:
+                for cfg, acc, _sec in self._results(state, todo):
                     self.store[label(cfg)] = acc
                     self._save()
                     bar.update(1)
             finally:
-                if pool is not None:
-                    pool.terminate()
-                    pool.join()
                 bar.close()
-                _W.clear()
         return {label(c): self.store[label(c)] for c in cfgs}
+
+    def _results(self, state: dict, todo: list[tuple]):
+        """``(cfg, score, seconds)`` of each configuration of ``todo``, as they finish: on
+        the cluster, in worker processes (forked: they inherit ``state``), or here."""
+        if self.cluster is not None:
+            from compiler.sparse import cluster
+            yield from cluster.run(self.cluster, run_config, state, todo)
+            return
+        jobs = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
+        if jobs == 1:
+            yield from (run_config(state, c) for c in todo)
+            return
+        _W.update(state)
+        pool = mp.get_context("fork").Pool(jobs, initializer=_single_thread)
+        try:
+            yield from pool.imap_unordered(_run, todo)
+        finally:
+            pool.terminate()
+            pool.join()
+            _W.clear()
 
     def _save(self):
         if self.file is None:
@@ -425,17 +472,19 @@ class _Runner:
 def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
             settings: Settings = Settings(), mm: sparse.MemoryModel | None = None,
             layers: list[str] | None = None, jobs: int | None = None, cache: Path | None = None,
-            progress: bool = True) -> Analysis:
+            progress: bool = True, cluster=None) -> Analysis:
     """Run the contribution analysis of ``g`` (a prepared, channel-permuted graph); see
     the module doc. ``x_*`` are int8 model inputs, ``y_*`` labels (ignored by an mse
     analysis: zeros of the same length will do). Two stages: the head
     and every bias depth that fits; then each (layer, ratio) that fits on top of the best
-    bias depth."""
+    bias depth. ``cluster``: a :class:`distributed.Client` (:func:`compiler.sparse.cluster.connect`)
+    to run the configurations on instead of ``jobs`` local processes."""
     t_start = time.time()
     mm = mm or sparse.MemoryModel(g)
     mem: dict[str, int] = {}
     skipped: dict[str, str] = {}
-    runner = _Runner(g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress)
+    runner = _Runner(g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress,
+                     cluster)
     bcfgs = bias_candidates(g, mm, budget, settings, mem, skipped)
     acc = runner.run(bcfgs, "bias depths")
     base = acc["head"]

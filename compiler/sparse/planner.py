@@ -105,8 +105,8 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
               stack: int = 8192, app: str = "device", jobs: int | None = None, cache: Path | None = None,
               generations: int = 30, progress: bool = True, log=print,
               meta: dict | None = None, keep_head: bool = False, remeasure: int = 4,
-              history: int = 0,
-              extra_budgets=()) -> tuple[sparse.SparsePlan, contrib.Analysis, Graph]:
+              history: int = 0, extra_budgets=(),
+              cluster=None) -> tuple[sparse.SparsePlan, contrib.Analysis, Graph]:
     """See the module doc. ``images`` uint8 (N, H, W[, C]), ``labels`` 0..K-1. Returns the
     plan, the analysis and the graph the plan builds (prepared, permuted). Plans for the
     ``extra_budgets`` (smaller than ``budget``) are searched over the same measurements
@@ -118,6 +118,8 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     ``remeasure``: the best ``remeasure`` distinct plans of the search are trained and
     scored as wholes, and the best measured one wins (gains are not quite additive).
     ``history``: the device app's history buffer (samples) the plan must leave room for.
+    ``cluster``: a :class:`distributed.Client` (:func:`compiler.sparse.cluster.connect`)
+    the analysis configurations run on (default: ``jobs`` local processes).
 
     ``settings.loss == "mse"``: ``images`` are flat feature vectors (N, F) in the model's
     float input units (or its int8 inputs), ``labels`` are ignored (may be None); see the
@@ -127,7 +129,8 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
                               classes=classes, n_train=n_train, n_test=n_test, settings=settings,
                               stack=stack, app=app, jobs=jobs, cache=cache,
                               generations=generations, progress=progress, log=log, meta=meta,
-                              remeasure=remeasure, history=history, extra_budgets=extra_budgets)
+                              remeasure=remeasure, history=history, extra_budgets=extra_budgets,
+                              cluster=cluster)
     labels = np.asarray(labels)
     own = int(base.tensors[base.outputs[0]].shape[-1])
     if keep_head:
@@ -153,7 +156,7 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
         f"{g0.tensors[g0.inputs[0]].shape[1]}x{g0.tensors[g0.inputs[0]].shape[2]}, {classes} classes; "
         f"budget {budget / 1024:.1f} KB")
     g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head,
-                            jobs, cache, progress, log)
+                            jobs, cache, progress, log, cluster)
     check_learns(an, classes, len(y_te))
     _, h, w, _ = g.tensors[g.inputs[0]].shape
     base_meta = {"model": base.name, "model_sha256": base.sha256(),
@@ -170,7 +173,7 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
 
 def _make_mse_plan(base: Graph, features, *, budget, input_size, classes, n_train, n_test,
                    settings, stack, app, jobs, cache, generations, progress, log, meta,
-                   remeasure, history, extra_budgets):
+                   remeasure, history, extra_budgets, cluster=None):
     """:func:`make_plan` for an mse model (see the module doc)."""
     if classes is not None:
         raise sparse.PlanError(f"--classes {classes}: an mse plan keeps the model's own output "
@@ -189,7 +192,7 @@ def _make_mse_plan(base: Graph, features, *, budget, input_size, classes, n_trai
         f"{int(g0.tensors[g0.inputs[0]].numel)} input features reconstructed (mse); "
         f"budget {budget / 1024:.1f} KB")
     g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, True,
-                            jobs, cache, progress, log)
+                            jobs, cache, progress, log, cluster)
     check_reduces_error(an, settings.min_gain)
     base_meta = {"model": base.name, "model_sha256": base.sha256(), "head_init": "keep",
                  "app": app, **(meta or {}),
@@ -216,7 +219,7 @@ def check_reduces_error(an: contrib.Analysis, min_gain: float) -> None:
 
 
 def _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head, jobs, cache,
-             progress, log):
+             progress, log, cluster=None):
     """Candidate layers under the budget -> channel order -> contribution analysis."""
     mem: dict = {}
     skipped: dict = {}
@@ -228,7 +231,7 @@ def _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head, jobs, 
     g, perms = choose_channels(g0, layers, x_tr, y_tr, settings, keep_head=keep_head)
     log(f"channel order: {len(perms)} layers permuted so the most important channels train first")
     an = contrib.analyse(g, x_tr, y_tr, x_te, y_te, budget=budget, settings=settings, mm=mm,
-                         jobs=jobs, cache=cache, progress=progress)
+                         jobs=jobs, cache=cache, progress=progress, cluster=cluster)
     return g, perms, an
 
 
