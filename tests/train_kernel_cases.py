@@ -888,6 +888,21 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
         cases.append(grad_mask_case(random_grad(rng, n), mb, b0))
     cases.append(bias_case(pixels=300, c=13, rng=rng, name="bias 300x13 (lane flush)"))
     cases.append(bias_case(pixels=600, c=8, rng=rng, kk=6, name="bias 600x8 k=6"))
+    # depthwise input gradient, taps summed in registers (stride 1 along the columns, even
+    # channels): full 3x3 / 5x5 and partial runs, a leftover channel pair, chunks of 32,
+    # row strides, bands, split weights; odd channels / column stride 2 take the tap path
+    dw = [conv_grad_in_case("dwconv", h=7, w=7, ci=38, co=38, k=5, pad=2, rng=rng,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=4, w=4, ci=36, co=36, k=5, pad=2, rng=rng),
+          conv_grad_in_case("dwconv", h=9, w=8, ci=12, co=12, k=3, stride=2, pad=1, rng=rng,
+                            stride_w=1, pad_w=0),
+          conv_grad_in_case("dwconv", h=6, w=7, ci=44, co=44, k=3, pad=0, rng=rng,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=5, w=9, ci=6, co=6, k=1, kw=4, pad=0, pad_w=2,
+                            rng=rng),
+          conv_grad_in_case("dwconv", h=8, w=8, ci=10, co=10, k=3, stride=1, pad=1, rng=rng,
+                            stride_w=2)]
+    cases += dw + [with_split(dw[0], 17), with_split(dw[3], 32)]
     for n, mode in [(1500, "mean*3"), (700, "max"), (9, "max/2")]:   # add_grads: sums in parts
         q1 = np.full(n, -128, np.int8) if n == 700 else random_grad(rng, n, 127, 0.0)
         cases.append(add_grads_case(q1, F32(3e-3), random_grad(rng, n, 127, 0.0), F32(2.9e-3), 8,
