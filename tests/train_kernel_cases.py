@@ -879,6 +879,11 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
         for mode in ("max", "max/4", "mean*3"):
             cases.append(requant_grad_case(acc, F32(1e-4), 8, mode))
         cases.append(requant_grad_case(acc, F32(1e-4), 5, "max", in_place=True))
+    # max |v| raised late, and by -2^31 (which ends the range scan), groups of 4 and a tail
+    for n, at, v in [(23, 5, -2**31), (30, 27, -(2**20)), (41, 36, 2**31 - 1)]:
+        acc = rng.integers(-1000, 1001, n).astype(np.int32)
+        acc[at] = v
+        cases.append(requant_grad_case(acc, F32(1e-4), 8, "max"))
     ws = np.concatenate([[0.05], rng.uniform(1e-6, 0.05, 30), [1e-5, 2e-4, 0.05 / 64, 0.05 / 33]])
     cases.append(prescale_case(random_grad(rng, (7, ws.size)), ws))
     mb = rng.integers(0, 256, 24).astype(np.uint8)
