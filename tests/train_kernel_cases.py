@@ -894,8 +894,8 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
     cases.append(bias_case(pixels=300, c=13, rng=rng, name="bias 300x13 (lane flush)"))
     cases.append(bias_case(pixels=600, c=8, rng=rng, kk=6, name="bias 600x8 k=6"))
     # depthwise input gradient, taps summed in registers (stride 1 along the columns, even
-    # channels): full 3x3 / 5x5 and partial runs, a leftover channel pair, chunks of 32,
-    # row strides, bands, split weights; odd channels / column stride 2 take the tap path
+    # channels): full 3x3 / 5x5 / 7x7 and partial runs, a leftover channel pair, chunks of
+    # 32, row and column strides, bands, split weights (odd channels take the tap path)
     dw = [conv_grad_in_case("dwconv", h=7, w=7, ci=38, co=38, k=5, pad=2, rng=rng,
                             bands="random"),
           conv_grad_in_case("dwconv", h=4, w=4, ci=36, co=36, k=5, pad=2, rng=rng),
@@ -906,7 +906,15 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
           conv_grad_in_case("dwconv", h=5, w=9, ci=6, co=6, k=1, kw=4, pad=0, pad_w=2,
                             rng=rng),
           conv_grad_in_case("dwconv", h=8, w=8, ci=10, co=10, k=3, stride=1, pad=1, rng=rng,
-                            stride_w=2)]
+                            stride_w=2),
+          conv_grad_in_case("dwconv", h=9, w=9, ci=20, co=20, k=7, stride=2, pad=3, rng=rng,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=7, w=7, ci=34, co=34, k=7, pad=3, rng=rng),
+          conv_grad_in_case("dwconv", h=4, w=4, ci=8, co=8, k=7, pad=3, rng=rng),
+          conv_grad_in_case("dwconv", h=10, w=9, ci=4, co=4, k=3, stride=2, pad=0, rng=rng,
+                            stride_w=3, pad_w=1),
+          conv_grad_in_case("dwconv", h=9, w=11, ci=14, co=14, k=7, stride=1, pad=3, rng=rng,
+                            stride_w=2, pad_w=2)]
     cases += dw + [with_split(dw[0], 17), with_split(dw[3], 32)]
     for n, mode in [(1500, "mean*3"), (700, "max"), (9, "max/2")]:   # add_grads: sums in parts
         q1 = np.full(n, -128, np.int8) if n == 700 else random_grad(rng, n, 127, 0.0)
