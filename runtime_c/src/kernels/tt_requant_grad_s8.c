@@ -49,29 +49,19 @@ TT_INLINE void tt_rqg_loop(const int32_t *acc, int32_t n, int8_t *out, int32_t m
 
 #if TT_DSP_NATIVE
 /* The q127 loop four values at a time: SMMLA, ASR, SSAT #8 each, the four bytes packed
-   (PKHBT, UXTB16, ORR) and clamped to -127 together (SSUB8 + SEL), one STR. Returns the
+   and clamped to -127 together (tt_pack4_c127), one STR. Returns the
    values done (a multiple of 4); the same order of reads and writes as tt_rqg_loop. */
 static int32_t tt_rqg_loop127_x4(const int32_t *acc, int32_t n, int8_t *out, int32_t m,
                                  int32_t s)
 {
     const int32_t rnd = (int32_t)1 << (s - 1);
-    const uint32_t lo = 0x81818181u; /* -127 in every byte */
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const int32_t v0 = __ssat(tt_smmla(acc[i], m, rnd) >> s, 8);
         const int32_t v1 = __ssat(tt_smmla(acc[i + 1], m, rnd) >> s, 8);
         const int32_t v2 = __ssat(tt_smmla(acc[i + 2], m, rnd) >> s, 8);
         const int32_t v3 = __ssat(tt_smmla(acc[i + 3], m, rnd) >> s, 8);
-        uint32_t p02, p13, d;
-        __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(p02) : "r"(v0), "r"(v2));
-        __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(p13) : "r"(v1), "r"(v3));
-        uint32_t x = __uxtb16(p02) | (__uxtb16(p13) << 8);
-        __asm("ssub8 %[d], %[x], %[lo]\n\t"
-              "sel %[x], %[x], %[lo]"
-              : [x] "+r"(x), [d] "=&r"(d)
-              : [lo] "r"(lo)
-              : "cc");
-        tt_st32(out + i, (int32_t)x);
+        tt_st32(out + i, (int32_t)tt_pack4_c127(v0, v1, v2, v3));
     }
     return i;
 }
