@@ -106,6 +106,8 @@ def train_cases() -> list[tuple[str, tc.Case, int]]:
     for h, ci, co, kk in [(4, 112, 224, 112), (8, 24, 144, 72), (8, 144, 24, 24)]:
         mac(tc.conv_grad_w_case("conv2d_1x1", h=h, w=h, ci=ci, co=co, k=1, rng=rng, kk=kk,
                                 name=f"1x1 grad_w+upd {h}x{h} {ci}->{co} k={kk}"))
+    mac(tc.conv_grad_w_case("conv2d_1x1", h=4, w=4, ci=112, co=224, k=1, rng=rng, kk=112,
+                            regime="mid", name="1x1 grad_w+upd 4x4 112->224 k=112 f~0.05-13"))
     mac(tc.conv_grad_w_case("dwconv", h=8, w=8, ci=144, co=144, k=3, pad=1, rng=rng,
                             name="dw grad_w+upd 8x8x144 3x3"))
     mac(tc.conv_grad_w_case("conv2d", h=8, w=8, ci=16, co=16, k=3, pad=1, rng=rng,

@@ -463,12 +463,14 @@ def fc_grad_in_case(*, ci, co, batch, rng, t_range=2047, name="") -> Case:
 def sgd_setup(rng, co: int, amax: float, regime: str, qas_off: bool = False):
     """(lr, s_gy, s_x, s_w) so that the update factors f_c * max|A| land in a regime:
     typical (deltas ~0.3..20 LSB), small (deltas mostly < 1: stochastic matters),
-    tiny (factors below 2^-32: no update), huge (saturating deltas), invalid (one
+    tiny (factors below 2^-32: no update), huge (saturating deltas), mid (factors around
+    0.05..13: both sides of 1/2, small and saturating deltas), invalid (one
     channel's factor >= 2^30, negative or not finite: TT_ERR_FACTOR)."""
     s_w = (rng.uniform(0.002, 0.05, co)).astype(np.float32)
     s_gy = F32(rng.uniform(1e-5, 1e-2))
     s_x = F32(rng.uniform(0.005, 0.1))
     target = {"typical": rng.uniform(0.3, 20), "small": rng.uniform(0.01, 0.9),
+              "mid": max(1.0, amax) * rng.uniform(0.1, 1.0),
               "tiny": 1e-12, "huge": rng.uniform(1e3, 1e6), "invalid": 1.0}[regime]
     f = target / max(1.0, amax)
     sw_med = float(np.median(s_w))
@@ -916,6 +918,11 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
           conv_grad_in_case("dwconv", h=9, w=11, ci=14, co=14, k=7, stride=1, pad=3, rng=rng,
                             stride_w=2, pad_w=2)]
     cases += dw + [with_split(dw[0], 17), with_split(dw[3], 32)]
+    # weight updates with factors around 0.05 .. 13 (runs of 8 inputs, every rounding)
+    for rnd in ("stochastic", "nearest", "truncate"):
+        cases.append(conv_grad_w_case("conv2d_1x1", h=3, w=3, ci=20, co=12, k=1, rng=rng, kk=10,
+                                      regime="mid", rounding=rnd))
+    cases.append(fc_grad_w_case(ci=24, co=6, batch=3, rng=rng, regime="mid"))
     for n, mode in [(1500, "mean*3"), (700, "max"), (9, "max/2")]:   # add_grads: sums in parts
         q1 = np.full(n, -128, np.int8) if n == 700 else random_grad(rng, n, 127, 0.0)
         cases.append(add_grads_case(q1, F32(3e-3), random_grad(rng, n, 127, 0.0), F32(2.9e-3), 8,

@@ -857,6 +857,28 @@ static TT_GRAD_NOINLINE void tt_gw_update_run(int8_t *w, uint32_t idx, const int
 #endif
         return;
     }
+#if TT_DSP_NATIVE
+    if (f->total >= 11 && f->total <= 31 && rounding != TT_ROUND_TRUNCATE) {
+        /* factors in [1/2, 2^20) (mult >= 2^30): with k = 32 - total, delta =
+           floor((A m + r) / 2^total) = hi32((A' << k) m + (r << k)) exactly, where A' is A
+           saturated to [-1024, 1023] (f >= 1/2: any |A| beyond gives |delta| >= 511 of the
+           same sign, the weight clamps alike) and r << k is the random word with its low k
+           bits cleared (nearest: 2^31) */
+        const int32_t m = f->mult, k = 32 - f->total;
+        const uint32_t mask = ~(((uint32_t)1 << k) - 1u);
+        const int st = rounding == TT_ROUND_STOCHASTIC;
+        for (int32_t j = 0; j < TT_GW_RUN; j += 4) {
+            int32_t v[4];
+            for (int32_t u = 0; u < 4; ++u) {
+                const uint32_t h = st ? tt_hash32(idx + (uint32_t)(j + u), key) & mask : 0x80000000u;
+                const int32_t ak = (int32_t)((uint32_t)__ssat(a[j + u], 11) << k);
+                v[u] = tt_upd_fast_s8(wp[j + u], ak, m, h, 1u, 0);
+            }
+            tt_st32(wp + j, (int32_t)tt_pack4_c127(v[0], v[1], v[2], v[3]));
+        }
+        return;
+    }
+#endif
     for (int32_t j = 0; j < TT_GW_RUN; ++j) tt_upd_w(w, idx + (uint32_t)j, a[j], f, rounding, key);
 }
 
