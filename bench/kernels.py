@@ -94,12 +94,20 @@ def train_cases() -> list[tuple[str, tc.Case, int]]:
     for h, c, s in [(8, 144, 1), (4, 336, 1), (12, 48, 1), (16, 32, 2)]:
         mac(tc.conv_grad_in_case("dwconv", h=h, w=h, ci=c, co=c, k=3, stride=s, pad=1, rng=rng,
                                  name=f"dw grad_in {h}x{h}x{c} 3x3 s{s}"))
+    for h, c, s in [(8, 96, 1), (4, 192, 1), (12, 32, 2)]:
+        mac(tc.conv_grad_in_case("dwconv", h=h, w=h, ci=c, co=c, k=5, stride=s, pad=2, rng=rng,
+                                 name=f"dw grad_in {h}x{h}x{c} 5x5 s{s}"))
+    for h, c, s in [(8, 96, 1), (4, 192, 1), (8, 96, 2)]:
+        mac(tc.conv_grad_in_case("dwconv", h=h, w=h, ci=c, co=c, k=7, stride=s, pad=3, rng=rng,
+                                 name=f"dw grad_in {h}x{h}x{c} 7x7 s{s}"))
     mac(tc.conv_grad_in_case("conv2d", h=8, w=8, ci=16, co=16, k=3, pad=1, rng=rng,
                              name="conv grad_in 8x8 16->16 3x3"))
     mac(tc.fc_grad_in_case(ci=160, co=10, batch=1, rng=rng, name="fc grad_in 160<-10"))
     for h, ci, co, kk in [(4, 112, 224, 112), (8, 24, 144, 72), (8, 144, 24, 24)]:
         mac(tc.conv_grad_w_case("conv2d_1x1", h=h, w=h, ci=ci, co=co, k=1, rng=rng, kk=kk,
                                 name=f"1x1 grad_w+upd {h}x{h} {ci}->{co} k={kk}"))
+    mac(tc.conv_grad_w_case("conv2d_1x1", h=4, w=4, ci=112, co=224, k=1, rng=rng, kk=112,
+                            regime="mid", name="1x1 grad_w+upd 4x4 112->224 k=112 f~0.05-13"))
     mac(tc.conv_grad_w_case("dwconv", h=8, w=8, ci=144, co=144, k=3, pad=1, rng=rng,
                             name="dw grad_w+upd 8x8x144 3x3"))
     mac(tc.conv_grad_w_case("conv2d", h=8, w=8, ci=16, co=16, k=3, pad=1, rng=rng,

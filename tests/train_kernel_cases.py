@@ -522,12 +522,14 @@ def fc_grad_in_case(*, ci, co, batch, rng, t_range=2047, name="") -> Case:
 def sgd_setup(rng, co: int, amax: float, regime: str, qas_off: bool = False):
     """(lr, s_gy, s_x, s_w) so that the update factors f_c * max|A| land in a regime:
     typical (deltas ~0.3..20 LSB), small (deltas mostly < 1: stochastic matters),
-    tiny (factors below 2^-32: no update), huge (saturating deltas), invalid (one
+    tiny (factors below 2^-32: no update), huge (saturating deltas), mid (factors around
+    0.05..13: both sides of 1/2, small and saturating deltas), invalid (one
     channel's factor >= 2^30, negative or not finite: TT_ERR_FACTOR)."""
     s_w = (rng.uniform(0.002, 0.05, co)).astype(np.float32)
     s_gy = F32(rng.uniform(1e-5, 1e-2))
     s_x = F32(rng.uniform(0.005, 0.1))
     target = {"typical": rng.uniform(0.3, 20), "small": rng.uniform(0.01, 0.9),
+              "mid": max(1.0, amax) * rng.uniform(0.1, 1.0),
               "tiny": 1e-12, "huge": rng.uniform(1e3, 1e6), "invalid": 1.0}[regime]
     f = target / max(1.0, amax)
     sw_med = float(np.median(s_w))
@@ -939,6 +941,11 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
         for mode in ("max", "max/4", "mean*3"):
             cases.append(requant_grad_case(acc, F32(1e-4), 8, mode))
         cases.append(requant_grad_case(acc, F32(1e-4), 5, "max", in_place=True))
+    # max |v| raised late, and by -2^31 (which ends the range scan), groups of 4 and a tail
+    for n, at, v in [(23, 5, -2**31), (30, 27, -(2**20)), (41, 36, 2**31 - 1)]:
+        acc = rng.integers(-1000, 1001, n).astype(np.int32)
+        acc[at] = v
+        cases.append(requant_grad_case(acc, F32(1e-4), 8, "max"))
     ws = np.concatenate([[0.05], rng.uniform(1e-6, 0.05, 30), [1e-5, 2e-4, 0.05 / 64, 0.05 / 33]])
     cases.append(prescale_case(random_grad(rng, (7, ws.size)), ws))
     mb = rng.integers(0, 256, 24).astype(np.uint8)
@@ -948,6 +955,34 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
         cases.append(grad_mask_case(random_grad(rng, n), mb, b0))
     cases.append(bias_case(pixels=300, c=13, rng=rng, name="bias 300x13 (lane flush)"))
     cases.append(bias_case(pixels=600, c=8, rng=rng, kk=6, name="bias 600x8 k=6"))
+    # depthwise input gradient, taps summed in registers (stride 1 along the columns, even
+    # channels): full 3x3 / 5x5 / 7x7 and partial runs, a leftover channel pair, chunks of
+    # 32, row and column strides, bands, split weights (odd channels take the tap path)
+    dw = [conv_grad_in_case("dwconv", h=7, w=7, ci=38, co=38, k=5, pad=2, rng=rng,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=4, w=4, ci=36, co=36, k=5, pad=2, rng=rng),
+          conv_grad_in_case("dwconv", h=9, w=8, ci=12, co=12, k=3, stride=2, pad=1, rng=rng,
+                            stride_w=1, pad_w=0),
+          conv_grad_in_case("dwconv", h=6, w=7, ci=44, co=44, k=3, pad=0, rng=rng,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=5, w=9, ci=6, co=6, k=1, kw=4, pad=0, pad_w=2,
+                            rng=rng),
+          conv_grad_in_case("dwconv", h=8, w=8, ci=10, co=10, k=3, stride=1, pad=1, rng=rng,
+                            stride_w=2),
+          conv_grad_in_case("dwconv", h=9, w=9, ci=20, co=20, k=7, stride=2, pad=3, rng=rng,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=7, w=7, ci=34, co=34, k=7, pad=3, rng=rng),
+          conv_grad_in_case("dwconv", h=4, w=4, ci=8, co=8, k=7, pad=3, rng=rng),
+          conv_grad_in_case("dwconv", h=10, w=9, ci=4, co=4, k=3, stride=2, pad=0, rng=rng,
+                            stride_w=3, pad_w=1),
+          conv_grad_in_case("dwconv", h=9, w=11, ci=14, co=14, k=7, stride=1, pad=3, rng=rng,
+                            stride_w=2, pad_w=2)]
+    cases += dw + [with_split(dw[0], 17), with_split(dw[3], 32)]
+    # weight updates with factors around 0.05 .. 13 (runs of 8 inputs, every rounding)
+    for rnd in ("stochastic", "nearest", "truncate"):
+        cases.append(conv_grad_w_case("conv2d_1x1", h=3, w=3, ci=20, co=12, k=1, rng=rng, kk=10,
+                                      regime="mid", rounding=rnd))
+    cases.append(fc_grad_w_case(ci=24, co=6, batch=3, rng=rng, regime="mid"))
     for n, mode in [(1500, "mean*3"), (700, "max"), (9, "max/2")]:   # add_grads: sums in parts
         q1 = np.full(n, -128, np.int8) if n == 700 else random_grad(rng, n, 127, 0.0)
         cases.append(add_grads_case(q1, F32(3e-3), random_grad(rng, n, 127, 0.0), F32(2.9e-3), 8,

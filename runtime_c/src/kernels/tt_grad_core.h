@@ -117,6 +117,33 @@ TT_INLINE int8_t tt_upd_fast(int32_t w, int32_t acc, int32_t mult, uint32_t h, u
     return (int8_t)v;
 }
 
+#if TT_DSP_NATIVE
+/* tt_upd_fast before its clamp at -127: w - delta saturated to [-128, 127]. */
+TT_INLINE int32_t tt_upd_fast_s8(int32_t w, int32_t acc, int32_t mult, uint32_t h, uint32_t p2s,
+                                 int32_t s)
+{
+    const uint64_t x = (uint64_t)((int64_t)acc * mult) + (uint64_t)h * p2s;
+    return __ssat(w - tt_clamp_d9((int32_t)(uint32_t)(x >> 32) >> s), 8);
+}
+
+/* Four values in [-128, 127] as the bytes of a word, each raised to at least -127
+   (PKHBT, UXTB16, ORR, then SSUB8 + SEL). */
+TT_INLINE uint32_t tt_pack4_c127(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    const uint32_t lo = 0x81818181u; /* -127 in every byte */
+    uint32_t p02, p13, d;
+    __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(p02) : "r"(v0), "r"(v2));
+    __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(p13) : "r"(v1), "r"(v3));
+    uint32_t x = __uxtb16(p02) | (__uxtb16(p13) << 8);
+    __asm("ssub8 %[d], %[x], %[lo]\n\t"
+          "sel %[x], %[x], %[lo]"
+          : [x] "+r"(x), [d] "=&r"(d)
+          : [lo] "r"(lo)
+          : "cc");
+    return x;
+}
+#endif
+
 /* Update of the weight with flat index idx (its position in the weight array). */
 TT_INLINE void tt_upd_w(int8_t *w, uint32_t idx, int32_t acc, const tt_chf *f,
                         int32_t rounding, uint32_t key)
@@ -798,6 +825,28 @@ static TT_GRAD_NOINLINE void tt_gw_update_run(int8_t *w, uint32_t idx, const int
     if (TT_LIKELY(f->fast)) {
         const int32_t m = f->mult, sh = f->s;
         const uint32_t p2s = f->p2s;
+#if TT_DSP_NATIVE
+        /* four weights per STR, clamped at -127 together */
+        if (rounding == TT_ROUND_STOCHASTIC) {
+            for (int32_t j = 0; j < TT_GW_RUN; j += 4) {
+                const uint32_t i = idx + (uint32_t)j;
+                const int32_t v0 = tt_upd_fast_s8(wp[j], a[j], m, tt_hash32(i, key), p2s, sh);
+                const int32_t v1 = tt_upd_fast_s8(wp[j + 1], a[j + 1], m, tt_hash32(i + 1u, key), p2s, sh);
+                const int32_t v2 = tt_upd_fast_s8(wp[j + 2], a[j + 2], m, tt_hash32(i + 2u, key), p2s, sh);
+                const int32_t v3 = tt_upd_fast_s8(wp[j + 3], a[j + 3], m, tt_hash32(i + 3u, key), p2s, sh);
+                tt_st32(wp + j, (int32_t)tt_pack4_c127(v0, v1, v2, v3));
+            }
+        } else {
+            const uint32_t h = f->h;
+            for (int32_t j = 0; j < TT_GW_RUN; j += 4) {
+                const int32_t v0 = tt_upd_fast_s8(wp[j], a[j], m, h, p2s, sh);
+                const int32_t v1 = tt_upd_fast_s8(wp[j + 1], a[j + 1], m, h, p2s, sh);
+                const int32_t v2 = tt_upd_fast_s8(wp[j + 2], a[j + 2], m, h, p2s, sh);
+                const int32_t v3 = tt_upd_fast_s8(wp[j + 3], a[j + 3], m, h, p2s, sh);
+                tt_st32(wp + j, (int32_t)tt_pack4_c127(v0, v1, v2, v3));
+            }
+        }
+#else
         if (rounding == TT_ROUND_STOCHASTIC) {
             for (int32_t j = 0; j < TT_GW_RUN; ++j)
                 wp[j] = tt_upd_fast(wp[j], a[j], m, tt_hash32(idx + (uint32_t)j, key), p2s, sh);
@@ -805,8 +854,31 @@ static TT_GRAD_NOINLINE void tt_gw_update_run(int8_t *w, uint32_t idx, const int
             const uint32_t h = f->h;
             for (int32_t j = 0; j < TT_GW_RUN; ++j) wp[j] = tt_upd_fast(wp[j], a[j], m, h, p2s, sh);
         }
+#endif
         return;
     }
+#if TT_DSP_NATIVE
+    if (f->total >= 11 && f->total <= 31 && rounding != TT_ROUND_TRUNCATE) {
+        /* factors in [1/2, 2^20) (mult >= 2^30): with k = 32 - total, delta =
+           floor((A m + r) / 2^total) = hi32((A' << k) m + (r << k)) exactly, where A' is A
+           saturated to [-1024, 1023] (f >= 1/2: any |A| beyond gives |delta| >= 511 of the
+           same sign, the weight clamps alike) and r << k is the random word with its low k
+           bits cleared (nearest: 2^31) */
+        const int32_t m = f->mult, k = 32 - f->total;
+        const uint32_t mask = ~(((uint32_t)1 << k) - 1u);
+        const int st = rounding == TT_ROUND_STOCHASTIC;
+        for (int32_t j = 0; j < TT_GW_RUN; j += 4) {
+            int32_t v[4];
+            for (int32_t u = 0; u < 4; ++u) {
+                const uint32_t h = st ? tt_hash32(idx + (uint32_t)(j + u), key) & mask : 0x80000000u;
+                const int32_t ak = (int32_t)((uint32_t)__ssat(a[j + u], 11) << k);
+                v[u] = tt_upd_fast_s8(wp[j + u], ak, m, h, 1u, 0);
+            }
+            tt_st32(wp + j, (int32_t)tt_pack4_c127(v[0], v[1], v[2], v[3]));
+        }
+        return;
+    }
+#endif
     for (int32_t j = 0; j < TT_GW_RUN; ++j) tt_upd_w(w, idx + (uint32_t)j, a[j], f, rounding, key);
 }
 

@@ -2,24 +2,36 @@
  * statistic tt_requant_grad_s8 chooses its scale from. */
 #include "tt_grad_core.h"
 
+/* m = max(m, |v|), m2 = 2m (|v| <= 2^31: m2 wraps only when m = 2^31, which ends the scan) */
+static inline void tt_range_raise(int32_t v, uint32_t *m, uint32_t *m2)
+{
+    const uint32_t a = tt_abs32(v);
+    if (a > *m) {
+        *m = a;
+        *m2 = 2u * a;
+    }
+}
+
 /* Range statistic of n int32 values in one pass that computes only what the range kind
    reads: max |v| (shift kinds) or sum |v| (mean kinds). */
 TT_KERNEL int64_t tt_grad_range_s32(const int32_t *acc, int32_t n, tt_grad_range range)
 {
     if (n <= 0) return 0;
     if (range.kind == TT_RANGE_SHIFT) {
-        uint32_t m0 = 0, m1 = 0; /* two chains of max |v| (EOR + SUB with ASR #31) */
-        int32_t i = 0;
-        for (; i + 2 <= n; i += 2) {
-            const uint32_t a = tt_abs32(acc[i]), b = tt_abs32(acc[i + 1]);
-            m0 = a > m0 ? a : m0;
-            m1 = b > m1 ? b : m1;
+        /* max |v|: v lies in [-m, m] iff (uint32)(v + m) <= 2m (m < 2^31), one ADD and
+           one compare per value; the rare larger |v| raises m (m = 2^31 ends the scan). */
+        uint32_t m = 0, m2 = 0;
+        const int32_t *p = acc, *e = acc + n;
+        for (; p + 4 <= e; p += 4) {
+            const int32_t a = p[0], b = p[1], c = p[2], d = p[3];
+            if (TT_LIKELY((uint32_t)a + m <= m2 && (uint32_t)b + m <= m2 &&
+                          (uint32_t)c + m <= m2 && (uint32_t)d + m <= m2))
+                continue;
+            for (int32_t j = 0; j < 4; ++j) tt_range_raise(p[j], &m, &m2);
+            if (m >= 0x80000000u) return (int64_t)(m >> range.k);
         }
-        if (i < n) {
-            const uint32_t a = tt_abs32(acc[i]);
-            m0 = a > m0 ? a : m0;
-        }
-        return (int64_t)((m0 > m1 ? m0 : m1) >> range.k);
+        for (; p < e; ++p) tt_range_raise(*p, &m, &m2);
+        return (int64_t)(m >> range.k);
     }
     uint64_t sum = 0;
     for (int32_t i = 0; i < n; ++i) sum += tt_abs32(acc[i]);

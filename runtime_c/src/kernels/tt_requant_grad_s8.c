@@ -47,6 +47,26 @@ TT_INLINE void tt_rqg_loop(const int32_t *acc, int32_t n, int8_t *out, int32_t m
     }
 }
 
+#if TT_DSP_NATIVE
+/* The q127 loop four values at a time: SMMLA, ASR, SSAT #8 each, the four bytes packed
+   and clamped to -127 together (tt_pack4_c127), one STR. Returns the
+   values done (a multiple of 4); the same order of reads and writes as tt_rqg_loop. */
+static int32_t tt_rqg_loop127_x4(const int32_t *acc, int32_t n, int8_t *out, int32_t m,
+                                 int32_t s)
+{
+    const int32_t rnd = (int32_t)1 << (s - 1);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const int32_t v0 = __ssat(tt_smmla(acc[i], m, rnd) >> s, 8);
+        const int32_t v1 = __ssat(tt_smmla(acc[i + 1], m, rnd) >> s, 8);
+        const int32_t v2 = __ssat(tt_smmla(acc[i + 2], m, rnd) >> s, 8);
+        const int32_t v3 = __ssat(tt_smmla(acc[i + 3], m, rnd) >> s, 8);
+        tt_st32(out + i, (int32_t)tt_pack4_c127(v0, v1, v2, v3));
+    }
+    return i;
+}
+#endif
+
 /* out[i] = tt_rqg_apply(q, acc[i]) for i < n. With total = 31 - shift in [32, 62]
    (factors below 1/2) and s = total - 32, requant(a) = (a * m + 2^(total-1)) >> total is
    (hi32(a * m) + 2^(s-1)) >> s for s >= 1 (2^(total-1) is a multiple of 2^32: one SMMLA
@@ -64,7 +84,12 @@ static TT_GRAD_NOINLINE void tt_rqg_apply_n(const tt_rqg *q, const int32_t *acc,
     if (s == 0) {
         for (int32_t i = 0; i < n; ++i) out[i] = (int8_t)tt_clamp_q(tt_smmulr(acc[i], m), qmax);
     } else if (qmax == 127) {
+#if TT_DSP_NATIVE
+        const int32_t done = tt_rqg_loop127_x4(acc, n, out, m, s);
+        tt_rqg_loop(acc + done, n - done, out + done, m, s, qmax, 1);
+#else
         tt_rqg_loop(acc, n, out, m, s, qmax, 1);
+#endif
     } else {
         tt_rqg_loop(acc, n, out, m, s, qmax, 0);
     }
