@@ -200,10 +200,10 @@ def accuracy_study(model, base, g, plan, x, y, jobs, paper_plan):
         what = "full weights" if blocks[2] == 1 else f"weights at ratio {blocks[2]}"
         rows.append((f"last {blocks[0]} block(s), {what} + head (int8)", "int8", blocks[1]))
     rows.append(("searched plan @256 KB (int8)", "int8", plan.trainable(g)))
-    if paper_plan is not None:
-        gp = sparse.apply(base, paper_plan)
-        rows.append((f"searched plan @{paper_plan.meta['budget_bytes'] // 1024} KB (int8)", "int8",
-                     paper_plan.trainable(gp), gp))
+    for pp in paper_plan:   # the plans for smaller budgets (the paper's figure, 0.75x, 128 KB)
+        gp = sparse.apply(base, pp)
+        rows.append((f"searched plan @{pp.meta['budget_bytes'] // 1024} KB (int8)", "int8",
+                     pp.trainable(gp), gp))
     rows.append(("full fine-tuning (fp32 PyTorch)", "fp32", ad.whole_model(g)))
     mems = {}
     jobs_list = []
@@ -271,6 +271,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-quick", type=int, default=500,
                     help="training and held-out samples of the analysis for the models without "
                          "the accuracy study (default 500; the study's model uses 1000)")
+    ap.add_argument("--plans-dir", type=Path, default=PLANS,
+                    help="where the plans go (default bench/plans: the pinned plans the tests build)")
     a = ap.parse_args(argv)
     models.require(*a.models, *a.accuracy_models)  # a bad model stops here, before any work
     for m in a.models:
@@ -280,7 +282,7 @@ def main(argv=None) -> int:
     x, y = load_mnist()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     res = data.get("sparse", {}).get("models", {})
-    PLANS.mkdir(exist_ok=True)
+    a.plans_dir.mkdir(parents=True, exist_ok=True)
     for m in a.models:
         print(f"== {m}: plan search for a {BUDGET // 1024} KB board (128x128, new 10-class head, "
               "MNIST)", flush=True)
@@ -289,7 +291,7 @@ def main(argv=None) -> int:
         acc_study = m in a.accuracy_models
         pb = PAPER[m][2] * 1024
         smaller = sorted({pb, THREE_QUARTERS[m] * 1024, 128 * 1024, 192 * 1024} - {BUDGET})
-        plan, an, g = search(base, x, y, BUDGET, a.jobs, PLANS / f"{m}.json",
+        plan, an, g = search(base, x, y, BUDGET, a.jobs, a.plans_dir / f"{m}.json",
                              extra_budgets=smaller, quick=not acc_study, n_quick=a.n_quick)
         t_plan = time.time() - t0
         print(planner.gains_table(an, plan, top=8))
@@ -320,10 +322,11 @@ def main(argv=None) -> int:
              "linked_ram_bytes": linked, "paper_kb": dict(zip(("full", "sparse", "sparse+reorder"), p)),
              "instructions_per_step": instr, "bit_exact_qemu": exact}
         if acc_study:
-            paper_plan = an.alternatives.get(pb, (None, None))[0]
-            if paper_plan is not None:
-                print(f"plan @{p[2]} KB (same measurements): {paper_plan.describe()}, predicted "
-                      f"{paper_plan.meta['predicted']['ram_bytes'] / 1024:.1f} KB")
+            paper_plan = [an.alternatives[b][0] for b in (pb, THREE_QUARTERS[m] * 1024, 128 * 1024)
+                          if b in an.alternatives]
+            for pp in paper_plan:
+                print(f"plan @{pp.meta['budget_bytes'] // 1024} KB (same measurements): "
+                      f"{pp.describe()}, predicted {pp.meta['predicted']['ram_bytes'] / 1024:.1f} KB")
             print(f"== {m}: transfer accuracy, 3000 training digits x 2 epochs, 1000 held-out, lr {LR}")
             r["accuracy"] = accuracy_study(m, base, g, plan, x, y, a.jobs, paper_plan)
         res[m] = r
