@@ -41,6 +41,7 @@ PROFILE_MAIN = r"""
 #include <stdint.h>
 #include "tt_board.h"
 #include "tt_model.h"
+#include "tt_report.h"
 
 static uint32_t prof[TT_BPROF_N + 1]; /* [TT_BPROF_N]: forward (until the first mark) */
 static uint32_t last;
@@ -55,36 +56,15 @@ void tt_bprof_mark(int n)
     last = board_cycles();
 }
 
-static void report(const char *name, int idx, uint32_t v)
-{
-    char line[64];
-    int k = 0;
-    const char *p = "TT_TIMED ";
-    while (*p) line[k++] = *p++;
-    while (*name) line[k++] = *name++;
-    char d[12];
-    int n = 0;
-    if (idx >= 0) {
-        do { d[n++] = (char)('0' + idx % 10); idx /= 10; } while (idx);
-        while (n) line[k++] = d[--n];
-    }
-    line[k++] = ' ';
-    do { d[n++] = (char)('0' + v % 10u); v /= 10u; } while (v);
-    while (n) line[k++] = d[--n];
-    line[k++] = '\n';
-    line[k] = 0;
-    board_report(line);
-}
-
 int main(void)
 {
     for (;;) {
         int c = board_uart_getc();
         if (c < 0 || c == 'Q') return 0;
         if (c == 'P') {
-            report("total", -1, total);
-            report("fwd", -1, prof[TT_BPROF_N]);
-            for (int i = 0; i < TT_BPROF_N; ++i) report("b", i, prof[i]);
+            tt_report_timed("", "total", -1, total);
+            tt_report_timed("", "fwd", -1, prof[TT_BPROF_N]);
+            for (int i = 0; i < TT_BPROF_N; ++i) tt_report_timed("", "b", i, prof[i]);
             continue;
         }
         if (c != 'T') continue;

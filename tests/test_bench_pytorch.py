@@ -2,7 +2,6 @@
 exactly a plan's trainable set (bias-only layers their bias, a channel ratio its first
 output channels), its forward that frees tensors gives the float twin's logits, one
 measured step reports every figure, and the results writer renders each section."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from harness import load_bench
 
 from compiler.autodiff import program as ad
 from compiler.frontend import images, models
@@ -19,16 +19,9 @@ from compiler.sparse.float_twin import _key as key
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def pc():
-    return _load("pytorch_compare")
+    return load_bench("pytorch_compare")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +104,7 @@ FIXTURE = {
 
 
 def test_results_writer_renders_each_section(tmp_path):
-    md = _load("results_md")
+    md = load_bench("results_md")
     text = md.render(FIXTURE)
     for title in ("Forward pass", "Training step", "Sparse update", "PyTorch beside us"):
         assert f"## {title}" in text

@@ -202,10 +202,8 @@ def test_keep_head_plan_build_stream_replay(tmp_path, board):
 def test_bench_plans_by_budget_table():
     """bench/sparse.py's table: the chosen plan and the smaller budgets' plans, each with
     predicted and measured gain (measured now when the search did not re-measure it)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_sparse", REPO / "bench" / "sparse.py")
-    bs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bs)
+    from harness import load_bench
+    bs = load_bench("sparse")
 
     def plan(k, ram, gain, measured=None):
         p = sparse.SparsePlan(k)

@@ -1,27 +1,20 @@
 """bench/zoo.py and its pre-training (bench/zoo_pretrain.py), without training anything:
 the new 5-class head of every classifier, the held-out split, the cache key, and the
 table's predicted gains capped at what is possible."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import zoo_models as Z
+from harness import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def pre():
-    return _load("zoo_pretrain")
+    return load_bench("zoo_pretrain")
 
 
 @pytest.mark.parametrize("name", ["resnet8", "dscnn", "lenet"])
@@ -50,7 +43,7 @@ def test_cache_key_follows_the_recipe(pre, monkeypatch):
 
 
 def test_table_caps_the_predicted_gain():
-    zoo = _load("zoo")
+    zoo = load_bench("zoo")
     assert zoo.capped_gain(110.0, 41.7) == 58.3
     assert zoo.capped_gain(3.5, 90.0) == 3.5
     row = {"plan": "head + x", "ram_bytes": 2048, "summed_gain": 15.0,

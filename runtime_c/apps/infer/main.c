@@ -6,26 +6,12 @@
 #include <stdint.h>
 #include "tt_board.h"
 #include "tt_model.h"
+#include "tt_report.h"
 
 static void put_u32_le(uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
     board_uart_write(b, 4);
-}
-
-static void report_step(const char *name, uint32_t v)
-{
-    char line[96] = "TT_TIMED step:";
-    int k = 14;
-    while (*name && k < 80) line[k++] = *name++;
-    line[k++] = ' ';
-    char d[12];
-    int n = 0;
-    do { d[n++] = (char)('0' + v % 10u); v /= 10u; } while (v);
-    while (n) line[k++] = d[--n];
-    line[k++] = '\n';
-    line[k] = 0;
-    board_report(line);
 }
 
 int main(void)
@@ -35,7 +21,7 @@ int main(void)
         if (c < 0 || c == 'Q') return 0;
         if (c == 'P') {
             for (int i = 0; i < TT_MODEL_STEPS; ++i)
-                report_step(tt_model_step_names[i], tt_model_step_cycles[i]);
+                tt_report_timed("step:", tt_model_step_names[i], -1, tt_model_step_cycles[i]);
             continue;
         }
         if (c != 'I') continue;

@@ -3,21 +3,13 @@
    `make build` and `make demo` until a model is compiled in. */
 #include <stdint.h>
 #include "tt_board.h"
+#include "tt_report.h"
 
 __attribute__((noipa)) static int32_t dot_s8(const int8_t *a, const int8_t *b, int n)
 {
     int32_t acc = 0;
     for (int i = 0; i < n; ++i) acc += (int32_t)a[i] * b[i];
     return acc;
-}
-
-static void put_u32(char *buf, uint32_t v)
-{
-    char d[12];
-    int n = 0;
-    do { d[n++] = (char)('0' + v % 10u); v /= 10u; } while (v);
-    while (n) *buf++ = d[--n];
-    *buf = 0;
 }
 
 int main(void)
@@ -33,16 +25,10 @@ int main(void)
     uint32_t t0 = board_cycles();
     int32_t acc = dot_s8(a, b, 1024);
     uint32_t t1 = board_cycles();
-    char line[64] = "TT_TIMED dot_s8_1024 ";
-    put_u32(line + 21, t1 - t0);
-    char *e = line;
-    while (*e) ++e;
-    *e++ = '\n';
-    *e = 0;
-    board_report(line);
+    tt_report_timed("", "dot_s8_1024", -1, t1 - t0);
     char buf[16];
     board_puts("checksum ");
-    put_u32(buf, (uint32_t)acc);
+    buf[tt_put_dec(buf, (uint32_t)acc)] = 0;
     board_puts(buf);
     board_puts("\r\n");
     return 0;
