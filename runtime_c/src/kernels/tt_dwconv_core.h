@@ -553,6 +553,46 @@ TT_INLINE void dw_row_fast(const int32_t *col, dwk_ctx *cx, const tt_rq *q, int8
     }
 }
 
+/* NW words (a kernel row of a context) from s to d, both word-aligned; on the target two
+   at a time (LDRD / STRD; the compiler copies word by word). */
+TT_INLINE void dw_copy_row(int32_t *d, const int32_t *s, const int NW)
+{
+#if TT_DSP_NATIVE
+    int32_t a, b, c, e;
+    if (NW == 4 || NW == 6) {
+        __asm volatile("ldrd    %0, %1, [%4]\n\t"
+                       "ldrd    %2, %3, [%4, #8]\n\t"
+                       "strd    %0, %1, [%5]\n\t"
+                       "strd    %2, %3, [%5, #8]"
+                       : "=&r"(a), "=&r"(b), "=&r"(c), "=&r"(e)
+                       : "r"(s), "r"(d)
+                       : "memory");
+        if (NW == 6)
+            __asm volatile("ldrd    %0, %1, [%2, #16]\n\t"
+                           "strd    %0, %1, [%3, #16]"
+                           : "=&r"(a), "=&r"(b)
+                           : "r"(s), "r"(d)
+                           : "memory");
+        return;
+    }
+    if (NW == 2 || NW == 3) {
+        __asm volatile("ldrd    %0, %1, [%2]\n\t"
+                       "strd    %0, %1, [%3]"
+                       : "=&r"(a), "=&r"(b)
+                       : "r"(s), "r"(d)
+                       : "memory");
+        if (NW == 3) d[2] = s[2];
+        return;
+    }
+    (void)a;
+    (void)b;
+    (void)c;
+    (void)e;
+#endif
+    TT_UNROLL
+    for (int i = 0; i < NW; ++i) d[i] = s[i];
+}
+
 /* 3x3 over several rows: the contexts of channel j for the 3 rotations (4 * CW words
    apart, CW = DW_CTX_WORDS(3)): rotation 0 packed, 1 and 2 rotated from it (kernel row
    r in slot (rotation + r) mod 3). */
@@ -687,8 +727,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                         TT_UNROLL
                         for (int r = 0; r < K; ++r) {
                             int32_t *d = cx->w + (slot0 + r < K ? slot0 + r : slot0 + r - K) * NW;
-                            TT_UNROLL
-                            for (int i = 0; i < NW; ++i) d[i] = packed[j][r * NW + i];
+                            dw_copy_row(d, &packed[j][r * NW], NW);
                         }
                     }
                 }
