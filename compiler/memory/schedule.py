@@ -272,8 +272,26 @@ def _plan_tiled(g: Graph, fuse: str, keep, extend_last: dict | None,
         if cand:
             p = _plan(g, fuse, keep, extend_last, extra, cand)
             if p.arena_bytes <= base.arena_bytes:
-                return p
+                return _raise_rows(g, fuse, keep, extend_last, extra, base.arena_bytes, p,
+                                   cand, tiling, cap)
     return base
+
+
+def _raise_rows(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
+                arena: int, p: Plan, cand: dict, tiling: dict, cap: int) -> Plan:
+    """The rows cap is common to all blocks: raise it block by block (in step order)
+    where the arena still stays within ``arena`` (e.g. mcunet-5fps: 1 row per group for
+    all, then 4 rows for blocks.2..4 and 2 for blocks.5, same arena)."""
+    for name, (prep, rows) in tiling.items():
+        for r in (8, 4, 2):
+            if r <= cap or r > rows:
+                continue
+            trial = {**cand, name: (prep, r)}
+            q = _plan(g, fuse, keep, extend_last, extra, trial)
+            if q.arena_bytes <= arena:
+                p, cand = q, trial
+                break
+    return p
 
 
 # (prep, rows) tried for each fused block, best first

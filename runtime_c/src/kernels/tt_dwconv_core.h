@@ -15,8 +15,8 @@
  * tests). Each input row is widened once per group and call (2 pixels x 4 channels: 2 LDR,
  * 2 PKH, 4 SXTAB16, 2 STRD) and reused by every output row of the call that reads it.
  * Over several rows the ring rotates: row iy lives in slot iy mod k; instead of moving
- * data, the weights are kept in slot order in a per-channel context (one context
- * refreshed per row for 3x3, one per rotation for 5x5 / 7x7), rotated from the group's
+ * data, the weights are kept in slot order in a per-channel context (one per rotation;
+ * see DW_NROT for where they live and when they are built), rotated from the group's
  * packed weights; padding rows are zero-filled slots. A one-row call (the fused block
  * runs a layer so, one output row per call) loads its k rows in kernel order, packs the
  * weights straight into the contexts and gives padding rows zero weights instead of data.
@@ -553,10 +553,78 @@ TT_INLINE void dw_row_fast(const int32_t *col, dwk_ctx *cx, const tt_rq *q, int8
     }
 }
 
+/* NW words (a kernel row of a context) from s to d, both word-aligned; on the target two
+   at a time (LDRD / STRD; the compiler copies word by word). */
+TT_INLINE void dw_copy_row(int32_t *d, const int32_t *s, const int NW)
+{
+#if TT_DSP_NATIVE
+    int32_t a, b, c, e;
+    if (NW == 4 || NW == 6) {
+        __asm volatile("ldrd    %0, %1, [%4]\n\t"
+                       "ldrd    %2, %3, [%4, #8]\n\t"
+                       "strd    %0, %1, [%5]\n\t"
+                       "strd    %2, %3, [%5, #8]"
+                       : "=&r"(a), "=&r"(b), "=&r"(c), "=&r"(e)
+                       : "r"(s), "r"(d)
+                       : "memory");
+        if (NW == 6)
+            __asm volatile("ldrd    %0, %1, [%2, #16]\n\t"
+                           "strd    %0, %1, [%3, #16]"
+                           : "=&r"(a), "=&r"(b)
+                           : "r"(s), "r"(d)
+                           : "memory");
+        return;
+    }
+    if (NW == 2 || NW == 3) {
+        __asm volatile("ldrd    %0, %1, [%2]\n\t"
+                       "strd    %0, %1, [%3]"
+                       : "=&r"(a), "=&r"(b)
+                       : "r"(s), "r"(d)
+                       : "memory");
+        if (NW == 3) d[2] = s[2];
+        return;
+    }
+    (void)a;
+    (void)b;
+    (void)c;
+    (void)e;
+#endif
+    TT_UNROLL
+    for (int i = 0; i < NW; ++i) d[i] = s[i];
+}
+
+/* 3x3 over several rows: the contexts of channel j for the 3 rotations (4 * CW words
+   apart, CW = DW_CTX_WORDS(3)): rotation 0 packed, 1 and 2 rotated from it (kernel row
+   r in slot (rotation + r) mod 3). */
+TT_INLINE void dw3_ctx_rotations(int32_t *cx0, const int8_t *wc, const tt_rq *q,
+                                 int32_t bias, int32_t C, const int S)
+{
+    const int NW = DW_NW(3, S), CW = 8 + 3 * 2;
+    for (int r = 0; r < 3; ++r) {
+        dwk_ctx *cx = (dwk_ctx *)(void *)(cx0 + r * 4 * CW);
+        cx->bias = (int32_t)((uint32_t)bias << q->lsh);
+        cx->mult = q->mult;
+        cx->off = q->off;
+        cx->t = q->t;
+        cx->C = C;
+    }
+    int32_t *w0 = cx0 + 8, *w1 = w0 + 4 * CW, *w2 = w1 + 4 * CW;
+    dw_pack_ctx(w0, wc, 0, q->lsh, 3, S);
+    for (int i = 0; i < NW; ++i) {
+        w1[NW + i] = w2[2 * NW + i] = w0[i];
+        w1[2 * NW + i] = w2[i] = w0[NW + i];
+        w1[i] = w2[NW + i] = w0[2 * NW + i];
+    }
+}
+
 /* Context stride in words for a K x K kernel: header + K * NW weights (NW <= K - 1). */
 #define DW_CTX_WORDS(K) (8 + (K) * ((K) - 1))
-/* 3x3 keeps one context set, refreshed when the ring rotates (6 words per channel);
-   5x5 / 7x7 keep one set per rotation (built on first use). */
+/* Context sets: 5x5 / 7x7 keep one per rotation in scratch, built on first use in each
+   channel group. 3x3 keeps one in scratch for a one-row call, refreshed when the ring
+   rotates; over several rows, in the 3x3 kernels (tt_dwconv_3x3_s1_s8 / _s2_s8, which
+   the models run), its 3 rotation sets live on the stack (in `packed`, which 3x3 does
+   not need otherwise), built when the group starts, so that a row does not rewrite the
+   contexts (about 40 instructions per channel and row). */
 #define DW_NROT(K) ((K) == 3 ? 1 : (K))
 
 TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
@@ -582,6 +650,9 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
     int fast[4];
     const int8_t *wcs[4];
     int32_t packed[4][7 * 6]; /* several rows: each channel's weights in kernel order */
+    /* 3x3 rotation contexts in packed (the 3x3 kernels; tt_dwconv_s8 refreshes one set) */
+    const int ctx3 = !TT_DW_BIG && K == 3 && !one_row;
+    if (ctx3) cxw = &packed[0][0];
     dw_zero_pads(&rg, p);
     /* split weights (tt_dw_w_row): channels [0, wsp) at w, the rest at w_tail; wrow steps
        over the channels' taps */
@@ -598,17 +669,21 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             wrow = c + 1 == wsp ? w_tail : wrow + K * K;
             fast[j] = dw_plan(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
                               wcs[j], K * K, tt_xmax(p->in_zero));
-            if (fast[j] && !one_row) dw_pack_ctx(packed[j], wcs[j], 0, plan[j].lsh, K, S);
+            if (fast[j] && ctx3) {
+                dw3_ctx_rotations(cxw + j * CW, wcs[j], &plan[j], p->bias[c], C, S);
+            } else if (fast[j] && !one_row) {
+                dw_pack_ctx(packed[j], wcs[j], 0, plan[j].lsh, K, S);
+            }
             all_fast &= fast[j];
         }
         /* A padding row (input row outside the image) contributes 0: in a one-row call
            (the fused block's pattern) through zero weights in the contexts, built for
            the call anyway; over several rows through a zero-filled slot, so that the
            contexts of each rotation are built once.
-           built: bit r set when rotation r's contexts hold all K kernel rows (3x3 keeps
-           one context set, so at most one bit); a row with padding rows builds its
+           built: bit r set when rotation r's contexts hold all K kernel rows (3x3 with
+           one context set: at most one bit; with three: all, from the start); a row with padding rows builds its
            contexts with those rows zeroed and leaves them marked unbuilt */
-        uint32_t built = 0;
+        uint32_t built = ctx3 ? 7u : 0u; /* 3x3 over several rows: all built */
         for (int32_t sl = 0; sl < K; ++sl) rg.tag[sl] = -1;
         /* slot of input row iy0: iy0 mod K, kept incrementally (no division per row); a
            one-row call loads all its rows anyway, in kernel order (slot0 = 0) */
@@ -627,7 +702,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                     rg.tag[slot] = -2;
                 }
             }
-            const int32_t rot = DW_NROT(K) == 1 ? 0 : slot0;
+            const int32_t rot = DW_NROT(K) == 1 && !ctx3 ? 0 : slot0;
             const uint32_t key = 1u << slot0;
             if (padmask || !(built & key)) {
                 /* the header of a context is the same for every rotation: 3x3 (one
@@ -652,8 +727,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                         TT_UNROLL
                         for (int r = 0; r < K; ++r) {
                             int32_t *d = cx->w + (slot0 + r < K ? slot0 + r : slot0 + r - K) * NW;
-                            TT_UNROLL
-                            for (int i = 0; i < NW; ++i) d[i] = packed[j][r * NW + i];
+                            dw_copy_row(d, &packed[j][r * NW], NW);
                         }
                     }
                 }
