@@ -271,6 +271,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n-quick", type=int, default=500,
                     help="training and held-out samples of the analysis for the models without "
                          "the accuracy study (default 500; the study's model uses 1000)")
+    ap.add_argument("--quick", action="store_true",
+                    help="the quick analysis (--n-quick samples, ratios 1/8 and 1/2) for the "
+                         "accuracy-study models too")
     ap.add_argument("--plans-dir", type=Path, default=PLANS,
                     help="where the plans go (default bench/plans: the pinned plans the tests build)")
     a = ap.parse_args(argv)
@@ -292,7 +295,8 @@ def main(argv=None) -> int:
         pb = PAPER[m][2] * 1024
         smaller = sorted({pb, THREE_QUARTERS[m] * 1024, 128 * 1024, 192 * 1024} - {BUDGET})
         plan, an, g = search(base, x, y, BUDGET, a.jobs, a.plans_dir / f"{m}.json",
-                             extra_budgets=smaller, quick=not acc_study, n_quick=a.n_quick)
+                             extra_budgets=smaller, quick=a.quick or not acc_study,
+                             n_quick=a.n_quick)
         t_plan = time.time() - t0
         print(planner.gains_table(an, plan, top=8))
         print(f"plan: {plan.describe(g)}\nsearch took {t_plan:.0f} s (analysis {an.seconds:.0f} s, "
