@@ -116,7 +116,9 @@ demo-plan: setup
 bench: setup
 	$(PY) bench/forward.py
 	$(PY) bench/train_steps.py
-	@if [ -f bench/kernels.py ]; then $(PY) bench/kernels.py; fi
+	$(PY) bench/train_profile.py
+	$(PY) bench/kernels.py
+	$(PY) bench/kernels.py --train
 	$(PY) bench/sparse.py
 	$(PY) bench/pytorch_compare.py
 

@@ -60,6 +60,18 @@ def train_steps(sec: dict) -> str:
                      "RAM KB", "flash KB"], rows))
 
 
+def train_plans(sec: dict) -> str:
+    rows = [[m, f"{r['step_instructions'] / 1e6:.2f}", f"{r['forward_instructions'] / 1e6:.2f}",
+             f"{r['backward_instructions'] / 1e6:.2f}", f"{r['published_cycles'] / 1e6:.1f}",
+             f"{r['ratio_to_published']:.2f}", {True: "yes", False: "NO"}.get(r.get("exact"))]
+            for m, r in sec.items()]
+    return ("## Training step of the pinned plans (bench/train_profile.py)\n\nbench/plans/<model>.json, "
+            "qemu-mps2-an500, 128x128, batch 1, M instructions per step; the published engine's "
+            "step in M cycles (ms at 216 MHz).\n\n"
+            + table(["model", "step", "forward", "backward", "published", "ratio", "bit-exact"],
+                    rows))
+
+
 def sparse(sec: dict) -> str:
     rows, acc = [], []
     for m, r in sec.get("models", {}).items():
@@ -81,6 +93,14 @@ def sparse(sec: dict) -> str:
     plans = [[m, r["plan"].get("plan", "")] for m, r in sec.get("models", {}).items() if "plan" in r]
     if plans:
         out += "\n" + table(["model", "plan (256 KB)"], plans)
+    budgets = [[m, b["budget_kb"], b["ram_kb"], f"{b['predicted_gain']:+.1f}",
+                f"{b['accuracy']:.1f}", f"{b['measured_gain']:+.1f}", b["plan"]]
+               for m, r in sec.get("models", {}).items() for b in r.get("plans_by_budget", [])]
+    if budgets:
+        out += ("\nPlans by budget, from the same measurements; accuracy of each whole plan on "
+                "the analysis's held-out digits (gain over head only):\n\n"
+                + table(["model", "budget KB", "RAM KB", "predicted", "accuracy %", "measured",
+                         "plan"], budgets))
     if acc:
         out += ("\nTransfer accuracy (MNIST digits, 3000 training x 2 epochs, 1000 held out) "
                 "and the RAM of each training step:\n\n"
@@ -129,7 +149,8 @@ def pytorch(sec: dict) -> str:
                      "ours trained params KB"], detail))
 
 
-SECTIONS = (("forward", forward), ("train_steps", train_steps), ("sparse", sparse),
+SECTIONS = (("forward", forward), ("train_steps", train_steps), ("train_plans", train_plans),
+            ("sparse", sparse),
             ("pytorch", pytorch))
 
 
