@@ -7,9 +7,9 @@ directly), then writes output rows ``[y0, y1)``, then (with a residual) reads in
 ``[y0, y1)`` again for the add. Input rows below the lowest row any
 later iteration reads are dead, so the output may start *below* the input's end and
 trail the rows still being read: with the output at ``out = in + lag`` (bytes, usually
-negative), output row ``y`` -- the bytes ``[out + y * out_row, out + (y + 1) * out_row)``
--- must end at or below ``in + lo(y) * in_row``, where ``lo(y)`` is the lowest input row
-read by iteration ``y`` or any later one. :func:`block_lag` is the largest such ``lag``.
+negative), the output rows ``[y0, y1)`` of an iteration -- the bytes up to ``out + y1 *
+out_row`` -- must end at or below ``in + lo * in_row``, where ``lo`` is the lowest input
+row read by that iteration or any later one. :func:`block_lag` is the largest such ``lag``.
 
 An unfused convolution (tt_conv2d_s8, tt_conv2d_1x1_s8, tt_dwconv_wrapper_s8) is called
 band by band instead (:func:`conv_band` rows per call; tt_kernels.h: "Band (patch)
