@@ -46,3 +46,24 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="one int8 NHWC input"):
         aug.augment(_image().astype(np.int16), 0, seed=1, step=0, shift=1)
     assert (aug.default_shift(128, 96), aug.max_shift(128, 96)) == (12, 48)
+
+
+def test_replay_refuses_augment_where_the_device_does():
+    """A flat input (1 x 1 x F: features, not an image) has nothing to mirror or shift: the
+    device app refuses SET augment 1 for it, and the replay refuses the setting too."""
+    import copy
+    import dataclasses
+
+    import specgen
+
+    from compiler.autodiff import device_replay
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    g = specgen.random_graph(4, hw=10, n_blocks=2, classes=5)
+    prog = ad.build_program(g, ad.last_blocks(g, 1))
+    flat = copy.deepcopy(g)
+    t = flat.tensors[flat.inputs[0]]
+    flat.tensors[flat.inputs[0]] = dataclasses.replace(t, shape=(1, 1, 1, 300))
+    with pytest.raises(ValueError, match=r"augment: the input \(1, 1, 1, 300\) is not an image"):
+        device_replay.replay(flat, prog, tr.TrainState(), [np.zeros(300, np.int8)], [0],
+                             settings=device_replay.DeviceSettings(1, augment=True))

@@ -7,8 +7,9 @@ stream order, with their labels (None = unlabelled) and no-train flags. Settings
 the device's: history (0 = one SGD step per trainable sample), epochs, train_every,
 enabled, augment and augment_shift (each step of a history round trains on its stored
 input mirrored and shifted as :mod:`compiler.ref.augment` draws it from the step counter
-and ``state.config.seed``; the device refuses augment when its history stores features
-or the model is an mse autoencoder, and so does this replay for mse).
+and ``state.config.seed``; the device refuses augment when its history stores features,
+the model is an mse autoencoder or its input is flat; so does this replay for the last
+two).
 
 An mse program (an autoencoder, unsupervised): the inputs are the int8 model inputs the
 device received (SAMPLE_RAW; float feature vectors are quantized as the host does it,
@@ -62,6 +63,8 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
     want = g.tensors[g.inputs[0]].shape
     if s.augment and mse:
         raise ValueError("augment: not for an mse model (the device refuses it)")
+    if s.augment and (len(want) != 4 or want[1] == want[2] == 1):
+        raise ValueError(f"augment: the input {tuple(want)} is not an image (the device refuses it)")
     shift = s.augment_shift
     if s.augment and shift is None:
         shift = aug.default_shift(want[1], want[2])

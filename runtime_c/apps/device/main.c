@@ -32,8 +32,9 @@
  *   1..64), train_every (i32, 1..1000), enabled (i32, 0/1), bits (i32, 2..8),
  *   rounding (i32: 0 stochastic, 1 nearest, 2 truncate), seed (i32); GET also "name".
  *   augment (i32, 0/1: augmentation in history rounds; 1 is refused when the history
- *   stores features or the model is an mse autoencoder), augment_shift (i32,
- *   0..AUG_SHIFT_MAX = min(in_h, in_w) / 2; default min(in_h, in_w) / 8).
+ *   stores features, the model is an mse autoencoder or its input is flat, 1 x 1 x F),
+ *   augment_shift (i32, 0..AUG_SHIFT_MAX = min(in_h, in_w) / 2; default
+ *   min(in_h, in_w) / 8).
  *   autosave (i32, 0..1000000: SAVE after every that many trained samples, 0 = off).
  *   GET also: name, step, samples (SAMPLE requests since the factory state), resume_at
  *   (samples the trained state includes: a stream resumes after a reset from there),
@@ -115,7 +116,7 @@ static int32_t hist_len, hist_cap, epochs = 1, train_every = 1, enabled = 1;
 #define AUG_SHIFT_DEFAULT (AUG_MIN_HW / 8)
 #define AUG_SHIFT_MAX (AUG_MIN_HW / 2)
 #define AUG_SALT 0x41554731u
-#if STORE_FEATURES || defined(TT_MODEL_LOSS_MSE)
+#if STORE_FEATURES || defined(TT_MODEL_LOSS_MSE) || (TT_MODEL_IN_H == 1 && TT_MODEL_IN_W == 1)
 #define AUG_POSSIBLE 0
 #else
 #define AUG_POSSIBLE 1
@@ -409,8 +410,10 @@ static int app_set(void *ctx, const char *key, uint8_t key_len, uint8_t vtype,
         if (v) {
 #if STORE_FEATURES
             *msg = "augment: history stores features, not inputs";
-#else
+#elif defined(TT_MODEL_LOSS_MSE)
             *msg = "augment: not for an mse model";
+#else
+            *msg = "augment: the input is not an image";
 #endif
             return TT_ERR_VALUE;
         }
