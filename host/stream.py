@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate of the layers below the classifier (sparse-update "
                         "firmware; default: the firmware's own)")
     g.add_argument("--train-every", type=int, metavar="K", help="train every K samples")
+    g.add_argument("--augment", action="store_true",
+                   help="history rounds train on each stored sample randomly shifted and "
+                        "mirrored left-right, anew in every epoch (SET augment 1; needs "
+                        "--history, and firmware whose history stores inputs, not features)")
+    g.add_argument("--augment-shift", type=int, metavar="PX",
+                   help="with --augment: largest shift in pixels each way (default: the "
+                        "firmware's, 1/8 of the input size)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other device setting (int, float or string)")
 
@@ -240,6 +247,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         _positive(ap, args, name)
     if args.autosave is not None and args.autosave < 0:
         ap.error("--autosave must be >= 0 (0 = off)")
+    if args.augment_shift is not None and not args.augment:
+        ap.error("--augment-shift needs --augment")
+    if args.augment_shift is not None and args.augment_shift < 0:
+        ap.error("--augment-shift must be >= 0")
+    if args.augment and args.history is None and not any(
+            s.partition("=")[0].strip() == "history" for s in args.set):
+        ap.error("--augment applies to history rounds: give --history N")
     if args.reconnects < 0:
         ap.error("--reconnects must be >= 0")
     if args.flash and not args.boot:
@@ -399,7 +413,8 @@ def apply_settings(client: P.Client, info: P.Info, args, log) -> dict:
     Returns {key: value or 'skipped: ...'}."""
     wanted = [("history", args.history), ("epochs", args.epochs), ("lr", args.lr),
               ("lr_body", args.lr_body), ("train_every", args.train_every),
-              ("autosave", args.autosave)]
+              ("autosave", args.autosave), ("augment_shift", args.augment_shift),
+              ("augment", 1 if args.augment else None)]
     wanted = [(k, v) for k, v in wanted if v is not None]
     wanted += [parse_setting(s) for s in args.set]
     done = {}

@@ -21,7 +21,11 @@ class VerifyError(Exception):
 
 def settings_from_device(get) -> dict:
     keys = ("history", "epochs", "train_every", "enabled", "lr", "lr_body", "bits", "rounding", "seed")
-    return {k: get(k) for k in keys}
+    s = {k: get(k) for k in keys}
+    # firmware without augmentation does not know these keys: it never augments
+    s["augment"] = get("augment") or 0
+    s["augment_shift"] = get("augment_shift") or 0
+    return s
 
 
 def replay_pass(build_dir, plan, info, res, dev_settings: dict, resize: str, log) -> tuple:
@@ -44,7 +48,8 @@ def replay_pass(build_dir, plan, info, res, dev_settings: dict, resize: str, log
     imgs = [P.resize_u8(plan.image(i), info.in_h, info.in_w, info.in_c, mode=mode) for i in order]
     labels = [int(plan.ds.y[i]) for i in order]
     settings = device_replay.DeviceSettings(s["history"], s["epochs"], s["train_every"],
-                                            bool(s["enabled"]))
+                                            bool(s["enabled"]), bool(s.get("augment")),
+                                            s.get("augment_shift") or 0)
     log.info(f"verify: replaying {len(imgs)} samples of the {res.mode} pass on the reference...")
     t0 = time.monotonic()
     sim = device_replay.replay(g, prog, tr.TrainState(cfg), imgs, labels, settings=settings)

@@ -14,6 +14,8 @@ import specgen
 from compiler.autodiff import device_replay as device_sim
 from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
+from compiler.ref import augment as aug
+from compiler.target import checkpoint as ck
 from compiler.target import firmware
 from compiler.target import runner as R
 from host import protocol as P
@@ -32,6 +34,9 @@ def test_device_app_host_matches_reference_replay(tmp_path, history, epochs, eve
     cfg = tr.TrainConfig(lr=0.05, seed=9)
     rep = firmware.build(copy.deepcopy(g), "host", tmp_path, program=prog, config=cfg,
                          app=firmware.DEVICE_APP, defines={"TT_HISTORY_MAX": 8}, quiet=True)
+    h_text = (tmp_path / "tt_model.h").read_text()
+    feat = int(re.search(r"#define TT_MODEL_FEATURE_BYTES (\d+)", h_text).group(1))
+    assert 0 < feat < 10 * 10 * 3, "precondition: the app stores features, not inputs"
     rng = np.random.default_rng(history)
     n = 24
     imgs = rng.integers(0, 256, (n, 7, 7, 3), dtype=np.uint8)     # device resizes to 10x10
@@ -47,6 +52,9 @@ def test_device_app_host_matches_reference_replay(tmp_path, history, epochs, eve
         c.set("train_every", every)
         with pytest.raises(P.DeviceError):
             c.set("history", 999)                                 # beyond TT_HISTORY_MAX
+        with pytest.raises(P.DeviceError, match="augment: history stores features") as e:
+            c.set("augment", 1)                                   # nothing raw to augment
+        assert e.value.code == P.ERR_VALUE and c.get("augment") == 0
         dev = [c.sample(im, lab, train=not nt, bilinear=True)
                for im, lab, nt in zip(imgs, labels, no_train)]
         blob = c.download()
@@ -66,12 +74,16 @@ def test_device_app_host_matches_reference_replay(tmp_path, history, epochs, eve
         np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
 
 
-@pytest.mark.parametrize("history,epochs", [(1, 1), (3, 2)])
-def test_device_app_history_of_inputs_matches_reference_replay(tmp_path, history, epochs):
+@pytest.mark.parametrize("history,epochs,shift", [(1, 1, None), (3, 2, 5)])
+def test_device_app_history_of_inputs_matches_reference_replay(tmp_path, history, epochs, shift):
     """Features not smaller than the input: the history buffer stores the input itself, and
     it must be the sample's input, not the arena bytes the forward pass has reused by then
     (regression: this graph's arena puts the input at offset 0, which a later forward step
-    overwrites; the rounds then trained on garbage and diverged from the replay)."""
+    overwrites; the rounds then trained on garbage and diverged from the replay).
+    Then, after a RESET, the same stream with augment on (the default shift, or
+    augment_shift): the replay reproduces every shift and mirror; the checkpoint image
+    holds both settings and gives them back; a state block of version 1 means no
+    augmentation."""
     g = specgen.random_graph(11, hw=16, n_blocks=2, classes=10)
     prog = ad.build_program(g, ad.last_blocks(g, 1))
     cfg = tr.TrainConfig(lr=0.005, seed=3)
@@ -84,24 +96,58 @@ def test_device_app_history_of_inputs_matches_reference_replay(tmp_path, history
     n = 24
     imgs = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
     labels = [int(v) for v in rng.integers(0, 10, n)]
-    with R.HostSerial(rep["elf"], timeout=120) as h:
+    want_shift = aug.default_shift(16, 16) if shift is None else shift
+    with R.HostSerial(rep["elf"], timeout=120, flash=tmp_path / "flash.bin") as h:
         port, c = _client(h.url)
         c.check_model(rep["sha256"])
         c.set("history", history)
         c.set("epochs", epochs)
         dev = [c.sample(im, lab) for im, lab in zip(imgs, labels)]
         blob = c.download()
+        c.reset(weights=True, history=True)
+        assert (c.get("augment"), c.get("augment_shift")) == (0, aug.default_shift(16, 16))
+        with pytest.raises(P.DeviceError, match="out of range"):
+            c.set("augment_shift", aug.max_shift(16, 16) + 1)
+        c.set("augment", 1)
+        if shift is not None:
+            c.set("augment_shift", shift)
+        assert (c.get("augment"), c.get("augment_shift")) == (1, want_shift)
+        dev_aug = [c.sample(im, lab) for im, lab in zip(imgs, labels)]
+        blob_aug = c.download()
+        image = c.download(P.BLOB_CHECKPOINT)
+        c.set("augment", 0)
+        c.set("augment_shift", 0)
+        c.upload(image, blob=P.BLOB_CHECKPOINT)
+        assert (c.get("augment"), c.get("augment_shift")) == (1, want_shift)
+        c.upload(_state_version_1(image), blob=P.BLOB_CHECKPOINT)
+        assert (c.get("augment"), c.get("augment_shift")) == (0, aug.default_shift(16, 16))
         c.exit(0)
         port.close()
-    gr = copy.deepcopy(g)
-    sim = device_sim.replay(gr, prog, tr.TrainState(cfg), list(imgs), labels, None,
-                            device_sim.DeviceSettings(history, epochs, 1))
-    assert [r.pred for r in dev] == sim.preds
-    assert [bool(r.trained) for r in dev] == sim.trained
-    got = firmware.split_trained(gr, rep, blob)
-    assert got
-    for (node, param), v in got.items():
-        np.testing.assert_array_equal(v, gr.node(node).params[param], err_msg=f"{node}.{param}")
+    cp = ck.parse(image)
+    assert (cp.state["version"], cp.state["augment"], cp.state["augment_shift"]) == (2, 1, want_shift)
+    for run, blob_run, s in ((dev, blob, device_sim.DeviceSettings(history, epochs, 1)),
+                             (dev_aug, blob_aug, device_sim.DeviceSettings(history, epochs, 1,
+                                                                           augment=True,
+                                                                           augment_shift=shift))):
+        gr = copy.deepcopy(g)
+        sim = device_sim.replay(gr, prog, tr.TrainState(cfg), list(imgs), labels, None, s)
+        assert [r.pred for r in run] == sim.preds, s
+        assert [bool(r.trained) for r in run] == sim.trained
+        got = firmware.split_trained(gr, rep, blob_run)
+        assert got
+        for (node, param), v in got.items():
+            np.testing.assert_array_equal(v, gr.node(node).params[param],
+                                          err_msg=f"{node}.{param} {s}")
+    assert blob_aug != blob, "augmentation changed nothing the stream trained"
+
+
+def _state_version_1(image: bytes) -> bytes:
+    """The checkpoint image as older firmware wrote it: state version 1, words 14-15 zero."""
+    head, payload = bytearray(image[:ck.HEADER.size]), bytearray(image[ck.HEADER.size:])
+    payload[0:4] = (1).to_bytes(4, "little")
+    payload[56:64] = bytes(8)
+    head[-4:] = ck.crc(bytes(head), bytes(payload)).to_bytes(4, "little")
+    return bytes(head + payload)
 
 
 @pytest.mark.qemu

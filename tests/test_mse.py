@@ -150,11 +150,16 @@ def test_device_app_streams_flat_samples_and_matches_replay(cli_fw, history, epo
             c.sample(xs[0], 3)
         with pytest.raises(P.DeviceError, match="raw sample size"):
             c.sample(xs[0][:100])
+        with pytest.raises(P.DeviceError, match="augment: (history stores features|not for an mse)"):
+            c.set("augment", 1)                 # an autoencoder learns its inputs as they are
         dev = [c.sample(x, train=not nt) for x, nt in zip(xs, no_train)]
         blob = c.download()
         c.exit(0)
         port.close()
     gr = copy.deepcopy(g)
+    with pytest.raises(ValueError, match="augment: not for an mse model"):
+        device_sim.replay(gr, prog, tr.TrainState(cfg), xs, [None] * n, no_train,
+                          device_sim.DeviceSettings(history, epochs, augment=True))
     sim = device_sim.replay(gr, prog, tr.TrainState(cfg), xs, [None] * n, no_train,
                             device_sim.DeviceSettings(history, epochs))
     assert all(r.score is not None and r.pred == 0 for r in dev)

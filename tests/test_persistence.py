@@ -69,6 +69,9 @@ def test_checkpoint_survives_reboot(fw, tmp_path, board):
         with pytest.raises(P.DeviceError, match="no checkpoint"):
             c.restore()
         c.set("autosave", 0)
+        c.set("augment_shift", 3)                           # a setting the state block keeps
+        with pytest.raises(P.DeviceError, match="augment: history stores features"):
+            c.set("augment", 1)                             # this firmware stores features
         for im, lab in zip(imgs[:10], labels[:10]):
             c.sample(im, lab)
         assert c.save() == 1
@@ -81,11 +84,13 @@ def test_checkpoint_survives_reboot(fw, tmp_path, board):
         port.close()
     cp = ck.parse(image)
     assert cp.model_hash == fw.rep["sha256"] and cp.arrays == saved and cp.state["resume_at"] == 10
+    assert (cp.state["augment"], cp.state["augment_shift"]) == (0, 3)
     with Board(exe, timeout=120, flash=flash) as h:
         port, c = _client(h.url)
         info = c.hello()
         assert info.status == "booted from checkpoint 1 (resume at sample 10)"
         assert c.download() == saved and c.get("step") == step and c.get("resume_at") == 10
+        assert (c.get("augment"), c.get("augment_shift")) == (0, 3)
         assert c.download(P.BLOB_CHECKPOINT)[ck.HEADER.size:] == image[ck.HEADER.size:]
         for im, lab in zip(imgs[10:], labels[10:]):
             c.sample(im, lab)

@@ -518,6 +518,46 @@ def test_cli_argument_errors(tmp_path, capsys, monkeypatch):
     assert status == stream.EXIT_USAGE and "not found" in err
 
 
+def test_augment_options(capsys):
+    """--augment / --augment-shift: shown in --help, checked before anything is sent, and
+    forwarded as the device app's SET keys (shift first, then augment); a refusal (firmware
+    whose history stores features) is one error line naming the setting."""
+    with pytest.raises(SystemExit):
+        stream.main(["--help"])
+    assert "--augment" in capsys.readouterr().out
+    for argv, msg in ((["--augment"], "--augment applies to history rounds: give --history N"),
+                      (["--augment-shift", "2", "--history", "4"], "--augment-shift needs --augment"),
+                      (["--augment", "--augment-shift", "-1", "--history", "4"], "must be >= 0")):
+        with pytest.raises(SystemExit) as ei:
+            stream.parse_args(["--port", "x"] + argv)
+        assert ei.value.code == 2 and msg in capsys.readouterr().err
+
+    class Client:
+        def __init__(self, refuse=None):
+            self.sent, self.refuse = [], refuse
+
+        def set(self, key, value):
+            if key == self.refuse:
+                raise P.DeviceError(P.ERR_VALUE, "augment: history stores features", req_type=P.MSG_SET)
+            self.sent.append((key, value))
+
+    info = type("Info", (), {"supports": lambda self, t: True})()
+    log = type("Log", (), {"warn": lambda self, m: None})()
+    args = stream.parse_args(["--port", "x", "--set", "history=4", "--augment", "--augment-shift", "3"])
+    c = Client()
+    assert stream.apply_settings(c, info, args, log) == {"augment_shift": 3, "augment": 1, "history": 4}
+    assert c.sent == [("augment_shift", 3), ("augment", 1), ("history", 4)]
+    with pytest.raises(stream.StreamError, match="rejected augment=1: .*history stores features"):
+        stream.apply_settings(Client(refuse="augment"), info,
+                              stream.parse_args(["--port", "x", "--history", "4", "--augment"]), log)
+    # --verify reads both from the device; firmware without them never augments
+    from host import verify as V
+    dev = {"history": 4, "augment": 1, "augment_shift": 3}
+    assert {k: V.settings_from_device(dev.get)[k] for k in ("augment", "augment_shift")} == \
+        {"augment": 1, "augment_shift": 3}
+    assert V.settings_from_device({"history": 4}.get)["augment"] == 0
+
+
 def test_plot_is_written(tmp_path):
     from host.plots import plot_accuracy, running_accuracy, window_accuracy
     c = np.array([0, 1, 1, 0, 1, 1, 1, 1])

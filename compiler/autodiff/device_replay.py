@@ -5,7 +5,11 @@ bit against the board.
 Inputs are the model-input-sized uint8 images the device saw (after its resize), in
 stream order, with their labels (None = unlabelled) and no-train flags. Settings mirror
 the device's: history (0 = one SGD step per trainable sample), epochs, train_every,
-enabled.
+enabled, augment and augment_shift (each step of a history round trains on its stored
+input mirrored and shifted as :mod:`compiler.ref.augment` draws it from the step counter
+and ``state.config.seed``; the device refuses augment when its history stores features,
+the model is an mse autoencoder or its input is flat; so does this replay for the last
+two).
 
 An mse program (an autoencoder, unsupervised): the inputs are the int8 model inputs the
 device received (SAMPLE_RAW; float feature vectors are quantized as the host does it,
@@ -23,6 +27,7 @@ import numpy as np
 from compiler.autodiff import trainer as tr
 from compiler.autodiff.program import TrainingProgram
 from compiler.ir.graph import Graph
+from compiler.ref import augment as aug
 from compiler.ref import grad_ops as rgo
 from compiler.ref.inputs import apply_lut, flat_samples, in_model_order, pixel_lut
 
@@ -33,6 +38,8 @@ class DeviceSettings:
     epochs: int = 1
     train_every: int = 1
     enabled: bool = True
+    augment: bool = False
+    augment_shift: int | None = None    # None: the device's default, min(in_h, in_w) // 8
 
 
 @dataclass
@@ -54,6 +61,14 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
     no_train = no_train if no_train is not None else [False] * len(labels)
     mse = program.loss == "mse"
     want = g.tensors[g.inputs[0]].shape
+    if s.augment and mse:
+        raise ValueError("augment: not for an mse model (the device refuses it)")
+    if s.augment and (len(want) != 4 or want[1] == want[2] == 1):
+        raise ValueError(f"augment: the input {tuple(want)} is not an image (the device refuses it)")
+    shift = s.augment_shift
+    if s.augment and shift is None:
+        shift = aug.default_shift(want[1], want[2])
+    zero = g.tensors[g.inputs[0]].zero_point
     for img, label, nt in zip(images, labels, no_train):
         img = np.asarray(img)
         if img.dtype == np.int8:
@@ -80,11 +95,14 @@ def replay(g: Graph, program: TrainingProgram, state: tr.TrainState, images, lab
             logits = tr.forward(g, program, features=f)[program.logits].reshape(-1)
             trained = False
             if trainable:
-                hist_x.append(f)
+                hist_x.append(x if s.augment else f)
                 hist_y.append((int(label or 0), target))
                 if len(hist_x) >= s.history:
                     for _ in range(s.epochs):
                         for hx, (hy, ht) in zip(hist_x, hist_y):
+                            if s.augment:
+                                xa = aug.augment(hx, zero, state.config.seed, state.step, shift)
+                                hx = tr.prefix_features(g, program, xa)
                             tr.train_step(g, program, state, label=hy, features=hx, target=ht)
                     hist_x, hist_y = [], []
                     trained = True

@@ -8,7 +8,9 @@ flash slots with it. The layout is runtime_c/include/tt_ckpt.h's:
     payload
       state block (16 x u32): version, resume_at (samples the state includes),
         trainable samples seen, training step, seed, lr (f32), lr_body (f32), history,
-        epochs, train_every, enabled, bits, rounding, autosave, 0, 0
+        epochs, train_every, enabled, bits, rounding, autosave, augment, augment_shift
+        (state version 2; version 1, still read by the device, has 0, 0 there: no
+        augmentation, the default shift)
       the trained arrays (DOWNLOAD blob 0's bytes)
 
 crc = CRC-32 (zlib) of the payload, continued over the header bytes before it.
@@ -24,7 +26,8 @@ VERSION = 1
 HEADER = struct.Struct("<IHHII64s16sI")
 STATE = struct.Struct("<5I2f9I")
 STATE_KEYS = ("version", "resume_at", "trainable_seen", "step", "seed", "lr", "lr_body",
-              "history", "epochs", "train_every", "enabled", "bits", "rounding", "autosave")
+              "history", "epochs", "train_every", "enabled", "bits", "rounding", "autosave",
+              "augment", "augment_shift")
 
 
 class CheckpointError(ValueError):

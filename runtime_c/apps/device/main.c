@@ -14,6 +14,10 @@
  *     them in storage order (one SGD step each) run, and the buffer empties (the
  *     optimizer is plain SGD: no state to reset between rounds). RESULT.trained is set
  *     on the sample that completed a round.
+ *   augment 1 (history of inputs only): each step of a round trains on its stored input
+ *     randomly shifted (pad with the input zero point and crop, up to augment_shift
+ *     pixels each way) and mirrored left-right with probability 1/2; the random draw is
+ *     a hash of (seed, the step counter), so the reference replay reproduces it.
  *   The loss in RESULT is softmax cross-entropy of the prediction's logits (float32).
  * An mse model (TT_MODEL_LOSS_MSE, an autoencoder: the target of a sample is its own
  *   input requantized, tt_model_target_of_input) learns from unlabelled samples: a
@@ -27,6 +31,10 @@
  *   below the classifier; 0 = the classifier alone learns), history (i32, 0..TT_HISTORY_MAX), epochs (i32,
  *   1..64), train_every (i32, 1..1000), enabled (i32, 0/1), bits (i32, 2..8),
  *   rounding (i32: 0 stochastic, 1 nearest, 2 truncate), seed (i32); GET also "name".
+ *   augment (i32, 0/1: augmentation in history rounds; 1 is refused when the history
+ *   stores features, the model is an mse autoencoder or its input is flat, 1 x 1 x F),
+ *   augment_shift (i32, 0..AUG_SHIFT_MAX = min(in_h, in_w) / 2; default
+ *   min(in_h, in_w) / 8).
  *   autosave (i32, 0..1000000: SAVE after every that many trained samples, 0 = off).
  *   GET also: name, step, samples (SAMPLE requests since the factory state), resume_at
  *   (samples the trained state includes: a stream resumes after a reset from there),
@@ -102,6 +110,52 @@ static float mse_score(const int8_t *y, const int8_t *t)
 #define MODEL_FLAGS 0
 #endif
 static int32_t hist_len, hist_cap, epochs = 1, train_every = 1, enabled = 1;
+
+/* ---- augmentation of the stored inputs in history rounds (SET augment) --------------- */
+#define AUG_MIN_HW (TT_MODEL_IN_H < TT_MODEL_IN_W ? TT_MODEL_IN_H : TT_MODEL_IN_W)
+#define AUG_SHIFT_DEFAULT (AUG_MIN_HW / 8)
+#define AUG_SHIFT_MAX (AUG_MIN_HW / 2)
+#define AUG_SALT 0x41554731u
+#if STORE_FEATURES || defined(TT_MODEL_LOSS_MSE) || (TT_MODEL_IN_H == 1 && TT_MODEL_IN_W == 1)
+#define AUG_POSSIBLE 0
+#else
+#define AUG_POSSIBLE 1
+#endif
+static int32_t augment, augment_shift = AUG_SHIFT_DEFAULT;
+
+#if TT_HISTORY_MAX > 0 && AUG_POSSIBLE
+/* dst (the model input) = the stored input src, mirrored left-right when bit 0 of the
+   draw is set, then shifted: dst(y, x) = mirrored(y + dy, x + dx), the input zero point
+   where that falls outside; dx, dy in [-augment_shift, augment_shift] from the draw's
+   bits 1..15 and 16..31. The draw is tt_hash32(step, tt_hash32(seed, AUG_SALT)) for the
+   training step about to run (compiler.ref.augment is the reference). */
+static void augment_into(int8_t *dst, const uint8_t *src)
+{
+    enum { H = TT_MODEL_IN_H, W = TT_MODEL_IN_W, C = TT_MODEL_IN_C };
+    const uint32_t h = tt_hash32(tt_train_step_count, tt_hash32(tt_train_cfg.seed, AUG_SALT));
+    const uint32_t span = 2u * (uint32_t)augment_shift + 1u;
+    const int flip = (int)(h & 1u);
+    const int32_t dx = (int32_t)(((h >> 1) & 0x7FFFu) % span) - augment_shift;
+    const int32_t dy = (int32_t)((h >> 16) % span) - augment_shift;
+    const int zero = (int)(int8_t)TT_MODEL_INPUT_ZERO;
+    for (int32_t y = 0; y < H; ++y) {
+        int8_t *row = dst + (size_t)y * W * C;
+        const int32_t sy = y + dy;
+        if (sy < 0 || sy >= H) {
+            memset(row, zero, (size_t)W * C);
+            continue;
+        }
+        const uint8_t *srow = src + (size_t)sy * W * C;
+        for (int32_t x = 0; x < W; ++x) {
+            const int32_t fx = x + dx; /* column of the mirrored image */
+            if (fx < 0 || fx >= W)
+                memset(row + x * C, zero, C);
+            else
+                memcpy(row + x * C, srow + (size_t)(flip ? W - 1 - fx : fx) * C, C);
+        }
+    }
+}
+#endif
 static uint32_t trainable_seen;
 /* SAMPLE requests since the factory state; the values of both counters when the history
    buffer was last empty (the state a checkpoint holds) */
@@ -145,7 +199,12 @@ static int train_round(void)
 #endif
             rc |= tt_model_train_step_features(history[i], history_label[i]);
 #else
-            memcpy(tt_model_input(), history[i], TT_MODEL_INPUT_BYTES);
+#if AUG_POSSIBLE
+            if (augment)
+                augment_into(tt_model_input(), history[i]);
+            else
+#endif
+                memcpy(tt_model_input(), history[i], TT_MODEL_INPUT_BYTES);
 #ifdef TT_MODEL_LOSS_MSE
             memcpy(tt_train_target, history_target[i], TT_MODEL_OUTPUT_BYTES);
 #endif
@@ -345,6 +404,26 @@ static int app_set(void *ctx, const char *key, uint8_t key_len, uint8_t vtype,
     if (int_setting(key, key_len, "bits", 2, 8, vtype, val, &tt_train_cfg.bits, msg, &rc)) return rc;
     if (int_setting(key, key_len, "rounding", 0, 2, vtype, val, &tt_train_cfg.rounding, msg, &rc))
         return rc;
+    if (int_setting(key, key_len, "augment", 0, 1, vtype, val, &v, msg, &rc)) {
+        if (rc) return rc;
+#if !AUG_POSSIBLE
+        if (v) {
+#if STORE_FEATURES
+            *msg = "augment: history stores features, not inputs";
+#elif defined(TT_MODEL_LOSS_MSE)
+            *msg = "augment: not for an mse model";
+#else
+            *msg = "augment: the input is not an image";
+#endif
+            return TT_ERR_VALUE;
+        }
+#endif
+        augment = v;
+        return 0;
+    }
+    if (int_setting(key, key_len, "augment_shift", 0, AUG_SHIFT_MAX, vtype, val, &augment_shift,
+                    msg, &rc))
+        return rc;
     if (int_setting(key, key_len, "seed", -0x7FFFFFFF, 0x7FFFFFFF, vtype, val, &v, msg, &rc)) {
         if (!rc) tt_train_cfg.seed = (uint32_t)v;
         return rc;
@@ -369,6 +448,7 @@ static int app_get(void *ctx, const char *key, uint8_t key_len, uint8_t *vtype, 
         {"seed", (int32_t)tt_train_cfg.seed}, {"step", (int32_t)tt_train_step_count},
         {"autosave", autosave}, {"samples", (int32_t)seen}, {"resume_at", (int32_t)seen_clean},
         {"checkpoint", (int32_t)ckpt_seq}, {"booted", booted_from_ckpt},
+        {"augment", augment}, {"augment_shift", augment_shift},
 #if TT_PERSIST
         {"capacity", (int32_t)tt_ckpt_capacity()},
 #endif
@@ -395,7 +475,7 @@ static int app_get(void *ctx, const char *key, uint8_t key_len, uint8_t *vtype, 
 /* ---- the trained state: state block + trained arrays --------------------------------- */
 #define STATE_WORDS 16
 #define STATE_BYTES (4 * STATE_WORDS)
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u /* 2: words 14, 15 = augment, augment_shift; 1 (older): 0, 0 */
 #define PAYLOAD_BYTES (STATE_BYTES + TT_MODEL_TRAINED_BYTES)
 
 static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -407,7 +487,8 @@ static void state_encode(uint8_t *b)
         STATE_VERSION, seen_clean, trainable_seen_clean, tt_train_step_count, tt_train_cfg.seed,
         f32_bits(tt_train_cfg.lr), f32_bits(tt_train_cfg.lr_body), (uint32_t)hist_cap,
         (uint32_t)epochs, (uint32_t)train_every, (uint32_t)enabled, (uint32_t)tt_train_cfg.bits,
-        (uint32_t)tt_train_cfg.rounding, (uint32_t)autosave, 0, 0};
+        (uint32_t)tt_train_cfg.rounding, (uint32_t)autosave, (uint32_t)augment,
+        (uint32_t)augment_shift};
     for (int i = 0; i < STATE_WORDS; ++i) tt_put_u32le(b + 4 * i, v[i]);
 }
 
@@ -417,7 +498,10 @@ static int state_check(const uint8_t *b)
     uint32_t v[STATE_WORDS];
     for (int i = 0; i < STATE_WORDS; ++i) v[i] = tt_get_u32le(b + 4 * i);
     float lr = bits_f32(v[5]), lr_body = bits_f32(v[6]);
-    return v[0] != STATE_VERSION || !(lr > 0.0f && lr <= 1.0f) || !(lr_body >= 0.0f && lr_body <= 1.0f) ||
+    if (v[0] == STATE_VERSION &&
+        (v[14] > (AUG_POSSIBLE ? 1u : 0u) || v[15] > (uint32_t)AUG_SHIFT_MAX))
+        return 1;
+    return (v[0] != STATE_VERSION && v[0] != 1u) || !(lr > 0.0f && lr <= 1.0f) || !(lr_body >= 0.0f && lr_body <= 1.0f) ||
            v[7] > (uint32_t)TT_HISTORY_MAX || v[8] < 1 || v[8] > 64 || v[9] < 1 || v[9] > 1000 ||
            v[10] > 1 || v[11] < 2 || v[11] > 8 || v[12] > 2 || v[13] > 1000000;
 }
@@ -443,6 +527,8 @@ static int state_decode(const uint8_t *b)
     tt_train_cfg.bits = (int32_t)v[11];
     tt_train_cfg.rounding = (int32_t)v[12];
     autosave = (int32_t)v[13];
+    augment = v[0] == STATE_VERSION ? (int32_t)v[14] : 0;
+    augment_shift = v[0] == STATE_VERSION ? (int32_t)v[15] : AUG_SHIFT_DEFAULT;
     trained_since_save = 0;
     return 0;
 }
