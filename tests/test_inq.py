@@ -46,6 +46,9 @@ def test_levels_and_rule():
     assert (int(n1[0]), int(n2[0])) == (0, -6)          # 8 magnitudes capped to 7 (int8)
     assert [int(v[0][0]) - int(v[1][0]) for v in (Q.levels(w.reshape(-1, 1), b) for b in (2, 3, 4))] \
         == [0, 1, 3]
+    n1c, n2c = Q.levels(np.array([[1.2, 0.1], [0.1, 0.2]]), bits=3, per_channel=True)
+    assert n1c.tolist() == [0, -2] and n2c.tolist() == [-1, -3]
+    assert Q.quantize_pow2(np.array([[0.4, 0.1], [0.1, 0.2]]), n1c, n2c).tolist() == [[0.5, 0], [0.125, 0.25]]
     q = Q.quantize_pow2(w, n1, n2)
     # [3/4, 3/2) x beta -> beta; [1/2, 3/4) x 2^n2 -> 2^n2; below -> 0
     assert q.tolist() == [1.0, -1.0, 0.5, -0.25, 2 ** -6, 2 ** -6, 0.0, 0.0]
