@@ -16,8 +16,10 @@ float and int8 versions, and the INQ int8 model run bit for bit on the emulated 
    (DSP and portable builds) runs --qemu held-out digits and its logits are checked
    equal to the reference's, bit for bit; flash of both builds (linked ELF), the int8
    weight bytes, the distinct int8 weight values per layer, and the weight bytes at 4
-   bits (two codes a byte + a 16-entry int8 codebook per layer: computed here, the
-   4-bit storage is measured by its own build).
+   bits (two codes a byte + a 16-entry int8 codebook per layer, computed);
+6. where the 4-bit weight storage is in the tree (``build --weight-bits 4``): both models
+   built with it ("packed_4bit": the INQ one packs exactly, the PTQ one is requantized
+   to int4), their held-out accuracy, flash, and the same QEMU bit-exact check.
 
 Writes bench/results.json under "inq" (other keys kept), regenerates bench/results.md,
 and prints a table.
@@ -124,6 +126,23 @@ def qemu_check(g, x, out: Path, portable: bool) -> dict:
             "ram_bytes": rep["linked"]["ram"], "instructions_per_inference": int(np.median(cycles))}
 
 
+def packed_4bit(g, x8, y, xq, out: Path) -> dict | None:
+    """``g`` with its weights stored at 4 bits (``build --weight-bits 4``, a 16-entry
+    codebook per layer: ``exact`` when the int8 weights take <= 16 values, else
+    requantized to int4), when that storage is in the tree (None otherwise): the kind
+    and bytes per layer, held-out accuracy, and the QEMU build checked bit for bit on
+    ``xq``."""
+    try:
+        from compiler.target import weight_bits as WB
+    except ImportError:
+        return None
+    g4, _, rows = WB.apply(g, (4, None), None, "auto")
+    return {"layers": {r["layer"]: r["kind"] for r in rows},
+            "weight_bytes": int(sum(r["packed_bytes"] for r in rows)),
+            "accuracy": int8_accuracy(g4, x8, y),
+            "qemu": qemu_check(g4, xq, out, False)}
+
+
 @exit_on_error()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -177,6 +196,14 @@ def main(argv=None) -> int:
              "inq5_portable": qemu_check(ginq[5], x, BUILD / "inq5-portable", True)}
         res["qemu"] = q
         res["int8_weights"] = weight_figures(g8)
+        p8 = packed_4bit(g8, x8[te], y[te], x, BUILD / "int8-4bit")
+        if p8 is not None:
+            res["packed_4bit"] = {"int8": p8, "inq5": packed_4bit(ginq[5], x8[te], y[te], x,
+                                                                  BUILD / "inq5-4bit")}
+            print(f"4-bit storage: int8 PTQ requantized {p8['accuracy']}%, flash "
+                  f"{p8['qemu']['flash_bytes']:,} B; INQ 5-bit (exact) "
+                  f"{res['packed_4bit']['inq5']['accuracy']}%, flash "
+                  f"{res['packed_4bit']['inq5']['qemu']['flash_bytes']:,} B", flush=True)
         print(f"QEMU: INQ 5-bit int8 bit-exact on {a.qemu} digits (DSP and portable); flash "
               f"int8 {q['int8']['flash_bytes']:,} B, INQ {q['inq5_dsp']['flash_bytes']:,} B",
               flush=True)
