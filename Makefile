@@ -121,6 +121,7 @@ bench: setup
 	$(PY) bench/kernels.py --train
 	$(PY) bench/sparse.py
 	$(PY) bench/pytorch_compare.py
+	$(PY) bench/inq.py
 
 # The reference architectures of tests/zoo_models.py, briefly pre-trained on MNIST digits
 # 0-4 (bench/zoo_pretrain.py, cached in build/bench/zoo/pretrained): size, memory,

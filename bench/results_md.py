@@ -149,9 +149,36 @@ def pytorch(sec: dict) -> str:
                      "ours trained params KB"], detail))
 
 
+def inq(sec: dict) -> str:
+    rows = [["float", sec["float_accuracy"], None, None],
+            ["int8 PTQ", sec["int8_accuracy"],
+             ", ".join(map(str, sec.get("int8_weights", {}).get("distinct_int8_values", {}).values())) or None,
+             sec.get("int8_weights", {}).get("weight_bytes_int8")]]
+    for b, r in sec.get("inq", {}).items():
+        rows.append([f"INQ {b.replace('_', ' ')}: float / int8", f"{r['inq_float_accuracy']} / "
+                     f"{r['inq_int8_accuracy']}", ", ".join(map(str, r["distinct_int8_values"].values())),
+                     f"{r['weight_bytes_int8']} / {r['weight_bytes_at_4_bits']}"])
+    q = sec.get("qemu", {})
+    note = ""
+    if q:
+        note = (f"\nqemu-mps2-an500: the 5-bit INQ int8 model bit-exact with the reference on "
+                f"{q['inq5_dsp']['samples']} digits (DSP and portable builds), flash "
+                f"{kb(q['inq5_dsp']['flash_bytes'])} KB (int8 PTQ: {kb(q['int8']['flash_bytes'])} KB).\n")
+    p4 = sec.get("packed_4bit")
+    if p4:
+        note += (f"\nWeights stored at 4 bits (`--weight-bits 4`): int8 PTQ requantized to int4 "
+                 f"{p4['int8']['accuracy']}%, flash {kb(p4['int8']['qemu']['flash_bytes'])} KB; "
+                 f"5-bit INQ packed exactly {p4['inq5']['accuracy']}%, flash "
+                 f"{kb(p4['inq5']['qemu']['flash_bytes'])} KB; both bit-exact on QEMU.\n")
+    return ("## Power-of-two weights, INQ (bench/inq.py)\n\n" + sec.get("model", "") + "; "
+            f"{sec.get('test_samples')} held-out digits.\n\n"
+            + table(["model", "accuracy %", "int8 weight values per layer", "weight bytes int8 / 4-bit"], rows)
+            + note)
+
+
 SECTIONS = (("forward", forward), ("train_steps", train_steps), ("train_plans", train_plans),
             ("sparse", sparse),
-            ("pytorch", pytorch))
+            ("pytorch", pytorch), ("inq", inq))
 
 
 def render(data: dict) -> str:

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from compiler.cli import build, imports, inspect, plan  # noqa: F401  (each registers its commands)
+from compiler.cli import build, imports, inq, inspect, plan  # noqa: F401  (each registers its commands)
 from compiler.cli.commands import COMMANDS, PROG
 from compiler.ir.errors import CompilerError, report
 

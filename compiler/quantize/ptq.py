@@ -17,7 +17,12 @@
      ``zero_point = round(-128 - min / scale)``); pool and flatten outputs keep their
      input's parameters;
    - weights: per-output-channel symmetric, ``w_scale = max|w| / 127``, values in
-     [-127, 127] (round half away from zero);
+     [-127, 127] (round half away from zero); a layer whose float weights are all 0 or
+     +-2^e (power-of-two weights, e.g. from INQ, :mod:`compiler.quantize.inq`), each
+     channel's exponents spanning at most 7 values, is quantized exactly instead
+     (:func:`quantize_pow2_weights`): ``w_scale[c] = 2^(max e - 6)``, int8 weights
+     0 and +-2^0 .. +-2^6 that equal the float weights times ``1 / w_scale`` exactly
+     (the graph's ``metadata["pow2_layers"]`` lists those layers);
    - concat: the output's parameters from its calibrated range (the union of its
      inputs'); each input is requantized to them (Q31 multiplier of x_scale / y_scale);
    - bias: int32 with scale ``x_scale * w_scale[c]``;
@@ -178,6 +183,40 @@ def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.astype(np.int8), scales
 
 
+#: int8 power-of-two weights: 0 and +-2^0 .. +-2^POW2_MAX_EXP (2^7 = 128 does not fit)
+POW2_MAX_EXP = 6
+
+
+def quantize_pow2_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact int8 weights of a power-of-two layer, or None when it is not one.
+
+    Every float weight must be 0 or +-2^e, and within each output channel the exponents
+    may span at most POW2_MAX_EXP + 1 values. Channel ``c`` then gets the scale
+    ``2^(max e - POW2_MAX_EXP)`` (its largest weight becomes +-64, the most int8
+    resolution that keeps every weight a power of two) and int8 weights
+    ``+-2^(e - max e + POW2_MAX_EXP)``; an all-zero channel gets 1/127 as
+    :func:`quantize_weights` gives it. A layer of zeros only is not one (None)."""
+    w = np.asarray(w, dtype=np.float32)
+    if w.size == 0 or not np.all(np.isfinite(w)):
+        return None
+    mant, exp = np.frexp(w)
+    nz = w != 0
+    if not nz.any() or not np.all(np.abs(mant[nz]) == 0.5):
+        return None
+    e = (exp.astype(np.int64) - 1).reshape(w.shape[0], -1)
+    nzc = nz.reshape(w.shape[0], -1)
+    big = np.iinfo(np.int64).max
+    e_max = np.where(nzc, e, -big).max(axis=1)
+    e_min = np.where(nzc, e, big).min(axis=1)
+    used = nzc.any(axis=1)
+    if np.any(used & (e_max - e_min > POW2_MAX_EXP)):
+        return None
+    lo = np.where(used, e_max - POW2_MAX_EXP, 0)
+    q = np.where(nzc, np.sign(w.reshape(w.shape[0], -1)) * np.ldexp(1.0, np.where(nzc, e - lo[:, None], 0)), 0)
+    scales = np.where(used, np.ldexp(1.0, lo), 1.0 / 127.0).astype(np.float32)
+    return q.reshape(w.shape).astype(np.int8), scales
+
+
 def _multipliers(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # a multiplier beyond 2**30 only arises for degenerate (near-constant) tensors, where
     # every output saturates anyway; cap it instead of failing
@@ -232,7 +271,10 @@ def quantize(graph: Graph, calibration, *, batch_size: int = 256) -> Graph:
                 p = AddParams.from_scales(xq.scale, xq.zero_point, bq.scale, bq.zero_point, s, z)
                 attrs.update({k: getattr(p, k) for k in ADD_ATTRS})
             else:
-                w, w_scales = quantize_weights(n.params["weight"])
+                pow2 = quantize_pow2_weights(n.params["weight"])
+                if pow2 is not None:
+                    q.metadata.setdefault("pow2_layers", []).append(n.name)
+                w, w_scales = pow2 if pow2 is not None else quantize_weights(n.params["weight"])
                 bias_scale = xq.scale * w_scales.astype(np.float64)
                 bias = np.clip(_round_away(n.params["bias"].astype(np.float64) / bias_scale),
                                -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
