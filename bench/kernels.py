@@ -100,6 +100,12 @@ def train_cases() -> list[tuple[str, tc.Case, int]]:
     for h, c, s in [(8, 96, 1), (4, 192, 1), (8, 96, 2)]:
         mac(tc.conv_grad_in_case("dwconv", h=h, w=h, ci=c, co=c, k=7, stride=s, pad=3, rng=rng,
                                  name=f"dw grad_in {h}x{h}x{c} 7x7 s{s}"))
+    # spatial shapes of the pinned plans' depthwise layers (proxyless-w0.3 blocks.7, .5,
+    # .16; fewer channels where the test firmware's RAM needs it)
+    rp = np.random.default_rng(12)
+    for h, c, k, s in [(16, 32, 7, 2), (16, 32, 5, 1), (4, 384, 7, 1)]:
+        mac(tc.conv_grad_in_case("dwconv", h=h, w=h, ci=c, co=c, k=k, stride=s, pad=k // 2,
+                                 rng=rp, name=f"dw grad_in {h}x{h}x{c} {k}x{k} s{s} (plan)"))
     mac(tc.conv_grad_in_case("conv2d", h=8, w=8, ci=16, co=16, k=3, pad=1, rng=rng,
                              name="conv grad_in 8x8 16->16 3x3"))
     mac(tc.fc_grad_in_case(ci=160, co=10, batch=1, rng=rng, name="fc grad_in 160<-10"))
