@@ -143,6 +143,36 @@ typedef struct {
     : [cb] "r"(cb), [ta] "r"(ta)                                                           \
     : "memory"
 
+/* Rows of NX taps until wp reaches we: per tap LDRD t, SUB (ADD ta after a row's last
+   tap), LDRD weights, 4 SMLAxy; per row ADD wa, LDR we, CMP, BNE. */
+#define TT_DWG_SMLA4                                                                       \
+    "smlabb %[g0], %[t0], %[w0], %[g0]\n\t"                                                \
+    "smlatt %[g1], %[t0], %[w0], %[g1]\n\t"                                                \
+    "smlabb %[g2], %[t1], %[w1], %[g2]\n\t"                                                \
+    "smlatt %[g3], %[t1], %[w1], %[g3]\n\t"
+#define TT_DWG_ROWS(NX)                                                                    \
+    {                                                                                      \
+        const int32_t *we = wp + span;                                                     \
+        __asm volatile("1:\n\t"                                                            \
+                       ".rept " NX " - 1\n\t"                                              \
+                       "ldrd %[t0], %[t1], [%[tp]]\n\t"                                    \
+                       "sub %[tp], %[tp], %[cb]\n\t"                                       \
+                       "ldrd %[w0], %[w1], [%[wp]], #8\n\t" TT_DWG_SMLA4                   \
+                       ".endr\n\t"                                                         \
+                       "ldrd %[t0], %[t1], [%[tp]]\n\t"                                    \
+                       "add %[tp], %[tp], %[ta]\n\t"                                       \
+                       "ldrd %[w0], %[w1], [%[wp]], #8\n\t" TT_DWG_SMLA4                   \
+                       "add %[wp], %[wp], %[wa]\n\t"                                       \
+                       "ldr %[t0], %[we]\n\t"                                              \
+                       "cmp %[wp], %[t0]\n\t"                                              \
+                       "bne 1b\n\t"                                                        \
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1),    \
+                         [g0] "+r"(g0), [g1] "+r"(g1), [g2] "+r"(g2), [g3] "+r"(g3),        \
+                         [tp] "+r"(tp), [wp] "+r"(wp)                                       \
+                       : [cb] "r"(cb), [ta] "r"(tl), [wa] "r"(wa), [we] "m"(we)             \
+                       : "cc", "memory");                                                  \
+    }
+
 /* The quads of one gx pixel: g[c] = sum over the run's taps of t[c] * w[c][tap]
    (t: the first tap's t pixel, word aligned, ch even; w: the first tap's weights). */
 /* The quads of a pixel, each summed by BODY (asm over the run from tp / wp). */
@@ -177,26 +207,22 @@ static TT_GRAD_NOINLINE void tt_dw_gin_px(int32_t *g, const int16_t *t, const in
     default:
         break;
     }
+    /* a run of nkx taps per reached row: the rows in one block (t: ta from a row's last
+       tap to the next row's first; weights: wa between rows, up to we) */
+    const int32_t tl = r->tadj * 2 - cb, wa = r->wadj * 4, span = r->nky * (r->wadj + 2 * nkx);
+    switch (nkx) {
+    case 1: TT_DWG_QUADS(TT_DWG_ROWS("1")); return;
+    case 2: TT_DWG_QUADS(TT_DWG_ROWS("2")); return;
+    case 3: TT_DWG_QUADS(TT_DWG_ROWS("3")); return;
+    case 4: TT_DWG_QUADS(TT_DWG_ROWS("4")); return;
+    case 5: TT_DWG_QUADS(TT_DWG_ROWS("5")); return;
+    case 6: TT_DWG_QUADS(TT_DWG_ROWS("6")); return;
+    case 7: TT_DWG_QUADS(TT_DWG_ROWS("7")); return;
+    default: break;
+    }
     const int32_t nky = r->nky, tadj = r->tadj, wadj = r->wadj;
     TT_DWG_QUADS(for (int32_t ky = nky; ky > 0; --ky, tp += tadj, wp += wadj) {
-        switch (nkx) {
-        case 2: __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS); break;
-        case 3: __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS); break;
-        case 4: __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS); break;
-        case 5:
-            __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS);
-            break;
-        case 6:
-            __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP
-                               TT_DWG_OPS);
-            break;
-        case 7:
-            __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP
-                               TT_DWG_TAP TT_DWG_OPS);
-            break;
-        default:
-            for (int32_t k = nkx; k > 0; --k) __asm volatile(TT_DWG_TAP TT_DWG_OPS);
-        }
+        for (int32_t k = nkx; k > 0; --k) __asm volatile(TT_DWG_TAP TT_DWG_OPS);
     })
 }
 #else
@@ -413,17 +439,21 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
         for (int32_t q = 0; q < nq; ++q) {
             const int8_t *wa = tt_dw_w_row(p, c0 + 4 * q), *wb = tt_dw_w_row(p, c0 + 4 * q + 1);
             const int8_t *wc = tt_dw_w_row(p, c0 + 4 * q + 2), *wd = tt_dw_w_row(p, c0 + 4 * q + 3);
-            for (int32_t tap = 0; tap < taps; ++tap) {
-                const int32_t at = (q * taps + tap - tap % kw + pos[tap % kw]) * 2;
-                ws[at] = tt_pack16(wa[tap], wb[tap]);
-                ws[at + 1] = tt_pack16(wc[tap], wd[tap]);
+            int32_t *wq = ws + q * taps * 2;
+            for (int32_t ky = 0, tap = 0; ky < kh; ++ky, wq += kw * 2) {
+                for (int32_t kx = 0; kx < kw; ++kx, ++tap) {
+                    int32_t *at = wq + pos[kx] * 2;
+                    at[0] = tt_pkhbt_lsl16(wa[tap], wb[tap]);
+                    at[1] = tt_pkhbt_lsl16(wc[tap], wd[tap]);
+                }
             }
         }
         int32_t *wpair = ws + nq * taps * 2; /* the leftover pair (np odd) */
         if (pair) {
             const int8_t *wa = tt_dw_w_row(p, c0 + 4 * nq), *wb = tt_dw_w_row(p, c0 + 4 * nq + 1);
-            for (int32_t tap = 0; tap < taps; ++tap)
-                wpair[tap - tap % kw + pos[tap % kw]] = tt_pack16(wa[tap], wb[tap]);
+            for (int32_t ky = 0, tap = 0; ky < kh; ++ky)
+                for (int32_t kx = 0; kx < kw; ++kx, ++tap)
+                    wpair[ky * kw + pos[kx]] = tt_pkhbt_lsl16(wa[tap], wb[tap]);
         }
         const int8_t *wl = tt_dw_w_row(p, c0 + nc - 1); /* last channel (odd nc) */
         tt_dwg_run r;
