@@ -1,12 +1,19 @@
 /* Depthwise convolution (in_c == out_c, multiplier 1): input gradient (transposed
  * depthwise convolution, compiler.ref.grad_ops.conv_grad_input with groups = C).
  *
- * DSP variant (even channels; column stride 1, or a kernel reaching more than 8 taps per
- * gx pixel on average): channels in chunks of 32, per gx pixel and quad of channels the
- * taps that reach it summed in 4 registers (LDRD t, SUB, LDRD weight pairs, 4 SMLAxy per
- * tap; runs of 2..7 taps unrolled, all taps of a 3x3 / 5x5 / 7x7 stride-1 kernel in one
- * block) and stored once. bench: 3x3 s1 2.98-3.29, 5x5 s1 2.0, 7x7 s1 1.35-1.60, 7x7 s2
- * 2.76 instructions per MAC (the tap path: 3.9, 2.6-3.1, 1.9-2.6, 3.25).
+ * DSP variant (even channels; column stride 1, a kernel reaching more than 8 taps per gx
+ * pixel on average, or 3x3 / 5x5 / 7x7 at stride 2 along both axes): channels in chunks of
+ * 32, per gx pixel and quad of channels the taps that reach it summed in 4 registers (LDRD
+ * t, SUB, LDRD weight pairs, 4 SMLAxy per tap) and stored once:
+ *   - runs of gx pixels that reach the same taps (stride 1, all taps of a 3x3 / 5x5 / 7x7
+ *     kernel: the inner pixels of a full row; stride 2: per column phase the pixels away
+ *     from the left and right edges) go through shape-specialised blocks, channel quads
+ *     outer, the pixel loop inside the block, weights at fixed offsets (tt_dwgr);
+ *   - at stride 2 the edge pixels take the same blocks one pixel at a time;
+ *   - the other pixels (stride 1 edges): all reached rows of 1..7 taps in one block.
+ * bench (instructions per MAC): 3x3 s1 2.57-3.04, 5x5 s1 1.76-1.89, 7x7 s1 1.15-1.47,
+ * 3x3 s2 4.24, 5x5 s2 2.69, 7x7 s2 2.04-2.15 (before the runs: 2.94-3.29, 1.99-2.08,
+ * 1.35-1.61, 5.12, 3.95, 2.76-2.85).
  * Otherwise: channels in chunks of 32; the chunk's weights are paired per tap in
  * scratch ((w[c][tap], w[c+1][tap]) as int16 lanes); per gx row: the row is zeroed, then
  * each tap adds its contribution to all the gx pixels it reaches in one call (two
@@ -250,13 +257,16 @@ static TT_GRAD_NOINLINE void tt_dw_gin_px(int32_t *g, const int16_t *t, const in
 }
 #endif
 
-/* ---- stride 2 along both axes (3x3 / 5x5 / 7x7): runs of one column phase ----------------
- * Away from the left and right edges, the gx pixels of one column phase (px = ix + pad_w
- * even, or odd) all reach the same taps: nx = (kw + 1) / 2 or kw / 2 columns of taps
- * (stored consecutively, phase-major) in the ny rows of taps of their gx row. For such a
- * run of pixels (2 gx pixels and 1 t pixel apart), per channel quad: the ny x nx taps of
- * a pixel summed in 4 registers (the first by SMULxy, no zeroing), the weights read at
- * offsets fixed by (ny, nx, kw), stored by 2 STRD; the pixel loop is in the same block. */
+/* ---- runs of gx pixels that reach the same taps (tt_dwgr) --------------------------------
+ * Stride 2 along both axes (3x3 / 5x5 / 7x7): away from the left and right edges, the
+ * gx pixels of one column phase (px = ix + pad_w even, or odd) all reach the same taps:
+ * nx = (kw + 1) / 2 or kw / 2 columns of taps (stored consecutively, phase-major) in the
+ * ny rows of taps of their gx row; such a run is 2 gx pixels and 1 t pixel apart.
+ * Stride 1, all taps of a 3x3 / 5x5 / 7x7 kernel: the inner pixels of a row whose pixels
+ * reach every row of taps, 1 gx pixel and 1 t pixel apart.
+ * Per channel quad: the ny x nx taps of a pixel summed in 4 registers (the first by
+ * SMULxy, no zeroing), the weights read at offsets fixed by (ny, nx, kw, stride), stored
+ * by 2 STRD; the pixel loop is in the same block (TT_DWGR_FN). */
 #define TT_DWG2_SHAPE(p)                                                                   \
     ((p)->stride == 2 && TT_STRIDE_W(p) == 2 && (p)->k_h == (p)->k_w &&                    \
      ((p)->k_w == 3 || (p)->k_w == 5 || (p)->k_w == 7))
@@ -304,18 +314,18 @@ typedef struct {
     "strd %[g2], %[g3], [%[gp], #8]\n\t"                                                   \
     "ldr %[t0], %[rn]\n\t"                                                                 \
     "add %[tp], %[tp], %[t0]\n\t"                                                          \
-    "add %[gp], %[gp], %[cb], lsl #2\n\t"                                                  \
+    "add %[gp], %[gp], %[cb], lsl %[gs]\n\t"                                               \
     "ldr %[t0], %[ge]\n\t"                                                                 \
     "cmp %[gp], %[t0]\n\t"                                                                 \
     "bne 1b\n\t"
 
-#define TT_DWG2_FN(NAME, NY, NX, KW)                                                       \
+#define TT_DWGR_FN(NAME, NY, NX, KW, S)                                                    \
     static TT_GRAD_NOINLINE void NAME(int32_t *g, const int16_t *t, const int32_t *w,        \
                                       const tt_dwg2_run *r)                                \
     {                                                                                      \
         const int32_t cb = r->ch * 2, rj = (r->trow - ((NX) - 1) * r->ch) * 2;             \
         const int32_t rn = (((NY) - 1) * r->trow + (NX) * r->ch) * 2;                      \
-        const int32_t taps2 = r->taps2, nq = r->nq, gspan = r->n * 2 * r->ch;              \
+        const int32_t taps2 = r->taps2, nq = r->nq, gspan = r->n * (S) * r->ch;            \
         for (int32_t q = 0; q < nq; ++q, g += 4, t += 4, w += taps2) {                     \
             int32_t *gp = g, *ge = g + gspan;                                              \
             const int16_t *tp = t;                                                         \
@@ -325,24 +335,25 @@ typedef struct {
                              [g3] "=&r"(g3), [t0] "=&r"(t0), [t1] "=&r"(t1),                \
                              [w0] "=&r"(w0), [w1] "=&r"(w1), [tp] "+r"(tp), [gp] "+r"(gp)   \
                            : [wp] "r"(w), [cb] "r"(cb), [rj] "r"(rj), [rn] "m"(rn),         \
-                             [ge] "m"(ge), [ny] "i"(NY), [nx] "i"(NX), [rs] "i"(16 * (KW)) \
+                             [ge] "m"(ge), [ny] "i"(NY), [nx] "i"(NX),                     \
+                             [rs] "i"(8 * (KW) * (S)), [gs] "i"(S)                              \
                            : "cc", "memory");                                              \
         }                                                                                  \
     }
 #else
-#define TT_DWG2_FN(NAME, NY, NX, KW)                                                       \
+#define TT_DWGR_FN(NAME, NY, NX, KW, S)                                                    \
     static TT_GRAD_NOINLINE void NAME(int32_t *g, const int16_t *t, const int32_t *w,        \
                                       const tt_dwg2_run *r)                                \
     {                                                                                      \
         for (int32_t q = 0; q < r->nq; ++q, g += 4, t += 4, w += r->taps2) {               \
             int32_t *gp = g;                                                               \
             const int16_t *tp = t;                                                         \
-            for (int32_t m = 0; m < r->n; ++m, gp += 2 * r->ch, tp += r->ch) {             \
+            for (int32_t m = 0; m < r->n; ++m, gp += (S) * r->ch, tp += r->ch) {           \
                 int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;                                    \
                 for (int32_t i = 0; i < (NY); ++i) {                                       \
                     for (int32_t j = 0; j < (NX); ++j) {                                   \
                         const int16_t *tk = tp - i * r->trow - j * r->ch;                  \
-                        const int32_t *wk = w + 4 * (KW) * i + 2 * j;                      \
+                        const int32_t *wk = w + 2 * (KW) * (S) * i + 2 * j;                \
                         const int32_t ta = tt_ld32(tk), tb = tt_ld32(tk + 2);              \
                         g0 = tt_smlabb(ta, wk[0], g0);                                     \
                         g1 = tt_smlatt(ta, wk[0], g1);                                     \
@@ -358,6 +369,16 @@ typedef struct {
         }                                                                                  \
     }
 #endif
+
+#define TT_DWG2_FN(NAME, NY, NX, KW) TT_DWGR_FN(NAME, NY, NX, KW, 2)
+
+/* stride 1: the gx pixels of a row that reach all taps (full rows of taps and columns) */
+TT_DWGR_FN(tt_dwg1_3, 3, 3, 3, 1)
+TT_DWGR_FN(tt_dwg1_5, 5, 5, 5, 1)
+TT_DWGR_FN(tt_dwg1_7, 7, 7, 7, 1)
+
+static void (*const tt_dwg1_fns[3])(int32_t *, const int16_t *, const int32_t *,
+                                    const tt_dwg2_run *) = {tt_dwg1_3, tt_dwg1_5, tt_dwg1_7};
 
 /* the shapes: ny = 1 .. (kw + 1) / 2 rows of nx = 1 .. (kw + 1) / 2 taps (a run: nx =
    (kw + 1) / 2 or kw / 2; single pixels at the left and right edges: fewer) */
@@ -425,6 +446,14 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
        ra[ph], 2 apart, nr[ph] of them) that reach all the phase's tap columns */
     const int32_t s2 = TT_DWG2_SHAPE(p);
     int32_t ra[2] = {0, 0}, nr[2] = {0, 0};
+    /* stride 1, all taps (full): the gx pixels f0 .. f0 + nf - 1 of a row reach every tap
+       column (the run of the rows that reach every row of taps: tt_dwg1_fns) */
+    int32_t f0 = 0, nf = 0;
+    if (full) {
+        const int32_t f1 = wo - 1 - pw < wi - 1 ? wo - 1 - pw : wi - 1;
+        f0 = kw - 1 - pw > 0 ? kw - 1 - pw : 0;
+        nf = f1 >= f0 ? f1 - f0 + 1 : 0;
+    }
     for (int32_t ix = 0; s2 && ix < wi; ++ix) {
         const int32_t px = ix + pw, ph = px & 1, lo = px - (wo - 1) * 2;
         const int32_t kx0 = lo > 0 ? lo : ph, hi = px < kw - 1 ? px : kw - 1;
@@ -469,6 +498,12 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
             for (int32_t ky = ky0; ky < kh && iy + pad - ky >= 0; ky += s) ++nky;
             const int32_t oy0 = (iy + pad - ky0) / s;
             const int16_t *trow = t + (ptrdiff_t)(oy0 - t_row0) * wo * ch + c0;
+            const int32_t frun = nf && nq && nky == kh;
+            if (frun) {
+                tt_dwg2_run rr = {nq, nf, taps * 2, ch, wo * ch};
+                tt_dwg1_fns[kw / 2 - 1](g + (ptrdiff_t)f0 * ch, trow + (ptrdiff_t)(f0 + pw) * ch,
+                                        ws + ky0 * kw * 2, &rr);
+            }
             const int32_t runs = s2 && nq && nky > 0;
             if (runs) {
                 const tt_dwg2_run r2 = {nq, 0, taps * 2, ch, wo * ch};
@@ -500,7 +535,8 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
                 const int16_t *tp = trow + (ptrdiff_t)((px - kx0) / sw) * ch;
                 const int32_t tap0 = ky0 * kw + pos[kx0];
                 const int32_t ph = px & 1;
-                if (runs && (uint32_t)(ix - ra[ph]) < (uint32_t)(2 * nr[ph])) {
+                if ((runs && (uint32_t)(ix - ra[ph]) < (uint32_t)(2 * nr[ph])) ||
+                    (frun && (uint32_t)(ix - f0) < (uint32_t)nf)) {
                     /* done by the run */
                 } else if (runs) { /* a pixel at the left or right edge */
                     tt_dwg2_run r1 = {nq, 1, taps * 2, ch, wo * ch};
