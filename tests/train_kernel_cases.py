@@ -978,6 +978,20 @@ def fastpath_cases(seed: int = 31) -> list[Case]:
           conv_grad_in_case("dwconv", h=9, w=11, ci=14, co=14, k=7, stride=1, pad=3, rng=rng,
                             stride_w=2, pad_w=2)]
     cases += dw + [with_split(dw[0], 17), with_split(dw[3], 32)]
+    # stride 2 along both axes (3x3 / 5x5 / 7x7): runs of one column phase, their first
+    # and last pixels at every padding, a second chunk of 32, a leftover pair, odd channels
+    r2 = np.random.default_rng([seed, 0x52])
+    s2 = [conv_grad_in_case("dwconv", h=9, w=9, ci=40, co=40, k=3, stride=2, pad=1, rng=r2,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=8, w=11, ci=6, co=6, k=3, stride=2, pad=0, rng=r2),
+          conv_grad_in_case("dwconv", h=11, w=10, ci=12, co=12, k=5, stride=2, pad=2, rng=r2,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=9, w=12, ci=10, co=10, k=5, stride=2, pad=1, rng=r2),
+          conv_grad_in_case("dwconv", h=13, w=12, ci=8, co=8, k=7, stride=2, pad=3, rng=r2,
+                            bands="random"),
+          conv_grad_in_case("dwconv", h=12, w=11, ci=14, co=14, k=7, stride=2, pad=2, rng=r2),
+          conv_grad_in_case("dwconv", h=7, w=9, ci=9, co=9, k=3, stride=2, pad=1, rng=r2)]
+    cases += s2 + [with_split(s2[2], 5)]
     # weight updates with factors around 0.05 .. 13 (runs of 8 inputs, every rounding)
     for rnd in ("stochastic", "nearest", "truncate"):
         cases.append(conv_grad_w_case("conv2d_1x1", h=3, w=3, ci=20, co=12, k=1, rng=rng, kk=10,

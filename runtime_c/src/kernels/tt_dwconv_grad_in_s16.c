@@ -1,12 +1,19 @@
 /* Depthwise convolution (in_c == out_c, multiplier 1): input gradient (transposed
  * depthwise convolution, compiler.ref.grad_ops.conv_grad_input with groups = C).
  *
- * DSP variant (even channels; column stride 1, or a kernel reaching more than 8 taps per
- * gx pixel on average): channels in chunks of 32, per gx pixel and quad of channels the
- * taps that reach it summed in 4 registers (LDRD t, SUB, LDRD weight pairs, 4 SMLAxy per
- * tap; runs of 2..7 taps unrolled, all taps of a 3x3 / 5x5 / 7x7 stride-1 kernel in one
- * block) and stored once. bench: 3x3 s1 2.98-3.29, 5x5 s1 2.0, 7x7 s1 1.35-1.60, 7x7 s2
- * 2.76 instructions per MAC (the tap path: 3.9, 2.6-3.1, 1.9-2.6, 3.25).
+ * DSP variant (even channels; column stride 1, a kernel reaching more than 8 taps per gx
+ * pixel on average, or 3x3 / 5x5 / 7x7 at stride 2 along both axes): channels in chunks of
+ * 32, per gx pixel and quad of channels the taps that reach it summed in 4 registers (LDRD
+ * t, SUB, LDRD weight pairs, 4 SMLAxy per tap) and stored once:
+ *   - runs of gx pixels that reach the same taps (stride 1, all taps of a 3x3 / 5x5 / 7x7
+ *     kernel: the inner pixels of a full row; stride 2: per column phase the pixels away
+ *     from the left and right edges) go through shape-specialised blocks, channel quads
+ *     outer, the pixel loop inside the block, weights at fixed offsets (tt_dwgr);
+ *   - at stride 2 the edge pixels take the same blocks one pixel at a time;
+ *   - the other pixels (stride 1 edges): all reached rows of 1..7 taps in one block.
+ * bench (instructions per MAC): 3x3 s1 2.57-3.04, 5x5 s1 1.76-1.89, 7x7 s1 1.15-1.47,
+ * 3x3 s2 4.24, 5x5 s2 2.69, 7x7 s2 2.04-2.15 (before the runs: 2.94-3.29, 1.99-2.08,
+ * 1.35-1.61, 5.12, 3.95, 2.76-2.85).
  * Otherwise: channels in chunks of 32; the chunk's weights are paired per tap in
  * scratch ((w[c][tap], w[c+1][tap]) as int16 lanes); per gx row: the row is zeroed, then
  * each tap adds its contribution to all the gx pixels it reaches in one call (two
@@ -143,6 +150,36 @@ typedef struct {
     : [cb] "r"(cb), [ta] "r"(ta)                                                           \
     : "memory"
 
+/* Rows of NX taps until wp reaches we: per tap LDRD t, SUB (ADD ta after a row's last
+   tap), LDRD weights, 4 SMLAxy; per row ADD wa, LDR we, CMP, BNE. */
+#define TT_DWG_SMLA4                                                                       \
+    "smlabb %[g0], %[t0], %[w0], %[g0]\n\t"                                                \
+    "smlatt %[g1], %[t0], %[w0], %[g1]\n\t"                                                \
+    "smlabb %[g2], %[t1], %[w1], %[g2]\n\t"                                                \
+    "smlatt %[g3], %[t1], %[w1], %[g3]\n\t"
+#define TT_DWG_ROWS(NX)                                                                    \
+    {                                                                                      \
+        const int32_t *we = wp + span;                                                     \
+        __asm volatile("1:\n\t"                                                            \
+                       ".rept " NX " - 1\n\t"                                              \
+                       "ldrd %[t0], %[t1], [%[tp]]\n\t"                                    \
+                       "sub %[tp], %[tp], %[cb]\n\t"                                       \
+                       "ldrd %[w0], %[w1], [%[wp]], #8\n\t" TT_DWG_SMLA4                   \
+                       ".endr\n\t"                                                         \
+                       "ldrd %[t0], %[t1], [%[tp]]\n\t"                                    \
+                       "add %[tp], %[tp], %[ta]\n\t"                                       \
+                       "ldrd %[w0], %[w1], [%[wp]], #8\n\t" TT_DWG_SMLA4                   \
+                       "add %[wp], %[wp], %[wa]\n\t"                                       \
+                       "ldr %[t0], %[we]\n\t"                                              \
+                       "cmp %[wp], %[t0]\n\t"                                              \
+                       "bne 1b\n\t"                                                        \
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1),    \
+                         [g0] "+r"(g0), [g1] "+r"(g1), [g2] "+r"(g2), [g3] "+r"(g3),        \
+                         [tp] "+r"(tp), [wp] "+r"(wp)                                       \
+                       : [cb] "r"(cb), [ta] "r"(tl), [wa] "r"(wa), [we] "m"(we)             \
+                       : "cc", "memory");                                                  \
+    }
+
 /* The quads of one gx pixel: g[c] = sum over the run's taps of t[c] * w[c][tap]
    (t: the first tap's t pixel, word aligned, ch even; w: the first tap's weights). */
 /* The quads of a pixel, each summed by BODY (asm over the run from tp / wp). */
@@ -177,26 +214,22 @@ static TT_GRAD_NOINLINE void tt_dw_gin_px(int32_t *g, const int16_t *t, const in
     default:
         break;
     }
+    /* a run of nkx taps per reached row: the rows in one block (t: ta from a row's last
+       tap to the next row's first; weights: wa between rows, up to we) */
+    const int32_t tl = r->tadj * 2 - cb, wa = r->wadj * 4, span = r->nky * (r->wadj + 2 * nkx);
+    switch (nkx) {
+    case 1: TT_DWG_QUADS(TT_DWG_ROWS("1")); return;
+    case 2: TT_DWG_QUADS(TT_DWG_ROWS("2")); return;
+    case 3: TT_DWG_QUADS(TT_DWG_ROWS("3")); return;
+    case 4: TT_DWG_QUADS(TT_DWG_ROWS("4")); return;
+    case 5: TT_DWG_QUADS(TT_DWG_ROWS("5")); return;
+    case 6: TT_DWG_QUADS(TT_DWG_ROWS("6")); return;
+    case 7: TT_DWG_QUADS(TT_DWG_ROWS("7")); return;
+    default: break;
+    }
     const int32_t nky = r->nky, tadj = r->tadj, wadj = r->wadj;
     TT_DWG_QUADS(for (int32_t ky = nky; ky > 0; --ky, tp += tadj, wp += wadj) {
-        switch (nkx) {
-        case 2: __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS); break;
-        case 3: __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS); break;
-        case 4: __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS); break;
-        case 5:
-            __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_OPS);
-            break;
-        case 6:
-            __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP
-                               TT_DWG_OPS);
-            break;
-        case 7:
-            __asm volatile(TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP TT_DWG_TAP
-                               TT_DWG_TAP TT_DWG_OPS);
-            break;
-        default:
-            for (int32_t k = nkx; k > 0; --k) __asm volatile(TT_DWG_TAP TT_DWG_OPS);
-        }
+        for (int32_t k = nkx; k > 0; --k) __asm volatile(TT_DWG_TAP TT_DWG_OPS);
     })
 }
 #else
@@ -224,6 +257,175 @@ static TT_GRAD_NOINLINE void tt_dw_gin_px(int32_t *g, const int16_t *t, const in
 }
 #endif
 
+/* ---- runs of gx pixels that reach the same taps (tt_dwgr) --------------------------------
+ * Stride 2 along both axes (3x3 / 5x5 / 7x7): away from the left and right edges, the
+ * gx pixels of one column phase (px = ix + pad_w even, or odd) all reach the same taps:
+ * nx = (kw + 1) / 2 or kw / 2 columns of taps (stored consecutively, phase-major) in the
+ * ny rows of taps of their gx row; such a run is 2 gx pixels and 1 t pixel apart.
+ * Stride 1, all taps of a 3x3 / 5x5 / 7x7 kernel: the inner pixels of a row whose pixels
+ * reach every row of taps, 1 gx pixel and 1 t pixel apart.
+ * Per channel quad: the ny x nx taps of a pixel summed in 4 registers (the first by
+ * SMULxy, no zeroing), the weights read at offsets fixed by (ny, nx, kw, stride), stored
+ * by 2 STRD; the pixel loop is in the same block (TT_DWGR_FN). */
+#define TT_DWG2_SHAPE(p)                                                                   \
+    ((p)->stride == 2 && TT_STRIDE_W(p) == 2 && (p)->k_h == (p)->k_w &&                    \
+     ((p)->k_w == 3 || (p)->k_w == 5 || (p)->k_w == 7))
+
+typedef struct {
+    int32_t nq, n;    /* quads; pixels in the run (n >= 1) */
+    int32_t taps2;    /* weight words per quad */
+    int32_t ch, trow; /* t elements per pixel, per row */
+} tt_dwg2_run;
+
+#if TT_DSP_NATIVE
+/* One pixel: ny rows of nx taps; t walks back ch per tap (cb bytes) and a row up (rj
+   bytes from a row's last tap to the next row's first), the weights at
+   i * rs + j * 8 bytes; then the 4 sums are stored, t moves to the next pixel's first
+   tap (rn bytes on) and gx 2 pixels on (4 cb bytes), until gx reaches ge. */
+#define TT_DWG2_LOOP                                                                       \
+    "1:\n\t"                                                                               \
+    ".set .Ltt_i, 0\n\t"                                                                   \
+    ".rept %c[ny]\n\t"                                                                     \
+    ".set .Ltt_j, 0\n\t"                                                                   \
+    ".rept %c[nx]\n\t"                                                                     \
+    "ldrd %[t0], %[t1], [%[tp]]\n\t"                                                       \
+    "ldrd %[w0], %[w1], [%[wp], #(.Ltt_i * %c[rs] + .Ltt_j * 8)]\n\t"                      \
+    ".if .Ltt_i + .Ltt_j\n\t"                                                              \
+    "smlabb %[g0], %[t0], %[w0], %[g0]\n\t"                                                \
+    "smlatt %[g1], %[t0], %[w0], %[g1]\n\t"                                                \
+    "smlabb %[g2], %[t1], %[w1], %[g2]\n\t"                                                \
+    "smlatt %[g3], %[t1], %[w1], %[g3]\n\t"                                                \
+    ".else\n\t"                                                                            \
+    "smulbb %[g0], %[t0], %[w0]\n\t"                                                       \
+    "smultt %[g1], %[t0], %[w0]\n\t"                                                       \
+    "smulbb %[g2], %[t1], %[w1]\n\t"                                                       \
+    "smultt %[g3], %[t1], %[w1]\n\t"                                                       \
+    ".endif\n\t"                                                                           \
+    ".if .Ltt_j < %c[nx] - 1\n\t"                                                          \
+    "sub %[tp], %[tp], %[cb]\n\t"                                                          \
+    ".elseif .Ltt_i < %c[ny] - 1\n\t"                                                      \
+    "sub %[tp], %[tp], %[rj]\n\t"                                                          \
+    ".endif\n\t"                                                                           \
+    ".set .Ltt_j, .Ltt_j + 1\n\t"                                                          \
+    ".endr\n\t"                                                                            \
+    ".set .Ltt_i, .Ltt_i + 1\n\t"                                                          \
+    ".endr\n\t"                                                                            \
+    "strd %[g0], %[g1], [%[gp]]\n\t"                                                       \
+    "strd %[g2], %[g3], [%[gp], #8]\n\t"                                                   \
+    "ldr %[t0], %[rn]\n\t"                                                                 \
+    "add %[tp], %[tp], %[t0]\n\t"                                                          \
+    "add %[gp], %[gp], %[cb], lsl %[gs]\n\t"                                               \
+    "ldr %[t0], %[ge]\n\t"                                                                 \
+    "cmp %[gp], %[t0]\n\t"                                                                 \
+    "bne 1b\n\t"
+
+#define TT_DWGR_FN(NAME, NY, NX, KW, S)                                                    \
+    static TT_GRAD_NOINLINE void NAME(int32_t *g, const int16_t *t, const int32_t *w,        \
+                                      const tt_dwg2_run *r)                                \
+    {                                                                                      \
+        const int32_t cb = r->ch * 2, rj = (r->trow - ((NX) - 1) * r->ch) * 2;             \
+        const int32_t rn = (((NY) - 1) * r->trow + (NX) * r->ch) * 2;                      \
+        const int32_t taps2 = r->taps2, nq = r->nq, gspan = r->n * (S) * r->ch;            \
+        for (int32_t q = 0; q < nq; ++q, g += 4, t += 4, w += taps2) {                     \
+            int32_t *gp = g, *ge = g + gspan;                                              \
+            const int16_t *tp = t;                                                         \
+            int32_t g0, g1, g2, g3, t0, t1, w0, w1;                                        \
+            __asm volatile(TT_DWG2_LOOP                                                    \
+                           : [g0] "=&r"(g0), [g1] "=&r"(g1), [g2] "=&r"(g2),                \
+                             [g3] "=&r"(g3), [t0] "=&r"(t0), [t1] "=&r"(t1),                \
+                             [w0] "=&r"(w0), [w1] "=&r"(w1), [tp] "+r"(tp), [gp] "+r"(gp)   \
+                           : [wp] "r"(w), [cb] "r"(cb), [rj] "r"(rj), [rn] "m"(rn),         \
+                             [ge] "m"(ge), [ny] "i"(NY), [nx] "i"(NX),                     \
+                             [rs] "i"(8 * (KW) * (S)), [gs] "i"(S)                              \
+                           : "cc", "memory");                                              \
+        }                                                                                  \
+    }
+#else
+#define TT_DWGR_FN(NAME, NY, NX, KW, S)                                                    \
+    static TT_GRAD_NOINLINE void NAME(int32_t *g, const int16_t *t, const int32_t *w,        \
+                                      const tt_dwg2_run *r)                                \
+    {                                                                                      \
+        for (int32_t q = 0; q < r->nq; ++q, g += 4, t += 4, w += r->taps2) {               \
+            int32_t *gp = g;                                                               \
+            const int16_t *tp = t;                                                         \
+            for (int32_t m = 0; m < r->n; ++m, gp += (S) * r->ch, tp += r->ch) {           \
+                int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;                                    \
+                for (int32_t i = 0; i < (NY); ++i) {                                       \
+                    for (int32_t j = 0; j < (NX); ++j) {                                   \
+                        const int16_t *tk = tp - i * r->trow - j * r->ch;                  \
+                        const int32_t *wk = w + 2 * (KW) * (S) * i + 2 * j;                \
+                        const int32_t ta = tt_ld32(tk), tb = tt_ld32(tk + 2);              \
+                        g0 = tt_smlabb(ta, wk[0], g0);                                     \
+                        g1 = tt_smlatt(ta, wk[0], g1);                                     \
+                        g2 = tt_smlabb(tb, wk[1], g2);                                     \
+                        g3 = tt_smlatt(tb, wk[1], g3);                                     \
+                    }                                                                      \
+                }                                                                          \
+                gp[0] = g0;                                                                \
+                gp[1] = g1;                                                                \
+                gp[2] = g2;                                                                \
+                gp[3] = g3;                                                                \
+            }                                                                              \
+        }                                                                                  \
+    }
+#endif
+
+#define TT_DWG2_FN(NAME, NY, NX, KW) TT_DWGR_FN(NAME, NY, NX, KW, 2)
+
+/* stride 1: the gx pixels of a row that reach all taps (full rows of taps and columns) */
+TT_DWGR_FN(tt_dwg1_3, 3, 3, 3, 1)
+TT_DWGR_FN(tt_dwg1_5, 5, 5, 5, 1)
+TT_DWGR_FN(tt_dwg1_7, 7, 7, 7, 1)
+
+static void (*const tt_dwg1_fns[3])(int32_t *, const int16_t *, const int32_t *,
+                                    const tt_dwg2_run *) = {tt_dwg1_3, tt_dwg1_5, tt_dwg1_7};
+
+/* the shapes: ny = 1 .. (kw + 1) / 2 rows of nx = 1 .. (kw + 1) / 2 taps (a run: nx =
+   (kw + 1) / 2 or kw / 2; single pixels at the left and right edges: fewer) */
+TT_DWG2_FN(tt_dwg2_3_11, 1, 1, 3)
+TT_DWG2_FN(tt_dwg2_3_12, 1, 2, 3)
+TT_DWG2_FN(tt_dwg2_3_21, 2, 1, 3)
+TT_DWG2_FN(tt_dwg2_3_22, 2, 2, 3)
+TT_DWG2_FN(tt_dwg2_5_11, 1, 1, 5)
+TT_DWG2_FN(tt_dwg2_5_12, 1, 2, 5)
+TT_DWG2_FN(tt_dwg2_5_13, 1, 3, 5)
+TT_DWG2_FN(tt_dwg2_5_21, 2, 1, 5)
+TT_DWG2_FN(tt_dwg2_5_22, 2, 2, 5)
+TT_DWG2_FN(tt_dwg2_5_23, 2, 3, 5)
+TT_DWG2_FN(tt_dwg2_5_31, 3, 1, 5)
+TT_DWG2_FN(tt_dwg2_5_32, 3, 2, 5)
+TT_DWG2_FN(tt_dwg2_5_33, 3, 3, 5)
+TT_DWG2_FN(tt_dwg2_7_11, 1, 1, 7)
+TT_DWG2_FN(tt_dwg2_7_12, 1, 2, 7)
+TT_DWG2_FN(tt_dwg2_7_13, 1, 3, 7)
+TT_DWG2_FN(tt_dwg2_7_14, 1, 4, 7)
+TT_DWG2_FN(tt_dwg2_7_21, 2, 1, 7)
+TT_DWG2_FN(tt_dwg2_7_22, 2, 2, 7)
+TT_DWG2_FN(tt_dwg2_7_23, 2, 3, 7)
+TT_DWG2_FN(tt_dwg2_7_24, 2, 4, 7)
+TT_DWG2_FN(tt_dwg2_7_31, 3, 1, 7)
+TT_DWG2_FN(tt_dwg2_7_32, 3, 2, 7)
+TT_DWG2_FN(tt_dwg2_7_33, 3, 3, 7)
+TT_DWG2_FN(tt_dwg2_7_34, 3, 4, 7)
+TT_DWG2_FN(tt_dwg2_7_41, 4, 1, 7)
+TT_DWG2_FN(tt_dwg2_7_42, 4, 2, 7)
+TT_DWG2_FN(tt_dwg2_7_43, 4, 3, 7)
+TT_DWG2_FN(tt_dwg2_7_44, 4, 4, 7)
+
+typedef void (*tt_dwg2_fn)(int32_t *, const int16_t *, const int32_t *, const tt_dwg2_run *);
+
+/* [kw / 2 - 1][ny - 1][nx - 1] */
+static const tt_dwg2_fn tt_dwg2_fns[3][4][4] = {
+    {{tt_dwg2_3_11, tt_dwg2_3_12}, {tt_dwg2_3_21, tt_dwg2_3_22}},
+    {{tt_dwg2_5_11, tt_dwg2_5_12, tt_dwg2_5_13},
+     {tt_dwg2_5_21, tt_dwg2_5_22, tt_dwg2_5_23},
+     {tt_dwg2_5_31, tt_dwg2_5_32, tt_dwg2_5_33}},
+    {{tt_dwg2_7_11, tt_dwg2_7_12, tt_dwg2_7_13, tt_dwg2_7_14},
+     {tt_dwg2_7_21, tt_dwg2_7_22, tt_dwg2_7_23, tt_dwg2_7_24},
+     {tt_dwg2_7_31, tt_dwg2_7_32, tt_dwg2_7_33, tt_dwg2_7_34},
+     {tt_dwg2_7_41, tt_dwg2_7_42, tt_dwg2_7_43, tt_dwg2_7_44}},
+};
+
 /* ch even, t word aligned, kw <= TT_DW_GIN_KW: per gx pixel the reached taps summed in
    registers (tt_dw_gin_px), the leftover channel pair and odd channel in C. The taps of a
    weight row are stored phase-major (kx = 0, sw, 2 sw, ..., then 1, 1 + sw, ...): the
@@ -240,23 +442,47 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
     int32_t pos[TT_DW_GIN_KW]; /* stored position of tap column kx */
     for (int32_t r = 0, n = 0; r < sw && r < kw; ++r)
         for (int32_t kx = r; kx < kw; kx += sw) pos[kx] = n++;
+    /* stride 2 (tt_dwg2_fns): per column phase (px & 1), the run of gx pixels (first
+       ra[ph], 2 apart, nr[ph] of them) that reach all the phase's tap columns */
+    const int32_t s2 = TT_DWG2_SHAPE(p);
+    int32_t ra[2] = {0, 0}, nr[2] = {0, 0};
+    /* stride 1, all taps (full): the gx pixels f0 .. f0 + nf - 1 of a row reach every tap
+       column (the run of the rows that reach every row of taps: tt_dwg1_fns) */
+    int32_t f0 = 0, nf = 0;
+    if (full) {
+        const int32_t f1 = wo - 1 - pw < wi - 1 ? wo - 1 - pw : wi - 1;
+        f0 = kw - 1 - pw > 0 ? kw - 1 - pw : 0;
+        nf = f1 >= f0 ? f1 - f0 + 1 : 0;
+    }
+    for (int32_t ix = 0; s2 && ix < wi; ++ix) {
+        const int32_t px = ix + pw, ph = px & 1, lo = px - (wo - 1) * 2;
+        const int32_t kx0 = lo > 0 ? lo : ph, hi = px < kw - 1 ? px : kw - 1;
+        if (kx0 == ph && hi >= kx0 && (hi - kx0) / 2 + 1 == (kw + 1 - ph) / 2) {
+            if (!nr[ph]) ra[ph] = ix;
+            ++nr[ph];
+        }
+    }
     for (int32_t c0 = 0; c0 < ch; c0 += TT_DW_GIN_CH) {
         const int32_t nc = ch - c0 < TT_DW_GIN_CH ? ch - c0 : TT_DW_GIN_CH;
         const int32_t np = nc / 2, nq = np / 2, odd = nc & 1, pair = np & 1;
         for (int32_t q = 0; q < nq; ++q) {
             const int8_t *wa = tt_dw_w_row(p, c0 + 4 * q), *wb = tt_dw_w_row(p, c0 + 4 * q + 1);
             const int8_t *wc = tt_dw_w_row(p, c0 + 4 * q + 2), *wd = tt_dw_w_row(p, c0 + 4 * q + 3);
-            for (int32_t tap = 0; tap < taps; ++tap) {
-                const int32_t at = (q * taps + tap - tap % kw + pos[tap % kw]) * 2;
-                ws[at] = tt_pack16(wa[tap], wb[tap]);
-                ws[at + 1] = tt_pack16(wc[tap], wd[tap]);
+            int32_t *wq = ws + q * taps * 2;
+            for (int32_t ky = 0, tap = 0; ky < kh; ++ky, wq += kw * 2) {
+                for (int32_t kx = 0; kx < kw; ++kx, ++tap) {
+                    int32_t *at = wq + pos[kx] * 2;
+                    at[0] = tt_pkhbt_lsl16(wa[tap], wb[tap]);
+                    at[1] = tt_pkhbt_lsl16(wc[tap], wd[tap]);
+                }
             }
         }
         int32_t *wpair = ws + nq * taps * 2; /* the leftover pair (np odd) */
         if (pair) {
             const int8_t *wa = tt_dw_w_row(p, c0 + 4 * nq), *wb = tt_dw_w_row(p, c0 + 4 * nq + 1);
-            for (int32_t tap = 0; tap < taps; ++tap)
-                wpair[tap - tap % kw + pos[tap % kw]] = tt_pack16(wa[tap], wb[tap]);
+            for (int32_t ky = 0, tap = 0; ky < kh; ++ky)
+                for (int32_t kx = 0; kx < kw; ++kx, ++tap)
+                    wpair[ky * kw + pos[kx]] = tt_pkhbt_lsl16(wa[tap], wb[tap]);
         }
         const int8_t *wl = tt_dw_w_row(p, c0 + nc - 1); /* last channel (odd nc) */
         tt_dwg_run r;
@@ -272,6 +498,24 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
             for (int32_t ky = ky0; ky < kh && iy + pad - ky >= 0; ky += s) ++nky;
             const int32_t oy0 = (iy + pad - ky0) / s;
             const int16_t *trow = t + (ptrdiff_t)(oy0 - t_row0) * wo * ch + c0;
+            const int32_t frun = nf && nq && nky == kh;
+            if (frun) {
+                tt_dwg2_run rr = {nq, nf, taps * 2, ch, wo * ch};
+                tt_dwg1_fns[kw / 2 - 1](g + (ptrdiff_t)f0 * ch, trow + (ptrdiff_t)(f0 + pw) * ch,
+                                        ws + ky0 * kw * 2, &rr);
+            }
+            const int32_t runs = s2 && nq && nky > 0;
+            if (runs) {
+                const tt_dwg2_run r2 = {nq, 0, taps * 2, ch, wo * ch};
+                for (int32_t ph = 0; ph < 2; ++ph) {
+                    if (!nr[ph]) continue;
+                    tt_dwg2_run rr = r2;
+                    rr.n = nr[ph];
+                    tt_dwg2_fns[kw / 2 - 1][nky - 1][(kw + 1 - ph) / 2 - 1](
+                        g + (ptrdiff_t)ra[ph] * ch, trow + (ptrdiff_t)((ra[ph] + pw - ph) / 2) * ch,
+                        ws + (ky0 * kw + pos[ph]) * 2, &rr);
+                }
+            }
             for (int32_t ix = 0; ix < wi; ++ix) {
                 int32_t *gp = g + (ptrdiff_t)ix * ch;
                 /* reached tap columns kx0, kx0 + sw, ... (ox = ox0, ox0 - 1, ...) */
@@ -290,7 +534,16 @@ static void dw_gin_regs(const tt_conv_params *p, const int16_t *t, int32_t t_row
                 r.full = nky == kh && nkx == kw ? full : 0;
                 const int16_t *tp = trow + (ptrdiff_t)((px - kx0) / sw) * ch;
                 const int32_t tap0 = ky0 * kw + pos[kx0];
-                if (nq) tt_dw_gin_px(gp, tp, ws + tap0 * 2, &r);
+                const int32_t ph = px & 1;
+                if ((runs && (uint32_t)(ix - ra[ph]) < (uint32_t)(2 * nr[ph])) ||
+                    (frun && (uint32_t)(ix - f0) < (uint32_t)nf)) {
+                    /* done by the run */
+                } else if (runs) { /* a pixel at the left or right edge */
+                    tt_dwg2_run r1 = {nq, 1, taps * 2, ch, wo * ch};
+                    tt_dwg2_fns[kw / 2 - 1][nky - 1][nkx - 1](gp, tp, ws + tap0 * 2, &r1);
+                } else if (nq) {
+                    tt_dw_gin_px(gp, tp, ws + tap0 * 2, &r);
+                }
                 if (!pair && !odd) continue;
                 int32_t a0 = 0, a1 = 0, a2 = 0;
                 const int16_t *tr = tp + 4 * nq;
@@ -367,7 +620,7 @@ TT_KERNEL void tt_dwconv_grad_in_s16(const tt_conv_params *p, const int16_t *t, 
        reaches too few taps per gx pixel (the tap path wins below about 8: 3x3 / 5x5 s2) */
     const int32_t sw = TT_STRIDE_W(p);
     if (p->k_w <= TT_DW_GIN_KW && !(p->in_c & 1) && !((uintptr_t)t & 3u) &&
-        (sw == 1 || p->k_h * p->k_w > 8 * p->stride * sw))
+        (sw == 1 || p->k_h * p->k_w > 8 * p->stride * sw || TT_DWG2_SHAPE(p)))
         dw_gin_regs(p, t, t_row0, gx, gx_row0, y0, y1, (int32_t *)scratch);
     else
         dw_gin_taps(p, t, t_row0, gx, gx_row0, y0, y1, (int32_t *)scratch);
