@@ -1,0 +1,138 @@
+/* Kernels of layers with 4-bit weights (tt_packed.h): unpack a chunk of output channels,
+ * run the layer's int8 kernel on it. */
+#include "tt_packed.h"
+
+static const tt_conv_packed_params *conv_of(const tt_conv_params *p)
+{
+    return (const tt_conv_packed_params *)(const void *)p;
+}
+
+size_t tt_conv2d_1x1_packed_s8_scratch_bytes(const tt_conv_params *p)
+{
+    return TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES(p->in_c, p->out_w, conv_of(p)->chunk);
+}
+
+size_t tt_conv2d_packed_s8_scratch_bytes(const tt_conv_params *p)
+{
+    return TT_CONV2D_PACKED_S8_SCRATCH_BYTES(p->k_h, p->k_w, p->in_c, p->out_w,
+                                             conv_of(p)->chunk);
+}
+
+size_t tt_dwconv_packed_s8_scratch_bytes(const tt_conv_params *p)
+{
+    return TT_DWCONV_PACKED_S8_SCRATCH_BYTES(p->out_c, p->in_w, p->k_h, p->k_w, p->pad);
+}
+
+size_t tt_fc_packed_s8_scratch_bytes(const tt_fc_params *p)
+{
+    return TT_FC_PACKED_S8_SCRATCH_BYTES(p->in_c,
+                                         ((const tt_fc_packed_params *)(const void *)p)->chunk);
+}
+
+TT_KERNEL void tt_unpack_codes_s8(const uint8_t *codes, const int8_t *codebook, int32_t rows,
+                                  int32_t k, int8_t *dst)
+{
+    const int32_t half = k / 2;
+    for (int32_t r = 0; r < rows; ++r) {
+        const uint8_t *s = codes + (size_t)r * (size_t)TT_PACKED_ROW(k);
+        for (int32_t j = 0; j < half; ++j) {
+            const uint32_t b = s[j];
+            dst[0] = codebook[b & 15u];
+            dst[1] = codebook[b >> 4];
+            dst += 2;
+        }
+        if (k & 1) *dst++ = codebook[s[half] & 15u];
+    }
+}
+
+/* Output rows [y0, y1) of a packed conv, `chunk` output channels at a time: their weights
+   unpacked once, then one kernel call per output row into a row buffer whose values go to
+   their channels of the output. */
+static void conv_chunks(const tt_conv_params *p, tt_spatial_kernel kernel, const int8_t *in,
+                        int32_t in_row0, int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                        void *scratch)
+{
+    const tt_conv_packed_params *q = conv_of(p);
+    const int32_t k = p->k_h * p->k_w * p->in_c, co = p->out_c, ow = p->out_w;
+    const int32_t ch = q->chunk > 0 && q->chunk < co ? q->chunk : co;
+    int8_t *wbuf = (int8_t *)scratch;
+    int8_t *rowbuf = wbuf + TT_R8((size_t)ch * (size_t)k);
+    void *ks = rowbuf + TT_R8((size_t)ow * (size_t)ch);
+    tt_conv_params c = *p;
+    c.w_tail = NULL;
+    c.w_split = 0;
+    for (int32_t c0 = 0; c0 < co; c0 += ch) {
+        const int32_t n = co - c0 < ch ? co - c0 : ch;
+        tt_unpack_codes_s8(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), q->codebook, n, k,
+                           wbuf);
+        c.out_c = n;
+        c.w = wbuf;
+        c.bias = p->bias + c0;
+        c.mult = p->mult + c0;
+        c.shift = p->shift + c0;
+        for (int32_t y = y0; y < y1; ++y) {
+            kernel(&c, in, in_row0, rowbuf, y, y, y + 1, ks);
+            int8_t *o = out + ((size_t)(y - out_row0) * (size_t)ow) * (size_t)co + (size_t)c0;
+            const int8_t *s = rowbuf;
+            for (int32_t x = 0; x < ow; ++x, o += co, s += n)
+                for (int32_t i = 0; i < n; ++i) o[i] = s[i];
+        }
+    }
+}
+
+TT_KERNEL void tt_conv2d_1x1_packed_s8(const tt_conv_params *p, const int8_t *in,
+                                       int32_t in_row0, int8_t *out, int32_t out_row0,
+                                       int32_t y0, int32_t y1, void *scratch)
+{
+    conv_chunks(p, tt_conv2d_1x1_s8, in, in_row0, out, out_row0, y0, y1, scratch);
+}
+
+TT_KERNEL void tt_conv2d_packed_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                                   int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                                   void *scratch)
+{
+    conv_chunks(p, tt_conv2d_s8, in, in_row0, out, out_row0, y0, y1, scratch);
+}
+
+/* Depthwise: every channel reads its own input channel, so the whole layer's taps are
+   unpacked (c * k_h * k_w bytes) and the depthwise kernel runs once. */
+TT_KERNEL void tt_dwconv_packed_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                                   int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
+                                   void *scratch)
+{
+    const tt_conv_packed_params *q = conv_of(p);
+    const int32_t k = p->k_h * p->k_w;
+    int8_t *wbuf = (int8_t *)scratch;
+    tt_conv_params c = *p;
+    tt_unpack_codes_s8(q->codes, q->codebook, p->out_c, k, wbuf);
+    c.w = wbuf;
+    c.w_tail = NULL;
+    c.w_split = 0;
+    tt_dwconv_wrapper_s8(&c, in, in_row0, out, out_row0, y0, y1,
+                         wbuf + TT_R8((size_t)p->out_c * (size_t)k));
+}
+
+TT_KERNEL void tt_fc_packed_s8(const tt_fc_params *p, const int8_t *in, int8_t *out,
+                               int32_t batch, void *scratch)
+{
+    const tt_fc_packed_params *q = (const tt_fc_packed_params *)(const void *)p;
+    const int32_t k = p->in_c, co = p->out_c;
+    const int32_t ch = q->chunk > 0 && q->chunk < co ? q->chunk : co;
+    int8_t *wbuf = (int8_t *)scratch;
+    void *ks = wbuf + TT_R8((size_t)ch * (size_t)k);
+    tt_fc_params c = *p;
+    c.w_tail = NULL;
+    c.w_split = 0;
+    for (int32_t c0 = 0; c0 < co; c0 += ch) {
+        const int32_t n = co - c0 < ch ? co - c0 : ch;
+        tt_unpack_codes_s8(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), q->codebook, n, k,
+                           wbuf);
+        c.out_c = n;
+        c.w = wbuf;
+        c.bias = p->bias + c0;
+        c.mult = p->mult + c0;
+        c.shift = p->shift + c0;
+        for (int32_t b = 0; b < batch; ++b)
+            tt_fc_s8(&c, in + (size_t)b * (size_t)k, out + (size_t)b * (size_t)co + c0, 1, ks);
+    }
+}
