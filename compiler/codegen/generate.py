@@ -200,6 +200,14 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ModelCtx(g, plan)
+    if program is not None:
+        read = {getattr(st, "node", None) for st in program.steps} | set(program.trainable)
+        bad = [n.name for n in g.nodes if n.name in read and KF.is_packed(n)]
+        if bad:
+            from compiler.ir.errors import CompilerError
+            raise CompilerError(f"{g.name}: layer {bad[0]} has 4-bit weights (weight_codebook) "
+                                "but the training program reads its weights: only frozen "
+                                "layers off the gradient path can be packed")
     if program is not None and split_weights_supported():
         from compiler.autodiff.program import ConvUpdate, FcUpdate
         for st in program.steps:
