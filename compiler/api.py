@@ -210,7 +210,7 @@ def build(model, board: str = "host", out=None, plan=None, *, fuse: str = "auto"
     if weight_bits is not None:
         from compiler.quantize.codebook import summary
         from compiler.target import weight_bits as WB
-        g, prog4, rows = WB.apply(g, weight_bits, kw.get("program"))
+        g, prog4, rows = WB.apply(g, weight_bits, kw.get("program"), fuse)
         if prog4 is not None:
             kw["program"] = prog4
         if weight_bits[0] == 4:

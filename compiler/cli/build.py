@@ -113,7 +113,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         g = model_arg.load(args.model, args)
         require_int8(g, args.model, "build")
         kw = _train_kwargs(g, args)
-        g, kw["program"], rows = weight_bits.apply(g, args.weight_bits, kw["program"])
+        g, kw["program"], rows = weight_bits.apply(g, args.weight_bits, kw["program"],
+                                                   args.fuse)
         _say_weight_bits(args, rows)
         rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
                              portable=args.portable, quiet=args.json, two_pass=args.two_pass,
@@ -208,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_int8(g, args.model, "run")
     if args.weight_bits is not None:
         from compiler.target import weight_bits
-        g, _, rows = weight_bits.apply(g, args.weight_bits)
+        g, _, rows = weight_bits.apply(g, args.weight_bits, fuse=args.fuse)
         _say_weight_bits(args, rows)
     xin = g.tensors[g.inputs[0]]
     if len(xin.shape) != 4 or xin.shape[3] not in (1, 3):

@@ -71,9 +71,12 @@ def is_packed(node: Node) -> bool:
 
 
 def packed_chunk(g: Graph, node: Node) -> int:
-    """Output channels a packed conv / fc unpacks at a time: as many as fit in
-    PACKED_CHUNK_BYTES with their output row, even, at least 2 (all when fewer)."""
+    """Output channels a packed conv / fc unpacks at a time: the node's ``weight_chunk``
+    attribute when set (:func:`compiler.target.weight_bits.fit_arena`), else as many as
+    fit in PACKED_CHUNK_BYTES with their output row, even, at least 2 (all when fewer)."""
     w = node.params["weight"]
+    if node.attrs.get("weight_chunk"):
+        return min(w.shape[0], int(node.attrs["weight_chunk"]))
     co, k = w.shape[0], int(w.size // max(1, w.shape[0]))
     ow = g.tensors[node.output].shape[2] if node.op == "conv2d" else 0
     ch = max(2, (PACKED_CHUNK_BYTES // (k + ow)) & ~1)

@@ -178,7 +178,10 @@ def summary(rows: list[dict]) -> str:
     if not rows:
         return "weights: int8 (no layer packed)"
     ex = sum(r["kind"] == "exact" for r in rows)
+    i4 = sum(r["kind"] == "int4" for r in rows)
+    kept = len(rows) - ex - i4
     a = sum(r["int8_bytes"] for r in rows)
     b = sum(r["packed_bytes"] for r in rows)
-    return (f"weights: {len(rows)} frozen layers at 4 bits ({ex} exact codebook, "
-            f"{len(rows) - ex} requantized int4): {a / 1024:.1f} KB -> {b / 1024:.1f} KB")
+    more = f"; {kept} kept int8 for the arena peak" if kept else ""
+    return (f"weights: {ex + i4} frozen layers at 4 bits ({ex} exact codebook, "
+            f"{i4} requantized int4{more}): {a / 1024:.1f} KB -> {b / 1024:.1f} KB")

@@ -20,13 +20,49 @@ def program_weight_nodes(prog) -> set[str]:
     return {s.node for s in prog.steps if getattr(s, "node", None)} | set(prog.trainable)
 
 
-def apply(g: Graph, spec, prog=None):
+def fit_arena(g4: Graph, g8: Graph, rows: list[dict], fuse: str = "auto",
+              rounds: int = 32) -> list[dict]:
+    """Keep the forward arena of packed ``g4`` within that of its int8 graph ``g8``: while
+    the packed plan is larger, the packed layers of its peak step unpack fewer output
+    channels at a time (``weight_chunk`` halved, down to 2), and when that is not enough
+    the one whose unpacking costs most goes back to int8 (its row in ``rows`` then says
+    ``int8 (arena)``). Returns ``rows``."""
+    from compiler.kernels import forward as KF
+    from compiler.memory import schedule as memplan
+    target = memplan.plan(g8, fuse).arena_bytes
+    for _ in range(rounds):
+        p = memplan.plan(g4, fuse)
+        if p.arena_bytes <= target:
+            break
+        packed = [n for n in p.steps[p.peak_step].nodes if KF.is_packed(n)]
+        if not packed:
+            break
+        shrink = [n for n in packed if n.op == "fully_connected" or not n.is_depthwise]
+        shrink = [n for n in shrink if KF.packed_chunk(g4, n) > 2]
+        if shrink:
+            n = max(shrink, key=lambda n: KF.scratch(g4, n))
+            n.attrs["weight_chunk"] = max(2, (KF.packed_chunk(g4, n) // 2) & ~1)
+            continue
+        n = max(packed, key=lambda n: KF.scratch(g4, n) - KF.scratch(g8, g8.node(n.name)))
+        n.params = {k: v.copy() for k, v in g8.node(n.name).params.items()}
+        n.attrs.pop("weight_chunk", None)
+        for r in rows:
+            if r["layer"] == n.name:
+                r.update(kind="int8 (arena)", packed_bytes=r["int8_bytes"])
+    return rows
+
+
+def apply(g: Graph, spec, prog=None, fuse: str | None = "auto"):
     """``spec`` = (bits, layer globs or None) as :func:`compiler.quantize.codebook.
-    parse_weight_bits` returns it (None: 8 bits) -> (graph, program, per-layer rows)."""
+    parse_weight_bits` returns it (None: 8 bits) -> (graph, program, per-layer rows).
+    ``fuse``: the forward plan's fusion, whose arena the packed layers must not grow
+    (:func:`fit_arena`; None: not checked)."""
     bits, layers = spec if spec is not None else (8, None)
     if bits == 8:
         return g, prog, []
     g4, rows = CB.pack_graph(g, bits, layers, keep=program_weight_nodes(prog))
+    if fuse is not None:
+        fit_arena(g4, g, rows, fuse)
     if prog is not None:
         prog = ad.build_program(g4, prog.trainable, loss=prog.loss)
     return g4, prog, rows
