@@ -39,7 +39,6 @@ from compiler.autodiff import program as ad
 from compiler.autodiff import trainer as tr
 from compiler.frontend import images, models
 from compiler.ir.errors import exit_on_error
-from compiler.quantize import codebook as CB
 from compiler.ref import executor as reference
 from compiler.sparse import heads, transfer
 from compiler.target import firmware
