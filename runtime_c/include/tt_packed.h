@@ -58,10 +58,6 @@ size_t tt_conv2d_packed_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_dwconv_packed_s8_scratch_bytes(const tt_conv_params *p);
 size_t tt_fc_packed_s8_scratch_bytes(const tt_fc_params *p);
 
-/* rows x k codes (rows of TT_PACKED_ROW(k) bytes) -> rows x k int8 values codebook[code] */
-void tt_unpack_codes_s8(const uint8_t *codes, const int8_t *codebook, int32_t rows,
-                        int32_t k, int8_t *dst);
-
 /* The tt_spatial_kernel of a packed layer; p points at a tt_conv_packed_params' conv. */
 void tt_conv2d_1x1_packed_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                              int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
