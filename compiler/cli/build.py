@@ -136,10 +136,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     return _print_built(args, rep, out)
 
 
-def _say_weight_bits(args, rows) -> None:
-    if args.weight_bits is not None and args.weight_bits[0] == 4 and not args.json:
+def _say_weight_bits(args, rows, where: str = " (per layer: report.json weights_4bit)") -> None:
+    if args.weight_bits is not None and args.weight_bits[0] == 4 and not getattr(args, "json", False):
         from compiler.quantize.codebook import summary
-        print(summary(rows) + " (per layer: report.json weights_4bit)")
+        print(summary(rows) + where)
 
 
 def _print_built(args, rep: dict, out: Path) -> int:
@@ -210,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.weight_bits is not None:
         from compiler.target import weight_bits
         g, _, rows = weight_bits.apply(g, args.weight_bits, fuse=args.fuse)
-        _say_weight_bits(args, rows)
+        _say_weight_bits(args, rows, "")
     xin = g.tensors[g.inputs[0]]
     if len(xin.shape) != 4 or xin.shape[3] not in (1, 3):
         raise CompilerError(f"{args.model}: input of shape {xin.shape}: `run` feeds images, "
