@@ -112,6 +112,7 @@ class ModelCtx:
         packed = KF.is_packed(n)
         self.convs.append({
             "packed": packed, "chunk": KF.packed_chunk(self.g, n) if packed else 0,
+            "rows": KF.packed_rows(n) if packed else 0,
             "id": cid, "name": n.name, "arr": self.params(n),
             "in_h": x.shape[1], "in_w": x.shape[2], "in_c": x.shape[3],
             "out_h": y.shape[1], "out_w": y.shape[2], "out_c": y.shape[3],

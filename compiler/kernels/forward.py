@@ -70,6 +70,13 @@ def is_packed(node: Node) -> bool:
     return "weight_codebook" in node.params
 
 
+def packed_rows(node: Node) -> int:
+    """Output rows per int8 kernel call of a packed conv: the node's ``weight_rows``
+    attribute (:func:`compiler.target.weight_bits.apply`: more than one for a layer that
+    runs alone, not in a fused block), else 1."""
+    return max(1, int(node.attrs.get("weight_rows") or 1))
+
+
 def packed_chunk(g: Graph, node: Node) -> int:
     """Output channels a packed conv / fc unpacks at a time: the node's ``weight_chunk``
     attribute when set (:func:`compiler.target.weight_bits.fit_arena`), else as many as
@@ -108,12 +115,12 @@ class Conv(ForwardEmitter):
         x = g.tensors[node.inputs[0]].shape
         if is_packed(node):
             pad, ow = max(hw(node.attrs["pad"])), g.tensors[node.output].shape[2]
-            ch = packed_chunk(g, node)
+            ch, r = packed_chunk(g, node), packed_rows(node)
             if kernel == "tt_dwconv_packed_s8":
                 return f"TT_DWCONV_PACKED_S8_SCRATCH_BYTES({x[3]}, {x[2]}, {kh}, {kw}, {pad})"
             if kernel == "tt_conv2d_1x1_packed_s8":
-                return f"TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES({x[3]}, {ow}, {ch})"
-            return f"TT_CONV2D_PACKED_S8_SCRATCH_BYTES({kh}, {kw}, {x[3]}, {ow}, {ch})"
+                return f"TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES({x[3]}, {ow}, {ch}, {r})"
+            return f"TT_CONV2D_PACKED_S8_SCRATCH_BYTES({kh}, {kw}, {x[3]}, {ow}, {ch}, {r})"
         if kernel == "tt_dwconv_wrapper_s8":
             return f"TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES({x[2]}, {kh}, {kw}, {max(hw(node.attrs['pad']))})"
         if kernel == "tt_conv2d_1x1_s8":

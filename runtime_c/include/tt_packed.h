@@ -27,6 +27,7 @@ typedef struct tt_conv_packed_params {
     const uint8_t *codes;     /* [out_c][TT_PACKED_ROW(k_h * k_w * in_c)] (depthwise: k_h * k_w) */
     const int8_t *codebook;   /* [16] */
     int32_t chunk;            /* output channels unpacked at a time (not depthwise: all) */
+    int32_t rows;             /* output rows per call of the int8 kernel (0: 1) */
 } tt_conv_packed_params;
 
 typedef struct tt_fc_packed_params {
@@ -37,15 +38,18 @@ typedef struct tt_fc_packed_params {
 } tt_fc_packed_params;
 
 /* Scratch: a table of the 256 byte values' two weights (TT_PACKED_PAIRS_BYTES), the
-   chunk's int8 weights, (convolutions) one output row of the chunk, then the int8
+   chunk's int8 weights, (convolutions) `rows` output rows of the chunk, then the int8
    kernel's own scratch for the chunk. */
 #define TT_PACKED_PAIRS_BYTES 512
-#define TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES(in_c, out_w, chunk)                    \
-    ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((chunk) * (in_c)) + TT_R8((out_w) * (chunk)) + \
+#define TT_PACKED_ROWS(rows) ((rows) > 1 ? (rows) : 1)
+#define TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES(in_c, out_w, chunk, rows)              \
+    ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((chunk) * (in_c)) +                      \
+              TT_R8(TT_PACKED_ROWS(rows) * (out_w) * (chunk)) +                      \
               TT_CONV2D_1X1_S8_SCRATCH_BYTES(in_c)))
-#define TT_CONV2D_PACKED_S8_SCRATCH_BYTES(k_h, k_w, in_c, out_w, chunk)              \
+#define TT_CONV2D_PACKED_S8_SCRATCH_BYTES(k_h, k_w, in_c, out_w, chunk, rows)        \
     ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((chunk) * (k_h) * (k_w) * (in_c)) +      \
-              TT_R8((out_w) * (chunk)) + TT_CONV2D_S8_SCRATCH_BYTES(k_h, k_w, in_c, chunk)))
+              TT_R8(TT_PACKED_ROWS(rows) * (out_w) * (chunk)) +                      \
+              TT_CONV2D_S8_SCRATCH_BYTES(k_h, k_w, in_c, chunk)))
 /* depthwise: every channel's taps (c * k_h * k_w bytes), then the depthwise scratch */
 #define TT_DWCONV_PACKED_S8_SCRATCH_BYTES(c, in_w, k_h, k_w, pad)                    \
     ((size_t)(TT_PACKED_PAIRS_BYTES + TT_R8((c) * (k_h) * (k_w)) +                   \

@@ -5,7 +5,8 @@
 size_t tt_conv2d_packed_s8_scratch_bytes(const tt_conv_params *p)
 {
     return TT_CONV2D_PACKED_S8_SCRATCH_BYTES(p->k_h, p->k_w, p->in_c, p->out_w,
-                                             tt_packed_conv_of(p)->chunk);
+                                             tt_packed_conv_of(p)->chunk,
+                                             tt_packed_conv_of(p)->rows);
 }
 
 TT_KERNEL void tt_conv2d_packed_s8(const tt_conv_params *p, const int8_t *in, int32_t in_row0,

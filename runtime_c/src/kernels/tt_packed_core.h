@@ -38,8 +38,8 @@ static inline void tt_packed_unpack(const uint8_t *codes, const uint16_t *pairs,
 }
 
 /* Output rows [y0, y1) of a packed conv, `chunk` output channels at a time: their weights
-   unpacked once, then one kernel call per output row into a row buffer whose values go to
-   their channels of the output. */
+   unpacked once, then one kernel call per `rows` output rows into a row buffer whose
+   values go to their channels of the output. */
 static inline void tt_packed_conv_chunks(const tt_conv_params *p, tt_spatial_kernel kernel,
                                          const int8_t *in, int32_t in_row0, int8_t *out,
                                          int32_t out_row0, int32_t y0, int32_t y1, void *scratch)
@@ -49,8 +49,9 @@ static inline void tt_packed_conv_chunks(const tt_conv_params *p, tt_spatial_ker
     const int32_t ch = q->chunk > 0 && q->chunk < co ? q->chunk : co;
     uint16_t *pairs = (uint16_t *)scratch;
     int8_t *wbuf = (int8_t *)scratch + TT_PACKED_PAIRS_BYTES;
+    const int32_t nr = TT_PACKED_ROWS(q->rows);
     int8_t *rowbuf = wbuf + TT_R8((size_t)ch * (size_t)k);
-    void *ks = rowbuf + TT_R8((size_t)ow * (size_t)ch);
+    void *ks = rowbuf + TT_R8((size_t)nr * (size_t)ow * (size_t)ch);
     tt_conv_params c = *p;
     c.w_tail = NULL;
     c.w_split = 0;
@@ -63,11 +64,12 @@ static inline void tt_packed_conv_chunks(const tt_conv_params *p, tt_spatial_ker
         c.bias = p->bias + c0;
         c.mult = p->mult + c0;
         c.shift = p->shift + c0;
-        for (int32_t y = y0; y < y1; ++y) {
-            kernel(&c, in, in_row0, rowbuf, y, y, y + 1, ks);
+        for (int32_t y = y0; y < y1; y += nr) {
+            const int32_t ye = y + nr < y1 ? y + nr : y1;
+            kernel(&c, in, in_row0, rowbuf, y, y, ye, ks);
             int8_t *o = out + ((size_t)(y - out_row0) * (size_t)ow) * (size_t)co + (size_t)c0;
             const int8_t *s = rowbuf;
-            for (int32_t x = 0; x < ow; ++x, o += co, s += n)
+            for (int32_t x = 0; x < (ye - y) * ow; ++x, o += co, s += n)
                 for (int32_t i = 0; i < n; ++i) o[i] = s[i];
         }
     }
