@@ -103,7 +103,7 @@ def test_real_model_host_bit_exact(tmp_path):
 @pytest.mark.qemu
 def test_packed_fused_blocks_qemu_bit_exact(tmp_path):
     g = specgen.random_graph(1, hw=13, n_blocks=3)
-    g4, _ = CB.pack_graph(g, 4, layers=["blocks.*", "classifier*"])   # not the first conv
+    g4, _ = CB.pack_graph(g, 4, layers=["blocks.*", "feature_mix", "classifier*"])  # not first_conv
     assert not CB.is_packed(g4.nodes[0]) and CB.is_packed(g4.nodes[-1])
     WB.set_rows(g4, "all")                  # the conv outside the blocks: several rows a call
     assert max(n.attrs.get("weight_rows", 1) for n in g4.nodes) > 1
