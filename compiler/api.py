@@ -157,15 +157,17 @@ def build(model, board: str = "host", out=None, plan=None, *, fuse: str = "auto"
           profile: bool = False, portable: bool = False, app: str | None = None,
           lr: float | None = None, lr_body: float | None = None, history: int | None = None,
           any_model: bool = False, checkpoint: bool = True, quiet: bool = True,
-          say=None, model_name: str | None = None, two_pass: str | None = None
-          ) -> tuple[Path, dict]:
+          say=None, model_name: str | None = None, two_pass: str | None = None,
+          weight_bits=None) -> tuple[Path, dict]:
     """Firmware of ``model`` (a graph or a model argument) for ``board`` in ``out``
     (default build/<board>/<model name>) -> (``out``, the memory report: report.json's
     content with ``elf``). With ``plan`` (a plan file from ``plan``): the firmware that
     trains as it says (``app`` device or train-test, learning rates and the device app's
     history buffer as ``build --plan`` takes them). ``say``: called with the lines
     ``build`` prints about the plan. ``two_pass``: see :mod:`compiler.memory.two_pass`
-    (default fit: recompute input gradients only where the budget needs it)."""
+    (default fit: recompute input gradients only where the budget needs it).
+    ``weight_bits``: (bits, layer globs or None), see :mod:`compiler.target.weight_bits`
+    (None: int8 weights); the report's ``weights_4bit`` lists the packed layers."""
     from compiler.ir.errors import CompilerError
     from compiler.ir.graph import Graph
     from compiler.target import firmware
@@ -204,6 +206,20 @@ def build(model, board: str = "host", out=None, plan=None, *, fuse: str = "auto"
             raise CompilerError(f"{model_name or name or model}: a float model: `build` expected "
                                 "an int8 model (a QDQ int8 ONNX file, a real model or a model "
                                 ".json)")
+    rows = []
+    if weight_bits is not None:
+        from compiler.quantize.codebook import summary
+        from compiler.target import weight_bits as WB
+        g, prog4, rows = WB.apply(g, weight_bits, kw.get("program"), fuse)
+        if prog4 is not None:
+            kw["program"] = prog4
+        if weight_bits[0] == 4:
+            say(summary(rows) + " (per layer: report.json weights_4bit)")
     rep = firmware.build(g, board, out, fuse=fuse, profile=profile, portable=portable,
                          quiet=quiet, two_pass=two_pass, **kw)
+    if rows:
+        rep["weights_4bit"] = rows
+        import json
+        rp = Path(out) / "report.json"
+        rp.write_text(json.dumps({**json.loads(rp.read_text()), "weights_4bit": rows}, indent=1))
     return out, rep

@@ -130,6 +130,16 @@ def ratios(text) -> tuple[Fraction, ...]:
     return tuple(sorted(out))
 
 
+def weight_bits(text) -> tuple[int, tuple[str, ...] | None]:
+    """``--weight-bits``: 8, 4 (every frozen layer at 4 bits) or 4:GLOB[,GLOB...] (the
+    frozen layers whose names match) -> (bits, globs or None)."""
+    from compiler.quantize.codebook import parse_weight_bits
+    try:
+        return parse_weight_bits(text)
+    except ValueError:
+        _fail(text, "8, 4 or 4:LAYER_GLOB[,LAYER_GLOB...] (e.g. 4:blocks.*)")
+
+
 def train_spec(text) -> tuple[tuple[str, int | None], ...]:
     """What trains without a plan: ``last:K`` (weights and biases of the last K conv / fc
     layers), ``bias`` or ``bias:K`` (biases of every / the last K layers), ``whole``;

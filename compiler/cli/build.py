@@ -72,7 +72,16 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                         "fit (default): only when the build would not fit the board or the "
                         "plan's budget otherwise, then where the tensor sets the peak; auto: "
                         "where it sets the peak; on: everywhere; off: never")
+    p.add_argument("--weight-bits", type=A.weight_bits, default=None,
+                   help=WEIGHT_BITS_HELP)
     model_arg.add_import_options(p)
+
+
+WEIGHT_BITS_HELP = ("weights of the frozen layers in flash: 8 (default) or 4 (two per byte, "
+                    "a 16-value codebook per layer: the layer's own values when it has at most "
+                    "16, else per-channel int4 requantization); 4:GLOB[,GLOB...] packs only "
+                    "the frozen layers whose names match (e.g. 4:blocks.*); trained layers and "
+                    "those the backward pass reads stay int8")
 
 
 def _default_out(board: str, model: str) -> Path:
@@ -100,11 +109,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.loss and not args.train:
         raise CompilerError("--loss applies to training firmware: give --train (e.g. --train last:2)")
     if args.train:
+        from compiler.target import weight_bits
         g = model_arg.load(args.model, args)
         require_int8(g, args.model, "build")
+        kw = _train_kwargs(g, args)
+        g, kw["program"], rows = weight_bits.apply(g, args.weight_bits, kw["program"],
+                                                   args.fuse)
+        _say_weight_bits(args, rows)
         rep = firmware.build(g, args.board, out, fuse=args.fuse, profile=args.profile,
                              portable=args.portable, quiet=args.json, two_pass=args.two_pass,
-                             **_train_kwargs(g, args))
+                             **kw)
+        rep["weights_4bit"] = rows
         return _print_built(args, rep, out)
     api.check_plan_options(args.plan, app=args.app, lr=args.lr, lr_body=args.lr_body,
                            history=args.history, any_model=args.any_model,
@@ -117,8 +132,14 @@ def cmd_build(args: argparse.Namespace) -> int:
                        history=args.history, any_model=args.any_model,
                        checkpoint=not args.no_checkpoint, quiet=args.json,
                        say=None if args.json else print, model_name=args.model,
-                       two_pass=args.two_pass)
+                       two_pass=args.two_pass, weight_bits=args.weight_bits)
     return _print_built(args, rep, out)
+
+
+def _say_weight_bits(args, rows, where: str = " (per layer: report.json weights_4bit)") -> None:
+    if args.weight_bits is not None and args.weight_bits[0] == 4 and not getattr(args, "json", False):
+        from compiler.quantize.codebook import summary
+        print(summary(rows) + where)
 
 
 def _print_built(args, rep: dict, out: Path) -> int:
@@ -170,6 +191,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fuse", default="auto", choices=["auto", "all", "none"], help=FUSE_HELP)
     p.add_argument("--top", type=A.positive_int, default=5,
                    help="how many classes to print (default 5)")
+    p.add_argument("--weight-bits", type=A.weight_bits, default=None, help=WEIGHT_BITS_HELP)
     model_arg.add_import_options(p)
 
 
@@ -185,6 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     photos = [images.load_any(s) for s in args.image]  # a bad image fails before the model loads
     g = model_arg.load(args.model, args)
     require_int8(g, args.model, "run")
+    if args.weight_bits is not None:
+        from compiler.target import weight_bits
+        g, _, rows = weight_bits.apply(g, args.weight_bits, fuse=args.fuse)
+        _say_weight_bits(args, rows, "")
     xin = g.tensors[g.inputs[0]]
     if len(xin.shape) != 4 or xin.shape[3] not in (1, 3):
         raise CompilerError(f"{args.model}: input of shape {xin.shape}: `run` feeds images, "

@@ -80,6 +80,14 @@ class ModelCtx:
         train (``self.splits[name] = k``) gets its weights in two arrays: ``_w`` with
         channels [0, k) (RAM) and ``_wt`` with the rest (flash)."""
         arr = "p_" + _cid(n.name)
+        if KF.is_packed(n):     # 4-bit codes + codebook (tt_packed.h)
+            if arr + "_q" not in {a["name"] for a in self.arrays}:
+                cb = n.params["weight_codebook"]
+                self.arrays.append(_c_array(arr + "_q", "uint8_t", packed_weights(n)))
+                self.arrays.append(_c_array(arr + "_cb", "int8_t", cb.astype(np.int8)))
+                for sfx, key in (("_b", "bias"), ("_m", "mult"), ("_s", "shift")):
+                    self.arrays.append(_c_array(arr + sfx, "int32_t", n.params[key].astype(np.int32)))
+            return arr
         if arr + "_w" not in {a["name"] for a in self.arrays}:
             w = n.params["weight"]
             if n.is_depthwise:
@@ -101,7 +109,10 @@ class ModelCtx:
         y = self.g.tensors[n.output]
         kh, kw = n.attrs["kernel"]
         cid = "c_" + _cid(n.name)
+        packed = KF.is_packed(n)
         self.convs.append({
+            "packed": packed, "chunk": KF.packed_chunk(self.g, n) if packed else 0,
+            "rows": KF.packed_rows(n) if packed else 0,
             "id": cid, "name": n.name, "arr": self.params(n),
             "in_h": x.shape[1], "in_w": x.shape[2], "in_c": x.shape[3],
             "out_h": y.shape[1], "out_w": y.shape[2], "out_c": y.shape[3],
@@ -109,8 +120,8 @@ class ModelCtx:
             "in_zero": x.zero_point, "out_zero": y.zero_point,
             "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"]),
             "split": self.split_fields(n)})
-        self.done[n.name] = cid
-        return cid
+        self.done[n.name] = cid + ".conv" if packed else cid
+        return self.done[n.name]
 
     def fc_id(self, n: Node) -> str:
         return self.fc(n)
@@ -122,12 +133,14 @@ class ModelCtx:
         y = self.g.tensors[n.output]
         fid = "f_" + _cid(n.name)
         w = n.params["weight"]
-        self.fcs.append({"id": fid, "name": n.name, "arr": self.params(n),
+        packed = KF.is_packed(n)
+        self.fcs.append({"id": fid, "name": n.name, "arr": self.params(n), "packed": packed,
+                         "chunk": KF.packed_chunk(self.g, n) if packed else 0,
                          "in_c": w.shape[1], "out_c": w.shape[0], "in_zero": x.zero_point,
                          "out_zero": y.zero_point, "act_min": int(n.attrs["act_min"]),
                          "act_max": int(n.attrs["act_max"]), "split": self.split_fields(n)})
-        self.done[n.name] = fid
-        return fid
+        self.done[n.name] = fid + ".fc" if packed else fid
+        return self.done[n.name]
 
     def table(self, n: Node, key: str, ctype: str, values) -> str:
         """Register a constant array of node ``n`` (flash), e.g. a lookup table; returns
@@ -147,6 +160,30 @@ class ModelCtx:
         return aid
 
 
+def packed_weights(n: Node) -> np.ndarray:
+    """The 4-bit codes of a packed layer as the kernels read them (tt_packed.h)."""
+    from compiler.quantize.codebook import pack_rows
+    w = n.params["weight"]
+    if n.is_depthwise:
+        w = w[..., 0]
+    return pack_rows(w, n.params["weight_codebook"])
+
+
+def flash_param_bytes(g: Graph) -> int:
+    """Bytes of the layers' parameters in flash: weights (4-bit codes + codebook for a
+    packed layer), bias, multipliers, shifts."""
+    total = 0
+    for n in g.nodes:
+        for k in ("weight", "bias", "mult", "shift"):
+            if k not in n.params:
+                continue
+            if k == "weight" and KF.is_packed(n):
+                total += int(packed_weights(n).nbytes) + 16
+            else:
+                total += int(np.asarray(n.params[k]).nbytes)
+    return total
+
+
 def split_weights_supported() -> bool:
     """The kernels read a layer's weights from two arrays (trained slice + frozen tail)."""
     return "w_split" in (paths.RUNTIME_INCLUDE / "tt_kernels.h").read_text()
@@ -164,6 +201,14 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ModelCtx(g, plan)
+    if program is not None:
+        read = {getattr(st, "node", None) for st in program.steps} | set(program.trainable)
+        bad = [n.name for n in g.nodes if n.name in read and KF.is_packed(n)]
+        if bad:
+            from compiler.ir.errors import CompilerError
+            raise CompilerError(f"{g.name}: layer {bad[0]} has 4-bit weights (weight_codebook) "
+                                "but the training program reads its weights: only frozen "
+                                "layers off the gradient path can be packed")
     if program is not None and split_weights_supported():
         from compiler.autodiff.program import ConvUpdate, FcUpdate
         for st in program.steps:
@@ -215,7 +260,8 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "ram_kb": board["ram_kb"], "stack_bytes": board["stack"],
               "pixel_lut": ", ".join(str(int(v)) for v in lut.reshape(-1)), "pixel_luts": lut.shape[0],
               "input_bgr": int(channel_order(g) == "bgr"),
-              "input_rule_lines": textwrap.wrap(rule, 90), **train_ctx}
+              "input_rule_lines": textwrap.wrap(rule, 90),
+              "packed": any(KF.is_packed(n) for n in g.nodes), **train_ctx}
     # model.c first: rendering it registers the parameter arrays
     model_c = env.get_template("model.c.j2").render(**common)
     if train_ctx.get("training"):
@@ -227,8 +273,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     (out_dir / "tt_model.c").write_text(model_c)
     (out_dir / "tt_model.h").write_text(env.get_template("model.h.j2").render(**common))
     (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))
-    flash_params = sum(int(np.asarray(n.params[k]).nbytes) for n in g.nodes
-                       for k in ("weight", "bias", "mult", "shift") if k in n.params)
+    flash_params = flash_param_bytes(g)
     ram_params = sum(a["nbytes"] for a in ctx.arrays if not a["const"])
     report = {"model": g.name, "sha256": sha, "board": board["name"], "fuse": plan.fuse,
               "arena_bytes": plan.arena_bytes, "stack_bytes": board["stack"],

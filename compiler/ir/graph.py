@@ -33,6 +33,8 @@ Operators (``Node.op``), their attributes and parameters
             int8:  weight i8 (values in [-127,127]), bias i32 (scale x_scale*w_scales[c]),
                    w_scales f32 [Co], mult i32 [Co], shift i32 [Co] (Q31 multiplier of
                    x_scale*w_scales[c]/y_scale, see :mod:`compiler.ir.qmath`)
+            optional weight_codebook i8 [16]: the layer is stored at 4 bits, every
+                   weight is one of these values (:mod:`compiler.quantize.codebook`)
 ``fully_connected`` x[1,Ci] -> y[1,Co]; attrs act_min, act_max; params as conv2d with
                     weight [Co, Ci].
 ``add``             (a, b) -> y, same shapes; attrs act_min, act_max; int8 graphs also
@@ -330,6 +332,15 @@ class Graph:
                     raise GraphError(f"{n.name}: {k} shape {p[k].shape} != ({co},)")
             if p["weight"].size and p["weight"].min() < -127:
                 raise GraphError(f"{n.name}: int8 weights must lie in [-127, 127]")
+            if "weight_codebook" in p:     # 4-bit weights (compiler.quantize.codebook)
+                cb = p["weight_codebook"]
+                if cb.dtype != np.int8 or cb.shape != (16,):
+                    raise GraphError(f"{n.name}: weight_codebook must be int8 [16], got "
+                                     f"{cb.dtype} {cb.shape}")
+                missing = np.setdiff1d(np.unique(p["weight"]), cb)
+                if missing.size:
+                    raise GraphError(f"{n.name}: weight value {int(missing[0])} is not in its "
+                                     "weight_codebook")
             if np.any(p["mult"] < 0) or np.any(p["shift"] < -31) or np.any(p["shift"] > 30):
                 raise GraphError(f"{n.name}: multiplier/shift out of range")
             bound = accumulator_bound(p["weight"])

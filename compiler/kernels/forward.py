@@ -60,6 +60,36 @@ class ForwardEmitter:
         raise NotImplementedError
 
 
+#: bytes of unpacked weights (plus one output row) a packed layer's chunk may take
+PACKED_CHUNK_BYTES = 4096
+
+
+def is_packed(node: Node) -> bool:
+    """The layer's weights are stored at 4 bits (``weight_codebook``, see
+    :mod:`compiler.quantize.codebook`): its kernel is the packed wrapper (tt_packed.h)."""
+    return "weight_codebook" in node.params
+
+
+def packed_rows(node: Node) -> int:
+    """Output rows per int8 kernel call of a packed conv: the node's ``weight_rows``
+    attribute (:func:`compiler.target.weight_bits.apply`: more than one for a layer that
+    runs alone, not in a fused block), else 1."""
+    return max(1, int(node.attrs.get("weight_rows") or 1))
+
+
+def packed_chunk(g: Graph, node: Node) -> int:
+    """Output channels a packed conv / fc unpacks at a time: the node's ``weight_chunk``
+    attribute when set (:func:`compiler.target.weight_bits.fit_arena`), else as many as
+    fit in PACKED_CHUNK_BYTES with their output row, even, at least 2 (all when fewer)."""
+    w = node.params["weight"]
+    if node.attrs.get("weight_chunk"):
+        return min(w.shape[0], int(node.attrs["weight_chunk"]))
+    co, k = w.shape[0], int(w.size // max(1, w.shape[0]))
+    ow = g.tensors[node.output].shape[2] if node.op == "conv2d" else 0
+    ch = max(2, (PACKED_CHUNK_BYTES // (k + ow)) & ~1)
+    return min(co, ch)
+
+
 class Conv(ForwardEmitter):
     """conv2d: pointwise (1x1, stride 1 or 2), depthwise (through the runtime's
     ``tt_dwconv_wrapper_s8``, the one place that picks a depthwise variant: 3x3 s1 / s2
@@ -69,19 +99,28 @@ class Conv(ForwardEmitter):
     def kernel(self, node: Node) -> str:
         kh, kw = node.attrs["kernel"]
         kind = node.conv_kind
+        packed = "_packed" if is_packed(node) else ""
         if kind == "depthwise":
-            return "tt_dwconv_wrapper_s8"
+            return "tt_dwconv_packed_s8" if packed else "tt_dwconv_wrapper_s8"
         if kind == "grouped":
             raise UnsupportedOpError("conv2d", node.name, f"grouped convolution (groups="
                                      f"{node.attrs['groups']}) has no C kernel", node.source)
         if kind == "pointwise" and hw(node.attrs["stride"]) in ((1, 1), (2, 2)):
-            return "tt_conv2d_1x1_s8"
-        return "tt_conv2d_s8"
+            return f"tt_conv2d_1x1{packed}_s8"
+        return f"tt_conv2d{packed}_s8"
 
     def scratch_expr(self, g: Graph, node: Node) -> str:
         kernel = self.kernel(node)
         kh, kw = node.attrs["kernel"]
         x = g.tensors[node.inputs[0]].shape
+        if is_packed(node):
+            pad, ow = max(hw(node.attrs["pad"])), g.tensors[node.output].shape[2]
+            ch, r = packed_chunk(g, node), packed_rows(node)
+            if kernel == "tt_dwconv_packed_s8":
+                return f"TT_DWCONV_PACKED_S8_SCRATCH_BYTES({x[3]}, {x[2]}, {kh}, {kw}, {pad})"
+            if kernel == "tt_conv2d_1x1_packed_s8":
+                return f"TT_CONV2D_1X1_PACKED_S8_SCRATCH_BYTES({x[3]}, {ow}, {ch}, {r})"
+            return f"TT_CONV2D_PACKED_S8_SCRATCH_BYTES({kh}, {kw}, {x[3]}, {ow}, {ch}, {r})"
         if kernel == "tt_dwconv_wrapper_s8":
             return f"TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES({x[2]}, {kh}, {kw}, {max(hw(node.attrs['pad']))})"
         if kernel == "tt_conv2d_1x1_s8":
@@ -106,16 +145,20 @@ class FullyConnected(ForwardEmitter):
     kind, ops = "fc", ("fully_connected",)
 
     def kernel(self, node):
-        return "tt_fc_s8"
+        return "tt_fc_packed_s8" if is_packed(node) else "tt_fc_s8"
 
     def scratch_expr(self, g, node):
+        if is_packed(node):
+            return (f"TT_FC_PACKED_S8_SCRATCH_BYTES({node.params['weight'].shape[1]}, "
+                    f"{packed_chunk(g, node)})")
         return f"TT_FC_S8_SCRATCH_BYTES({node.params['weight'].shape[1]})"
 
     def call(self, ctx, i, step):
         n = step.nodes[0]
         fid = ctx.fc(n)
         checks = [f"{step.scratch} >= {self.scratch_expr(ctx.g, n)}"]
-        return f"tt_fc_s8(&{fid}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)}, 1, {ctx.scratch(i)})", checks
+        return (f"{self.kernel(n)}(&{fid}, {ctx.A(n.inputs[0])}, {ctx.A(n.output)}, 1, "
+                f"{ctx.scratch(i)})"), checks
 
 
 class Add(ForwardEmitter):
@@ -274,7 +317,8 @@ class Block(ForwardEmitter):
             "dw_kernel": CONV.kernel(b["dw"]), "pw2": pw2,
             "add": f"&{add}" if add else "NULL",
             "add_in_first": int(b["add"] is not None and b["add"].inputs[0] == b["input"]),
-            "prep1": b["prep1"], "prep2": b["prep2"], "rows": b["rows"]})
+            "prep1": b["prep1"], "prep2": b["prep2"], "rows": b["rows"],
+            "pw2_kernel": CONV.kernel(b["pw2"]) if is_packed(b["pw2"]) else ""})
         base = ctx.plan.scratch_offsets[i]
         band = ctx.A_at(base) if b["band_bytes"] else "NULL"
         row = ctx.A_at(base + b["band_bytes"])

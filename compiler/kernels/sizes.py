@@ -48,6 +48,7 @@ def c_sizes(exprs: list[str]) -> list[int]:
         needs_link = any("_bytes(" in e for e in missing)
         src = ('#include <stdio.h>\n#include "tt_kernels.h"\n#include "tt_proto.h"\n#include "tt_block.h"\n'
                + ('#include "tt_train_kernels.h"\n' if (inc / "tt_train_kernels.h").exists() else "")
+               + ('#include "tt_packed.h"\n' if (inc / "tt_packed.h").exists() else "")
                + "int main(void) {\n")
         src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)
         src += "    return 0;\n}\n"

@@ -225,7 +225,9 @@ def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool = False,
     ks = max([_scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
     nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
     name = _block_name(dw.name) if unique else dw.name
-    p1, p2 = (_prep_bytes(g, pw1), _prep_bytes(g, pw2)) if prep else (0, 0)
+    # a layer with 4-bit weights is never prepared: its kernel unpacks them per call
+    p1, p2 = ((0 if pw1 is None or KF.is_packed(pw1) else _prep_bytes(g, pw1),
+               0 if KF.is_packed(pw2) else _prep_bytes(g, pw2)) if prep else (0, 0))
     return Step("block", name, nodes, [b["input"]], b["output"],
                 band + row + p1 + p2 + _align(ks),
                 KF.BLOCK.kernel(), {**b, "band_bytes": band, "row_bytes": row,

@@ -35,6 +35,8 @@ typedef struct tt_block_params {
     int32_t add_in_first;        /* 1: add(in, pw2 out) ; 0: add(pw2 out, in) */
     int32_t prep1, prep2;        /* bytes of the prepared pw1 / pw2 (0: per call) */
     int32_t rows;                /* depthwise output rows per group (0 or 1: one) */
+    tt_spatial_kernel pw2_kernel; /* NULL: tt_conv2d_1x1_s8; a packed layer's kernel
+                                     (tt_packed.h, then prep2 = 0) */
 } tt_block_params;
 
 /* Bytes of a prepared conv layer with k weights per output channel (k_h*k_w*in_c) and

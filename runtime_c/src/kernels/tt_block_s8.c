@@ -73,7 +73,7 @@ TT_KERNEL void tt_block_s8(const tt_block_params *p, const int8_t *in, int8_t *o
     int8_t *ks = (int8_t *)scratch;
     blk_conv c1 = {NULL, NULL, NULL, 0}, c2;
     if (p->pw1) blk_conv_init(&c1, p->pw1, p->pw1_kernel, p->prep1, &ks);
-    blk_conv_init(&c2, pw2, tt_conv2d_1x1_s8, p->prep2, &ks);
+    blk_conv_init(&c2, pw2, p->pw2_kernel ? p->pw2_kernel : tt_conv2d_1x1_s8, p->prep2, &ks);
 
     const int32_t rows = tt_block_rows(p);
     for (int32_t y = 0; y < dw->out_h; y += rows) {
