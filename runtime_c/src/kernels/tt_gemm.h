@@ -645,6 +645,80 @@ TT_STATIC void pw_pairs_big(const pw_big_ctx *cx)
         : "cc", "memory");
 }
 #undef PW_BIG_GROUP
+
+/* pw_pairs_big with fixed registers, so that one LDM loads a group's 4 input words
+ * (r0-r3) and one LDM a channel pair's 4 weight words (r4-r7): per group of 4 input
+ * channels 2 LDM + 8 SMLAD (two groups per loop turn, the loop end is on the stack),
+ * and per channel pair a 6-word LDM of the requantization records and post-indexed
+ * stores. Accumulators r8-r11, input pointer r12, weight pointer lr. Frame (sp):
+ * xb, xend, wend, o0, o1, odd (ng & 1, as 16 * ng & 16). */
+#define PW_LDM_GROUP                       \
+    "ldm     r12!, {r0, r1, r2, r3}\n\t"   \
+    "ldm     lr!, {r4, r5, r6, r7}\n\t"    \
+    "smlad   r8, r0, r4, r8\n\t"           \
+    "smlad   r8, r1, r5, r8\n\t"           \
+    "smlad   r10, r2, r4, r10\n\t"         \
+    "smlad   r10, r3, r5, r10\n\t"         \
+    "smlad   r9, r0, r6, r9\n\t"           \
+    "smlad   r9, r1, r7, r9\n\t"           \
+    "smlad   r11, r2, r6, r11\n\t"         \
+    "smlad   r11, r3, r7, r11\n\t"
+
+__attribute__((naked, noinline, unused)) static void pw_pairs_ldm(const pw_big_ctx *cx)
+{
+    __asm volatile(
+        "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "sub     sp, sp, #24\n\t"
+        "ldr     r1, [r0, #0]\n\t"   /* xb */
+        "ldr     r2, [r0, #4]\n\t"   /* xend */
+        "ldr     r3, [r0, #12]\n\t"  /* wend */
+        "ldr     r4, [r0, #16]\n\t"  /* o0 */
+        "ldr     r5, [r0, #20]\n\t"  /* d1 */
+        "ldr     lr, [r0, #8]\n\t"   /* wp */
+        "add     r5, r5, r4\n\t"     /* o1 */
+        "sub     r6, r2, r1\n\t"
+        "and     r6, r6, #16\n\t"    /* odd number of groups */
+        "stm     sp, {r1, r2, r3, r4, r5, r6}\n"
+        "1:\n\t"
+        "ldr     r12, [sp, #0]\n\t"
+        "ldrd    r8, r9, [lr], #8\n\t"
+        "mov     r10, r8\n\t"
+        "mov     r11, r9\n\t"
+        "ldr     r0, [sp, #20]\n\t"
+        "cbnz    r0, 3f\n"
+        "2:\n\t"
+        PW_LDM_GROUP
+        "3:\n\t"
+        PW_LDM_GROUP
+        "ldr     r0, [sp, #4]\n\t"
+        "cmp     r12, r0\n\t"
+        "bne     2b\n\t"
+        "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"
+        "smmla   r8, r8, r0, r1\n\t"
+        "smmla   r10, r10, r0, r1\n\t"
+        "smmla   r9, r9, r3, r4\n\t"
+        "smmla   r11, r11, r3, r4\n\t"
+        "asr     r8, r8, r2\n\t"
+        "asr     r10, r10, r2\n\t"
+        "asr     r9, r9, r5\n\t"
+        "asr     r11, r11, r5\n\t"
+        "ssat    r8, #8, r8\n\t"
+        "ssat    r10, #8, r10\n\t"
+        "ssat    r9, #8, r9\n\t"
+        "ssat    r11, #8, r11\n\t"
+        "ldrd    r6, r7, [sp, #12]\n\t"
+        "strb    r9, [r6, #1]\n\t"
+        "strb    r8, [r6], #2\n\t"
+        "strb    r11, [r7, #1]\n\t"
+        "strb    r10, [r7], #2\n\t"
+        "strd    r6, r7, [sp, #12]\n\t"
+        "ldr     r0, [sp, #8]\n\t"
+        "cmp     lr, r0\n\t"
+        "bne     1b\n\t"
+        "add     sp, sp, #24\n\t"
+        "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");
+}
+#undef PW_LDM_GROUP
 #endif
 
 /* Block of an output channel pair in scratch (words): bias0, bias1, k4 widened weight
@@ -721,7 +795,7 @@ TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int3
         case 16: pw_pairs_ng4(xbuf, blocks, wend, o0, co); break;
         default: {
             const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
-            pw_pairs_big(&cx);
+            pw_pairs_ldm(&cx);
         }
         }
         j = 2 * np;
