@@ -62,6 +62,31 @@ TT_INLINE void tt_widen_tail(const int8_t *v, int32_t n, int32_t zero, int32_t *
     *o = tt_pack16(a1, a3);
 }
 
+#if TT_DSP_NATIVE
+/* The groups of 4 values of tt_widen_pair from xa up to xa_end (> xa): per group two
+   LDR, four SXTAB16 and one STM of the 4 words. */
+__attribute__((naked, noinline, unused)) static void tt_widen_groups(
+    const int8_t *xa, const int8_t *xb, int32_t *xbuf, const int8_t *xa_end, int32_t zoff)
+{
+    (void)xa; (void)xb; (void)xbuf; (void)xa_end; (void)zoff;
+    __asm volatile(
+        "ldr     r12, [sp]\n\t"
+        "push    {r4, r5, r6, r7}\n"
+        "1:\n\t"
+        "ldr     r4, [r0], #4\n\t"
+        "ldr     r6, [r1], #4\n\t"
+        "sxtab16 r5, r12, r4, ror #8\n\t"
+        "sxtab16 r4, r12, r4\n\t"
+        "sxtab16 r7, r12, r6, ror #8\n\t"
+        "sxtab16 r6, r12, r6\n\t"
+        "stm     r2!, {r4, r5, r6, r7}\n\t"
+        "cmp     r0, r3\n\t"
+        "bne     1b\n\t"
+        "pop     {r4, r5, r6, r7}\n\t"
+        "bx      lr\n");
+}
+#endif
+
 /* Interleave two pixels' k int8 values (minus zero) into xbuf (k4 = k rounded up to 4
    words). */
 TT_INLINE void tt_widen_pair(const int8_t *xa, const int8_t *xb, int32_t k, int32_t zero,
@@ -69,6 +94,13 @@ TT_INLINE void tt_widen_pair(const int8_t *xa, const int8_t *xb, int32_t k, int3
 {
     const int32_t zoff = tt_pack16(-zero, -zero);
     int32_t i = 0;
+#if TT_DSP_NATIVE
+    if (k >= 4) {
+        i = k & ~3;
+        tt_widen_groups(xa, xb, xbuf, xa + i, zoff);
+        xbuf += i;
+    }
+#endif
     for (; i + 4 <= k; i += 4, xbuf += 4) {
         int32_t va = tt_ld32(xa + i), vb = tt_ld32(xb + i);
         xbuf[0] = tt_sxtab16(zoff, va);
