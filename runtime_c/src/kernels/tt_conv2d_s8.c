@@ -6,7 +6,7 @@
  * int16 pairs with the zero point subtracted, then the pointwise core: the OHWI weight
  * rows of a chunk of output channels (at most out_c, so the scratch stays small for the
  * first conv, usually the layer with the largest activations) are widened once per
- * call, and each pair of output channels costs 4 LDRD + 8 SMLAD per 16 MACs. */
+ * call, and each pair of output channels costs 2 LDM + 8 SMLAD per 16 MACs. */
 #include "tt_gemm.h"
 
 size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)

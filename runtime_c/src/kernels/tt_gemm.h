@@ -10,8 +10,8 @@
  * [bias0, bias1 | weights widened in the same layout | mult, off, t of each channel],
  * t == 0 marking a channel without a fast plan (exact 64-bit path, tt_simd.h). Then each
  * pixel pair runs over the chunk (tt_pw_pixel_pair): on the target, hand-written loops
- * with 4 LDRD + 8 SMLAD per 16 MACs (k <= 16: fully unrolled, one pass over all channel
- * pairs) and a 4-output SMMLA/ASR/SSAT epilogue; C elsewhere.
+ * with 2 LDM + 8 SMLAD per 16 MACs (k <= 16: fully unrolled) and a 4-output
+ * SMMLA/ASR/SSAT epilogue; C elsewhere.
  */
 #ifndef TT_GEMM_H
 #define TT_GEMM_H
@@ -282,408 +282,22 @@ TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t
 }
 
 #if TT_DSP_NATIVE
-/* Whole channel-pair loop for one pixel pair when k <= 16 (ng = k/4 groups, unrolled),
- * every channel on the fast path and the full int8 range. wp walks the pair blocks
- * [bias0, bias1 | 4*ng widened weight words | mult0, off0, t0, mult1, off1, t1]; xb is
- * the widened pixel pair; o0 the pixel-0 output of the first channel, d1 the distance
- * to pixel 1's. Per group: 5 LDRD + 8 SMLAD (x0 is reloaded to stay within 14
- * registers). */
-/* ng = 1: 41 instructions per 16 MACs */
-TT_STATIC void pw_pairs_ng1(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #32]\n\t"
-        "ldr     %[W1], [%[wp], #40]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #44]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #48\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[4])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-/* ng = 2: 54 instructions per 32 MACs */
-TT_STATIC void pw_pairs_ng2(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #48]\n\t"
-        "ldr     %[W1], [%[wp], #56]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #60]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #64\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[8])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-/* ng = 3: 67 instructions per 48 MACs */
-TT_STATIC void pw_pairs_ng3(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #40]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #48]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #56]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #64]\n\t"
-        "ldr     %[W1], [%[wp], #72]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #76]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #80\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[12])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-/* ng = 4: 80 instructions per 64 MACs */
-TT_STATIC void pw_pairs_ng4(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #40]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #48]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #48]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #56]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #56]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #64]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #48]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #72]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #80]\n\t"
-        "ldr     %[W1], [%[wp], #88]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #92]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #96\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[16])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-#endif
-
-
-#if TT_DSP_NATIVE
-/* Whole channel-pair loop for one pixel pair, any k (fast channels, full int8 range):
- * per group of 4 input channels 4 LDRD + 8 SMLAD, unrolled twice. All 14 registers are
- * used, so the context pointer is kept on the stack inside the asm. */
+/* Whole channel-pair loop for one pixel pair (every channel on the fast path, full
+ * int8 range), with fixed registers so that one LDM loads a group's 4 input words
+ * (r0-r3) and one LDM a channel pair's 4 weight words (r4-r7): per group of 4 input
+ * channels 2 LDM + 8 SMLAD; per channel pair a 6-word LDM of the requantization
+ * records (SMMLA, ASR, SSAT per output) and post-indexed stores. Accumulators r8-r11,
+ * input pointer r12, weight pointer lr. Frame (sp): xb, xend, wend, o0, o1, odd
+ * (16 * ng & 16). k4 <= 16: the groups unrolled (ng = 1: 36 instructions per 16 MACs,
+ * ng = 4: 66 per 64); any k4: two groups per loop turn. */
 typedef struct {
     const int32_t *xb, *xend, *wp, *wend;
     int8_t *o0;
     int32_t d1;
 } pw_big_ctx;
 
-#define PW_BIG_GROUP                                            \
-    "ldrd    %[X0], %[X1], [%[xp]], #8\n\t"                     \
-    "ldrd    %[X2], %[X3], [%[xp]], #8\n\t"                     \
-    "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"                     \
-    "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"                  \
-    "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"                  \
-    "smlad   %[a10], %[X2], %[W0], %[a10]\n\t"                  \
-    "smlad   %[a10], %[X3], %[W1], %[a10]\n\t"                  \
-    "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"                     \
-    "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"                  \
-    "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"                  \
-    "smlad   %[a11], %[X2], %[W0], %[a11]\n\t"                  \
-    "smlad   %[a11], %[X3], %[W1], %[a11]\n\t"
-
-TT_STATIC void pw_pairs_big(const pw_big_ctx *cx)
-{
-    const int32_t *xp = (const int32_t *)(const void *)cx, *xend, *wp;
-    int8_t *o0;
-    int32_t a00, a01, a10, a11, X0, X1, X2, X3, W0, W1;
-    __asm volatile(
-        "str     %[xp], [sp, #-8]!\n\t"
-        "ldr     %[xend], [%[xp], #4]\n\t"
-        "ldr     %[wp], [%[xp], #8]\n\t"
-        "ldr     %[o0], [%[xp], #16]\n"
-        "1:\n\t"
-        "ldr     %[xp], [sp]\n\t"
-        "ldr     %[xp], [%[xp]]\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]], #8\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "sub     %[X0], %[xend], %[xp]\n\t"
-        "tst     %[X0], #16\n\t"
-        "bne     3f\n"
-        "2:\n\t"
-        PW_BIG_GROUP
-        "3:\n\t"
-        PW_BIG_GROUP
-        "cmp     %[xp], %[xend]\n\t"
-        "bne     2b\n\t"
-        "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp]], #8\n\t"
-        "ldrd    %[W1], %[X1], [%[wp]], #8\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[X1]\n\t"
-        "asr     %[a11], %[a11], %[X1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "ldr     %[X2], [sp]\n\t"
-        "ldrd    %[X0], %[X1], [%[X2], #12]\n\t"
-        "ldr     %[X3], [%[X2], #20]\n\t"
-        "add     %[X3], %[X3], %[o0]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X3]]\n\t"
-        "strb    %[a11], [%[X3], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "cmp     %[wp], %[X0]\n\t"
-        "bne     1b\n\t"
-        "add     sp, sp, #8\n"
-        : [xp] "+r"(xp), [xend] "=&r"(xend), [wp] "=&r"(wp), [o0] "=&r"(o0),
-          [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [X2] "=&r"(X2), [X3] "=&r"(X3), [W0] "=&r"(W0),
-          [W1] "=&r"(W1)
-        : "m"(*cx)
-        : "cc", "memory");
-}
-#undef PW_BIG_GROUP
-
-/* pw_pairs_big with fixed registers, so that one LDM loads a group's 4 input words
- * (r0-r3) and one LDM a channel pair's 4 weight words (r4-r7): per group of 4 input
- * channels 2 LDM + 8 SMLAD (two groups per loop turn, the loop end is on the stack),
- * and per channel pair a 6-word LDM of the requantization records and post-indexed
- * stores. Accumulators r8-r11, input pointer r12, weight pointer lr. Frame (sp):
- * xb, xend, wend, o0, o1, odd (ng & 1, as 16 * ng & 16). */
+/* one group: 4 input words (pixel 0 e/o, pixel 1 e/o), 4 weight words (channel 0
+   e/o, channel 1 e/o) */
 #define PW_LDM_GROUP                       \
     "ldm     r12!, {r0, r1, r2, r3}\n\t"   \
     "ldm     lr!, {r4, r5, r6, r7}\n\t"    \
@@ -696,60 +310,166 @@ TT_STATIC void pw_pairs_big(const pw_big_ctx *cx)
     "smlad   r11, r2, r6, r11\n\t"         \
     "smlad   r11, r3, r7, r11\n\t"
 
-__attribute__((naked, noinline, unused)) static void pw_pairs_ldm(const pw_big_ctx *cx)
-{
-    __asm volatile(
-        "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-        "sub     sp, sp, #24\n\t"
-        "ldr     r1, [r0, #0]\n\t"   /* xb */
-        "ldr     r2, [r0, #4]\n\t"   /* xend */
-        "ldr     r3, [r0, #12]\n\t"  /* wend */
-        "ldr     r4, [r0, #16]\n\t"  /* o0 */
-        "ldr     r5, [r0, #20]\n\t"  /* d1 */
-        "ldr     lr, [r0, #8]\n\t"   /* wp */
-        "add     r5, r5, r4\n\t"     /* o1 */
-        "sub     r6, r2, r1\n\t"
-        "and     r6, r6, #16\n\t"    /* odd number of groups */
-        "stm     sp, {r1, r2, r3, r4, r5, r6}\n"
-        "1:\n\t"
-        "ldr     r12, [sp, #0]\n\t"
-        "ldrd    r8, r9, [lr], #8\n\t"
-        "mov     r10, r8\n\t"
-        "mov     r11, r9\n\t"
-        "ldr     r0, [sp, #20]\n\t"
-        "cbnz    r0, 3f\n"
-        "2:\n\t"
-        PW_LDM_GROUP
-        "3:\n\t"
-        PW_LDM_GROUP
-        "ldr     r0, [sp, #4]\n\t"
-        "cmp     r12, r0\n\t"
-        "bne     2b\n\t"
-        "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"
-        "smmla   r8, r8, r0, r1\n\t"
-        "smmla   r10, r10, r0, r1\n\t"
-        "smmla   r9, r9, r3, r4\n\t"
-        "smmla   r11, r11, r3, r4\n\t"
-        "asr     r8, r8, r2\n\t"
-        "asr     r10, r10, r2\n\t"
-        "asr     r9, r9, r5\n\t"
-        "asr     r11, r11, r5\n\t"
-        "ssat    r8, #8, r8\n\t"
-        "ssat    r10, #8, r10\n\t"
-        "ssat    r9, #8, r9\n\t"
-        "ssat    r11, #8, r11\n\t"
-        "ldrd    r6, r7, [sp, #12]\n\t"
-        "strb    r9, [r6, #1]\n\t"
-        "strb    r8, [r6], #2\n\t"
-        "strb    r11, [r7, #1]\n\t"
-        "strb    r10, [r7], #2\n\t"
-        "strd    r6, r7, [sp, #12]\n\t"
-        "ldr     r0, [sp, #8]\n\t"
-        "cmp     lr, r0\n\t"
-        "bne     1b\n\t"
-        "add     sp, sp, #24\n\t"
-        "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");
-}
+#define PW_LDM_FN(name, GROUPS)                                                \
+    __attribute__((naked, noinline, unused)) static void name(const pw_big_ctx *cx) \
+    {                                                                           \
+        (void)cx;                                                               \
+        __asm volatile(                                                         \
+            "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                \
+            "sub     sp, sp, #24\n\t"                                           \
+            "ldr     r1, [r0, #0]\n\t"  /* xb */                                \
+            "ldr     r2, [r0, #4]\n\t"  /* xend */                              \
+            "ldr     r3, [r0, #12]\n\t" /* wend */                              \
+            "ldr     r4, [r0, #16]\n\t" /* o0 */                                \
+            "ldr     r5, [r0, #20]\n\t" /* d1 */                                \
+            "ldr     lr, [r0, #8]\n\t"  /* wp */                                \
+            "add     r5, r5, r4\n\t"    /* o1 */                                \
+            "sub     r6, r2, r1\n\t"                                            \
+            "and     r6, r6, #16\n\t"   /* odd number of groups */              \
+            "stm     sp, {r1, r2, r3, r4, r5, r6}\n"                            \
+            "1:\n\t"                                                            \
+            "ldr     r12, [sp, #0]\n\t"                                         \
+            "ldrd    r8, r9, [lr], #8\n\t"                                      \
+            "mov     r10, r8\n\t"                                               \
+            "mov     r11, r9\n\t"                                               \
+            GROUPS                                                              \
+            "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
+            "smmla   r8, r8, r0, r1\n\t"                                        \
+            "smmla   r10, r10, r0, r1\n\t"                                      \
+            "smmla   r9, r9, r3, r4\n\t"                                        \
+            "smmla   r11, r11, r3, r4\n\t"                                      \
+            "asr     r8, r8, r2\n\t"                                            \
+            "asr     r10, r10, r2\n\t"                                          \
+            "asr     r9, r9, r5\n\t"                                            \
+            "asr     r11, r11, r5\n\t"                                          \
+            "ssat    r8, #8, r8\n\t"                                            \
+            "ssat    r10, #8, r10\n\t"                                          \
+            "ssat    r9, #8, r9\n\t"                                            \
+            "ssat    r11, #8, r11\n\t"                                          \
+            "ldrd    r6, r7, [sp, #12]\n\t"                                     \
+            "strb    r9, [r6, #1]\n\t"                                          \
+            "strb    r8, [r6], #2\n\t"                                          \
+            "strb    r11, [r7, #1]\n\t"                                         \
+            "strb    r10, [r7], #2\n\t"                                         \
+            "strd    r6, r7, [sp, #12]\n\t"                                     \
+            "ldr     r0, [sp, #8]\n\t"                                          \
+            "cmp     lr, r0\n\t"                                                \
+            "bne     1b\n\t"                                                    \
+            "add     sp, sp, #24\n\t"                                           \
+            "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
+    }
+
+/* any number of groups: two per loop turn, entered in the middle for an odd count */
+PW_LDM_FN(pw_pairs_ldm,
+          "ldr     r0, [sp, #20]\n\t"
+          "cbnz    r0, 3f\n"
+          "2:\n\t" PW_LDM_GROUP
+          "3:\n\t" PW_LDM_GROUP
+          "ldr     r0, [sp, #4]\n\t"
+          "cmp     r12, r0\n\t"
+          "bne     2b\n\t")
+/* k4 = 4, 8, 12, 16: the groups unrolled */
+PW_LDM_FN(pw_pairs_ldm1, PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm2, PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm3, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm4, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+#undef PW_LDM_FN
+
+/* Pixel pairs of contiguous pixels (stride 1, in_c a multiple of 4) through all n
+ * prepared channels (n even): per pair the two pixels are widened into xb (as
+ * tt_widen_pair) and the channel-pair loop above runs; outputs then skip oskip bytes
+ * (2 * co - n). The frame is the context itself, copied to the stack. */
+typedef struct {
+    const int32_t *xb, *xend, *wend; /* as pw_big_ctx */
+    int8_t *o0, *o1;
+    int32_t odd;                     /* (4 * k4) & 16 */
+    const int8_t *x, *xstop;         /* first pixel; x after the last pair */
+    int32_t ci, zoff;                /* bytes per pixel; tt_pack16(-zero, -zero) */
+    const int32_t *wp;               /* first channel pair's block */
+    int32_t oskip;
+} pw_rows_ctx;
+
+#define PW_ROWS_FN(name, GROUPS)                                                \
+    __attribute__((naked, noinline, unused)) static void name(const pw_rows_ctx *cx) \
+    {                                                                           \
+        (void)cx;                                                               \
+        __asm volatile(                                                         \
+            "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                \
+            "sub     sp, sp, #48\n\t"                                           \
+            "ldm     r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t" \
+            "stm     sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n" \
+            "4:\n\t"                                                            \
+            "ldr     r0, [sp, #24]\n\t"  /* x */                                \
+            "ldr     r3, [sp, #32]\n\t"  /* ci */                               \
+            "ldr     r12, [sp, #36]\n\t" /* zoff */                             \
+            "ldr     r2, [sp, #0]\n\t"   /* xb */                               \
+            "add     r1, r0, r3\n\t"                                            \
+            "add     r4, r1, r3\n\t"                                            \
+            "str     r4, [sp, #24]\n\t"                                         \
+            "mov     r3, r1\n"                                                  \
+            "5:\n\t"                                                            \
+            "ldr     r4, [r0], #4\n\t"                                          \
+            "ldr     r6, [r1], #4\n\t"                                          \
+            "sxtab16 r5, r12, r4, ror #8\n\t"                                   \
+            "sxtab16 r4, r12, r4\n\t"                                           \
+            "sxtab16 r7, r12, r6, ror #8\n\t"                                   \
+            "sxtab16 r6, r12, r6\n\t"                                           \
+            "stm     r2!, {r4, r5, r6, r7}\n\t"                                 \
+            "cmp     r0, r3\n\t"                                                \
+            "bne     5b\n\t"                                                    \
+            "ldr     lr, [sp, #40]\n"    /* wp */                               \
+            "1:\n\t"                                                            \
+            "ldr     r12, [sp, #0]\n\t"                                         \
+            "ldrd    r8, r9, [lr], #8\n\t"                                      \
+            "mov     r10, r8\n\t"                                               \
+            "mov     r11, r9\n\t"                                               \
+            GROUPS                                                              \
+            "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
+            "smmla   r8, r8, r0, r1\n\t"                                        \
+            "smmla   r10, r10, r0, r1\n\t"                                      \
+            "smmla   r9, r9, r3, r4\n\t"                                        \
+            "smmla   r11, r11, r3, r4\n\t"                                      \
+            "asr     r8, r8, r2\n\t"                                            \
+            "asr     r10, r10, r2\n\t"                                          \
+            "asr     r9, r9, r5\n\t"                                            \
+            "asr     r11, r11, r5\n\t"                                          \
+            "ssat    r8, #8, r8\n\t"                                            \
+            "ssat    r10, #8, r10\n\t"                                          \
+            "ssat    r9, #8, r9\n\t"                                            \
+            "ssat    r11, #8, r11\n\t"                                          \
+            "ldrd    r6, r7, [sp, #12]\n\t"                                     \
+            "strb    r9, [r6, #1]\n\t"                                          \
+            "strb    r8, [r6], #2\n\t"                                          \
+            "strb    r11, [r7, #1]\n\t"                                         \
+            "strb    r10, [r7], #2\n\t"                                         \
+            "strd    r6, r7, [sp, #12]\n\t"                                     \
+            "ldr     r0, [sp, #8]\n\t"                                          \
+            "cmp     lr, r0\n\t"                                                \
+            "bne     1b\n\t"                                                    \
+            "ldr     r0, [sp, #44]\n\t"  /* oskip */                            \
+            "add     r6, r6, r0\n\t"                                            \
+            "add     r7, r7, r0\n\t"                                            \
+            "strd    r6, r7, [sp, #12]\n\t"                                     \
+            "ldrd    r0, r1, [sp, #24]\n\t" /* x, xstop */                      \
+            "cmp     r0, r1\n\t"                                                \
+            "bne     4b\n\t"                                                    \
+            "add     sp, sp, #48\n\t"                                           \
+            "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
+    }
+
+PW_ROWS_FN(pw_rows_ldm,
+           "ldr     r0, [sp, #20]\n\t"
+           "cbnz    r0, 3f\n"
+           "2:\n\t" PW_LDM_GROUP
+           "3:\n\t" PW_LDM_GROUP
+           "ldr     r0, [sp, #4]\n\t"
+           "cmp     r12, r0\n\t"
+           "bne     2b\n\t")
+PW_ROWS_FN(pw_rows_ldm1, PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm2, PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm3, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm4, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+#undef PW_ROWS_FN
 #undef PW_LDM_GROUP
 #endif
 
@@ -820,15 +540,13 @@ TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int3
     if (simple && two && n >= 2) {
         const int32_t np = n / 2;
         const int32_t *wend = blocks + np * bw;
+        const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
         switch (k4) {
-        case 4: pw_pairs_ng1(xbuf, blocks, wend, o0, co); break;
-        case 8: pw_pairs_ng2(xbuf, blocks, wend, o0, co); break;
-        case 12: pw_pairs_ng3(xbuf, blocks, wend, o0, co); break;
-        case 16: pw_pairs_ng4(xbuf, blocks, wend, o0, co); break;
-        default: {
-            const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
-            pw_pairs_ldm(&cx);
-        }
+        case 4: pw_pairs_ldm1(&cx); break;
+        case 8: pw_pairs_ldm2(&cx); break;
+        case 12: pw_pairs_ldm3(&cx); break;
+        case 16: pw_pairs_ldm4(&cx); break;
+        default: pw_pairs_ldm(&cx);
         }
         j = 2 * np;
     }
