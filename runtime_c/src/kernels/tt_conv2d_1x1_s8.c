@@ -45,7 +45,7 @@ void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
     if (simple && s == 1 && skip == 0 && (ci & 3) == 0 && n >= 2 && (n & 1) == 0 && left >= 2) {
         const int32_t pairs = left / 2;
         const int32_t *wend = blocks + n / 2 * PW_BLOCK_WORDS(k4);
-        const pw_rows_ctx cx = {xbuf, xbuf + k4, wend, op, op + co, (4 * k4) & 16,
+        const pw_rows_ctx cx = {xbuf, xbuf + k4, wend, op, op + co, 0,
                                 xp, xp + (ptrdiff_t)2 * pairs * ci, ci, tt_pack16(-zi, -zi),
                                 blocks, 2 * co - n};
         switch (k4) {

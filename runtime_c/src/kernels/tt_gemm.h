@@ -287,8 +287,8 @@ TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t
  * (r0-r3) and one LDM a channel pair's 4 weight words (r4-r7): per group of 4 input
  * channels 2 LDM + 8 SMLAD; per channel pair a 6-word LDM of the requantization
  * records (SMMLA, ASR, SSAT per output) and post-indexed stores. Accumulators r8-r11,
- * input pointer r12, weight pointer lr. Frame (sp): xb, xend, wend, o0, o1, odd
- * (16 * ng & 16). k4 <= 16: the groups unrolled (ng = 1: 36 instructions per 16 MACs,
+ * input pointer r12, weight pointer lr. Frame (sp): xb, xend, wend, o0, o1, loop
+ * entry. k4 <= 16: the groups unrolled (ng = 1: 36 instructions per 16 MACs,
  * ng = 4: 66 per 64); any k4: two groups per loop turn. */
 typedef struct {
     const int32_t *xb, *xend, *wp, *wend;
@@ -310,7 +310,29 @@ typedef struct {
     "smlad   r11, r2, r6, r11\n\t"         \
     "smlad   r11, r3, r7, r11\n\t"
 
-#define PW_LDM_FN(name, GROUPS)                                                \
+/* Any number ng of groups: four per loop turn (the loop end is on the stack), entered
+   (LDR PC from the frame's slot 20) at the group that leaves a multiple of 4. A group
+   is 40 bytes of code (two 32-bit LDM, eight SMLAD), so the entry is the loop start +
+   40 * ((4 - ng % 4) % 4), computed once per call. */
+#define PW_LOOP_ENTRY                                                   \
+    "ldrd    r1, r2, [sp, #0]\n\t"                                     \
+    "sub     r2, r1, r2\n\t"      /* -16 * ng */                         \
+    "and     r2, r2, #48\n\t"     /* 16 * ((4 - ng % 4) % 4) */          \
+    "add     r2, r2, r2, lsl #2\n\t"                                    \
+    "lsr     r2, r2, #1\n\t"                                            \
+    "adr     r1, 2f\n\t"                                                \
+    "add     r1, r1, r2\n\t"                                            \
+    "orr     r1, r1, #1\n\t"      /* Thumb */                            \
+    "str     r1, [sp, #20]\n\t"
+#define PW_LOOP_GROUPS                                                  \
+    "ldr     pc, [sp, #20]\n"                                           \
+    ".p2align 2\n"                                                      \
+    "2:\n\t" PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP         \
+    "ldr     r0, [sp, #4]\n\t"                                         \
+    "cmp     r12, r0\n\t"                                              \
+    "bne     2b\n\t"
+
+#define PW_LDM_FN(name, ENTRY, GROUPS)                                                \
     __attribute__((naked, noinline, unused)) static void name(const pw_big_ctx *cx) \
     {                                                                           \
         (void)cx;                                                               \
@@ -324,9 +346,8 @@ typedef struct {
             "ldr     r5, [r0, #20]\n\t" /* d1 */                                \
             "ldr     lr, [r0, #8]\n\t"  /* wp */                                \
             "add     r5, r5, r4\n\t"    /* o1 */                                \
-            "sub     r6, r2, r1\n\t"                                            \
-            "and     r6, r6, #16\n\t"   /* odd number of groups */              \
-            "stm     sp, {r1, r2, r3, r4, r5, r6}\n"                            \
+            "stm     sp, {r1, r2, r3, r4, r5, r6}\n\t"                          \
+            ENTRY                                                               \
             "1:\n\t"                                                            \
             "ldr     r12, [sp, #0]\n\t"                                         \
             "ldrd    r8, r9, [lr], #8\n\t"                                      \
@@ -359,20 +380,13 @@ typedef struct {
             "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
     }
 
-/* any number of groups: two per loop turn, entered in the middle for an odd count */
-PW_LDM_FN(pw_pairs_ldm,
-          "ldr     r0, [sp, #20]\n\t"
-          "cbnz    r0, 3f\n"
-          "2:\n\t" PW_LDM_GROUP
-          "3:\n\t" PW_LDM_GROUP
-          "ldr     r0, [sp, #4]\n\t"
-          "cmp     r12, r0\n\t"
-          "bne     2b\n\t")
+/* any number of groups (PW_LOOP_GROUPS) */
+PW_LDM_FN(pw_pairs_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
 /* k4 = 4, 8, 12, 16: the groups unrolled */
-PW_LDM_FN(pw_pairs_ldm1, PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm2, PW_LDM_GROUP PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm3, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm4, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm1, "", PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm2, "", PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm3, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm4, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
 #undef PW_LDM_FN
 
 /* Pixel pairs of contiguous pixels (stride 1, in_c a multiple of 4) through all n
@@ -382,14 +396,14 @@ PW_LDM_FN(pw_pairs_ldm4, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
 typedef struct {
     const int32_t *xb, *xend, *wend; /* as pw_big_ctx */
     int8_t *o0, *o1;
-    int32_t odd;                     /* (4 * k4) & 16 */
+    int32_t entry;                   /* set by the function */
     const int8_t *x, *xstop;         /* first pixel; x after the last pair */
     int32_t ci, zoff;                /* bytes per pixel; tt_pack16(-zero, -zero) */
     const int32_t *wp;               /* first channel pair's block */
     int32_t oskip;
 } pw_rows_ctx;
 
-#define PW_ROWS_FN(name, GROUPS)                                                \
+#define PW_ROWS_FN(name, ENTRY, GROUPS)                                                \
     __attribute__((naked, noinline, unused)) static void name(const pw_rows_ctx *cx) \
     {                                                                           \
         (void)cx;                                                               \
@@ -397,7 +411,8 @@ typedef struct {
             "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                \
             "sub     sp, sp, #48\n\t"                                           \
             "ldm     r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t" \
-            "stm     sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n" \
+            "stm     sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t" \
+            ENTRY                                                               \
             "4:\n\t"                                                            \
             "ldr     r0, [sp, #24]\n\t"  /* x */                                \
             "ldr     r3, [sp, #32]\n\t"  /* ci */                               \
@@ -457,18 +472,13 @@ typedef struct {
             "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
     }
 
-PW_ROWS_FN(pw_rows_ldm,
-           "ldr     r0, [sp, #20]\n\t"
-           "cbnz    r0, 3f\n"
-           "2:\n\t" PW_LDM_GROUP
-           "3:\n\t" PW_LDM_GROUP
-           "ldr     r0, [sp, #4]\n\t"
-           "cmp     r12, r0\n\t"
-           "bne     2b\n\t")
-PW_ROWS_FN(pw_rows_ldm1, PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm2, PW_LDM_GROUP PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm3, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm4, PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
+PW_ROWS_FN(pw_rows_ldm1, "", PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm2, "", PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm3, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm4, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+#undef PW_LOOP_ENTRY
+#undef PW_LOOP_GROUPS
 #undef PW_ROWS_FN
 #undef PW_LDM_GROUP
 #endif
