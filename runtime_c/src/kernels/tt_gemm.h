@@ -32,6 +32,25 @@ TT_INLINE void tt_chrec_make(tt_chrec *r, int32_t bias, int32_t mult, int32_t sh
                              int32_t max_lsh)
 {
     tt_rq q;
+    if (mult >= 0 && shift <= -2 && shift >= -24 && k <= 16384) {
+        /* the usual case, as tt_rq_plan_w's first attempt in 32-bit arithmetic: lsh 0,
+           bound = |bias| + k * xmax * 128 <= INT32_MAX, t = -1 - shift <= 23 */
+        const uint32_t b = bias < 0 ? 0u - (uint32_t)bias : (uint32_t)bias;
+        const uint32_t kx = (uint32_t)k * (uint32_t)xmax * 128u;
+        if (b <= (uint32_t)INT32_MAX - kx) {
+            const uint32_t hi = (uint32_t)(((uint64_t)(b + kx) * (uint32_t)mult) >> 32) + 1u;
+            int32_t t = -1 - shift;
+            while (t > 1 && hi < (1u << (t - 2))) --t;
+            const int32_t off = (1 << (t - 1)) + zero * (1 << t);
+            if ((uint32_t)(off < 0 ? -off : off) + hi <= (uint32_t)INT32_MAX) {
+                r->bias = bias;
+                r->mult = mult;
+                r->off = off;
+                r->t = t;
+                return;
+            }
+        }
+    }
     if (tt_rq_plan_w(&q, bias, mult, shift, zero, w, k, xmax, max_lsh)) {
         r->bias = (int32_t)((uint32_t)bias << q.lsh);
         r->mult = q.mult;
@@ -253,11 +272,39 @@ TT_INLINE void tt_store_block(int8_t *o0, int8_t *o1, const tt_chrec *r, int32_t
 #endif
 
 /* Widen channel weights (scaled by 2^lsh) into slot s (0/1) of a pair's weight words. */
+#if TT_DSP_NATIVE
+/* The whole groups of tt_widen_weights with lsh 0: per 4 weights LDR, two SXTB16 and a
+   post-indexed STRD into the slot (blk: its first word; wend > w). */
+__attribute__((naked, noinline, unused)) static void tt_widen_w_groups(const int8_t *w,
+                                                                       int32_t *blk,
+                                                                       const int8_t *wend)
+{
+    (void)w; (void)blk; (void)wend;
+    __asm volatile(
+        "1:\n\t"
+        "ldr     r3, [r0], #4\n\t"
+        "sxtb16  r12, r3\n\t"
+        "sxtb16  r3, r3, ror #8\n\t"
+        "strd    r12, r3, [r1], #16\n\t"
+        "cmp     r0, r2\n\t"
+        "bne     1b\n\t"
+        "bx      lr\n");
+}
+#endif
+
 TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t *blk, int32_t s)
 {
     if (lsh == 0) {
         int32_t i = 0;
-        for (blk += 2 * s; i + 4 <= k; i += 4, blk += 4) {
+        blk += 2 * s;
+#if TT_DSP_NATIVE
+        if (k >= 4) {
+            i = k & ~3;
+            tt_widen_w_groups(w, blk, w + i);
+            blk += i;
+        }
+#endif
+        for (; i + 4 <= k; i += 4, blk += 4) {
             int32_t v = tt_ld32(w + i);
             blk[0] = tt_sxtb16(v);
             blk[1] = tt_sxtb16_ror8(v);
