@@ -335,8 +335,8 @@ TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t
  * channels 2 LDM + 8 SMLAD; per channel pair a 6-word LDM of the requantization
  * records (SMMLA, ASR, SSAT per output) and post-indexed stores. Accumulators r8-r11,
  * input pointer r12, weight pointer lr. Frame (sp): xb, xend, wend, o0, o1, loop
- * entry. k4 <= 16: the groups unrolled (ng = 1: 36 instructions per 16 MACs,
- * ng = 4: 66 per 64); any k4: two groups per loop turn. */
+ * entry. k4 <= 16: the groups unrolled (ng = 1: 34 instructions per 16 MACs,
+ * ng = 4: 64 per 64); any k4: four groups per loop turn. */
 typedef struct {
     const int32_t *xb, *xend, *wp, *wend;
     int8_t *o0;
@@ -357,14 +357,30 @@ typedef struct {
     "smlad   r11, r2, r6, r11\n\t"         \
     "smlad   r11, r3, r7, r11\n\t"
 
-/* Any number ng of groups: four per loop turn (the loop end is on the stack), entered
-   (LDR PC from the frame's slot 20) at the group that leaves a multiple of 4. A group
-   is 40 bytes of code (two 32-bit LDM, eight SMLAD), so the entry is the loop start +
-   40 * ((4 - ng % 4) % 4), computed once per call. */
+/* the first group, accumulating onto the biases in r8 (channel 0) and r9 (channel 1):
+   pixel 1's accumulators r10, r11 start from them, so no copies are needed */
+#define PW_LDM_FIRST                       \
+    "ldm     r12!, {r0, r1, r2, r3}\n\t"   \
+    "ldm     lr!, {r4, r5, r6, r7}\n\t"    \
+    "smlad   r10, r2, r4, r8\n\t"          \
+    "smlad   r11, r2, r6, r9\n\t"          \
+    "smlad   r8, r0, r4, r8\n\t"           \
+    "smlad   r9, r0, r6, r9\n\t"           \
+    "smlad   r8, r1, r5, r8\n\t"           \
+    "smlad   r10, r3, r5, r10\n\t"         \
+    "smlad   r9, r1, r7, r9\n\t"           \
+    "smlad   r11, r3, r7, r11\n\t"
+
+/* Any number ng >= 2 of groups: the first one (PW_LDM_FIRST), then four per loop turn
+   (the loop end is on the stack), entered (LDR PC from the frame's slot 20) at the
+   group that leaves a multiple of 4 of the other ng - 1. A group is 40 bytes of code
+   (two 32-bit LDM, eight SMLAD), so the entry is the loop start +
+   40 * ((4 - (ng - 1) % 4) % 4), computed once per call. */
 #define PW_LOOP_ENTRY                                                   \
     "ldrd    r1, r2, [sp, #0]\n\t"                                     \
     "sub     r2, r1, r2\n\t"      /* -16 * ng */                         \
-    "and     r2, r2, #48\n\t"     /* 16 * ((4 - ng % 4) % 4) */          \
+    "add     r2, r2, #16\n\t"     /* -16 * (ng - 1) */                   \
+    "and     r2, r2, #48\n\t"     /* 16 * ((4 - (ng - 1) % 4) % 4) */    \
     "add     r2, r2, r2, lsl #2\n\t"                                    \
     "lsr     r2, r2, #1\n\t"                                            \
     "adr     r1, 2f\n\t"                                                \
@@ -372,6 +388,7 @@ typedef struct {
     "orr     r1, r1, #1\n\t"      /* Thumb */                            \
     "str     r1, [sp, #20]\n\t"
 #define PW_LOOP_GROUPS                                                  \
+    PW_LDM_FIRST                                                        \
     "ldr     pc, [sp, #20]\n"                                           \
     ".p2align 2\n"                                                      \
     "2:\n\t" PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP         \
@@ -398,8 +415,6 @@ typedef struct {
             "1:\n\t"                                                            \
             "ldr     r12, [sp, #0]\n\t"                                         \
             "ldrd    r8, r9, [lr], #8\n\t"                                      \
-            "mov     r10, r8\n\t"                                               \
-            "mov     r11, r9\n\t"                                               \
             GROUPS                                                              \
             "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
             "smmla   r8, r8, r0, r1\n\t"                                        \
@@ -430,10 +445,10 @@ typedef struct {
 /* any number of groups (PW_LOOP_GROUPS) */
 PW_LDM_FN(pw_pairs_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
 /* k4 = 4, 8, 12, 16: the groups unrolled */
-PW_LDM_FN(pw_pairs_ldm1, "", PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm2, "", PW_LDM_GROUP PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm3, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm4, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm1, "", PW_LDM_FIRST)
+PW_LDM_FN(pw_pairs_ldm2, "", PW_LDM_FIRST PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
 #undef PW_LDM_FN
 
 /* Pixel pairs of contiguous pixels (stride 1, in_c a multiple of 4) through all n
@@ -483,8 +498,6 @@ typedef struct {
             "1:\n\t"                                                            \
             "ldr     r12, [sp, #0]\n\t"                                         \
             "ldrd    r8, r9, [lr], #8\n\t"                                      \
-            "mov     r10, r8\n\t"                                               \
-            "mov     r11, r9\n\t"                                               \
             GROUPS                                                              \
             "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
             "smmla   r8, r8, r0, r1\n\t"                                        \
@@ -520,12 +533,13 @@ typedef struct {
     }
 
 PW_ROWS_FN(pw_rows_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
-PW_ROWS_FN(pw_rows_ldm1, "", PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm2, "", PW_LDM_GROUP PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm3, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm4, "", PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm1, "", PW_LDM_FIRST)
+PW_ROWS_FN(pw_rows_ldm2, "", PW_LDM_FIRST PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
 #undef PW_LOOP_ENTRY
 #undef PW_LOOP_GROUPS
+#undef PW_LDM_FIRST
 #undef PW_ROWS_FN
 #undef PW_LDM_GROUP
 #endif
