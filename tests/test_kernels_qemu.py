@@ -50,6 +50,21 @@ def qemu_cases() -> list[kc.Case]:
         kc.conv_case("conv2d_1x1", h=8, w=8, ci=8, co=48, k=1, stride=1, pad=0, seed=19,
                      regime="mixed"),
         kc.conv_case("conv2d_1x1", h=7, w=9, ci=21, co=7, k=1, stride=2, pad=0, seed=20),
+        # the assembly pointwise rows (stride 1, in_c a multiple of 4, channel pairs) with
+        # 5..9 groups of 4 input channels (every entry of the four-group loop), an odd
+        # pixel count, one-pixel rows, two chunks (32 + 4 channels), an odd channel count
+        kc.conv_case("conv2d_1x1", h=3, w=3, ci=20, co=36, k=1, stride=1, pad=0, seed=31,
+                     act=(-128, 127)),
+        kc.conv_case("conv2d_1x1", h=5, w=1, ci=24, co=6, k=1, stride=1, pad=0, seed=32,
+                     act=(-128, 127), bands="random"),
+        kc.conv_case("conv2d_1x1", h=2, w=3, ci=28, co=10, k=1, stride=1, pad=0, seed=33,
+                     act=(-128, 127)),
+        kc.conv_case("conv2d_1x1", h=1, w=3, ci=32, co=4, k=1, stride=1, pad=0, seed=34,
+                     act=(-128, 127)),
+        kc.conv_case("conv2d_1x1", h=3, w=3, ci=20, co=7, k=1, stride=1, pad=0, seed=35,
+                     act=(-128, 127)),
+        kc.conv_case("conv2d", h=5, w=5, ci=4, co=6, k=3, stride=1, pad=1, seed=36,
+                     act=(-128, 127)),
         kc.fc_case(ci=160, co=10, batch=1, seed=21),
         kc.add_case(n=2000, seed=22),
         kc.avgpool_case(h=4, w=4, c=96, seed=23),

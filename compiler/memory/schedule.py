@@ -208,12 +208,14 @@ def _prep_bytes(g: Graph, n: Node | None) -> int:
     return _c_size(KF.prep_expr(g, n)) if n is not None else 0
 
 
-def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool = False,
+def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool | str = False,
                 rows: int = 1) -> Step:
     """The fused step of block ``b``, named after the depthwise conv's parent module, or
     after the depthwise conv itself when that parent holds several blocks (``unique``
     False: the layers of one ``nn.Sequential``). ``prep``: its pointwise layers are
-    prepared once per call, in scratch before the kernels' shared scratch; ``rows``
+    prepared once per call, in scratch before the kernels' shared scratch (``"pw2"``:
+    only pointwise2, the smaller preparation, where the expand conv's does not fit);
+    ``rows``
     depthwise output rows per group (tt_block_band_bytes / tt_block_row_bytes)."""
     dw, pw1, pw2 = b["dw"], b["pw1"], b["pw2"]
     _, h, w, c = g.tensors[dw.inputs[0]].shape
@@ -225,9 +227,11 @@ def _block_step(g: Graph, b: dict, unique: bool = True, prep: bool = False,
     ks = max([_scratch(g, n) for n in (pw1, dw, pw2) if n is not None])
     nodes = [n for n in (pw1, dw, pw2, b["add"]) if n is not None]
     name = _block_name(dw.name) if unique else dw.name
-    # a layer with 4-bit weights is never prepared: its kernel unpacks them per call
-    p1, p2 = ((0 if pw1 is None or KF.is_packed(pw1) else _prep_bytes(g, pw1),
-               0 if KF.is_packed(pw2) else _prep_bytes(g, pw2)) if prep else (0, 0))
+    # a layer with 4-bit weights is never prepared: its kernel unpacks them per call;
+    # prep is True (both pointwise layers) or another truthy value (pointwise2 only)
+    p1 = (_prep_bytes(g, pw1) if prep is True and pw1 is not None and not KF.is_packed(pw1)
+          else 0)
+    p2 = _prep_bytes(g, pw2) if prep and not KF.is_packed(pw2) else 0
     return Step("block", name, nodes, [b["input"]], b["output"],
                 band + row + p1 + p2 + _align(ks),
                 KF.BLOCK.kernel(), {**b, "band_bytes": band, "row_bytes": row,
@@ -274,13 +278,29 @@ def _plan_tiled(g: Graph, fuse: str, keep, extend_last: dict | None,
         if cand:
             p = _plan(g, fuse, keep, extend_last, extra, cand)
             if p.arena_bytes <= base.arena_bytes:
-                return _raise_rows(g, fuse, keep, extend_last, extra, base.arena_bytes, p,
-                                   cand, tiling, cap)
-    return base
+                p, cand = _raise_rows(g, fuse, keep, extend_last, extra, base.arena_bytes, p,
+                                      cand, tiling, cap)
+                return _prep_pw2(g, fuse, keep, extend_last, extra, base.arena_bytes, p, cand)
+    return _prep_pw2(g, fuse, keep, extend_last, extra, base.arena_bytes, base, {})
+
+
+def _prep_pw2(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
+              arena: int, p: Plan, cand: dict) -> Plan:
+    """Blocks left without any tiling (e.g. the first block, at the arena's peak, where
+    the expand conv's preparation does not fit) still prepare their pointwise2 where the
+    arena stays within ``arena`` (block by block, in step order)."""
+    for s in list(p.steps):
+        if s.kind != "block" or s.name in cand or s.block["pw1"] is None:
+            continue
+        trial = {**cand, s.name: ("pw2", 1)}
+        q = _plan(g, fuse, keep, extend_last, extra, trial)
+        if q.arena_bytes <= arena:
+            p, cand = q, trial
+    return p
 
 
 def _raise_rows(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
-                arena: int, p: Plan, cand: dict, tiling: dict, cap: int) -> Plan:
+                arena: int, p: Plan, cand: dict, tiling: dict, cap: int) -> tuple[Plan, dict]:
     """The rows cap is common to all blocks: raise it block by block (in step order)
     where the arena still stays within ``arena`` (e.g. mcunet-5fps: 1 row per group for
     all, then 4 rows for blocks.2..4 and 2 for blocks.5, same arena)."""
@@ -293,7 +313,7 @@ def _raise_rows(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list
             if q.arena_bytes <= arena:
                 p, cand = q, trial
                 break
-    return p
+    return p, cand
 
 
 # (prep, rows) tried for each fused block, best first

@@ -3,7 +3,7 @@
  * DSP variant (see tt_gemm.h): output channels in chunks of TT_PW_CHUNK(in_c); a
  * chunk's weights are widened to int16 once per call (pre-scaled for the fast
  * requantization), then for every pair of output pixels the inputs are widened once
- * and each pair of output channels costs, per 4 input channels, 4 LDRD + 8 SMLAD for
+ * and each pair of output channels costs, per 4 input channels, 2 LDM + 8 SMLAD for
  * 16 MACs, plus a short requantization epilogue (SMMLA, ASR, SSAT, STRB) per output.
  */
 #include "tt_gemm.h"
@@ -38,8 +38,30 @@ void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
     const int32_t step = s * ci, skip = (s * p->in_w - s * wo) * ci;
     const int8_t *xp = in + (ptrdiff_t)(y0 * s - in_row0) * p->in_w * ci;
     int8_t *op = out + (ptrdiff_t)(y0 - out_row0) * wo * co + c0;
-    int32_t x = 0;
-    for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
+    int32_t x = 0, left = (y1 - y0) * wo;
+#if TT_DSP_NATIVE
+    /* contiguous pixels (stride 1), whole groups of 4 input channels, channel pairs:
+       the pixel-pair loop in assembly */
+    if (simple && s == 1 && skip == 0 && (ci & 3) == 0 && n >= 2 && (n & 1) == 0 && left >= 2) {
+        const int32_t pairs = left / 2;
+        const int32_t *wend = blocks + n / 2 * PW_BLOCK_WORDS(k4);
+        const pw_rows_ctx cx = {xbuf, xbuf + k4, wend, op, op + co, 0,
+                                xp, xp + (ptrdiff_t)2 * pairs * ci, ci, tt_pack16(-zi, -zi),
+                                blocks, 2 * co - n};
+        switch (k4) {
+        case 4: pw_rows_ldm1(&cx); break;
+        case 8: pw_rows_ldm2(&cx); break;
+        case 12: pw_rows_ldm3(&cx); break;
+        case 16: pw_rows_ldm4(&cx); break;
+        default: pw_rows_ldm(&cx);
+        }
+        xp += (ptrdiff_t)2 * pairs * ci;
+        op += (ptrdiff_t)2 * pairs * co;
+        left -= 2 * pairs;
+        x = (2 * pairs) % wo;
+    }
+#endif
+    for (; left > 0; left -= 2) {
         const int two = left >= 2;
         const int8_t *xa = xp, *xb = xa;
         xp += step;

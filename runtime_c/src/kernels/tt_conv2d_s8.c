@@ -6,7 +6,7 @@
  * int16 pairs with the zero point subtracted, then the pointwise core: the OHWI weight
  * rows of a chunk of output channels (at most out_c, so the scratch stays small for the
  * first conv, usually the layer with the largest activations) are widened once per
- * call, and each pair of output channels costs 4 LDRD + 8 SMLAD per 16 MACs. */
+ * call, and each pair of output channels costs 2 LDM + 8 SMLAD per 16 MACs. */
 #include "tt_gemm.h"
 
 size_t tt_conv2d_s8_scratch_bytes(const tt_conv_params *p)
@@ -112,7 +112,16 @@ TT_INLINE void im2col_next(im2col_iter *it, int8_t *d)
     if (it->inside && x >= it->xlo && x < it->xhi) {
         const int8_t *s = it->in + (it->off + (ptrdiff_t)x * it->sxc);
         const int32_t span = it->span, rowb = it->rowb;
-        for (int32_t ky = it->kh; ky > 0; --ky, d += span, s += rowb) copy_bytes(d, s, span);
+        if (span == 9) { /* 3x3 over 3 channels (the usual first conv): straight-line copies */
+            for (int32_t ky = it->kh; ky > 0; --ky, d += 9, s += rowb) {
+                const int32_t a = tt_ld32(s), b = tt_ld32(s + 4);
+                tt_st32(d, a);
+                tt_st32(d + 4, b);
+                d[8] = s[8];
+            }
+        } else {
+            for (int32_t ky = it->kh; ky > 0; --ky, d += span, s += rowb) copy_bytes(d, s, span);
+        }
     } else {
         im2col(it->p, it->in, it->in_row0, it->y, x, d);
     }
@@ -136,10 +145,31 @@ void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
     im2col_iter it;
     im2col_begin(&it, p, in, in_row0, y0);
     for (int32_t i = k; i < k4; ++i) raw0[i] = raw1[i] = (int8_t)zi;
+#if TT_DSP_NATIVE
+    /* raw1 = raw0 + k4: a pixel pair is the pointwise rows' contiguous pair (ci = k4) */
+    const int fast = simple && n >= 2 && (n & 1) == 0;
+    pw_rows_ctx cx = {xbuf, xbuf + k4, blocks + n / 2 * PW_BLOCK_WORDS(k4), op, op + co, 0,
+                      raw0, raw0 + 2 * k4, k4, tt_pack16(-zi, -zi), blocks, 0};
+#endif
     for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
         const int two = left >= 2;
         im2col_next(&it, raw0);
         if (two) im2col_next(&it, raw1);
+#if TT_DSP_NATIVE
+        if (fast && two) {
+            cx.o0 = op;
+            cx.o1 = op + co;
+            switch (k4) {
+            case 4: pw_rows_ldm1(&cx); break;
+            case 8: pw_rows_ldm2(&cx); break;
+            case 12: pw_rows_ldm3(&cx); break;
+            case 16: pw_rows_ldm4(&cx); break;
+            default: pw_rows_ldm(&cx);
+            }
+            op += 2 * co;
+            continue;
+        }
+#endif
         tt_widen_pair(raw0, two ? raw1 : raw0, k4, zi, xbuf);
         tt_pw_pixel_pair(xbuf, blocks, n, k4, op, two ? op + co : sink, co, two, simple,
                          p->out_zero, clamp, p->act_min, p->act_max);

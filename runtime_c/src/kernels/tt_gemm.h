@@ -10,8 +10,8 @@
  * [bias0, bias1 | weights widened in the same layout | mult, off, t of each channel],
  * t == 0 marking a channel without a fast plan (exact 64-bit path, tt_simd.h). Then each
  * pixel pair runs over the chunk (tt_pw_pixel_pair): on the target, hand-written loops
- * with 4 LDRD + 8 SMLAD per 16 MACs (k <= 16: fully unrolled, one pass over all channel
- * pairs) and a 4-output SMMLA/ASR/SSAT epilogue; C elsewhere.
+ * with 2 LDM + 8 SMLAD per 16 MACs (k <= 16: fully unrolled) and a 4-output
+ * SMMLA/ASR/SSAT epilogue; C elsewhere.
  */
 #ifndef TT_GEMM_H
 #define TT_GEMM_H
@@ -32,6 +32,25 @@ TT_INLINE void tt_chrec_make(tt_chrec *r, int32_t bias, int32_t mult, int32_t sh
                              int32_t max_lsh)
 {
     tt_rq q;
+    if (mult >= 0 && shift <= -2 && shift >= -24 && k <= 16384) {
+        /* the usual case, as tt_rq_plan_w's first attempt in 32-bit arithmetic: lsh 0,
+           bound = |bias| + k * xmax * 128 <= INT32_MAX, t = -1 - shift <= 23 */
+        const uint32_t b = bias < 0 ? 0u - (uint32_t)bias : (uint32_t)bias;
+        const uint32_t kx = (uint32_t)k * (uint32_t)xmax * 128u;
+        if (b <= (uint32_t)INT32_MAX - kx) {
+            const uint32_t hi = (uint32_t)(((uint64_t)(b + kx) * (uint32_t)mult) >> 32) + 1u;
+            int32_t t = -1 - shift;
+            while (t > 1 && hi < (1u << (t - 2))) --t;
+            const int32_t off = (1 << (t - 1)) + zero * (1 << t);
+            if ((uint32_t)(off < 0 ? -off : off) + hi <= (uint32_t)INT32_MAX) {
+                r->bias = bias;
+                r->mult = mult;
+                r->off = off;
+                r->t = t;
+                return;
+            }
+        }
+    }
     if (tt_rq_plan_w(&q, bias, mult, shift, zero, w, k, xmax, max_lsh)) {
         r->bias = (int32_t)((uint32_t)bias << q.lsh);
         r->mult = q.mult;
@@ -62,6 +81,31 @@ TT_INLINE void tt_widen_tail(const int8_t *v, int32_t n, int32_t zero, int32_t *
     *o = tt_pack16(a1, a3);
 }
 
+#if TT_DSP_NATIVE
+/* The groups of 4 values of tt_widen_pair from xa up to xa_end (> xa): per group two
+   LDR, four SXTAB16 and one STM of the 4 words. */
+__attribute__((naked, noinline, unused)) static void tt_widen_groups(
+    const int8_t *xa, const int8_t *xb, int32_t *xbuf, const int8_t *xa_end, int32_t zoff)
+{
+    (void)xa; (void)xb; (void)xbuf; (void)xa_end; (void)zoff;
+    __asm volatile(
+        "ldr     r12, [sp]\n\t"
+        "push    {r4, r5, r6, r7}\n"
+        "1:\n\t"
+        "ldr     r4, [r0], #4\n\t"
+        "ldr     r6, [r1], #4\n\t"
+        "sxtab16 r5, r12, r4, ror #8\n\t"
+        "sxtab16 r4, r12, r4\n\t"
+        "sxtab16 r7, r12, r6, ror #8\n\t"
+        "sxtab16 r6, r12, r6\n\t"
+        "stm     r2!, {r4, r5, r6, r7}\n\t"
+        "cmp     r0, r3\n\t"
+        "bne     1b\n\t"
+        "pop     {r4, r5, r6, r7}\n\t"
+        "bx      lr\n");
+}
+#endif
+
 /* Interleave two pixels' k int8 values (minus zero) into xbuf (k4 = k rounded up to 4
    words). */
 TT_INLINE void tt_widen_pair(const int8_t *xa, const int8_t *xb, int32_t k, int32_t zero,
@@ -69,6 +113,13 @@ TT_INLINE void tt_widen_pair(const int8_t *xa, const int8_t *xb, int32_t k, int3
 {
     const int32_t zoff = tt_pack16(-zero, -zero);
     int32_t i = 0;
+#if TT_DSP_NATIVE
+    if (k >= 4) {
+        i = k & ~3;
+        tt_widen_groups(xa, xb, xbuf, xa + i, zoff);
+        xbuf += i;
+    }
+#endif
     for (; i + 4 <= k; i += 4, xbuf += 4) {
         int32_t va = tt_ld32(xa + i), vb = tt_ld32(xb + i);
         xbuf[0] = tt_sxtab16(zoff, va);
@@ -221,11 +272,39 @@ TT_INLINE void tt_store_block(int8_t *o0, int8_t *o1, const tt_chrec *r, int32_t
 #endif
 
 /* Widen channel weights (scaled by 2^lsh) into slot s (0/1) of a pair's weight words. */
+#if TT_DSP_NATIVE
+/* The whole groups of tt_widen_weights with lsh 0: per 4 weights LDR, two SXTB16 and a
+   post-indexed STRD into the slot (blk: its first word; wend > w). */
+__attribute__((naked, noinline, unused)) static void tt_widen_w_groups(const int8_t *w,
+                                                                       int32_t *blk,
+                                                                       const int8_t *wend)
+{
+    (void)w; (void)blk; (void)wend;
+    __asm volatile(
+        "1:\n\t"
+        "ldr     r3, [r0], #4\n\t"
+        "sxtb16  r12, r3\n\t"
+        "sxtb16  r3, r3, ror #8\n\t"
+        "strd    r12, r3, [r1], #16\n\t"
+        "cmp     r0, r2\n\t"
+        "bne     1b\n\t"
+        "bx      lr\n");
+}
+#endif
+
 TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t *blk, int32_t s)
 {
     if (lsh == 0) {
         int32_t i = 0;
-        for (blk += 2 * s; i + 4 <= k; i += 4, blk += 4) {
+        blk += 2 * s;
+#if TT_DSP_NATIVE
+        if (k >= 4) {
+            i = k & ~3;
+            tt_widen_w_groups(w, blk, w + i);
+            blk += i;
+        }
+#endif
+        for (; i + 4 <= k; i += 4, blk += 4) {
             int32_t v = tt_ld32(w + i);
             blk[0] = tt_sxtb16(v);
             blk[1] = tt_sxtb16_ror8(v);
@@ -250,401 +329,219 @@ TT_STATIC void tt_widen_weights(const int8_t *w, int32_t k, int32_t lsh, int32_t
 }
 
 #if TT_DSP_NATIVE
-/* Whole channel-pair loop for one pixel pair when k <= 16 (ng = k/4 groups, unrolled),
- * every channel on the fast path and the full int8 range. wp walks the pair blocks
- * [bias0, bias1 | 4*ng widened weight words | mult0, off0, t0, mult1, off1, t1]; xb is
- * the widened pixel pair; o0 the pixel-0 output of the first channel, d1 the distance
- * to pixel 1's. Per group: 5 LDRD + 8 SMLAD (x0 is reloaded to stay within 14
- * registers). */
-/* ng = 1: 41 instructions per 16 MACs */
-TT_STATIC void pw_pairs_ng1(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #32]\n\t"
-        "ldr     %[W1], [%[wp], #40]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #44]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #48\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[4])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-/* ng = 2: 54 instructions per 32 MACs */
-TT_STATIC void pw_pairs_ng2(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #48]\n\t"
-        "ldr     %[W1], [%[wp], #56]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #60]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #64\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[8])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-/* ng = 3: 67 instructions per 48 MACs */
-TT_STATIC void pw_pairs_ng3(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #40]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #48]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #56]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #64]\n\t"
-        "ldr     %[W1], [%[wp], #72]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #76]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #80\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[12])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-/* ng = 4: 80 instructions per 64 MACs */
-TT_STATIC void pw_pairs_ng4(const int32_t *xb, const int32_t *wp, const int32_t *end,
-                          int8_t *o0, int32_t d1)
-{
-    int32_t a00, a01, a10, a11, X0, X1, W0, W1;
-    __asm volatile(
-        "1:\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]]\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #8]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #8]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #16]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #0]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #24]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #24]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #32]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #16]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #40]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #40]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #48]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #32]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #48]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #56]\n\t"
-        "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"
-        "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #56]\n\t"
-        "smlad   %[a10], %[X0], %[W0], %[a10]\n\t"
-        "smlad   %[a10], %[X1], %[W1], %[a10]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #64]\n\t"
-        "smlad   %[a11], %[X0], %[W0], %[a11]\n\t"
-        "smlad   %[a11], %[X1], %[W1], %[a11]\n\t"
-        "ldrd    %[X0], %[X1], [%[xb], #48]\n\t"
-        "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"
-        "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"
-        "ldrd    %[W0], %[W1], [%[wp], #72]\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp], #80]\n\t"
-        "ldr     %[W1], [%[wp], #88]\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "ldr     %[W1], [%[wp], #92]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[W1]\n\t"
-        "asr     %[a11], %[a11], %[W1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "add     %[X1], %[o0], %[d1]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X1]]\n\t"
-        "strb    %[a11], [%[X1], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "add     %[wp], %[wp], #96\n\t"
-        "cmp     %[wp], %[end]\n\t"
-        "bne     1b\n"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [W0] "=&r"(W0), [W1] "=&r"(W1),
-          [wp] "+r"(wp), [o0] "+r"(o0)
-        : [xb] "r"(xb), [end] "r"(end), [d1] "r"(d1),
-          "m"(*(const int32_t(*)[16])xb), "m"(*(const int32_t(*)[])wp)
-        : "cc", "memory");
-}
-
-#endif
-
-
-#if TT_DSP_NATIVE
-/* Whole channel-pair loop for one pixel pair, any k (fast channels, full int8 range):
- * per group of 4 input channels 4 LDRD + 8 SMLAD, unrolled twice. All 14 registers are
- * used, so the context pointer is kept on the stack inside the asm. */
+/* Whole channel-pair loop for one pixel pair (every channel on the fast path, full
+ * int8 range), with fixed registers so that one LDM loads a group's 4 input words
+ * (r0-r3) and one LDM a channel pair's 4 weight words (r4-r7): per group of 4 input
+ * channels 2 LDM + 8 SMLAD; per channel pair a 6-word LDM of the requantization
+ * records (SMMLA, ASR, SSAT per output) and post-indexed stores. Accumulators r8-r11,
+ * input pointer r12, weight pointer lr. Frame (sp): xb, xend, wend, o0, o1, loop
+ * entry. k4 <= 16: the groups unrolled (ng = 1: 34 instructions per 16 MACs,
+ * ng = 4: 64 per 64); any k4: four groups per loop turn. */
 typedef struct {
     const int32_t *xb, *xend, *wp, *wend;
     int8_t *o0;
     int32_t d1;
 } pw_big_ctx;
 
-#define PW_BIG_GROUP                                            \
-    "ldrd    %[X0], %[X1], [%[xp]], #8\n\t"                     \
-    "ldrd    %[X2], %[X3], [%[xp]], #8\n\t"                     \
-    "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"                     \
-    "smlad   %[a00], %[X0], %[W0], %[a00]\n\t"                  \
-    "smlad   %[a00], %[X1], %[W1], %[a00]\n\t"                  \
-    "smlad   %[a10], %[X2], %[W0], %[a10]\n\t"                  \
-    "smlad   %[a10], %[X3], %[W1], %[a10]\n\t"                  \
-    "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"                     \
-    "smlad   %[a01], %[X0], %[W0], %[a01]\n\t"                  \
-    "smlad   %[a01], %[X1], %[W1], %[a01]\n\t"                  \
-    "smlad   %[a11], %[X2], %[W0], %[a11]\n\t"                  \
-    "smlad   %[a11], %[X3], %[W1], %[a11]\n\t"
+/* one group: 4 input words (pixel 0 e/o, pixel 1 e/o), 4 weight words (channel 0
+   e/o, channel 1 e/o) */
+#define PW_LDM_GROUP                       \
+    "ldm     r12!, {r0, r1, r2, r3}\n\t"   \
+    "ldm     lr!, {r4, r5, r6, r7}\n\t"    \
+    "smlad   r8, r0, r4, r8\n\t"           \
+    "smlad   r8, r1, r5, r8\n\t"           \
+    "smlad   r10, r2, r4, r10\n\t"         \
+    "smlad   r10, r3, r5, r10\n\t"         \
+    "smlad   r9, r0, r6, r9\n\t"           \
+    "smlad   r9, r1, r7, r9\n\t"           \
+    "smlad   r11, r2, r6, r11\n\t"         \
+    "smlad   r11, r3, r7, r11\n\t"
 
-TT_STATIC void pw_pairs_big(const pw_big_ctx *cx)
-{
-    const int32_t *xp = (const int32_t *)(const void *)cx, *xend, *wp;
-    int8_t *o0;
-    int32_t a00, a01, a10, a11, X0, X1, X2, X3, W0, W1;
-    __asm volatile(
-        "str     %[xp], [sp, #-8]!\n\t"
-        "ldr     %[xend], [%[xp], #4]\n\t"
-        "ldr     %[wp], [%[xp], #8]\n\t"
-        "ldr     %[o0], [%[xp], #16]\n"
-        "1:\n\t"
-        "ldr     %[xp], [sp]\n\t"
-        "ldr     %[xp], [%[xp]]\n\t"
-        "ldrd    %[a00], %[a01], [%[wp]], #8\n\t"
-        "mov     %[a10], %[a00]\n\t"
-        "mov     %[a11], %[a01]\n\t"
-        "sub     %[X0], %[xend], %[xp]\n\t"
-        "tst     %[X0], #16\n\t"
-        "bne     3f\n"
-        "2:\n\t"
-        PW_BIG_GROUP
-        "3:\n\t"
-        PW_BIG_GROUP
-        "cmp     %[xp], %[xend]\n\t"
-        "bne     2b\n\t"
-        "ldrd    %[W0], %[W1], [%[wp]], #8\n\t"
-        "smmla   %[a00], %[a00], %[W0], %[W1]\n\t"
-        "smmla   %[a10], %[a10], %[W0], %[W1]\n\t"
-        "ldrd    %[X0], %[W0], [%[wp]], #8\n\t"
-        "ldrd    %[W1], %[X1], [%[wp]], #8\n\t"
-        "smmla   %[a01], %[a01], %[W0], %[W1]\n\t"
-        "smmla   %[a11], %[a11], %[W0], %[W1]\n\t"
-        "asr     %[a00], %[a00], %[X0]\n\t"
-        "asr     %[a10], %[a10], %[X0]\n\t"
-        "asr     %[a01], %[a01], %[X1]\n\t"
-        "asr     %[a11], %[a11], %[X1]\n\t"
-        "ssat    %[a00], #8, %[a00]\n\t"
-        "ssat    %[a10], #8, %[a10]\n\t"
-        "ssat    %[a01], #8, %[a01]\n\t"
-        "ssat    %[a11], #8, %[a11]\n\t"
-        "ldr     %[X2], [sp]\n\t"
-        "ldrd    %[X0], %[X1], [%[X2], #12]\n\t"
-        "ldr     %[X3], [%[X2], #20]\n\t"
-        "add     %[X3], %[X3], %[o0]\n\t"
-        "strb    %[a00], [%[o0]]\n\t"
-        "strb    %[a01], [%[o0], #1]\n\t"
-        "strb    %[a10], [%[X3]]\n\t"
-        "strb    %[a11], [%[X3], #1]\n\t"
-        "adds    %[o0], %[o0], #2\n\t"
-        "cmp     %[wp], %[X0]\n\t"
-        "bne     1b\n\t"
-        "add     sp, sp, #8\n"
-        : [xp] "+r"(xp), [xend] "=&r"(xend), [wp] "=&r"(wp), [o0] "=&r"(o0),
-          [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [X0] "=&r"(X0), [X1] "=&r"(X1), [X2] "=&r"(X2), [X3] "=&r"(X3), [W0] "=&r"(W0),
-          [W1] "=&r"(W1)
-        : "m"(*cx)
-        : "cc", "memory");
-}
-#undef PW_BIG_GROUP
+/* the first group, accumulating onto the biases in r8 (channel 0) and r9 (channel 1):
+   pixel 1's accumulators r10, r11 start from them, so no copies are needed */
+#define PW_LDM_FIRST                       \
+    "ldm     r12!, {r0, r1, r2, r3}\n\t"   \
+    "ldm     lr!, {r4, r5, r6, r7}\n\t"    \
+    "smlad   r10, r2, r4, r8\n\t"          \
+    "smlad   r11, r2, r6, r9\n\t"          \
+    "smlad   r8, r0, r4, r8\n\t"           \
+    "smlad   r9, r0, r6, r9\n\t"           \
+    "smlad   r8, r1, r5, r8\n\t"           \
+    "smlad   r10, r3, r5, r10\n\t"         \
+    "smlad   r9, r1, r7, r9\n\t"           \
+    "smlad   r11, r3, r7, r11\n\t"
+
+/* Any number ng >= 2 of groups: the first one (PW_LDM_FIRST), then four per loop turn
+   (the loop end is on the stack), entered (LDR PC from the frame's slot 20) at the
+   group that leaves a multiple of 4 of the other ng - 1. A group is 40 bytes of code
+   (two 32-bit LDM, eight SMLAD), so the entry is the loop start +
+   40 * ((4 - (ng - 1) % 4) % 4), computed once per call. */
+#define PW_LOOP_ENTRY                                                   \
+    "ldrd    r1, r2, [sp, #0]\n\t"                                     \
+    "sub     r2, r1, r2\n\t"      /* -16 * ng */                         \
+    "add     r2, r2, #16\n\t"     /* -16 * (ng - 1) */                   \
+    "and     r2, r2, #48\n\t"     /* 16 * ((4 - (ng - 1) % 4) % 4) */    \
+    "add     r2, r2, r2, lsl #2\n\t"                                    \
+    "lsr     r2, r2, #1\n\t"                                            \
+    "adr     r1, 2f\n\t"                                                \
+    "add     r1, r1, r2\n\t"                                            \
+    "orr     r1, r1, #1\n\t"      /* Thumb */                            \
+    "str     r1, [sp, #20]\n\t"
+#define PW_LOOP_GROUPS                                                  \
+    PW_LDM_FIRST                                                        \
+    "ldr     pc, [sp, #20]\n"                                           \
+    ".p2align 2\n"                                                      \
+    "2:\n\t" PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP         \
+    "ldr     r0, [sp, #4]\n\t"                                         \
+    "cmp     r12, r0\n\t"                                              \
+    "bne     2b\n\t"
+
+#define PW_LDM_FN(name, ENTRY, GROUPS)                                                \
+    __attribute__((naked, noinline, unused)) static void name(const pw_big_ctx *cx) \
+    {                                                                           \
+        (void)cx;                                                               \
+        __asm volatile(                                                         \
+            "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                \
+            "sub     sp, sp, #24\n\t"                                           \
+            "ldr     r1, [r0, #0]\n\t"  /* xb */                                \
+            "ldr     r2, [r0, #4]\n\t"  /* xend */                              \
+            "ldr     r3, [r0, #12]\n\t" /* wend */                              \
+            "ldr     r4, [r0, #16]\n\t" /* o0 */                                \
+            "ldr     r5, [r0, #20]\n\t" /* d1 */                                \
+            "ldr     lr, [r0, #8]\n\t"  /* wp */                                \
+            "add     r5, r5, r4\n\t"    /* o1 */                                \
+            "stm     sp, {r1, r2, r3, r4, r5, r6}\n\t"                          \
+            ENTRY                                                               \
+            "1:\n\t"                                                            \
+            "ldr     r12, [sp, #0]\n\t"                                         \
+            "ldrd    r8, r9, [lr], #8\n\t"                                      \
+            GROUPS                                                              \
+            "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
+            "smmla   r8, r8, r0, r1\n\t"                                        \
+            "smmla   r10, r10, r0, r1\n\t"                                      \
+            "smmla   r9, r9, r3, r4\n\t"                                        \
+            "smmla   r11, r11, r3, r4\n\t"                                      \
+            "asr     r8, r8, r2\n\t"                                            \
+            "asr     r10, r10, r2\n\t"                                          \
+            "asr     r9, r9, r5\n\t"                                            \
+            "asr     r11, r11, r5\n\t"                                          \
+            "ssat    r8, #8, r8\n\t"                                            \
+            "ssat    r10, #8, r10\n\t"                                          \
+            "ssat    r9, #8, r9\n\t"                                            \
+            "ssat    r11, #8, r11\n\t"                                          \
+            "ldrd    r6, r7, [sp, #12]\n\t"                                     \
+            "strb    r9, [r6, #1]\n\t"                                          \
+            "strb    r8, [r6], #2\n\t"                                          \
+            "strb    r11, [r7, #1]\n\t"                                         \
+            "strb    r10, [r7], #2\n\t"                                         \
+            "strd    r6, r7, [sp, #12]\n\t"                                     \
+            "ldr     r0, [sp, #8]\n\t"                                          \
+            "cmp     lr, r0\n\t"                                                \
+            "bne     1b\n\t"                                                    \
+            "add     sp, sp, #24\n\t"                                           \
+            "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
+    }
+
+/* any number of groups (PW_LOOP_GROUPS) */
+PW_LDM_FN(pw_pairs_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
+/* k4 = 4, 8, 12, 16: the groups unrolled */
+PW_LDM_FN(pw_pairs_ldm1, "", PW_LDM_FIRST)
+PW_LDM_FN(pw_pairs_ldm2, "", PW_LDM_FIRST PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)
+PW_LDM_FN(pw_pairs_ldm4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+#undef PW_LDM_FN
+
+/* Pixel pairs of contiguous pixels (stride 1, in_c a multiple of 4) through all n
+ * prepared channels (n even): per pair the two pixels are widened into xb (as
+ * tt_widen_pair) and the channel-pair loop above runs; outputs then skip oskip bytes
+ * (2 * co - n). The frame is the context itself, copied to the stack. */
+typedef struct {
+    const int32_t *xb, *xend, *wend; /* as pw_big_ctx */
+    int8_t *o0, *o1;
+    int32_t entry;                   /* set by the function */
+    const int8_t *x, *xstop;         /* first pixel; x after the last pair */
+    int32_t ci, zoff;                /* bytes per pixel; tt_pack16(-zero, -zero) */
+    const int32_t *wp;               /* first channel pair's block */
+    int32_t oskip;
+} pw_rows_ctx;
+
+#define PW_ROWS_FN(name, ENTRY, GROUPS)                                                \
+    __attribute__((naked, noinline, unused)) static void name(const pw_rows_ctx *cx) \
+    {                                                                           \
+        (void)cx;                                                               \
+        __asm volatile(                                                         \
+            "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                \
+            "sub     sp, sp, #48\n\t"                                           \
+            "ldm     r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t" \
+            "stm     sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t" \
+            ENTRY                                                               \
+            "4:\n\t"                                                            \
+            "ldr     r0, [sp, #24]\n\t"  /* x */                                \
+            "ldr     r3, [sp, #32]\n\t"  /* ci */                               \
+            "ldr     r12, [sp, #36]\n\t" /* zoff */                             \
+            "ldr     r2, [sp, #0]\n\t"   /* xb */                               \
+            "add     r1, r0, r3\n\t"                                            \
+            "add     r4, r1, r3\n\t"                                            \
+            "str     r4, [sp, #24]\n\t"                                         \
+            "mov     r3, r1\n"                                                  \
+            "5:\n\t"                                                            \
+            "ldr     r4, [r0], #4\n\t"                                          \
+            "ldr     r6, [r1], #4\n\t"                                          \
+            "sxtab16 r5, r12, r4, ror #8\n\t"                                   \
+            "sxtab16 r4, r12, r4\n\t"                                           \
+            "sxtab16 r7, r12, r6, ror #8\n\t"                                   \
+            "sxtab16 r6, r12, r6\n\t"                                           \
+            "stm     r2!, {r4, r5, r6, r7}\n\t"                                 \
+            "cmp     r0, r3\n\t"                                                \
+            "bne     5b\n\t"                                                    \
+            "ldr     lr, [sp, #40]\n"    /* wp */                               \
+            "1:\n\t"                                                            \
+            "ldr     r12, [sp, #0]\n\t"                                         \
+            "ldrd    r8, r9, [lr], #8\n\t"                                      \
+            GROUPS                                                              \
+            "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
+            "smmla   r8, r8, r0, r1\n\t"                                        \
+            "smmla   r10, r10, r0, r1\n\t"                                      \
+            "smmla   r9, r9, r3, r4\n\t"                                        \
+            "smmla   r11, r11, r3, r4\n\t"                                      \
+            "asr     r8, r8, r2\n\t"                                            \
+            "asr     r10, r10, r2\n\t"                                          \
+            "asr     r9, r9, r5\n\t"                                            \
+            "asr     r11, r11, r5\n\t"                                          \
+            "ssat    r8, #8, r8\n\t"                                            \
+            "ssat    r10, #8, r10\n\t"                                          \
+            "ssat    r9, #8, r9\n\t"                                            \
+            "ssat    r11, #8, r11\n\t"                                          \
+            "ldrd    r6, r7, [sp, #12]\n\t"                                     \
+            "strb    r9, [r6, #1]\n\t"                                          \
+            "strb    r8, [r6], #2\n\t"                                          \
+            "strb    r11, [r7, #1]\n\t"                                         \
+            "strb    r10, [r7], #2\n\t"                                         \
+            "strd    r6, r7, [sp, #12]\n\t"                                     \
+            "ldr     r0, [sp, #8]\n\t"                                          \
+            "cmp     lr, r0\n\t"                                                \
+            "bne     1b\n\t"                                                    \
+            "ldr     r0, [sp, #44]\n\t"  /* oskip */                            \
+            "add     r6, r6, r0\n\t"                                            \
+            "add     r7, r7, r0\n\t"                                            \
+            "strd    r6, r7, [sp, #12]\n\t"                                     \
+            "ldrd    r0, r1, [sp, #24]\n\t" /* x, xstop */                      \
+            "cmp     r0, r1\n\t"                                                \
+            "bne     4b\n\t"                                                    \
+            "add     sp, sp, #48\n\t"                                           \
+            "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
+    }
+
+PW_ROWS_FN(pw_rows_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
+PW_ROWS_FN(pw_rows_ldm1, "", PW_LDM_FIRST)
+PW_ROWS_FN(pw_rows_ldm2, "", PW_LDM_FIRST PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)
+PW_ROWS_FN(pw_rows_ldm4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+#undef PW_LOOP_ENTRY
+#undef PW_LOOP_GROUPS
+#undef PW_LDM_FIRST
+#undef PW_ROWS_FN
+#undef PW_LDM_GROUP
 #endif
 
 /* Block of an output channel pair in scratch (words): bias0, bias1, k4 widened weight
@@ -714,15 +611,13 @@ TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int3
     if (simple && two && n >= 2) {
         const int32_t np = n / 2;
         const int32_t *wend = blocks + np * bw;
+        const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
         switch (k4) {
-        case 4: pw_pairs_ng1(xbuf, blocks, wend, o0, co); break;
-        case 8: pw_pairs_ng2(xbuf, blocks, wend, o0, co); break;
-        case 12: pw_pairs_ng3(xbuf, blocks, wend, o0, co); break;
-        case 16: pw_pairs_ng4(xbuf, blocks, wend, o0, co); break;
-        default: {
-            const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
-            pw_pairs_big(&cx);
-        }
+        case 4: pw_pairs_ldm1(&cx); break;
+        case 8: pw_pairs_ldm2(&cx); break;
+        case 12: pw_pairs_ldm3(&cx); break;
+        case 16: pw_pairs_ldm4(&cx); break;
+        default: pw_pairs_ldm(&cx);
         }
         j = 2 * np;
     }
