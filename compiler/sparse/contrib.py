@@ -231,10 +231,19 @@ def bias_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Set
 
 
 def weight_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Settings, k: int,
-                      mem: dict, skipped: dict, layers: list[str] | None = None) -> list[tuple]:
-    """(layer, ratio) configurations on top of bias depth ``k`` that fit ``budget``."""
+                      mem: dict, skipped: dict, layers: list[str] | None = None,
+                      jobs: int | None = 1) -> list[tuple]:
+    """(layer, ratio) configurations on top of bias depth ``k`` that fit ``budget``.
+    ``jobs``: processes that evaluate the memory model (None: all cores); the plans
+    evaluated, and so the result, are the same for any number."""
+    names = list(layers if layers is not None else sparse.body_layers(g))
+    alive = names
+    for r in sorted(Fraction(x) for x in settings.ratios):   # ratio by ratio, as below
+        plans = [config_plan(("weight", n, str(r), k)) for n in alive]
+        memory_models(mm, plans, jobs)
+        alive = [n for n, p in zip(alive, plans) if mm.total(p) <= budget]
     cfgs = []
-    for name in (layers if layers is not None else sparse.body_layers(g)):
+    for name in names:
         for r in sorted(Fraction(x) for x in settings.ratios):
             cfg = ("weight", name, str(r), k)
             m = mem[label(cfg)] = mm.total(config_plan(cfg))
@@ -243,6 +252,37 @@ def weight_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: S
                 break  # a larger slice needs at least as much
             cfgs.append(cfg)
     return cfgs
+
+
+def _memory_of(plan: sparse.SparsePlan) -> dict:
+    return _W["mm"](plan)
+
+
+def memory_models(mm: sparse.MemoryModel, plans: list, jobs: int | None = 1) -> None:
+    """Evaluate ``mm`` on each of ``plans`` not evaluated yet, in ``jobs`` forked
+    processes (None: all cores), into its memo: a later ``mm(plan)`` is a look-up. Each
+    evaluation is independent of the others (the memory model is a pure function of the
+    graph and the plan), so the memo holds what one process would have computed."""
+    todo, seen = [], set()
+    for p in plans:
+        if p.key() not in mm.cache and p.key() not in seen:
+            seen.add(p.key())
+            todo.append(p)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    if jobs == 1:
+        for p in todo:
+            mm(p)
+        return
+    mm(todo[0])   # the kernel sizes the runtime defines, evaluated once before forking
+    _W.update(mm=mm)
+    pool = mp.get_context("fork").Pool(jobs)
+    try:
+        for p, m in zip(todo[1:], pool.imap(_memory_of, todo[1:], chunksize=1)):
+            mm.cache[p.key()] = m
+    finally:
+        pool.terminate()
+        pool.join()
+        _W.clear()
 
 
 # ----------------------------------------------------------------------------- channel choice
@@ -490,7 +530,8 @@ def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
     base = acc["head"]
     bias = {c[1]: acc[label(c)] for c in bcfgs if c[0] == "bias"}
     best_k = max([0] + sorted(bias), key=lambda k: (round(bias.get(k, base) - base, 9), -k))
-    wcfgs = weight_candidates(g, mm, budget, settings, best_k, mem, skipped, layers)
+    wcfgs = weight_candidates(g, mm, budget, settings, best_k, mem, skipped, layers,
+                              jobs if cluster is None else 1)
     acc = runner.run(wcfgs, f"weights (+ biases of {best_k} layers)")
     weight = {(c[1], Fraction(c[2])): acc[label(c)] for c in wcfgs}
     return Analysis(base, bias, weight, best_k, mem, skipped, time.time() - t_start, runner.cached,
