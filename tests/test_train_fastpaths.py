@@ -226,3 +226,31 @@ def test_memory_models_in_processes_equal_one_process():
         runs.append((cfgs, mem, skipped, mm.cache))
     assert runs[0] == runs[1]
     assert runs[0][0] and runs[0][2]       # some fit, some do not
+
+
+def test_boundary_chain_split_over_processes_equals_one_pass():
+    """The analysis computes every boundary's features as one chain (each boundary from
+    the one before), the samples split over forked processes: the same arrays as the
+    chain in one process and as each boundary computed from the inputs."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.frontend import models
+    from compiler.sparse import contrib
+    from compiler.sparse import plan as sparse
+    g = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (150,) + tuple(g.tensors[g.inputs[0]].shape[1:])).astype(np.int8)
+    body = sparse.body_layers(g)
+    cfgs = [("bias", 30), ("weight", body[20], "1/8", 4), ("bias", 6), ("head",)]
+    progs = [ad.build_program(g, contrib.config_plan(c).trainable(g)) for c in cfgs]
+    one = contrib.boundary_features(g, progs, x, jobs=1)
+    split = contrib.boundary_features(g, progs, x, jobs=2)
+    assert list(one) == [tuple(p.boundary) for p in progs] == list(split)
+    for p in progs:
+        b = tuple(p.boundary)
+        direct = tr.prefix_features(g, p, x)
+        assert split[b].keys() == one[b].keys() == direct.keys()
+        for t in direct:
+            assert split[b][t].dtype == direct[t].dtype
+            np.testing.assert_array_equal(one[b][t], direct[t])
+            np.testing.assert_array_equal(split[b][t], direct[t])

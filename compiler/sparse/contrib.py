@@ -353,6 +353,52 @@ def prefix_features(g: Graph, prog: ad.TrainingProgram, x, jobs: int | None = No
     return {t: np.concatenate([r[t] for r in res]) for t in res[0]}
 
 
+def _chain(g: Graph, progs: list, x) -> list[dict]:
+    """Frozen-prefix features of ``x`` at each program's boundary (``progs`` in graph
+    order), each boundary computed from the one before where it can be."""
+    out, known = [], None
+    for p in progs:
+        f = None
+        if known is not None:
+            try:
+                f = tr.prefix_features(g, p, known=known)
+            except ValueError:
+                f = None
+        if f is None:
+            f = tr.prefix_features(g, p, x)
+        out.append(f)
+        known = f   # later boundaries are computed from this one on
+    return out
+
+
+def _chain_part(bounds: tuple[int, int]) -> list[dict]:
+    lo, hi = bounds
+    return _chain(_W["graph"], _W["progs"], _W["x"][lo:hi])
+
+
+def boundary_features(g: Graph, progs: list, x, jobs: int | None = None) -> dict[tuple, dict]:
+    """``{boundary: features}`` of each program of ``progs`` (sorted by boundary position,
+    earliest first) for the samples ``x``, the samples split over ``jobs`` forked
+    processes (default: all cores), each running the chain of boundaries for its slice:
+    a sample's features do not depend on the other samples, so the arrays are the same."""
+    n = len(x)
+    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
+    if parts == 1 or not progs:
+        res = [_chain(g, progs, x)]
+    else:
+        cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
+        _W.update(graph=g, progs=progs, x=x)
+        pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
+        try:
+            res = pool.map(_chain_part, list(zip(cuts[:-1], cuts[1:])))
+        finally:
+            pool.terminate()
+            pool.join()
+            _W.clear()
+    return {tuple(p.boundary): {t: np.concatenate([r[i][t] for r in res]) for t in res[0][i]}
+            for i, p in enumerate(progs)}
+
+
 def _boundary_pos(g: Graph, boundary: tuple) -> int:
     pos = {t: i for i, t in enumerate(g.inputs)}
     for i, n in enumerate(g.nodes):
@@ -449,21 +495,9 @@ class _Runner:
             bounds = sorted({tuple(p.boundary) for p in progs.values()},
                             key=lambda b: _boundary_pos(g, b))
             by_bound = {tuple(p.boundary): p for p in progs.values()}
-            features: dict[tuple, dict] = {}
-            known = None
             bar = _bar(self.progress, len(bounds), f"{what}: prefix features")
-            for b in bounds:
-                p = by_bound[b]
-                f = None
-                if known is not None:
-                    try:
-                        f = tr.prefix_features(g, p, known=known)
-                    except ValueError:
-                        f = None
-                if f is None:
-                    f = prefix_features(g, p, self.x_all, self.jobs)
-                features[b] = known = f   # later boundaries are computed from this one on
-                bar.update(1)
+            features = boundary_features(g, [by_bound[b] for b in bounds], self.x_all, self.jobs)
+            bar.update(len(bounds))
             bar.close()
             state = dict(graph=g, features=features, n_train=len(self.y_train),
                          y_train=self.y_train, y_test=self.y_test, settings=self.settings,
