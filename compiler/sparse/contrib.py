@@ -22,7 +22,9 @@ Speed (this is a tool people wait for):
   memory model decides; if the 1/8 slice of a layer does not fit, no larger one does);
 - every configuration trains only its live suffix: the frozen prefix's outputs are
   computed once per boundary, chaining from one boundary to the next (one forward pass
-  over the data in total);
+  over the data in total, the samples split over the worker processes);
+- the memory model of the weight candidates is evaluated in the worker processes too
+  (:func:`memory_models`: the same plans as one process would evaluate);
 - configurations run in parallel worker processes (``jobs``), the longest first, or as
   tasks of a Dask distributed cluster (``cluster``, :mod:`compiler.sparse.cluster`);
 - the training step's integer gradient products run through float64 BLAS
