@@ -179,3 +179,78 @@ def test_prefix_features_split_over_processes_equal_one_pass():
         for t in one:
             assert split[t].dtype == one[t].dtype
             np.testing.assert_array_equal(split[t], one[t])
+
+
+def test_chunked_forward_equals_one_sample_at_a_time():
+    """prefix_features and outputs run the samples in chunks sized for the CPU caches
+    (trainer.chunk_rows): the same arrays as one sample at a time and as one batch."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.frontend import models
+    from compiler.sparse import contrib
+    from compiler.sparse import plan as sparse
+    g = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
+    rng = np.random.default_rng(2)
+    head = g.node(sparse.head(g)).params["weight"]
+    head[...] = rng.integers(-127, 128, head.shape)
+    x = rng.integers(-128, 128, (37,) + tuple(g.tensors[g.inputs[0]].shape[1:])).astype(np.int8)
+    prog = ad.build_program(g, contrib.config_plan(("bias", 12)).trainable(g))
+    assert 1 < tr.chunk_rows(g, g.nodes) < len(x)
+    runs = [(tr.prefix_features(g, prog, x, batch_size=b), b) for b in (None, 1, len(x))]
+    for f, b in runs[1:]:
+        assert f.keys() == runs[0][0].keys()
+        for t in f:
+            np.testing.assert_array_equal(f[t], runs[0][0][t], err_msg=f"batch {b}")
+    feats = runs[0][0]
+    out = tr.outputs(g, prog, features=feats)
+    assert len(np.unique(out, axis=0)) > 1
+    for b in (1, len(x)):
+        np.testing.assert_array_equal(tr.outputs(g, prog, features=feats, batch_size=b), out)
+
+
+def test_memory_models_in_processes_equal_one_process():
+    """The weight candidates' memory evaluations run in forked processes: the same
+    candidates, skips, figures and memo (the same plans evaluated) as in one process."""
+    from compiler.frontend import models
+    from compiler.sparse import contrib
+    from compiler.sparse import plan as sparse
+    g = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
+    body = sparse.body_layers(g)
+    layers = [body[1], body[-1]]
+    runs = []
+    for jobs in (1, 2):
+        mm = sparse.MemoryModel(g)
+        mem, skipped = {}, {}
+        cfgs = contrib.weight_candidates(g, mm, 44 * 1024, contrib.Settings(), 4, mem, skipped,
+                                         layers, jobs=jobs)
+        runs.append((cfgs, mem, skipped, mm.cache))
+    assert runs[0] == runs[1]
+    assert runs[0][0] and runs[0][2]       # some fit, some do not
+
+
+def test_boundary_chain_split_over_processes_equals_one_pass():
+    """The analysis computes every boundary's features as one chain (each boundary from
+    the one before), the samples split over forked processes: the same arrays as the
+    chain in one process and as each boundary computed from the inputs."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.frontend import models
+    from compiler.sparse import contrib
+    from compiler.sparse import plan as sparse
+    g = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (150,) + tuple(g.tensors[g.inputs[0]].shape[1:])).astype(np.int8)
+    body = sparse.body_layers(g)
+    cfgs = [("bias", 30), ("weight", body[20], "1/8", 4), ("bias", 6), ("head",)]
+    progs = [ad.build_program(g, contrib.config_plan(c).trainable(g)) for c in cfgs]
+    one = contrib.boundary_features(g, progs, x, jobs=1)
+    split = contrib.boundary_features(g, progs, x, jobs=2)
+    assert list(one) == [tuple(p.boundary) for p in progs] == list(split)
+    for p in progs:
+        b = tuple(p.boundary)
+        direct = tr.prefix_features(g, p, x)
+        assert split[b].keys() == one[b].keys() == direct.keys()
+        for t in direct:
+            assert split[b][t].dtype == direct[t].dtype
+            np.testing.assert_array_equal(one[b][t], direct[t])
+            np.testing.assert_array_equal(split[b][t], direct[t])

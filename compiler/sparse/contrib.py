@@ -22,7 +22,9 @@ Speed (this is a tool people wait for):
   memory model decides; if the 1/8 slice of a layer does not fit, no larger one does);
 - every configuration trains only its live suffix: the frozen prefix's outputs are
   computed once per boundary, chaining from one boundary to the next (one forward pass
-  over the data in total);
+  over the data in total, the samples split over the worker processes);
+- the memory model of the weight candidates is evaluated in the worker processes too
+  (:func:`memory_models`: the same plans as one process would evaluate);
 - configurations run in parallel worker processes (``jobs``), the longest first, or as
   tasks of a Dask distributed cluster (``cluster``, :mod:`compiler.sparse.cluster`);
 - the training step's integer gradient products run through float64 BLAS
@@ -231,10 +233,19 @@ def bias_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Set
 
 
 def weight_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Settings, k: int,
-                      mem: dict, skipped: dict, layers: list[str] | None = None) -> list[tuple]:
-    """(layer, ratio) configurations on top of bias depth ``k`` that fit ``budget``."""
+                      mem: dict, skipped: dict, layers: list[str] | None = None,
+                      jobs: int | None = 1) -> list[tuple]:
+    """(layer, ratio) configurations on top of bias depth ``k`` that fit ``budget``.
+    ``jobs``: processes that evaluate the memory model (None: all cores); the plans
+    evaluated, and so the result, are the same for any number."""
+    names = list(layers if layers is not None else sparse.body_layers(g))
+    alive = names
+    for r in sorted(Fraction(x) for x in settings.ratios):   # ratio by ratio, as below
+        plans = [config_plan(("weight", n, str(r), k)) for n in alive]
+        memory_models(mm, plans, jobs)
+        alive = [n for n, p in zip(alive, plans) if mm.total(p) <= budget]
     cfgs = []
-    for name in (layers if layers is not None else sparse.body_layers(g)):
+    for name in names:
         for r in sorted(Fraction(x) for x in settings.ratios):
             cfg = ("weight", name, str(r), k)
             m = mem[label(cfg)] = mm.total(config_plan(cfg))
@@ -243,6 +254,37 @@ def weight_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: S
                 break  # a larger slice needs at least as much
             cfgs.append(cfg)
     return cfgs
+
+
+def _memory_of(plan: sparse.SparsePlan) -> dict:
+    return _W["mm"](plan)
+
+
+def memory_models(mm: sparse.MemoryModel, plans: list, jobs: int | None = 1) -> None:
+    """Evaluate ``mm`` on each of ``plans`` not evaluated yet, in ``jobs`` forked
+    processes (None: all cores), into its memo: a later ``mm(plan)`` is a look-up. Each
+    evaluation is independent of the others (the memory model is a pure function of the
+    graph and the plan), so the memo holds what one process would have computed."""
+    todo, seen = [], set()
+    for p in plans:
+        if p.key() not in mm.cache and p.key() not in seen:
+            seen.add(p.key())
+            todo.append(p)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    if jobs == 1:
+        for p in todo:
+            mm(p)
+        return
+    mm(todo[0])   # the kernel sizes the runtime defines, evaluated once before forking
+    _W.update(mm=mm)
+    pool = mp.get_context("fork").Pool(jobs)
+    try:
+        for p, m in zip(todo[1:], pool.imap(_memory_of, todo[1:], chunksize=1)):
+            mm.cache[p.key()] = m
+    finally:
+        pool.terminate()
+        pool.join()
+        _W.clear()
 
 
 # ----------------------------------------------------------------------------- channel choice
@@ -311,6 +353,52 @@ def prefix_features(g: Graph, prog: ad.TrainingProgram, x, jobs: int | None = No
         pool.join()
         _W.clear()
     return {t: np.concatenate([r[t] for r in res]) for t in res[0]}
+
+
+def _chain(g: Graph, progs: list, x) -> list[dict]:
+    """Frozen-prefix features of ``x`` at each program's boundary (``progs`` in graph
+    order), each boundary computed from the one before where it can be."""
+    out, known = [], None
+    for p in progs:
+        f = None
+        if known is not None:
+            try:
+                f = tr.prefix_features(g, p, known=known)
+            except ValueError:
+                f = None
+        if f is None:
+            f = tr.prefix_features(g, p, x)
+        out.append(f)
+        known = f   # later boundaries are computed from this one on
+    return out
+
+
+def _chain_part(bounds: tuple[int, int]) -> list[dict]:
+    lo, hi = bounds
+    return _chain(_W["graph"], _W["progs"], _W["x"][lo:hi])
+
+
+def boundary_features(g: Graph, progs: list, x, jobs: int | None = None) -> dict[tuple, dict]:
+    """``{boundary: features}`` of each program of ``progs`` (sorted by boundary position,
+    earliest first) for the samples ``x``, the samples split over ``jobs`` forked
+    processes (default: all cores), each running the chain of boundaries for its slice:
+    a sample's features do not depend on the other samples, so the arrays are the same."""
+    n = len(x)
+    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
+    if parts == 1 or not progs:
+        res = [_chain(g, progs, x)]
+    else:
+        cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
+        _W.update(graph=g, progs=progs, x=x)
+        pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
+        try:
+            res = pool.map(_chain_part, list(zip(cuts[:-1], cuts[1:])))
+        finally:
+            pool.terminate()
+            pool.join()
+            _W.clear()
+    return {tuple(p.boundary): {t: np.concatenate([r[i][t] for r in res]) for t in res[0][i]}
+            for i, p in enumerate(progs)}
 
 
 def _boundary_pos(g: Graph, boundary: tuple) -> int:
@@ -409,21 +497,9 @@ class _Runner:
             bounds = sorted({tuple(p.boundary) for p in progs.values()},
                             key=lambda b: _boundary_pos(g, b))
             by_bound = {tuple(p.boundary): p for p in progs.values()}
-            features: dict[tuple, dict] = {}
-            known = None
             bar = _bar(self.progress, len(bounds), f"{what}: prefix features")
-            for b in bounds:
-                p = by_bound[b]
-                f = None
-                if known is not None:
-                    try:
-                        f = tr.prefix_features(g, p, known=known)
-                    except ValueError:
-                        f = None
-                if f is None:
-                    f = prefix_features(g, p, self.x_all, self.jobs)
-                features[b] = known = f   # later boundaries are computed from this one on
-                bar.update(1)
+            features = boundary_features(g, [by_bound[b] for b in bounds], self.x_all, self.jobs)
+            bar.update(len(bounds))
             bar.close()
             state = dict(graph=g, features=features, n_train=len(self.y_train),
                          y_train=self.y_train, y_test=self.y_test, settings=self.settings,
@@ -490,7 +566,8 @@ def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
     base = acc["head"]
     bias = {c[1]: acc[label(c)] for c in bcfgs if c[0] == "bias"}
     best_k = max([0] + sorted(bias), key=lambda k: (round(bias.get(k, base) - base, 9), -k))
-    wcfgs = weight_candidates(g, mm, budget, settings, best_k, mem, skipped, layers)
+    wcfgs = weight_candidates(g, mm, budget, settings, best_k, mem, skipped, layers,
+                              jobs if cluster is None else 1)
     acc = runner.run(wcfgs, f"weights (+ biases of {best_k} layers)")
     weight = {(c[1], Fraction(c[2])): acc[label(c)] for c in wcfgs}
     return Analysis(base, bias, weight, best_k, mem, skipped, time.time() - t_start, runner.cached,

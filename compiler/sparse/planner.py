@@ -224,7 +224,8 @@ def _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head, jobs, 
     mem: dict = {}
     skipped: dict = {}
     one = contrib.Settings(ratios=(min(settings.ratios),), loss=settings.loss)
-    cfgs = contrib.weight_candidates(g0, mm, budget, one, 0, mem, skipped)
+    cfgs = contrib.weight_candidates(g0, mm, budget, one, 0, mem, skipped,
+                                     jobs=jobs if cluster is None else 1)
     layers = [c[1] for c in cfgs]
     log(f"memory model: {len(layers)} of {len(sparse.body_layers(g0))} layers can train weights "
         f"within the budget (at ratio {min(settings.ratios)})")
