@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate of the layers below the classifier (sparse-update "
                         "firmware; default: the firmware's own)")
     g.add_argument("--train-every", type=int, metavar="K", help="train every K samples")
+    g.add_argument("--range", type=range_function, metavar="F",
+                   help="gradient range function of every gradient (SET range): "
+                        f"{', '.join(P.RANGE_FUNCTIONS)} (K 1..64)")
+    g.add_argument("--loss-range", type=range_function, metavar="F",
+                   help="range function of the loss gradient (SET loss_range), as --range")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other device setting (int, float or string)")
 
@@ -261,6 +266,17 @@ def parse_args(argv=None) -> argparse.Namespace:
             ap.error(f"--passes: unknown pass {', '.join(bad) or '(none)'}; choose from "
                      f"{', '.join(MODES)}")
     return args
+
+
+def range_function(text: str) -> str:
+    """argparse type of --range / --loss-range: one of P.RANGE_FUNCTIONS."""
+    from compiler.ref import grad_ops as rgo
+    try:
+        rgo._parse_mode(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected {', '.join(P.RANGE_FUNCTIONS)} (K 1..64)") from None
+    return text
 
 
 def parse_setting(text: str):
@@ -399,7 +415,8 @@ def apply_settings(client: P.Client, info: P.Info, args, log) -> dict:
     Returns {key: value or 'skipped: ...'}."""
     wanted = [("history", args.history), ("epochs", args.epochs), ("lr", args.lr),
               ("lr_body", args.lr_body), ("train_every", args.train_every),
-              ("autosave", args.autosave)]
+              ("autosave", args.autosave), ("range", args.range),
+              ("loss_range", args.loss_range)]
     wanted = [(k, v) for k, v in wanted if v is not None]
     wanted += [parse_setting(s) for s in args.set]
     done = {}
