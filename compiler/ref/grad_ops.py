@@ -244,14 +244,16 @@ def lowp_activation(x, bits: int, lo: int) -> np.ndarray:
 
 def lowp_weight(w, bits: int) -> np.ndarray:
     """int8 weights as an input gradient reads them at ``bits`` (2..8) -- reference only,
-    for accuracy studies (no C kernel takes it): the low ``8 - bits`` bits dropped,
-    ``(w >> s) << s`` with s = 8 - bits (two's complement truncation, toward -inf; the
-    weight scale is unchanged). Identity at 8 bits."""
+    for accuracy studies (no C kernel takes it): the low ``8 - bits`` bits of the
+    magnitude dropped, ``sign(w) * ((|w| >> s) << s)`` with s = 8 - bits (truncation
+    toward zero onto the grid of step 2^s; the weight scale is unchanged). Identity at 8
+    bits."""
     b = int(bits)
     if not 2 <= b <= 8:
         raise ValueError(f"backward weight bits must be 2..8, got {bits}")
     s = 8 - b
-    return ((np.asarray(w, np.int32) >> s) << s).astype(np.int8)
+    w = np.asarray(w, np.int32)
+    return (np.sign(w) * ((np.abs(w) >> s) << s)).astype(np.int8)
 
 
 def lowp_pack(x, bits: int, lo: int) -> np.ndarray:
