@@ -95,7 +95,7 @@ class Setting:
 
 
 FULL = Setting(n=500, seeds=(0, 1, 2), history=10, epochs=3, lr=0.01,
-               grid_history=(1, 10, 30), grid_epochs=(1, 3, 6), grid_lr=(0.003, 0.01, 0.03),
+               grid_history=(1, 10, 30), grid_epochs=(1, 3), grid_lr=(0.003, 0.01, 0.03),
                dy_bits=DY_BITS)
 QUICK = Setting(n=60, seeds=(0, 1), history=10, epochs=2, lr=0.01,
                 grid_history=(1, 10), grid_epochs=(1, 2), grid_lr=(0.01, 0.03), dy_bits=(2, 4, 8))
