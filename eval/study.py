@@ -670,7 +670,23 @@ def report(s: Setting, res: dict, sec: dict, qemu: list[dict] | None, model_stat
              f"int8 {i8[0] - fz[0]:+.1f}; int8 with 4-bit dy (max/4) "
              f"{main['int8, 4-bit dy (max/4)'][0] - fl[0]:+.1f} points against float, 2-bit "
              f"{main['int8, 2-bit dy (max/4)'][0] - fl[0]:+.1f}; best range function at 4 bits: "
-             f"{RANGE_LABEL[best[4][0]] if 4 in best else '-'}.\n")
+             f"{RANGE_LABEL[best[4][0]] if 4 in best else '-'}. ")
+    def spread(b: int) -> float:
+        accs = [A(kind="int8", bits=b, range_mode=r)[0] for r in RANGES]
+        return max(accs) - min(accs)
+
+    hi = [b for b in s.dy_bits if b >= 4]
+    if hi:
+        ses = [A(kind="int8", bits=b, range_mode=r)[1] for b in hi for r in RANGES]
+        L[-1] += (f"From 4 bits up the seven range functions lie within "
+                  f"{max(spread(b) for b in hi):.1f} points of each other and the best few "
+                  f"within one or two standard errors ({min(ses):.1f}..{max(ses):.1f}): the "
+                  f"best one there is not well separated; at {min(s.dy_bits)} bits the "
+                  f"spread is {spread(min(s.dy_bits)):.1f} points.")
+    glr = max(s.grid_lr, key=lambda lr: A(kind="int8", lr=lr)[0])
+    L[-1] += (f" The learning rate matters more than the bit width here: at history "
+              f"{s.history}, {s.epochs} epochs, lr {glr:g} gives {A(kind='int8', lr=glr)[0]:.1f}% "
+              f"(int8) against {i8[0]:.1f}% at the default lr {s.lr:g}.\n")
     (out / "report.md").write_text("\n".join(L) + "\n")
     summary = {"frozen": fz, "float": fl, "int8": i8,
                "int8_dy4_max/4": main["int8, 4-bit dy (max/4)"],
