@@ -10,6 +10,9 @@
 #   make bench                      benchmarks (memory, instructions, sparse-update plans
 #                                   and accuracy vs the MCUNetV3 paper, PyTorch beside us)
 #                                   -> bench/results.json, bench/results.md
+#   make eval                       the incremental-training study on MNIST digits (frozen / float /
+#                                   int8 / low-bit backward, range functions, grids; a sample on
+#                                   QEMU) -> eval/report.md + eval/*.png (EVAL_ARGS="--quick")
 #   make zoo-bench                  the reference architectures (ResNet-8, MobileNetV1-0.25, DS-CNN,
 #                                   FC autoencoder, LeNet) -> bench/zoo.json, bench/zoo.md
 #   make powercut                   cut the power at every flash operation of a checkpoint SAVE
@@ -33,10 +36,10 @@ ifeq ($(filter $(BOARD),$(BOARDS)),)
 $(error Unknown BOARD '$(BOARD)'. Available boards: $(BOARDS))
 endif
 
-.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench zoo-bench powercut fuzz fuzz-apt boards clean distclean
+.PHONY: help setup apt venv test qemu-test demo demo-plan build flash bench eval zoo-bench powercut fuzz fuzz-apt boards clean distclean
 
 help:
-	@sed -n '1,22p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,25p' Makefile | sed 's/^# \{0,1\}//'
 
 boards:
 	@echo "Available boards: $(BOARDS)"
@@ -122,6 +125,16 @@ bench: setup
 	$(PY) bench/sparse.py
 	$(PY) bench/pytorch_compare.py
 	$(PY) bench/inq.py
+
+# The incremental-training study reproduced on MNIST digits (eval/study.py): a LeNet
+# pre-trained on clean digits (cached in build/eval/), a spotlight-shifted stream,
+# prequential accuracy of frozen, float and int8 incremental training, gradient bits x
+# range functions, low-bit saved activations / weights, history x epochs x lr grids, 3
+# stream orders each; a sample of configurations confirmed bit for bit on QEMU. Runs are
+# cached (build/eval/runs/), so a re-run redoes only what changed. -> eval/report.md
+EVAL_ARGS ?=
+eval: setup
+	nice -n 10 $(PY) eval/study.py $(EVAL_ARGS)
 
 # The reference architectures of tests/zoo_models.py, briefly pre-trained on MNIST digits
 # 0-4 (bench/zoo_pretrain.py, cached in build/bench/zoo/pretrained): size, memory,

@@ -436,6 +436,10 @@ def sample_payload(img, label: int | None = None, flags: int = 0) -> bytes:
     return SAMPLE_STRUCT.pack(lab, flags, c, h, w) + np.ascontiguousarray(a).tobytes()
 
 
+#: the device's gradient range functions (SET range / loss_range; K an integer 1..64)
+RANGE_FUNCTIONS = ("max", "max/2", "max/4", "3*max/4", "mean*K")
+
+
 def encode_value(value) -> tuple[int, bytes]:
     if isinstance(value, bool) or isinstance(value, (int, np.integer)):
         v = int(value)

@@ -185,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--augment-shift", type=int, metavar="PX",
                    help="with --augment: largest shift in pixels each way (default: the "
                         "firmware's, 1/8 of the input size)")
+    g.add_argument("--range", type=range_function, metavar="F",
+                   help="gradient range function of every gradient (SET range): "
+                        f"{', '.join(P.RANGE_FUNCTIONS)} (K 1..64)")
+    g.add_argument("--loss-range", type=range_function, metavar="F",
+                   help="range function of the loss gradient (SET loss_range), as --range")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other device setting (int, float or string)")
 
@@ -275,6 +280,17 @@ def parse_args(argv=None) -> argparse.Namespace:
             ap.error(f"--passes: unknown pass {', '.join(bad) or '(none)'}; choose from "
                      f"{', '.join(MODES)}")
     return args
+
+
+def range_function(text: str) -> str:
+    """argparse type of --range / --loss-range: one of P.RANGE_FUNCTIONS."""
+    from compiler.ref import grad_ops as rgo
+    try:
+        rgo._parse_mode(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected {', '.join(P.RANGE_FUNCTIONS)} (K 1..64)") from None
+    return text
 
 
 def parse_setting(text: str):
@@ -413,7 +429,8 @@ def apply_settings(client: P.Client, info: P.Info, args, log) -> dict:
     Returns {key: value or 'skipped: ...'}."""
     wanted = [("history", args.history), ("epochs", args.epochs), ("lr", args.lr),
               ("lr_body", args.lr_body), ("train_every", args.train_every),
-              ("autosave", args.autosave), ("augment_shift", args.augment_shift),
+              ("autosave", args.autosave), ("range", args.range),
+              ("loss_range", args.loss_range), ("augment_shift", args.augment_shift),
               ("augment", 1 if args.augment else None)]
     wanted = [(k, v) for k, v in wanted if v is not None]
     wanted += [parse_setting(s) for s in args.set]

@@ -20,12 +20,19 @@ class VerifyError(Exception):
 
 
 def settings_from_device(get) -> dict:
+    """The device's training settings (None: a key the firmware does not report); the
+    range functions (``range``, ``loss_range``) only when it reports them (else the
+    build's are replayed)."""
     keys = ("history", "epochs", "train_every", "enabled", "lr", "lr_body", "bits", "rounding", "seed")
-    s = {k: get(k) for k in keys}
+    out = {k: get(k) for k in keys}
     # firmware without augmentation does not know these keys: it never augments
-    s["augment"] = get("augment") or 0
-    s["augment_shift"] = get("augment_shift") or 0
-    return s
+    out["augment"] = get("augment") or 0
+    out["augment_shift"] = get("augment_shift") or 0
+    for k in ("range", "loss_range"):
+        v = get(k)
+        if v is not None:
+            out[k] = v
+    return out
 
 
 def replay_pass(build_dir, plan, info, res, dev_settings: dict, resize: str, log) -> tuple:
@@ -40,9 +47,9 @@ def replay_pass(build_dir, plan, info, res, dev_settings: dict, resize: str, log
     s = dev_settings
     rounding = {0: "stochastic", 1: "nearest", 2: "truncate"}.get(s["rounding"], cfg.rounding)
     lr_body = 0.0 if res.mode == "head" else s["lr_body"]
-    cfg = tr.TrainConfig(lr=s["lr"], bits=s["bits"], range_mode=cfg.range_mode, rounding=rounding,
-                         qas=cfg.qas, seed=s["seed"] & 0xFFFFFFFF, loss_range_mode=cfg.loss_range_mode,
-                         lr_body=lr_body)
+    cfg = tr.TrainConfig(lr=s["lr"], bits=s["bits"], range_mode=s.get("range", cfg.range_mode),
+                         rounding=rounding, qas=cfg.qas, seed=s["seed"] & 0xFFFFFFFF,
+                         loss_range_mode=s.get("loss_range", cfg.loss_range_mode), lr_body=lr_body)
     mode = P.RESIZE_BILINEAR if resize == "bilinear" else P.RESIZE_NEAREST
     order = plan.order[:res.n]
     imgs = [P.resize_u8(plan.image(i), info.in_h, info.in_w, info.in_c, mode=mode) for i in order]

@@ -55,6 +55,15 @@ def test_device_app_host_matches_reference_replay(tmp_path, history, epochs, eve
         with pytest.raises(P.DeviceError, match="augment: history stores features") as e:
             c.set("augment", 1)                                   # nothing raw to augment
         assert e.value.code == P.ERR_VALUE and c.get("augment") == 0
+        if every == 2:                  # gradient bits and range function set at run time
+            assert c.get("range") == "max"
+            c.set("bits", 5)
+            c.set("range", "3*max/4")
+            for bad in ("max/3", "mean*0", "mean*65", "3*max/4 "):
+                with pytest.raises(P.DeviceError):
+                    c.set("range", bad)
+            assert c.get("range") == "3*max/4" and c.get("loss_range") == "max"
+            cfg = tr.TrainConfig(lr=0.05, seed=9, bits=5, range_mode="3*max/4", loss_range_mode="max")
         dev = [c.sample(im, lab, train=not nt, bilinear=True)
                for im, lab, nt in zip(imgs, labels, no_train)]
         blob = c.download()

@@ -50,7 +50,7 @@ def run_all(drivers, cases: list[tc.Case]) -> dict[str, list[tc.Result]]:
 
 seeds = st.integers(0, 2**32 - 1)
 grad_bits = st.integers(2, 8)
-modes = st.one_of(st.sampled_from(["max", "max/2", "max/4"]),
+modes = st.one_of(st.sampled_from(["max", "max/2", "max/4", "3*max/4"]),
                   st.integers(1, 64).map(lambda k: f"mean*{k}"))
 roundings = st.sampled_from(rg.ROUNDINGS)
 
@@ -509,6 +509,9 @@ int main(void) {
     if (tt_softmax_xent_grad_s8(l, 4, 0.1f, 0, 0, 8, bad2, g, &sc, &loss, s) != TT_ERR_ARG) return 6;
     int32_t acc[4] = {1, 2, 3, 4};
     if (tt_requant_grad_s8(acc, 4, 1.0f, 8, bad1, NULL, g, &sc, NULL) != TT_ERR_ARG) return 7;
+    tt_grad_range bad3 = {TT_RANGE_SHIFT3, 1}, bad4 = {3, 1};
+    if (tt_requant_grad_s8(acc, 4, 1.0f, 8, bad3, NULL, g, &sc, NULL) != TT_ERR_ARG) return 13;
+    if (tt_requant_grad_s8(acc, 4, 1.0f, 8, bad4, NULL, g, &sc, NULL) != TT_ERR_ARG) return 14;
     if (g[0] != 9 || sc != 7.0f) return 8;
     float sw[2] = {0.01f, 0.02f};
     tt_sgd_params u = {0.1f, 0.01f, 0.02f, sw, 3, TT_ROUND_NEAREST, 0, 0};

@@ -48,7 +48,7 @@ OPS = {"q31": 1, "expf": 2, "round": 3, "hash": 4, "fixed_round": 5, "update_key
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv")
 STATUS = dc.STATUS
 TT_OK, TT_ERR_ARG, TT_ERR_FACTOR = 0, 1, 2  # runtime_c/include/tt_status.h
-MODES = ["max", "max/2", "max/4", "mean*1", "mean*2", "mean*3", "mean*8", "mean*64"]
+MODES = ["max", "max/2", "max/4", "mean*1", "mean*2", "mean*3", "mean*8", "mean*64", "3*max/4"]
 NO_STAT = -12345  # the driver's value of an r_stat that was not requested
 
 F32 = np.float32
@@ -97,7 +97,7 @@ def f32b(x) -> bytes:
 
 def range_params(mode: str) -> list[int]:
     kind, k = rg._parse_mode(mode)
-    return [0 if kind == "shift" else 1, k]
+    return [{"shift": 0, "mean": 1, "shift3": 2}[kind], k]
 
 
 Result = dc.Result  # status, cycles, out (bytes, None unless status is 0)
@@ -497,7 +497,7 @@ def grad_in_two_pass_cases(seed: int = 7) -> list[Case]:
             ("dwconv", 5, 2, 2, 2, "max/4", 7), ("dwconv", 3, 2, 1, 64, "mean*16", 2),
             ("conv2d", 3, 2, 1, 2, "max", 8), ("conv2d_1x1", 1, 2, 0, 1, "max", 8),
             ("conv2d_1x1", 1, 1, 0, 2, "max/2", 6), ("dwconv", 3, 1, 1, 1, "mean*4", 8),
-            ("dwconv", 5, 2, 2, 3, "max", 8)]):
+            ("dwconv", 5, 2, 2, 3, "max", 8), ("conv2d_1x1", 1, 1, 0, 2, "3*max/4", 5)]):
         ci = 37 if op == "dwconv" else 11
         out.append(grad_in_two_pass_case(op, h=7, w=6, ci=ci, co=ci if op == "dwconv" else 9,
                                          k=k, stride=s, pad=p, rng=rng, rows=rows, bits_=b,
@@ -790,7 +790,7 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
         cases.append(fixed_round_case(v, tot, rng.integers(0, 2**32, n, dtype=np.uint64), rounding))
     # loss / scales
     for i, mode in enumerate(MODES):
-        b = [8, 2, 3, 4, 5, 6, 7, 8][i]
+        b = [8, 2, 3, 4, 5, 6, 7, 8, 4][i]
         g = (rng.standard_normal(37) * 10.0 ** rng.uniform(-8, 2)).astype(np.float32)
         cases.append(quant_f32_case(g, b, mode))
         c = int(rng.integers(2, 40))

@@ -14,7 +14,7 @@
 
 Configuration (:class:`TrainConfig`)
     ``lr`` (float32 on the device), gradient ``bits`` 2..8, ``range_mode`` (max, max/2,
-    max/4, mean*K; ``loss_range_mode`` optionally another one for the loss gradient), ``rounding``
+    max/4, 3*max/4, mean*K; ``loss_range_mode`` optionally another one for the loss gradient), ``rounding``
     of weight updates (stochastic, nearest, truncate),
     ``qas`` (on: ``weight_factors``/``bias_factors``, i.e. SGD on the real weights;
     off: ``weight_factors_plain``/``bias_factors_plain``, SGD on the integers with the
@@ -85,6 +85,9 @@ class TrainConfig:
     seed: int = 0
     loss_range_mode: str | None = None
     lr_body: float | None = None
+    #: reference only (accuracy studies; the firmware refuses anything but 8): the bits of
+    #: the weights the input gradients read (:func:`compiler.ref.grad_ops.lowp_weight`)
+    backward_w_bits: int = 8
 
     def __post_init__(self):
         rgo.qmax_of(self.bits)
@@ -97,6 +100,8 @@ class TrainConfig:
             raise ValueError(f"learning rate must be finite and >= 0, got {self.lr}")
         if self.lr_body is not None and not (self.lr_body >= 0 and np.isfinite(self.lr_body)):
             raise ValueError(f"lr_body must be finite and >= 0, got {self.lr_body}")
+        if self.backward_w_bits != 8:
+            rgo.lowp_weight(np.zeros(1, np.int8), self.backward_w_bits)
 
     def lr_of(self, node: str, heads: frozenset) -> float:
         """Learning rate of ``node``'s parameters: ``lr`` for the classifier (``heads``),
@@ -333,13 +338,19 @@ def _x_prescale(s: ad.Prescale, c: _Ctx):
 
 def _x_conv_grad_input(s: ad.ConvGradInput, c: _Ctx):
     t, sc = c.get(s.src)
-    acc = _GRAD.conv_grad_input(t, c.params(s.node)["weight"], s.in_shape[:2], s.stride, s.pad, s.groups)
+    w = c.params(s.node)["weight"]
+    if c.cfg.backward_w_bits != 8:
+        w = rgo.lowp_weight(w, c.cfg.backward_w_bits)
+    acc = _GRAD.conv_grad_input(t, w, s.in_shape[:2], s.stride, s.pad, s.groups)
     c.put(s.out, acc, sc)
 
 
 def _x_fc_grad_input(s: ad.FcGradInput, c: _Ctx):
     t, sc = c.get(s.src)
-    c.put(s.out, _GRAD.fc_grad_input(t.reshape(t.shape[0], -1), c.params(s.node)["weight"]), sc)
+    w = c.params(s.node)["weight"]
+    if c.cfg.backward_w_bits != 8:
+        w = rgo.lowp_weight(w, c.cfg.backward_w_bits)
+    c.put(s.out, _GRAD.fc_grad_input(t.reshape(t.shape[0], -1), w), sc)
 
 
 def _x_requant(s: ad.RequantGrad, c: _Ctx):

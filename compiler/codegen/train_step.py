@@ -18,6 +18,7 @@ from compiler.kernels import backward as KB
 from compiler.kernels.backward import f32_literal
 from compiler.memory import schedule as memplan
 from compiler.memory.training import feature_tensors, root
+from compiler.ref import grad_ops as rgo
 
 
 class TrainCtx:
@@ -152,10 +153,13 @@ class TrainCtx:
         if head_cut:
             bsteps[last_head]["stmts"].append("if (tt_train_cfg.lr_body == 0.0f) goto body_done")
         cfg = self.config
+        if getattr(cfg, "backward_w_bits", 8) != 8:
+            raise ValueError(f"backward_w_bits={cfg.backward_w_bits}: a reference-only study "
+                             "setting; the firmware's input gradients read the 8-bit weights")
 
         def rng(mode):
-            return (0, {"max": 0, "max/2": 1, "max/4": 2}[mode]) if not mode.startswith("mean*") \
-                else (1, int(mode[5:]))
+            kind, k = rgo._parse_mode(mode)
+            return {"shift": 0, "mean": 1, "shift3": 2}[kind], k
         kind, k = rng(cfg.range_mode)
         lkind, lk = rng(getattr(cfg, "loss_range_mode", None) or cfg.range_mode)
         parts = []

@@ -20,11 +20,13 @@ Loss
     gradient ``2 (y - t) / N`` is quantized the same way.
 
 Scale choice ("range functions")
-    R = f(|g|): ``max``, ``max/2``, ``max/4`` or ``mean*K`` (K an integer 1..64); values
-    beyond R saturate at +-qmax. For int32 accumulators R is an integer (max >> r, or
-    K * (sum|acc| // n)); the new scale is ``acc_scale * (R / qmax)`` and the int8 values
-    ``clamp(requant(acc, q31(qmax / R)), -qmax, qmax)`` (float32 division, exact Q31
-    conversion of a float32, single-rounding requant of qmath).
+    R = f(|g|): ``max``, ``max/2``, ``max/4``, ``3*max/4`` or ``mean*K`` (K an integer
+    1..64); values beyond R saturate at +-qmax. For int32 accumulators R is an integer
+    (max >> r, (3 * max) >> 2, or K * (sum|acc| // n)); for float32 gradients max / 2**r,
+    (max * 3) / 4 (two float32 operations) or (sum / n) * K; the new scale is
+    ``acc_scale * (R / qmax)`` and the int8 values ``clamp(requant(acc, q31(qmax / R)),
+    -qmax, qmax)`` (float32 division, exact Q31 conversion of a float32, single-rounding
+    requant of qmath).
 
 Backward through a conv / fc with per-channel weight scales s_w[c]
     The output gradient is first *prescaled* per output channel into int16:
@@ -187,12 +189,14 @@ def _parse_mode(mode: str) -> tuple[str, int]:
         return "shift", 1
     if mode == "max/4":
         return "shift", 2
+    if mode == "3*max/4":
+        return "shift3", 2
     if mode.startswith("mean*"):
         k = int(mode[5:])
         if not 1 <= k <= 64:
             raise ValueError(f"mean*K needs 1 <= K <= 64, got {mode}")
         return "mean", k
-    raise ValueError(f"unknown gradient range function {mode!r} (max, max/2, max/4, mean*K)")
+    raise ValueError(f"unknown gradient range function {mode!r} (max, max/2, max/4, 3*max/4, mean*K)")
 
 
 def quantize_grad_f32(g, bits: int = 8, mode: str = "max") -> tuple[np.ndarray, np.float32]:
@@ -203,6 +207,8 @@ def quantize_grad_f32(g, bits: int = 8, mode: str = "max") -> tuple[np.ndarray, 
     a = np.abs(g)
     if kind == "shift":
         r = a.max() / F32(1 << k)
+    elif kind == "shift3":
+        r = (a.max() * F32(3)) / F32(1 << k)
     else:
         r = (np.cumsum(a, dtype=np.float32)[-1] / F32(a.size)) * F32(k)
     r = F32(r)
@@ -236,6 +242,20 @@ def lowp_activation(x, bits: int, lo: int) -> np.ndarray:
     return np.clip(int(lo) + (q << (8 - int(bits))), -128, 127).astype(np.int8)
 
 
+def lowp_weight(w, bits: int) -> np.ndarray:
+    """int8 weights as an input gradient reads them at ``bits`` (2..8) -- reference only,
+    for accuracy studies (no C kernel takes it): the low ``8 - bits`` bits of the
+    magnitude dropped, ``sign(w) * ((|w| >> s) << s)`` with s = 8 - bits (truncation
+    toward zero onto the grid of step 2^s; the weight scale is unchanged). Identity at 8
+    bits."""
+    b = int(bits)
+    if not 2 <= b <= 8:
+        raise ValueError(f"backward weight bits must be 2..8, got {bits}")
+    s = 8 - b
+    w = np.asarray(w, np.int32)
+    return (np.sign(w) * ((np.abs(w) >> s) << s)).astype(np.int8)
+
+
 def lowp_pack(x, bits: int, lo: int) -> np.ndarray:
     """The bytes saved: ``8 // bits`` codes per byte, the first in the lowest bits."""
     q = lowp_codes(np.ravel(x), bits, lo).astype(np.uint32)
@@ -251,6 +271,8 @@ def grad_range_int(acc, mode: str) -> int:
         return 0
     if kind == "shift":
         return int(a.max()) >> k
+    if kind == "shift3":
+        return (3 * int(a.max())) >> k
     return k * (int(a.sum()) // a.size)
 
 

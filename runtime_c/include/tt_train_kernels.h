@@ -155,8 +155,8 @@ int tt_mse_grad_s8(const int8_t *y, const int8_t *target, int32_t n, float s_y, 
                    tt_grad_range range, int8_t *grad, float *grad_scale, float *loss,
                    void *scratch);
 
-/* grad_range_int: the integer range of int32 accumulators (max|acc| >> k, or
-   K * (sum|acc| / n)); 0 for n = 0. Up to 2^37. */
+/* grad_range_int: the integer range of int32 accumulators (max|acc| >> k,
+   (3 * max|acc|) >> 2, or K * (sum|acc| / n)); 0 for n = 0. Up to 2^37. */
 int64_t tt_grad_range_s32(const int32_t *acc, int32_t n, tt_grad_range range);
 
 /* requant_grad: int32 gradient accumulators acc[n] with scale acc_scale -> int8 out[n] and

@@ -34,10 +34,14 @@ extern "C" {
 #define TT_ROUND_TRUNCATE 2
 
 /* Gradient range function R = f(|g|) (compiler.ref.grad_ops._parse_mode):
- *   {TT_RANGE_SHIFT, r}  "max" (r = 0), "max/2" (r = 1), "max/4" (r = 2)
- *   {TT_RANGE_MEAN, K}   "mean*K", 1 <= K <= 64 */
+ *   {TT_RANGE_SHIFT, r}   "max" (r = 0), "max/2" (r = 1), "max/4" (r = 2)
+ *   {TT_RANGE_SHIFT3, 2}  "3*max/4": (3 * max) >> 2 (int32 accumulators),
+ *                         (max * 3) / 4 (float32 gradients)
+ *   {TT_RANGE_MEAN, K}    "mean*K", 1 <= K <= 64
+ * The max kinds (SHIFT, SHIFT3) read max |g|, the mean kind sum |g|. */
 #define TT_RANGE_SHIFT 0
 #define TT_RANGE_MEAN 1
+#define TT_RANGE_SHIFT3 2
 typedef struct tt_grad_range {
     int32_t kind;
     int32_t k;
@@ -46,8 +50,26 @@ typedef struct tt_grad_range {
 static inline int tt_grad_range_ok(tt_grad_range r)
 {
     if (r.kind == TT_RANGE_SHIFT) return r.k >= 0 && r.k <= 2;
+    if (r.kind == TT_RANGE_SHIFT3) return r.k == 2;
     if (r.kind == TT_RANGE_MEAN) return r.k >= 1 && r.k <= 64;
     return 0;
+}
+
+/* The integer range R of a max kind from max |acc| (m <= 2^31). */
+static inline int64_t tt_range_of_max(uint32_t m, tt_grad_range r)
+{
+    if (r.kind == TT_RANGE_SHIFT3) return (3 * (int64_t)m) >> r.k;
+    return (int64_t)(m >> r.k);
+}
+
+/* The float32 range R of a max kind from max |g|, one IEEE operation at a time. */
+static inline float tt_range_of_maxf(float m, tt_grad_range r)
+{
+    if (r.kind == TT_RANGE_SHIFT3) {
+        const float t = m * 3.0f;
+        return t / (float)(1 << r.k);
+    }
+    return m / (float)(1 << r.k);
 }
 
 /* qmax_of(bits) = 2^(bits-1) - 1 for bits 2..8; -1 for any other bit width. */

@@ -35,6 +35,9 @@
  *   stores features, the model is an mse autoencoder or its input is flat, 1 x 1 x F),
  *   augment_shift (i32, 0..AUG_SHIFT_MAX = min(in_h, in_w) / 2; default
  *   min(in_h, in_w) / 8).
+ *   range, loss_range (string: the gradient range function of every gradient / of the
+ *   loss gradient: "max", "max/2", "max/4", "3*max/4" or "mean*K" with K 1..64; not
+ *   kept in checkpoints: a boot starts from the compiled-in ones).
  *   autosave (i32, 0..1000000: SAVE after every that many trained samples, 0 = off).
  *   GET also: name, step, samples (SAMPLE requests since the factory state), resume_at
  *   (samples the trained state includes: a stream resumes after a reset from there),
@@ -363,11 +366,49 @@ static int int_setting(const char *key, uint8_t key_len, const char *name, int32
     return 1;
 }
 
+/* "max", "max/2", "max/4", "3*max/4", "mean*K" (K 1..64) -> *r; 0, or -1 when not one. */
+static int range_of_text(const uint8_t *t, uint16_t n, tt_grad_range *r)
+{
+    static const char *const names[] = {"max", "max/2", "max/4", "3*max/4"};
+    static const tt_grad_range ranges[] = {
+        {TT_RANGE_SHIFT, 0}, {TT_RANGE_SHIFT, 1}, {TT_RANGE_SHIFT, 2}, {TT_RANGE_SHIFT3, 2}};
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; ++i)
+        if (n == strlen(names[i]) && memcmp(t, names[i], n) == 0) {
+            *r = ranges[i];
+            return 0;
+        }
+    if (n < 6 || n > 7 || memcmp(t, "mean*", 5) != 0) return -1;
+    int32_t k = 0;
+    for (uint16_t i = 5; i < n; ++i) {
+        if (t[i] < '0' || t[i] > '9') return -1;
+        k = 10 * k + (t[i] - '0');
+    }
+    if (t[5] == '0' || k < 1 || k > 64) return -1;
+    r->kind = TT_RANGE_MEAN;
+    r->k = k;
+    return 0;
+}
+
+/* The name of a range function (range_of_text's inverse) into buf; its length. */
+static uint16_t range_text(tt_grad_range r, uint8_t *buf)
+{
+    if (r.kind == TT_RANGE_MEAN) {
+        memcpy(buf, "mean*", 5);
+        uint16_t n = 5;
+        if (r.k >= 10) buf[n++] = (uint8_t)('0' + r.k / 10);
+        buf[n++] = (uint8_t)('0' + r.k % 10);
+        return n;
+    }
+    const char *s = r.kind == TT_RANGE_SHIFT3 ? "3*max/4" : r.k == 0 ? "max" : r.k == 1 ? "max/2" : "max/4";
+    const uint16_t n = (uint16_t)strlen(s);
+    memcpy(buf, s, n);
+    return n;
+}
+
 static int app_set(void *ctx, const char *key, uint8_t key_len, uint8_t vtype,
                    const uint8_t *val, uint16_t val_len, const char **msg)
 {
     (void)ctx;
-    (void)val_len;
     int rc;
     int32_t v;
     if (tt_proto_key_is(key, key_len, "lr")) {
@@ -428,6 +469,17 @@ static int app_set(void *ctx, const char *key, uint8_t key_len, uint8_t vtype,
         if (!rc) tt_train_cfg.seed = (uint32_t)v;
         return rc;
     }
+    if (tt_proto_key_is(key, key_len, "range") || tt_proto_key_is(key, key_len, "loss_range")) {
+        tt_grad_range r;
+        if (vtype != TT_VAL_STR) { *msg = "range is a string"; return TT_ERR_VALUE; }
+        if (range_of_text(val, val_len, &r)) {
+            *msg = "range: max, max/2, max/4, 3*max/4 or mean*K (K 1..64)";
+            return TT_ERR_VALUE;
+        }
+        if (key_len == 5) tt_train_cfg.range = r;
+        else tt_train_cfg.loss_range = r;
+        return 0;
+    }
     *msg = "unknown key";
     return TT_ERR_KEY;
 }
@@ -460,6 +512,12 @@ static int app_get(void *ctx, const char *key, uint8_t key_len, uint8_t *vtype, 
             *val_len = 4;
             return 0;
         }
+    if ((tt_proto_key_is(key, key_len, "range") || tt_proto_key_is(key, key_len, "loss_range")) &&
+        *val_len >= 7) {
+        *vtype = TT_VAL_STR;
+        *val_len = range_text(key_len == 5 ? tt_train_cfg.range : tt_train_cfg.loss_range, val);
+        return 0;
+    }
     if (tt_proto_key_is(key, key_len, "name")) {
         static const char name[] = TT_MODEL_NAME;
         uint16_t n = (uint16_t)(sizeof name - 1) < *val_len ? (uint16_t)(sizeof name - 1) : *val_len;

@@ -112,7 +112,7 @@ TT_KERNEL int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, floa
     /* pass 1: statistic of acc = q1 * m1 + q2 * m2 (not stored): only what the range
        kind reads (max |acc| or sum |acc|) */
     int64_t r;
-    if (range.kind == TT_RANGE_SHIFT) {
+    if (range.kind != TT_RANGE_MEAN) {
         uint32_t mx = 0;
 #if TT_DSP
         if (n4) mx = tt_addg_max4(q1, q2, n4, mm);
@@ -121,7 +121,7 @@ TT_KERNEL int tt_add_grads_s8(const int8_t *q1, float s1, const int8_t *q2, floa
             const uint32_t a = tt_abs32(q1[i] * m1 + q2[i] * m2);
             mx = a > mx ? a : mx;
         }
-        r = n > 0 ? (int64_t)(mx >> range.k) : 0;
+        r = n > 0 ? tt_range_of_max(mx, range) : 0;
     } else {
         uint32_t sum = 0; /* |acc| <= 2^22: 512 of them fit in 32 bits */
         uint64_t sum64 = 0;

@@ -211,7 +211,7 @@ TT_INLINE void tt_rstat_add(tt_rstat *st, int32_t v)
 TT_INLINE int64_t tt_rstat_range(const tt_rstat *st, int32_t n, tt_grad_range range)
 {
     if (n <= 0) return 0;
-    if (range.kind == TT_RANGE_SHIFT) return (int64_t)(st->max >> range.k);
+    if (range.kind != TT_RANGE_MEAN) return tt_range_of_max(st->max, range);
     return (int64_t)range.k * (int64_t)(st->sum / (uint64_t)n);
 }
 

@@ -13,11 +13,11 @@ static inline void tt_range_raise(int32_t v, uint32_t *m, uint32_t *m2)
 }
 
 /* Range statistic of n int32 values in one pass that computes only what the range kind
-   reads: max |v| (shift kinds) or sum |v| (mean kinds). */
+   reads: max |v| (max kinds) or sum |v| (mean kinds). */
 TT_KERNEL int64_t tt_grad_range_s32(const int32_t *acc, int32_t n, tt_grad_range range)
 {
     if (n <= 0) return 0;
-    if (range.kind == TT_RANGE_SHIFT) {
+    if (range.kind != TT_RANGE_MEAN) {
         /* max |v|: v lies in [-m, m] iff (uint32)(v + m) <= 2m (m < 2^31), one ADD and
            one compare per value; the rare larger |v| raises m (m = 2^31 ends the scan). */
         uint32_t m = 0, m2 = 0;
@@ -28,10 +28,10 @@ TT_KERNEL int64_t tt_grad_range_s32(const int32_t *acc, int32_t n, tt_grad_range
                           (uint32_t)c + m <= m2 && (uint32_t)d + m <= m2))
                 continue;
             for (int32_t j = 0; j < 4; ++j) tt_range_raise(p[j], &m, &m2);
-            if (m >= 0x80000000u) return (int64_t)(m >> range.k);
+            if (m >= 0x80000000u) return tt_range_of_max(m, range);
         }
         for (; p < e; ++p) tt_range_raise(*p, &m, &m2);
-        return (int64_t)(m >> range.k);
+        return tt_range_of_max(m, range);
     }
     uint64_t sum = 0;
     for (int32_t i = 0; i < n; ++i) sum += tt_abs32(acc[i]);

@@ -15,13 +15,13 @@ TT_KERNEL int tt_quantize_grad_f32(const float *g, int32_t n, int32_t bits, tt_g
     const int32_t qmax = tt_qmax_of(bits);
     if (qmax < 0 || !tt_grad_range_ok(range) || n < 1) return TT_ERR_ARG;
     float r;
-    if (range.kind == TT_RANGE_SHIFT) {
+    if (range.kind != TT_RANGE_MEAN) {
         float m = fabsf(g[0]);
         for (int32_t i = 1; i < n; ++i) {
             const float a = fabsf(g[i]);
             if (a > m) m = a;
         }
-        r = m / (float)(1 << range.k);
+        r = tt_range_of_maxf(m, range);
     } else {
         float s = fabsf(g[0]);
         for (int32_t i = 1; i < n; ++i) s = s + fabsf(g[i]);
