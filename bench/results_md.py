@@ -1,5 +1,5 @@
 """bench/results.md from bench/results.json: one table per benchmark section (forward,
-train_steps, sparse, pytorch), sections that are missing are left out. Generated: edit
+train_steps, sparse, plans_by_budget, pytorch), sections that are missing are left out. Generated: edit
 this writer, not the file.
 
     .venv/bin/python bench/results_md.py [--results bench/results.json] [--out bench/results.md]
@@ -108,6 +108,25 @@ def sparse(sec: dict) -> str:
     return out
 
 
+def plans_by_budget(sec: dict) -> str:
+    rows = []
+    for m, r in sec.get("models", {}).items():
+        h = r.get("head_only") or {}
+        for p in r.get("plans", []):
+            rows.append([m, f"{p['budget_kb']} ({p['what']})", p["plan"],
+                         kb(p.get("linked_ram_bytes")), kb(p.get("predicted_ram_bytes")),
+                         f"{p['accuracy']:.1f} ± {p['stderr']:.1f}",
+                         f"{h['accuracy']:.1f} ± {h['stderr']:.1f}" if h else None,
+                         {True: "yes", False: "NO"}.get(p.get("bit_exact_qemu"))])
+    return ("## Plans by budget (bench/sparse.py --by-budget)\n\n"
+            f"{sec.get('data', '')}; accuracy ± its binomial standard error (n = "
+            f"{sec.get('n_test', '?')}). RAM in KB: {sec.get('ram', 'linked RAM')} "
+            "(predicted: the plan's memory model); bit-exact: three training steps on QEMU "
+            "against the reference.\n\n"
+            + table(["model", "budget KB", "plan", "linked RAM KB", "predicted KB", "accuracy %",
+                     "head only %", "bit-exact"], rows))
+
+
 def pytorch(sec: dict) -> str:
     idle = sec.get("idle_torch", {}).get("rss_peak_bytes")
     mem, detail = [], []
@@ -150,7 +169,7 @@ def pytorch(sec: dict) -> str:
 
 
 SECTIONS = (("forward", forward), ("train_steps", train_steps), ("train_plans", train_plans),
-            ("sparse", sparse),
+            ("sparse", sparse), ("plans_by_budget", plans_by_budget),
             ("pytorch", pytorch))
 
 
