@@ -280,7 +280,7 @@ def run_by_budget(a) -> int:
     jobs, first_of = [], {}
     for m, ps in plans.items():
         jobs.append((m, "head only", ps[max(ps)], tr_i, te_i, a.epochs))
-        for kb, path in sorted(ps.items(), reverse=True):
+        for kb, path in sorted(ps.items()):     # the smallest budget first
             k = (m, same(path))
             if k not in first_of:
                 first_of[k] = f"{kb} KB"
@@ -324,13 +324,12 @@ def run_by_budget(a) -> int:
                   f"{p.meta['predicted']['ram_bytes'] / 1024:.1f}), {v:.1f}% +- {_stderr(v, n):.1f}, "
                   f"bit-exact on QEMU: {'yes' if built['bit_exact_qemu'] else 'NO'}", flush=True)
         res[m] = {"head_only": {"accuracy": round(head, 2), "stderr": round(_stderr(head, n), 2)},
-                  "plans": rows}
+                  "n_train": a.train, "n_test": a.test, "epochs": a.epochs, "plans": rows}
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     res = {**data.get("plans_by_budget", {}).get("models", {}), **res}
-    data["plans_by_budget"] = {
-        "data": f"MNIST, {a.train} training digits x {a.epochs} epochs (seed 0), {a.test} held-out "
-                "digits no analysis saw; int8 reference training step, 128x128, new 10-class head",
-        "n_train": a.train, "n_test": a.test, "epochs": a.epochs,
+    data["plans_by_budget"] = {**data.get("plans_by_budget", {}),
+        "data": "MNIST, n_train training digits x epochs (seed 0), n_test held-out digits no "
+                "analysis saw (per model); int8 reference training step, 128x128, new 10-class head",
         "ram": f"linked RAM of `python -m compiler build MODEL --plan P --board {QEMU} --two-pass auto`",
         "models": res}
     RESULTS.write_text(json.dumps(data, indent=1))
