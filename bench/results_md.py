@@ -1,5 +1,5 @@
 """bench/results.md from bench/results.json: one table per benchmark section (forward,
-train_steps, sparse, pytorch), sections that are missing are left out. Generated: edit
+train_steps, sparse, plans_by_budget, pytorch), sections that are missing are left out. Generated: edit
 this writer, not the file.
 
     .venv/bin/python bench/results_md.py [--results bench/results.json] [--out bench/results.md]
@@ -108,6 +108,28 @@ def sparse(sec: dict) -> str:
     return out
 
 
+def plans_by_budget(sec: dict) -> str:
+    rows = []
+    for m, r in sec.get("models", {}).items():
+        h = r.get("head_only") or {}
+        n = (f"{r.get('n_train', sec.get('n_train', '?'))} x {r.get('epochs', sec.get('epochs', '?'))}"
+             f" / {r.get('n_test', sec.get('n_test', '?'))}")
+        for p in r.get("plans", []):
+            rows.append([m, n, f"{p['budget_kb']} ({p['what']})", p["plan"],
+                         kb(p.get("linked_ram_bytes")), kb(p.get("predicted_ram_bytes")),
+                         f"{p['accuracy']:.1f} ± {p['stderr']:.1f}",
+                         f"{h['accuracy']:.1f} ± {h['stderr']:.1f}" if h else None,
+                         {True: "yes", False: "NO"}.get(p.get("bit_exact_qemu"))])
+    return ("## Plans by budget (bench/sparse.py --by-budget)\n\n"
+            "MNIST digits, 128x128, new 10-class head, int8 reference training step (seed 0); "
+            "data: training digits x epochs / held-out digits no analysis saw, the same for "
+            "every plan of a model and its head only; accuracy ± its binomial standard error. "
+            f"RAM in KB: {sec.get('ram', 'linked RAM')} (predicted: the plan's memory model); "
+            "bit-exact: three training steps on QEMU against the reference.\n\n"
+            + table(["model", "data", "budget KB", "plan", "linked RAM KB", "predicted KB",
+                     "accuracy %", "head only %", "bit-exact"], rows))
+
+
 def pytorch(sec: dict) -> str:
     idle = sec.get("idle_torch", {}).get("rss_peak_bytes")
     mem, detail = [], []
@@ -176,9 +198,32 @@ def inq(sec: dict) -> str:
             + note)
 
 
+def int4(sec: dict) -> str:
+    """4-bit frozen weights against int8 (bench/int4.py)."""
+    st = sec.get("settings", {})
+    t = st.get("transfer", {})
+    rows = []
+    for model, m in sec.get("models", {}).items():
+        base = m["int8"]
+        tr = m.get("transfer", {})
+        rows.append([model, "int8", kb(base["flash_linked_bytes"]),
+                     f"{base['instructions'] / 1e6:.1f}M", None, tr.get("int8", {}).get("accuracy")])
+        for name, r in m.get("int4", {}).items():
+            acc = next((v.get("accuracy") for k, v in tr.items() if name.startswith(k)), None)
+            rows.append([model, f"4-bit: {name}", kb(r["flash_linked_bytes"]),
+                         f"{r['instructions'] / 1e6:.1f}M", r.get("photos_top1_agreement"), acc])
+    return ("## 4-bit frozen weights (bench/int4.py, `build --weight-bits 4`)\n\n"
+            f"{st.get('board', '')}, every build bit-exact with the reference. Photo agreement: "
+            f"top-1 equal to int8 on {len(st.get('photos', []))} bundled photos. Transfer: "
+            f"{t.get('trained', '')} on {t.get('data', '')} at {t.get('input', '')}x{t.get('input', '')}, "
+            f"{t.get('train', '')} train / {t.get('test', '')} test, {t.get('seeds', '')} seeds.\n\n"
+            + table(["model", "weights", "flash KB", "instructions", "photo agreement",
+                     "transfer accuracy %"], rows))
+
+
 SECTIONS = (("forward", forward), ("train_steps", train_steps), ("train_plans", train_plans),
-            ("sparse", sparse),
-            ("pytorch", pytorch), ("inq", inq))
+            ("sparse", sparse), ("plans_by_budget", plans_by_budget),
+            ("pytorch", pytorch), ("inq", inq), ("int4", int4))
 
 
 def render(data: dict) -> str:

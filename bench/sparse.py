@@ -22,7 +22,16 @@ For each real model at 128x128, batch 1, new 10-class head, MNIST digits (mlxten
 
 Writes bench/results.json (section "sparse").
 
+``--by-budget``: the plans at the paper's figure, at 0.75x of it and at 128 KB, walked
+down (:func:`compiler.sparse.shrink.descend`) from the pinned plan and its recorded
+analysis (mcunet-5fps: from the pinned plan at the paper's figure), written to
+``--plans-dir`` (default bench/plans/by_budget); each built for qemu-mps2-an500 with
+``--two-pass auto`` (linked RAM; three training steps bit-exact with the reference on
+QEMU) and trained on the same digits as head only (``--train``, ``--test``,
+``--epochs``, seed 0). Writes bench/results.json section "plans_by_budget".
+
     .venv/bin/python bench/sparse.py [--models ...] [--accuracy-models ...] [--jobs 2]
+    .venv/bin/python bench/sparse.py --by-budget [--models ...] [--train 1000 --test 1000]
 """
 from __future__ import annotations
 
@@ -52,6 +61,7 @@ from compiler.ref import inputs
 from compiler.sparse import (
     contrib,
     planner,
+    shrink,
     transfer,
 )
 from compiler.sparse import plan as sparse
@@ -144,6 +154,193 @@ def build_and_run(model, g, plan):
     exact = (set(rcs) == {0} and np.array_equal(y, np.stack(ref))
              and all(np.array_equal(v, gr.node(n).params[p]) for (n, p), v in got.items()))
     return linked, int(np.max(cycles)), exact, rep
+
+
+# ----------------------------------------------------------------------------- by budget
+
+#: the plan each model's walk down starts from (a pinned plan), and the plan file whose
+#: recorded analysis gives the gains (the same measurements the pinned plans came from)
+START = {"mcunet-5fps": ("mcunet-5fps@173KB.json", "mcunet-5fps.json"),
+         "mbv2-w0.35": ("mbv2-w0.35.json", "mbv2-w0.35.json"),
+         "proxyless-w0.3": ("proxyless-w0.3.json", "proxyless-w0.3.json")}
+BY_BUDGET = PLANS / "by_budget"
+QEMU = "qemu-mps2-an500"
+
+
+def budgets_kb(model) -> list[int]:
+    return [PAPER[model][2], THREE_QUARTERS[model], 128]
+
+
+def derive_plans(model, out_dir: Path, lowp_bits=4, lowp_cost=0.0) -> dict[int, Path]:
+    """The plans at the paper's figure, 0.75x and 128 KB (:data:`START`), saved as
+    ``<model>@<KB>KB.json``: ``{KB: path}``. Inputs saved at ``lowp_bits`` count as
+    costing ``lowp_cost`` points each (0: bench/lowp_saves.py measured 4-bit saves
+    within one standard error on mcunet-5fps's last blocks); every plan is then
+    measured as a whole."""
+    start, with_an = START[model]
+    p0 = sparse.load(PLANS / start)
+    an = shrink.analysis_of(sparse.load(PLANS / with_an))
+    base = models.load(model)
+    g = sparse.apply(base, p0)
+    mm = sparse.MemoryModel(g, 8192, sparse.app_reserve(g, p0.meta.get("app", "train-test")))
+    print(f"== {model}: from {start} ({p0.describe(g)}), gains of {with_an}'s analysis "
+          f"({an.n_train} + {an.n_test} digits)", flush=True)
+    got = shrink.descend(g, an, mm, p0, [kb * 1024 for kb in budgets_kb(model)],
+                         lowp_bits=lowp_bits, lowp_cost=lowp_cost, log=print)
+    out = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for b, (p, mem, steps) in sorted(got.items(), reverse=True):
+        q = shrink.finish(p, g, an, mem, b, steps, lowp_cost, parent=f"bench/plans/{start}")
+        q.meta["made_by"] = "bench/sparse.py --by-budget"
+        path = out_dir / f"{model}@{b // 1024}KB.json"
+        sparse.save(q, path)
+        print(f"  {b // 1024} KB: {mem['total'] / 1024:.1f} KB predicted, {q.meta['plan']} -> "
+              f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)
+        out[b // 1024] = path
+    return out
+
+
+def build_plan_qemu(model, path: Path) -> dict:
+    """``python -m compiler build MODEL --plan PATH --board qemu-mps2-an500 --two-pass auto``
+    (through the API), then three training steps on QEMU against the reference."""
+    from compiler import api
+    from compiler.target.from_plan import load_plan_graph, plan_firmware_kwargs
+    out = REPO / "build" / "bench" / f"by_budget_{path.stem}"
+    _, rep = api.build(model, QEMU, out, plan=str(path), two_pass="auto", model_name=model)
+    g, prog, p = load_plan_graph(models.load(model), str(path), model_name=model)
+    x = images.photo_batch(("chelsea", "coffee", "astronaut"), size=128)
+    labels = [1, 7, 3]
+    cfg = plan_firmware_kwargs(p, prog, app="train-test")["config"]   # as the build's
+    gr = g.copy()
+    st = tr.TrainState(cfg)
+    ref = [np.asarray(tr.train_step(gr, prog, st, x[i:i + 1], labels[i]).logits).ravel()
+           for i in range(len(labels))]
+    y, _, rcs, cycles, blob = firmware.train_stream(rep["elf"], x, labels, 10, rep["ram_param_bytes"])
+    got = firmware.split_trained(gr, rep, blob)
+    exact = (set(rcs) == {0} and np.array_equal(y, np.stack(ref))
+             and all(np.array_equal(v, gr.node(n).params[q]) for (n, q), v in got.items()))
+    return {"linked_ram_bytes": int(rep["linked"]["ram"]), "instructions_per_step": int(np.max(cycles)),
+            "bit_exact_qemu": bool(exact)}
+
+
+def _study_job(job):
+    """Accuracy of one plan (or head only) on the study's digits; cached in build/cache by
+    what trains (plan, channel order, save widths, learning rates) and the data."""
+    import hashlib
+    model, name, path, tr_i, te_i, epochs = job
+    p = sparse.load(path)
+    head_only = name == "head only"
+    what = ["head only"] if head_only else [p.key(), sorted(p.channels.items())]
+    key = hashlib.sha256(json.dumps([model, what, p.meta.get("training"),
+                                     (p.meta.get("analysis_settings") or {}).get("lr"),
+                                     [int(i) for i in tr_i], [int(i) for i in te_i], epochs],
+                                    default=str).encode()).hexdigest()[:20]
+    cache = REPO / "build" / "cache" / f"by_budget-{model}-{key}.json"
+    if cache.exists():
+        return model, name, json.loads(cache.read_text())["accuracy"], 0.0
+    x, y = load_mnist()
+    base = models.load(model)
+    g = sparse.apply(base, p)
+    trainable = sparse.SparsePlan(0).trainable(g) if head_only else p.trainable(g)
+    xi = inputs.model_inputs(g, x[np.concatenate([tr_i, te_i])])
+    n = len(tr_i)
+    t0 = time.time()
+    prog = ad.build_program(g, trainable)
+    ftr = tr.prefix_features(g, prog, xi[:n])
+    fte = tr.prefix_features(g, prog, xi[n:])
+    from compiler.target.from_plan import plan_firmware_kwargs
+    cfg = plan_firmware_kwargs(p, prog, app="train-test")["config"]   # as the firmware's
+    acc = transfer.train_int8(g, prog, ftr, y[tr_i], cfg,
+                              epochs=epochs, order_seed=0, test_features=fte, test_labels=y[te_i])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"accuracy": float(acc), "model": model, "what": name}))
+    return model, name, float(acc), time.time() - t0
+
+
+def run_by_budget(a) -> int:
+    """See the module doc (``--by-budget``)."""
+    x, y = load_mnist()
+    order = np.random.default_rng(0).permutation(len(y))    # planner.split_data's order
+    # training digits from the front, held-out digits from 4000 on: never seen by an
+    # analysis of up to 2000 digits
+    tr_i, te_i = order[:a.train], order[4000:4000 + a.test]
+    res = {}
+    if a.derived:     # the plans an earlier run wrote to --plans-dir
+        plans = {m: {kb: a.plans_dir / f"{m}@{kb}KB.json" for kb in budgets_kb(m)}
+                 for m in a.models}
+        for m, ps in plans.items():
+            for path in ps.values():
+                sparse.load(path)   # a missing or broken plan file stops here
+    else:
+        plans = {m: derive_plans(m, a.plans_dir) for m in a.models}
+    def same(path):     # plans for several budgets may be one plan: measured once
+        p = sparse.load(path)
+        return p.key(), tuple(sorted((k, tuple(v)) for k, v in p.channels.items()))
+
+    jobs, first_of = [], {}
+    for m, ps in plans.items():
+        jobs.append((m, "head only", ps[max(ps)], tr_i, te_i, a.epochs))
+        for kb, path in sorted(ps.items()):     # the smallest budget first
+            k = (m, same(path))
+            if k not in first_of:
+                first_of[k] = f"{kb} KB"
+                jobs.append((m, f"{kb} KB", path, tr_i, te_i, a.epochs))
+    acc = {}
+    built_of = {}
+    with mp.get_context("fork").Pool(a.jobs) as pool:
+        pending = pool.imap_unordered(_study_job, jobs)
+        for m, ps in plans.items():     # the builds run while the pool trains
+            for kb, path in sorted(ps.items(), reverse=True):
+                k = (m, same(path))
+                if k not in built_of:
+                    built_of[k] = build_plan_qemu(m, path)
+                    b = built_of[k]
+                    print(f"  {m} @{kb} KB built: linked RAM {b['linked_ram_bytes'] / 1024:.1f} KB, "
+                          f"{b['instructions_per_step'] / 1e6:.1f}M instructions per step, "
+                          f"bit-exact: {b['bit_exact_qemu']}", flush=True)
+        for m, name, v, s in pending:
+            acc[(m, name)] = v
+            print(f"  {m:<15} {name:<10} {v:5.1f}%  ({s:.0f} s)", flush=True)
+    ok = True
+    for m, ps in plans.items():
+        n = a.test
+        rows = []
+        head = acc[(m, "head only")]
+        for kb, path in sorted(ps.items(), reverse=True):
+            p = sparse.load(path)
+            k = (m, same(path))
+            built = built_of[k]
+            ok &= built["bit_exact_qemu"]
+            v = acc[(m, first_of[k])]
+            rows.append({"budget_kb": kb, "what": ("paper's figure" if kb == PAPER[m][2] else
+                                                    "0.75x the paper" if kb == THREE_QUARTERS[m]
+                                                    else "128 KB"),
+                         "plan": p.meta["plan"], "file": str(path.relative_to(REPO))
+                         if path.is_relative_to(REPO) else str(path),
+                         "predicted_ram_bytes": p.meta["predicted"]["ram_bytes"], **built,
+                         "accuracy": round(v, 2), "stderr": round(_stderr(v, n), 2),
+                         "gain_over_head_only": round(v - head, 2)})
+            print(f"  {m} @{kb} KB: linked RAM {built['linked_ram_bytes'] / 1024:.1f} KB (predicted "
+                  f"{p.meta['predicted']['ram_bytes'] / 1024:.1f}), {v:.1f}% +- {_stderr(v, n):.1f}, "
+                  f"bit-exact on QEMU: {'yes' if built['bit_exact_qemu'] else 'NO'}", flush=True)
+        res[m] = {"head_only": {"accuracy": round(head, 2), "stderr": round(_stderr(head, n), 2)},
+                  "n_train": a.train, "n_test": a.test, "epochs": a.epochs, "plans": rows}
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    res = {**data.get("plans_by_budget", {}).get("models", {}), **res}
+    data["plans_by_budget"] = {**data.get("plans_by_budget", {}),
+        "data": "MNIST, n_train training digits x epochs (seed 0), n_test held-out digits no "
+                "analysis saw (per model); int8 reference training step, 128x128, new 10-class head",
+        "ram": f"linked RAM of `python -m compiler build MODEL --plan P --board {QEMU} --two-pass auto`",
+        "models": res}
+    RESULTS.write_text(json.dumps(data, indent=1))
+    print(f"wrote {RESULTS.relative_to(REPO)} (plans_by_budget)")
+    return 0 if ok else 1
+
+
+def _stderr(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy in % measured on ``n`` samples."""
+    p = acc / 100.0
+    return 100.0 * float(np.sqrt(max(p * (1 - p), 0.0) / max(1, n)))
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -276,8 +473,21 @@ def main(argv=None) -> int:
                          "accuracy-study models too")
     ap.add_argument("--plans-dir", type=Path, default=PLANS,
                     help="where the plans go (default bench/plans: the pinned plans the tests build)")
+    ap.add_argument("--by-budget", action="store_true",
+                    help="the plans at the paper's figure, 0.75x of it and 128 KB, walked down "
+                         "from the pinned plans (see the module doc); --plans-dir default "
+                         "bench/plans/by_budget")
+    ap.add_argument("--derived", action="store_true",
+                    help="--by-budget: measure the plans already in --plans-dir (no walk down)")
+    ap.add_argument("--train", type=int, default=1000, help="--by-budget: training digits")
+    ap.add_argument("--test", type=int, default=1000, help="--by-budget: held-out digits")
+    ap.add_argument("--epochs", type=int, default=2, help="--by-budget: epochs")
     a = ap.parse_args(argv)
     models.require(*a.models, *a.accuracy_models)  # a bad model stops here, before any work
+    if a.by_budget:
+        if a.plans_dir == PLANS:
+            a.plans_dir = BY_BUDGET
+        return run_by_budget(a)
     for m in a.models:
         if m not in PAPER:
             raise CompilerError(f"bench/sparse.py compares with the paper's figures: "

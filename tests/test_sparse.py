@@ -181,6 +181,31 @@ def test_budget_too_small_is_a_clear_error(small):
         contrib.bias_candidates(small, mm, 1000, contrib.Settings(), {}, {})
 
 
+def test_descend_fits_the_budget_and_counts_low_bit_saves(small):
+    """shrink.descend walks down from a plan to the first plan that fits (memory model);
+    the memory model tells 4-bit saves from 8-bit ones (plan key); with nothing left to
+    drop it says so."""
+    from compiler.sparse import shrink
+    body = sparse.body_layers(small)
+    layers = [len(body) - 1, len(body) - 3, len(body) - 8]
+    an = _synthetic(small, 0, layers)
+    mm = sparse.MemoryModel(small)
+    start = sparse.SparsePlan(12, {body[i]: 1 for i in layers})
+    low = sparse.SparsePlan(12, {body[i]: 1 for i in layers},
+                            meta={"save_bits": {body[layers[-1]]: 4}})
+    assert low.key() != start.key() and mm.total(low) < mm.total(start)
+    budget = mm.total(start) - 1
+    (p, mem, steps), = shrink.descend(small, an, mm, start, [budget]).values()
+    assert mem["total"] == mm.total(p) <= budget and steps
+    assert p.key() != start.key()
+
+    class Never(dict):   # a memory model under which nothing fits
+        def __call__(self, plan):
+            return {"total": 10 ** 9}
+    with pytest.raises(sparse.PlanError, match="no smaller plan fits"):
+        shrink.descend(small, an, Never(), start, [1000])
+
+
 # ----------------------------------------------------------------------------- analysis
 
 def test_analysis_is_reference_training_cached_and_parallel(small, tmp_path):

@@ -76,7 +76,9 @@ class SparsePlan:
         self.bias_layers = int(self.bias_layers)
 
     def key(self) -> tuple:
-        return (self.bias_layers, tuple(sorted((k, str(v)) for k, v in self.weights.items())))
+        k = (self.bias_layers, tuple(sorted((k, str(v)) for k, v in self.weights.items())))
+        bits = self.meta.get("save_bits")   # low-bit saves change the memory
+        return k + (tuple(sorted((n, int(b)) for n, b in bits.items())),) if bits else k
 
     def trainable(self, g: Graph) -> dict[str, ad.LayerTrain]:
         """The trainable set of :mod:`compiler.autodiff.program` for ``g`` (a prepared graph)."""
