@@ -14,29 +14,46 @@ _CACHE: dict[str, int] = {}
 _TAGS: dict[tuple, str] = {}  # (path, mtime, size) of every runtime file -> content tag
 
 
+def _runtime_tag() -> str:
+    """Content tag of the runtime's sources. The tree is walked and stat'ed at most once
+    per second (a plan search asks for sizes thousands of times); the files are hashed
+    only when one of them changed."""
+    import hashlib
+    import time
+
+    now = time.monotonic()
+    if _LAST and now - _LAST[0] < 1.0:
+        return _LAST[1]
+    files = (sorted(paths.RUNTIME_INCLUDE.glob("*.h")) + paths.runtime_private_headers()
+             + paths.runtime_sources())
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    tag = _TAGS.get(stamp)
+    if tag is None:
+        h = hashlib.sha256()
+        for f in files:
+            h.update(str(f.relative_to(paths.RUNTIME)).encode() + f.read_bytes())
+        tag = _TAGS[stamp] = h.hexdigest()[:16]
+    _LAST[:] = [now, tag]
+    return tag
+
+
+_LAST: list = []  # [monotonic time, tag] of the last walk
+
+
 def c_sizes(exprs: list[str]) -> list[int]:
     """Values of C expressions over the runtime (the scratch-size macros and the
     ``*_scratch_bytes()`` functions, with compound-literal parameter structs), computed
     by compiling and running a small host program against runtime_c: the C headers are
     the single source of truth. Cached in memory and on disk
     (build/.scratch-cache.json), keyed by the runtime's content."""
-    import hashlib
     import json
     import subprocess
     import tempfile
     from pathlib import Path
 
     inc = paths.RUNTIME_INCLUDE
-    srcs = paths.runtime_sources()
     private = paths.runtime_private_headers()
-    files = sorted(inc.glob("*.h")) + private + srcs
-    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    tag = _TAGS.get(stamp)
-    if tag is None:  # hash the sources only when one of them changed
-        h = hashlib.sha256()
-        for f in files:
-            h.update(str(f.relative_to(paths.RUNTIME)).encode() + f.read_bytes())
-        tag = _TAGS[stamp] = h.hexdigest()[:16]
+    tag = _runtime_tag()
     disk = paths.BUILD / ".scratch-cache.json"
     if not _CACHE and disk.exists():
         try:
@@ -58,7 +75,7 @@ def c_sizes(exprs: list[str]) -> list[int]:
             incs = [f"-I{d}" for d in [inc, paths.BOARDS / "common"] + sorted({p.parent for p in private})]
             cmd = ["cc", "-std=c99", "-O0", *incs, str(c)]
             if needs_link:  # + the host board, for runtime files that talk to the board
-                cmd += [str(f) for f in srcs] + [str(paths.BOARDS / "host" / "board.c"),
+                cmd += [str(f) for f in paths.runtime_sources()] + [str(paths.BOARDS / "host" / "board.c"),
                                                  str(paths.BOARDS / "common" / "nor_model.c")]
             p = subprocess.run(cmd + ["-o", str(exe), "-lm"], capture_output=True, text=True)
             if p.returncode != 0:
