@@ -70,7 +70,7 @@ $(VENV)/.stamp: requirements.txt pyproject.toml
 
 # ---- tests ---------------------------------------------------------------------------
 test: setup
-	$(PY) -m pytest -q -n 2 tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist worksteal tests $(PYTEST_ARGS)
 
 qemu-test: setup
 	$(PY) -m pytest -q -m qemu tests $(PYTEST_ARGS)

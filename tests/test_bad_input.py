@@ -95,6 +95,16 @@ BAD_OPTIONS = [
     ("build", "--lr", ["nan", "inf", "-1", "0", "100", "1.5", "abc"]),
     ("build", "--lr-body", ["nan", "-inf", "-1", "2", "x"]),
     ("build", "--history", ["-1", "256", "nan", "4.5"]),
+    ("build", "--weight-bits", ["5", "0", "4:", "x", "16"]),
+    ("run", "--weight-bits", ["2", "4:", "nan"]),
+    ("inq", "--steps", ["50,75", "0,100", "75,50,100", "x", "50,150"]),
+    ("inq", "--holdout", ["0.95", "-0.1", "nan", "x"]),
+    ("inq", "--out", ["model.onnx", "x"]),
+    ("inq", "--bits", ["1", "6", "x"]),
+    ("inq", "--epochs", ["-1", "x", "1.5"]),
+    ("inq", "--lr", ["nan", "0", "-1", "x"]),
+    ("inq", "--batch", ["0", "-2", "x"]),
+    ("inq", "--seed", ["-1", "x"]),
     ("build", "--train", ["last:0", "last", "whole:2", "bias:x", "all", "", "last:2+"]),
     ("run", "--top", ["0", "-1", "nan", "inf"]),
     ("plan", "--budget", ["nan", "inf", "-inf", "-5", "0", "0KB", "12XB", "lots", ""]),
@@ -126,7 +136,8 @@ def _argv(files, command: str) -> list:
     return {"inspect": ["inspect", m], "build": ["build", m, "--plan", files["plan"]],
             "run": ["run", m, "--image", files["image"]],
             "plan": ["plan", m, "--data", "digits"],
-            "import": ["import", "m.py:make", "-o", str(files["dir"] / "m.json")]}[command]
+            "import": ["import", "m.py:make", "-o", str(files["dir"] / "m.json")],
+            "inq": ["inq", "m.py:make", "--data", "digits", "--out", str(files["dir"] / "m.pt2")]}[command]
 
 
 @pytest.mark.parametrize("command, option, values", BAD_OPTIONS,

@@ -131,7 +131,7 @@ def test_default_runtime_is_every_source_below_src(tmp_path):
 
 
 def test_one_public_kernel_per_file():
-    """Every function of tt_kernels.h, tt_train_kernels.h and tt_block.h is defined in
+    """Every function of tt_kernels.h, tt_train_kernels.h, tt_block.h and tt_packed.h is defined in
     runtime_c/src/kernels/<its name>.c, its <name>_scratch_bytes() companion in the same
     file (tt_dwconv_wrapper_select_s8 lives with the wrapper it describes)."""
     import re
@@ -141,7 +141,7 @@ def test_one_public_kernel_per_file():
 
     inc, kernels = REPO / "runtime_c" / "include", REPO / "runtime_c" / "src" / "kernels"
     public = []
-    for h in ("tt_kernels.h", "tt_train_kernels.h", "tt_block.h"):
+    for h in ("tt_kernels.h", "tt_train_kernels.h", "tt_block.h", "tt_packed.h"):
         for line in strip((inc / h).read_text()).splitlines():
             m = re.match(r"(?!static|typedef|#)[A-Za-z_][\w \*]*?[\s\*](tt_\w+)\s*\(", line)
             if m:

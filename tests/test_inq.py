@@ -148,7 +148,7 @@ def test_inq_command_output_imports_to_int8_powers_of_two(tmp_path, capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["--steps", "50,40,100"], "increasing percentages"),
     (["--steps", "50,75"], "ending with 100"),
-    (["--bits", "6"], "invalid choice"),
+    (["--bits", "6"], "an integer in 2..5"),
     (["--out", "x.onnx"], "expected a .pt2 file name"),
     (["--epochs", "-1"], "an integer >= 0"),
 ])

@@ -58,12 +58,13 @@ def test_new_head_int8_training_matches_fp32(digits):
 @pytest.mark.slow
 def test_last_block_and_head_int8_training_close_to_fp32(digits):
     """Last block + head at this small size (48x48: the block runs on 2x2 maps, 1000
-    digits) loses 1.5-2.6 points to fp32 (measured: fp32 77.3 / int8 75.8 at lr 1e-3).
+    digits) loses 1.5-2.6 points to fp32 (measured: fp32 77.3 / int8 75.8 at lr 1e-3 over 3
+    seeds; the 2 seeds run here give 76.4 / 75.0).
     fp32 weights run through the int8 forward keep their accuracy, so the gap is the
     training arithmetic: most block-weight updates are far below one LSB and stochastic
     rounding adds their variance. At 128x128 with 4000 digits the gap is 0.6-1.0 point
     (bench/train_accuracy.py). Guard: within 3 points."""
-    fp32, int8, runs32, runs8 = _compare(digits, 1, range(3))
+    fp32, int8, runs32, runs8 = _compare(digits, 1, range(2))
     print(f"last block + head: fp32 {runs32} -> {fp32:.2f}; int8 {runs8} -> {int8:.2f}")
     assert fp32 > 65
     assert int8 >= fp32 - 3.0

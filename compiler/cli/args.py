@@ -236,3 +236,37 @@ def writable_file(text) -> str:
     if why:
         raise argparse.ArgumentTypeError(f"{text}: {why}: expected a writable file path")
     return str(text)
+
+
+def inq_steps(text) -> tuple[float, ...]:
+    """``50,75,87.5,100``: accumulated percentages of quantized weights, increasing, the
+    last one 100 -> fractions."""
+    expected = "increasing percentages in (0, 100] ending with 100, e.g. 50,75,87.5,100"
+    try:
+        vals = [float(p) for p in str(text).split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not vals or any(not (0 < v <= 100) for v in vals) or vals != sorted(set(vals)) \
+            or vals[-1] != 100:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return tuple(v / 100.0 for v in vals)
+
+
+def holdout_fraction(text) -> float:
+    """A share of the data held out for scoring, in [0, 0.9]."""
+    v = fraction(text)
+    if v > 0.9:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}")
+    return v
+
+
+def pt2_file(text) -> str:
+    """A writable ``.pt2`` file name (a torch.export program)."""
+    if not str(text).lower().endswith(".pt2"):
+        raise argparse.ArgumentTypeError(f"{text}: expected a .pt2 file name (a torch.export "
+                                         "program)")
+    return writable_file(text)
+
+
+#: ``inq --bits``: bits per power-of-two weight (compiler.quantize.inq.BITS)
+inq_bits = int_range(2, 5)

@@ -15,34 +15,6 @@ from compiler.ir.errors import CompilerError
 from compiler.quantize import inq as Q
 
 
-def steps(text) -> tuple[float, ...]:
-    """``50,75,87.5,100``: accumulated percentages of quantized weights, increasing, the
-    last one 100 -> fractions."""
-    expected = "increasing percentages in (0, 100] ending with 100, e.g. 50,75,87.5,100"
-    try:
-        vals = [float(p) for p in str(text).split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not vals or any(not (0 < v <= 100) for v in vals) or vals != sorted(set(vals)) \
-            or vals[-1] != 100:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return tuple(v / 100.0 for v in vals)
-
-
-def holdout(text) -> float:
-    v = A.fraction(text)
-    if v > 0.9:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}")
-    return v
-
-
-def pt2_file(text) -> str:
-    if not str(text).lower().endswith(".pt2"):
-        raise argparse.ArgumentTypeError(f"{text}: expected a .pt2 file name (a torch.export "
-                                         "program)")
-    return A.writable_file(text)
-
-
 def labelled_inputs(spec: str, shape, mean=None, std=None, channel_order: str = "rgb"):
     """(float inputs in PyTorch's layout, integer labels) of a data set spec: images
     (``mnist``, ``digits``, ``npz:FILE``, ``folder:DIR``) resized to the model's (C, H, W)
@@ -89,14 +61,14 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="labelled training data: mnist, digits (bundled), npz:FILE (x uint8 "
                         "images, y labels; for a flat input x (N, F) floats) or folder:DIR "
                         "(one subfolder per class); --holdout of it measures the accuracy")
-    p.add_argument("--out", required=True, type=pt2_file, metavar="FILE.pt2",
+    p.add_argument("--out", required=True, type=A.pt2_file, metavar="FILE.pt2",
                    help="the power-of-two float model (a torch.export program, BatchNorm "
                         "folded); the summary goes beside it as FILE.inq.json")
-    p.add_argument("--steps", type=steps, default=Q.DEFAULT_STEPS, metavar="P,P,...,100",
+    p.add_argument("--steps", type=A.inq_steps, default=Q.DEFAULT_STEPS, metavar="P,P,...,100",
                    help="accumulated share of each layer's weights quantized at each step, in "
                         "percent (default 50,75,87.5,100): the largest remaining weights first; "
                         "the rest are retrained after each step")
-    p.add_argument("--bits", type=int, choices=Q.BITS, default=5,
+    p.add_argument("--bits", type=A.inq_bits, default=5,
                    help="bits per weight (default 5): 2^(b-1)/2 power-of-two magnitudes per "
                         f"layer, at most {Q.MAX_EXP + 1} (int8 holds +-2^0..+-2^{Q.MAX_EXP}: 0 "
                         "and 14 signed values, 4-bit codes); 2 is ternary {0, +-2^n1}")
@@ -106,7 +78,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="SGD learning rate (default 0.01; momentum 0.9)")
     p.add_argument("--batch", type=A.positive_int, default=32, help="batch size (default 32)")
     p.add_argument("--seed", type=A.seed, default=0, help="random seed (default 0)")
-    p.add_argument("--holdout", type=holdout, default=0.2,
+    p.add_argument("--holdout", type=A.holdout_fraction, default=0.2,
                    help="share of DATA held out to measure accuracy after each step "
                         "(default 0.2; 0: none)")
     p.add_argument("--per-channel", action="store_true",

@@ -396,6 +396,32 @@ typedef struct {
     "cmp     r12, r0\n\t"                                              \
     "bne     2b\n\t"
 
+/* after the groups: requantize the channel pair's two pixels (records loaded with one
+   LDM), store them, and loop while weight blocks remain */
+#define PW_PAIR_EPILOGUE                                                \
+    "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                 \
+    "smmla   r8, r8, r0, r1\n\t"                                \
+    "smmla   r10, r10, r0, r1\n\t"                              \
+    "smmla   r9, r9, r3, r4\n\t"                                \
+    "smmla   r11, r11, r3, r4\n\t"                              \
+    "asr     r8, r8, r2\n\t"                                    \
+    "asr     r10, r10, r2\n\t"                                  \
+    "asr     r9, r9, r5\n\t"                                    \
+    "asr     r11, r11, r5\n\t"                                  \
+    "ssat    r8, #8, r8\n\t"                                    \
+    "ssat    r10, #8, r10\n\t"                                  \
+    "ssat    r9, #8, r9\n\t"                                    \
+    "ssat    r11, #8, r11\n\t"                                  \
+    "ldrd    r6, r7, [sp, #12]\n\t"                             \
+    "strb    r9, [r6, #1]\n\t"                                  \
+    "strb    r8, [r6], #2\n\t"                                  \
+    "strb    r11, [r7, #1]\n\t"                                 \
+    "strb    r10, [r7], #2\n\t"                                 \
+    "strd    r6, r7, [sp, #12]\n\t"                             \
+    "ldr     r0, [sp, #8]\n\t"                                  \
+    "cmp     lr, r0\n\t"                                        \
+    "bne     1b\n\t"
+
 #define PW_LDM_FN(name, ENTRY, GROUPS)                                                \
     __attribute__((naked, noinline, unused)) static void name(const pw_big_ctx *cx) \
     {                                                                           \
@@ -416,28 +442,7 @@ typedef struct {
             "ldr     r12, [sp, #0]\n\t"                                         \
             "ldrd    r8, r9, [lr], #8\n\t"                                      \
             GROUPS                                                              \
-            "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
-            "smmla   r8, r8, r0, r1\n\t"                                        \
-            "smmla   r10, r10, r0, r1\n\t"                                      \
-            "smmla   r9, r9, r3, r4\n\t"                                        \
-            "smmla   r11, r11, r3, r4\n\t"                                      \
-            "asr     r8, r8, r2\n\t"                                            \
-            "asr     r10, r10, r2\n\t"                                          \
-            "asr     r9, r9, r5\n\t"                                            \
-            "asr     r11, r11, r5\n\t"                                          \
-            "ssat    r8, #8, r8\n\t"                                            \
-            "ssat    r10, #8, r10\n\t"                                          \
-            "ssat    r9, #8, r9\n\t"                                            \
-            "ssat    r11, #8, r11\n\t"                                          \
-            "ldrd    r6, r7, [sp, #12]\n\t"                                     \
-            "strb    r9, [r6, #1]\n\t"                                          \
-            "strb    r8, [r6], #2\n\t"                                          \
-            "strb    r11, [r7, #1]\n\t"                                         \
-            "strb    r10, [r7], #2\n\t"                                         \
-            "strd    r6, r7, [sp, #12]\n\t"                                     \
-            "ldr     r0, [sp, #8]\n\t"                                          \
-            "cmp     lr, r0\n\t"                                                \
-            "bne     1b\n\t"                                                    \
+            PW_PAIR_EPILOGUE                                                    \
             "add     sp, sp, #24\n\t"                                           \
             "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
     }
@@ -499,28 +504,7 @@ typedef struct {
             "ldr     r12, [sp, #0]\n\t"                                         \
             "ldrd    r8, r9, [lr], #8\n\t"                                      \
             GROUPS                                                              \
-            "ldm     lr!, {r0, r1, r2, r3, r4, r5}\n\t"                         \
-            "smmla   r8, r8, r0, r1\n\t"                                        \
-            "smmla   r10, r10, r0, r1\n\t"                                      \
-            "smmla   r9, r9, r3, r4\n\t"                                        \
-            "smmla   r11, r11, r3, r4\n\t"                                      \
-            "asr     r8, r8, r2\n\t"                                            \
-            "asr     r10, r10, r2\n\t"                                          \
-            "asr     r9, r9, r5\n\t"                                            \
-            "asr     r11, r11, r5\n\t"                                          \
-            "ssat    r8, #8, r8\n\t"                                            \
-            "ssat    r10, #8, r10\n\t"                                          \
-            "ssat    r9, #8, r9\n\t"                                            \
-            "ssat    r11, #8, r11\n\t"                                          \
-            "ldrd    r6, r7, [sp, #12]\n\t"                                     \
-            "strb    r9, [r6, #1]\n\t"                                          \
-            "strb    r8, [r6], #2\n\t"                                          \
-            "strb    r11, [r7, #1]\n\t"                                         \
-            "strb    r10, [r7], #2\n\t"                                         \
-            "strd    r6, r7, [sp, #12]\n\t"                                     \
-            "ldr     r0, [sp, #8]\n\t"                                          \
-            "cmp     lr, r0\n\t"                                                \
-            "bne     1b\n\t"                                                    \
+            PW_PAIR_EPILOGUE                                                    \
             "ldr     r0, [sp, #44]\n\t"  /* oskip */                            \
             "add     r6, r6, r0\n\t"                                            \
             "add     r7, r7, r0\n\t"                                            \
