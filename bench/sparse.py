@@ -142,9 +142,15 @@ def build_and_run(model, g, plan):
                              program=prog, app=firmware.TRAIN_TEST_APP, quiet=True,
                              config=tr.TrainConfig(lr=LR, loss_range_mode="max"))
         linked[board] = rep["linked"]["ram"]
+    cycles, exact = three_steps_on_qemu(g, prog, rep, tr.TrainConfig(lr=LR, loss_range_mode="max"))
+    return linked, cycles, exact, rep
+
+
+def three_steps_on_qemu(g, prog, rep, cfg) -> tuple[int, bool]:
+    """Three training steps (bundled photos) of the built training-test firmware against
+    the reference: (most instructions of one step, bit-exact logits and trained arrays)."""
     x = images.photo_batch(("chelsea", "coffee", "astronaut"), size=128)
     labels = [1, 7, 3]
-    cfg = tr.TrainConfig(lr=LR, loss_range_mode="max")
     gr = g.copy()
     st = tr.TrainState(cfg)
     ref = [np.asarray(tr.train_step(gr, prog, st, x[i:i + 1], labels[i]).logits).ravel()
@@ -153,7 +159,7 @@ def build_and_run(model, g, plan):
     got = firmware.split_trained(gr, rep, blob)
     exact = (set(rcs) == {0} and np.array_equal(y, np.stack(ref))
              and all(np.array_equal(v, gr.node(n).params[p]) for (n, p), v in got.items()))
-    return linked, int(np.max(cycles)), exact, rep
+    return int(np.max(cycles)), bool(exact)
 
 
 # ----------------------------------------------------------------------------- by budget
@@ -208,19 +214,10 @@ def build_plan_qemu(model, path: Path) -> dict:
     out = REPO / "build" / "bench" / f"by_budget_{path.stem}"
     _, rep = api.build(model, QEMU, out, plan=str(path), two_pass="auto", model_name=model)
     g, prog, p = load_plan_graph(models.load(model), str(path), model_name=model)
-    x = images.photo_batch(("chelsea", "coffee", "astronaut"), size=128)
-    labels = [1, 7, 3]
     cfg = plan_firmware_kwargs(p, prog, app="train-test")["config"]   # as the build's
-    gr = g.copy()
-    st = tr.TrainState(cfg)
-    ref = [np.asarray(tr.train_step(gr, prog, st, x[i:i + 1], labels[i]).logits).ravel()
-           for i in range(len(labels))]
-    y, _, rcs, cycles, blob = firmware.train_stream(rep["elf"], x, labels, 10, rep["ram_param_bytes"])
-    got = firmware.split_trained(gr, rep, blob)
-    exact = (set(rcs) == {0} and np.array_equal(y, np.stack(ref))
-             and all(np.array_equal(v, gr.node(n).params[q]) for (n, q), v in got.items()))
-    return {"linked_ram_bytes": int(rep["linked"]["ram"]), "instructions_per_step": int(np.max(cycles)),
-            "bit_exact_qemu": bool(exact)}
+    cycles, exact = three_steps_on_qemu(g, prog, rep, cfg)
+    return {"linked_ram_bytes": int(rep["linked"]["ram"]), "instructions_per_step": cycles,
+            "bit_exact_qemu": exact}
 
 
 def _study_job(job):

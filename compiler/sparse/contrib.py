@@ -330,6 +330,24 @@ def channel_importance(g: Graph, layers: list[str], x, y, *, samples: int = 32,
 _W: dict = {}   # worker globals (inherited through fork)
 
 
+def _over_sample_slices(part, n: int, jobs: int | None, **work) -> list | None:
+    """``part((lo, hi))`` for slices of ``n`` samples (multiples of 64) in ``jobs`` forked
+    processes (default: all cores), ``work`` reaching them as worker globals; None when
+    there is only one slice (the caller then runs the whole in this process)."""
+    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
+    if parts == 1:
+        return None
+    cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
+    _W.update(work)
+    pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
+    try:
+        return pool.map(part, list(zip(cuts[:-1], cuts[1:])))
+    finally:
+        pool.terminate()
+        pool.join()
+        _W.clear()
+
+
 def _prefix_part(bounds: tuple[int, int]) -> dict:
     lo, hi = bounds
     return tr.prefix_features(_W["graph"], _W["prog"], _W["x"][lo:hi])
@@ -339,19 +357,9 @@ def prefix_features(g: Graph, prog: ad.TrainingProgram, x, jobs: int | None = No
     """:func:`compiler.autodiff.trainer.prefix_features` of ``x``, the samples split over
     ``jobs`` forked processes (default: all cores): a sample's features do not depend on
     the other samples, so the result is the same array."""
-    n = len(x)
-    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
-    if parts == 1:
+    res = _over_sample_slices(_prefix_part, len(x), jobs, graph=g, prog=prog, x=x)
+    if res is None:
         return tr.prefix_features(g, prog, x)
-    cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
-    _W.update(graph=g, prog=prog, x=x)
-    pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
-    try:
-        res = pool.map(_prefix_part, list(zip(cuts[:-1], cuts[1:])))
-    finally:
-        pool.terminate()
-        pool.join()
-        _W.clear()
     return {t: np.concatenate([r[t] for r in res]) for t in res[0]}
 
 
@@ -383,20 +391,10 @@ def boundary_features(g: Graph, progs: list, x, jobs: int | None = None) -> dict
     earliest first) for the samples ``x``, the samples split over ``jobs`` forked
     processes (default: all cores), each running the chain of boundaries for its slice:
     a sample's features do not depend on the other samples, so the arrays are the same."""
-    n = len(x)
-    parts = max(1, min(jobs or os.cpu_count() or 1, n // 64))
-    if parts == 1 or not progs:
+    res = (_over_sample_slices(_chain_part, len(x), jobs, graph=g, progs=progs, x=x)
+           if progs else None)
+    if res is None:
         res = [_chain(g, progs, x)]
-    else:
-        cuts = [64 * round(i * n / parts / 64) for i in range(parts)] + [n]
-        _W.update(graph=g, progs=progs, x=x)
-        pool = mp.get_context("fork").Pool(parts, initializer=_single_thread)
-        try:
-            res = pool.map(_chain_part, list(zip(cuts[:-1], cuts[1:])))
-        finally:
-            pool.terminate()
-            pool.join()
-            _W.clear()
     return {tuple(p.boundary): {t: np.concatenate([r[i][t] for r in res]) for t in res[0][i]}
             for i, p in enumerate(progs)}
 
