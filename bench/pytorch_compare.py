@@ -212,7 +212,9 @@ def measure_torch(g, trainable: dict, x_int8, labels, steps: int, without_onednn
         t0 = time.perf_counter()
         losses.append(step(i))
         times.append(time.perf_counter() - t0)
-    rss_peak = _rss_peak()
+    # the kernel's RSS counters are approximate per read (per-CPU caches): the peak is at
+    # least every resident figure observed
+    rss_peak = max(_rss_peak(), rss_ready, _rss_now())
 
     # one more step, recorded: saved tensors, the profiler's memory timeline
     param_ptrs = {p.untyped_storage().data_ptr() for p in twin.parameters()}
