@@ -4,7 +4,10 @@
 # Variables: BOARD (a folder in boards/), APP_SRCS (the application, with main()),
 # OUT (output folder), RUNTIME_SRCS (default: every .c under runtime_c/src, at any
 # depth: kernels/, proto/, io/), EXTRA_CFLAGS, EXTRA_INCS (include folders), OPT
-# (default -O2). Floating point (scale factors of the training step) is built with
+# (default -O2), OBJ_CACHE (default build/obj). The runtime's objects are compiled once
+# per board, compiler and flags into OBJ_CACHE/<board>-<hash of compiler and flags>/
+# (with header dependencies, written atomically so parallel builds can share them); the
+# application and the board's own files compile with every build. Floating point (scale factors of the training step) is built with
 # -ffp-contract=off: no fused multiply-add, so float32 results are bit-identical with
 # the numpy reference.
 
@@ -31,19 +34,27 @@ MAP     := $(OUT)/firmware.map
 
 WARN    := -Wall -Wextra -Wno-unused-parameter
 # runtime_c/src/kernels: the kernels' private headers (tt_simd.h, tt_gemm.h, ...)
-INCS    := -Iruntime_c/include -Iruntime_c/src/kernels -Iboards/common \
-           $(addprefix -I,$(EXTRA_INCS))
-CFLAGS  := -std=c99 $(OPT) -g $(WARN) $(BOARD_CFLAGS) $(INCS) -ffp-contract=off -ffunction-sections \
+BASE_INCS := -Iruntime_c/include -Iruntime_c/src/kernels -Iboards/common
+INCS    := $(BASE_INCS) $(addprefix -I,$(EXTRA_INCS))
+FLAGS   := -std=c99 $(OPT) -g $(WARN) $(BOARD_CFLAGS) -ffp-contract=off -ffunction-sections \
            -fdata-sections -DTT_BOARD_$(subst -,_,$(BOARD))=1 $(EXTRA_CFLAGS)
+CFLAGS  := $(FLAGS) $(INCS)
+# The runtime does not see EXTRA_INCS (the generated model's folder): its objects are
+# the same for every model built with the same flags.
+RT_CFLAGS := $(FLAGS) $(BASE_INCS)
+OBJ_CACHE ?= build/obj
+RT_KEY  := $(shell printf '%s\n' '$(CC)' "$$($(CC) -dumpfullversion 2>&1)" '$(RT_CFLAGS)' | cksum | tr -c '0-9\n' _ | cut -c1-24)
+RT_DIR  := $(OBJ_CACHE)/$(BOARD)-$(RT_KEY)
+RT_OBJS := $(patsubst %.c,$(RT_DIR)/%.o,$(RUNTIME_SRCS))
 
 ifeq ($(BOARD_KIND),cortexm)
-SRCS    := boards/common/cortexm_startup.c $(BOARD_SRCS) $(RUNTIME_SRCS) $(APP_SRCS)
+SRCS    := boards/common/cortexm_startup.c $(BOARD_SRCS) $(RT_OBJS) $(APP_SRCS)
 LDFLAGS := -T $(BOARD_LDSCRIPT) -Lboards/common -nostartfiles --specs=nano.specs \
            --specs=nosys.specs -Wl,--gc-sections -Wl,-Map=$(MAP) \
            -Wl,--defsym=STACK_SIZE=$(BOARD_STACK) -Wl,--print-memory-usage
 LDLIBS  := -lm
 else
-SRCS    := $(BOARD_SRCS) $(RUNTIME_SRCS) $(APP_SRCS)
+SRCS    := $(BOARD_SRCS) $(RT_OBJS) $(APP_SRCS)
 LDFLAGS := -Wl,--gc-sections -Wl,-Map=$(MAP)
 LDLIBS  := -lm
 endif
@@ -55,7 +66,16 @@ firmware: $(ELF)
 .PHONY: FORCE
 FORCE:
 
-$(ELF): FORCE
+# One runtime object: compiled to a private name, then renamed into place, so builds
+# running at the same time never read a half-written object or dependency file.
+$(RT_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(RT_CFLAGS) -MMD -MP -MT $@ -MF $@.$$$$.d -c $< -o $@.$$$$.tmp && \
+	  mv -f $@.$$$$.d $(@:.o=.d) && mv -f $@.$$$$.tmp $@
+
+-include $(RT_OBJS:.o=.d)
+
+$(ELF): FORCE $(RT_OBJS)
 	@mkdir -p $(OUT)
 	@echo "  CC+LD   $(ELF)  [$(BOARD)]"
 	@$(CC) $(CFLAGS) $(SRCS) $(LDFLAGS) $(LDLIBS) -o $@ > $(OUT)/link.log 2>&1; \
