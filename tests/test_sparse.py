@@ -198,6 +198,11 @@ def test_descend_fits_the_budget_and_counts_low_bit_saves(small):
     (p, mem, steps), = shrink.descend(small, an, mm, start, [budget]).values()
     assert mem["total"] == mm.total(p) <= budget and steps
     assert p.key() != start.key()
+    # one step fits: of the moves that fit, the one keeping the most predicted gain
+    fitting = [(shrink.gain(an, q), q) for _l, _s, _w, q in shrink.moves(small, an, start)
+               if mm.total(q) <= budget]
+    assert fitting and len(steps) == 1
+    assert shrink.gain(an, p) == max(v for v, _q in fitting)
 
     class Never(dict):   # a memory model under which nothing fits
         def __call__(self, plan):

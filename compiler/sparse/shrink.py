@@ -4,12 +4,19 @@ The evolutionary search (:mod:`compiler.sparse.search`) evaluates the memory mod
 hundreds of plans; one evaluation of a 128x128 model's training step places the arena a
 few dozen times (two-pass choice, fused-block row groups), seconds each. To get the plans
 for a few smaller budgets from a plan that is already good at a larger one, :func:`descend`
-walks down from it instead, evaluating memory once per step:
+walks down from it instead, evaluating memory once per candidate move (about a dozen per
+step):
 
-- each step takes the move with the least predicted gain lost per byte it saves, up to
-  the bytes still needed (estimated without the memory model: the trained parameters
-  and saved tensors it drops); moves are: save a trained conv's input at ``lowp_bits``
-  (the arena holds it at that width; its cost ``lowp_cost`` points, e.g. what
+- each step evaluates the memory model on every one-step smaller plan (a move). A move
+  that loses no predicted gain and saves bytes is taken first (the one saving most);
+  else, if some moves fit the budget, it takes the one with the most predicted gain left
+  (ties: the smaller plan) and stops there; otherwise it takes the move with the least predicted
+  gain lost per byte it saves, counting no more bytes than the budget still needs.
+  (Estimating the bytes without the memory model misleads: dropping a few layers' biases
+  saves far less arena than their masks suggest, and a greedy walk on estimates gave up
+  eight bias layers where one weight ratio step would have fitted.) Moves are: save a
+  trained conv's input at ``lowp_bits`` (the arena holds it at that width; its cost
+  ``lowp_cost`` points, e.g. what
   ``bench/lowp_saves.py`` measured: within one standard error at 4 bits; at no cost,
   all such saves are one move), lower a layer's channel ratio to the next smaller one
   the analysis measured (or stop training its weights), and train the biases of fewer
@@ -131,16 +138,25 @@ def descend(g: Graph, an: contrib.Analysis, mm: sparse.MemoryModel, plan: sparse
             ) -> dict[int, tuple[sparse.SparsePlan, dict, list[str]]]:
     """Walk down from ``plan`` (on ``g``, its graph) through ``budgets`` (bytes, largest
     first): ``{budget: (plan, memory, steps taken from the start)}``, the first plan on
-    the way that fits each budget. Each step takes the move (:func:`moves`) with the least
-    gain lost per estimated byte saved, counting no more bytes than the budget still
-    needs (ties: the smaller loss); memory is evaluated once per step. Raises
-    :class:`compiler.sparse.plan.PlanError` when the head-only plan
-    is reached and a budget is still not met."""
+    the way that fits each budget. Each step evaluates the memory model on every move
+    (:func:`moves`): a move losing no predicted gain is taken first; else the fitting move
+    with the most predicted gain ends the walk for that budget; with none fitting, it takes the move with the least gain lost per byte saved,
+    counting no more bytes than the budget still needs (ties: the smaller loss). Raises
+    :class:`compiler.sparse.plan.PlanError` when the head-only plan is reached and a
+    budget is still not met."""
     say = log or (lambda s: None)
     out = {}
     cur = plan
     mem = mm(cur)
     steps: list[str] = []
+    seen: dict[str, dict] = {}
+
+    def memory(q):
+        k = q.key()
+        if k not in seen:
+            seen[k] = mm(q)
+        return seen[k]
+
     for budget in sorted({int(b) for b in budgets}, reverse=True):
         n = 0
         while mem["total"] > budget:
@@ -149,9 +165,17 @@ def descend(g: Graph, an: contrib.Analysis, mm: sparse.MemoryModel, plan: sparse
                 raise sparse.PlanError(f"{g.name}: no smaller plan fits {budget / 1024:.1f} KB "
                                        f"(stopped at {mem['total'] / 1024:.1f} KB: {cur.describe(g)})")
             need = mem["total"] - budget
-            lost, saved, what, cur = min(
-                cands, key=lambda c: (max(c[0], 0.0) / min(c[1], need), c[0]))
-            mem = mm(cur)
+            rated = [(lost, mem["total"] - memory(q)["total"], what, q) for lost, _est, what, q in cands]
+            free = [c for c in rated if c[0] <= 0 and c[1] > 0]
+            fits = [c for c in rated if mem["total"] - c[1] <= budget]
+            if free:     # no predicted gain lost: always worth taking first
+                lost, saved, what, cur = max(free, key=lambda c: c[1])
+            elif fits:
+                lost, saved, what, cur = min(fits, key=lambda c: (c[0], -c[1]))
+            else:
+                lost, saved, what, cur = min(
+                    rated, key=lambda c: (max(c[0], 0.0) / min(max(c[1], 1), need), c[0], -c[1]))
+            mem = memory(cur)
             steps.append(what)
             n += 1
             say(f"  {what}: predicted gain {gain(an, cur, lowp_cost):+.1f}, "
