@@ -119,14 +119,20 @@ def test_host_build_runs(tmp_path):
 
 def test_default_runtime_is_every_source_below_src(tmp_path):
     """Without RUNTIME_SRCS a firmware links every .c under runtime_c/src (kernels/,
-    proto/, io/), with the kernels' private headers on the include path."""
-    p = make("-n", "-f", "boards/common.mk", "firmware", "BOARD=host", f"OUT={tmp_path}")
+    proto/, io/), each compiled once into the object cache, with the kernels' private
+    headers on the include path."""
+    cache = tmp_path / "obj"
+    p = make("-n", "-f", "boards/common.mk", "firmware", "BOARD=host", f"OUT={tmp_path}",
+             f"OBJ_CACHE={cache}")
     assert p.returncode == 0, p.stdout + p.stderr
     words = p.stdout.split()
-    srcs = sorted((REPO / "runtime_c" / "src").rglob("*.c"))
+    srcs = [str(s.relative_to(REPO)) for s in sorted((REPO / "runtime_c" / "src").rglob("*.c"))]
     assert len(srcs) > 30
-    assert [w for w in words if w.startswith("runtime_c/src/")] == \
-        [str(s.relative_to(REPO)) for s in srcs]
+    assert [w for w in words if w.startswith("runtime_c/src/")] == srcs     # compiled
+    link, = [ln for ln in p.stdout.splitlines() if f"-o {tmp_path}/firmware.elf" in ln]
+    objs = [w for w in link.split() if w.endswith(".o")]
+    assert all(o.startswith(f"{cache}/host-") for o in objs)
+    assert [o.split("/", len(cache.parts) + 1)[-1] for o in objs] == [s[:-2] + ".o" for s in srcs]
     assert "-Iruntime_c/src/kernels" in words
 
 

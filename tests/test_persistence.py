@@ -260,13 +260,14 @@ def test_ctrl_c_twice_keeps_the_outputs_and_says_how_to_resume(fw, tmp_path):
                           "--dataset", "digits", "--classes", "5", "--repeat", "50", "--autosave", "20",
                           "--out", str(out), "--no-progress"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 600      # a readiness wait (a loaded machine is slow)
+    while True:
         try:
             if len((out / "stream.csv").read_text().splitlines()) > 60:
                 break
         except FileNotFoundError:
             pass
+        assert p.poll() is None and time.monotonic() < deadline, "the stream stopped or stalled"
         time.sleep(0.01)
     p.send_signal(signal.SIGINT)
     time.sleep(0.05)
