@@ -40,12 +40,49 @@ def _runtime_tag() -> str:
 _LAST: list = []  # [monotonic time, tag] of the last walk
 
 
+def _runtime_archive(tag: str, incs: list[str]) -> "Path":
+    """The runtime and the host board files compiled once per runtime content tag into
+    a static archive (build/.sizes/<tag>/libtt_sizes.a), so that evaluating new sizes
+    compiles only a small ``main``. Built in a private folder and renamed into place:
+    processes building it at the same time never see half an archive."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    lib = paths.BUILD / ".sizes" / tag / "libtt_sizes.a"
+    if lib.exists():
+        return lib
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    srcs = [*paths.runtime_sources(), paths.BOARDS / "host" / "board.c",
+            paths.BOARDS / "common" / "nor_model.c"]
+    with tempfile.TemporaryDirectory(dir=lib.parent) as td:
+        objs = []
+        for i, f in enumerate(srcs):
+            o = Path(td) / f"{i:03d}_{f.stem}.o"
+            p = subprocess.run(["cc", "-std=c99", "-O0", *incs, "-c", str(f), "-o", str(o)],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError(f"cannot evaluate kernel scratch sizes ({f.name}):\n"
+                                   + p.stderr[-3000:])
+            objs.append(str(o))
+        tmp = Path(td) / "lib.a"
+        subprocess.run(["ar", "rcs", str(tmp), *objs], check=True, capture_output=True)
+        os.replace(tmp, lib)
+    for old in lib.parent.parent.iterdir():      # archives of older runtime contents
+        if old.name != tag and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return lib
+
+
 def c_sizes(exprs: list[str]) -> list[int]:
     """Values of C expressions over the runtime (the scratch-size macros and the
     ``*_scratch_bytes()`` functions, with compound-literal parameter structs), computed
-    by compiling and running a small host program against runtime_c: the C headers are
-    the single source of truth. Cached in memory and on disk
-    (build/.scratch-cache.json), keyed by the runtime's content."""
+    by compiling and running a small host program against runtime_c (linked with the
+    runtime compiled once, :func:`_runtime_archive`): the C headers are the single source
+    of truth. Cached in memory and on disk (build/.scratch-cache.json), keyed by the
+    runtime's content."""
     import json
     import subprocess
     import tempfile
@@ -74,9 +111,8 @@ def c_sizes(exprs: list[str]) -> list[int]:
             c.write_text(src)
             incs = [f"-I{d}" for d in [inc, paths.BOARDS / "common"] + sorted({p.parent for p in private})]
             cmd = ["cc", "-std=c99", "-O0", *incs, str(c)]
-            if needs_link:  # + the host board, for runtime files that talk to the board
-                cmd += [str(f) for f in paths.runtime_sources()] + [str(paths.BOARDS / "host" / "board.c"),
-                                                 str(paths.BOARDS / "common" / "nor_model.c")]
+            if needs_link:  # the runtime + the host board (for runtime files that talk to it)
+                cmd.append(str(_runtime_archive(tag, incs)))
             p = subprocess.run(cmd + ["-o", str(exe), "-lm"], capture_output=True, text=True)
             if p.returncode != 0:
                 raise RuntimeError("cannot evaluate kernel scratch sizes:\n" + p.stderr[-3000:])
