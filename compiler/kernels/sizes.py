@@ -8,6 +8,8 @@ generated C re-checks every planned size against the same macros with
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from compiler import paths
 
 _CACHE: dict[str, int] = {}
@@ -40,7 +42,7 @@ def _runtime_tag() -> str:
 _LAST: list = []  # [monotonic time, tag] of the last walk
 
 
-def _runtime_archive(tag: str, incs: list[str]) -> "Path":
+def _runtime_archive(tag: str, incs: list[str]) -> Path:
     """The runtime and the host board files compiled once per runtime content tag into
     a static archive (build/.sizes/<tag>/libtt_sizes.a), so that evaluating new sizes
     compiles only a small ``main``. Built in a private folder and renamed into place:
@@ -49,7 +51,6 @@ def _runtime_archive(tag: str, incs: list[str]) -> "Path":
     import shutil
     import subprocess
     import tempfile
-    from pathlib import Path
 
     lib = paths.BUILD / ".sizes" / tag / "libtt_sizes.a"
     if lib.exists():

@@ -140,8 +140,9 @@ def descend(g: Graph, an: contrib.Analysis, mm: sparse.MemoryModel, plan: sparse
     first): ``{budget: (plan, memory, steps taken from the start)}``, the first plan on
     the way that fits each budget. Each step evaluates the memory model on every move
     (:func:`moves`): a move losing no predicted gain is taken first; else the fitting move
-    with the most predicted gain ends the walk for that budget; with none fitting, it takes the move with the least gain lost per byte saved,
-    counting no more bytes than the budget still needs (ties: the smaller loss). Raises
+    with the most predicted gain ends the walk for that budget; with none fitting, it
+    takes the move with the least gain lost per byte saved, counting no more bytes than
+    the budget still needs (ties: the smaller loss). Raises
     :class:`compiler.sparse.plan.PlanError` when the head-only plan is reached and a
     budget is still not met."""
     say = log or (lambda s: None)
