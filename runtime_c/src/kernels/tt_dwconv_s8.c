@@ -1,8 +1,9 @@
 /* Depthwise convolution (channel multiplier 1), any k_h x k_w, stride and pad, over
  * output rows [y0, y1).
  *
- * DSP build: square k in {3, 5, 7} at stride 1 or 2 (with a consistent out_w) runs the
- * ring-of-rows code of tt_dwconv_core.h (dw_dsp); the 5x5 / 7x7 row loops are below.
+ * DSP build: square k in {5, 7} at stride 1 or 2 (with a consistent out_w) runs the
+ * ring-of-rows code of tt_dwconv_core.h (dw_dsp; the 5x5 / 7x7 row loops are below), 3x3
+ * at stride 1 or 2 the specialised kernels (tt_dwconv_3x3_s1_s8 / _s2_s8).
  * Any other shape, and the portable build, use the direct loops (dw_ref).
  */
 #define TT_DW_BIG 1
@@ -40,10 +41,18 @@ TT_KERNEL void tt_dwconv_s8(const tt_conv_params *p, const int8_t *in, int32_t i
                             int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                             void *scratch)
 {
+    /* 3x3 at stride 1 / 2: the specialised kernels' code (same scratch, same results;
+       one copy of it in flash) */
+    if (dw_dsp_ok(p, 3, 1)) {
+        tt_dwconv_3x3_s1_s8(p, in, in_row0, out, out_row0, y0, y1, scratch);
+        return;
+    }
+    if (dw_dsp_ok(p, 3, 2)) {
+        tt_dwconv_3x3_s2_s8(p, in, in_row0, out, out_row0, y0, y1, scratch);
+        return;
+    }
 #define DW_CASE(k, s) \
     if (dw_dsp_ok(p, k, s)) { dw_dsp(p, in, in_row0, out, out_row0, y0, y1, scratch, k, s); return; }
-    DW_CASE(3, 1)
-    DW_CASE(3, 2)
     DW_CASE(5, 1)
     DW_CASE(5, 2)
     DW_CASE(7, 1)
