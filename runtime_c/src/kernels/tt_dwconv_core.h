@@ -115,12 +115,12 @@ typedef struct {
 /* Widen input row iy of channels [g, g + nc) into ring slot `slot`. */
 TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                            int32_t iy, int32_t g, int32_t nc, dw_ring *rg, int32_t slot,
-                           const int K)
+                           const int K, const int DBL)
 {
     const int32_t C = p->in_c, W = p->in_w, pad = p->pad, zi = p->in_zero;
     const int8_t *src = in + (ptrdiff_t)(iy - in_row0) * W * C + g;
     /* words per column; a double ring's second copy at +4K (5x5 / 7x7 only) */
-    const int32_t dbl = TT_DW_BIG && K >= 5 && rg->dbl, cs = dbl ? 8 * K : 4 * K;
+    const int32_t dbl = TT_DW_BIG && K >= 5 && DBL, cs = dbl ? 8 * K : 4 * K;
     int32_t *d0 = rg->w + 4 * slot;
     /* columns m with both 2m - pad and 2m + 1 - pad inside [0, W) */
     const int32_t m_first = (pad + 1) / 2, m_full_end = (W + pad) / 2;
@@ -766,7 +766,10 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             for (int32_t r = 0, slot = slot0; r < K; ++r, slot = slot + 1 == K ? 0 : slot + 1) {
                 const int32_t iy = iy0 + r;
                 if (iy >= 0 && iy < H) {
-                    if (rg.tag[slot] != iy) dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K);
+                    if (rg.tag[slot] != iy) { /* the ring's column stride as a constant */
+                        if (dbl) dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K, 1);
+                        else dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K, 0);
+                    }
                 } else if (one_row) {
                     padmask |= 1u << r; /* zero weights: the slot's data is not read */
                 } else if (rg.tag[slot] != -2) { /* zero data: contexts stay reusable */
