@@ -33,6 +33,10 @@
  * 1.1 instructions per MAC. Requantization is SMMLA + ASR + SSAT (tt_simd.h); ranges
  * narrower than int8 (act clamp) and channels without a fast plan take C paths.
  *
+ * 5x5 / 7x7 over several rows use a double ring where it fits in the layer's scratch
+ * (dw_dsp): every row also in slot + k, so an output row's k rows are contiguous slots in
+ * kernel order and one context set serves all rows (no rotations).
+ *
  * The 5x5 / 7x7 row loops live in tt_dwconv_s8.c, the only kernel that runs those
  * sizes: it defines TT_DW_BIG to 1 before including this header, which declares them;
  * with TT_DW_BIG 0 (the 3x3 kernels) dw_row_fast only has the 3x3 loops.
@@ -112,6 +116,16 @@ typedef struct {
     int32_t tag[7];  /* input row in each slot, -1 if none */
 } dw_ring;
 
+/* A double ring's second copy of one column (slot + k): all 4 channel words (lanes past
+   nc are never read, in either copy), a fixed count so the copy stays straight-line. */
+TT_INLINE void dw_dup_column(int32_t *d, const int K)
+{
+    d[4 * K] = d[0];
+    d[4 * K + 1] = d[1];
+    d[4 * K + 2] = d[2];
+    d[4 * K + 3] = d[3];
+}
+
 /* Widen input row iy of channels [g, g + nc) into ring slot `slot`. */
 TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                            int32_t iy, int32_t g, int32_t nc, dw_ring *rg, int32_t slot,
@@ -139,8 +153,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
         } else {
             for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(0, src[j] - zi);
         }
-        if (dbl)
-            for (int32_t j = 0; j < 4; ++j) d[4 * K + j] = d[j];
+        if (dbl) dw_dup_column(d, K);
     }
     if (nc == 4 && m < m_full_end) {
         const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
@@ -201,8 +214,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
             d[1] = tt_sxtab16_ror8(zoff, t0);    /* (a1, b1) */
             d[2] = tt_sxtab16(zoff, t1);
             d[3] = tt_sxtab16_ror8(zoff, t1);
-            if (dbl)
-                for (int32_t j = 0; j < 4; ++j) d[4 * K + j] = d[j];
+            if (dbl) dw_dup_column(d, K);
         }
 #endif
     } else {
@@ -210,8 +222,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
             const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
             int32_t *d = d0 + m * cs;
             for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, sp[C + j] - zi);
-            if (dbl)
-                for (int32_t j = 0; j < nc; ++j) d[4 * K + j] = d[j];
+            if (dbl) dw_dup_column(d, K);
         }
     }
     if (m < m_end) { /* trailing partial column: (x[W-1], padding) */
@@ -227,8 +238,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
         } else {
             for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, 0);
         }
-        if (dbl)
-            for (int32_t j = 0; j < 4; ++j) d[4 * K + j] = d[j];
+        if (dbl) dw_dup_column(d, K);
     }
     rg->tag[slot] = iy;
 }
