@@ -710,6 +710,11 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
         for cip in (True, False):
             cases.append(avg_pool_case(h=h, w=w, c=c, kh=kh, kw=kw, stride=st, pad=pad,
                                        count_include_pad=cip, requant=bool((i + cip) % 2), seed=s()))
+    # add with the tabulated operands (n >= 256): tails of the 4-element loop, full range
+    # and clamped outputs
+    for n, act in [(256, (-128, 127)), (259, (-128, 127)), (263, (-100, 90)), (1027, None)]:
+        for reg in ["typical", "extreme"]:
+            cases.append(add_case(n=n, seed=s(), regime=reg, act=act))
     return apply_splits(cases, seed)
 
 

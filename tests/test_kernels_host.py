@@ -244,7 +244,7 @@ def test_fc_random(drivers, ci, co, batch, seed, regime, act, data):
 
 
 @SETTINGS
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1),
+@given(n=st.integers(1, 700), seed=st.integers(0, 2**32 - 1),
        regime=st.sampled_from(["typical", "extreme"]), act=act_ranges())
 def test_add_random(drivers, n, seed, regime, act):
     run_all(drivers, [kc.add_case(n=n, seed=seed, regime=regime, act=act)])

@@ -1,7 +1,13 @@
 /* Residual add (TFLite scheme, see compiler.ref.ops.add):
  *   a = requant((x1 - z1) << 20, m1, s1);  b = requant((x2 - z2) << 20, m2, s2)
  *   y = clamp(requant(a + b, mo, so) + zo, act_min, act_max)
- * With s1, s2 <= 0, |a|, |b| <= 255 * 2^20 < 2^28, so a + b fits in int32. */
+ * With s1, s2 <= 0, |a|, |b| <= 255 * 2^20 < 2^28, so a + b fits in int32.
+ *
+ * DSP variant: each operand's term is a function of its int8 value alone, so for
+ * n >= ADD_LUT_MIN elements both are tabulated first (2 x 256 words on the stack, already
+ * multiplied by the output plan's 2^lsh: |a| * 2 < 2^29), and each element costs two
+ * table loads, an add and the output requantization (on the target a hand-written loop,
+ * 9 instructions per element with the full int8 range). */
 #include "tt_kernels.h"
 #include "tt_simd.h"
 
@@ -38,6 +44,65 @@ TT_INLINE void add_loop(const add_plan *q, const int8_t *in1, const int8_t *in2,
     }
 }
 
+/* Elements from which the tables pay off (building them is ~5 instructions per entry). */
+#define ADD_LUT_MIN 256
+
+/* ta[u] (tb[u]) = po * term of operand 1 (2) for the int8 value with bit pattern u. */
+TT_INLINE void add_tables(const add_plan *q, int32_t *ta, int32_t *tb)
+{
+    for (int32_t u = 0; u < 256; ++u) {
+        const int32_t x = (int32_t)(int8_t)u;
+        ta[u] = (int32_t)((uint32_t)(tt_smmla(x * q->p1 + q->c1, q->m1, q->o1) >> q->t1) *
+                          (uint32_t)q->po);
+        tb[u] = (int32_t)((uint32_t)(tt_smmla(x * q->p2 + q->c2, q->m2, q->o2) >> q->t2) *
+                          (uint32_t)q->po);
+    }
+}
+
+TT_INLINE void add_loop_lut(const add_plan *q, const int32_t *ta, const int32_t *tb,
+                            const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n,
+                            const int clamp, int32_t lo, int32_t hi)
+{
+    const int32_t mo = q->mo, oo = q->oo, to = q->to;
+    const uint8_t *u1 = (const uint8_t *)in1, *u2 = (const uint8_t *)in2;
+    int32_t i = 0;
+#if TT_DSP_NATIVE
+    if (!clamp && n >= 4) {
+        /* 4 elements per turn, each read before it is written (in place is fine) */
+        int8_t *o = out;
+        const int8_t *oend = out + (n & ~3);
+        int32_t x, y;
+#define ADD_LUT_ONE                                   \
+        "ldrb    %[x], [%[u1]], #1\n\t"              \
+        "ldrb    %[y], [%[u2]], #1\n\t"              \
+        "ldr     %[x], [%[ta], %[x], lsl #2]\n\t"     \
+        "ldr     %[y], [%[tb], %[y], lsl #2]\n\t"     \
+        "add     %[x], %[x], %[y]\n\t"               \
+        "smmla   %[x], %[x], %[mo], %[oo]\n\t"        \
+        "asr     %[x], %[x], %[to]\n\t"              \
+        "ssat    %[x], #8, %[x]\n\t"                 \
+        "strb    %[x], [%[o]], #1\n\t"
+        __asm volatile("1:\n\t" ADD_LUT_ONE ADD_LUT_ONE ADD_LUT_ONE ADD_LUT_ONE
+                       "cmp     %[o], %[oend]\n\t"
+                       "bne     1b\n"
+                       : [u1] "+r"(u1), [u2] "+r"(u2), [o] "+r"(o), [x] "=&r"(x), [y] "=&r"(y)
+                       : [ta] "r"(ta), [tb] "r"(tb), [mo] "r"(mo), [oo] "r"(oo), [to] "r"(to),
+                         [oend] "r"(oend)
+                       : "cc", "memory");
+#undef ADD_LUT_ONE
+        i = n & ~3;
+    }
+#endif
+    for (; i < n; ++i, ++u1, ++u2) { /* u1, u2: element i (the loop above advanced them) */
+        int32_t v = tt_ssat8(tt_smmla(ta[*u1] + tb[*u2], mo, oo) >> to);
+        if (clamp) {
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+        }
+        out[i] = (int8_t)v;
+    }
+}
+
 TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t *in2,
                          int8_t *out, int32_t n)
 {
@@ -60,7 +125,15 @@ TT_KERNEL void tt_add_s8(const tt_add_params *p, const int8_t *in1, const int8_t
     const add_plan ap = {(int32_t)1 << sh1, (int32_t)((uint32_t)-z1 << sh1), q1.mult, q1.off,
                          q1.t, (int32_t)1 << sh2, (int32_t)((uint32_t)-z2 << sh2), q2.mult,
                          q2.off, q2.t, (int32_t)1 << qo.lsh, qo.mult, qo.off, qo.t};
-    if (lo <= -128 && hi >= 127) add_loop(&ap, in1, in2, out, n, 0, lo, hi);
+    const int clamp = !(lo <= -128 && hi >= 127);
+    if (n >= ADD_LUT_MIN) {
+        int32_t ta[256], tb[256];
+        add_tables(&ap, ta, tb);
+        if (clamp) add_loop_lut(&ap, ta, tb, in1, in2, out, n, 1, lo, hi);
+        else add_loop_lut(&ap, ta, tb, in1, in2, out, n, 0, lo, hi);
+        return;
+    }
+    if (!clamp) add_loop(&ap, in1, in2, out, n, 0, lo, hi);
     else add_loop(&ap, in1, in2, out, n, 1, lo, hi);
 }
 #else

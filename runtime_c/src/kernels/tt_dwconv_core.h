@@ -33,6 +33,10 @@
  * 1.1 instructions per MAC. Requantization is SMMLA + ASR + SSAT (tt_simd.h); ranges
  * narrower than int8 (act clamp) and channels without a fast plan take C paths.
  *
+ * 5x5 / 7x7 over several rows use a double ring where it fits in the layer's scratch
+ * (dw_dsp): every row also in slot + k, so an output row's k rows are contiguous slots in
+ * kernel order and one context set serves all rows (no rotations).
+ *
  * The 5x5 / 7x7 row loops live in tt_dwconv_s8.c, the only kernel that runs those
  * sizes: it defines TT_DW_BIG to 1 before including this header, which declares them;
  * with TT_DW_BIG 0 (the 3x3 kernels) dw_row_fast only has the 3x3 loops.
@@ -106,18 +110,31 @@ TT_INLINE void dw_ref(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 typedef struct {
     int32_t *w;
     int32_t rw;      /* columns (pair words) */
-    int32_t k;       /* slots */
+    int32_t k;       /* slots (rows held) */
+    int32_t cs;      /* words per column: 4 * k, or 8 * k for a double ring */
+    int32_t dbl;     /* double ring: row iy also in slot iy mod k + k (see dw_dsp) */
     int32_t tag[7];  /* input row in each slot, -1 if none */
 } dw_ring;
+
+/* A double ring's second copy of one column (slot + k): all 4 channel words (lanes past
+   nc are never read, in either copy), a fixed count so the copy stays straight-line. */
+TT_INLINE void dw_dup_column(int32_t *d, const int K)
+{
+    d[4 * K] = d[0];
+    d[4 * K + 1] = d[1];
+    d[4 * K + 2] = d[2];
+    d[4 * K + 3] = d[3];
+}
 
 /* Widen input row iy of channels [g, g + nc) into ring slot `slot`. */
 TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                            int32_t iy, int32_t g, int32_t nc, dw_ring *rg, int32_t slot,
-                           const int K)
+                           const int K, const int DBL)
 {
     const int32_t C = p->in_c, W = p->in_w, pad = p->pad, zi = p->in_zero;
     const int8_t *src = in + (ptrdiff_t)(iy - in_row0) * W * C + g;
-    const int cs = 4 * K; /* words per column */
+    /* words per column; a double ring's second copy at +4K (5x5 / 7x7 only) */
+    const int32_t dbl = TT_DW_BIG && K >= 5 && DBL, cs = dbl ? 8 * K : 4 * K;
     int32_t *d0 = rg->w + 4 * slot;
     /* columns m with both 2m - pad and 2m + 1 - pad inside [0, W) */
     const int32_t m_first = (pad + 1) / 2, m_full_end = (W + pad) / 2;
@@ -136,14 +153,38 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
         } else {
             for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(0, src[j] - zi);
         }
+        if (dbl) dw_dup_column(d, K);
     }
     if (nc == 4 && m < m_full_end) {
         const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
         int32_t *d = d0 + m * cs;
 #if TT_DSP_NATIVE
-        /* 13 instructions per 2 pixels x 4 channels */
+        /* 13 instructions per 2 pixels x 4 channels (15 storing both copies) */
         int32_t n = m_full_end - m, va, vb, t0, t1, w0, w1;
         const int32_t c2 = 2 * C;
+        if (dbl)
+            __asm volatile(
+            "1:\n\t"
+            "ldr     %[vb], [%[sp], %[C]]\n\t"
+            "ldr     %[va], [%[sp]]\n\t"
+            "add     %[sp], %[sp], %[c2]\n\t"
+            "pkhbt   %[t0], %[va], %[vb], lsl #16\n\t"
+            "pkhtb   %[t1], %[vb], %[va], asr #16\n\t"
+            "sxtab16 %[w0], %[z], %[t1]\n\t"
+            "sxtab16 %[w1], %[z], %[t1], ror #8\n\t"
+            "strd    %[w0], %[w1], [%[d], #8]\n\t"
+            "strd    %[w0], %[w1], [%[d], %[k16] + 8]\n\t"
+            "sxtab16 %[w0], %[z], %[t0]\n\t"
+            "sxtab16 %[w1], %[z], %[t0], ror #8\n\t"
+            "strd    %[w0], %[w1], [%[d], %[k16]]\n\t"
+            "strd    %[w0], %[w1], [%[d]], %[csb]\n\t"
+            "subs    %[n], %[n], #1\n\t"
+            "bne     1b\n"
+            : [sp] "+r"(sp), [d] "+r"(d), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb),
+              [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1)
+            : [C] "r"(C), [c2] "r"(c2), [z] "r"(zoff), [csb] "i"(32 * K), [k16] "i"(16 * K)
+            : "cc", "memory");
+        else
         __asm volatile(
             "1:\n\t"
             "ldr     %[vb], [%[sp], %[C]]\n\t"
@@ -161,7 +202,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
             "bne     1b\n"
             : [sp] "+r"(sp), [d] "+r"(d), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb),
               [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1)
-            : [C] "r"(C), [c2] "r"(c2), [z] "r"(zoff), [csb] "i"(4 * cs)
+            : [C] "r"(C), [c2] "r"(c2), [z] "r"(zoff), [csb] "i"(16 * K)
             : "cc", "memory");
         m = m_full_end;
 #else
@@ -173,6 +214,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
             d[1] = tt_sxtab16_ror8(zoff, t0);    /* (a1, b1) */
             d[2] = tt_sxtab16(zoff, t1);
             d[3] = tt_sxtab16_ror8(zoff, t1);
+            if (dbl) dw_dup_column(d, K);
         }
 #endif
     } else {
@@ -180,6 +222,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
             const int8_t *sp = src + (ptrdiff_t)(2 * m - pad) * C;
             int32_t *d = d0 + m * cs;
             for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, sp[C + j] - zi);
+            if (dbl) dw_dup_column(d, K);
         }
     }
     if (m < m_end) { /* trailing partial column: (x[W-1], padding) */
@@ -195,6 +238,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
         } else {
             for (int32_t j = 0; j < nc; ++j) d[j] = tt_pack16(sp[j] - zi, 0);
         }
+        if (dbl) dw_dup_column(d, K);
     }
     rg->tag[slot] = iy;
 }
@@ -203,7 +247,7 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
    read past the last output). */
 static void dw_zero_pads(dw_ring *rg, const tt_conv_params *p)
 {
-    const int32_t cs = 4 * rg->k, pad = p->pad;
+    const int32_t cs = TT_DW_BIG ? rg->cs : 4 * rg->k, pad = p->pad;
     const int32_t left = pad / 2, m_end = (p->in_w + pad - 1) / 2 + 1;
     for (int32_t m = 0; m < rg->rw; ++m) {
         if (m == left && m < m_end) m = m_end;
@@ -243,17 +287,20 @@ TT_INLINE int dw_plan(tt_rq *q, int32_t bias, int32_t mult, int32_t shift, int32
 /* Zero all columns of ring slot `slot` (a padding row). */
 static void dw_zero_slot(dw_ring *rg, int32_t slot)
 {
-    int32_t *d = rg->w + 4 * slot;
-    const int32_t cs = 4 * rg->k;
+    const int32_t cs = TT_DW_BIG ? rg->cs : 4 * rg->k;
+    const int32_t copies = TT_DW_BIG && rg->dbl ? 2 : 1; /* a double ring: both copies */
+    for (int32_t copy = 0; copy < copies; ++copy, slot += rg->k) {
+        int32_t *d = rg->w + 4 * slot;
 #if TT_DSP_NATIVE
-    /* explicit stores: GCC turns the C loop into a memset call per column */
-    const int32_t z = 0;
-    for (int32_t m = rg->rw; m > 0; --m, d += cs)
-        __asm volatile("strd %1, %1, [%0]\n\tstrd %1, %1, [%0, #8]" : : "r"(d), "r"(z)
-                       : "memory");
+        /* explicit stores: GCC turns the C loop into a memset call per column */
+        const int32_t z = 0;
+        for (int32_t m = rg->rw; m > 0; --m, d += cs)
+            __asm volatile("strd %1, %1, [%0]\n\tstrd %1, %1, [%0, #8]" : : "r"(d), "r"(z)
+                           : "memory");
 #else
-    for (int32_t m = 0; m < rg->rw; ++m, d += cs) d[0] = d[1] = d[2] = d[3] = 0;
+        for (int32_t m = 0; m < rg->rw; ++m, d += cs) d[0] = d[1] = d[2] = d[3] = 0;
 #endif
+    }
 }
 
 /* Per (output row, channel) context of the row loops; the field offsets are used by the
@@ -303,6 +350,11 @@ static void dw5_s1_blocks(const int32_t *col, dwk_ctx *cx);
 static void dw5_s2_blocks(const int32_t *col, dwk_ctx *cx);
 static void dw7_s1_blocks(const int32_t *col, dwk_ctx *cx);
 static void dw7_s2_blocks(const int32_t *col, dwk_ctx *cx);
+/* the same for the double ring */
+static void dw5_s1_blocks_dbl(const int32_t *col, dwk_ctx *cx);
+static void dw5_s2_blocks_dbl(const int32_t *col, dwk_ctx *cx);
+static void dw7_s1_blocks_dbl(const int32_t *col, dwk_ctx *cx);
+static void dw7_s2_blocks_dbl(const int32_t *col, dwk_ctx *cx);
 #endif
 
 #if TT_DSP_NATIVE
@@ -460,10 +512,11 @@ static void dw3_s2_rows(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_
    ws = weights in slot order (DW_NW words per slot, zeros for padding rows). */
 TT_INLINE void dw_row_fast(const int32_t *col, dwk_ctx *cx, const tt_rq *q, int8_t *o,
                            int32_t C, int32_t wo, int clamp, int32_t lo, int32_t hi,
-                           const int K, const int S, int32_t done)
+                           const int K, const int S, int32_t done, int dbl)
 {
     const int32_t *ws = cx->w, bias = cx->bias;
-    const int h = K / 2, NW = DW_NW(K, S), CS = 4 * K;
+    const int h = K / 2, NW = DW_NW(K, S);
+    const int32_t CS = dbl ? 8 * K : 4 * K; /* words per ring column */
     const int32_t mult = q->mult, off = q->off, t = q->t;
     int32_t j0 = 0;
 #if TT_DSP_NATIVE
@@ -476,10 +529,20 @@ TT_INLINE void dw_row_fast(const int32_t *col, dwk_ctx *cx, const tt_rq *q, int8
 #if TT_DW_BIG
             cx->o = (uint32_t)(uintptr_t)o;
             cx->n = nb;
-            if (K == 5 && S == 1) dw5_s1_blocks(col, cx);
-            else if (K == 5) dw5_s2_blocks(col, cx);
-            else if (S == 1) dw7_s1_blocks(col, cx);
-            else dw7_s2_blocks(col, cx);
+            if (dbl) {
+                if (K == 5 && S == 1) dw5_s1_blocks_dbl(col, cx);
+                else if (K == 5) dw5_s2_blocks_dbl(col, cx);
+                else if (S == 1) dw7_s1_blocks_dbl(col, cx);
+                else dw7_s2_blocks_dbl(col, cx);
+            } else if (K == 5 && S == 1) {
+                dw5_s1_blocks(col, cx);
+            } else if (K == 5) {
+                dw5_s2_blocks(col, cx);
+            } else if (S == 1) {
+                dw7_s1_blocks(col, cx);
+            } else {
+                dw7_s2_blocks(col, cx);
+            }
 #endif
         }
         done = nb;
@@ -639,13 +702,23 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
     rg.w = (int32_t *)scratch;
     rg.rw = TT_DW_ROW_WORDS(p->in_w, pad);
     rg.k = K;
+    const int one_row = y1 - y0 == 1;
+    /* 5x5 / 7x7 over several rows: a double ring (input row iy in slots iy mod K and
+       iy mod K + K, 2K slots per column) where it fits in the layer's scratch (ring plus
+       K context sets; it needs twice the ring and one set): the K rows of any output row
+       are then slots slot0 .. slot0 + K - 1 in kernel order, so one context set (kernel
+       order, built when the channel group starts) serves every row, and no rotation is
+       ever built. */
+    const int dbl = TT_DW_BIG && K >= 5 && !one_row &&
+                    2 * K * rg.rw + CW <= K * rg.rw + K * CW;
+    rg.dbl = dbl;
+    rg.cs = (dbl ? 8 : 4) * K;
     /* contexts [rotation 0..K-1][channel 0..3]: rotation r serves the output rows whose
        first input row lives in slot r (slot s then holds kernel row (s - r) mod K).
        Padding rows are zero data in their slot, so every row uses a rotation. Rotation
        contexts are built on first use in each channel group. */
-    int32_t *cxw = rg.w + 4 * K * rg.rw;
+    int32_t *cxw = rg.w + rg.cs * rg.rw;
 #define DW_CTX(r, j) ((dwk_ctx *)(void *)(cxw + ((r) * 4 + (j)) * CW))
-    const int one_row = y1 - y0 == 1;
     tt_rq plan[4];
     int fast[4];
     const int8_t *wcs[4];
@@ -671,6 +744,14 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                               wcs[j], K * K, tt_xmax(p->in_zero));
             if (fast[j] && ctx3) {
                 dw3_ctx_rotations(cxw + j * CW, wcs[j], &plan[j], p->bias[c], C, S);
+            } else if (fast[j] && dbl) {
+                dwk_ctx *cx = DW_CTX(0, j);
+                cx->bias = (int32_t)((uint32_t)p->bias[c] << plan[j].lsh);
+                cx->mult = plan[j].mult;
+                cx->off = plan[j].off;
+                cx->t = plan[j].t;
+                cx->C = C;
+                dw_pack_ctx(cx->w, wcs[j], 0, plan[j].lsh, K, S);
             } else if (fast[j] && !one_row) {
                 dw_pack_ctx(packed[j], wcs[j], 0, plan[j].lsh, K, S);
             }
@@ -683,7 +764,8 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
            built: bit r set when rotation r's contexts hold all K kernel rows (3x3 with
            one context set: at most one bit; with three: all, from the start); a row with padding rows builds its
            contexts with those rows zeroed and leaves them marked unbuilt */
-        uint32_t built = ctx3 ? 7u : 0u; /* 3x3 over several rows: all built */
+        uint32_t built = ctx3 ? 7u : dbl ? 0x7Fu : 0u; /* all built: 3x3 over several
+                                                         rows, double ring */
         for (int32_t sl = 0; sl < K; ++sl) rg.tag[sl] = -1;
         /* slot of input row iy0: iy0 mod K, kept incrementally (no division per row); a
            one-row call loads all its rows anyway, in kernel order (slot0 = 0) */
@@ -694,7 +776,10 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             for (int32_t r = 0, slot = slot0; r < K; ++r, slot = slot + 1 == K ? 0 : slot + 1) {
                 const int32_t iy = iy0 + r;
                 if (iy >= 0 && iy < H) {
-                    if (rg.tag[slot] != iy) dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K);
+                    if (rg.tag[slot] != iy) { /* the ring's column stride as a constant */
+                        if (dbl) dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K, 1);
+                        else dw_load_row(p, in, in_row0, iy, g, nc, &rg, slot, K, 0);
+                    }
                 } else if (one_row) {
                     padmask |= 1u << r; /* zero weights: the slot's data is not read */
                 } else if (rg.tag[slot] != -2) { /* zero data: contexts stay reusable */
@@ -702,8 +787,10 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                     rg.tag[slot] = -2;
                 }
             }
-            const int32_t rot = DW_NROT(K) == 1 && !ctx3 ? 0 : slot0;
+            const int32_t rot = (DW_NROT(K) == 1 && !ctx3) || dbl ? 0 : slot0;
             const uint32_t key = 1u << slot0;
+            /* the ring column of the output row's first kernel row (double ring: slot0) */
+            const int32_t *ring = dbl ? rg.w + 4 * slot0 : rg.w;
             if (padmask || !(built & key)) {
                 /* the header of a context is the same for every rotation: 3x3 (one
                    context set) writes it once per group (flag HDR) */
@@ -744,8 +831,8 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 #endif
             for (int32_t j = 0; j < nc; ++j) {
                 if (TT_LIKELY(fast[j]))
-                    dw_row_fast(rg.w + j, DW_CTX(rot, j), &plan[j], orow + j, C, wo, clamp, lo,
-                                hi, K, S, done);
+                    dw_row_fast(ring + j, DW_CTX(rot, j), &plan[j], orow + j, C, wo, clamp, lo,
+                                hi, K, S, done, dbl);
                 else
                     dw_row_ref(p, in, in_row0, orow + j, y, g + j, K, K, S);
             }

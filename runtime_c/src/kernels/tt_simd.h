@@ -251,6 +251,29 @@ TT_INLINE int tt_rq_plan(tt_rq *q, int32_t mult, int32_t shift, int32_t zero,
     return 1;
 }
 
+/* tt_rq_plan() for the bound |bias| + k * xmax * 128 in 32-bit arithmetic, for the usual
+   case only (mult >= 0, -24 <= shift <= -2, so lsh 0; the bound and hi + off below 2^31);
+   0 when that does not apply (then use tt_rq_plan / tt_rq_plan_w). */
+TT_INLINE int tt_rq_plan32(tt_rq *q, int32_t bias, int32_t mult, int32_t shift, int32_t zero,
+                           int32_t k, int32_t xmax)
+{
+    const uint32_t b = bias < 0 ? 0u - (uint32_t)bias : (uint32_t)bias;
+    if (mult < 0 || shift > -2 || shift < -24 || k > 16384 || zero < -128 || zero > 127)
+        return 0;
+    const uint32_t kx = (uint32_t)k * (uint32_t)xmax * 128u;
+    if (b > 0x7FFFFFFFu - kx) return 0;
+    const uint32_t hi = (uint32_t)(((uint64_t)(b + kx) * (uint32_t)mult) >> 32) + 1u;
+    int32_t t = -1 - shift;
+    while (t > 1 && hi < (1u << (t - 2))) --t;
+    const int32_t off = (1 << (t - 1)) + zero * (1 << t);
+    if ((uint32_t)(off < 0 ? -off : off) + hi > 0x7FFFFFFFu) return 0;
+    q->mult = mult;
+    q->off = off;
+    q->t = t;
+    q->lsh = 0;
+    return 1;
+}
+
 /* sum(|w|) of n int8 weights */
 TT_INLINE int64_t tt_wabs(const int8_t *w, int32_t n)
 {
