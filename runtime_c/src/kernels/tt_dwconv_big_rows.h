@@ -10,6 +10,14 @@
  * count live in the context because 7x7 needs 6 weight registers. */
 
 #ifndef DWK_EPILOGUE
+/* every block starts with the bias in all four accumulators and slot 0's first weights */
+#define DWK_PROLOGUE                                              \
+    "1:\n\t"                                                      \
+    "ldr     %[a0], [%[cx]]\n\t"                                   \
+    "mov     %[a1], %[a0]\n\t"                                     \
+    "mov     %[a2], %[a0]\n\t"                                     \
+    "mov     %[a3], %[a0]\n\t"                                     \
+    "ldrd    %[W0], %[W1], [%[cx], #32]\n\t"
 #define DWK_EPILOGUE(adv)                                         \
     "ldrd    %[W0], %[W1], [%[cx], #4]\n\t"                        \
     "smmla   %[a0], %[a0], %[W0], %[W1]\n\t"                       \
@@ -43,12 +51,7 @@ static void DWB_NAME(dw5_s1_blocks)(const int32_t *col, dwk_ctx *cx)
 {
     int32_t a0, a1, a2, a3, P, W0, W1, W2, W3;
     __asm volatile(
-        "1:\n\t"
-        "ldr     %[a0], [%[cx]]\n\t"
-        "mov     %[a1], %[a0]\n\t"
-        "mov     %[a2], %[a0]\n\t"
-        "mov     %[a3], %[a0]\n\t"
-        "ldrd    %[W0], %[W1], [%[cx], #32]\n\t"
+        DWK_PROLOGUE
         "ldrd    %[W2], %[W3], [%[cx], #40]\n\t"
         "ldr     %[P], [%[col], #0*" DW5_CSB "+0]\n\t"
         "smlad   %[a0], %[P], %[W0], %[a0]\n\t"
@@ -149,12 +152,7 @@ static void DWB_NAME(dw7_s1_blocks)(const int32_t *col, dwk_ctx *cx)
 {
     int32_t a0, a1, a2, a3, P, W0, W1, W2, W3, W4, W5;
     __asm volatile(
-        "1:\n\t"
-        "ldr     %[a0], [%[cx]]\n\t"
-        "mov     %[a1], %[a0]\n\t"
-        "mov     %[a2], %[a0]\n\t"
-        "mov     %[a3], %[a0]\n\t"
-        "ldrd    %[W0], %[W1], [%[cx], #32]\n\t"
+        DWK_PROLOGUE
         "ldrd    %[W2], %[W3], [%[cx], #40]\n\t"
         "ldrd    %[W4], %[W5], [%[cx], #48]\n\t"
         "ldr     %[P], [%[col], #0*" DW7_CSB "+0]\n\t"
@@ -333,12 +331,7 @@ static void DWB_NAME(dw5_s2_blocks)(const int32_t *col, dwk_ctx *cx)
 {
     int32_t a0, a1, a2, a3, P, W0, W1, W2;
     __asm volatile(
-        "1:\n\t"
-        "ldr     %[a0], [%[cx]]\n\t"
-        "mov     %[a1], %[a0]\n\t"
-        "mov     %[a2], %[a0]\n\t"
-        "mov     %[a3], %[a0]\n\t"
-        "ldrd    %[W0], %[W1], [%[cx], #32]\n\t"
+        DWK_PROLOGUE
         "ldr     %[W2], [%[cx], #40]\n\t"
         "ldr     %[P], [%[col], #0*" DW5_CSB "+0]\n\t"
         "smlad   %[a0], %[P], %[W0], %[a0]\n\t"
@@ -449,12 +442,7 @@ static void DWB_NAME(dw7_s2_blocks)(const int32_t *col, dwk_ctx *cx)
 {
     int32_t a0, a1, a2, a3, P, W0, W1, W2, W3;
     __asm volatile(
-        "1:\n\t"
-        "ldr     %[a0], [%[cx]]\n\t"
-        "mov     %[a1], %[a0]\n\t"
-        "mov     %[a2], %[a0]\n\t"
-        "mov     %[a3], %[a0]\n\t"
-        "ldrd    %[W0], %[W1], [%[cx], #32]\n\t"
+        DWK_PROLOGUE
         "ldrd    %[W2], %[W3], [%[cx], #40]\n\t"
         "ldr     %[P], [%[col], #0*" DW7_CSB "+0]\n\t"
         "smlad   %[a0], %[P], %[W0], %[a0]\n\t"

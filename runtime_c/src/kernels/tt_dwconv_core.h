@@ -162,48 +162,45 @@ TT_INLINE void dw_load_row(const tt_conv_params *p, const int8_t *in, int32_t in
         /* 13 instructions per 2 pixels x 4 channels (15 storing both copies) */
         int32_t n = m_full_end - m, va, vb, t0, t1, w0, w1;
         const int32_t c2 = 2 * C;
+/* both column layouts: the pixel pair's channels widened, (a2 a3 b2 b3) stored at +8 */
+#define DW_S2_HEAD                                                  \
+            "1:\n\t"                                                  \
+            "ldr     %[vb], [%[sp], %[C]]\n\t"                         \
+            "ldr     %[va], [%[sp]]\n\t"                               \
+            "add     %[sp], %[sp], %[c2]\n\t"                          \
+            "pkhbt   %[t0], %[va], %[vb], lsl #16\n\t"                 \
+            "pkhtb   %[t1], %[vb], %[va], asr #16\n\t"                 \
+            "sxtab16 %[w0], %[z], %[t1]\n\t"                           \
+            "sxtab16 %[w1], %[z], %[t1], ror #8\n\t"                   \
+            "strd    %[w0], %[w1], [%[d], #8]\n\t"
+#define DW_S2_T0                                                    \
+            "sxtab16 %[w0], %[z], %[t0]\n\t"                           \
+            "sxtab16 %[w1], %[z], %[t0], ror #8\n\t"
+#define DW_S2_TAIL                                                  \
+            "strd    %[w0], %[w1], [%[d]], %[csb]\n\t"                 \
+            "subs    %[n], %[n], #1\n\t"                               \
+            "bne     1b\n"                                             \
+            : [sp] "+r"(sp), [d] "+r"(d), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb), \
+              [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1)
         if (dbl)
             __asm volatile(
-            "1:\n\t"
-            "ldr     %[vb], [%[sp], %[C]]\n\t"
-            "ldr     %[va], [%[sp]]\n\t"
-            "add     %[sp], %[sp], %[c2]\n\t"
-            "pkhbt   %[t0], %[va], %[vb], lsl #16\n\t"
-            "pkhtb   %[t1], %[vb], %[va], asr #16\n\t"
-            "sxtab16 %[w0], %[z], %[t1]\n\t"
-            "sxtab16 %[w1], %[z], %[t1], ror #8\n\t"
-            "strd    %[w0], %[w1], [%[d], #8]\n\t"
+            DW_S2_HEAD
             "strd    %[w0], %[w1], [%[d], %[k16] + 8]\n\t"
-            "sxtab16 %[w0], %[z], %[t0]\n\t"
-            "sxtab16 %[w1], %[z], %[t0], ror #8\n\t"
+            DW_S2_T0
             "strd    %[w0], %[w1], [%[d], %[k16]]\n\t"
-            "strd    %[w0], %[w1], [%[d]], %[csb]\n\t"
-            "subs    %[n], %[n], #1\n\t"
-            "bne     1b\n"
-            : [sp] "+r"(sp), [d] "+r"(d), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb),
-              [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1)
+            DW_S2_TAIL
             : [C] "r"(C), [c2] "r"(c2), [z] "r"(zoff), [csb] "i"(32 * K), [k16] "i"(16 * K)
             : "cc", "memory");
         else
-        __asm volatile(
-            "1:\n\t"
-            "ldr     %[vb], [%[sp], %[C]]\n\t"
-            "ldr     %[va], [%[sp]]\n\t"
-            "add     %[sp], %[sp], %[c2]\n\t"
-            "pkhbt   %[t0], %[va], %[vb], lsl #16\n\t"
-            "pkhtb   %[t1], %[vb], %[va], asr #16\n\t"
-            "sxtab16 %[w0], %[z], %[t1]\n\t"
-            "sxtab16 %[w1], %[z], %[t1], ror #8\n\t"
-            "strd    %[w0], %[w1], [%[d], #8]\n\t"
-            "sxtab16 %[w0], %[z], %[t0]\n\t"
-            "sxtab16 %[w1], %[z], %[t0], ror #8\n\t"
-            "strd    %[w0], %[w1], [%[d]], %[csb]\n\t"
-            "subs    %[n], %[n], #1\n\t"
-            "bne     1b\n"
-            : [sp] "+r"(sp), [d] "+r"(d), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb),
-              [t0] "=&r"(t0), [t1] "=&r"(t1), [w0] "=&r"(w0), [w1] "=&r"(w1)
+            __asm volatile(
+            DW_S2_HEAD
+            DW_S2_T0
+            DW_S2_TAIL
             : [C] "r"(C), [c2] "r"(c2), [z] "r"(zoff), [csb] "i"(16 * K)
             : "cc", "memory");
+#undef DW_S2_HEAD
+#undef DW_S2_T0
+#undef DW_S2_TAIL
         m = m_full_end;
 #else
         for (; m < m_full_end; ++m, sp += 2 * C, d += cs) {
