@@ -259,7 +259,9 @@ def test_ctrl_c_twice_keeps_the_outputs_and_says_how_to_resume(fw, tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "host.stream", "--boot", f"host:{fw.exe}",
                           "--dataset", "digits", "--classes", "5", "--repeat", "50", "--autosave", "20",
                           "--out", str(out), "--no-progress"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # Ctrl-C as in a terminal, whatever this test process inherited
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600      # a readiness wait (a loaded machine is slow)
     while True:
         try:
@@ -273,7 +275,8 @@ def test_ctrl_c_twice_keeps_the_outputs_and_says_how_to_resume(fw, tmp_path):
     time.sleep(0.05)
     p.send_signal(signal.SIGINT)                            # impatient: a second Ctrl-C
     stdout, stderr = p.communicate(timeout=60)
-    assert p.returncode == stream.EXIT_INTERRUPTED, stderr
+    rows = len((out / "stream.csv").read_text().splitlines()) - 1
+    assert p.returncode == stream.EXIT_INTERRUPTED, (rows, stderr, stdout[-2000:])
     assert "Traceback" not in stderr
     for name in ("stream.csv", "summary.json", "accuracy.png"):
         assert (out / name).exists(), name
