@@ -21,7 +21,7 @@ FUZZ_DIR = Path(__file__).resolve().parent / "fuzz"
 MUTATIONS = 5000
 # keys host/PROTOCOL.md and main.c document; each must be accepted and refused at least once
 SET_KEYS = ["lr", "lr_body", "history", "epochs", "train_every", "enabled", "bits", "rounding", "seed",
-            "augment", "augment_shift"]
+            "augment", "augment_shift", "range", "loss_range"]
 # regression inputs of bugs not fixed yet (in runtime_c/apps/device/main.c), with what is wrong
 KNOWN_OPEN: dict[str, str] = {}
 

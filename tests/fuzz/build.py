@@ -331,6 +331,7 @@ def seed_inputs(keys: list[str], in_hw: tuple[int, int, int], classes: int, trai
         frames = [pk(P.MSG_GET, bytes([len(k)]) + k.encode())]
         frames += [pk(P.MSG_SET, setp(k, P.VAL_I32, i32(v))) for v in good_i32 + bad_i32]
         frames += [pk(P.MSG_SET, setp(k, P.VAL_F32, f32(v))) for v in floats]
+        frames += [pk(P.MSG_SET, setp(k, P.VAL_STR, v)) for v in (b"max", b"3*max/4", b"mean*2")]
         frames += [pk(P.MSG_SET, setp(k, P.VAL_STR, b"on")), pk(P.MSG_SET, setp(k, P.VAL_STR, b"")),
                    pk(P.MSG_SET, setp(k, 9, i32(1))), pk(P.MSG_SET, setp(k, P.VAL_I32, b"\x01\x00")),
                    pk(P.MSG_SET, bytes([len(k)]) + k.encode()),
@@ -428,6 +429,7 @@ def seed_inputs(keys: list[str], in_hw: tuple[int, int, int], classes: int, trai
             s.op(S.SET, k, 1, v)
         for v in (4, 3, 2, 0, 13, 12, 10, 18):       # fz_floats[v]
             s.op(S.SET, k, 2, v)
+        s.op(S.SET, k, 3, 3, *b"max")                 # a string: the range keys' value
         s.op(S.GET, k, 0)
     out["st_set_every_key"] = bytes(s.b)
     s = S()
