@@ -48,13 +48,7 @@ void tt_pw_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
         const pw_rows_ctx cx = {xbuf, xbuf + k4, wend, op, op + co, 0,
                                 xp, xp + (ptrdiff_t)2 * pairs * ci, ci, tt_pack16(-zi, -zi),
                                 blocks, 2 * co - n};
-        switch (k4) {
-        case 4: pw_rows_ldm1(&cx); break;
-        case 8: pw_rows_ldm2(&cx); break;
-        case 12: pw_rows_ldm3(&cx); break;
-        case 16: pw_rows_ldm4(&cx); break;
-        default: pw_rows_ldm(&cx);
-        }
+        pw_rows_ldm_run(&cx, k4);
         xp += (ptrdiff_t)2 * pairs * ci;
         op += (ptrdiff_t)2 * pairs * co;
         left -= 2 * pairs;

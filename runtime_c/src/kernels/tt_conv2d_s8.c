@@ -159,13 +159,7 @@ void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
         if (fast && two) {
             cx.o0 = op;
             cx.o1 = op + co;
-            switch (k4) {
-            case 4: pw_rows_ldm1(&cx); break;
-            case 8: pw_rows_ldm2(&cx); break;
-            case 12: pw_rows_ldm3(&cx); break;
-            case 16: pw_rows_ldm4(&cx); break;
-            default: pw_rows_ldm(&cx);
-            }
+            pw_rows_ldm_run(&cx, k4);
             op += 2 * co;
             continue;
         }

@@ -447,13 +447,27 @@ typedef struct {
             "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
     }
 
-/* any number of groups (PW_LOOP_GROUPS) */
-PW_LDM_FN(pw_pairs_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
-/* k4 = 4, 8, 12, 16: the groups unrolled */
-PW_LDM_FN(pw_pairs_ldm1, "", PW_LDM_FIRST)
-PW_LDM_FN(pw_pairs_ldm2, "", PW_LDM_FIRST PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)
-PW_LDM_FN(pw_pairs_ldm4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+/* An assembly routine FN in five variants: `name` for any number of groups of 4 input
+   words (PW_LOOP_GROUPS), name1..name4 for k4 = 4, 8, 12, 16 (the groups unrolled), and
+   name_run(cx, k4), which calls the one for k4. */
+#define PW_VARIANTS(FN, name, ctx_t)                                            \
+    FN(name, PW_LOOP_ENTRY, PW_LOOP_GROUPS)                                     \
+    FN(name##1, "", PW_LDM_FIRST)                                               \
+    FN(name##2, "", PW_LDM_FIRST PW_LDM_GROUP)                                  \
+    FN(name##3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)                     \
+    FN(name##4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)        \
+    TT_INLINE void name##_run(const ctx_t *cx, int32_t k4)                      \
+    {                                                                           \
+        switch (k4) {                                                           \
+        case 4: name##1(cx); break;                                             \
+        case 8: name##2(cx); break;                                             \
+        case 12: name##3(cx); break;                                            \
+        case 16: name##4(cx); break;                                            \
+        default: name(cx);                                                      \
+        }                                                                       \
+    }
+
+PW_VARIANTS(PW_LDM_FN, pw_pairs_ldm, pw_big_ctx)
 #undef PW_LDM_FN
 
 /* Pixel pairs of contiguous pixels (stride 1, in_c a multiple of 4) through all n
@@ -516,11 +530,8 @@ typedef struct {
             "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");                \
     }
 
-PW_ROWS_FN(pw_rows_ldm, PW_LOOP_ENTRY, PW_LOOP_GROUPS)
-PW_ROWS_FN(pw_rows_ldm1, "", PW_LDM_FIRST)
-PW_ROWS_FN(pw_rows_ldm2, "", PW_LDM_FIRST PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm3, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP)
-PW_ROWS_FN(pw_rows_ldm4, "", PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP)
+PW_VARIANTS(PW_ROWS_FN, pw_rows_ldm, pw_rows_ctx)
+#undef PW_VARIANTS
 #undef PW_LOOP_ENTRY
 #undef PW_LOOP_GROUPS
 #undef PW_LDM_FIRST
@@ -596,13 +607,7 @@ TT_STATIC void tt_pw_pixel_pair(const int32_t *xbuf, const int32_t *blocks, int3
         const int32_t np = n / 2;
         const int32_t *wend = blocks + np * bw;
         const pw_big_ctx cx = {xbuf, xbuf + k4, blocks, wend, o0, co};
-        switch (k4) {
-        case 4: pw_pairs_ldm1(&cx); break;
-        case 8: pw_pairs_ldm2(&cx); break;
-        case 12: pw_pairs_ldm3(&cx); break;
-        case 16: pw_pairs_ldm4(&cx); break;
-        default: pw_pairs_ldm(&cx);
-        }
+        pw_pairs_ldm_run(&cx, k4);
         j = 2 * np;
     }
 #else

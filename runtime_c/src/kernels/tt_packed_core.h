@@ -37,6 +37,35 @@ static inline void tt_packed_unpack(const uint8_t *codes, const uint16_t *pairs,
     }
 }
 
+/* Channels per unpacked chunk: the layer's `chunk`, or all `co` of them (0 or too many). */
+static inline int32_t tt_packed_chunk_of(int32_t chunk, int32_t co)
+{
+    return chunk > 0 && chunk < co ? chunk : co;
+}
+
+/* c (a copy of packed layer p's int8 parameters) without the split weight tail, and the
+   code byte -> weight pair table of q's codebook in pairs. */
+#define TT_PACKED_BEGIN(c, p, q, pairs)                                                   \
+    do {                                                                                  \
+        (c) = *(p);                                                                       \
+        (c).w_tail = NULL;                                                                \
+        (c).w_split = 0;                                                                  \
+        tt_packed_build_pairs((q)->codebook, (pairs));                                    \
+    } while (0)
+
+/* Output channels [c0, c0 + n) of packed layer p (conv or fc; c is a copy of *p, k the
+   weights per channel): their weights unpacked into wbuf and c pointed at them. */
+#define TT_PACKED_CHUNK(c, p, q, c0, n, k, pairs, wbuf)                                   \
+    do {                                                                                  \
+        tt_packed_unpack((q)->codes + (size_t)(c0) * (size_t)TT_PACKED_ROW(k), (pairs),   \
+                         (n), (k), (wbuf));                                               \
+        (c).out_c = (n);                                                                  \
+        (c).w = (wbuf);                                                                   \
+        (c).bias = (p)->bias + (c0);                                                      \
+        (c).mult = (p)->mult + (c0);                                                      \
+        (c).shift = (p)->shift + (c0);                                                    \
+    } while (0)
+
 /* Output rows [y0, y1) of a packed conv, `chunk` output channels at a time: their weights
    unpacked once, then one kernel call per `rows` output rows into a row buffer whose
    values go to their channels of the output. */
@@ -46,24 +75,17 @@ static inline void tt_packed_conv_chunks(const tt_conv_params *p, tt_spatial_ker
 {
     const tt_conv_packed_params *q = tt_packed_conv_of(p);
     const int32_t k = p->k_h * p->k_w * p->in_c, co = p->out_c, ow = p->out_w;
-    const int32_t ch = q->chunk > 0 && q->chunk < co ? q->chunk : co;
+    const int32_t ch = tt_packed_chunk_of(q->chunk, co);
     uint16_t *pairs = (uint16_t *)scratch;
     int8_t *wbuf = (int8_t *)scratch + TT_PACKED_PAIRS_BYTES;
     const int32_t nr = TT_PACKED_ROWS(q->rows);
     int8_t *rowbuf = wbuf + TT_R8((size_t)ch * (size_t)k);
     void *ks = rowbuf + TT_R8((size_t)nr * (size_t)ow * (size_t)ch);
-    tt_conv_params c = *p;
-    c.w_tail = NULL;
-    c.w_split = 0;
-    tt_packed_build_pairs(q->codebook, pairs);
+    tt_conv_params c;
+    TT_PACKED_BEGIN(c, p, q, pairs);
     for (int32_t c0 = 0; c0 < co; c0 += ch) {
         const int32_t n = co - c0 < ch ? co - c0 : ch;
-        tt_packed_unpack(q->codes + (size_t)c0 * (size_t)TT_PACKED_ROW(k), pairs, n, k, wbuf);
-        c.out_c = n;
-        c.w = wbuf;
-        c.bias = p->bias + c0;
-        c.mult = p->mult + c0;
-        c.shift = p->shift + c0;
+        TT_PACKED_CHUNK(c, p, q, c0, n, k, pairs, wbuf);
         for (int32_t y = y0; y < y1; y += nr) {
             const int32_t ye = y + nr < y1 ? y + nr : y1;
             kernel(&c, in, in_row0, rowbuf, y, y, ye, ks);
