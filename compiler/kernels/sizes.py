@@ -90,7 +90,6 @@ def c_sizes(exprs: list[str]) -> list[int]:
     from pathlib import Path
 
     inc = paths.RUNTIME_INCLUDE
-    private = paths.runtime_private_headers()
     tag = _runtime_tag()
     disk = paths.BUILD / ".scratch-cache.json"
     if not _CACHE and disk.exists():
@@ -107,6 +106,7 @@ def c_sizes(exprs: list[str]) -> list[int]:
                + "int main(void) {\n")
         src += "".join(f'    printf("%lu\\n", (unsigned long)({e}));\n' for e in missing)
         src += "    return 0;\n}\n"
+        private = paths.runtime_private_headers()
         with tempfile.TemporaryDirectory() as td:
             c, exe = Path(td) / "sizes.c", Path(td) / "sizes"
             c.write_text(src)

@@ -23,7 +23,7 @@ from compiler.ir.graph import Graph, Node
 from compiler.ir.qmath import hw
 from compiler.kernels import forward as KF
 from compiler.kernels.sizes import c_sizes
-from compiler.memory import overlap
+from compiler.memory import native_fit, overlap
 
 ALIGN = 8
 FUSE_MIN_BYTES = 16 * 1024
@@ -361,10 +361,12 @@ def _plan(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | Non
     scratch_offsets = [offsets.get(f"#scratch{i}", 0) for i in range(nsteps)]
     placed = [(offsets[name], size, first, last) for name, size, first, last in items]
     arena = _align(max((o + sz for o, sz, _, _ in placed), default=0))
-    live = []
     horizon = max([nsteps] + [last + 1 for _, _, _, last in (extra or [])])
-    for i in range(horizon):
-        live.append(_union_bytes([(o, sz) for o, sz, f, l in placed if f <= i <= l]))
+    at: list[list[tuple[int, int]]] = [[] for _ in range(horizon)]   # spans live at each step
+    for o, sz, f, l in placed:
+        for i in range(max(f, 0), min(l, horizon - 1) + 1):
+            at[i].append((o, sz))
+    live = [_union_bytes(spans) for spans in at]
     pl = Plan(g, steps, bufs, scratch_offsets, arena, live[:nsteps], fuse)
     pl.extra_offsets = {name: offsets[name] for name, size, _, _ in (extra or []) if size}
     pl.extra = list(extra or [])
@@ -402,7 +404,8 @@ def _chains(items: list[tuple[str, int, int, int]], lags: dict[tuple[str, str], 
     with the lowest ``rel`` 0."""
     by_name = {it[0]: it for it in items}
     nxt = {src: (dst, lag) for (src, dst), lag in lags.items()}
-    heads = set(nxt) - {dst for dst, _ in nxt.values()}
+    dsts = {dst for dst, _ in nxt.values()}
+    heads = set(nxt) - dsts
     units, seen = [], set()
     for name, size, first, last in items:
         if name in seen:
@@ -418,18 +421,52 @@ def _chains(items: list[tuple[str, int, int, int]], lags: dict[tuple[str, str], 
                 rel += lag // ALIGN * ALIGN
             low = min(r for _, r, *_ in unit)
             units.append([(n, r - low, sz, f, l) for n, r, sz, f, l in unit])
-        elif all(name != dst for dst, _ in nxt.values()):
+        elif name not in dsts:
             seen.add(name)
             units.append([(name, 0, size, first, last)])
     return units
 
 
-#: unit orders the placement tries (biggest first; longest-lived first; earliest first)
+def _unit_key(u) -> tuple[int, int, int]:
+    """(largest size, first step, bytes x steps) of a placement unit: what orders use."""
+    if len(u) == 1:
+        _, _, size, first, last = u[0]
+        return size, first, size * (last - first + 1)
+    return (max(p[2] for p in u), min(p[3] for p in u), sum(p[2] * (p[4] - p[3] + 1) for p in u))
+
+
+#: unit orders the placement tries, on :func:`_unit_key` (biggest first; longest-lived
+#: first; earliest first)
 _ORDERS = (
-    lambda u: (-max(p[2] for p in u), min(p[3] for p in u)),
-    lambda u: (-sum(p[2] * (p[4] - p[3] + 1) for p in u), min(p[3] for p in u)),
-    lambda u: (min(p[3] for p in u), -max(p[2] for p in u)),
+    lambda k: (-k[0], k[1]),
+    lambda k: (-k[2], k[1]),
+    lambda k: (k[1], -k[0]),
 )
+
+
+class _UnitSet:
+    """The placement units of one set of chains, with their order keys and (for the
+    native placer) their flattened arrays, built once for every order and loose set."""
+
+    def __init__(self, items, chains):
+        self.units = _chains(items, chains)
+        keys = [_unit_key(u) for u in self.units]
+        idx = range(len(keys))
+        self.perms = [sorted(idx, key=lambda i, o=o: o(keys[i])) for o in _ORDERS]
+        self.native = native_fit.Units(self.units) if native_fit.available() else None
+
+    def place(self, order: int, loose: dict) -> tuple[int, object]:
+        """(arena, placement) in order ``order`` (an index into :data:`_ORDERS`)."""
+        perm = self.perms[order]
+        if self.native is not None:
+            res = self.native.place(perm, loose, ALIGN)
+            if res is not None:
+                return res
+        offsets = _first_fit_py([self.units[i] for i in perm], loose)
+        return max((offsets[p[0]] + p[2] for u in self.units for p in u), default=0), offsets
+
+    def offsets(self, placement) -> dict[str, int]:
+        return placement if isinstance(placement, dict) else self.native.offsets(placement)
 
 
 def _place(items: list[tuple[str, int, int, int]], lags: dict[tuple[str, str], int],
@@ -440,34 +477,51 @@ def _place(items: list[tuple[str, int, int, int]], lags: dict[tuple[str, str], i
     buffer is placed (both: all pairs, or only those of fused blocks, outputs
     ``block_outputs``), without any overlap, and (greedily) with single chain links
     dropped."""
-    def arena(offsets):
-        return max((offsets[n] + sz for n, sz, _, _ in items), default=0)
-
     blocks = {k: v for k, v in lags.items() if k[1] in block_outputs}
+    sets: dict = {}   # the placement units of each set of chains, built once for every order
+
+    def fit(chains, loose, order):
+        key = tuple(sorted(chains.items()))
+        if key not in sets:
+            sets[key] = _UnitSet(items, chains)
+        arena, placement = sets[key].place(order, loose)
+        return arena, (sets[key], placement)
+    no_loose: dict = {}
     best = None
-    for order in _ORDERS:
+    for order in range(len(_ORDERS)):
         # the same arena: rather no unfused conv in bands (calls of a few rows cost more)
-        for chains, loose in ((blocks, {}), ({}, blocks), ({}, {}), (lags, {}), ({}, lags)):
-            offsets = _first_fit(items, chains, loose, order)
-            if best is None or arena(offsets) < arena(best[0]):
-                best = (offsets, {**chains, **loose}, chains)
-    chains = dict(best[2])
+        for chains, loose in ((blocks, no_loose), (no_loose, blocks), (no_loose, no_loose),
+                              (lags, no_loose), (no_loose, lags)):
+            arena, placed = fit(chains, loose, order)
+            if best is None or arena < best[0]:
+                best = (arena, placed, {**chains, **loose}, chains)
+    chains = dict(best[3])
     for pair in list(chains):
         trial = {k: v for k, v in chains.items() if k != pair}
-        for order in _ORDERS:
-            offsets = _first_fit(items, trial, {}, order)
-            if arena(offsets) < arena(best[0]):
-                best, chains = (offsets, trial, trial), trial
-    return best[0], best[1]
+        for order in range(len(_ORDERS)):
+            arena, placed = fit(trial, no_loose, order)
+            if arena < best[0]:
+                best, chains = (arena, placed, trial, trial), trial
+    unit_set, placement = best[1]
+    return unit_set.offsets(placement), best[2]
 
 
 def _first_fit(items, chains, loose, order) -> dict[str, int]:
-    """Units (:func:`_chains` of ``chains``) in ``order``, each at the lowest aligned
-    offset where none of its buffers shares a byte with a placed buffer whose lifetime
-    overlaps its own, except as a ``loose`` lag allows (output - input <= lag)."""
+    """Units (:func:`_chains` of ``chains``) in ``order`` (one of :data:`_ORDERS`), each
+    at the lowest aligned offset where none of its buffers shares a byte with a placed
+    buffer whose lifetime overlaps its own, except as a ``loose`` lag allows (output -
+    input <= lag). Placed by the native placer (:mod:`compiler.memory.native_fit`, the
+    same offsets) when it is available, else by :func:`_first_fit_py`."""
+    units = sorted(_chains(items, chains), key=lambda u: order(_unit_key(u)))
+    offsets = native_fit.first_fit(units, loose, ALIGN)
+    return offsets if offsets is not None else _first_fit_py(units, loose)
+
+
+def _first_fit_py(units, loose) -> dict[str, int]:
+    """:func:`_first_fit` of ``units`` already in placement order, in Python."""
     placed: list[tuple[str, int, int, int, int]] = []  # name, offset, size, first, last
     offsets: dict[str, int] = {}
-    for unit in sorted(_chains(items, chains), key=order):
+    for unit in units:
         forbidden = []  # open intervals (lo, hi) of base offsets the unit may not take
         for name, rel, size, first, last in unit:
             for other, o, sz, f, l in placed:

@@ -1,0 +1,143 @@
+"""The arena placer's inner loop (:func:`compiler.memory.schedule._first_fit`) in C.
+
+A memory-model evaluation of a training plan tries about a thousand first-fit
+placements of a few hundred buffers; in Python that was nine tenths of the time of a
+plan search or a contribution analysis's candidate listing. ``first_fit.c`` (beside
+this file) computes the same offsets; it is compiled for the host by the C compiler the
+host board uses (``cc``) once per source content into ``build/.native/<hash>/`` and
+loaded with ctypes. Without a working compiler the Python placement runs (same
+offsets, slower) and a one-line warning says so. ``TT_NATIVE_FIT=0`` forces the
+Python placement.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from compiler import paths
+
+SOURCE = Path(__file__).with_name("first_fit.c")
+_LIB: list = []   # [ctypes function or None] once tried
+
+
+def _build() -> Path:
+    text = SOURCE.read_bytes()
+    tag = hashlib.sha256(text).hexdigest()[:16]
+    lib = paths.BUILD / ".native" / tag / "libtt_first_fit.so"
+    if lib.exists():
+        return lib
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=lib.parent) as td:
+        tmp = Path(td) / lib.name
+        p = subprocess.run(["cc", "-std=c99", "-O2", "-shared", "-fPIC", str(SOURCE), "-o", str(tmp)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr.strip()[-500:] or "cc failed")
+        os.replace(tmp, lib)   # atomic: parallel processes never load half a library
+    return lib
+
+
+def _function():
+    if _LIB:
+        return _LIB[0]
+    fn = None
+    if os.environ.get("TT_NATIVE_FIT", "1") != "0":
+        try:
+            fn = ctypes.CDLL(str(_build())).tt_first_fit
+            fn.restype = ctypes.c_int64
+        except (OSError, RuntimeError) as e:
+            print(f"note: the native arena placer is unavailable ({e}); placing in Python "
+                  "(the same offsets, slower)", file=sys.stderr)
+            fn = None
+    _LIB.append(fn)
+    return fn
+
+
+def available() -> bool:
+    return _function() is not None
+
+
+def _ptr(a: np.ndarray):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+class Units:
+    """Placement units (each a list of (name, rel, size, first, last)) flattened once for
+    the native placer, to be placed in many orders and with several sets of loose pairs."""
+
+    def __init__(self, units: list):
+        self.names, rows, start = [], [], [0]
+        for unit in units:
+            for name, rel, size, first, last in unit:
+                self.names.append(name)
+                rows.append((rel, size, first, last))
+            start.append(len(self.names))
+        n = len(self.names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.cols = (np.array(rows, np.int64).reshape(n, 4).T.copy() if n
+                     else np.zeros((4, 0), np.int64))
+        self.start = np.array(start, np.int32)
+        self.n_units = len(units)
+        self._loose: dict = {}
+
+    def _pairs(self, loose: dict):
+        key = id(loose), len(loose)
+        hit = self._loose.get(key)
+        if hit is not None and hit[0] is loose:
+            return hit[1]
+        n = len(self.names)
+        src = np.full(n, -1, np.int32)
+        dst = np.full(n, -1, np.int32)
+        src_lag = np.zeros(n, np.int64)
+        dst_lag = np.zeros(n, np.int64)
+        for (a, b), lag in loose.items():
+            i, j = self.index.get(a), self.index.get(b)
+            if i is None or j is None:
+                continue
+            if dst[i] != -1 or src[j] != -1:   # a buffer in two pairs: the Python code
+                raise ValueError("a buffer in two loose pairs")
+            dst[i], dst_lag[i] = j, lag
+            src[j], src_lag[j] = i, lag
+        arrays = (src, src_lag, dst, dst_lag)
+        self._loose[key] = (loose, arrays)
+        return arrays
+
+    def place(self, perm, loose: dict, align: int) -> tuple[int, np.ndarray] | None:
+        """(arena, offsets in flattened order) of the units placed in the order ``perm``
+        (unit indices); None when the native placer is unavailable or does not apply."""
+        fn = _function()
+        if fn is None:
+            return None
+        try:
+            src, src_lag, dst, dst_lag = self._pairs(loose)
+        except ValueError:
+            return None
+        order = np.asarray(perm, np.int32)
+        off = np.zeros(len(self.names), np.int64)
+        c = self.cols
+        arena = fn(ctypes.c_int32(self.n_units), _ptr(order), _ptr(self.start), _ptr(c[0]),
+                   _ptr(c[1]), _ptr(c[2]), _ptr(c[3]), _ptr(src), _ptr(src_lag), _ptr(dst),
+                   _ptr(dst_lag), ctypes.c_int64(align), _ptr(off))
+        if arena < 0:
+            return None
+        return int(arena), off
+
+    def offsets(self, off: np.ndarray) -> dict[str, int]:
+        return dict(zip(self.names, off.tolist()))
+
+
+def first_fit(units: list, loose: dict, align: int) -> dict[str, int] | None:
+    """Offsets of the buffers of ``units`` (placement order; each unit a list of (name,
+    rel, size, first, last)), with the ``loose`` pairs {(input, output): lag}, at offsets
+    that are multiples of ``align``; None when the native placer is unavailable (the
+    caller places in Python)."""
+    u = Units(units)
+    res = u.place(range(len(units)), loose, align)
+    return None if res is None else u.offsets(res[1])
