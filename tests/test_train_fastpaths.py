@@ -107,8 +107,15 @@ def test_fast_conv_grads_equal_reference(seed):
     from compiler.autodiff import fast_grad
     rng, (n, h, wd, ci, ho, wo, co), w, s, p, groups = _conv_case(seed)
     t = rng.integers(-32768, 32768, (n, ho, wo, co)).astype(np.int16)
-    for a, b in [(rgo.conv_grad_input(t, w, (h, wd), s, p, groups),
-                  fast_grad.conv_grad_input(t, w, (h, wd), s, p, groups))]:
+    # full-range gradients, and small ones (a depthwise sum then runs in float32: up to
+    # the largest magnitude whose k*k products with 128 stay below 2**24)
+    kk = w.shape[1] * w.shape[2]
+    edge = min(32767, max(1, ((1 << 24) - 1) // (128 * kk)))
+    small = rng.integers(-edge, edge + 1, t.shape).astype(np.int16)
+    small.flat[0] = -edge if seed % 2 else edge
+    for tt in (t, small, np.clip(small, -int(rng.integers(1, 300)), 300).astype(np.int16)):
+        a = rgo.conv_grad_input(tt, w, (h, wd), s, p, groups)
+        b = fast_grad.conv_grad_input(tt, w, (h, wd), s, p, groups)
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
     gy = rng.integers(-128, 128, (n, ho, wo, co)).astype(np.int8)

@@ -9,7 +9,8 @@ BLAS: every product and every partial sum is an integer of magnitude below ``2**
 reference itself runs), so each float64 addition is exact whatever the summation order,
 and the conversion back to int64 and then int32 (wrapping as the reference's ``astype``
 does) gives the reference's values. A depthwise transposed convolution gathers its taps
-as one correlation with the flipped kernel instead of scattering them tap by tap.
+as one correlation with the flipped kernel instead of scattering them, in float32 when the
+gradient's own largest magnitude keeps every sum below ``2**24``.
 
 The reference stays the oracle: ``tests/test_train_fastpaths.py`` compares every function
 here with its :mod:`compiler.ref.grad_ops` twin, and whole training runs with either set
@@ -76,22 +77,28 @@ def conv_grad_input(t, w, in_hw: tuple[int, int], stride, pad, groups: int) -> n
 
 def _depthwise_grad_input(t, w, in_hw, stride, pad) -> np.ndarray:
     """gx[i, j] = sum over taps of the stride-dilated t at (ph + i - ky, pw + j - kx) times
-    w[ky, kx]: a correlation of the zero-padded, dilated t with the flipped kernel."""
+    w[ky, kx]: a correlation of the zero-padded, dilated t with the flipped kernel, tap by
+    tap. In float32 when the sum of kh * kw products of t's largest magnitude and 128
+    stays below 2**24 (every product and partial sum is then an exact float32 integer),
+    else in float64 (the bound of :func:`_exact`, checked by the caller)."""
     n, ho, wo, c = t.shape
     _, kh, kw, _ = w.shape
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
     h, wd = in_hw
+    tmax = int(np.abs(t).max()) if t.size else 0
+    ft = np.float32 if tmax * _max_abs(w.dtype) * kh * kw < (1 << 24) else np.float64
     # tp[m] = dilated t[m - (kh - 1)]; gx[i] = sum_a tp[ph + i + a] * w[kh - 1 - a]
     tp = np.zeros((n, max(ph + h + kh - 1, kh - 1 + sh * (ho - 1) + 1),
-                   max(pw + wd + kw - 1, kw - 1 + sw * (wo - 1) + 1), c))
+                   max(pw + wd + kw - 1, kw - 1 + sw * (wo - 1) + 1), c), ft)
     tp[:, kh - 1:kh - 1 + sh * (ho - 1) + 1:sh, kw - 1:kw - 1 + sw * (wo - 1) + 1:sw, :] = t
     tp = tp[:, ph:ph + h + kh - 1, pw:pw + wd + kw - 1, :]
-    s = tp.strides
-    win = np.lib.stride_tricks.as_strided(tp, shape=(n, h, wd, kh, kw, c),
-                                          strides=(s[0], s[1], s[2], s[1], s[2], s[3]),
-                                          writeable=False)
-    wf = w[:, ::-1, ::-1, 0].transpose(1, 2, 0).astype(np.float64)   # [kh, kw, c]
-    gx = np.einsum("nijabc,abc->nijc", win, wf)
+    wf = w[:, ::-1, ::-1, 0].transpose(1, 2, 0).astype(ft)   # [kh, kw, c]
+    gx = np.zeros((n, h, wd, c), ft)
+    tmp = np.empty_like(gx)
+    for a in range(kh):
+        for b in range(kw):
+            np.multiply(tp[:, a:a + h, b:b + wd, :], wf[a, b], out=tmp)
+            gx += tmp
     return _to_int32(gx)
 
 
