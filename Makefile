@@ -125,6 +125,7 @@ bench: setup
 	$(PY) bench/sparse.py
 	$(PY) bench/pytorch_compare.py
 	$(PY) bench/inq.py
+	$(PY) bench/analysis.py
 
 # The incremental-training study reproduced on MNIST digits (eval/study.py): a LeNet
 # pre-trained on clean digits (cached in build/eval/), a spotlight-shifted stream,

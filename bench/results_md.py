@@ -1,5 +1,5 @@
 """bench/results.md from bench/results.json: one table per benchmark section (forward,
-train_steps, sparse, plans_by_budget, pytorch), sections that are missing are left out. Generated: edit
+train_steps, sparse, plans_by_budget, pytorch, analysis, ...), sections that are missing are left out. Generated: edit
 this writer, not the file.
 
     .venv/bin/python bench/results_md.py [--results bench/results.json] [--out bench/results.md]
@@ -221,9 +221,27 @@ def int4(sec: dict) -> str:
                      "transfer accuracy %"], rows))
 
 
+def analysis(sec: dict) -> str:
+    rows = []
+    d = sec.get("default")
+    if d:
+        rows.append(["default `plan` command", d["bias_configs"],
+                     f"{d['weight_configs']} (bias depth {d['best_bias_depth']})",
+                     f"{d['wall_seconds'] / 60:.1f}", "-"])
+    d = sec.get("depth28")
+    if d:
+        rows.append(["weight stage on bias depth 28 (the pinned plan's analysis)", "-",
+                     d["weight_configs"], f"{d['wall_seconds'] / 60:.1f}",
+                     f"{d['identical_accuracies']} of {d['recorded_accuracies']}"])
+    return (f"## Contribution analysis time (bench/analysis.py)\n\nmcunet-5fps, MNIST 1000 + 1000 "
+            f"digits, 256 KB, {sec.get('jobs', 2)} worker processes, no result cache; wall time. "
+            "Identical: accuracies equal to those the pinned plan recorded.\n\n"
+            + table(["workload", "bias configs", "weight configs", "minutes", "identical"], rows))
+
+
 SECTIONS = (("forward", forward), ("train_steps", train_steps), ("train_plans", train_plans),
             ("sparse", sparse), ("plans_by_budget", plans_by_budget),
-            ("pytorch", pytorch), ("inq", inq), ("int4", int4))
+            ("pytorch", pytorch), ("inq", inq), ("int4", int4), ("analysis", analysis))
 
 
 def render(data: dict) -> str:

@@ -1,0 +1,124 @@
+"""How long the contribution analysis of mcunet-5fps takes, and that it measures the same.
+
+Two workloads, both on MNIST (1000 training + 1000 held-out digits, the defaults), with
+``--jobs`` worker processes (default 2, the cores the figures are quoted for) and no
+result cache:
+
+- ``default``: ``python -m compiler plan mcunet-5fps --data mnist`` as a user runs it
+  (listing, channel order, every bias depth, the weight configurations on top of the best
+  one, search, whole plans re-measured); its wall time and how many configurations ran;
+- ``depth 28``: the weight stage of the pinned plan's analysis (bench/plans/mcunet-5fps.json,
+  made when the deepest bias depth that fit 256 KB was 32 and the best one 28): the
+  listing and channel order, then every (layer, ratio) on top of the biases of the last 28
+  layers that fits 256 KB, timed; each accuracy the pinned plan recorded is compared with
+  the new one (they must be identical: same data, same int8 training step).
+
+Writes bench/results.json (section "analysis") and prints a table.
+
+    .venv/bin/python bench/analysis.py [--only default|depth28] [--jobs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "bench" / "results.json"
+PINNED = REPO / "bench" / "plans" / "mcunet-5fps.json"
+MODEL = "mcunet-5fps"
+
+
+def run_default(jobs: int) -> dict:
+    with tempfile.TemporaryDirectory() as td:
+        out = Path(td) / "plan.json"
+        cmd = [sys.executable, "-m", "compiler", "plan", MODEL, "--data", "mnist", "--cache", "",
+               "--jobs", str(jobs), "--quiet", "--out", str(out)]
+        t = time.time()
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        wall = time.time() - t
+        plan = json.loads(out.read_text())
+    an = plan["analysis"]
+    return {"command": "python -m compiler plan mcunet-5fps --data mnist --cache '' --jobs "
+                       f"{jobs}", "wall_seconds": round(wall, 1),
+            "bias_configs": len(an["bias"]) + 1, "best_bias_depth": an["weights_measured_with_bias_layers"],
+            "weight_configs": len(an["weight"]), "plan": plan["plan"]}
+
+
+def run_depth28(jobs: int) -> dict:
+    import numpy as np  # noqa: F401  (the library imports it anyway)
+    from compiler.frontend import datasets as D
+    from compiler.frontend import models
+    from compiler.ref import inputs
+    from compiler.sparse import contrib, planner
+    from compiler.sparse import plan as sparse
+    from compiler.target import firmware
+
+    t0 = time.time()
+    info = firmware.board_info("stm32f746")
+    budget = info["ram_kb"] * 1024
+    settings = contrib.Settings()
+    g0 = sparse.prepare(models.load(MODEL), classes=10)
+    ds = D.load("mnist")
+    x = inputs.model_inputs(g0, ds.x)
+    x_tr, y_tr, x_te, y_te = planner.split_data(x, ds.y, 1000, 1000, settings.seed)
+    mm = sparse.MemoryModel(g0, info["stack"], sparse.app_reserve(g0, "device"))
+    one = contrib.Settings(ratios=(min(settings.ratios),))
+    layers = [c[1] for c in contrib.weight_candidates(g0, mm, budget, one, 0, {}, {}, jobs=jobs)]
+    g, _ = planner.choose_channels(g0, layers, x_tr, y_tr, settings)
+    listing = time.time() - t0
+    t = time.time()
+    cfgs = contrib.weight_candidates(g, mm, budget, settings, 28, {}, {}, None, jobs)
+    memory = time.time() - t
+    runner = contrib._Runner(g, x_tr, y_tr, x_te, y_te, settings, jobs, None, True)
+    t = time.time()
+    acc = runner.run(cfgs, "weights (+ biases of 28 layers)")
+    train = time.time() - t
+    recorded = json.loads(PINNED.read_text())["analysis"]["weight"]
+    # the plan file keeps accuracies rounded to 3 decimals (Analysis.to_dict)
+    same = sum(1 for k, v in recorded.items()
+               if f"weight {k} bias 28" in acc and round(acc[f"weight {k} bias 28"], 3) == v)
+    return {"weight_configs": len(cfgs), "listing_and_channels_seconds": round(listing, 1),
+            "memory_model_seconds": round(memory, 1), "training_seconds": round(train, 1),
+            "wall_seconds": round(time.time() - t0, 1),
+            "recorded_accuracies": len(recorded), "identical_accuracies": same}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=("default", "depth28"), help="one of the two workloads")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    args = ap.parse_args()
+    res = {"jobs": args.jobs}
+    if args.only in (None, "default"):
+        res["default"] = run_default(args.jobs)
+        d = res["default"]
+        print(f"default plan command: {d['wall_seconds'] / 60:.1f} min wall ({d['bias_configs']} bias "
+              f"configurations, {d['weight_configs']} weight configurations on bias depth "
+              f"{d['best_bias_depth']})", flush=True)
+    if args.only in (None, "depth28"):
+        res["depth28"] = run_depth28(args.jobs)
+        d = res["depth28"]
+        print(f"weight stage on bias depth 28: {d['weight_configs']} configurations, "
+              f"{d['wall_seconds'] / 60:.1f} min wall (listing and channel order "
+              f"{d['listing_and_channels_seconds']:.0f} s, memory model {d['memory_model_seconds']:.0f} s, "
+              f"training {d['training_seconds']:.0f} s); {d['identical_accuracies']} of "
+              f"{d['recorded_accuracies']} accuracies the pinned plan recorded are identical", flush=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data["analysis"] = {**data.get("analysis", {}), **res}
+    RESULTS.write_text(json.dumps(data, indent=1))
+    sys.path.insert(0, str(REPO / "bench"))
+    import results_md
+    results_md.write(data, RESULTS.with_suffix(".md"))
+    ok = "depth28" not in res or res["depth28"]["identical_accuracies"] == res["depth28"]["recorded_accuracies"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
