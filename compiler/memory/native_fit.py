@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,9 @@ def _build() -> Path:
         if p.returncode != 0:
             raise RuntimeError(p.stderr.strip()[-500:] or "cc failed")
         os.replace(tmp, lib)   # atomic: parallel processes never load half a library
+    for old in lib.parent.parent.iterdir():   # libraries of older sources
+        if old.name != tag and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
     return lib
 
 
