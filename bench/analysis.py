@@ -52,8 +52,6 @@ def run_default(jobs: int) -> dict:
 
 
 def run_depth28(jobs: int) -> dict:
-    import numpy as np  # noqa: F401  (the library imports it anyway)
-
     from compiler.frontend import datasets as D
     from compiler.frontend import models
     from compiler.ref import inputs
