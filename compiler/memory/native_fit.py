@@ -136,12 +136,3 @@ class Units:
     def offsets(self, off: np.ndarray) -> dict[str, int]:
         return dict(zip(self.names, off.tolist()))
 
-
-def first_fit(units: list, loose: dict, align: int) -> dict[str, int] | None:
-    """Offsets of the buffers of ``units`` (placement order; each unit a list of (name,
-    rel, size, first, last)), with the ``loose`` pairs {(input, output): lag}, at offsets
-    that are multiples of ``align``; None when the native placer is unavailable (the
-    caller places in Python)."""
-    u = Units(units)
-    res = u.place(range(len(units)), loose, align)
-    return None if res is None else u.offsets(res[1])

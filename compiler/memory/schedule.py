@@ -510,11 +510,10 @@ def _first_fit(items, chains, loose, order) -> dict[str, int]:
     """Units (:func:`_chains` of ``chains``) in ``order`` (one of :data:`_ORDERS`), each
     at the lowest aligned offset where none of its buffers shares a byte with a placed
     buffer whose lifetime overlaps its own, except as a ``loose`` lag allows (output -
-    input <= lag). Placed by the native placer (:mod:`compiler.memory.native_fit`, the
-    same offsets) when it is available, else by :func:`_first_fit_py`."""
-    units = sorted(_chains(items, chains), key=lambda u: order(_unit_key(u)))
-    offsets = native_fit.first_fit(units, loose, ALIGN)
-    return offsets if offsets is not None else _first_fit_py(units, loose)
+    input <= lag): one placement of :func:`_place`'s search (native placer when
+    available, else :func:`_first_fit_py`; the same offsets)."""
+    units = _UnitSet(items, chains)
+    return units.offsets(units.place(_ORDERS.index(order), loose)[1])
 
 
 def _first_fit_py(units, loose) -> dict[str, int]:
