@@ -32,6 +32,8 @@ OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x
        "fc": 6, "add": 7, "avgpool": 8, "requantize": 9, "dwconv_wrapper": 10,
        "maxpool": 11, "concat": 12, "mul": 13, "lut": 14,
        "avgpool_requant": 40, "avg_pool": 41}
+RQ_FLAG = 0x100   # kernel_driver.c OP_RQ_FLAG
+RQ_OPS = ("conv2d", "conv2d_1x1", "fc")
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
 STATUS = dc.STATUS
 
@@ -52,9 +54,13 @@ class Case:
     # split; s >= 0 -> channels [0, s) at w, the rest at w_tail (s >= out_c: all at w);
     # -1 -> w_tail NULL with a nonzero w_split (ignored). Same golden output in every case.
     split: int | None = None
+    # precomputed requantization records (tt_kernels.h rq; conv2d, conv2d_1x1 and fc):
+    # int16 [out_c] sent after the other arrays, or None (the kernel plans per call)
+    rq: np.ndarray | None = None
 
     def describe(self) -> str:
         sp = "" if self.split is None else f" split={self.split}"
+        sp += "" if self.rq is None else " rq"
         return f"{self.name or self.op} params={self.params} bands={self.bands}{sp}"
 
 
@@ -71,10 +77,13 @@ def encode(cases: list[Case]) -> bytes:
     out = [_i32(len(cases))]
     for c in cases:
         params = c.params if c.split is None else [*c.params, c.split]
-        out.append(_i32(OPS[c.op], len(params), *params, len(c.bands)))
+        op = OPS[c.op] | (RQ_FLAG if c.rq is not None else 0)
+        out.append(_i32(op, len(params), *params, len(c.bands)))
         for y0, y1 in c.bands:
             out.append(_i32(y0, y1))
         out.extend(_arr(a) for a in c.arrays)
+        if c.rq is not None:
+            out.append(_arr(np.asarray(c.rq, dtype=np.int16)))
     return b"".join(out)
 
 
@@ -548,6 +557,30 @@ def apply_splits(cases: list[Case], seed: int, every: int = 3) -> list[Case]:
     return cases
 
 
+def records_of(c: Case) -> np.ndarray | None:
+    """The precomputed requantization records of a conv2d / conv2d_1x1 / fc case, as the
+    compiler makes them for a frozen layer (compiler.kernels.rq_records), or None when
+    some channel has no plan without pre-scaled weights."""
+    from compiler.kernels.rq_records import layer_records
+    if c.op not in RQ_OPS:
+        return None
+    in_zero, out_zero = (c.params[2], c.params[3]) if c.op == "fc" else (c.params[10], c.params[11])
+    _, w, bias, mult, shift = c.arrays[:5]
+    return layer_records(w, bias, mult, shift, out_zero, in_zero)
+
+
+def apply_rq(cases: list[Case], every: int = 2) -> list[Case]:
+    """Gives every `every`-th conv2d / conv2d_1x1 / fc case its precomputed records, in
+    place, where the layer has them (the others keep the per-call plans)."""
+    n = 0
+    for c in cases:
+        if c.op in RQ_OPS:
+            if n % every == every - 1:
+                c.rq = records_of(c)
+            n += 1
+    return cases
+
+
 def split_edge_cases(seed: int = 5) -> list[Case]:
     """Every weight-reading entry point with the edges of the split (0, 1, out_c - 1,
     out_c, beyond out_c, NULL tail) and splits inside the DSP kernels' channel pairs / groups of 4 /
@@ -715,7 +748,7 @@ def sweep_cases(seed: int = 1234, small: bool = False) -> list[Case]:
     for n, act in [(256, (-128, 127)), (259, (-128, 127)), (263, (-100, 90)), (1027, None)]:
         for reg in ["typical", "extreme"]:
             cases.append(add_case(n=n, seed=s(), regime=reg, act=act))
-    return apply_splits(cases, seed)
+    return apply_rq(apply_splits(cases, seed))
 
 
 def per_axis_cases(seed: int = 4242) -> list[Case]:
@@ -826,7 +859,7 @@ def random_cases(seed: int, n: int) -> list[Case]:
         out.append(conv_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=stride, pad=pad, seed=sd,
                              regime=regime, act=act,
                              bands="random" if rng.random() < 0.5 else None))
-    return apply_splits(out, seed)
+    return apply_rq(apply_splits(out, seed))
 
 
 def bench_cases(seed: int = 7) -> list[Case]:

@@ -20,6 +20,7 @@ from compiler import paths
 from compiler.codegen.cformat import c_ident, c_string, wrap_stmt, wrap_values
 from compiler.ir.graph import Graph, Node
 from compiler.kernels import forward as KF
+from compiler.kernels import rq_records
 from compiler.memory import schedule as memplan
 from compiler.memory import training as memtrain
 from compiler.ref.inputs import channel_order, pixel_lut
@@ -44,6 +45,7 @@ class ModelCtx:
 
     def __init__(self, g: Graph, plan: memplan.Plan):
         self.g, self.plan = g, plan
+        self.rq_bytes = 0   # flash of the precomputed requantization records
         self.arrays: list[dict] = []
         self.convs: list[dict] = []
         self.fcs: list[dict] = []
@@ -119,7 +121,7 @@ class ModelCtx:
             "k_h": kh, "k_w": kw, "geometry": KF.c_geometry(n.attrs["stride"], n.attrs["pad"]),
             "in_zero": x.zero_point, "out_zero": y.zero_point,
             "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"]),
-            "split": self.split_fields(n)})
+            "split": self.split_fields(n), "rq": ""})
         self.done[n.name] = cid + ".conv" if packed else cid
         return self.done[n.name]
 
@@ -138,9 +140,24 @@ class ModelCtx:
                          "chunk": KF.packed_chunk(self.g, n) if packed else 0,
                          "in_c": w.shape[1], "out_c": w.shape[0], "in_zero": x.zero_point,
                          "out_zero": y.zero_point, "act_min": int(n.attrs["act_min"]),
-                         "act_max": int(n.attrs["act_max"]), "split": self.split_fields(n)})
+                         "act_max": int(n.attrs["act_max"]), "split": self.split_fields(n),
+                         "rq": ""})
         self.done[n.name] = fid + ".fc" if packed else fid
         return self.done[n.name]
+
+    def add_rq_records(self, ram_arrays: set[str]) -> None:
+        """Precomputed requantization records (compiler.kernels.rq_records) for every
+        conv / fc whose bias and weights stay in flash (the layer does not train)."""
+        for entry in (*self.convs, *self.fcs):
+            arr = entry["arr"]
+            if entry["packed"] or {arr + "_b", arr + "_w"} & ram_arrays:
+                continue
+            recs = rq_records.node_records(self.g, self.g.node(entry["name"]))
+            if recs is not None:
+                if arr + "_r" not in {a["name"] for a in self.arrays}:
+                    self.arrays.append(_c_array(arr + "_r", "int16_t", recs))
+                    self.rq_bytes += int(recs.nbytes)
+                entry["rq"] = f".rq = {arr}_r,"
 
     def table(self, n: Node, key: str, ctype: str, values) -> str:
         """Register a constant array of node ``n`` (flash), e.g. a lookup table; returns
@@ -190,12 +207,15 @@ def split_weights_supported() -> bool:
 
 
 def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | None = None,
-             program=None, config=None) -> dict:
+             program=None, config=None, rq_records: bool = True) -> dict:
     """Write the model's C sources and report.json into ``out_dir``; return the report.
 
     With a training ``program`` (compiler.autodiff.program) the plan must come from
     :func:`compiler.memory.training.plan_training`; the sources then also contain
-    ``tt_model_train_step()``, with ``config`` (compiler.autodiff.trainer.TrainConfig) as defaults."""
+    ``tt_model_train_step()``, with ``config`` (compiler.autodiff.trainer.TrainConfig) as defaults.
+    ``rq_records``: precompute the requantization records of the layers that do not train
+    (:mod:`compiler.kernels.rq_records`; 2 bytes of flash per output channel, read by
+    the DSP kernels; off for a portable build or when flash is short)."""
     plan = plan or memplan.plan(g)
     board = board or {"name": "qemu-mps2-an500", "ram_kb": 256, "flash_kb": 1024, "stack": 8192}
     out_dir = Path(out_dir)
@@ -229,6 +249,8 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
         train_ctx = tc.context()
         ram_nodes = tc.ram_params
     ram_arrays = {"p_" + _cid(n) + ("_w" if key == "weight" else "_b") for n, key in ram_nodes}
+    if rq_records:
+        ctx.add_rq_records(ram_arrays)
     trained_arrays = []
     by_array = {"p_" + _cid(n.name) + sfx: (n.name, key) for n in g.nodes
                 for sfx, key in (("_w", "weight"), ("_b", "bias"))}
@@ -273,13 +295,14 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     (out_dir / "tt_model.c").write_text(model_c)
     (out_dir / "tt_model.h").write_text(env.get_template("model.h.j2").render(**common))
     (out_dir / "tt_model_weights.c").write_text(env.get_template("weights.c.j2").render(**common))
-    flash_params = flash_param_bytes(g)
+    flash_params = flash_param_bytes(g) + ctx.rq_bytes
     ram_params = sum(a["nbytes"] for a in ctx.arrays if not a["const"])
     report = {"model": g.name, "sha256": sha, "board": board["name"], "fuse": plan.fuse,
               "arena_bytes": plan.arena_bytes, "stack_bytes": board["stack"],
               "ram_budget_bytes": board["ram_kb"] * 1024,
               "flash_budget_bytes": board["flash_kb"] * 1024,
-              "param_bytes": flash_params, "ram_param_bytes": ram_params, "macs": g.macs(),
+              "param_bytes": flash_params, "ram_param_bytes": ram_params,
+              "rq_record_bytes": ctx.rq_bytes, "macs": g.macs(),
               "training": program is not None, "trained_arrays": trained_arrays,
               "peak_step": plan.peak_step, "layers": memplan.table(plan)}
     if program is not None:     # the backward steps too: the training step's real peak

@@ -141,6 +141,11 @@ def check_budget(rep: dict) -> None:
 
 # ----------------------------------------------------------------------------- build
 
+def _flash_overflow(log: str) -> bool:
+    """The link failed because the code and constants do not fit the board's flash."""
+    return "FLASH over budget" in log or "region `FLASH' overflowed" in log
+
+
 def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = False,
           portable: bool = False, app: Path | None = None, quiet: bool = False,
           program=None, config=None, defines: dict | None = None, checkpoint: bool = True,
@@ -166,7 +171,8 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
         mode = TP.mode_of(two_pass)
         if mode == "fit" and app == TRAIN_TEST_APP:
             plan = train_codegen.plan_training(g, program, fuse, two_pass="off")
-            rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
+            rep = codegen.generate(g, out_dir, plan, info, program=program, config=config,
+                                   rq_records=not portable)
             limit = min(b for b in (rep["ram_budget_bytes"], ram_budget) if b)
             from compiler.sparse.plan import RUNTIME_RESERVE  # beside arena, params, stack
             if _ram_need(rep) + RUNTIME_RESERVE > limit:
@@ -179,7 +185,8 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
         plan = memplan.plan(g, fuse)
         rep = None
     if rep is None:
-        rep = codegen.generate(g, out_dir, plan, info, program=program, config=config)
+        rep = codegen.generate(g, out_dir, plan, info, program=program, config=config,
+                               rq_records=not portable)
     check_budget(rep)
     defs = []
     if program is not None and app == DEVICE_APP:
@@ -205,6 +212,17 @@ def build(g: Graph, board: str, out_dir, fuse: str = "auto", profile: bool = Fal
             f"APP_SRCS={app} {out_dir / 'tt_model.c'} {out_dir / 'tt_model_weights.c'}",
             f"EXTRA_INCS={out_dir}", "EXTRA_CFLAGS=" + " ".join(defs)]
     p = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    if p.returncode != 0 and rep.get("rq_record_bytes") and _flash_overflow(p.stdout + p.stderr):
+        # the precomputed requantization records only save instructions: without them
+        # the firmware may still fit the flash
+        n = rep["rq_record_bytes"]
+        rep = {**codegen.generate(g, out_dir, plan, info, program=program, config=config,
+                                  rq_records=False),
+               **({"checkpoint": rep["checkpoint"]} if "checkpoint" in rep else {})}
+        p = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+        if p.returncode == 0 and not quiet:
+            print(f"note: built without the precomputed requantization records ({n:,} bytes): "
+                  f"with them the firmware does not fit the flash of board '{board}'")
     if p.returncode != 0:
         raise CompilerError(f"firmware build failed for {g.name} on {board}:\n{p.stdout}{p.stderr}")
     mem = json.loads((out_dir / "memory.json").read_text())

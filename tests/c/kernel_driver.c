@@ -47,6 +47,7 @@ enum {
     OP_LUT = 14,
     OP_AVGPOOL_REQUANT = 40,
     OP_AVG_POOL = 41,
+    OP_RQ_FLAG = 0x100,
 };
 
 /* ---- one case -------------------------------------------------------------------- */
@@ -59,7 +60,7 @@ typedef void (*conv_fn)(const tt_conv_params *, const int8_t *, int32_t, int8_t 
                         int32_t, int32_t, void *);
 typedef size_t (*scratch_fn)(const tt_conv_params *);
 
-static void run_conv(rd_t *r, int op, result_t *res)
+static void run_conv(rd_t *r, int op, int rq, result_t *res)
 {
     int32_t np = rd_i32(r);
     int32_t v[17];
@@ -87,6 +88,7 @@ static void run_conv(rd_t *r, int op, result_t *res)
     p.shift = (const int32_t *)rd_arr(r, 4 * p.out_c);
     p.w_tail = NULL;
     p.w_split = 0;
+    p.rq = rq ? (const int16_t *)rd_arr(r, 2 * p.out_c) : NULL;
     if (r->err) return;
     if (split_at >= 0 && !split_weights(p.w, p.out_c, wcount / (p.out_c ? p.out_c : 1), v[split_at],
                                    &p.w, &p.w_tail, &p.w_split)) {
@@ -142,7 +144,7 @@ static void run_conv(rd_t *r, int op, result_t *res)
     if (scratch && !guard_ok(scratch, ns)) res->status = 2;
 }
 
-static void run_fc(rd_t *r, result_t *res)
+static void run_fc(rd_t *r, int rq, result_t *res)
 {
     int32_t np = rd_i32(r);
     int32_t v[8];
@@ -160,6 +162,7 @@ static void run_fc(rd_t *r, result_t *res)
     p.shift = (const int32_t *)rd_arr(r, 4 * p.out_c);
     p.w_tail = NULL;
     p.w_split = 0;
+    p.rq = rq ? (const int16_t *)rd_arr(r, 2 * p.out_c) : NULL;
     if (r->err) return;
     if (np == 8 && !split_weights(p.w, p.out_c, p.in_c, v[7], &p.w, &p.w_tail, &p.w_split)) {
         res->status = 4;
@@ -398,14 +401,18 @@ static int run_case(rd_t *r, result_t *res)
     memset(res, 0, sizeof *res);
     int32_t op = rd_i32(r);
     if (r->err) return 0;
+    /* OP_RQ_FLAG: a conv-family or fc case whose precomputed requantization records
+       (tt_kernels.h, "Precomputed records") follow its other arrays */
+    const int rq = (op & OP_RQ_FLAG) != 0;
+    op &= ~OP_RQ_FLAG;
     switch (op) {
     case OP_CONV2D:
     case OP_CONV2D_1X1:
     case OP_DWCONV:
     case OP_DWCONV_3X3_S1:
     case OP_DWCONV_3X3_S2:
-    case OP_DWCONV_WRAPPER: run_conv(r, op, res); break;
-    case OP_FC: run_fc(r, res); break;
+    case OP_DWCONV_WRAPPER: run_conv(r, op, rq, res); break;
+    case OP_FC: run_fc(r, rq, res); break;
     case OP_ADD: run_add(r, res); break;
     case OP_AVGPOOL: run_avgpool(r, res); break;
     case OP_REQUANTIZE: run_requantize(r, res); break;

@@ -20,7 +20,7 @@ void tt_prep_layer(const tt_conv_params *p, int32_t k, int32_t *prep)
 {
     const int clamp = !(p->act_min <= -128 && p->act_max >= 127);
     prep[0] = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult, p->shift,
-                            p->in_zero, p->out_zero, 0, p->out_c, p->out_c, clamp,
+                            p->in_zero, p->out_zero, 0, p->out_c, p->out_c, clamp, p->rq,
                             tt_prep_blocks(prep));
     prep[1] = 0;
 }
@@ -88,7 +88,7 @@ TT_KERNEL void tt_conv2d_1x1_s8(const tt_conv_params *p, const int8_t *in, int32
         const int32_t n = co - c0 < ch ? co - c0 : ch;
         const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, ci, p->bias, p->mult,
                                          p->shift, p->in_zero, p->out_zero, c0, n, co, clamp,
-                                         blocks);
+                                         p->rq, blocks);
         tt_pw_rows(p, blocks, c0, n, simple, in, in_row0, out, out_row0, y0, y1, xbuf, sink);
     }
 }

@@ -188,7 +188,7 @@ TT_KERNEL void tt_conv2d_s8(const tt_conv_params *p, const int8_t *in, int32_t i
         const int32_t n = co - c0 < ch ? co - c0 : ch;
         const int simple = tt_pw_prepare(p->w, p->w_tail, p->w_split, k, p->bias, p->mult,
                                          p->shift, p->in_zero, p->out_zero, c0, n, co, clamp,
-                                         blocks);
+                                         p->rq, blocks);
         tt_conv_rows(p, blocks, c0, n, simple, in, in_row0, out, out_row0, y0, y1, xbuf, sink);
     }
 }

@@ -18,6 +18,13 @@ size_t tt_fc_s8_scratch_bytes(const tt_fc_params *p)
 TT_INLINE int32_t fc_finish(const tt_fc_params *p, int32_t o, int32_t acc, int32_t lo,
                             int32_t hi, int32_t xmax)
 {
+    if (p->rq != NULL) { /* precomputed (tt_kernels.h): a plan with lsh 0 */
+        int32_t m, off, t;
+        tt_rq_record(p->rq[o], p->mult[o], p->out_zero, &m, &off, &t);
+        int32_t v = tt_ssat8(tt_smmla(acc, m, off) >> t);
+        v = v < lo ? lo : v;
+        return v > hi ? hi : v;
+    }
     tt_rq q;
     const int32_t bias = p->bias[o], mult = p->mult[o], shift = p->shift[o];
     int ok = tt_rq_plan32(&q, bias, mult, shift, p->out_zero, p->in_c, xmax);

@@ -560,16 +560,42 @@ TT_INLINE void pw_block_recs(const int32_t *blk, int32_t k4, tt_chrec r[2])
 
 /* Prepare output channels [c0, c0 + n) (n <= chunk; row o of the weights at
    tt_w_row_k(w, w_tail, w_split, o, k), i.e. w + o * k when not split): one block per
-   channel pair (a padding channel completes an odd n; it is never stored). Returns 1
-   when every channel has a fast plan and no clamp is needed. */
+   channel pair (a padding channel completes an odd n; it is never stored). rq: the
+   layer's precomputed records (tt_kernels.h), or NULL. Returns 1 when every channel has
+   a fast plan and no clamp is needed. */
 TT_STATIC int tt_pw_prepare(const int8_t *w, const int8_t *w_tail, int32_t w_split,
                             int32_t k, const int32_t *bias,
                             const int32_t *mult, const int32_t *shift, int32_t in_zero,
                             int32_t out_zero, int32_t c0, int32_t n, int32_t co, int clamp,
-                            int32_t *blocks)
+                            const int16_t *rq, int32_t *blocks)
 {
     const int32_t k4 = (k + 3) & ~3, bw = PW_BLOCK_WORDS(k4);
     int simple = !clamp;
+    if (rq != NULL && w_tail == NULL) {
+        /* every channel has a plan without pre-scaled weights: decode the records,
+           widen the weights */
+        const int8_t *wo = w + (size_t)c0 * (size_t)k;
+        int32_t *blk = blocks;
+        for (int32_t j = 0; j < n; j += 2, blk += bw, wo += 2 * k) {
+            int32_t *q = blk + 2 + k4;
+            const int32_t o = c0 + j;
+            blk[0] = bias[o];
+            tt_widen_weights(wo, k, 0, blk + 2, 0);
+            tt_rq_record(rq[o], mult[o], out_zero, &q[0], &q[1], &q[2]);
+            if (j + 1 < n) {
+                blk[1] = bias[o + 1];
+                tt_widen_weights(wo + k, k, 0, blk + 2, 1);
+                tt_rq_record(rq[o + 1], mult[o + 1], out_zero, &q[3], &q[4], &q[5]);
+            } else { /* odd n: a padding channel */
+                blk[1] = 0;
+                for (int32_t i = 0; i < k4; i += 4) blk[2 + i + 2] = blk[2 + i + 3] = 0;
+                q[3] = 0;
+                q[4] = 0;
+                q[5] = 1;
+            }
+        }
+        return simple;
+    }
     for (int32_t j = 0; j < ((n + 1) & ~1); ++j) {
         int32_t *blk = blocks + j / 2 * bw, *q = blk + 2 + k4 + 3 * (j & 1);
         const int32_t o = c0 + j;

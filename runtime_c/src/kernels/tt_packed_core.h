@@ -64,6 +64,7 @@ static inline int32_t tt_packed_chunk_of(int32_t chunk, int32_t co)
         (c).bias = (p)->bias + (c0);                                                      \
         (c).mult = (p)->mult + (c0);                                                      \
         (c).shift = (p)->shift + (c0);                                                    \
+        (c).rq = (p)->rq ? (p)->rq + (c0) : NULL;                                         \
     } while (0)
 
 /* Output rows [y0, y1) of a packed conv, `chunk` output channels at a time: their weights

@@ -313,6 +313,23 @@ TT_INLINE int tt_rq_plan_w(tt_rq *q, int32_t bias, int32_t mult, int32_t shift,
     return 1;
 }
 
+/* The plan of precomputed record r (tt_kernels.h "Precomputed records") of a channel
+   with multiplier mult, for output zero point zero. */
+TT_INLINE void tt_rq_record(int32_t r, int32_t mult, int32_t zero, int32_t *q_mult,
+                            int32_t *q_off, int32_t *q_t)
+{
+    const int32_t t = r & 0xFF;
+    if (TT_LIKELY(t != 0)) {
+        *q_mult = mult;
+        *q_off = (int32_t)((uint32_t)(1 + 2 * zero) << (t - 1));
+        *q_t = t;
+    } else {
+        *q_mult = 0;
+        *q_off = 2 * (r >> 8);
+        *q_t = 1;
+    }
+}
+
 /* max |x - zero| over int8 x */
 TT_INLINE int32_t tt_xmax(int32_t zero) { return zero >= 0 ? 128 + zero : 127 - zero; }
 

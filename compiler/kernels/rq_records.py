@@ -1,0 +1,155 @@
+"""Requantization records of the DSP GEMM kernels, precomputed for frozen layers.
+
+The Arm DSP conv2d, conv2d_1x1 and fc kernels requantize an int32 accumulator with a
+fast plan per output channel: ``SSAT8(SMMLA(acc, mult, off) >> t)`` (tt_rq_plan32 in
+runtime_c/src/kernels/tt_simd.h). The plan depends on the channel's bias (it must keep
+``|bias| + k * xmax * 128`` and the rounding offset inside int32), so the kernels compute
+it on every call: about 130 instructions per output channel and call, e.g. per row of
+a fused block. A layer that does not train has a constant bias: the compiler computes
+the plans once here and the kernels read them from flash (``tt_conv_params.rq``,
+``tt_fc_params.rq``; 2 bytes per channel, see :func:`record`).
+
+:func:`channel_record` mirrors the conv kernels' choice (tt_chrec_make: tt_rq_plan32,
+else tt_rq_plan_w, including constant channels) step by step; :func:`layer_records`
+gives a layer's records only when no channel needs pre-scaled weights (lsh > 0) or the
+exact 64-bit path; otherwise the kernels keep computing theirs. Every plan here is exact
+for every reachable accumulator, so the outputs are the same with or without records:
+tests/test_rq_records.py runs the kernels both ways against the reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir.graph import Graph, Node
+from compiler.kernels.forward import is_packed
+
+_U32 = 0xFFFFFFFF
+_I32_MAX = 0x7FFFFFFF
+
+
+def xmax(in_zero: int) -> int:
+    """max |x - in_zero| over int8 x (tt_xmax)."""
+    return 128 + in_zero if in_zero >= 0 else 127 - in_zero
+
+
+def plan32(bias: int, mult: int, shift: int, zero: int, k: int, x_max: int):
+    """(mult, off, t) of tt_rq_plan32 for one channel, or None when it does not apply."""
+    bias, mult, shift, zero, k = int(bias), int(mult), int(shift), int(zero), int(k)
+    b = (-bias) & _U32 if bias < 0 else bias
+    if mult < 0 or shift > -2 or shift < -24 or k > 16384 or not -128 <= zero <= 127:
+        return None
+    kx = (k * x_max * 128) & _U32
+    if b > ((_I32_MAX - kx) & _U32):
+        return None
+    hi = ((((b + kx) & _U32) * mult) >> 32) + 1
+    t = -1 - shift
+    while t > 1 and hi < (1 << (t - 2)):
+        t -= 1
+    off = (1 << (t - 1)) + zero * (1 << t)
+    if abs(off) + hi > _I32_MAX:
+        return None
+    return mult, off, t
+
+
+def plan(mult: int, shift: int, zero: int, bound: int, max_lsh: int):
+    """(mult, off, t, lsh) of tt_rq_plan for accumulators |acc| <= bound, or None."""
+    if mult < 0:
+        return None
+    lsh, t = (0, -1 - shift) if shift <= -2 else (shift + 2, 1)
+    if t > 29 or lsh > max_lsh:
+        return None
+    acc_max = bound << lsh
+    if acc_max > _I32_MAX:
+        return None
+    hi = ((acc_max * mult) >> 32) + 1
+    while t > 1 and hi < (1 << (t - 2)):
+        t -= 1
+    off = (1 << (t - 1)) + zero * (1 << t)
+    if hi + abs(off) > _I32_MAX:
+        return None
+    return mult, off, t, lsh
+
+
+def _requantize64(acc: int, mult: int, shift: int) -> int:
+    total = 31 - shift
+    return (acc * mult + (1 << (total - 1))) >> total
+
+
+def plan_w(bias: int, mult: int, shift: int, zero: int, w_row, x_max: int, max_lsh: int = 8):
+    """(mult, off, t, lsh) of tt_rq_plan_w for a channel with int8 weights ``w_row``, or
+    None: the worst-case bound, then the exact sum(|w|) one, then a constant channel
+    (its whole reachable range saturates to one int8 value: mult 0, off = 2 * value)."""
+    bias, mult, shift, zero = int(bias), int(mult), int(shift), int(zero)
+    k = int(np.size(w_row))
+    b = abs(bias)
+    r = plan(mult, shift, zero, b + k * x_max * 128, max_lsh)
+    if r is not None:
+        return r
+    wabs = int(np.abs(np.asarray(w_row, dtype=np.int64)).sum())
+    r = plan(mult, shift, zero, b + wabs * x_max, max_lsh)
+    if r is not None:
+        return r
+    lo = max(bias - wabs * x_max, -_I32_MAX - 1)
+    hi = min(bias + wabs * x_max, _I32_MAX)
+    vlo = min(max(_requantize64(lo, mult, shift) + zero, -128), 127)
+    vhi = min(max(_requantize64(hi, mult, shift) + zero, -128), 127)
+    if vlo != vhi or mult < 0:
+        return None
+    return 0, 2 * vlo, 1, 0
+
+
+def channel_record(bias: int, mult: int, shift: int, zero: int, w_row, x_max: int):
+    """(mult, off, t) of a channel as the conv kernels plan it (tt_chrec_make: the usual
+    plan, else tt_rq_plan_w), or None when that plan needs pre-scaled weights (lsh > 0)
+    or there is none (the exact 64-bit path)."""
+    r = plan32(bias, mult, shift, zero, np.size(w_row), x_max)
+    if r is not None:
+        return r
+    r = plan_w(bias, mult, shift, zero, w_row, x_max)
+    if r is None or r[3] != 0:
+        return None
+    return r[:3]
+
+
+def record(plan_: tuple, mult: int, zero: int) -> int | None:
+    """The 2-byte record of a channel's plan (mult, off, t) (tt_kernels.h): t when the
+    plan is (mult, (1 + 2 * zero) << (t - 1), t), value * 256 for a constant channel
+    (0, 2 * value, 1), else None. The kernel rebuilds the plan from the record, the
+    channel's own mult and the output zero point."""
+    m, off, t = plan_
+    if m == int(mult) and 1 <= t <= 29 and off == (1 + 2 * zero) << (t - 1):
+        return t
+    if m == 0 and t == 1 and off % 2 == 0 and -128 <= off // 2 <= 127:
+        return (off // 2) * 256
+    return None
+
+
+def layer_records(weight, bias, mult, shift, out_zero: int, in_zero: int) -> np.ndarray | None:
+    """int16 [out_c]: each channel's record, or None unless every channel has a plan
+    without pre-scaled weights. ``weight``: [out_c, ...] int8."""
+    xm = xmax(int(in_zero))
+    w = np.asarray(weight).reshape(len(np.asarray(bias).ravel()), -1)
+    out = []
+    for row, b, m, s in zip(w, np.asarray(bias).ravel(), np.asarray(mult).ravel(),
+                            np.asarray(shift).ravel()):
+        r = channel_record(b, m, s, out_zero, row, xm)
+        r = None if r is None else record(r, int(m), int(out_zero))
+        if r is None:
+            return None
+        out.append(r)
+    return np.asarray(out, dtype=np.int16)
+
+
+def node_records(g: Graph, n: Node) -> np.ndarray | None:
+    """The records of a conv2d (groups 1) or fully_connected node with int8 weights, or None (another
+    op, depthwise, 4-bit weights, or a channel without the usual plan). The caller only
+    asks for layers whose bias does not change on the device."""
+    if n.op not in ("conv2d", "fully_connected") or "weight" not in n.params or is_packed(n):
+        return None
+    w = n.params["weight"]
+    if n.op == "conv2d" and (n.is_depthwise or n.attrs.get("groups", 1) != 1):
+        return None
+    x = g.tensors[n.inputs[0]]
+    y = g.tensors[n.output]
+    return layer_records(w, n.params["bias"], n.params["mult"], n.params["shift"],
+                         int(y.zero_point), int(x.zero_point))

@@ -1,0 +1,214 @@
+"""Precomputed requantization records (compiler/kernels/rq_records.py, tt_kernels.h rq).
+
+1. The compiler's plans are the C kernels' plans: compiler.kernels.rq_records against
+   tt_rq_plan32 / tt_rq_plan_w / tt_rq_record of runtime_c/src/kernels/tt_simd.h, built
+   for the host (DSP code on C models of the instructions), on random channels of every
+   kind (usual, huge biases, near-dead channels with saturated biases, tiny and large
+   multipliers, every shift).
+2. The kernels with records are bit-exact with the reference: conv2d, conv2d_1x1 and fc
+   cases (random shapes and requantization regimes, bands, split weights) through every
+   host variant, records and no records side by side. (The QEMU kernel suite runs the
+   sweep, in which every second such case has records, on the real DSP instructions;
+   the real models run with records in tests/test_model_forward.py.)
+3. Code generation: the layers that do not train get records, trained ones (bias or
+   weights in RAM) and portable builds do not; every conv and fc of the three real
+   models has records.
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.autodiff import program as ad
+from compiler.codegen import generate as codegen
+from compiler.frontend import models
+from compiler.kernels import rq_records as R
+from compiler.sparse import heads
+from tests import kernel_cases as kc
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not found")
+
+_SHIM = r"""
+#include "tt_simd.h"
+int c_plan32(int32_t bias, int32_t mult, int32_t shift, int32_t zero, int32_t k,
+             int32_t xmax, int32_t *out)
+{
+    tt_rq q;
+    if (!tt_rq_plan32(&q, bias, mult, shift, zero, k, xmax)) return 0;
+    out[0] = q.mult; out[1] = q.off; out[2] = q.t; out[3] = q.lsh;
+    return 1;
+}
+int c_plan_w(int32_t bias, int32_t mult, int32_t shift, int32_t zero, const int8_t *w,
+             int32_t k, int32_t xmax, int32_t *out)
+{
+    tt_rq q;
+    if (!tt_rq_plan_w(&q, bias, mult, shift, zero, w, k, xmax, 8)) return 0;
+    out[0] = q.mult; out[1] = q.off; out[2] = q.t; out[3] = q.lsh;
+    return 1;
+}
+void c_record(int32_t r, int32_t mult, int32_t zero, int32_t *out)
+{
+    tt_rq_record(r, mult, zero, &out[0], &out[1], &out[2]);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def clib(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rq_shim")
+    (d / "shim.c").write_text(_SHIM)
+    so = d / "libshim.so"
+    kernels = kc.REPO / "runtime_c" / "src" / "kernels"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", "-DTT_EMULATE_DSP",
+                    f"-I{kc.INCLUDE}", f"-I{kernels}", str(d / "shim.c"), "-o", str(so)],
+                   check=True)
+    return ctypes.CDLL(str(so))
+
+
+def _out():
+    return (ctypes.c_int32 * 4)()
+
+
+I32 = st.integers(-2**31, 2**31 - 1)
+
+
+@st.composite
+def channels(draw):
+    k = draw(st.integers(1, 600))
+    kind = draw(st.sampled_from(["usual", "big_bias", "dead", "any"]))
+    zero = draw(st.integers(-128, 127))
+    in_zero = draw(st.integers(-128, 127))
+    if kind == "dead":   # all-zero or tiny weights, bias saturated near +-2^31
+        w = np.zeros(k, np.int8)
+        nz = draw(st.integers(0, min(3, k)))
+        w[:nz] = draw(st.lists(st.integers(-2, 2), min_size=nz, max_size=nz)) if nz else []
+        room = int(np.abs(w.astype(np.int64)).sum()) * 255
+        bias = draw(st.sampled_from([-1, 1])) * (2**31 - 1 - room - draw(st.integers(0, 1000)))
+        mult = draw(st.integers(1 << 30, 2**31 - 1))
+        shift = draw(st.sampled_from([-31, -29, -25, -22, -18, -10]))
+    else:
+        seed = draw(st.integers(0, 2**32 - 1))
+        w = np.random.default_rng(seed).integers(-127, 128, k).astype(np.int8)
+        if kind == "usual":
+            bias = draw(st.integers(-k * 2000, k * 2000))
+        elif kind == "big_bias":
+            bias = draw(st.integers(-(2**31 - 1), 2**31 - 1))
+        else:
+            bias = draw(I32)
+        mult = draw(st.one_of(st.integers(1 << 30, 2**31 - 1), st.integers(0, 2**31 - 1),
+                              st.integers(-5, 5)))
+        shift = draw(st.integers(-31, 4))
+    return bias, mult, shift, zero, w, R.xmax(in_zero)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(channels())
+def test_plans_are_the_kernels_plans(clib, ch):
+    bias, mult, shift, zero, w, xm = ch
+    k = len(w)
+    out = _out()
+    ok = clib.c_plan32(bias, mult, shift, zero, k, xm, out)
+    py = R.plan32(bias, mult, shift, zero, k, xm)
+    assert (py is not None) == bool(ok)
+    if ok:
+        assert py == (out[0], out[1], out[2]) and out[3] == 0
+    wbuf = np.ascontiguousarray(w)
+    ok = clib.c_plan_w(bias, mult, shift, zero, wbuf.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
+                       k, xm, out)
+    py = R.plan_w(bias, mult, shift, zero, w, xm)
+    assert (py is not None) == bool(ok)
+    if ok:
+        assert py == tuple(out)
+    # the record the compiler stores decodes (tt_rq_record) to the plan it stands for
+    plan = R.channel_record(bias, mult, shift, zero, w, xm)
+    if plan is not None and R.record(plan, mult, zero) is not None:
+        got = (ctypes.c_int32 * 3)()
+        clib.c_record(R.record(plan, mult, zero), mult, zero, got)
+        assert tuple(got) == tuple(plan)
+
+
+def _cases(seed: int, n: int) -> list[kc.Case]:
+    """Random conv2d / conv2d_1x1 / fc cases over every regime (dead channels included),
+    each twice: without and with records (where the layer has them)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        op = ["conv2d_1x1", "conv2d", "fc"][i % 3]
+        regime = ["typical", "mixed", "extreme", "dead"][(i // 3) % 4]
+        sd = int(rng.integers(0, 2**31))
+        if op == "fc":
+            c = kc.fc_case(ci=int(rng.integers(1, 200)), co=int(rng.integers(1, 40)),
+                           batch=int(rng.integers(1, 3)), seed=sd, regime=regime)
+        else:
+            k = 1 if op == "conv2d_1x1" else int(rng.choice([1, 3, 5]))
+            stride = int(rng.integers(1, 3))
+            pad = 0 if k == 1 else int(rng.integers(0, k // 2 + 1))
+            h, w = int(rng.integers(k, k + 8)), int(rng.integers(k, k + 9))
+            c = kc.conv_case(op, h=h, w=w, ci=int(rng.integers(1, 70)), co=int(rng.integers(1, 40)),
+                             k=k, stride=stride, pad=pad, seed=sd, regime=regime,
+                             act=None if rng.random() < 0.3 else (-128, 127),
+                             bands="random" if rng.random() < 0.4 else None)
+        if rng.random() < 0.25:
+            c.split = kc.pick_split(rng, kc.out_channels(c))
+        recs = kc.records_of(c)
+        out.append(c)
+        if recs is not None:
+            out.append(kc.Case(c.op, c.params, c.arrays, c.expected, c.bands, c.name, c.macs,
+                               c.split, recs))
+    return out
+
+
+@pytest.fixture(scope="module")
+def drivers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rq_drivers")
+    return {v: kc.build_host_driver(out, v) for v in kc.HOST_VARIANTS}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kernels_with_records_bit_exact(drivers, seed):
+    cases = _cases(seed, 60)
+    with_rq = [c for c in cases if c.rq is not None]
+    # records for every kernel (the extreme regimes' shifts have none), constant
+    # channels among them
+    assert all(sum(c.op == op for c in with_rq) >= 2 for op in kc.RQ_OPS)
+    assert any((c.rq & 0xFF == 0).any() for c in with_rq)
+    for variant, exe in drivers.items():
+        errs = kc.check_results(cases, kc.run_host_driver(exe, cases), variant)
+        assert not errs, "\n".join(errs[:10])
+
+
+def test_codegen_records_only_for_layers_that_do_not_train(tmp_path):
+    g = heads.with_input_size(heads.replace_head(models.load("mcunet-5fps"), 10, init="zero"), 48)
+    prog = ad.build_program(g, ad.last_blocks(g, 1))
+    from compiler.memory import training as memtrain
+    plan = memtrain.plan_training(g, prog, "auto")
+    rep = codegen.generate(g, tmp_path / "train", plan, program=prog)
+    text = (tmp_path / "train" / "tt_model.c").read_text()
+    trained = {a["node"] for a in rep["trained_arrays"]}
+    assert trained
+    convs = [n for n in g.nodes if n.op in ("conv2d", "fully_connected") and not n.is_depthwise]
+    for n in convs:
+        cid = "p_" + codegen._cid(n.name)
+        has = f".rq = {cid}_r," in text
+        assert has == (n.name not in trained), n.name
+    assert rep["rq_record_bytes"] == 2 * sum(n.params["bias"].size for n in convs
+                                              if n.name not in trained)
+    rep = codegen.generate(g, tmp_path / "plain", plan, program=prog, rq_records=False)
+    assert ".rq = " not in (tmp_path / "plain" / "tt_model.c").read_text()
+    assert rep["rq_record_bytes"] == 0
+
+
+@pytest.mark.parametrize("model", ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"])
+def test_every_conv_and_fc_of_the_real_models_has_records(model):
+    g = models.load(model)
+    convs = [n for n in g.nodes if n.op in ("conv2d", "fully_connected") and not n.is_depthwise]
+    assert convs
+    for n in convs:
+        recs = R.node_records(g, n)
+        assert recs is not None and recs.shape == (n.params["bias"].size,), n.name
