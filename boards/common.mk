@@ -82,12 +82,14 @@ $(ELF): FORCE $(RT_OBJS)
 	  rc=$$?; grep -v -e '^Memory region' -e '^ *[A-Za-z0-9_]*: .*%$$' $(OUT)/link.log >&2; \
 	  if [ $$rc -ne 0 ]; then \
 	    $(PYTHON_SYS) boards/memusage.py --board $(BOARD) --ram-kb $(BOARD_RAM_KB) \
-	      --flash-kb $(BOARD_FLASH_KB) --link-log $(OUT)/link.log >&2; exit $$rc; fi
+	      --flash-kb $(BOARD_FLASH_KB) --flash-lo-kb $(or $(BOARD_FLASH_LO_KB),0) \
+	      --link-log $(OUT)/link.log >&2; exit $$rc; fi
 ifeq ($(BOARD_KIND),cortexm)
 	@$(OBJCOPY) -O binary $@ $(BIN)
 endif
 	@$(PYTHON_SYS) boards/memusage.py --board $(BOARD) --ram-kb $(BOARD_RAM_KB) \
-	  --flash-kb $(BOARD_FLASH_KB) --stack $(BOARD_STACK) --elf $@ --kind $(BOARD_KIND) \
+	  --flash-kb $(BOARD_FLASH_KB) --flash-lo-kb $(or $(BOARD_FLASH_LO_KB),0) \
+	  --stack $(BOARD_STACK) --elf $@ --kind $(BOARD_KIND) \
 	  --json $(OUT)/memory.json
 
 .PHONY: flash-firmware

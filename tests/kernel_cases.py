@@ -33,8 +33,8 @@ OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x
        "maxpool": 11, "concat": 12, "mul": 13, "lut": 14,
        "avgpool_requant": 40, "avg_pool": 41}
 RQ_FLAG = 0x100   # kernel_driver.c OP_RQ_FLAG
-RQ_OPS = ("conv2d", "conv2d_1x1", "fc")
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
+RQ_OPS = (*CONV_OPS, "fc")
 STATUS = dc.STATUS
 
 INT32_MAX = 2**31 - 1
@@ -54,7 +54,7 @@ class Case:
     # split; s >= 0 -> channels [0, s) at w, the rest at w_tail (s >= out_c: all at w);
     # -1 -> w_tail NULL with a nonzero w_split (ignored). Same golden output in every case.
     split: int | None = None
-    # precomputed requantization records (tt_kernels.h rq; conv2d, conv2d_1x1 and fc):
+    # precomputed requantization records (tt_kernels.h rq; conv family and fc):
     # int16 [out_c] sent after the other arrays, or None (the kernel plans per call)
     rq: np.ndarray | None = None
 
@@ -558,20 +558,21 @@ def apply_splits(cases: list[Case], seed: int, every: int = 3) -> list[Case]:
 
 
 def records_of(c: Case) -> np.ndarray | None:
-    """The precomputed requantization records of a conv2d / conv2d_1x1 / fc case, as the
+    """The precomputed requantization records of a conv-family or fc case, as the
     compiler makes them for a frozen layer (compiler.kernels.rq_records), or None when
-    some channel has no plan without pre-scaled weights."""
+    some channel has no plan a record holds."""
     from compiler.kernels.rq_records import layer_records
     if c.op not in RQ_OPS:
         return None
     in_zero, out_zero = (c.params[2], c.params[3]) if c.op == "fc" else (c.params[10], c.params[11])
     _, w, bias, mult, shift = c.arrays[:5]
-    return layer_records(w, bias, mult, shift, out_zero, in_zero)
+    return layer_records(w, bias, mult, shift, out_zero, in_zero,
+                         depthwise=c.op.startswith("dwconv"))
 
 
 def apply_rq(cases: list[Case], every: int = 2) -> list[Case]:
-    """Gives every `every`-th conv2d / conv2d_1x1 / fc case its precomputed records, in
-    place, where the layer has them (the others keep the per-call plans)."""
+    """Gives every `every`-th conv-family / fc case its precomputed records, in place,
+    where the layer has them (the others keep the per-call plans)."""
     n = 0
     for c in cases:
         if c.op in RQ_OPS:

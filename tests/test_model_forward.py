@@ -110,8 +110,12 @@ def test_real_model_on_qemu_bit_exact_and_memory_matches_linker(model, photos, t
 def test_real_model_links_for_stm32f746(model, tmp_path):
     rep = firmware.build(models.load(model), "stm32f746", tmp_path, quiet=True)
     assert rep["linked"]["ram"] <= 256 * 1024
-    assert rep["linked"]["flash"] <= 1024 * 1024
+    assert rep["linked"]["flash"] <= 768 * 1024
     assert (tmp_path / "firmware.bin").exists()
+    # the precomputed requantization records are kept (compiler.kernels.rq_records), and
+    # the constants planned beside the vector table (sector 0) are exactly what links there
+    assert rep["rq_record_bytes"] > 0
+    assert 0 < rep["flash_lo_bytes"] == rep["linked"]["flash_lo"] <= 31 * 1024
 
 
 def test_fusion_is_what_makes_mbv2_small():

@@ -5,14 +5,15 @@
    for the host (DSP code on C models of the instructions), on random channels of every
    kind (usual, huge biases, near-dead channels with saturated biases, tiny and large
    multipliers, every shift).
-2. The kernels with records are bit-exact with the reference: conv2d, conv2d_1x1 and fc
-   cases (random shapes and requantization regimes, bands, split weights) through every
-   host variant, records and no records side by side. (The QEMU kernel suite runs the
+2. The kernels with records are bit-exact with the reference: conv2d, conv2d_1x1,
+   depthwise (3x3 s1 / s2, general, wrapper) and fc cases (random shapes and
+   requantization regimes, bands, split weights) through every host variant, records and
+   no records side by side. (The QEMU kernel suite runs the
    sweep, in which every second such case has records, on the real DSP instructions;
    the real models run with records in tests/test_model_forward.py.)
 3. Code generation: the layers that do not train get records, trained ones (bias or
-   weights in RAM) and portable builds do not; every conv and fc of the three real
-   models has records.
+   weights in RAM) and portable builds do not; every conv (depthwise included) and fc
+   of the three real models has records.
 """
 from __future__ import annotations
 
@@ -125,32 +126,47 @@ def test_plans_are_the_kernels_plans(clib, ch):
     assert (py is not None) == bool(ok)
     if ok:
         assert py == tuple(out)
-    # the record the compiler stores decodes (tt_rq_record) to the plan it stands for
-    plan = R.channel_record(bias, mult, shift, zero, w, xm)
-    if plan is not None and R.record(plan, mult, zero) is not None:
+    # the record the compiler stores decodes (tt_rq_record, the kernels' lsh rule) to
+    # the plan the kernels would compute
+    p32 = R.plan32(bias, mult, shift, zero, k, xm)
+    want = (*p32, 0) if p32 is not None else R.plan_w(bias, mult, shift, zero, w, xm)
+    for depthwise in (False, True):
+        rec = R.channel_record(bias, mult, shift, zero, w, xm, depthwise)
+        if rec is None:
+            assert want is None or (want[3] != 0 and not depthwise) or R.record(
+                want, mult, shift, zero) is None
+            continue
         got = (ctypes.c_int32 * 3)()
-        clib.c_record(R.record(plan, mult, zero), mult, zero, got)
-        assert tuple(got) == tuple(plan)
+        clib.c_record(rec, mult, zero, got)
+        lsh = shift + 2 if (rec & 0xFF) and shift >= -1 else 0
+        assert (*got, lsh) == tuple(want)
+
+
+OPS = ["conv2d_1x1", "conv2d", "fc", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv", "dwconv_wrapper"]
 
 
 def _cases(seed: int, n: int) -> list[kc.Case]:
-    """Random conv2d / conv2d_1x1 / fc cases over every regime (dead channels included),
-    each twice: without and with records (where the layer has them)."""
+    """Random conv-family and fc cases over every regime (dead channels included), each
+    twice: without and with records (where the layer has them)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        op = ["conv2d_1x1", "conv2d", "fc"][i % 3]
-        regime = ["typical", "mixed", "extreme", "dead"][(i // 3) % 4]
+        op = OPS[i % len(OPS)]
+        regime = ["typical", "mixed", "extreme", "dead"][(i // len(OPS)) % 4]
         sd = int(rng.integers(0, 2**31))
         if op == "fc":
             c = kc.fc_case(ci=int(rng.integers(1, 200)), co=int(rng.integers(1, 40)),
                            batch=int(rng.integers(1, 3)), seed=sd, regime=regime)
         else:
-            k = 1 if op == "conv2d_1x1" else int(rng.choice([1, 3, 5]))
-            stride = int(rng.integers(1, 3))
+            dw = op.startswith("dwconv")
+            k = {"conv2d_1x1": 1, "dwconv_3x3_s1": 3, "dwconv_3x3_s2": 3}.get(
+                op, int(rng.choice([3, 5, 7] if dw else [1, 3, 5])))
+            stride = {"conv2d_1x1": int(rng.integers(1, 3)), "dwconv_3x3_s1": 1,
+                      "dwconv_3x3_s2": 2}.get(op, int(rng.integers(1, 3)))
             pad = 0 if k == 1 else int(rng.integers(0, k // 2 + 1))
             h, w = int(rng.integers(k, k + 8)), int(rng.integers(k, k + 9))
-            c = kc.conv_case(op, h=h, w=w, ci=int(rng.integers(1, 70)), co=int(rng.integers(1, 40)),
+            ci = int(rng.integers(1, 30 if dw else 70))
+            c = kc.conv_case(op, h=h, w=w, ci=ci, co=ci if dw else int(rng.integers(1, 40)),
                              k=k, stride=stride, pad=pad, seed=sd, regime=regime,
                              act=None if rng.random() < 0.3 else (-128, 127),
                              bands="random" if rng.random() < 0.4 else None)
@@ -172,11 +188,11 @@ def drivers(tmp_path_factory):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kernels_with_records_bit_exact(drivers, seed):
-    cases = _cases(seed, 60)
+    cases = _cases(seed, 140)
     with_rq = [c for c in cases if c.rq is not None]
     # records for every kernel (the extreme regimes' shifts have none), constant
     # channels among them
-    assert all(sum(c.op == op for c in with_rq) >= 2 for op in kc.RQ_OPS)
+    assert all(sum(c.op == op for c in with_rq) >= 2 for op in OPS)
     assert any((c.rq & 0xFF == 0).any() for c in with_rq)
     for variant, exe in drivers.items():
         errs = kc.check_results(cases, kc.run_host_driver(exe, cases), variant)
@@ -192,7 +208,8 @@ def test_codegen_records_only_for_layers_that_do_not_train(tmp_path):
     text = (tmp_path / "train" / "tt_model.c").read_text()
     trained = {a["node"] for a in rep["trained_arrays"]}
     assert trained
-    convs = [n for n in g.nodes if n.op in ("conv2d", "fully_connected") and not n.is_depthwise]
+    convs = [n for n in g.nodes if n.op in ("conv2d", "fully_connected")]
+    assert any(n.is_depthwise for n in convs)
     for n in convs:
         cid = "p_" + codegen._cid(n.name)
         has = f".rq = {cid}_r," in text
@@ -207,8 +224,8 @@ def test_codegen_records_only_for_layers_that_do_not_train(tmp_path):
 @pytest.mark.parametrize("model", ["mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"])
 def test_every_conv_and_fc_of_the_real_models_has_records(model):
     g = models.load(model)
-    convs = [n for n in g.nodes if n.op in ("conv2d", "fully_connected") and not n.is_depthwise]
-    assert convs
+    convs = [n for n in g.nodes if n.op in ("conv2d", "fully_connected")]
+    assert any(n.is_depthwise for n in convs)
     for n in convs:
         recs = R.node_records(g, n)
         assert recs is not None and recs.shape == (n.params["bias"].size,), n.name

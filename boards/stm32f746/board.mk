@@ -7,9 +7,13 @@ BOARD_RAM_KB    := 256
 # vector table, sectors 1-3 and 4 (0x08008000..0x0803FFFF) are the two checkpoint slots
 # of boards/stm32f746/flash.c, sectors 5-7 (768 KB at 0x08040000) hold the code,
 # read-only data (the model's weights) and the .data image. The budget below is that
-# code region: the vector table's few hundred bytes are counted in it too, and the
-# rest of sector 0 and the slots are not available to the firmware.
+# code region (the vector table's few hundred bytes are counted in it too); the slots
+# are not available to the firmware.
 BOARD_FLASH_KB  := 768
+# The rest of sector 0 after the vector table: the compiler places whole constant arrays
+# of the model there (section .rodata.tt_lo: the precomputed requantization records
+# first, then the largest parameter arrays that still fit), up to this many KB.
+BOARD_FLASH_LO_KB := 31
 # two checkpoint slots of this size: 96 KB = slot 0, the smaller one (flash.c)
 BOARD_CKPT_SLOT_KB := 96
 BOARD_STACK     := 8192

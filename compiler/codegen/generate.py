@@ -36,7 +36,7 @@ def _c_array(name: str, ctype: str, values: np.ndarray) -> dict:
     items = [str(int(v)) for v in flat]
     return {"name": name, "ctype": ctype, "size": max(1, len(items)),
             "nbytes": max(1, len(items)) * np.dtype(np.asarray(values).dtype).itemsize,
-            "body": wrap_values(items) if items else "    0"}
+            "body": wrap_values(items) if items else "    0", "section": ""}
 
 
 class ModelCtx:
@@ -155,7 +155,7 @@ class ModelCtx:
             recs = rq_records.node_records(self.g, self.g.node(entry["name"]))
             if recs is not None:
                 if arr + "_r" not in {a["name"] for a in self.arrays}:
-                    self.arrays.append(_c_array(arr + "_r", "int16_t", recs))
+                    self.arrays.append({**_c_array(arr + "_r", "int16_t", recs), "rq": True})
                     self.rq_bytes += int(recs.nbytes)
                 entry["rq"] = f".rq = {arr}_r,"
 
@@ -199,6 +199,23 @@ def flash_param_bytes(g: Graph) -> int:
             else:
                 total += int(np.asarray(n.params[k]).nbytes)
     return total
+
+
+def place_low(arrays: list[dict], ram_arrays: set[str], room: int) -> int:
+    """Put constant arrays into the board's room beside the vector table (section
+    .rodata.tt_lo, board.mk BOARD_FLASH_LO_KB; ``room`` bytes, 0: none): the precomputed
+    requantization records first (small, read on every call), then the largest other
+    arrays that still fit. Returns the bytes placed (each array padded to 4)."""
+    used = 0
+    flash = [a for a in arrays if a["name"] not in ram_arrays]
+    order = ([a for a in flash if a.get("rq")]
+             + sorted((a for a in flash if not a.get("rq")), key=lambda a: -a["nbytes"]))
+    for a in order:
+        n = (a["nbytes"] + 3) & ~3
+        if used + n <= room:
+            a["section"] = ".rodata.tt_lo." + a["name"]
+            used += n
+    return used
 
 
 def split_weights_supported() -> bool:
@@ -251,6 +268,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
     ram_arrays = {"p_" + _cid(n) + ("_w" if key == "weight" else "_b") for n, key in ram_nodes}
     if rq_records:
         ctx.add_rq_records(ram_arrays)
+    flash_lo = place_low(ctx.arrays, ram_arrays, board.get("flash_lo_kb", 0) * 1024)
     trained_arrays = []
     by_array = {"p_" + _cid(n.name) + sfx: (n.name, key) for n in g.nodes
                 for sfx, key in (("_w", "weight"), ("_b", "bias"))}
@@ -302,7 +320,7 @@ def generate(g: Graph, out_dir, plan: memplan.Plan | None = None, board: dict | 
               "ram_budget_bytes": board["ram_kb"] * 1024,
               "flash_budget_bytes": board["flash_kb"] * 1024,
               "param_bytes": flash_params, "ram_param_bytes": ram_params,
-              "rq_record_bytes": ctx.rq_bytes, "macs": g.macs(),
+              "rq_record_bytes": ctx.rq_bytes, "flash_lo_bytes": flash_lo, "macs": g.macs(),
               "training": program is not None, "trained_arrays": trained_arrays,
               "peak_step": plan.peak_step, "layers": memplan.table(plan)}
     if program is not None:     # the backward steps too: the training step's real peak

@@ -1,20 +1,23 @@
-"""Requantization records of the DSP GEMM kernels, precomputed for frozen layers.
+"""Requantization records of the DSP conv and fc kernels, precomputed for frozen layers.
 
-The Arm DSP conv2d, conv2d_1x1 and fc kernels requantize an int32 accumulator with a
-fast plan per output channel: ``SSAT8(SMMLA(acc, mult, off) >> t)`` (tt_rq_plan32 in
-runtime_c/src/kernels/tt_simd.h). The plan depends on the channel's bias (it must keep
-``|bias| + k * xmax * 128`` and the rounding offset inside int32), so the kernels compute
-it on every call: about 130 instructions per output channel and call, e.g. per row of
-a fused block. A layer that does not train has a constant bias: the compiler computes
-the plans once here and the kernels read them from flash (``tt_conv_params.rq``,
-``tt_fc_params.rq``; 2 bytes per channel, see :func:`record`).
+The Arm DSP conv2d, conv2d_1x1, depthwise and fc kernels requantize an int32
+accumulator with a fast plan per output channel: ``SSAT8(SMMLA(acc << lsh, mult, off)
+>> t)`` (runtime_c/src/kernels/tt_simd.h). The plan depends on the channel's bias (it
+must keep ``|bias| + k * xmax * 128`` and the rounding offset inside int32), so the
+kernels compute it on every call: 40-130 instructions per output channel and call, and
+a fused block calls its layers once per row (group). A layer that does not train has a
+constant bias: the compiler computes the plans once here and the kernels read them from
+flash (``tt_conv_params.rq``, ``tt_fc_params.rq``; 2 bytes per channel, see
+:func:`record`).
 
-:func:`channel_record` mirrors the conv kernels' choice (tt_chrec_make: tt_rq_plan32,
-else tt_rq_plan_w, including constant channels) step by step; :func:`layer_records`
-gives a layer's records only when no channel needs pre-scaled weights (lsh > 0) or the
-exact 64-bit path; otherwise the kernels keep computing theirs. Every plan here is exact
-for every reachable accumulator, so the outputs are the same with or without records:
-tests/test_rq_records.py runs the kernels both ways against the reference.
+:func:`channel_record` mirrors the kernels' choice (tt_chrec_make / dw_plan:
+tt_rq_plan32, else tt_rq_plan_w, including constant channels) step by step;
+:func:`layer_records` gives a layer's records only when every channel has a plan a
+record can hold (outside the depthwise kernels: no pre-scaled weights); otherwise the
+kernels keep computing theirs. Every plan here is exact for every reachable
+accumulator, so the outputs are the same with or without records:
+tests/test_rq_records.py checks the plans against the C ones and runs the kernels both
+ways against the reference.
 """
 from __future__ import annotations
 
@@ -98,42 +101,47 @@ def plan_w(bias: int, mult: int, shift: int, zero: int, w_row, x_max: int, max_l
     return 0, 2 * vlo, 1, 0
 
 
-def channel_record(bias: int, mult: int, shift: int, zero: int, w_row, x_max: int):
-    """(mult, off, t) of a channel as the conv kernels plan it (tt_chrec_make: the usual
-    plan, else tt_rq_plan_w), or None when that plan needs pre-scaled weights (lsh > 0)
-    or there is none (the exact 64-bit path)."""
+def channel_record(bias: int, mult: int, shift: int, zero: int, w_row, x_max: int,
+                   depthwise: bool = False):
+    """The 2-byte record (see :func:`record`) of a channel's plan as the kernels choose
+    it (conv2d / conv2d_1x1 / fc: tt_chrec_make, i.e. tt_rq_plan32, else tt_rq_plan_w;
+    depthwise: dw_plan, the same two), or None: a plan with pre-scaled weights (lsh > 0)
+    outside the depthwise kernels, or no plan (the exact 64-bit path)."""
     r = plan32(bias, mult, shift, zero, np.size(w_row), x_max)
-    if r is not None:
-        return r
-    r = plan_w(bias, mult, shift, zero, w_row, x_max)
-    if r is None or r[3] != 0:
-        return None
-    return r[:3]
+    if r is None:
+        r = plan_w(bias, mult, shift, zero, w_row, x_max)
+        if r is None or (r[3] != 0 and not depthwise):
+            return None
+    else:
+        r = (*r, 0)
+    return record(r, int(mult), int(shift), int(zero))
 
 
-def record(plan_: tuple, mult: int, zero: int) -> int | None:
-    """The 2-byte record of a channel's plan (mult, off, t) (tt_kernels.h): t when the
-    plan is (mult, (1 + 2 * zero) << (t - 1), t), value * 256 for a constant channel
-    (0, 2 * value, 1), else None. The kernel rebuilds the plan from the record, the
-    channel's own mult and the output zero point."""
-    m, off, t = plan_
-    if m == int(mult) and 1 <= t <= 29 and off == (1 + 2 * zero) << (t - 1):
+def record(plan_: tuple, mult: int, shift: int, zero: int) -> int | None:
+    """The 2-byte record of a channel's plan (mult, off, t, lsh) (tt_kernels.h): t when
+    the plan is (mult, (1 + 2 * zero) << (t - 1), t, shift + 2 if shift >= -1 else 0),
+    value * 256 for a constant channel (0, 2 * value, 1, 0), else None. The kernel
+    rebuilds the plan from the record, the channel's own mult and shift and the output
+    zero point."""
+    m, off, t, lsh = plan_
+    if (m == mult and 1 <= t <= 29 and off == (1 + 2 * zero) << (t - 1)
+            and lsh == (shift + 2 if shift >= -1 else 0)):
         return t
-    if m == 0 and t == 1 and off % 2 == 0 and -128 <= off // 2 <= 127:
+    if m == 0 and t == 1 and lsh == 0 and off % 2 == 0 and -128 <= off // 2 <= 127:
         return (off // 2) * 256
     return None
 
 
-def layer_records(weight, bias, mult, shift, out_zero: int, in_zero: int) -> np.ndarray | None:
-    """int16 [out_c]: each channel's record, or None unless every channel has a plan
-    without pre-scaled weights. ``weight``: [out_c, ...] int8."""
+def layer_records(weight, bias, mult, shift, out_zero: int, in_zero: int,
+                  depthwise: bool = False) -> np.ndarray | None:
+    """int16 [out_c]: each channel's record, or None unless every channel has one.
+    ``weight``: [out_c, ...] int8 (a depthwise layer's [C, kh, kw(, 1)])."""
     xm = xmax(int(in_zero))
     w = np.asarray(weight).reshape(len(np.asarray(bias).ravel()), -1)
     out = []
     for row, b, m, s in zip(w, np.asarray(bias).ravel(), np.asarray(mult).ravel(),
                             np.asarray(shift).ravel()):
-        r = channel_record(b, m, s, out_zero, row, xm)
-        r = None if r is None else record(r, int(m), int(out_zero))
+        r = channel_record(b, m, s, out_zero, row, xm, depthwise)
         if r is None:
             return None
         out.append(r)
@@ -141,15 +149,15 @@ def layer_records(weight, bias, mult, shift, out_zero: int, in_zero: int) -> np.
 
 
 def node_records(g: Graph, n: Node) -> np.ndarray | None:
-    """The records of a conv2d (groups 1) or fully_connected node with int8 weights, or None (another
-    op, depthwise, 4-bit weights, or a channel without the usual plan). The caller only
-    asks for layers whose bias does not change on the device."""
+    """The records of a conv2d (groups 1 or depthwise) or fully_connected node with int8
+    weights, or None (another op, 4-bit weights, or a channel without a plan the records
+    can hold). The caller only asks for layers whose bias does not change on the device."""
     if n.op not in ("conv2d", "fully_connected") or "weight" not in n.params or is_packed(n):
         return None
-    w = n.params["weight"]
-    if n.op == "conv2d" and (n.is_depthwise or n.attrs.get("groups", 1) != 1):
+    if n.op == "conv2d" and not n.is_depthwise and n.attrs.get("groups", 1) != 1:
         return None
     x = g.tensors[n.inputs[0]]
     y = g.tensors[n.output]
-    return layer_records(w, n.params["bias"], n.params["mult"], n.params["shift"],
-                         int(y.zero_point), int(x.zero_point))
+    return layer_records(n.params["weight"], n.params["bias"], n.params["mult"],
+                         n.params["shift"], int(y.zero_point), int(x.zero_point),
+                         depthwise=n.op == "conv2d" and n.is_depthwise)

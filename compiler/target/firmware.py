@@ -51,6 +51,7 @@ def board_info(name: str) -> dict:
         m = re.search(rf"^{key}\s*:?=\s*(\S+)", text, re.M)
         return int(m.group(1)) if m else None
     return {"name": name, "ram_kb": var("BOARD_RAM_KB"), "flash_kb": var("BOARD_FLASH_KB"),
+            "flash_lo_kb": var("BOARD_FLASH_LO_KB") or 0,
             "stack": var("BOARD_STACK"), "ckpt_slot_kb": var("BOARD_CKPT_SLOT_KB") or 0}
 
 
@@ -111,8 +112,12 @@ def format_report(rep: dict) -> str:
                  + f"stack {rep['stack_bytes'] / 1024:.1f}, runtime {runtime / 1024:.1f})")
     fb = rep["flash_budget_bytes"]
     flash = rep.get("linked", {}).get("flash", rep["param_bytes"])
+    lo = rep.get("flash_lo_bytes", 0)
+    if "linked" not in rep:
+        flash -= lo
     lines.append(f"Flash {_bar(flash, fb)} {100 * flash / fb:5.1f}%  {flash / 1024:7.1f} KB of "
-                 f"{fb // 1024} KB   (parameters {rep['param_bytes'] / 1024:.1f})")
+                 f"{fb // 1024} KB   (parameters {rep['param_bytes'] / 1024:.1f}"
+                 + (f", {lo / 1024:.1f} of them beside the vector table" if lo else "") + ")")
     ck = rep.get("checkpoint")
     if ck:
         lines.append(f"Ckpt  {_bar(ck['bytes'], ck['slot_bytes'])} {100 * ck['bytes'] / ck['slot_bytes']:5.1f}%  "
@@ -133,7 +138,7 @@ def check_budget(rep: dict) -> None:
                           f"+ stack) but board "
                           f"'{rep['board']}' has {rep['ram_budget_bytes'] // 1024} KB\n"
                           + format_report(rep))
-    if rep["param_bytes"] > rep["flash_budget_bytes"]:
+    if rep["param_bytes"] - rep.get("flash_lo_bytes", 0) > rep["flash_budget_bytes"]:
         raise BudgetError(f"parameters need {rep['param_bytes'] / 1024:.1f} KB of flash but board "
                           f"'{rep['board']}' has {rep['flash_budget_bytes'] // 1024} KB\n"
                           + format_report(rep))

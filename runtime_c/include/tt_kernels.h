@@ -76,12 +76,13 @@
  * runtime_c/src/kernels/tt_simd.h), else the 64-bit formula of tt_qmath.h.
  *
  * Precomputed records (rq)
- *   The DSP conv2d, conv2d_1x1 and fc kernels requantize with a fast plan per output
- *   channel (mult, off, t; runtime_c/src/kernels/tt_simd.h), which depends on the bias,
- *   so they compute it per call. For a layer whose bias never changes (not trained) the
- *   compiler precomputes it (compiler/kernels/rq_records.py), 2 bytes per channel:
- *   rq[o] = t (1..29) for the plan (mult[o], (1 + 2 * out_zero) << (t - 1), t), or
- *   v * 256 for a constant channel (every output v: mult 0, off 2 * v, t 1); given only
+ *   The DSP conv2d, conv2d_1x1, depthwise and fc kernels requantize with a fast plan per
+ *   output channel (mult, off, t, lsh; runtime_c/src/kernels/tt_simd.h), which depends
+ *   on the bias, so they compute it per call. For a layer whose bias never changes (not
+ *   trained) the compiler precomputes it (compiler/kernels/rq_records.py), 2 bytes per
+ *   channel: rq[o] = t (1..29) for the plan (mult[o], (1 + 2 * out_zero) << (t - 1), t,
+ *   lsh), lsh = shift[o] + 2 when shift[o] >= -1 (depthwise only; else 0), or v * 256
+ *   for a constant channel (every output v: mult 0, off 2 * v, t 1, lsh 0); given only
  *   when every channel of the layer has such a plan. NULL: computed per call. The
  *   portable kernels ignore it; the results are the same either way.
  *
@@ -128,8 +129,8 @@ typedef struct tt_conv_params {
     const int8_t *w_tail;        /* split weights (see "Split weights" above); NULL: none */
     int32_t w_split;             /* output channels at w when w_tail != NULL */
     int32_t stride_w, pad_w;     /* per-axis geometry (see TT_STRIDE_W); 0: square */
-    const int16_t *rq;           /* NULL, or conv2d / conv2d_1x1 of a frozen layer: the
-                                    requantization records (see "Precomputed records") */
+    const int16_t *rq;           /* NULL, or the requantization records of a frozen
+                                    layer (see "Precomputed records") */
 } tt_conv_params;
 
 /* fully connected: y[n][o] from x[n][i], w [out_c][in_c]. */

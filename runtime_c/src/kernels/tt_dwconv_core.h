@@ -737,8 +737,15 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             const int32_t c = g + j;
             wcs[j] = wrow;
             wrow = c + 1 == wsp ? w_tail : wrow + K * K;
-            fast[j] = dw_plan(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
-                              wcs[j], K * K, tt_xmax(p->in_zero));
+            if (p->rq != NULL) { /* precomputed (tt_kernels.h): every channel has a plan */
+                tt_rq_record(p->rq[c], p->mult[c], p->out_zero, &plan[j].mult, &plan[j].off,
+                             &plan[j].t);
+                plan[j].lsh = (p->rq[c] & 0xFF) && p->shift[c] >= -1 ? p->shift[c] + 2 : 0;
+                fast[j] = 1;
+            } else {
+                fast[j] = dw_plan(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
+                                  wcs[j], K * K, tt_xmax(p->in_zero));
+            }
             if (fast[j] && ctx3) {
                 dw3_ctx_rotations(cxw + j * CW, wcs[j], &plan[j], p->bias[c], C, S);
             } else if (fast[j] && dbl) {
