@@ -32,6 +32,7 @@ from compiler.frontend import models
 from compiler.kernels import rq_records as R
 from compiler.sparse import heads
 from tests import kernel_cases as kc
+from tests import specgen
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not found")
 
@@ -229,3 +230,50 @@ def test_every_conv_and_fc_of_the_real_models_has_records(model):
     for n in convs:
         recs = R.node_records(g, n)
         assert recs is not None and recs.shape == (n.params["bias"].size,), n.name
+
+
+def test_constants_beside_the_vector_table():
+    """place_low (stm32f746: the rest of flash sector 0): the records first, then the
+    largest other constant arrays that still fit; arrays in RAM never."""
+    arrays = [{"name": "p_a_w", "nbytes": 9000}, {"name": "p_b_w", "nbytes": 5000},
+              {"name": "p_c_b", "nbytes": 4000}, {"name": "p_a_r", "nbytes": 98, "rq": True},
+              {"name": "p_d_w", "nbytes": 20000}, {"name": "p_e_w", "nbytes": 1000}]
+    for a in arrays:
+        a["section"] = ""
+    used = codegen.place_low(arrays, {"p_b_w"}, 10 * 1024)
+    placed = {a["name"] for a in arrays if a["section"]}
+    assert placed == {"p_a_r", "p_a_w", "p_e_w"}   # 100 + 9000 + 1000 <= 10240; p_b_w in RAM
+    assert used == 100 + 9000 + 1000
+    assert all(a["section"] == ".rodata.tt_lo." + a["name"] for a in arrays if a["section"])
+    assert codegen.place_low([dict(a, section="") for a in arrays], set(), 0) == 0
+
+
+def test_build_without_records_when_they_overflow_the_flash(tmp_path, monkeypatch, capsys):
+    """A link that fails on flash with records is redone without them (they only save
+    instructions), and says so; any other link failure is reported as it is."""
+    from compiler.target import firmware
+    g = specgen.random_graph(3)
+    real_run = subprocess.run
+    calls = []
+
+    def run(args, **kw):
+        if args and args[0] == "make":
+            calls.append((tmp_path / "tt_model.c").read_text().count(".rq = "))
+            if len(calls) == 1:   # the first link: as if the records did not fit
+                return subprocess.CompletedProcess(args, 2, "", "region `FLASH' overflowed by 12 bytes")
+        return real_run(args, **kw)
+    monkeypatch.setattr(firmware.subprocess, "run", run)
+    rep = firmware.build(g, "qemu-mps2-an500", tmp_path)
+    assert calls[0] > 0 and calls[1] == 0 and rep["rq_record_bytes"] == 0
+    assert "without the precomputed requantization records" in capsys.readouterr().out
+    calls.clear()
+
+    def run_fail(args, **kw):
+        if args and args[0] == "make":
+            calls.append(1)
+            return subprocess.CompletedProcess(args, 2, "", "undefined reference to `x'")
+        return real_run(args, **kw)
+    monkeypatch.setattr(firmware.subprocess, "run", run_fail)
+    with pytest.raises(firmware.CompilerError, match="undefined reference"):
+        firmware.build(g, "qemu-mps2-an500", tmp_path / "b")
+    assert len(calls) == 1
