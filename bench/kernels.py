@@ -5,13 +5,15 @@ the portable build and in the Arm DSP build and reports instructions per MAC (th
 timer counts instructions under -icount; resolution 40 instructions). Outputs are also
 checked against compiler.ref.ops on the target, so every number is of a bit-exact run.
 
-    python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows] [--split]
+    python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows] [--split] [--rq]
     python bench/kernels.py --train [--json out.json] [--only SUBSTRING]
 
 --rows adds the same layers computed one output row per call (the fused block / patch
 execution pattern), to show the per-call overhead of band execution.
 --split runs every weight-reading kernel with its weights in two pieces (w_tail /
 w_split, split at half the output channels, the sparse-training layout).
+--rq adds every conv / fc case run with the precomputed requantization records the
+compiler gives a frozen layer (compiler/kernels/rq_records.py).
 --train measures the backward kernels instead (tests/train_kernel_cases.py, golden
 outputs from compiler.ref.grad_ops): input gradients and weight gradients fused with the
 update of pointwise, depthwise, kxk conv and fc layers per MAC, and the elementwise
@@ -41,6 +43,12 @@ def row_banded(c: kc.Case) -> kc.Case:
     ho = c.params[3]
     return kc.Case(c.op, c.params, c.arrays, c.expected, [(y, y + 1) for y in range(ho)],
                    c.name + " [1 row/call]", c.macs, c.split)
+
+
+def with_records(c: kc.Case) -> kc.Case:
+    """The case run with its layer's precomputed requantization records (same output)."""
+    return kc.Case(c.op, c.params, c.arrays, c.expected, c.bands, c.name + " [rq]", c.macs,
+                   c.split, kc.records_of(c))
 
 
 def chunks(cases: list, enc=None) -> list[list]:
@@ -176,6 +184,9 @@ def main() -> int:
     ap.add_argument("--rows", action="store_true", help="also run one output row per call")
     ap.add_argument("--split", action="store_true",
                     help="weights split at half the output channels (w_tail / w_split)")
+    ap.add_argument("--rq", action="store_true",
+                    help="also run every conv / fc case with the precomputed requantization "
+                         "records of a frozen layer (compiler/kernels/rq_records.py)")
     ap.add_argument("--train", action="store_true",
                     help="the backward kernels (per MAC / per element) instead")
     args = ap.parse_args()
@@ -192,6 +203,8 @@ def main() -> int:
         for c in cases:
             if c.split is not None:
                 c.name += " [split]"
+    if args.rq:
+        cases += [with_records(c) for c in cases if kc.records_of(c) is not None]
 
     with tempfile.TemporaryDirectory() as td:
         work = Path(td)
