@@ -26,32 +26,12 @@ import numpy as np
 from compiler.ir.graph import Graph, Node
 from compiler.kernels.forward import is_packed
 
-_U32 = 0xFFFFFFFF
 _I32_MAX = 0x7FFFFFFF
 
 
 def xmax(in_zero: int) -> int:
     """max |x - in_zero| over int8 x (tt_xmax)."""
     return 128 + in_zero if in_zero >= 0 else 127 - in_zero
-
-
-def plan32(bias: int, mult: int, shift: int, zero: int, k: int, x_max: int):
-    """(mult, off, t) of tt_rq_plan32 for one channel, or None when it does not apply."""
-    bias, mult, shift, zero, k = int(bias), int(mult), int(shift), int(zero), int(k)
-    b = (-bias) & _U32 if bias < 0 else bias
-    if mult < 0 or shift > -2 or shift < -24 or k > 16384 or not -128 <= zero <= 127:
-        return None
-    kx = (k * x_max * 128) & _U32
-    if b > ((_I32_MAX - kx) & _U32):
-        return None
-    hi = ((((b + kx) & _U32) * mult) >> 32) + 1
-    t = -1 - shift
-    while t > 1 and hi < (1 << (t - 2)):
-        t -= 1
-    off = (1 << (t - 1)) + zero * (1 << t)
-    if abs(off) + hi > _I32_MAX:
-        return None
-    return mult, off, t
 
 
 def plan(mult: int, shift: int, zero: int, bound: int, max_lsh: int):
@@ -71,6 +51,15 @@ def plan(mult: int, shift: int, zero: int, bound: int, max_lsh: int):
     if hi + abs(off) > _I32_MAX:
         return None
     return mult, off, t, lsh
+
+
+def plan32(bias: int, mult: int, shift: int, zero: int, k: int, x_max: int):
+    """(mult, off, t) of tt_rq_plan32: :func:`plan` for the worst-case bound, for the usual
+    case only (mult >= 0, -24 <= shift <= -2, an int8 zero point, k <= 16384), or None."""
+    if int(mult) < 0 or not -24 <= int(shift) <= -2 or int(k) > 16384 or not -128 <= int(zero) <= 127:
+        return None
+    r = plan(int(mult), int(shift), int(zero), abs(int(bias)) + int(k) * x_max * 128, 0)
+    return None if r is None else r[:3]
 
 
 def _requantize64(acc: int, mult: int, shift: int) -> int:
@@ -107,13 +96,10 @@ def channel_record(bias: int, mult: int, shift: int, zero: int, w_row, x_max: in
     it (conv2d / conv2d_1x1 / fc: tt_chrec_make, i.e. tt_rq_plan32, else tt_rq_plan_w;
     depthwise: dw_plan, the same two), or None: a plan with pre-scaled weights (lsh > 0)
     outside the depthwise kernels, or no plan (the exact 64-bit path)."""
-    r = plan32(bias, mult, shift, zero, np.size(w_row), x_max)
-    if r is None:
-        r = plan_w(bias, mult, shift, zero, w_row, x_max)
-        if r is None or (r[3] != 0 and not depthwise):
-            return None
-    else:
-        r = (*r, 0)
+    # tt_rq_plan32, where it applies, is plan_w's first attempt in 32-bit arithmetic
+    r = plan_w(bias, mult, shift, zero, w_row, x_max)
+    if r is None or (r[3] != 0 and not depthwise):
+        return None
     return record(r, int(mult), int(shift), int(zero))
 
 
