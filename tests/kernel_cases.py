@@ -33,6 +33,7 @@ OPS = {"conv2d": 1, "conv2d_1x1": 2, "dwconv": 3, "dwconv_3x3_s1": 4, "dwconv_3x
        "maxpool": 11, "concat": 12, "mul": 13, "lut": 14,
        "avgpool_requant": 40, "avg_pool": 41}
 RQ_FLAG = 0x100   # kernel_driver.c OP_RQ_FLAG
+MAP_FLAG = 0x200  # kernel_driver.c OP_MAP_FLAG (depthwise 3x3: tt_conv_params.dw_map)
 CONV_OPS = ("conv2d", "conv2d_1x1", "dwconv", "dwconv_3x3_s1", "dwconv_3x3_s2", "dwconv_wrapper")
 RQ_OPS = (*CONV_OPS, "fc")
 STATUS = dc.STATUS
@@ -57,10 +58,13 @@ class Case:
     # precomputed requantization records (tt_kernels.h rq; conv family and fc):
     # int16 [out_c] sent after the other arrays, or None (the kernel plans per call)
     rq: np.ndarray | None = None
+    # depthwise 3x3 only: run with tt_conv_params.dw_map = 1 (the whole-map scratch)
+    dw_map: bool = False
 
     def describe(self) -> str:
         sp = "" if self.split is None else f" split={self.split}"
         sp += "" if self.rq is None else " rq"
+        sp += " map" if self.dw_map else ""
         return f"{self.name or self.op} params={self.params} bands={self.bands}{sp}"
 
 
@@ -77,7 +81,7 @@ def encode(cases: list[Case]) -> bytes:
     out = [_i32(len(cases))]
     for c in cases:
         params = c.params if c.split is None else [*c.params, c.split]
-        op = OPS[c.op] | (RQ_FLAG if c.rq is not None else 0)
+        op = OPS[c.op] | (RQ_FLAG if c.rq is not None else 0) | (MAP_FLAG if c.dw_map else 0)
         out.append(_i32(op, len(params), *params, len(c.bands)))
         for y0, y1 in c.bands:
             out.append(_i32(y0, y1))
@@ -825,6 +829,89 @@ def asym_pad_cases(seed: int = 5151) -> list[Case]:
         out.append(maxpool_case(h=h, w=w, c=5, kh=kh, kw=kw, stride=st, pad=p, pad_end=pe,
                                 seed=s()))
     return out
+
+
+def first_conv_cases(seed: int = 3303, n: int = 40) -> list[Case]:
+    """3x3 convolutions over 3 input channels (a model's usual first layer, whose DSP path
+    widens interior pixel pairs straight from the input, with 4-byte loads that straddle
+    kernel rows): strides 1-3 (and a different column stride), pads 0-2 (and
+    asymmetric), widths and heights around the runs of interior pairs (odd and even, 1
+    and 2 included), even and odd channel counts (an odd chunk leaves the assembly loop),
+    full-range and clamped outputs, zero points at the int8 extremes, every
+    requantization regime, bands (one row per call included), split weights, records."""
+    rng = np.random.default_rng([seed, 0x333])
+
+    def s() -> int:
+        return int(rng.integers(0, 2**31))
+    full = (-128, 127)
+    out: list[Case] = []
+    for i in range(n):
+        st = int(rng.choice([1, 2, 2, 3]))
+        sw = st if i % 5 else int(rng.choice([1, 2, 3]))
+        pad = int(rng.choice([0, 1, 1, 2]))
+        pw = pad if i % 7 else int(rng.choice([0, 1, 2]))
+        lo_h, lo_w = max(1, 3 - 2 * pad), max(1, 3 - 2 * pw)
+        h = int(rng.integers(lo_h, lo_h + 12))
+        w = int(rng.integers(lo_w, lo_w + 20))
+        co = int(rng.choice([2, 4, 16, 16, 1, 3, 5, 9]))
+        regime = ("typical", "typical", "mixed", "extreme")[i % 4]
+        act = full if i % 3 else random_act(rng)
+        zeros = [(None, None), (-128, 0), (127, -128), (0, 127)][i % 4]
+        pe = None
+        if i % 6 == 5:
+            pe = (int(rng.integers(0, pad + 2)), int(rng.integers(0, pw + 2)))
+        ho = (h + pad + (pad if pe is None else pe[0]) - 3) // st + 1
+        wo = (w + pw + (pw if pe is None else pe[1]) - 3) // sw + 1
+        if ho < 1 or wo < 1:
+            continue
+        bands = [None, "random", "rows"][i % 3]
+        c = conv_case("conv2d", h=h, w=w, ci=3, co=co, k=3, stride=st, pad=pad, stride_w=sw,
+                      pad_w=pw, pad_end=pe, seed=s(), regime=regime, act=act,
+                      x_zero=zeros[0], y_zero=zeros[1], bands=bands,
+                      name=f"conv3x3x3 {h}x{w} s{st}/{sw} p{pad}/{pw} pe{pe} co{co}")
+        if i % 4 == 3:
+            c.split = pick_split(rng, out_channels(c))
+        out.append(c)
+    return apply_rq(out)
+
+
+def dw_map_cases(seed: int = 5353, n: int = 64) -> list[Case]:
+    """Depthwise 3x3 / 5x5 / 7x7 at strides 1 and 2 with ``dw_map`` set (the whole-map
+    layout, in the DSP build): small maps whose rows fit its slots (taken) and some that
+    do not, widths that are not a multiple of 4, clamped outputs (the ring then runs in
+    the map's scratch), channel counts around the groups of 4, pads from 0 to past k / 2,
+    every requantization regime (a channel without a fast plan: the group's direct
+    loops), bands of several rows and of one row per call, split weights, records;
+    through the 3x3 kernels, tt_dwconv_s8 and the dispatcher."""
+    rng = np.random.default_rng([seed, 0x3A9])
+
+    def s() -> int:
+        return int(rng.integers(0, 2**31))
+    full = (-128, 127)
+    out: list[Case] = []
+    for i in range(n):
+        st = 1 + i % 2
+        k = (3, 3, 5, 7)[(i // 2) % 4]
+        pad = int(rng.choice([k // 2, k // 2, 0, k // 2 + 1]))
+        h = int(rng.integers(max(1, k - 2 * pad), 11 if i % 5 else 20))
+        w = int(rng.choice([4, 8, 16, 6, 12, 5, 9, 20])) * (1 if st == 1 else 2)
+        w = max(w, k - 2 * pad)
+        c = int(rng.choice([4, 8, 16, 3, 5, 13, 24]))
+        if k == 3:
+            op = f"dwconv_3x3_s{st}" if i % 3 else "dwconv_wrapper"
+        else:
+            op = "dwconv" if i % 3 else "dwconv_wrapper"
+        regime = ("typical", "typical", "mixed", "extreme")[i % 4]
+        act = full if i % 4 else random_act(rng)
+        bands = [None, "random", "rows", None][i % 4]
+        case = conv_case(op, h=h, w=w, ci=c, co=c, k=k, stride=st, pad=pad, seed=s(),
+                         regime=regime, act=act, bands=bands,
+                         name=f"dw map {op} k{k} {h}x{w}x{c} s{st} p{pad}")
+        case.dw_map = True
+        if i % 5 == 4:
+            case.split = pick_split(rng, out_channels(case))
+        out.append(case)
+    return apply_rq(out)
 
 
 def random_cases(seed: int, n: int) -> list[Case]:

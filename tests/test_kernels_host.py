@@ -99,6 +99,18 @@ def test_bands_match_full_tensor(drivers, op, k, stride, pad):
             np.testing.assert_array_equal(other.out, r[0].out, err_msg=variant)
 
 
+def test_first_conv(drivers):
+    """3x3 convs over 3 channels (the first-conv path that widens interior pixel pairs
+    straight from the input), bit-exact on every variant."""
+    run_all(drivers, kc.first_conv_cases())
+
+
+def test_dw_map(drivers):
+    """Depthwise 3x3 with the whole-map scratch (dw_map): the kernels stay bit-exact
+    and within it (guard bytes) on every variant."""
+    run_all(drivers, kc.dw_map_cases())
+
+
 def test_split_weights(drivers):
     """Weights in two pieces (w_tail / w_split): every weight-reading entry point at the
     edges of the split and inside the DSP channel pairs / groups, bit-exact with the
@@ -178,14 +190,18 @@ def conv_cases(draw, op: str):
     elif op in ("dwconv", "dwconv_wrapper"):
         k = draw(st.sampled_from([3, 5, 7, 1, 2, 4]))
         kw, stride = k, draw(st.sampled_from([1, 2, 2, 3]))
+    elif op == "conv2d_3x3x3":
+        k, kw, stride = 3, 3, draw(st.integers(1, 3))
     else:
         k = draw(st.integers(1, 5))
         kw = draw(st.sampled_from([k, k, 1, 3]))
         stride = draw(st.integers(1, 3))
     pad = 0 if op == "conv2d_1x1" else draw(st.integers(0, max(k, kw)))
     h = draw(st.integers(max(1, k - 2 * pad), 12))
-    w = draw(st.integers(max(1, kw - 2 * pad), 12))
-    ci = draw(st.integers(1, 20))
+    w = draw(st.integers(max(1, kw - 2 * pad), 24 if op == "conv2d_3x3x3" else 12))
+    ci = 3 if op == "conv2d_3x3x3" else draw(st.integers(1, 20))
+    if op == "conv2d_3x3x3":
+        op = "conv2d"
     co = draw(st.integers(1, 20))
     ho = (h + 2 * pad - k) // stride + 1
     case = kc.conv_case(op, h=h, w=w, ci=ci, co=co, k=k, kw=kw, stride=stride, pad=pad,
@@ -231,6 +247,13 @@ def test_conv2d_1x1_random(drivers, cases):
 @SETTINGS
 @given(cases=st.lists(conv_cases("conv2d"), min_size=1, max_size=4))
 def test_conv2d_random(drivers, cases):
+    run_all(drivers, cases)
+
+
+@SETTINGS
+@given(cases=st.lists(conv_cases("conv2d_3x3x3"), min_size=1, max_size=4))
+def test_conv2d_3x3_over_3_channels_random(drivers, cases):
+    """Random geometry for the first-conv path (3x3 taps, 3 input channels)."""
     run_all(drivers, cases)
 
 

@@ -31,7 +31,8 @@ def qemu_cases() -> list[kc.Case]:
     bands."""
     cases = kc.sweep_cases(seed=99, small=True) + kc.split_edge_cases() + kc.per_axis_cases()
     cases += kc.asym_pad_cases()
-    cases += kc.mul_edge_cases() + kc.concat_edge_cases()
+    cases += kc.mul_edge_cases() + kc.concat_edge_cases() + kc.first_conv_cases(n=24)
+    cases += kc.dw_map_cases()
     cases += [
         kc.conv_case("conv2d", h=24, w=24, ci=3, co=16, k=3, stride=2, pad=1, seed=11,
                      bands=[(0, 3), (3, 12)]),

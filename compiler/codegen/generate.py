@@ -121,9 +121,16 @@ class ModelCtx:
             "k_h": kh, "k_w": kw, "geometry": KF.c_geometry(n.attrs["stride"], n.attrs["pad"]),
             "in_zero": x.zero_point, "out_zero": y.zero_point,
             "act_min": int(n.attrs["act_min"]), "act_max": int(n.attrs["act_max"]),
-            "split": self.split_fields(n), "rq": ""})
+            "split": self.split_fields(n), "rq": "", "dw_map": False})
         self.done[n.name] = cid + ".conv" if packed else cid
         return self.done[n.name]
+
+    def dw_map(self, n: Node) -> None:
+        """Depthwise ``n`` runs in the whole-map layout (``.dw_map = 1``; the plan gave its
+        step the scratch)."""
+        for c in self.convs:
+            if c["name"] == n.name:
+                c["dw_map"] = True
 
     def fc_id(self, n: Node) -> str:
         return self.fc(n)

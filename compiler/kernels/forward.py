@@ -90,6 +90,37 @@ def packed_chunk(g: Graph, node: Node) -> int:
     return min(co, ch)
 
 
+def dw_map_rows(k: int) -> int:
+    """Input-row slots of the depthwise whole-map layout (tt_kernels.h TT_DW_MAP_ROWS)."""
+    return 10 if k == 3 else 14
+
+
+def dw_map_ok(g: Graph, node: Node) -> bool:
+    """A depthwise layer whose kernel runs every row of the layer in the whole-map layout
+    (``tt_conv_params.dw_map``, tt_kernels.h) when its scratch has room for it: 3x3, 5x5
+    or 7x7 at stride 1 or 2, square geometry, all input rows of the layer (padding
+    included) in ``dw_map_rows(k)`` slots, out_w a multiple of 4, the full int8 output
+    range (what the kernel checks before taking that path). The memory plan gives such
+    a layer its scratch only where the arena does not grow
+    (:mod:`compiler.memory.schedule`; for 5x5 / 7x7 small maps it is the ring's)."""
+    if node.op != "conv2d" or node.conv_kind != "depthwise" or is_packed(node):
+        return False
+    k = tuple(node.attrs["kernel"])
+    if k not in ((3, 3), (5, 5), (7, 7)) or not is_square(node.attrs):
+        return False
+    s = hw(node.attrs["stride"])[0]
+    _, ho, wo, _ = g.tensors[node.output].shape
+    return (s in (1, 2) and (ho - 1) * s + k[0] <= dw_map_rows(k[0]) and wo % 4 == 0
+            and node.attrs["act_min"] <= -128 and node.attrs["act_max"] >= 127)
+
+
+def dw_map_scratch_expr(g: Graph, node: Node) -> str:
+    """Scratch of a depthwise layer in the whole-map layout."""
+    w = g.tensors[node.inputs[0]].shape[2]
+    kh, kw = node.attrs["kernel"]
+    return f"TT_DW_MAP_SCRATCH_BYTES({w}, {kh}, {kw}, {hw(node.attrs['pad'])[0]})"
+
+
 class Conv(ForwardEmitter):
     """conv2d: pointwise (1x1, stride 1 or 2), depthwise (through the runtime's
     ``tt_dwconv_wrapper_s8``, the one place that picks a depthwise variant: 3x3 s1 / s2
@@ -131,7 +162,11 @@ class Conv(ForwardEmitter):
         n = step.nodes[0]
         cid = ctx.conv(n)
         ho = ctx.g.tensors[n.output].shape[1]
-        checks = [f"{step.scratch} >= {self.scratch_expr(ctx.g, n)}"]
+        if step.dw_map:     # the whole-map layout: the plan gave it the scratch
+            ctx.dw_map(n)
+            checks = [f"{step.scratch} >= {dw_map_scratch_expr(ctx.g, n)}"]
+        else:
+            checks = [f"{step.scratch} >= {self.scratch_expr(ctx.g, n)}"]
         if ctx.plan.writes_over_input(i):  # in calls of step.band rows, in row order
             b = step.band
             return (f"for (int32_t y = 0; y < {ho}; y += {b}) {step.kernel}(&{cid}, "

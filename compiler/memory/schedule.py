@@ -44,6 +44,7 @@ class Step:
     kernel: str = ""
     block: dict | None = None      # fused block: roles -> nodes, sub-buffer sizes
     band: int = 0                  # conv: output rows per call when written over its input
+    dw_map: bool = False           # depthwise 3x3: the whole-map layout (KF.dw_map_ok)
 
 
 @dataclass
@@ -150,7 +151,8 @@ def _find_blocks(g: Graph, fuse: str, keep=frozenset()) -> dict[str, dict]:
 def schedule(g: Graph, fuse: str = "auto", keep=frozenset(), tiling=None) -> list[Step]:
     """Steps of the forward pass. ``tiling``: fused block name -> (prep, rows): the block
     prepares its pointwise layers once per call and runs ``rows`` depthwise output rows
-    per group (more scratch, fewer instructions: see tt_block.h); default (False, 1)."""
+    per group (more scratch, fewer instructions: see tt_block.h); default (False, 1).
+    Depthwise layer name -> ``"dw_map"``: the whole-map layout (KF.dw_map_ok)."""
     tiling = tiling or {}
     if fuse not in ("auto", "all", "none"):
         raise ValueError(f"fuse must be auto, all or none, not {fuse!r}")
@@ -176,6 +178,10 @@ def schedule(g: Graph, fuse: str = "auto", keep=frozenset(), tiling=None) -> lis
             steps.append(step)
             continue
         e = KF.emitter_for(n)
+        if tiling.get(n.name) == "dw_map":
+            steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output,
+                              _c_size(KF.dw_map_scratch_expr(g, n)), e.kernel(n), dw_map=True))
+            continue
         steps.append(Step(e.kind, n.name, [n], list(n.inputs), n.output, _scratch(g, n),
                           e.kernel(n)))
     return steps
@@ -248,8 +254,9 @@ def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | Non
     end up in ``Plan.extra_offsets``.
 
     Fused blocks prepare their pointwise layers once per call and run several rows per
-    group (faster) where the extra scratch fits under the peak of the plan without it:
-    the arena never grows for it."""
+    group (faster) where the extra scratch fits under the peak of the plan without it,
+    and small depthwise 3x3 maps get the whole-map scratch (KF.dw_map_ok) on the same
+    terms: the arena never grows for it."""
     global _MEMO
     _MEMO = {}  # sizes are evaluated once per plan (the runtime may change between plans)
     try:
@@ -280,12 +287,34 @@ def _plan_tiled(g: Graph, fuse: str, keep, extend_last: dict | None,
             if p.arena_bytes <= base.arena_bytes:
                 p, cand = _raise_rows(g, fuse, keep, extend_last, extra, base.arena_bytes, p,
                                       cand, tiling, cap)
-                return _prep_pw2(g, fuse, keep, extend_last, extra, base.arena_bytes, p, cand)
-    return _prep_pw2(g, fuse, keep, extend_last, extra, base.arena_bytes, base, {})
+                p, cand = _prep_pw2(g, fuse, keep, extend_last, extra, base.arena_bytes, p,
+                                    cand)
+                return _dw_maps(g, fuse, keep, extend_last, extra, base.arena_bytes, p, cand)
+    p, cand = _prep_pw2(g, fuse, keep, extend_last, extra, base.arena_bytes, base, {})
+    return _dw_maps(g, fuse, keep, extend_last, extra, base.arena_bytes, p, cand)
+
+
+def _dw_maps(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
+             arena: int, p: Plan, cand: dict) -> Plan:
+    """The depthwise 3x3 layers that can run in the whole-map layout (KF.dw_map_ok) get
+    its larger scratch where the arena stays within ``arena``: all at once when that
+    fits, else layer by layer (in step order)."""
+    names = [s.name for s in p.steps if s.kind == "conv" and KF.dw_map_ok(g, s.nodes[0])]
+    if not names:
+        return p
+    q = _plan(g, fuse, keep, extend_last, extra, {**cand, **{n: "dw_map" for n in names}})
+    if q.arena_bytes <= arena:
+        return q
+    for name in names:
+        trial = {**cand, name: "dw_map"}
+        q = _plan(g, fuse, keep, extend_last, extra, trial)
+        if q.arena_bytes <= arena:
+            p, cand = q, trial
+    return p
 
 
 def _prep_pw2(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
-              arena: int, p: Plan, cand: dict) -> Plan:
+              arena: int, p: Plan, cand: dict) -> tuple[Plan, dict]:
     """Blocks left without any tiling (e.g. the first block, at the arena's peak, where
     the expand conv's preparation does not fit) still prepare their pointwise2 where the
     arena stays within ``arena`` (block by block, in step order)."""
@@ -296,7 +325,7 @@ def _prep_pw2(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list |
         q = _plan(g, fuse, keep, extend_last, extra, trial)
         if q.arena_bytes <= arena:
             p, cand = q, trial
-    return p
+    return p, cand
 
 
 def _raise_rows(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,

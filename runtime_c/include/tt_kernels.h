@@ -131,6 +131,9 @@ typedef struct tt_conv_params {
     int32_t stride_w, pad_w;     /* per-axis geometry (see TT_STRIDE_W); 0: square */
     const int16_t *rq;           /* NULL, or the requantization records of a frozen
                                     layer (see "Precomputed records") */
+    int32_t dw_map;              /* depthwise: 1 when the layer's scratch is
+                                    TT_DW_MAP_SCRATCH_BYTES, room for its whole padded
+                                    input map (see there) */
 } tt_conv_params;
 
 /* fully connected: y[n][o] from x[n][i], w [out_c][in_c]. */
@@ -280,6 +283,21 @@ static inline void tt_band_in_rows(const tt_conv_params *p, int32_t y0, int32_t 
 #define TT_DWCONV_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad)                          \
     ((size_t)(4 * (4 * (k_h) * TT_DW_ROW_WORDS(in_w, pad) +                       \
                    4 * ((k_h) <= 3 ? 1 : (k_h)) * (8 + (k_h) * ((k_w) - 1)))))
+/* depthwise with dw_map set (3x3, 5x5, 7x7 at stride 1 or 2): the whole-map layout,
+   TT_DW_MAP_ROWS(k) slots of input rows per group of 4 channels (instead of a ring of
+   k) and one context per channel. A call whose input rows (padding included) fit in
+   them, e.g. all rows of a map of at most 8 rows, widens each row once and
+   needs neither ring rotations nor per-row ring bookkeeping: what small maps (4x4, 8x8)
+   spend most of their time on. The scratch is the larger of that and the ring's (calls
+   that do not fit run the ring): larger for 3x3, the same as the ring's for 5x5 / 7x7
+   small maps (their ring keeps k context sets). */
+#define TT_DW_MAP_ROWS(k) ((k) == 3 ? 10 : 14)
+#define TT_DW_MAP_ONLY_BYTES(in_w, k, pad) \
+    ((size_t)(4 * (4 * TT_DW_MAP_ROWS(k) * TT_DW_ROW_WORDS(in_w, pad) + 4 * (8 + (k) * ((k) - 1)))))
+#define TT_DW_MAP_SCRATCH_BYTES(in_w, k_h, k_w, pad)                              \
+    (TT_DW_MAP_ONLY_BYTES(in_w, k_h, pad) > TT_DWCONV_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad) \
+         ? TT_DW_MAP_ONLY_BYTES(in_w, k_h, pad)                                  \
+         : TT_DWCONV_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad))
 /* depthwise through tt_dwconv_wrapper_s8: the size of whichever variant it runs (all
    three need TT_DWCONV_S8_SCRATCH_BYTES of the layer). */
 #define TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES(in_w, k_h, k_w, pad) \

@@ -48,6 +48,7 @@ enum {
     OP_AVGPOOL_REQUANT = 40,
     OP_AVG_POOL = 41,
     OP_RQ_FLAG = 0x100,
+    OP_MAP_FLAG = 0x200,
 };
 
 /* ---- one case -------------------------------------------------------------------- */
@@ -60,7 +61,7 @@ typedef void (*conv_fn)(const tt_conv_params *, const int8_t *, int32_t, int8_t 
                         int32_t, int32_t, void *);
 typedef size_t (*scratch_fn)(const tt_conv_params *);
 
-static void run_conv(rd_t *r, int op, int rq, result_t *res)
+static void run_conv(rd_t *r, int op, int rq, int map, result_t *res)
 {
     int32_t np = rd_i32(r);
     int32_t v[17];
@@ -89,6 +90,7 @@ static void run_conv(rd_t *r, int op, int rq, result_t *res)
     p.w_tail = NULL;
     p.w_split = 0;
     p.rq = rq ? (const int16_t *)rd_arr(r, 2 * p.out_c) : NULL;
+    p.dw_map = map;
     if (r->err) return;
     if (split_at >= 0 && !split_weights(p.w, p.out_c, wcount / (p.out_c ? p.out_c : 1), v[split_at],
                                    &p.w, &p.w_tail, &p.w_split)) {
@@ -404,14 +406,16 @@ static int run_case(rd_t *r, result_t *res)
     /* OP_RQ_FLAG: a conv-family or fc case whose precomputed requantization records
        (tt_kernels.h, "Precomputed records") follow its other arrays */
     const int rq = (op & OP_RQ_FLAG) != 0;
-    op &= ~OP_RQ_FLAG;
+    /* OP_MAP_FLAG: a depthwise 3x3 case run with dw_map set (the whole-map scratch) */
+    const int map = (op & OP_MAP_FLAG) != 0;
+    op &= ~(OP_RQ_FLAG | OP_MAP_FLAG);
     switch (op) {
     case OP_CONV2D:
     case OP_CONV2D_1X1:
     case OP_DWCONV:
     case OP_DWCONV_3X3_S1:
     case OP_DWCONV_3X3_S2:
-    case OP_DWCONV_WRAPPER: run_conv(r, op, rq, res); break;
+    case OP_DWCONV_WRAPPER: run_conv(r, op, rq, map, res); break;
     case OP_FC: run_fc(r, rq, res); break;
     case OP_ADD: run_add(r, res); break;
     case OP_AVGPOOL: run_avgpool(r, res); break;

@@ -7,7 +7,8 @@
 
 size_t tt_dwconv_3x3_s2_s8_scratch_bytes(const tt_conv_params *p)
 {
-    return TT_DWCONV_S8_SCRATCH_BYTES(p->in_w, 3, 3, p->pad);
+    return p->dw_map ? TT_DW_MAP_SCRATCH_BYTES(p->in_w, 3, 3, p->pad)
+                     : TT_DWCONV_S8_SCRATCH_BYTES(p->in_w, 3, 3, p->pad);
 }
 
 #if TT_DSP

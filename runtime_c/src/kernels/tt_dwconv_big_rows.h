@@ -1,6 +1,7 @@
-/* Private to tt_dwconv_s8.c, included twice: the depthwise 5x5 / 7x7 row loops for a
+/* Private to tt_dwconv_s8.c, included three times: the depthwise 5x5 / 7x7 row loops for a
  * ring whose columns are DW5_CSB / DW7_CSB bytes apart (4 channels x k slots x 4 bytes,
- * or twice that for the double ring of tt_dwconv_core.h), named DWB_NAME(x).
+ * or twice that for the double ring of tt_dwconv_core.h), named DWB_NAME(x); with
+ * DWB_NO_7X7 defined, the 5x5 ones only.
  *
  * 4 outputs per iteration, full int8 output range. Generated pattern (one block per
  * kernel size and stride): for each slot (kernel row in ring order) load its weight
@@ -147,6 +148,7 @@ static void DWB_NAME(dw5_s1_blocks)(const int32_t *col, dwk_ctx *cx)
         : "cc", "memory");
 }
 
+#ifndef DWB_NO_7X7
 /* 7x7 stride 1: 172 + 25 instructions per 196 MACs */
 static void DWB_NAME(dw7_s1_blocks)(const int32_t *col, dwk_ctx *cx)
 {
@@ -325,6 +327,7 @@ static void DWB_NAME(dw7_s1_blocks)(const int32_t *col, dwk_ctx *cx)
         : [cx] "r"(cx), "m"(*cx), "m"(*(const int32_t(*)[])col)
         : "cc", "memory");
 }
+#endif
 
 /* 5x5 stride 2: 104 + 25 instructions per 100 MACs */
 static void DWB_NAME(dw5_s2_blocks)(const int32_t *col, dwk_ctx *cx)
@@ -437,6 +440,7 @@ static void DWB_NAME(dw5_s2_blocks)(const int32_t *col, dwk_ctx *cx)
         : "cc", "memory");
 }
 
+#ifndef DWB_NO_7X7
 /* 7x7 stride 2: 179 + 25 instructions per 196 MACs */
 static void DWB_NAME(dw7_s2_blocks)(const int32_t *col, dwk_ctx *cx)
 {
@@ -622,4 +626,5 @@ static void DWB_NAME(dw7_s2_blocks)(const int32_t *col, dwk_ctx *cx)
         : [cx] "r"(cx), "m"(*cx), "m"(*(const int32_t(*)[])col)
         : "cc", "memory");
 }
+#endif
 

@@ -37,9 +37,20 @@
  * (dw_dsp): every row also in slot + k, so an output row's k rows are contiguous slots in
  * kernel order and one context set serves all rows (no rotations).
  *
+ * Small maps (tt_conv_params.dw_map, when the plan gave the layer TT_DW_MAP_SCRATCH_BYTES):
+ * a call whose input rows, padding included, fit in TT_DW_MAP_ROWS(k) slots runs the
+ * whole-map layout instead (tt_dw_map_run): the ring with that many slots, input row iy
+ * in slot iy - (y0 * stride - pad), so every output row's k rows are consecutive slots
+ * in kernel order. Each row is widened once per group, one context per channel serves
+ * all rows (no rotations), and the rows run straight through the row loops (3x3: the
+ * map variants with 160-byte columns; 5x5: the _map loops, 7x7: the double ring's, both
+ * with 224-byte columns). Per group of 4 channels of a 4x4 map that is about 30% fewer
+ * instructions than the ring's rotations and per-row bookkeeping.
+ *
  * The 5x5 / 7x7 row loops live in tt_dwconv_s8.c, the only kernel that runs those
  * sizes: it defines TT_DW_BIG to 1 before including this header, which declares them;
- * with TT_DW_BIG 0 (the 3x3 kernels) dw_row_fast only has the 3x3 loops.
+ * with TT_DW_BIG 0 (the 3x3 kernels) dw_row_fast only has the 3x3 loops. tt_dw_map_run
+ * is defined there too (one copy for the three kernels).
  */
 #ifndef TT_DWCONV_CORE_H
 #define TT_DWCONV_CORE_H
@@ -103,6 +114,15 @@ TT_INLINE void dw_ref(const tt_conv_params *p, const int8_t *in, int32_t in_row0
 }
 
 #if TT_DSP
+
+/* dw_row_ref out of line, for the DSP paths' channels without a fast plan (rare: one
+   copy per kernel file instead of one per inlined path) */
+TT_NOINLINE static void dw_row_slow(const tt_conv_params *p, const int8_t *in,
+                                    int32_t in_row0, int8_t *orow, int32_t y, int32_t c,
+                                    int32_t k, int32_t s)
+{
+    dw_row_ref(p, in, in_row0, orow, y, c, k, k, s);
+}
 
 /* Ring of input rows for one group of (up to) 4 channels: word (m * k + slot) * 4 + j
    holds channel j's pair (x[2m - pad], x[2m + 1 - pad]) (minus in_zero, 0 outside the
@@ -357,11 +377,13 @@ static void dw7_s2_blocks_dbl(const int32_t *col, dwk_ctx *cx);
 #if TT_DSP_NATIVE
 /* 3x3, stride 1 and 2: for each of nch channels (contexts CW words apart, ring columns
    and outputs 1 byte/word apart), nb blocks of 4 outputs, full int8 output range.
-   col: ring column of the first output of channel 0; columns are 48 bytes apart, slots
-   16. */
-#define DW3_CH_STEP(colsub)                                                  \
-    "sub    %[col], %[col], %[nb], lsl #" colsub "\n\t"                     \
-    "sub    %[col], %[col], %[nb], lsl #" colsub " - 1\n\t"                 \
+   col: ring column of the first output of channel 0; slots are 16 bytes apart, columns
+   C1 bytes (48 for the ring of 3 slots, 16 * TT_DW_MAP_ROWS for the whole-map layout);
+   ADV = 2 * C1 (stride 1) or 4 * C1 (stride 2) bytes per block, REWIND: subtracting nb
+   times ADV from col (shifts of nb that add up to ADV). */
+#define DW3_REWIND(SH) "sub    %[col], %[col], %[nb], lsl #" SH "\n\t"
+#define DW3_CH_STEP(REWIND)                                                  \
+    REWIND                                                                   \
     "add    %[col], %[col], #4\n\t"                                          \
     "mul    %[T], %[T], %[nb]\n\t"                                           \
     "sub    %[o], %[o], %[T], lsl #2\n\t"                                    \
@@ -370,136 +392,137 @@ static void dw7_s2_blocks_dbl(const int32_t *col, dwk_ctx *cx);
     "subs   %[nch], %[nch], #1\n\t"                                          \
     "bne    0b\n"
 
-static void dw3_s1_rows(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,
-                        int32_t nch)
-{
-    int32_t a0, a1, a2, a3, A, B, P, T, n;
-#define DW3S1_SLOT(wofs, sofs)                                   \
+#define DW3S1_SLOT(C1, wofs, sofs)                               \
     "ldrd   %[A], %[B], [%[cx], #" wofs "]\n\t"                  \
     "ldr    %[P], [%[col], #" sofs "]\n\t"                       \
     "smlad  %[a0], %[P], %[A], %[a0]\n\t"                        \
     "smlatb %[a1], %[P], %[A], %[a1]\n\t"                        \
-    "ldr    %[P], [%[col], #48 + " sofs "]\n\t"                  \
+    "ldr    %[P], [%[col], #" C1 " + " sofs "]\n\t"              \
     "smlabt %[a0], %[P], %[B], %[a0]\n\t"                        \
     "smlad  %[a1], %[P], %[B], %[a1]\n\t"                        \
     "smlad  %[a2], %[P], %[A], %[a2]\n\t"                        \
     "smlatb %[a3], %[P], %[A], %[a3]\n\t"                        \
-    "ldr    %[P], [%[col], #96 + " sofs "]\n\t"                  \
+    "ldr    %[P], [%[col], #2 * " C1 " + " sofs "]\n\t"          \
     "smlabt %[a2], %[P], %[B], %[a2]\n\t"                        \
     "smlad  %[a3], %[P], %[B], %[a3]\n\t"
-    __asm volatile(
-        "0:\n\t"
-        "mov    %[n], %[nb]\n"
-        "1:\n\t"
-        "ldr    %[T], [%[cx]]\n\t"
-        "ldrd   %[A], %[B], [%[cx], #32]\n\t"
-        "ldr    %[P], [%[col]]\n\t"
-        "smlad  %[a0], %[P], %[A], %[T]\n\t"
-        "smlatb %[a1], %[P], %[A], %[T]\n\t"
-        "ldr    %[P], [%[col], #48]\n\t"
-        "smlabt %[a0], %[P], %[B], %[a0]\n\t"
-        "smlad  %[a1], %[P], %[B], %[a1]\n\t"
-        "smlad  %[a2], %[P], %[A], %[T]\n\t"
-        "smlatb %[a3], %[P], %[A], %[T]\n\t"
-        "ldr    %[P], [%[col], #96]\n\t"
-        "smlabt %[a2], %[P], %[B], %[a2]\n\t"
-        "smlad  %[a3], %[P], %[B], %[a3]\n\t"
-        DW3S1_SLOT("40", "16")
-        DW3S1_SLOT("48", "32")
-        "ldrd   %[A], %[B], [%[cx], #4]\n\t"
-        "smmla  %[a0], %[a0], %[A], %[B]\n\t"
-        "smmla  %[a1], %[a1], %[A], %[B]\n\t"
-        "smmla  %[a2], %[a2], %[A], %[B]\n\t"
-        "smmla  %[a3], %[a3], %[A], %[B]\n\t"
-        "ldrd   %[P], %[T], [%[cx], #12]\n\t"
-        "asr    %[a0], %[a0], %[P]\n\t"
-        "asr    %[a1], %[a1], %[P]\n\t"
-        "asr    %[a2], %[a2], %[P]\n\t"
-        "asr    %[a3], %[a3], %[P]\n\t"
-        "ssat   %[a0], #8, %[a0]\n\t"
-        "ssat   %[a1], #8, %[a1]\n\t"
-        "ssat   %[a2], #8, %[a2]\n\t"
-        "ssat   %[a3], #8, %[a3]\n\t"
-        "strb   %[a0], [%[o]]\n\t"
-        "strb   %[a1], [%[o], %[T]]\n\t"
-        "add    %[o], %[o], %[T], lsl #1\n\t"
-        "strb   %[a2], [%[o]]\n\t"
-        "strb   %[a3], [%[o], %[T]]\n\t"
-        "add    %[o], %[o], %[T], lsl #1\n\t"
-        "add    %[col], %[col], #96\n\t"
-        "subs   %[n], %[n], #1\n\t"
-        "bne    1b\n\t"
-        DW3_CH_STEP("6")
-        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [A] "=&r"(A),
-          [B] "=&r"(B), [P] "=&r"(P), [T] "=&r"(T), [n] "=&r"(n), [col] "+r"(col),
-          [o] "+r"(o), [cx] "+r"(cx), [nch] "+r"(nch)
-        : [nb] "r"(nb), [cwb] "i"(4 * (8 + 3 * 2))
-        : "cc", "memory");
-#undef DW3S1_SLOT
-}
 
-static void dw3_s2_rows(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,
-                        int32_t nch)
-{
-    int32_t a0, a1, a2, a3, A, B, P, T, n;
-#define DW3S2_SLOT(wofs, sofs)                                   \
+/* requantize, store the 4 outputs (channel stride T), step to the next block */
+#define DW3_BLOCK_END(ADV)                                       \
+    "ldrd   %[A], %[B], [%[cx], #4]\n\t"                         \
+    "smmla  %[a0], %[a0], %[A], %[B]\n\t"                        \
+    "smmla  %[a1], %[a1], %[A], %[B]\n\t"                        \
+    "smmla  %[a2], %[a2], %[A], %[B]\n\t"                        \
+    "smmla  %[a3], %[a3], %[A], %[B]\n\t"                        \
+    "ldrd   %[P], %[T], [%[cx], #12]\n\t"                        \
+    "asr    %[a0], %[a0], %[P]\n\t"                              \
+    "asr    %[a1], %[a1], %[P]\n\t"                              \
+    "asr    %[a2], %[a2], %[P]\n\t"                              \
+    "asr    %[a3], %[a3], %[P]\n\t"                              \
+    "ssat   %[a0], #8, %[a0]\n\t"                                \
+    "ssat   %[a1], #8, %[a1]\n\t"                                \
+    "ssat   %[a2], #8, %[a2]\n\t"                                \
+    "ssat   %[a3], #8, %[a3]\n\t"                                \
+    "strb   %[a0], [%[o]]\n\t"                                   \
+    "strb   %[a1], [%[o], %[T]]\n\t"                             \
+    "add    %[o], %[o], %[T], lsl #1\n\t"                        \
+    "strb   %[a2], [%[o]]\n\t"                                   \
+    "strb   %[a3], [%[o], %[T]]\n\t"                             \
+    "add    %[o], %[o], %[T], lsl #1\n\t"                        \
+    "add    %[col], %[col], #" ADV "\n\t"                        \
+    "subs   %[n], %[n], #1\n\t"                                  \
+    "bne    1b\n\t"
+
+#define DW3_OPERANDS                                                                   \
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [A] "=&r"(A),  \
+      [B] "=&r"(B), [P] "=&r"(P), [T] "=&r"(T), [n] "=&r"(n), [col] "+r"(col),       \
+      [o] "+r"(o), [cx] "+r"(cx), [nch] "+r"(nch)                                     \
+    : [nb] "r"(nb), [cwb] "i"(4 * (8 + 3 * 2))                                        \
+    : "cc", "memory"
+
+#define DW3_S1_FN(name, C1, ADV, REWIND)                                       \
+    TT_NOINLINE static void name(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,  \
+                     int32_t nch)                                                 \
+    {                                                                             \
+        int32_t a0, a1, a2, a3, A, B, P, T, n;                                    \
+        __asm volatile(                                                           \
+            "0:\n\t"                                                              \
+            "mov    %[n], %[nb]\n"                                                \
+            "1:\n\t"                                                              \
+            "ldr    %[T], [%[cx]]\n\t"                                            \
+            "ldrd   %[A], %[B], [%[cx], #32]\n\t"                                 \
+            "ldr    %[P], [%[col]]\n\t"                                           \
+            "smlad  %[a0], %[P], %[A], %[T]\n\t"                                  \
+            "smlatb %[a1], %[P], %[A], %[T]\n\t"                                  \
+            "ldr    %[P], [%[col], #" C1 "]\n\t"                                  \
+            "smlabt %[a0], %[P], %[B], %[a0]\n\t"                                 \
+            "smlad  %[a1], %[P], %[B], %[a1]\n\t"                                 \
+            "smlad  %[a2], %[P], %[A], %[T]\n\t"                                  \
+            "smlatb %[a3], %[P], %[A], %[T]\n\t"                                  \
+            "ldr    %[P], [%[col], #2 * " C1 "]\n\t"                              \
+            "smlabt %[a2], %[P], %[B], %[a2]\n\t"                                 \
+            "smlad  %[a3], %[P], %[B], %[a3]\n\t"                                 \
+            DW3S1_SLOT(C1, "40", "16")                                            \
+            DW3S1_SLOT(C1, "48", "32")                                            \
+            DW3_BLOCK_END(ADV)                                                    \
+            DW3_CH_STEP(REWIND)                                                   \
+            DW3_OPERANDS);                                                        \
+    }
+
+#define DW3S2_SLOT(C1, wofs, sofs)                               \
     "ldrd   %[A], %[B], [%[cx], #" wofs "]\n\t"                  \
     "ldr    %[P], [%[col], #" sofs "]\n\t"                       \
     "smlad  %[a0], %[P], %[A], %[a0]\n\t"                        \
-    "ldr    %[P], [%[col], #48 + " sofs "]\n\t"                  \
+    "ldr    %[P], [%[col], #" C1 " + " sofs "]\n\t"              \
     "smlabb %[a0], %[P], %[B], %[a0]\n\t"                        \
     "smlad  %[a1], %[P], %[A], %[a1]\n\t"                        \
-    "ldr    %[P], [%[col], #96 + " sofs "]\n\t"                  \
+    "ldr    %[P], [%[col], #2 * " C1 " + " sofs "]\n\t"          \
     "smlabb %[a1], %[P], %[B], %[a1]\n\t"                        \
     "smlad  %[a2], %[P], %[A], %[a2]\n\t"                        \
-    "ldr    %[P], [%[col], #144 + " sofs "]\n\t"                 \
+    "ldr    %[P], [%[col], #3 * " C1 " + " sofs "]\n\t"          \
     "smlabb %[a2], %[P], %[B], %[a2]\n\t"                        \
     "smlad  %[a3], %[P], %[A], %[a3]\n\t"                        \
-    "ldr    %[P], [%[col], #192 + " sofs "]\n\t"                 \
+    "ldr    %[P], [%[col], #4 * " C1 " + " sofs "]\n\t"          \
     "smlabb %[a3], %[P], %[B], %[a3]\n\t"
-    __asm volatile(
-        "0:\n\t"
-        "mov    %[n], %[nb]\n"
-        "1:\n\t"
-        "ldr    %[a0], [%[cx]]\n\t"
-        "mov    %[a1], %[a0]\n\t"
-        "mov    %[a2], %[a0]\n\t"
-        "mov    %[a3], %[a0]\n\t"
-        DW3S2_SLOT("32", "0")
-        DW3S2_SLOT("40", "16")
-        DW3S2_SLOT("48", "32")
-        "ldrd   %[A], %[B], [%[cx], #4]\n\t"
-        "smmla  %[a0], %[a0], %[A], %[B]\n\t"
-        "smmla  %[a1], %[a1], %[A], %[B]\n\t"
-        "smmla  %[a2], %[a2], %[A], %[B]\n\t"
-        "smmla  %[a3], %[a3], %[A], %[B]\n\t"
-        "ldrd   %[P], %[T], [%[cx], #12]\n\t"
-        "asr    %[a0], %[a0], %[P]\n\t"
-        "asr    %[a1], %[a1], %[P]\n\t"
-        "asr    %[a2], %[a2], %[P]\n\t"
-        "asr    %[a3], %[a3], %[P]\n\t"
-        "ssat   %[a0], #8, %[a0]\n\t"
-        "ssat   %[a1], #8, %[a1]\n\t"
-        "ssat   %[a2], #8, %[a2]\n\t"
-        "ssat   %[a3], #8, %[a3]\n\t"
-        "strb   %[a0], [%[o]]\n\t"
-        "strb   %[a1], [%[o], %[T]]\n\t"
-        "add    %[o], %[o], %[T], lsl #1\n\t"
-        "strb   %[a2], [%[o]]\n\t"
-        "strb   %[a3], [%[o], %[T]]\n\t"
-        "add    %[o], %[o], %[T], lsl #1\n\t"
-        "add    %[col], %[col], #192\n\t"
-        "subs   %[n], %[n], #1\n\t"
-        "bne    1b\n\t"
-        DW3_CH_STEP("7")
-        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [A] "=&r"(A),
-          [B] "=&r"(B), [P] "=&r"(P), [T] "=&r"(T), [n] "=&r"(n), [col] "+r"(col),
-          [o] "+r"(o), [cx] "+r"(cx), [nch] "+r"(nch)
-        : [nb] "r"(nb), [cwb] "i"(4 * (8 + 3 * 2))
-        : "cc", "memory");
+
+#define DW3_S2_FN(name, C1, ADV, REWIND)                                       \
+    TT_NOINLINE static void name(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,  \
+                     int32_t nch)                                                 \
+    {                                                                             \
+        int32_t a0, a1, a2, a3, A, B, P, T, n;                                    \
+        __asm volatile(                                                           \
+            "0:\n\t"                                                              \
+            "mov    %[n], %[nb]\n"                                                \
+            "1:\n\t"                                                              \
+            "ldr    %[a0], [%[cx]]\n\t"                                           \
+            "mov    %[a1], %[a0]\n\t"                                             \
+            "mov    %[a2], %[a0]\n\t"                                             \
+            "mov    %[a3], %[a0]\n\t"                                             \
+            DW3S2_SLOT(C1, "32", "0")                                             \
+            DW3S2_SLOT(C1, "40", "16")                                            \
+            DW3S2_SLOT(C1, "48", "32")                                            \
+            DW3_BLOCK_END(ADV)                                                    \
+            DW3_CH_STEP(REWIND)                                                   \
+            DW3_OPERANDS);                                                        \
+    }
+
+/* the ring of 3 slots: columns 48 bytes apart (2 columns = 96 = 64 + 32 per block at
+   stride 1, 4 = 192 = 128 + 64 at stride 2) */
+DW3_S1_FN(dw3_s1_rows, "48", "96", DW3_REWIND("6") DW3_REWIND("5"))
+DW3_S2_FN(dw3_s2_rows, "48", "192", DW3_REWIND("7") DW3_REWIND("6"))
+#if TT_DW_BIG
+/* the whole map (TT_DW_MAP_ROWS(3) = 10 slots, tt_dw_map_run): columns 160 bytes apart
+   (320 = 256 + 64, 640 = 512 + 128) */
+DW3_S1_FN(dw3_s1_map_rows, "160", "320", DW3_REWIND("8") DW3_REWIND("6"))
+DW3_S2_FN(dw3_s2_map_rows, "160", "640", DW3_REWIND("9") DW3_REWIND("7"))
+#endif
+#undef DW3_S1_FN
+#undef DW3_S2_FN
+#undef DW3S1_SLOT
 #undef DW3S2_SLOT
-}
+#undef DW3_BLOCK_END
+#undef DW3_OPERANDS
 #undef DW3_CH_STEP
+#undef DW3_REWIND
 #endif
 
 #define DW_OUT(acc) tt_ssat8(tt_smmla((acc), mult, off) >> t)
@@ -687,10 +710,137 @@ TT_INLINE void dw3_ctx_rotations(int32_t *cx0, const int8_t *wc, const tt_rq *q,
    contexts (about 40 instructions per channel and row). */
 #define DW_NROT(K) ((K) == 3 ? 1 : (K))
 
+#if TT_DSP_NATIVE
+/* The whole-map path of the three depthwise kernels, one copy (in tt_dwconv_s8.c, with
+   the loops of every kernel size it runs). */
+int tt_dw_map_run(const tt_conv_params *p, const int8_t *in, int32_t in_row0, int8_t *out,
+                  int32_t out_row0, int32_t y0, int32_t y1, void *scratch, int K, int S);
+#if TT_DW_BIG
+/* the whole-map 5x5 loops (tt_dwconv_s8.c; 7x7 runs the double ring's, same stride) */
+static void dw5_s1_blocks_map(const int32_t *col, dwk_ctx *cx);
+static void dw5_s2_blocks_map(const int32_t *col, dwk_ctx *cx);
+/* Rows [y0, y1) in the whole-map layout (p->dw_map, TT_DW_MAP_SCRATCH_BYTES): a ring of
+   R = TT_DW_MAP_ROWS(K) slots with input row iy in slot iy - (y0 * S - pad), so the K
+   rows of every output row are K consecutive slots in kernel order: each input row is
+   widened once per group, one context per channel serves all rows, and the rows run
+   straight through the row loops (3x3: all channels of a group in one call). Returns 0
+   (nothing done) when the call's rows do not fit in R slots, out_w is not a multiple of
+   4 or the output range is clamped; dw_dsp then runs the ring. */
+TT_INLINE int dw_map_k(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
+                       int8_t *out, int32_t out_row0, int32_t y0, int32_t y1, void *scratch,
+                       int K, int S, const int R)
+{
+    const int32_t C = p->in_c, H = p->in_h, wo = p->out_w, pad = p->pad;
+    const int CW = DW_CTX_WORDS(K);
+    const int32_t first = y0 * S - pad, nrows = (y1 - 1 - y0) * S + K;
+    if (nrows > R || (wo & 3) || !(p->act_min <= -128 && p->act_max >= 127)) return 0;
+    dw_ring rg;
+    rg.w = (int32_t *)scratch;
+    rg.rw = TT_DW_ROW_WORDS(p->in_w, pad);
+    rg.k = R;
+    rg.cs = 4 * R;
+    rg.dbl = 0;
+    int32_t *cxw = rg.w + rg.cs * rg.rw;
+    dw_zero_pads(&rg, p);
+    const int8_t *const w_tail = p->w_tail;
+    const int32_t wsp = tt_w_split_at(w_tail, p->w_split, C);
+    const int8_t *wrow = wsp > 0 ? p->w : w_tail;
+    for (int32_t g = 0; g < C; g += 4) {
+        const int32_t nc = C - g < 4 ? C - g : 4;
+        const int8_t *wcs[4];
+        tt_rq q[4];
+        int all_fast = 1;
+        for (int32_t j = 0; j < nc; ++j) {
+            const int32_t c = g + j;
+            wcs[j] = wrow;
+            wrow = c + 1 == wsp ? w_tail : wrow + K * K;
+            if (p->rq != NULL) { /* precomputed (tt_kernels.h): every channel has a plan */
+                tt_rq_record(p->rq[c], p->mult[c], p->out_zero, &q[j].mult, &q[j].off,
+                             &q[j].t);
+                q[j].lsh = (p->rq[c] & 0xFF) && p->shift[c] >= -1 ? p->shift[c] + 2 : 0;
+            } else if (!dw_plan(&q[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
+                                wcs[j], K * K, tt_xmax(p->in_zero))) {
+                all_fast = 0;
+            }
+        }
+        if (!all_fast) { /* a channel without a fast plan: the group's direct loops */
+            for (int32_t y = y0; y < y1; ++y)
+                for (int32_t j = 0; j < nc; ++j)
+                    dw_row_slow(p, in, in_row0, out + (ptrdiff_t)(y - out_row0) * wo * C + g + j,
+                                y, g + j, K, S);
+            continue;
+        }
+        for (int32_t j = 0; j < nc; ++j) {
+            dwk_ctx *cx = (dwk_ctx *)(void *)(cxw + j * CW);
+            cx->bias = (int32_t)((uint32_t)p->bias[g + j] << q[j].lsh);
+            cx->mult = q[j].mult;
+            cx->off = q[j].off;
+            cx->t = q[j].t;
+            cx->C = C;
+            /* the packing unrolled for each kernel size */
+            if (K == 3) {
+                if (S == 1) dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 3, 1);
+                else dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 3, 2);
+            } else if (K == 5) {
+                if (S == 1) dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 5, 1);
+                else dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 5, 2);
+            } else if (S == 1) {
+                dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 7, 1);
+            } else {
+                dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 7, 2);
+            }
+        }
+        for (int32_t r = 0; r < nrows; ++r) {
+            const int32_t iy = first + r;
+            if (iy < 0 || iy >= H) dw_zero_slot(&rg, r);
+            else dw_load_row(p, in, in_row0, iy, g, nc, &rg, r, R, 0);
+        }
+        for (int32_t y = y0; y < y1; ++y) {
+            int8_t *orow = out + (ptrdiff_t)(y - out_row0) * wo * C + g;
+            const int32_t *col = rg.w + 4 * (y - y0) * S;
+            if (K == 3) {
+                if (S == 1) dw3_s1_map_rows(col, (const dwk_ctx *)(void *)cxw, orow, wo / 4, nc);
+                else dw3_s2_map_rows(col, (const dwk_ctx *)(void *)cxw, orow, wo / 4, nc);
+                continue;
+            }
+            for (int32_t j = 0; j < nc; ++j) {
+                dwk_ctx *cx = (dwk_ctx *)(void *)(cxw + j * CW);
+                cx->o = (uint32_t)(uintptr_t)(orow + j);
+                cx->n = wo / 4;
+                if (K == 5 && S == 1) dw5_s1_blocks_map(col + j, cx);
+                else if (K == 5) dw5_s2_blocks_map(col + j, cx);
+                else if (S == 1) dw7_s1_blocks_dbl(col + j, cx);
+                else dw7_s2_blocks_dbl(col + j, cx);
+            }
+        }
+    }
+    return 1;
+}
+
+/* two copies: 3x3, and 5x5 / 7x7 (same slots; K and S at run time) */
+int tt_dw_map_run(const tt_conv_params *p, const int8_t *in, int32_t in_row0, int8_t *out,
+                  int32_t out_row0, int32_t y0, int32_t y1, void *scratch, int K, int S)
+{
+    if (K == 3)
+        return dw_map_k(p, in, in_row0, out, out_row0, y0, y1, scratch, 3, S,
+                        TT_DW_MAP_ROWS(3));
+    return dw_map_k(p, in, in_row0, out, out_row0, y0, y1, scratch, K, S, TT_DW_MAP_ROWS(5));
+}
+#endif /* TT_DW_BIG */
+#endif
+
 TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0,
                       int8_t *out, int32_t out_row0, int32_t y0, int32_t y1,
                       void *scratch, const int K, const int S)
 {
+#if TT_DSP_NATIVE
+    /* small maps: the whole-map layout when the plan gave its scratch (the 3x3 kernels
+       run 3x3, tt_dwconv_s8 the larger kernels; tt_dw_map_run itself is in
+       tt_dwconv_s8.c) */
+    if ((K == 3) != TT_DW_BIG && p->dw_map && y1 - y0 > 1 &&
+        tt_dw_map_run(p, in, in_row0, out, out_row0, y0, y1, scratch, K, S))
+        return;
+#endif
     const int32_t C = p->in_c, H = p->in_h, wo = p->out_w, pad = p->pad;
     const int32_t lo = p->act_min, hi = p->act_max;
     const int clamp = !(lo <= -128 && hi >= 127);
@@ -838,7 +988,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
                     dw_row_fast(ring + j, DW_CTX(rot, j), &plan[j], orow + j, C, wo, clamp, lo,
                                 hi, K, S, done, dbl);
                 else
-                    dw_row_ref(p, in, in_row0, orow + j, y, g + j, K, K, S);
+                    dw_row_slow(p, in, in_row0, orow + j, y, g + j, K, S);
             }
         }
     }

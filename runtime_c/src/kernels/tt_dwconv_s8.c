@@ -11,6 +11,7 @@
 
 size_t tt_dwconv_s8_scratch_bytes(const tt_conv_params *p)
 {
+    if (p->dw_map) return TT_DW_MAP_SCRATCH_BYTES(p->in_w, p->k_h, p->k_w, p->pad);
     return TT_DWCONV_S8_SCRATCH_BYTES(p->in_w, p->k_h, p->k_w, p->pad);
 }
 
@@ -34,6 +35,15 @@ size_t tt_dwconv_s8_scratch_bytes(const tt_conv_params *p)
 #undef DWB_NAME
 #undef DW5_CSB
 #undef DW7_CSB
+/* 5x5 for the whole-map layout (TT_DW_MAP_ROWS(5) = 14 slots per column; 7x7's 14 slots
+   are the double ring's column, so it runs the _dbl loops) */
+#define DWB_NAME(x) x##_map
+#define DW5_CSB "224"
+#define DWB_NO_7X7
+#include "tt_dwconv_big_rows.h"
+#undef DWB_NAME
+#undef DW5_CSB
+#undef DWB_NO_7X7
 
 #endif
 

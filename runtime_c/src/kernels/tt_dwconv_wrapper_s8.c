@@ -23,6 +23,7 @@ tt_spatial_kernel tt_dwconv_wrapper_select_s8(const tt_conv_params *p)
 
 size_t tt_dwconv_wrapper_s8_scratch_bytes(const tt_conv_params *p)
 {
+    if (p->dw_map) return TT_DW_MAP_SCRATCH_BYTES(p->in_w, p->k_h, p->k_w, p->pad);
     return TT_DWCONV_WRAPPER_S8_SCRATCH_BYTES(p->in_w, p->k_h, p->k_w, p->pad);
 }
 

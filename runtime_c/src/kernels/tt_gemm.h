@@ -531,6 +531,91 @@ typedef struct {
     }
 
 PW_VARIANTS(PW_ROWS_FN, pw_rows_ldm, pw_rows_ctx)
+
+/* The pixel-pair loop above for a 3x3 conv over 3 input channels (the usual first conv;
+ * tt_conv2d_s8.c), k4 = 28: each interior pixel's im2col row is widened straight from
+ * the input (as widen_333_pair there: 7 groups of 4 taps, one 4-byte load per pixel and
+ * group, unaligned where needed; the two groups that straddle kernel rows merge two
+ * loads, the last one shifts out its 4th byte), then the 7 groups unrolled. The context
+ * is pw_rows_ctx with x = the first pair's first tap, ci = the step between pixels
+ * (stride * 3) and entry = the input row's bytes. 70 instructions per pixel pair, then
+ * 94 per channel pair. */
+#define W333_SX                                    \
+    "sxtab16 r5, r12, r4, ror #8\n\t"              \
+    "sxtab16 r4, r12, r4\n\t"                      \
+    "sxtab16 r7, r12, r6, ror #8\n\t"              \
+    "sxtab16 r6, r12, r6\n\t"                      \
+    "stm     r2!, {r4, r5, r6, r7}\n\t"
+__attribute__((naked, noinline, unused)) static void pw_rows333_ldm(const pw_rows_ctx *cx)
+{
+    (void)cx;
+    __asm volatile(
+        "push    {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "sub     sp, sp, #48\n\t"
+        "ldm     r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n\t"
+        "stm     sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n"
+        "4:\n\t"
+        "ldr     r0, [sp, #24]\n\t"  /* pixel 0's first tap */
+        "ldr     r3, [sp, #32]\n\t"  /* step between pixels */
+        "ldr     r12, [sp, #36]\n\t" /* zoff */
+        "ldr     r2, [sp, #0]\n\t"   /* xb */
+        "add     r1, r0, r3\n\t"
+        "add     r4, r1, r3\n\t"
+        "str     r4, [sp, #24]\n\t"
+        "ldr     r3, [sp, #20]\n\t"  /* input row bytes */
+        "ldr     r4, [r0]\n\t"       /* taps 0-3 */
+        "ldr     r6, [r1]\n\t"
+        W333_SX
+        "ldr     r4, [r0, #4]\n\t"   /* taps 4-7 */
+        "ldr     r6, [r1, #4]\n\t"
+        W333_SX
+        "ldrb    r8, [r0, #8]\n\t"   /* tap 8, kernel row 1's taps 0-2 */
+        "ldrb    r9, [r1, #8]\n\t"
+        "add     r0, r0, r3\n\t"
+        "add     r1, r1, r3\n\t"
+        "ldr     r4, [r0, #-1]\n\t"
+        "ldr     r6, [r1, #-1]\n\t"
+        "bfi     r4, r8, #0, #8\n\t"
+        "bfi     r6, r9, #0, #8\n\t"
+        W333_SX
+        "ldr     r4, [r0, #3]\n\t"   /* row 1's taps 3-6 */
+        "ldr     r6, [r1, #3]\n\t"
+        W333_SX
+        "ldr     r4, [r0, #7]\n\t"   /* row 1's taps 7-8, row 2's taps 0-1 */
+        "ldr     r6, [r1, #7]\n\t"
+        "add     r0, r0, r3\n\t"
+        "add     r1, r1, r3\n\t"
+        "ldr     r8, [r0, #-2]\n\t"
+        "ldr     r9, [r1, #-2]\n\t"
+        "pkhbt   r4, r4, r8\n\t"
+        "pkhbt   r6, r6, r9\n\t"
+        W333_SX
+        "ldr     r4, [r0, #2]\n\t"   /* row 2's taps 2-5 */
+        "ldr     r6, [r1, #2]\n\t"
+        W333_SX
+        "ldr     r4, [r0, #5]\n\t"   /* row 2's taps 6-8, then 0 */
+        "ldr     r6, [r1, #5]\n\t"
+        "lsr     r4, r4, #8\n\t"
+        "lsr     r6, r6, #8\n\t"
+        W333_SX
+        "ldr     lr, [sp, #40]\n"    /* wp */
+        "1:\n\t"
+        "ldr     r12, [sp, #0]\n\t"
+        "ldrd    r8, r9, [lr], #8\n\t"
+        PW_LDM_FIRST PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP PW_LDM_GROUP
+        PW_LDM_GROUP
+        PW_PAIR_EPILOGUE
+        "ldr     r0, [sp, #44]\n\t"  /* oskip */
+        "add     r6, r6, r0\n\t"
+        "add     r7, r7, r0\n\t"
+        "strd    r6, r7, [sp, #12]\n\t"
+        "ldrd    r0, r1, [sp, #24]\n\t" /* x, xstop */
+        "cmp     r0, r1\n\t"
+        "bne     4b\n\t"
+        "add     sp, sp, #48\n\t"
+        "pop     {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n");
+}
+#undef W333_SX
 #undef PW_VARIANTS
 #undef PW_LOOP_ENTRY
 #undef PW_LOOP_GROUPS
