@@ -6,6 +6,7 @@ timer counts instructions under -icount; resolution 40 instructions). Outputs ar
 checked against compiler.ref.ops on the target, so every number is of a bit-exact run.
 
     python bench/kernels.py [--json out.json] [--only SUBSTRING] [--rows] [--split] [--rq]
+                            [--map]
     python bench/kernels.py --train [--json out.json] [--only SUBSTRING]
 
 --rows adds the same layers computed one output row per call (the fused block / patch
@@ -14,6 +15,8 @@ execution pattern), to show the per-call overhead of band execution.
 w_split, split at half the output channels, the sparse-training layout).
 --rq adds every conv / fc case run with the precomputed requantization records the
 compiler gives a frozen layer (compiler/kernels/rq_records.py).
+--map adds every depthwise case run with the whole-map scratch (tt_conv_params.dw_map,
+which the plan gives small maps where the arena does not grow).
 --train measures the backward kernels instead (tests/train_kernel_cases.py, golden
 outputs from compiler.ref.grad_ops): input gradients and weight gradients fused with the
 update of pointwise, depthwise, kxk conv and fc layers per MAC, and the elementwise
@@ -49,6 +52,14 @@ def with_records(c: kc.Case) -> kc.Case:
     """The case run with its layer's precomputed requantization records (same output)."""
     return kc.Case(c.op, c.params, c.arrays, c.expected, c.bands, c.name + " [rq]", c.macs,
                    c.split, kc.records_of(c))
+
+
+def whole_map(c: kc.Case) -> kc.Case:
+    """The depthwise case run with the whole-map scratch (tt_conv_params.dw_map)."""
+    m = kc.Case(c.op, c.params, c.arrays, c.expected, c.bands, c.name + " [map]", c.macs,
+                c.split, c.rq)
+    m.dw_map = True
+    return m
 
 
 def chunks(cases: list, enc=None) -> list[list]:
@@ -187,6 +198,8 @@ def main() -> int:
     ap.add_argument("--rq", action="store_true",
                     help="also run every conv / fc case with the precomputed requantization "
                          "records of a frozen layer (compiler/kernels/rq_records.py)")
+    ap.add_argument("--map", action="store_true",
+                    help="also run every depthwise case with the whole-map scratch (dw_map)")
     ap.add_argument("--train", action="store_true",
                     help="the backward kernels (per MAC / per element) instead")
     args = ap.parse_args()
@@ -205,6 +218,8 @@ def main() -> int:
                 c.name += " [split]"
     if args.rq:
         cases += [with_records(c) for c in cases if kc.records_of(c) is not None]
+    if args.map:
+        cases += [whole_map(c) for c in cases if c.op.startswith("dwconv")]
 
     with tempfile.TemporaryDirectory() as td:
         work = Path(td)

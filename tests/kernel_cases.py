@@ -918,7 +918,8 @@ def random_cases(seed: int, n: int) -> list[Case]:
     """n random small cases of the spatial kernels and fc (numpy-seeded, for target runs
     where hypothesis cannot drive the firmware): random shapes, strides, pads, zero points,
     act ranges, regimes and bands, biased towards the DSP fast paths (full int8 range,
-    typical requantization) so the hand-written loops see many shapes."""
+    typical requantization) so the hand-written loops see many shapes; a third of the
+    depthwise ones with the whole-map scratch (dw_map)."""
     rng = np.random.default_rng(seed)
     out: list[Case] = []
     for _ in range(n):
@@ -947,6 +948,8 @@ def random_cases(seed: int, n: int) -> list[Case]:
         out.append(conv_case(op, h=h, w=w, ci=ci, co=co, k=k, stride=stride, pad=pad, seed=sd,
                              regime=regime, act=act,
                              bands="random" if rng.random() < 0.5 else None))
+        # a third of the depthwise cases with the whole-map scratch (dw_map)
+        out[-1].dw_map = op.startswith("dwconv") and rng.random() < 1 / 3
     return apply_rq(apply_splits(out, seed))
 
 
@@ -983,6 +986,14 @@ def bench_cases(seed: int = 7) -> list[Case]:
            name="dw 5x5 s1 160ch @8"),
         mk("dwconv", h=4, w=4, ci=384, co=384, k=5, stride=1, pad=2, seed=seed, act=full,
            name="dw 5x5 s1 384ch @4"),
+        mk("dwconv", h=4, w=4, ci=384, co=384, k=7, stride=1, pad=3, seed=seed, act=full,
+           name="dw 7x7 s1 384ch @4"),
+        mk("dwconv", h=8, w=8, ci=240, co=240, k=7, stride=2, pad=3, seed=seed, act=full,
+           name="dw 7x7 s2 240ch 8->4"),
+        mk("dwconv_3x3_s1", h=8, w=8, ci=144, co=144, k=3, stride=1, pad=1, seed=seed,
+           act=full, name="dw 3x3 s1 144ch @8"),
+        mk("dwconv_3x3_s1", h=4, w=4, ci=576, co=576, k=3, stride=1, pad=1, seed=seed,
+           act=full, name="dw 3x3 s1 576ch @4"),
         fc_case(ci=160, co=10, batch=1, seed=seed, act=full, name="fc 160->10"),
         add_case(n=32 * 32 * 16, seed=seed, act=full, name="add 32x32x16"),
         avgpool_case(h=4, w=4, c=160, seed=seed, name="avgpool 4x4x160"),

@@ -742,6 +742,9 @@ TT_INLINE int dw_map_k(const tt_conv_params *p, const int8_t *in, int32_t in_row
     rg.dbl = 0;
     int32_t *cxw = rg.w + rg.cs * rg.rw;
     dw_zero_pads(&rg, p);
+    /* padding rows: the same slots in every group, zeroed once */
+    for (int32_t r = 0; r < nrows; ++r)
+        if (first + r < 0 || first + r >= H) dw_zero_slot(&rg, r);
     const int8_t *const w_tail = p->w_tail;
     const int32_t wsp = tt_w_split_at(w_tail, p->w_split, C);
     const int8_t *wrow = wsp > 0 ? p->w : w_tail;
@@ -790,11 +793,8 @@ TT_INLINE int dw_map_k(const tt_conv_params *p, const int8_t *in, int32_t in_row
                 dw_pack_ctx(cx->w, wcs[j], 0, q[j].lsh, 7, 2);
             }
         }
-        for (int32_t r = 0; r < nrows; ++r) {
-            const int32_t iy = first + r;
-            if (iy < 0 || iy >= H) dw_zero_slot(&rg, r);
-            else dw_load_row(p, in, in_row0, iy, g, nc, &rg, r, R, 0);
-        }
+        for (int32_t r = first < 0 ? -first : 0; r < nrows && first + r < H; ++r)
+            dw_load_row(p, in, in_row0, first + r, g, nc, &rg, r, R, 0);
         for (int32_t y = y0; y < y1; ++y) {
             int8_t *orow = out + (ptrdiff_t)(y - out_row0) * wo * C + g;
             const int32_t *col = rg.w + 4 * (y - y0) * S;
