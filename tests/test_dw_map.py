@@ -6,6 +6,7 @@ compared with the reference in test_kernels_host.py / test_kernels_qemu.py
 bit on QEMU in test_model_forward.py; random models with small depthwise maps likewise."""
 import re
 
+import numpy as np
 import pytest
 
 from compiler.codegen import generate
@@ -80,3 +81,27 @@ def test_generated_code_sets_it_exactly_for_the_planned_steps(planned, tmp_path)
         if s.dw_map:
             assert re.search(r"TT_DW_MAP_SCRATCH_BYTES\(", src)
             break
+
+
+@pytest.mark.qemu
+def test_training_step_with_whole_map_layers_bit_exact_on_qemu(tmp_path):
+    """mcunet-5fps at 128x128 with its last block and a new head training: the trained
+    depthwise layer (4x4, 576 channels; per-call plans, its bias changes) and frozen small
+    maps run the whole-map layout; steps bit-exact with the reference trainer on QEMU."""
+    from compiler.autodiff import program as ad
+    from compiler.autodiff import trainer as tr
+    from compiler.frontend import images
+    from compiler.memory import training
+    from compiler.sparse import heads
+    from tests.test_train_firmware import run_both
+
+    g = heads.replace_head(models.load("mcunet-5fps"), 10, init="seeded", seed=2)
+    trainable = ad.last_blocks(g, 1)
+    p = training.plan_training(g, ad.build_program(g, trainable))
+    mapped = {s.name for s in p.steps if s.dw_map}
+    assert any(n in trainable for n in mapped), "no trained layer in the whole-map layout"
+    assert any(n not in trainable for n in mapped), "no frozen layer in the whole-map layout"
+    photos = images.photo_batch(("chelsea", "coffee", "astronaut"), size=128)
+    x = np.concatenate([photos, photos])
+    run_both(g, trainable, tr.TrainConfig(lr=0.02, seed=4), "qemu-mps2-an500", tmp_path, x,
+             np.arange(len(x)) % 10)

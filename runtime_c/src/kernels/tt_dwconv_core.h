@@ -439,34 +439,39 @@ static void dw7_s2_blocks_dbl(const int32_t *col, dwk_ctx *cx);
     : [nb] "r"(nb), [cwb] "i"(4 * (8 + 3 * 2))                                        \
     : "cc", "memory"
 
-#define DW3_S1_FN(name, C1, ADV, REWIND)                                       \
-    TT_NOINLINE static void name(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,  \
-                     int32_t nch)                                                 \
-    {                                                                             \
-        int32_t a0, a1, a2, a3, A, B, P, T, n;                                    \
-        __asm volatile(                                                           \
-            "0:\n\t"                                                              \
-            "mov    %[n], %[nb]\n"                                                \
-            "1:\n\t"                                                              \
-            "ldr    %[T], [%[cx]]\n\t"                                            \
-            "ldrd   %[A], %[B], [%[cx], #32]\n\t"                                 \
-            "ldr    %[P], [%[col]]\n\t"                                           \
-            "smlad  %[a0], %[P], %[A], %[T]\n\t"                                  \
-            "smlatb %[a1], %[P], %[A], %[T]\n\t"                                  \
-            "ldr    %[P], [%[col], #" C1 "]\n\t"                                  \
-            "smlabt %[a0], %[P], %[B], %[a0]\n\t"                                 \
-            "smlad  %[a1], %[P], %[B], %[a1]\n\t"                                 \
-            "smlad  %[a2], %[P], %[A], %[T]\n\t"                                  \
-            "smlatb %[a3], %[P], %[A], %[T]\n\t"                                  \
-            "ldr    %[P], [%[col], #2 * " C1 "]\n\t"                              \
-            "smlabt %[a2], %[P], %[B], %[a2]\n\t"                                 \
-            "smlad  %[a3], %[P], %[B], %[a3]\n\t"                                 \
-            DW3S1_SLOT(C1, "40", "16")                                            \
-            DW3S1_SLOT(C1, "48", "32")                                            \
-            DW3_BLOCK_END(ADV)                                                    \
-            DW3_CH_STEP(REWIND)                                                   \
-            DW3_OPERANDS);                                                        \
+/* a row-loop function: per channel nb blocks, each starting with the bias in T */
+#define DW3_FN(name, BLOCK)                                                        \
+    TT_NOINLINE static void name(const int32_t *col, const dwk_ctx *cx, int8_t *o,    \
+                                 int32_t nb, int32_t nch)                             \
+    {                                                                               \
+        int32_t a0, a1, a2, a3, A, B, P, T, n;                                      \
+        __asm volatile(                                                             \
+            "0:\n\t"                                                                \
+            "mov    %[n], %[nb]\n"                                                  \
+            "1:\n\t"                                                                \
+            "ldr    %[T], [%[cx]]\n\t"                                              \
+            BLOCK                                                                   \
+            DW3_OPERANDS);                                                          \
     }
+
+#define DW3_S1_FN(name, C1, ADV, REWIND)                                       \
+    DW3_FN(name,                                                                \
+           "ldrd   %[A], %[B], [%[cx], #32]\n\t"                                \
+           "ldr    %[P], [%[col]]\n\t"                                          \
+           "smlad  %[a0], %[P], %[A], %[T]\n\t"                                 \
+           "smlatb %[a1], %[P], %[A], %[T]\n\t"                                 \
+           "ldr    %[P], [%[col], #" C1 "]\n\t"                                 \
+           "smlabt %[a0], %[P], %[B], %[a0]\n\t"                                \
+           "smlad  %[a1], %[P], %[B], %[a1]\n\t"                                \
+           "smlad  %[a2], %[P], %[A], %[T]\n\t"                                 \
+           "smlatb %[a3], %[P], %[A], %[T]\n\t"                                 \
+           "ldr    %[P], [%[col], #2 * " C1 "]\n\t"                             \
+           "smlabt %[a2], %[P], %[B], %[a2]\n\t"                                \
+           "smlad  %[a3], %[P], %[B], %[a3]\n\t"                                \
+           DW3S1_SLOT(C1, "40", "16")                                           \
+           DW3S1_SLOT(C1, "48", "32")                                           \
+           DW3_BLOCK_END(ADV)                                                   \
+           DW3_CH_STEP(REWIND))
 
 #define DW3S2_SLOT(C1, wofs, sofs)                               \
     "ldrd   %[A], %[B], [%[cx], #" wofs "]\n\t"                  \
@@ -502,22 +507,12 @@ static void dw7_s2_blocks_dbl(const int32_t *col, dwk_ctx *cx);
     "smlabb %[a3], %[P], %[B], %[a3]\n\t"
 
 #define DW3_S2_FN(name, C1, ADV, REWIND)                                       \
-    TT_NOINLINE static void name(const int32_t *col, const dwk_ctx *cx, int8_t *o, int32_t nb,  \
-                     int32_t nch)                                                 \
-    {                                                                             \
-        int32_t a0, a1, a2, a3, A, B, P, T, n;                                    \
-        __asm volatile(                                                           \
-            "0:\n\t"                                                              \
-            "mov    %[n], %[nb]\n"                                                \
-            "1:\n\t"                                                              \
-            "ldr    %[T], [%[cx]]\n\t"                                            \
-            DW3S2_SLOT0(C1)                                                       \
-            DW3S2_SLOT(C1, "40", "16")                                            \
-            DW3S2_SLOT(C1, "48", "32")                                            \
-            DW3_BLOCK_END(ADV)                                                    \
-            DW3_CH_STEP(REWIND)                                                   \
-            DW3_OPERANDS);                                                        \
-    }
+    DW3_FN(name,                                                                \
+           DW3S2_SLOT0(C1)                                                      \
+           DW3S2_SLOT(C1, "40", "16")                                           \
+           DW3S2_SLOT(C1, "48", "32")                                           \
+           DW3_BLOCK_END(ADV)                                                   \
+           DW3_CH_STEP(REWIND))
 
 /* the ring of 3 slots: columns 48 bytes apart (2 columns = 96 = 64 + 32 per block at
    stride 1, 4 = 192 = 128 + 64 at stride 2) */
@@ -529,6 +524,7 @@ DW3_S2_FN(dw3_s2_rows, "48", "192", DW3_REWIND("7") DW3_REWIND("6"))
 DW3_S1_FN(dw3_s1_map_rows, "160", "320", DW3_REWIND("8") DW3_REWIND("6"))
 DW3_S2_FN(dw3_s2_map_rows, "160", "640", DW3_REWIND("9") DW3_REWIND("7"))
 #endif
+#undef DW3_FN
 #undef DW3_S1_FN
 #undef DW3_S2_FN
 #undef DW3S1_SLOT
