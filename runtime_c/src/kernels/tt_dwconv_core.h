@@ -301,6 +301,20 @@ TT_INLINE int dw_plan(tt_rq *q, int32_t bias, int32_t mult, int32_t shift, int32
     return tt_rq_plan_w(q, bias, mult, shift, zero, w, k, xmax, 8);
 }
 
+/* Channel c's plan (weights wc): its precomputed record (tt_kernels.h, "Precomputed
+   records": every channel of such a layer has one), else dw_plan. 0: no fast plan. */
+TT_INLINE int dw_channel_plan(const tt_conv_params *p, int32_t c, const int8_t *wc, int K,
+                              tt_rq *q)
+{
+    if (p->rq != NULL) {
+        tt_rq_record(p->rq[c], p->mult[c], p->out_zero, &q->mult, &q->off, &q->t);
+        q->lsh = (p->rq[c] & 0xFF) && p->shift[c] >= -1 ? p->shift[c] + 2 : 0;
+        return 1;
+    }
+    return dw_plan(q, p->bias[c], p->mult[c], p->shift[c], p->out_zero, wc, K * K,
+                   tt_xmax(p->in_zero));
+}
+
 /* Zero all columns of ring slot `slot` (a padding row). */
 static void dw_zero_slot(dw_ring *rg, int32_t slot)
 {
@@ -768,14 +782,7 @@ TT_INLINE int dw_map_k(const tt_conv_params *p, const int8_t *in, int32_t in_row
             const int32_t c = g + j;
             wcs[j] = wrow;
             wrow = c + 1 == wsp ? w_tail : wrow + K * K;
-            if (p->rq != NULL) { /* precomputed (tt_kernels.h): every channel has a plan */
-                tt_rq_record(p->rq[c], p->mult[c], p->out_zero, &q[j].mult, &q[j].off,
-                             &q[j].t);
-                q[j].lsh = (p->rq[c] & 0xFF) && p->shift[c] >= -1 ? p->shift[c] + 2 : 0;
-            } else if (!dw_plan(&q[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
-                                wcs[j], K * K, tt_xmax(p->in_zero))) {
-                all_fast = 0;
-            }
+            all_fast &= dw_channel_plan(p, c, wcs[j], K, &q[j]);
         }
         if (!all_fast) { /* a channel without a fast plan: the group's direct loops */
             for (int32_t y = y0; y < y1; ++y)
@@ -898,15 +905,7 @@ TT_INLINE void dw_dsp(const tt_conv_params *p, const int8_t *in, int32_t in_row0
             const int32_t c = g + j;
             wcs[j] = wrow;
             wrow = c + 1 == wsp ? w_tail : wrow + K * K;
-            if (p->rq != NULL) { /* precomputed (tt_kernels.h): every channel has a plan */
-                tt_rq_record(p->rq[c], p->mult[c], p->out_zero, &plan[j].mult, &plan[j].off,
-                             &plan[j].t);
-                plan[j].lsh = (p->rq[c] & 0xFF) && p->shift[c] >= -1 ? p->shift[c] + 2 : 0;
-                fast[j] = 1;
-            } else {
-                fast[j] = dw_plan(&plan[j], p->bias[c], p->mult[c], p->shift[c], p->out_zero,
-                                  wcs[j], K * K, tt_xmax(p->in_zero));
-            }
+            fast[j] = dw_channel_plan(p, c, wcs[j], K, &plan[j]);
             if (fast[j] && ctx3) {
                 dw3_ctx_rotations(cxw + j * CW, wcs[j], &plan[j], p->bias[c], C, S);
             } else if (fast[j] && dbl) {
