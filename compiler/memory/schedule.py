@@ -44,7 +44,7 @@ class Step:
     kernel: str = ""
     block: dict | None = None      # fused block: roles -> nodes, sub-buffer sizes
     band: int = 0                  # conv: output rows per call when written over its input
-    dw_map: bool = False           # depthwise 3x3: the whole-map layout (KF.dw_map_ok)
+    dw_map: bool = False           # depthwise: the whole-map layout (KF.dw_map_ok)
 
 
 @dataclass
@@ -255,8 +255,8 @@ def plan(g: Graph, fuse: str = "auto", keep=frozenset(), extend_last: dict | Non
 
     Fused blocks prepare their pointwise layers once per call and run several rows per
     group (faster) where the extra scratch fits under the peak of the plan without it,
-    and small depthwise 3x3 maps get the whole-map scratch (KF.dw_map_ok) on the same
-    terms: the arena never grows for it."""
+    and depthwise layers on small maps get the whole-map scratch (KF.dw_map_ok) on the
+    same terms: the arena never grows for it."""
     global _MEMO
     _MEMO = {}  # sizes are evaluated once per plan (the runtime may change between plans)
     try:
@@ -296,9 +296,9 @@ def _plan_tiled(g: Graph, fuse: str, keep, extend_last: dict | None,
 
 def _dw_maps(g: Graph, fuse: str, keep, extend_last: dict | None, extra: list | None,
              arena: int, p: Plan, cand: dict) -> Plan:
-    """The depthwise 3x3 layers that can run in the whole-map layout (KF.dw_map_ok) get
-    its larger scratch where the arena stays within ``arena``: all at once when that
-    fits, else layer by layer (in step order)."""
+    """The depthwise layers that can run in the whole-map layout (KF.dw_map_ok) get its
+    scratch (larger than the ring's for 3x3) where the arena stays within ``arena``: all
+    at once when that fits, else layer by layer (in step order)."""
     names = [s.name for s in p.steps if s.kind == "conv" and KF.dw_map_ok(g, s.nodes[0])]
     if not names:
         return p
