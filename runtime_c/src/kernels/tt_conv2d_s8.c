@@ -197,15 +197,15 @@ void tt_conv_rows(const tt_conv_params *p, const int32_t *blocks, int32_t c0,
     im2col_iter it;
     im2col_begin(&it, p, in, in_row0, y0);
     for (int32_t i = k; i < k4; ++i) raw0[i] = raw1[i] = (int8_t)zi;
+    const int32_t zoff = tt_pack16(-zi, -zi);
 #if TT_DSP_NATIVE
     /* raw1 = raw0 + k4: a pixel pair is the pointwise rows' contiguous pair (ci = k4) */
     const int fast = simple && n >= 2 && (n & 1) == 0;
     pw_rows_ctx cx = {xbuf, xbuf + k4, blocks + n / 2 * PW_BLOCK_WORDS(k4), op, op + co, 0,
-                      raw0, raw0 + 2 * k4, k4, tt_pack16(-zi, -zi), blocks, 0};
+                      raw0, raw0 + 2 * k4, k4, zoff, blocks, 0};
 #endif
     /* 3x3 over 3 channels: interior pixel pairs widen straight from the input */
     const int w333 = k == 27 && it.kh == 3 && it.span == 9;
-    const int32_t zoff = tt_pack16(-zi, -zi);
     for (int32_t left = (y1 - y0) * wo; left > 0; left -= 2) {
 #if TT_DSP_NATIVE
         /* a run of interior pixel pairs in one row: all in one call */
