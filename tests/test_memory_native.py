@@ -72,14 +72,14 @@ def test_native_placement_of_real_models(name, monkeypatch):
 def test_without_a_compiler_the_python_placement_runs(monkeypatch, capsys):
     items = [("a", 64, 0, 1), ("b", 32, 1, 2), ("c", 48, 2, 3)]
     want = memplan._place(items, {("a", "b"): 16})
-    monkeypatch.setattr(native_fit, "_LIB", [])
+    monkeypatch.setattr(native_fit.LIB, "_lib", [])
 
     def no_cc():
         raise RuntimeError("cc: not found")
-    monkeypatch.setattr(native_fit, "_build", no_cc)
+    monkeypatch.setattr(native_fit.LIB, "build", no_cc)
     assert not native_fit.available()
     assert "native arena placer is unavailable (cc: not found)" in capsys.readouterr().err
     assert memplan._place(items, {("a", "b"): 16}) == want
-    monkeypatch.setattr(native_fit, "_LIB", [])
+    monkeypatch.setattr(native_fit.LIB, "_lib", [])
     monkeypatch.setenv("TT_NATIVE_FIT", "0")
     assert not native_fit.available()

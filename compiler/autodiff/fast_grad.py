@@ -12,14 +12,21 @@ does) gives the reference's values. A depthwise transposed convolution gathers i
 as one correlation with the flipped kernel instead of scattering them, in float32 when the
 gradient's own largest magnitude keeps every sum below ``2**24``.
 
-The reference stays the oracle: ``tests/test_train_fastpaths.py`` compares every function
-here with its :mod:`compiler.ref.grad_ops` twin, and whole training runs with either set
-of kernels (:func:`compiler.autodiff.trainer.reference_kernels`).
+The small per-step computations (the clamp mask, the prescale, the gradient's range and
+requantization, the bias update, and the depthwise transposed convolution) run in C
+(:mod:`compiler.autodiff.native_steps`: one pass instead of several numpy calls on small
+tensors), numpy when the C library is unavailable.
+
+The reference stays the oracle: ``tests/test_train_fastpaths.py`` and
+``tests/test_native_steps.py`` compare every function here with its
+:mod:`compiler.ref.grad_ops` twin, and whole training runs with either set of kernels
+(:func:`compiler.autodiff.trainer.reference_kernels`).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from compiler.autodiff import native_steps as nat
 from compiler.ir.qmath import hw
 from compiler.ref import grad_ops as rgo
 
@@ -53,7 +60,8 @@ def conv_grad_input(t, w, in_hw: tuple[int, int], stride, pad, groups: int) -> n
         return rgo.conv_grad_input(t, w, in_hw, stride, pad, groups)
     depthwise = groups == ci and cig == 1 and co == ci
     if depthwise:
-        return _depthwise_grad_input(t, w, in_hw, stride, pad)
+        gx = nat.dw_grad_input(t, w, in_hw, hw(stride), hw(pad))
+        return gx if gx is not None else _depthwise_grad_input(t, w, in_hw, stride, pad)
     if groups != 1:
         return rgo.conv_grad_input(t, w, in_hw, stride, pad, groups)
     (sh, sw), (ph, pw) = hw(stride), hw(pad)
@@ -151,3 +159,32 @@ def fc_grad_weight_acc(gy_q, x_q, x_zero: int, k: int | None = None) -> np.ndarr
         return rgo.fc_grad_weight_acc(gy_q, x_q, x_zero, k)
     k = gy.shape[1] if k is None else k
     return _to_int32(gy[:, :k].astype(np.float64).T @ (x.astype(np.float64) - x_zero))
+
+
+# ----------------------------------------------------------------------------- small steps
+
+def mask_grad(q, y_q, act_min: int, act_max: int) -> np.ndarray:
+    """:func:`compiler.ref.grad_ops.mask_grad`, bit for bit."""
+    out = nat.mask(q, y_q, act_min, act_max)
+    return out if out is not None else rgo.mask_grad(q, y_q, act_min, act_max)
+
+
+def prescale(gy_q, pmult, pshift) -> np.ndarray:
+    """:func:`compiler.ref.grad_ops.prescale`, bit for bit."""
+    out = nat.prescale(gy_q, pmult, pshift)
+    return out if out is not None else rgo.prescale(gy_q, pmult, pshift)
+
+
+def range_requant_grad(acc, acc_scale: float, bits: int = 8, mode: str = "max"):
+    """:func:`compiler.ref.grad_ops.range_requant_grad`, bit for bit."""
+    kind, k = rgo._parse_mode(mode)
+    out = nat.requant_grad(acc, acc_scale, kind, k, rgo.qmax_of(bits))
+    return out if out is not None else rgo.range_requant_grad(acc, acc_scale, bits, mode)
+
+
+def bias_grad_update(b, gy_q, k: int | None, factors) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`compiler.ref.grad_ops.bias_grad_update`, bit for bit."""
+    gy = np.asarray(gy_q)
+    kk = gy.shape[-1] if k is None and gy.ndim else k
+    out = nat.bias_update(b, gy, kk, factors) if kk is not None else None
+    return out if out is not None else rgo.bias_grad_update(b, gy_q, k, factors)

@@ -57,7 +57,7 @@ from typing import Callable
 
 import numpy as np
 
-from compiler.autodiff import fast_grad
+from compiler.autodiff import fast_forward, fast_grad
 from compiler.autodiff import program as ad
 from compiler.ir.errors import GraphError
 from compiler.ir.graph import Graph
@@ -131,7 +131,7 @@ class StepResult:
 def _run_nodes(g: Graph, names, env: dict) -> dict:
     for name in names:
         node = g.node(name) if isinstance(name, str) else name
-        env[node.output] = KERNELS[node.op](g, node, *[env[t] for t in node.inputs])
+        env[node.output] = _FWD[node.op](g, node, *[env[t] for t in node.inputs])
     return env
 
 
@@ -251,18 +251,21 @@ def mse_targets(program: ad.TrainingProgram, x) -> np.ndarray:
 #: (the same results as :mod:`compiler.ref.grad_ops`, faster), or the reference itself
 #: inside :func:`reference_kernels`
 _GRAD = fast_grad
+#: the forward operators (:mod:`compiler.autodiff.fast_forward`, or the reference's)
+_FWD = fast_forward.KERNELS
 
 
 @contextlib.contextmanager
 def reference_kernels():
-    """Train with the reference's own gradient kernels (:mod:`compiler.ref.grad_ops`)
-    instead of their faster twins: the oracle the fast path is checked against."""
-    global _GRAD
-    old, _GRAD = _GRAD, rgo
+    """Train with the reference's own operators and gradient kernels
+    (:mod:`compiler.ref.ops`, :mod:`compiler.ref.grad_ops`) instead of their faster twins:
+    the oracle the fast path is checked against."""
+    global _GRAD, _FWD
+    old, _GRAD, _FWD = (_GRAD, _FWD), rgo, KERNELS
     try:
         yield
     finally:
-        _GRAD = old
+        _GRAD, _FWD = old
 
 
 class _Ctx:
@@ -327,13 +330,12 @@ def mse_target_of(program: ad.TrainingProgram, x) -> np.ndarray:
 
 def _x_mask(s: ad.Mask, c: _Ctx):
     q, sc = c.get(s.grad)
-    m = rgo.clamp_mask(c.fwd[s.y], s.act_min, s.act_max).reshape(q.shape)
-    c.put(s.out, np.where(m, q, 0).astype(np.int8), sc)
+    c.put(s.out, _GRAD.mask_grad(q, c.fwd[s.y], s.act_min, s.act_max), sc)
 
 
 def _x_prescale(s: ad.Prescale, c: _Ctx):
     q, sc = c.get(s.grad)
-    c.put(s.out, rgo.prescale(q, s.mult, s.shift), rgo.input_grad_scale(sc, s.w_smax))
+    c.put(s.out, _GRAD.prescale(q, s.mult, s.shift), rgo.input_grad_scale(sc, s.w_smax))
 
 
 def _x_conv_grad_input(s: ad.ConvGradInput, c: _Ctx):
@@ -355,8 +357,7 @@ def _x_fc_grad_input(s: ad.FcGradInput, c: _Ctx):
 
 def _x_requant(s: ad.RequantGrad, c: _Ctx):
     acc, sc = c.get(s.acc)
-    r = rgo.grad_range_int(acc, c.cfg.range_mode)
-    q, sq = rgo.requant_grad(acc, sc, c.cfg.bits, c.cfg.range_mode, r=r)
+    q, sq, r = _GRAD.range_requant_grad(acc, sc, c.cfg.bits, c.cfg.range_mode)
     c.ranges[s.out] = r
     c.put(s.out, q, sq)
 
@@ -451,9 +452,8 @@ def _x_fc_update(s: ad.FcUpdate, c: _Ctx):
 def _x_bias_update(s: ad.BiasUpdate, c: _Ctx):
     q, sc = c.get(s.grad)
     p = c.params(s.node)
-    gb = rgo.bias_grad_acc(q, s.k)
     f = _factors(c, s.node, sc, s.x_scale, p["w_scales"][:s.k], bias=True)
-    p["bias"][...] = rgo.sgd_update_bias(p["bias"], gb, f)
+    p["bias"][...], gb = _GRAD.bias_grad_update(p["bias"], q, s.k, f)
     if c.trace is not None:
         c.trace[f"gb:{s.node}"] = (gb.copy(), np.float32(sc))
 

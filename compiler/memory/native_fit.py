@@ -3,73 +3,37 @@
 A memory-model evaluation of a training plan tries about a thousand first-fit
 placements of a few hundred buffers; in Python that was nine tenths of the time of a
 plan search or a contribution analysis's candidate listing. ``first_fit.c`` (beside
-this file) computes the same offsets; it is compiled for the host by the C compiler the
-host board uses (``cc``) once per source content into ``build/.native/<hash>/`` and
-loaded with ctypes. Without a working compiler the Python placement runs (same
-offsets, slower) and a one-line warning says so. ``TT_NATIVE_FIT=0`` forces the
+this file) computes the same offsets; it is compiled for the host once per source
+content and loaded with ctypes (:class:`compiler.native.Library`). Without a working
+compiler the Python placement runs (same offsets, slower) and a one-line note says so. ``TT_NATIVE_FIT=0`` forces the
 Python placement.
 """
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from compiler import paths
+from compiler import native
+from compiler.native import ptr as _ptr
 
 SOURCE = Path(__file__).with_name("first_fit.c")
-_LIB: list = []   # [ctypes function or None] once tried
-
-
-def _build() -> Path:
-    text = SOURCE.read_bytes()
-    tag = hashlib.sha256(text).hexdigest()[:16]
-    lib = paths.BUILD / ".native" / tag / "libtt_first_fit.so"
-    if lib.exists():
-        return lib
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=lib.parent) as td:
-        tmp = Path(td) / lib.name
-        p = subprocess.run(["cc", "-std=c99", "-O2", "-shared", "-fPIC", str(SOURCE), "-o", str(tmp)],
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(p.stderr.strip()[-500:] or "cc failed")
-        os.replace(tmp, lib)   # atomic: parallel processes never load half a library
-    for old in lib.parent.parent.iterdir():   # libraries of older sources
-        if old.name != tag and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-    return lib
+LIB = native.Library(SOURCE, "tt_first_fit", "TT_NATIVE_FIT", "the native arena placer",
+                     "placing in Python (the same offsets, slower)")
 
 
 def _function():
-    if _LIB:
-        return _LIB[0]
-    fn = None
-    if os.environ.get("TT_NATIVE_FIT", "1") != "0":
-        try:
-            fn = ctypes.CDLL(str(_build())).tt_first_fit
-            fn.restype = ctypes.c_int64
-        except (OSError, RuntimeError) as e:
-            print(f"note: the native arena placer is unavailable ({e}); placing in Python "
-                  "(the same offsets, slower)", file=sys.stderr)
-            fn = None
-    _LIB.append(fn)
+    lib = LIB.load()
+    if lib is None:
+        return None
+    fn = lib.tt_first_fit
+    fn.restype = ctypes.c_int64
     return fn
 
 
 def available() -> bool:
     return _function() is not None
-
-
-def _ptr(a: np.ndarray):
-    return a.ctypes.data_as(ctypes.c_void_p)
 
 
 class Units:

@@ -292,6 +292,14 @@ def requant_grad(acc, acc_scale: float, bits: int = 8, mode: str = "max",
     return q, scale
 
 
+def range_requant_grad(acc, acc_scale: float, bits: int = 8, mode: str = "max"):
+    """The range of ``acc`` (:func:`grad_range_int`) and :func:`requant_grad` with it:
+    ``(q, scale, r)``."""
+    r = grad_range_int(acc, mode)
+    q, scale = requant_grad(acc, acc_scale, bits, mode, r=r)
+    return q, scale, r
+
+
 def add_grads(q1, s1: float, q2, s2: float, bits: int = 8, mode: str = "max"):
     """Sum of two gradient tensors with different scales -> (int8 q, float32 scale).
     Common scale s_c = max(s1, s2) / 4096; integer weights m_i = floor(s_i / s_c + 0.5).
@@ -314,6 +322,13 @@ def add_grads(q1, s1: float, q2, s2: float, bits: int = 8, mode: str = "max"):
 def clamp_mask(y_q, act_min: int, act_max: int) -> np.ndarray:
     y = np.asarray(y_q)
     return (y > act_min) & (y < act_max)
+
+
+def mask_grad(q, y_q, act_min: int, act_max: int) -> np.ndarray:
+    """The gradient ``q`` through a clamped output ``y_q``: ``q`` where ``y_q`` was not
+    clamped (:func:`clamp_mask`), else 0 (int8, ``q``'s shape)."""
+    q = np.asarray(q)
+    return np.where(clamp_mask(y_q, act_min, act_max).reshape(q.shape), q, 0).astype(np.int8)
 
 
 # ----------------------------------------------------------------------------- input gradients
@@ -550,6 +565,13 @@ def sgd_update_bias(b, gb, factors) -> np.ndarray:
     delta = _fixed_round(gb * m, 31 - s, "nearest", None)
     b[:k] = np.clip(b[:k].astype(np.int64) - delta, -(1 << 31), (1 << 31) - 1).astype(np.int32)
     return b
+
+
+def bias_grad_update(b, gy_q, k: int, factors) -> tuple[np.ndarray, np.ndarray]:
+    """A bias update from the output gradient: ``(new b, gb)`` with ``gb =``
+    :func:`bias_grad_acc` and the new ``b`` :func:`sgd_update_bias` of it."""
+    gb = bias_grad_acc(gy_q, k)
+    return sgd_update_bias(b, gb, factors), gb
 
 
 # ----------------------------------------------------------------------------- additions (training program)

@@ -92,6 +92,16 @@ def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int, pad_end=None) ->
     """int32-valued accumulators [N, Ho, Wo, Co] (returned as int64); ``stride``, ``pad``:
     an int or per axis ``(h, w)``; ``pad_end``: the trailing (bottom, right) pads when
     they differ from ``pad`` (None: symmetric)."""
+    acc = conv_sums(x, w, x_zero, stride, pad, groups, pad_end)
+    # the float sums are exact integers: the cast is exact (np.rint kept as a guard)
+    acc = np.rint(acc).astype(np.int64)
+    acc += np.asarray(bias, dtype=np.int64)
+    return acc
+
+
+def conv_sums(x, w, x_zero: int, stride, pad, groups: int, pad_end=None) -> np.ndarray:
+    """:func:`conv_acc` without the bias, as float32 or float64 (exact integers, see
+    ``_F32_MAX_TERMS``)."""
     x = np.asarray(x)
     w = np.asarray(w)
     n, h, wd, ci = x.shape
@@ -133,9 +143,6 @@ def conv_acc(x, w, bias, x_zero: int, stride, pad, groups: int, pad_end=None) ->
                 cg = cols[..., g * cig:(g + 1) * cig].reshape(n * ho * wo, kh * kw * cig)
                 parts.append(cg @ wf[g * cog:(g + 1) * cog].reshape(cog, -1).T)
             acc = np.concatenate(parts, axis=1).reshape(n, ho, wo, co)
-    # the float sums are exact integers: the cast is exact (np.rint kept as a guard)
-    acc = np.rint(acc).astype(np.int64)
-    acc += np.asarray(bias, dtype=np.int64)
     return acc
 
 

@@ -29,7 +29,9 @@ Speed (this is a tool people wait for):
   tasks of a Dask distributed cluster (``cluster``, :mod:`compiler.sparse.cluster`);
 - the training step's integer gradient products run through float64 BLAS
   (:mod:`compiler.autodiff.fast_grad`, exact: the same results as the reference's int64
-  sums);
+  sums), and its small per-layer steps (depthwise convolutions both ways, requantization,
+  masks, bias updates, residual adds) in C compiled for this machine
+  (:mod:`compiler.autodiff.native_steps`, bit for bit the reference's);
 - results are cached per (graph, data, settings, configuration) in a JSON file, so a
   re-run, or a run with a larger budget, only trains what is new.
 
