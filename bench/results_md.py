@@ -233,6 +233,11 @@ def analysis(sec: dict) -> str:
         rows.append(["weight stage on bias depth 28 (the pinned plan's analysis)", "-",
                      d["weight_configs"], f"{d['wall_seconds'] / 60:.1f}",
                      f"{d['identical_accuracies']} of {d['recorded_accuracies']}"])
+    d = sec.get("full28")
+    if d:
+        rows.append(["whole `plan` command, weights on bias depth 28 (`--bias-depth 28`)",
+                     d["bias_configs"], d["weight_configs"], f"{d['wall_seconds'] / 60:.1f}",
+                     f"{d['identical_accuracies']} of {d['recorded_accuracies']}"])
     return (f"## Contribution analysis time (bench/analysis.py)\n\nmcunet-5fps, MNIST 1000 + 1000 "
             f"digits, 256 KB, {sec.get('jobs', 2)} worker processes, no result cache; wall time. "
             "Identical: accuracies equal to those the pinned plan recorded.\n\n"

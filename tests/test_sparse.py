@@ -166,6 +166,26 @@ def test_search_finds_the_exhaustive_optimum(small, seed):
     assert got.gain == pytest.approx(ex.gain)
 
 
+def test_search_and_bias_listing_are_the_same_for_any_number_of_jobs(small):
+    """The memory model evaluated ahead in worker processes: the same plans, gains,
+    rankings and evaluation counts as one process."""
+    body = sparse.body_layers(small)
+    layers = [len(body) - 1, len(body) - 3, len(body) - 8]
+    an = _synthetic(small, 4, layers)
+    runs = []
+    for jobs in (1, 2):
+        mm = sparse.MemoryModel(small)
+        budget = int(mm.total(sparse.SparsePlan(len(body) // 2)))
+        mem, skipped = {}, {}
+        cfgs = contrib.bias_candidates(small, mm, budget, contrib.Settings(bias_step=3), mem,
+                                       skipped, jobs)
+        res = plan_search.search(an, mm, budget, generations=6, seed=4, jobs=jobs)
+        runs.append((cfgs, mem, skipped, res.plan.key(), res.gain, res.evaluated,
+                     [(p.key(), g) for p, g in res.ranked]))
+    assert runs[0] == runs[1]
+    assert runs[0][2], "the budget stops the bias listing early"
+
+
 def test_search_ignores_gains_below_min_gain(small):
     body = sparse.body_layers(small)
     an = contrib.Analysis(50.0, {2: 52.0}, {(body[-1], Fraction(1)): 52.5,
@@ -239,6 +259,22 @@ def test_analysis_is_reference_training_cached_and_parallel(small, tmp_path):
     solo = contrib.analyse(small, xtr, ytr, xte, yte, budget=10 ** 9, settings=s, layers=layers,
                            jobs=1, cache=None, progress=False)
     assert solo.bias == an.bias and solo.weight == an.weight
+    # weights measured on top of another bias depth: the bias stage comes from the cache,
+    # the weight configurations train on the chosen depth (one replayed: same accuracy)
+    other = next(k for k in (0, 20, 40, 42) if k != an.bias_k)
+    forced = contrib.analyse(small, xtr, ytr, xte, yte, budget=10 ** 9, settings=s, layers=layers,
+                             jobs=1, cache=tmp_path, progress=False, bias_depth=other)
+    assert forced.bias_k == other and forced.bias == an.bias and len(forced.weight) == 4
+    g = small.copy()
+    prog = ad.build_program(g, contrib.config_plan(("weight", body[-1], "1", other)).trainable(g))
+    st = tr.TrainState(tr.TrainConfig(lr=5e-3, seed=0, loss_range_mode="max"))
+    for i in tr.epoch_orders(len(ytr), 1, 0)[0]:
+        tr.train_step(g, prog, st, xtr[i:i + 1], int(ytr[i]))
+    assert forced.weight[(body[-1], Fraction(1))] == tr.accuracy(g, prog, yte, x=xte)
+    with pytest.raises(sparse.PlanError, match=r"bias depth 7 is not one the analysis measures: "
+                                               r"0, 20, 40, 42"):
+        contrib.analyse(small, xtr, ytr, xte, yte, budget=10 ** 9, settings=s, layers=layers,
+                        jobs=1, cache=tmp_path, progress=False, bias_depth=7)
 
 
 def test_make_plan_apply_reproduces_its_graph(tmp_path):

@@ -348,3 +348,67 @@ int tt_h_bias_update(const int8_t *gy, int64_t m, int64_t c, int64_t k, const fl
     free(mult); free(gb);
     return 0;
 }
+
+/* The head of a conv / fc layer's backward in one pass (the trainer's Mask, Prescale and
+   BiasUpdate steps of one layer): g = q where lo < y < hi, else 0 (y NULL: no mask,
+   g = q), written to `masked` unless NULL; t = int16(requantize(g, pmult[ch],
+   pshift[ch])); and with f not NULL the bias update of the first k channels from g
+   (tt_h_bias_update). q, y, masked, t are [m, c]. Returns -1 (nothing written) when a
+   shift or a factor is one the reference refuses. */
+int tt_h_layer_head(const int8_t *q, const int8_t *y, int64_t lo, int64_t hi, int64_t m,
+                    int64_t c, const int32_t *pmult, const int32_t *pshift, int8_t *masked,
+                    int16_t *t, int64_t k, const float *f, int32_t *b, int32_t *gb_out)
+{
+    if (!shifts_ok(pshift, c) || (f && (k < 0 || k > c))) return -1;
+    const int64_t nk = f ? k : 0;
+    int64_t *mm = malloc((size_t)(c > 0 ? c : 1) * 3 * sizeof(int64_t));
+    int64_t *bm = malloc((size_t)(nk > 0 ? nk : 1) * 3 * sizeof(int64_t));
+    int8_t *row = malloc((size_t)(c > 0 ? c : 1));
+    if (!mm || !bm || !row) {
+        free(mm); free(bm); free(row);
+        return -2;
+    }
+    int64_t *rr = mm + c, *tt = rr + c, *bs = bm + nk, *gb = bs + nk;
+    for (int64_t j = 0; j < nk; ++j) {
+        gb[j] = 0;
+        if (q31(f[j], &bm[j], &bs[j])) {
+            free(mm); free(bm); free(row);
+            return -1;
+        }
+    }
+    for (int64_t j = 0; j < c; ++j) {
+        mm[j] = pmult[j];
+        tt[j] = 31 - (int64_t)pshift[j];
+        rr[j] = (int64_t)1 << (tt[j] - 1);
+    }
+    const int32_t l = lo < -129 ? -129 : lo > 128 ? 128 : (int32_t)lo;
+    const int32_t h = hi < -129 ? -129 : hi > 128 ? 128 : (int32_t)hi;
+    for (int64_t i = 0; i < m; ++i) {
+        const int8_t *qi = q + i * c, *g = qi;
+        if (y) {
+            const int8_t *yi = y + i * c;
+            for (int64_t j = 0; j < c; ++j) {
+                const int32_t v = yi[j];
+                row[j] = (int8_t)(qi[j] & -(int8_t)((v > l) & (v < h)));
+            }
+            g = row;
+            if (masked) memcpy(masked + i * c, row, (size_t)c);
+        }
+        int16_t *ti = t + i * c;
+        for (int64_t j = 0; j < c; ++j) ti[j] = (int16_t)((g[j] * mm[j] + rr[j]) >> tt[j]);
+        for (int64_t j = 0; j < nk; ++j) gb[j] += g[j];
+    }
+    for (int64_t j = 0; j < nk; ++j) {
+        const int64_t gv = (int32_t)(uint32_t)(uint64_t)gb[j];
+        gb_out[j] = (int32_t)gv;
+        const int64_t total = 31 - bs[j];
+        const int64_t d = (int64_t)((uint64_t)gv * (uint64_t)bm[j] + ((uint64_t)1 << (total - 1))) >> total;
+        int64_t v = (int64_t)b[j] - d;
+        v = v < INT32_MIN ? INT32_MIN : v;
+        v = v > INT32_MAX ? INT32_MAX : v;
+        b[j] = (int32_t)v;
+    }
+    free(mm); free(bm); free(row);
+    return 0;
+}
+

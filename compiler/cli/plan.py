@@ -76,6 +76,11 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                    help="channel ratios to analyse (default 1/8,1/4,1/2,1)")
     p.add_argument("--bias-step", type=A.positive_int, default=2,
                    help="analyse bias depths in steps of this many layers (default 2)")
+    p.add_argument("--bias-depth", type=A.nonneg_int, default=None, metavar="K",
+                   help="measure the weight configurations on top of the biases of the last K "
+                        "layers (0: the classifier alone) instead of the best bias depth the "
+                        "analysis finds; K must be a depth it measures (a multiple of "
+                        "--bias-step that fits the budget)")
     p.add_argument("--min-gain", type=A.nonneg_float, default=1.0,
                    help="weight configurations gaining less than this many accuracy points (with "
                         "--loss mse: points of error reduction) are treated as noise and not "
@@ -153,6 +158,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             app=args.app, jobs=args.jobs, cache=Path(args.cache) if args.cache else None,
             generations=args.generations, progress=not args.quiet, keep_head=args.keep_head,
             remeasure=args.remeasure, history=args.history, cluster=client,
+            bias_depth=args.bias_depth,
             meta={"board": args.board, "data": args.data,
                   "made_by": "python -m compiler plan " + " ".join(args.argv)})
     finally:

@@ -202,8 +202,10 @@ def config_plan(cfg: tuple) -> sparse.SparsePlan:
 # ----------------------------------------------------------------------------- candidates
 
 def bias_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Settings,
-                    mem: dict, skipped: dict) -> list[tuple]:
-    """("head",) and the bias depths that fit ``budget`` (bytes of RAM)."""
+                    mem: dict, skipped: dict, jobs: int | None = 1) -> list[tuple]:
+    """("head",) and the bias depths that fit ``budget`` (bytes of RAM). ``jobs``: processes
+    that evaluate the memory model, ``jobs`` depths at a time (None: all cores); the
+    result is the same for any number."""
     body = sparse.body_layers(g)
     cfgs: list[tuple] = [("head",)]
     mem["head"] = mm.total(config_plan(("head",)))
@@ -216,7 +218,10 @@ def bias_candidates(g: Graph, mm: sparse.MemoryModel, budget: int, settings: Set
     if not ks or ks[-1] != len(body):
         ks.append(len(body))
     fits_k = 0
-    for k in ks:
+    batch = max(1, jobs or os.cpu_count() or 1)
+    for i, k in enumerate(ks):
+        if i % batch == 0:   # the next few depths at once: at most batch - 1 evaluated in vain
+            memory_models(mm, [config_plan(("bias", j)) for j in ks[i:i + batch]], jobs)
         cfg = ("bias", k)
         m = mem[label(cfg)] = mm.total(config_plan(cfg))
         if m > budget:
@@ -548,12 +553,13 @@ class _Runner:
 def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
             settings: Settings = Settings(), mm: sparse.MemoryModel | None = None,
             layers: list[str] | None = None, jobs: int | None = None, cache: Path | None = None,
-            progress: bool = True, cluster=None) -> Analysis:
+            progress: bool = True, cluster=None, bias_depth: int | None = None) -> Analysis:
     """Run the contribution analysis of ``g`` (a prepared, channel-permuted graph); see
     the module doc. ``x_*`` are int8 model inputs, ``y_*`` labels (ignored by an mse
     analysis: zeros of the same length will do). Two stages: the head
     and every bias depth that fits; then each (layer, ratio) that fits on top of the best
-    bias depth. ``cluster``: a :class:`distributed.Client` (:func:`compiler.sparse.cluster.connect`)
+    bias depth (``bias_depth``: on top of this one instead; 0, or a depth the bias stage
+    measures). ``cluster``: a :class:`distributed.Client` (:func:`compiler.sparse.cluster.connect`)
     to run the configurations on instead of ``jobs`` local processes."""
     t_start = time.time()
     mm = mm or sparse.MemoryModel(g)
@@ -561,11 +567,18 @@ def analyse(g: Graph, x_train, y_train, x_test, y_test, *, budget: int,
     skipped: dict[str, str] = {}
     runner = _Runner(g, x_train, y_train, x_test, y_test, settings, jobs, cache, progress,
                      cluster)
-    bcfgs = bias_candidates(g, mm, budget, settings, mem, skipped)
+    bcfgs = bias_candidates(g, mm, budget, settings, mem, skipped, jobs if cluster is None else 1)
+    depths = [0] + [c[1] for c in bcfgs if c[0] == "bias"]
+    if bias_depth is not None and bias_depth not in depths:
+        raise sparse.PlanError(f"bias depth {bias_depth} is not one the analysis measures: "
+                               f"{', '.join(map(str, depths))} (in steps of --bias-step, those "
+                               "that fit the budget)")
     acc = runner.run(bcfgs, "bias depths")
     base = acc["head"]
     bias = {c[1]: acc[label(c)] for c in bcfgs if c[0] == "bias"}
     best_k = max([0] + sorted(bias), key=lambda k: (round(bias.get(k, base) - base, 9), -k))
+    if bias_depth is not None:
+        best_k = bias_depth
     wcfgs = weight_candidates(g, mm, budget, settings, best_k, mem, skipped, layers,
                               jobs if cluster is None else 1)
     acc = runner.run(wcfgs, f"weights (+ biases of {best_k} layers)")

@@ -106,7 +106,7 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
               generations: int = 30, progress: bool = True, log=print,
               meta: dict | None = None, keep_head: bool = False, remeasure: int = 4,
               history: int = 0, extra_budgets=(),
-              cluster=None) -> tuple[sparse.SparsePlan, contrib.Analysis, Graph]:
+              cluster=None, bias_depth: int | None = None) -> tuple[sparse.SparsePlan, contrib.Analysis, Graph]:
     """See the module doc. ``images`` uint8 (N, H, W[, C]), ``labels`` 0..K-1. Returns the
     plan, the analysis and the graph the plan builds (prepared, permuted). Plans for the
     ``extra_budgets`` (smaller than ``budget``) are searched over the same measurements
@@ -120,6 +120,8 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
     ``history``: the device app's history buffer (samples) the plan must leave room for.
     ``cluster``: a :class:`distributed.Client` (:func:`compiler.sparse.cluster.connect`)
     the analysis configurations run on (default: ``jobs`` local processes).
+    ``bias_depth``: the weight configurations are measured on top of the biases of this
+    many last layers (default: the best bias depth; :func:`compiler.sparse.contrib.analyse`).
 
     ``settings.loss == "mse"``: ``images`` are flat feature vectors (N, F) in the model's
     float input units (or its int8 inputs), ``labels`` are ignored (may be None); see the
@@ -130,7 +132,7 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
                               stack=stack, app=app, jobs=jobs, cache=cache,
                               generations=generations, progress=progress, log=log, meta=meta,
                               remeasure=remeasure, history=history, extra_budgets=extra_budgets,
-                              cluster=cluster)
+                              cluster=cluster, bias_depth=bias_depth)
     labels = np.asarray(labels)
     own = int(base.tensors[base.outputs[0]].shape[-1])
     if keep_head:
@@ -156,7 +158,7 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
         f"{g0.tensors[g0.inputs[0]].shape[1]}x{g0.tensors[g0.inputs[0]].shape[2]}, {classes} classes; "
         f"budget {budget / 1024:.1f} KB")
     g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head,
-                            jobs, cache, progress, log, cluster)
+                            jobs, cache, progress, log, cluster, bias_depth)
     check_learns(an, classes, len(y_te))
     _, h, w, _ = g.tensors[g.inputs[0]].shape
     base_meta = {"model": base.name, "model_sha256": base.sha256(),
@@ -168,12 +170,12 @@ def make_plan(base: Graph, images: np.ndarray, labels: np.ndarray, *, budget: in
                               "history": int(history)},
                  "analysis_settings": _analysis_settings(settings, n_train, n_test, remeasure)}
     return _plans(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
-                  remeasure, extra_budgets, log)
+                  remeasure, extra_budgets, log, jobs if cluster is None else 1)
 
 
 def _make_mse_plan(base: Graph, features, *, budget, input_size, classes, n_train, n_test,
                    settings, stack, app, jobs, cache, generations, progress, log, meta,
-                   remeasure, history, extra_budgets, cluster=None):
+                   remeasure, history, extra_budgets, cluster=None, bias_depth=None):
     """:func:`make_plan` for an mse model (see the module doc)."""
     if classes is not None:
         raise sparse.PlanError(f"--classes {classes}: an mse plan keeps the model's own output "
@@ -192,7 +194,7 @@ def _make_mse_plan(base: Graph, features, *, budget, input_size, classes, n_trai
         f"{int(g0.tensors[g0.inputs[0]].numel)} input features reconstructed (mse); "
         f"budget {budget / 1024:.1f} KB")
     g, perms, an = _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, True,
-                            jobs, cache, progress, log, cluster)
+                            jobs, cache, progress, log, cluster, bias_depth)
     check_reduces_error(an, settings.min_gain)
     base_meta = {"model": base.name, "model_sha256": base.sha256(), "head_init": "keep",
                  "app": app, **(meta or {}),
@@ -200,7 +202,7 @@ def _make_mse_plan(base: Graph, features, *, budget, input_size, classes, n_trai
                               "history": int(history)},
                  "analysis_settings": _analysis_settings(settings, n_train, n_test, remeasure)}
     return _plans(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
-                  remeasure, extra_budgets, log)
+                  remeasure, extra_budgets, log, jobs if cluster is None else 1)
 
 
 def check_reduces_error(an: contrib.Analysis, min_gain: float) -> None:
@@ -219,7 +221,7 @@ def check_reduces_error(an: contrib.Analysis, min_gain: float) -> None:
 
 
 def _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head, jobs, cache,
-             progress, log, cluster=None):
+             progress, log, cluster=None, bias_depth=None):
     """Candidate layers under the budget -> channel order -> contribution analysis."""
     mem: dict = {}
     skipped: dict = {}
@@ -232,7 +234,8 @@ def _analyse(g0, mm, x_tr, y_tr, x_te, y_te, budget, settings, keep_head, jobs, 
     g, perms = choose_channels(g0, layers, x_tr, y_tr, settings, keep_head=keep_head)
     log(f"channel order: {len(perms)} layers permuted so the most important channels train first")
     an = contrib.analyse(g, x_tr, y_tr, x_te, y_te, budget=budget, settings=settings, mm=mm,
-                         jobs=jobs, cache=cache, progress=progress, cluster=cluster)
+                         jobs=jobs, cache=cache, progress=progress, cluster=cluster,
+                         bias_depth=bias_depth)
     return g, perms, an
 
 
@@ -246,16 +249,17 @@ def _analysis_settings(settings, n_train, n_test, remeasure) -> dict:
 
 
 def _plans(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta, remeasure,
-           extra_budgets, log):
-    """The plans at ``extra_budgets`` (into ``an.alternatives``) and at ``budget``."""
+           extra_budgets, log, jobs: int | None = 1):
+    """The plans at ``extra_budgets`` (into ``an.alternatives``) and at ``budget``; ``jobs``:
+    processes evaluating the memory model for the search."""
     for b in extra_budgets:
         try:
             an.alternatives[int(b)] = _finish(g0, g, perms, an, mm, int(b), settings, generations,
-                                              False, base_meta, remeasure)
+                                              False, base_meta, remeasure, jobs)
         except plan_search.NoPlanError as e:
             log(f"budget {b / 1024:.1f} KB: {e}")
     plan, gp = _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
-                       remeasure)
+                       remeasure, jobs)
     return plan, an, gp
 
 
@@ -276,12 +280,12 @@ def check_learns(an: contrib.Analysis, classes: int, n_test: int) -> None:
 
 
 def _finish(g0, g, perms, an, mm, budget, settings, generations, progress, base_meta,
-            remeasure=0):
+            remeasure=0, jobs: int | None = 1):
     """Search at ``budget`` over the analysis; the plan (with the permutations it uses and
     its predictions) and the graph it builds. With ``remeasure``, the best few distinct
     plans of the search are measured as wholes and the best measured one is taken."""
     res = plan_search.search(an, mm, budget, generations=generations, seed=settings.seed,
-                             min_gain=settings.min_gain, progress=progress)
+                             min_gain=settings.min_gain, progress=progress, jobs=jobs)
     plan, gain, measured = res.plan, res.gain, None
     cands = distinct_candidates(res.ranked, remeasure) if remeasure and an.runner else []
     if len(cands) > 1 or (cands and cands[0][0].key() != sparse.SparsePlan(0).key()):

@@ -9,8 +9,10 @@ of one arena), so the search evaluates it on whole plans, memoised.
 :func:`search` = a greedy start (best bias depth, then repeatedly the single upgrade with
 the largest gain that still fits) followed by an evolutionary search (mutation of bias
 depth and per-layer ratios, uniform crossover, elitist selection) seeded with it; memory
-is only evaluated for a child whose gain would enter the population. Deterministic for a
-given ``seed``. :func:`exhaustive` enumerates every plan (small problems and tests).
+is only evaluated for a child whose gain would enter the population; a generation's
+children that could enter are evaluated up front, in ``jobs`` processes
+(:func:`compiler.sparse.contrib.memory_models`). Deterministic for a given ``seed``, the
+same for any number of jobs. :func:`exhaustive` enumerates every plan (small problems and tests).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from compiler.sparse import plan as sparse
-from compiler.sparse.contrib import Analysis
+from compiler.sparse.contrib import Analysis, memory_models
 
 
 class NoPlanError(sparse.PlanError):
@@ -97,7 +99,7 @@ def greedy(sp: "_Space", mm: sparse.MemoryModel, budget: int) -> tuple:
 
 def search(an: Analysis, mm: sparse.MemoryModel, budget: int, *, generations: int = 30,
            population: int = 24, seed: int = 0, min_gain: float = 0.0,
-           progress: bool = False) -> Result:
+           progress: bool = False, jobs: int | None = 1) -> Result:
     sp = _Space(an, min_gain)
     rng = random.Random(seed)
     head_mem = mm.total(sparse.SparsePlan(0))
@@ -136,6 +138,11 @@ def search(an: Analysis, mm: sparse.MemoryModel, budget: int, *, generations: in
                 children.append(mutate(cross(a, b)) if rng.random() < 0.5 else cross(a, b))
             else:
                 children.append(mutate(rng.choice(parents)))
+        # the children whose gain beats the population's worst now: a superset of those the
+        # loop below evaluates (the worst only rises), whatever the number of jobs
+        worst = min(pop.values()) if len(pop) >= population else float("-inf")
+        memory_models(mm, [sp.plan(c) for c in dict.fromkeys(children)
+                           if c not in pop and sp.gain(c) > worst], jobs)
         for c in children:
             if c in pop:
                 continue
