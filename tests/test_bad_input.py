@@ -119,6 +119,7 @@ BAD_OPTIONS = [
     ("plan", "--history", ["-1", "256"]),
     ("plan", "--ratios", ["1/3", "x", "0", "1/0", ""]),
     ("plan", "--bias-step", ["0", "-1"]),
+    ("plan", "--bias-depth", ["-1", "2.5", "nan", "x"]),
     ("plan", "--min-gain", ["nan", "inf", "-1"]),
     ("plan", "--generations", ["0", "-1"]),
     ("plan", "--jobs", ["0", "-4"]),
