@@ -208,50 +208,6 @@ def test_bias_update_equals_the_reference(seed):
     assert b1.dtype == b2.dtype and g1.dtype == g2.dtype
 
 
-@settings(max_examples=150, deadline=None)
-@given(SEEDS, st.booleans(), st.booleans())
-def test_a_layer_head_in_one_pass_equals_the_reference_steps(seed, with_mask, with_bias):
-    rng = np.random.default_rng(seed)
-    shape = tuple(int(v) for v in rng.integers(1, 7, int(rng.integers(1, 5))))
-    c = shape[-1]
-    q = rng.integers(-128, 128, shape).astype(np.int8)
-    y = rng.integers(-128, 128, shape).astype(np.int8) if with_mask else None
-    lo, hi = _bounds(rng)
-    m, s, _ = rgo.prescale_params(rng.uniform(1e-4, 1e-1, c))
-    k = int(rng.integers(0, c + 1))
-    f = np.array([_factor(rng) for _ in range(k)], np.float32) if with_bias else None
-    b = rng.integers(-(1 << 31), 1 << 31, c).astype(np.int32)
-    b0 = b.copy()
-    masked, t = nat.layer_head(q, y, lo, hi, m, s, k, f, b)
-    g = rgo.mask_grad(q, y, lo, hi) if with_mask else q
-    if with_mask:
-        np.testing.assert_array_equal(masked, g)
-    else:
-        assert masked is None
-    np.testing.assert_array_equal(t, rgo.prescale(g, m, s))
-    np.testing.assert_array_equal(b, rgo.bias_grad_update(b0, g, k, f)[0] if with_bias else b0)
-
-
-def test_the_trainer_runs_layer_heads_in_one_pass():
-    """Real programs: every step runs once, alone or in a layer head, and most conv layers
-    of a bias-trained suffix run as heads."""
-    from compiler.autodiff import program as ad
-    from compiler.autodiff import trainer as tr
-    from compiler.frontend import models
-    from compiler.sparse import contrib
-    from compiler.sparse import plan as sparse
-    g = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
-    for cfg in (("bias", 28), ("weight", "blocks.8.depthwise", "1/4", 12), ("head",)):
-        prog = ad.build_program(g, contrib.config_plan(cfg).trainable(g))
-        items = tr._layer_heads(prog)
-        flat = [s for it in items for s in (it if type(it) is tuple else (it,)) if s is not None]
-        assert sorted(s.index for s in flat) == [s.index for s in prog.steps]
-        heads = [it for it in items if type(it) is tuple]
-        biases = [s for s in prog.steps if isinstance(s, ad.BiasUpdate)]
-        assert sum(1 for h in heads if h[2] is not None) >= len(biases) - 2
-        assert tr._layer_heads(prog) is items
-
-
 @pytest.mark.parametrize("bad", [-1.0, -1e-40, np.inf, np.nan, 2.0 ** 31])
 def test_a_refused_bias_factor_raises_as_in_the_reference(bad):
     gy = np.ones((2, 3), np.int8)
@@ -263,8 +219,6 @@ def test_a_refused_bias_factor_raises_as_in_the_reference(bad):
         fast_grad.bias_grad_update(b, gy, 3, f)
     assert str(fast.value) == str(ref.value)
     assert (b == 0).all()
-    m, s = np.full(3, 1 << 30, np.int32), np.zeros(3, np.int32)
-    assert nat.layer_head(gy, gy, -128, 127, m, s, 3, f, b) is None and (b == 0).all()
 
 
 @pytest.mark.parametrize("cfg", [dict(), dict(range_mode="mean*4", bits=6, rounding="nearest"),

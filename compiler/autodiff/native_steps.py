@@ -34,7 +34,6 @@ _SIGS = {
     "tt_h_add_s8": (_INT, ["p", "p"] + ["i"] * 13 + ["p"]),
     "tt_h_requant_grad_s32": (_I64, ["p", "i", "i", "i", "i", "f", "p", "p"]),
     "tt_h_bias_update": (_INT, ["p", "i", "i", "i", "p", "p", "p"]),
-    "tt_h_layer_head": (_INT, ["p", "p", "i", "i", "i", "i", "p", "p", "p", "p", "i", "p", "p", "p"]),
 }
 _FNS: dict = {}
 
@@ -218,40 +217,3 @@ def bias_update(b, gy, k: int, factors):
                              b.ctypes.data, gb.ctypes.data):
         return None
     return b, gb
-
-
-def layer_head(q, y, lo: int, hi: int, pmult, pshift, k: int, factors, bias):
-    """A layer's Mask, Prescale and BiasUpdate steps in one pass: ``(masked, t)`` with
-    ``masked = mask_grad(q, y, lo, hi)`` (None when ``y`` is None: no mask), ``t =
-    prescale(masked or q, pmult, pshift)``; with ``factors`` (not None) the int32
-    ``bias`` is updated in place from the first ``k`` channels (``bias_grad_update``).
-    None (nothing changed) when the C twin does not apply."""
-    f = _fns()
-    q = _c(q, np.int8)
-    if f is None or q is None or q.ndim == 0:
-        return None
-    c = q.shape[-1]
-    ps = _params(c, pmult, pshift)
-    if ps is None:
-        return None
-    if y is not None:
-        y = _c(y, np.int8)
-        if y is None or y.size != q.size:
-            return None
-    fp = bp = None
-    gb = np.empty(max(k, 1), np.int32)
-    if factors is not None:
-        fac = np.ascontiguousarray(np.asarray(factors, np.float32).reshape(-1))
-        if (fac.size != k or not isinstance(bias, np.ndarray) or bias.dtype != np.int32
-                or not bias.flags.c_contiguous or bias.flags.writeable is False or bias.size < k):
-            return None
-        fp, bp = fac.ctypes.data, bias.ctypes.data
-    masked = None if y is None else np.empty(q.shape, np.int8)
-    t = np.empty(q.shape, np.int16)
-    if f["tt_h_layer_head"](q.ctypes.data, None if y is None else y.ctypes.data, int(lo), int(hi),
-                            q.size // max(c, 1), c, ps[0].ctypes.data, ps[1].ctypes.data,
-                            None if masked is None else masked.ctypes.data, t.ctypes.data, k, fp,
-                            bp, gb.ctypes.data):
-        return None
-    return masked, t
-

@@ -58,7 +58,6 @@ from typing import Callable
 import numpy as np
 
 from compiler.autodiff import fast_forward, fast_grad
-from compiler.autodiff import native_steps as nat
 from compiler.autodiff import program as ad
 from compiler.ir.errors import GraphError
 from compiler.ir.graph import Graph
@@ -459,68 +458,6 @@ def _x_bias_update(s: ad.BiasUpdate, c: _Ctx):
         c.trace[f"gb:{s.node}"] = (gb.copy(), np.float32(sc))
 
 
-def _x_layer_head(mask: ad.Mask | None, pre: ad.Prescale, bias: ad.BiasUpdate | None, c: _Ctx):
-    """One layer's Mask (optional), Prescale and BiasUpdate (optional) in one native pass
-    (:func:`compiler.autodiff.native_steps.layer_head`); the same buffers and parameters
-    as the three executors (which run instead when the native pass does not apply). The
-    bias update moves before the layer's input gradient, which does not read the bias."""
-    q, sc = c.get(pre.grad if mask is None else mask.grad)
-    p = c.params(pre.node)
-    f = None if bias is None else _factors(c, bias.node, sc, bias.x_scale, p["w_scales"][:bias.k], bias=True)
-    res = nat.layer_head(q, None if mask is None else c.fwd[mask.y],
-                         *((mask.act_min, mask.act_max) if mask is not None else (0, 0)),
-                         pre.mult, pre.shift, 0 if bias is None else bias.k, f, p["bias"])
-    if res is None:
-        for s in (mask, pre, bias):
-            if s is not None:
-                EXECUTORS[type(s)](s, c)
-        return
-    masked, t = res
-    if mask is not None:
-        c.put(mask.out, masked, sc)
-    c.put(pre.out, t, rgo.input_grad_scale(sc, pre.w_smax))
-
-
-def _layer_heads(program: ad.TrainingProgram) -> list:
-    """``program.steps`` with each layer's Mask (when it feeds the Prescale), Prescale and
-    BiasUpdate (when it reads the same gradient within the next three steps, none of
-    which rewrites it) as one ``(mask, prescale, bias)`` item for :func:`_x_layer_head`;
-    memoised per program."""
-    hit = _HEADS.get(id(program))
-    if hit is not None and hit[0] is program:
-        return hit[1]
-    steps, out, taken, i = program.steps, [], set(), 0
-    while i < len(steps):
-        s = steps[i]
-        mask = s if (isinstance(s, ad.Mask) and i + 1 < len(steps)
-                     and isinstance(steps[i + 1], ad.Prescale) and steps[i + 1].grad == s.out) else None
-        j = i + 1 if mask is not None else i
-        pre = steps[j]
-        if i in taken or not isinstance(pre, ad.Prescale):
-            if i not in taken:
-                out.append(s)
-            i += 1
-            continue
-        bias = None
-        for k in range(j + 1, min(len(steps), j + 4)):
-            t = steps[k]
-            if isinstance(t, ad.BiasUpdate) and t.grad == pre.grad and t.node == pre.node:
-                bias = t
-                taken.add(k)
-                break
-            if pre.grad in t.writes():
-                break
-        out.append((mask, pre, bias))
-        i = j + 1
-    if len(_HEADS) > 64:
-        _HEADS.clear()
-    _HEADS[id(program)] = (program, out)
-    return out
-
-
-_HEADS: dict[int, tuple] = {}
-
-
 #: step kind -> executor (one ref_grad_ops call chain each; see the step docstrings)
 EXECUTORS: dict[type, Callable] = {
     ad.LossGrad: _x_loss,
@@ -575,15 +512,8 @@ def train_step(g: Graph, program: ad.TrainingProgram, state: TrainState, x=None,
         target = mse_target_of(program, x)
     fwd = forward(g, program, x=x, features=features)
     c = _Ctx(g, state, fwd, label, trace, target)
-    if _GRAD is rgo or c.trace is not None or not nat.available():
-        for step in program.steps:
-            EXECUTORS[type(step)](step, c)
-    else:
-        for step in _layer_heads(program):
-            if type(step) is tuple:
-                _x_layer_head(*step, c)
-            else:
-                EXECUTORS[type(step)](step, c)
+    for step in program.steps:
+        EXECUTORS[type(step)](step, c)
     logits = fwd[program.logits].reshape(-1)
     state.loss = c.loss
     state.scales = c.scales
