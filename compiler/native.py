@@ -20,8 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from compiler import paths
 
 
@@ -91,8 +89,3 @@ def cpu_fingerprint() -> bytes:
     except OSError:
         text += "\n" + platform.processor()
     return text.encode()
-
-
-def ptr(a: np.ndarray):
-    """An array's data as a ``void *`` argument."""
-    return a.ctypes.data_as(ctypes.c_void_p)

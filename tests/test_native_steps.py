@@ -145,6 +145,22 @@ def test_depthwise_grad_input_equals_the_reference(seed):
 
 @settings(max_examples=150, deadline=None)
 @given(SEEDS)
+def test_pointwise_grad_input_equals_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    h, w = (int(v) for v in rng.integers(1, 12, 2))
+    ho, wo = qm.out_size(h, 1, s[0], 0), qm.out_size(w, 1, s[1], 0)
+    ci, co = int(rng.choice([1, 3, 8, 16, 64, 70])), int(rng.choice([1, 5, 24, 40]))
+    t = rng.integers(-32768, 32768, (int(rng.integers(1, 3)), ho, wo, co)).astype(np.int16)
+    t[rng.random(t.shape) < 0.5] = 0
+    wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
+    want = rgo.conv_grad_input(t, wt, (h, w), s, 0, 1)
+    np.testing.assert_array_equal(nat.pw_grad_input(t, wt, (h, w), s), want)
+    np.testing.assert_array_equal(fast_grad.conv_grad_input(t, wt, (h, w), s, 0, 1), want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(SEEDS)
 def test_mask_and_prescale_equal_the_reference(seed):
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in rng.integers(1, 7, int(rng.integers(1, 5))))

@@ -187,6 +187,35 @@ int tt_h_dw_grad_in(const int16_t *t, int64_t n, int64_t ho, int64_t wo, int64_t
     return 0;
 }
 
+/* grad_ops.conv_grad_input of a 1x1 conv without padding (groups 1): t int16 [n, ho, wo,
+   co], wt int8 [co, ci] -> gx int32 [n, h, w, ci], nonzero only at the pixels the stride
+   reads (sums modulo 2^32, as the reference's int64 sums wrapped to int32). Zero
+   gradients (most, after a clamp mask) are skipped. */
+int tt_h_pw_grad_in(const int16_t *t, int64_t n, int64_t ho, int64_t wo, int64_t co,
+                    const int8_t *wt, int64_t ci, int64_t sh, int64_t sw, int64_t h, int64_t w,
+                    int32_t *gx)
+{
+    uint32_t *wk = malloc((size_t)(ci * co > 0 ? ci * co : 1) * sizeof(uint32_t));
+    if (!wk) return -1;
+    for (int64_t k = 0; k < ci * co; ++k) wk[k] = (uint32_t)(int32_t)wt[k];
+    uint32_t *g = (uint32_t *)gx;
+    memset(g, 0, (size_t)(n * h * w * ci) * sizeof(uint32_t));
+    for (int64_t b = 0; b < n; ++b)
+        for (int64_t oy = 0; oy < ho && oy * sh < h; ++oy)
+            for (int64_t ox = 0; ox < wo && ox * sw < w; ++ox) {
+                const int16_t *tp = t + ((b * ho + oy) * wo + ox) * co;
+                uint32_t *gp = g + ((b * h + oy * sh) * w + ox * sw) * ci;
+                for (int64_t o = 0; o < co; ++o) {
+                    const uint32_t tv = (uint32_t)(int32_t)tp[o];
+                    if (!tv) continue;
+                    const uint32_t *wp = wk + o * ci;
+                    for (int64_t k = 0; k < ci; ++k) gp[k] += tv * wp[k];
+                }
+            }
+    free(wk);
+    return 0;
+}
+
 /* trainer Mask step: out = q where lo < y < hi, else 0 */
 void tt_h_mask_s8(const int8_t *q, const int8_t *y, int64_t n, int64_t lo, int64_t hi, int8_t *out)
 {

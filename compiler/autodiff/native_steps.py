@@ -29,6 +29,7 @@ _SIGS = {
                                    "i", "i", "i", "i", "p", "p", "i", "i", "i", "p"]),
     "tt_h_dw_grad_in": (_INT, ["p", "i", "i", "i", "i", "p", "i", "i", "i", "i", "i",
                                        "i", "i", "i", "p"]),
+    "tt_h_pw_grad_in": (_INT, ["p", "i", "i", "i", "i", "p", "i", "i", "i", "i", "i", "p"]),
     "tt_h_mask_s8": (None, ["p", "p", "i", "i", "i", "p"]),
     "tt_h_prescale_s16": (_INT, ["p", "i", "i", "p", "p", "p"]),
     "tt_h_add_s8": (_INT, ["p", "p"] + ["i"] * 13 + ["p"]),
@@ -135,6 +136,23 @@ def dw_grad_input(t, w, in_hw: tuple, stride: tuple, pad: tuple):
     gx = np.empty((n, h, wd, c), np.int32)
     if f["tt_h_dw_grad_in"](t.ctypes.data, n, ho, wo, c, w.ctypes.data, kh, kw, stride[0],
                             stride[1], pad[0], pad[1], h, wd, gx.ctypes.data):
+        return None
+    return gx
+
+
+def pw_grad_input(t, w, in_hw: tuple, stride: tuple):
+    """Transposed 1x1 convolution without padding: int16 ``t`` [N, Ho, Wo, Co], int8 ``w``
+    [Co, 1, 1, Ci] -> int32 [N, H, W, Ci]."""
+    f = _fns()
+    t, w = _c(t, np.int16), _c(w, np.int8)
+    if f is None or t is None or w is None or t.ndim != 4:
+        return None
+    n, ho, wo, co = t.shape
+    ci = w.shape[-1]
+    h, wd = in_hw
+    gx = np.empty((n, h, wd, ci), np.int32)
+    if f["tt_h_pw_grad_in"](t.ctypes.data, n, ho, wo, co, w.ctypes.data, ci, stride[0], stride[1],
+                            h, wd, gx.ctypes.data):
         return None
     return gx
 

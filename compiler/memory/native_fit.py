@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from compiler import native
-from compiler.native import ptr as _ptr
 
 SOURCE = Path(__file__).with_name("first_fit.c")
 LIB = native.Library(SOURCE, "tt_first_fit", "TT_NATIVE_FIT", "the native arena placer",
@@ -29,6 +28,8 @@ def _function():
         return None
     fn = lib.tt_first_fit
     fn.restype = ctypes.c_int64
+    vp = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_int32] + [vp] * 10 + [ctypes.c_int64, vp]
     return fn
 
 
@@ -54,6 +55,8 @@ class Units:
         self.start = np.array(start, np.int32)
         self.n_units = len(units)
         self._loose: dict = {}
+        # the data addresses of the arrays every placement passes (they live as long as self)
+        self._fixed = (self.start.ctypes.data,) + tuple(row.ctypes.data for row in self.cols)
 
     def _pairs(self, loose: dict):
         key = id(loose), len(loose)
@@ -74,8 +77,8 @@ class Units:
             dst[i], dst_lag[i] = j, lag
             src[j], src_lag[j] = i, lag
         arrays = (src, src_lag, dst, dst_lag)
-        self._loose[key] = (loose, arrays)
-        return arrays
+        self._loose[key] = (loose, (arrays, tuple(a.ctypes.data for a in arrays)))
+        return self._loose[key][1]
 
     def place(self, perm, loose: dict, align: int) -> tuple[int, np.ndarray] | None:
         """(arena, offsets in flattened order) of the units placed in the order ``perm``
@@ -84,15 +87,12 @@ class Units:
         if fn is None:
             return None
         try:
-            src, src_lag, dst, dst_lag = self._pairs(loose)
+            _, pairs = self._pairs(loose)
         except ValueError:
             return None
-        order = np.asarray(perm, np.int32)
+        order = np.ascontiguousarray(perm, np.int32)
         off = np.zeros(len(self.names), np.int64)
-        c = self.cols
-        arena = fn(ctypes.c_int32(self.n_units), _ptr(order), _ptr(self.start), _ptr(c[0]),
-                   _ptr(c[1]), _ptr(c[2]), _ptr(c[3]), _ptr(src), _ptr(src_lag), _ptr(dst),
-                   _ptr(dst_lag), ctypes.c_int64(align), _ptr(off))
+        arena = fn(self.n_units, order.ctypes.data, *self._fixed, *pairs, align, off.ctypes.data)
         if arena < 0:
             return None
         return int(arena), off
