@@ -113,34 +113,44 @@ def run_depth28(jobs: int) -> dict:
             "recorded_accuracies": len(recorded), "identical_accuracies": same}
 
 
+def _say_default(d: dict) -> str:
+    return (f"default plan command: {d['wall_seconds'] / 60:.1f} min wall ({d['bias_configs']} bias "
+            f"configurations, {d['weight_configs']} weight configurations on bias depth "
+            f"{d['best_bias_depth']})")
+
+
+def _identical(d: dict) -> str:
+    return f"{d['identical_accuracies']} of {d['recorded_accuracies']} accuracies the pinned plan recorded are identical"
+
+
+def _say_depth28(d: dict) -> str:
+    return (f"weight stage on bias depth 28: {d['weight_configs']} configurations, "
+            f"{d['wall_seconds'] / 60:.1f} min wall (listing and channel order "
+            f"{d['listing_and_channels_seconds']:.0f} s, memory model {d['memory_model_seconds']:.0f} s, "
+            f"training {d['training_seconds']:.0f} s); " + _identical(d))
+
+
+def _say_full28(d: dict) -> str:
+    return (f"whole plan command, weights on bias depth 28: {d['wall_seconds'] / 60:.1f} min wall "
+            f"({d['bias_configs']} bias configurations, {d['weight_configs']} weight configurations; "
+            f"analysis {d['analysis_seconds'] / 60:.1f} min); " + _identical(d))
+
+
+#: workload -> (run with jobs, one line of what it measured)
+WORKLOADS = {"default": (run_default, _say_default), "depth28": (run_depth28, _say_depth28),
+             "full28": (run_full28, _say_full28)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("default", "depth28", "full28"), help="one of the workloads")
+    ap.add_argument("--only", choices=tuple(WORKLOADS), help="one of the workloads")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     args = ap.parse_args()
     res = {"jobs": args.jobs}
-    if args.only in (None, "default"):
-        res["default"] = run_default(args.jobs)
-        d = res["default"]
-        print(f"default plan command: {d['wall_seconds'] / 60:.1f} min wall ({d['bias_configs']} bias "
-              f"configurations, {d['weight_configs']} weight configurations on bias depth "
-              f"{d['best_bias_depth']})", flush=True)
-    if args.only in (None, "depth28"):
-        res["depth28"] = run_depth28(args.jobs)
-        d = res["depth28"]
-        print(f"weight stage on bias depth 28: {d['weight_configs']} configurations, "
-              f"{d['wall_seconds'] / 60:.1f} min wall (listing and channel order "
-              f"{d['listing_and_channels_seconds']:.0f} s, memory model {d['memory_model_seconds']:.0f} s, "
-              f"training {d['training_seconds']:.0f} s); {d['identical_accuracies']} of "
-              f"{d['recorded_accuracies']} accuracies the pinned plan recorded are identical", flush=True)
-    if args.only in (None, "full28"):
-        res["full28"] = run_full28(args.jobs)
-        d = res["full28"]
-        print(f"whole plan command, weights on bias depth 28: {d['wall_seconds'] / 60:.1f} min wall "
-              f"({d['bias_configs']} bias configurations, {d['weight_configs']} weight "
-              f"configurations; analysis {d['analysis_seconds'] / 60:.1f} min); "
-              f"{d['identical_accuracies']} of {d['recorded_accuracies']} accuracies the pinned "
-              "plan recorded are identical", flush=True)
+    for key, (run, say) in WORKLOADS.items():
+        if args.only in (None, key):
+            res[key] = run(args.jobs)
+            print(say(res[key]), flush=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data["analysis"] = {**data.get("analysis", {}), **res}
     RESULTS.write_text(json.dumps(data, indent=1))

@@ -1,11 +1,10 @@
 """The trainer's native steps (compiler/autodiff/native_steps.c) give the reference's
 results bit for bit: each C twin against its compiler.ref function on random shapes and
 parameters (the extremes included), the forward operators of the trainer against the
-reference executor's, whole training runs with either set, and the fallback when the
-library is off."""
+reference executor's, and the fallback when the library is off (whole training runs
+with either set: tests/test_train_fastpaths.py)."""
 from __future__ import annotations
 
-import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -235,40 +234,6 @@ def test_a_refused_bias_factor_raises_as_in_the_reference(bad):
         fast_grad.bias_grad_update(b, gy, 3, f)
     assert str(fast.value) == str(ref.value)
     assert (b == 0).all()
-
-
-@pytest.mark.parametrize("cfg", [dict(), dict(range_mode="mean*4", bits=6, rounding="nearest"),
-                                 dict(range_mode="max/2", loss_range_mode="max", qas=False)])
-def test_training_steps_with_native_steps_equal_the_reference(cfg):
-    """mcunet-5fps (32x32, new head) trained whole for a few steps: identical losses,
-    logits, held-out outputs and parameters with the native steps and with the reference."""
-    from compiler.autodiff import program as ad
-    from compiler.autodiff import trainer as tr
-    from compiler.frontend import models
-    from compiler.sparse import plan as sparse
-    g0 = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
-    rng = np.random.default_rng(1)
-    x = rng.integers(-128, 128, (6,) + tuple(g0.tensors[g0.inputs[0]].shape[1:])).astype(np.int8)
-    y = rng.integers(0, 10, 6)
-    runs = []
-    for reference in (False, True):
-        g = g0.copy()
-        prog = ad.build_program(g, ad.whole_model(g))
-        state = tr.TrainState(tr.TrainConfig(lr=0.05, seed=5, **cfg))
-        with tr.reference_kernels() if reference else contextlib.nullcontext():
-            feats = tr.prefix_features(g, prog, x)
-            steps = [tr.train_step(g, prog, state, label=int(y[i]), features=tr._slice(feats, i))
-                     for i in range(6)]
-            out = tr.outputs(g, prog, features=feats)
-        runs.append(([(s.loss, s.logits.tolist()) for s in steps], out,
-                     {(n.name, k): v.copy() for n in g.nodes for k, v in n.params.items()
-                      if k in ("weight", "bias")}))
-    (s1, o1, p1), (s2, o2, p2) = runs
-    assert s1 == s2
-    np.testing.assert_array_equal(o1, o2)
-    for key in p1:
-        np.testing.assert_array_equal(p1[key], p2[key], err_msg=str(key))
-    assert any((p1[key] != g0.node(key[0]).params[key[1]]).any() for key in p1)
 
 
 def test_without_the_library_numpy_runs_with_a_note(monkeypatch, capsys):

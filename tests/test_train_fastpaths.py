@@ -133,9 +133,14 @@ def test_fast_conv_grads_equal_reference(seed):
     np.testing.assert_array_equal(rgo.fc_grad_weight_acc(gf, xf, z, k), fast_grad.fc_grad_weight_acc(gf, xf, z, k))
 
 
-def test_training_with_fast_kernels_equals_the_reference():
+@pytest.mark.parametrize("cfg", [dict(loss_range_mode="max"),
+                                 dict(range_mode="mean*4", bits=6, rounding="nearest"),
+                                 dict(range_mode="max/2", loss_range_mode="max", qas=False)])
+def test_training_with_fast_kernels_equals_the_reference(cfg):
     """The whole of mcunet-5fps (32x32, new head) trained for a few steps with the fast
-    kernels and with the reference's own: identical losses, logits, weights and scores."""
+    kernels (BLAS products, native steps: tests/test_native_steps.py) and with the
+    reference's own, under three training settings: identical prefix features, losses,
+    logits, weights and scores."""
     from compiler.autodiff import program as ad
     from compiler.autodiff import trainer as tr
     from compiler.frontend import models
@@ -148,9 +153,9 @@ def test_training_with_fast_kernels_equals_the_reference():
     for reference in (False, True):
         g = g0.copy()
         prog = ad.build_program(g, ad.whole_model(g))
-        st = tr.TrainState(tr.TrainConfig(lr=0.05, seed=3, loss_range_mode="max"))
-        feats = tr.prefix_features(g, prog, x)
+        st = tr.TrainState(tr.TrainConfig(lr=0.05, seed=3, **cfg))
         with tr.reference_kernels() if reference else contextlib.nullcontext():
+            feats = tr.prefix_features(g, prog, x)
             steps = [tr.train_step(g, prog, st, label=int(y[i]), features=tr._slice(feats, i))
                      for i in range(8)]
             out = tr.outputs(g, prog, features=feats)
