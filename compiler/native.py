@@ -3,8 +3,9 @@
 A helper is one C source beside the Python module that uses it (the arena placer's
 ``compiler/memory/first_fit.c``, the trainer's ``compiler/autodiff/native_steps.c``).
 :class:`Library` compiles it with the host's C compiler (``cc``, the one the host board
-uses) once per source content into ``build/.native/<name>/<hash>/`` (an atomic rename, so
-parallel processes never load half a library) and loads it. Every helper has a Python
+uses) once per source content into ``build/.native/<name>/[cpu-<hash>/]<hash>/`` (an
+atomic rename, so parallel processes never load half a library; the CPU level for
+``-march=native`` builds) and loads it. Every helper has a Python
 twin that gives the same results: without a working compiler, or with the helper's
 environment switch set to 0, the twin runs and a one-line note says so.
 """
@@ -36,11 +37,13 @@ class Library:
         self._lib: list = []   # [CDLL or None] once tried
 
     def build(self) -> Path:
-        text = self.source.read_bytes() + " ".join(self.flags).encode()
+        tag = hashlib.sha256(self.source.read_bytes() + " ".join(self.flags).encode()).hexdigest()[:16]
+        # one folder per CPU for -march=native builds: a checkout shared by machines with
+        # different CPUs keeps one library for each (older sources are removed per CPU)
+        home = paths.BUILD / ".native" / self.name
         if self.this_cpu:
-            text += cpu_fingerprint()
-        tag = hashlib.sha256(text).hexdigest()[:16]
-        lib = paths.BUILD / ".native" / self.name / tag / f"lib{self.name}.so"
+            home = home / ("cpu-" + hashlib.sha256(cpu_fingerprint()).hexdigest()[:12])
+        lib = home / tag / f"lib{self.name}.so"
         if lib.exists():
             return lib
         lib.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +59,7 @@ class Library:
             else:
                 raise RuntimeError(p.stderr.strip()[-500:] or "cc failed")
             os.replace(tmp, lib)
-        for old in lib.parent.parent.iterdir():   # libraries of older sources
+        for old in home.iterdir():   # libraries of older sources
             if old.name != tag and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
         return lib
