@@ -133,19 +133,22 @@ def test_fast_conv_grads_equal_reference(seed):
     np.testing.assert_array_equal(rgo.fc_grad_weight_acc(gf, xf, z, k), fast_grad.fc_grad_weight_acc(gf, xf, z, k))
 
 
-@pytest.mark.parametrize("cfg", [dict(loss_range_mode="max"),
-                                 dict(range_mode="mean*4", bits=6, rounding="nearest"),
-                                 dict(range_mode="max/2", loss_range_mode="max", qas=False)])
-def test_training_with_fast_kernels_equals_the_reference(cfg):
-    """The whole of mcunet-5fps (32x32, new head) trained for a few steps with the fast
-    kernels (BLAS products, native steps: tests/test_native_steps.py) and with the
-    reference's own, under three training settings: identical prefix features, losses,
-    logits, weights and scores."""
+@pytest.mark.parametrize("model, cfg", [
+    ("mcunet-5fps", dict(loss_range_mode="max")),
+    ("mcunet-5fps", dict(range_mode="mean*4", bits=6, rounding="nearest")),
+    ("mcunet-5fps", dict(range_mode="max/2", loss_range_mode="max", qas=False)),
+    ("mbv2-w0.35", dict(loss_range_mode="max")),
+    ("proxyless-w0.3", dict(loss_range_mode="max"))])
+def test_training_with_fast_kernels_equals_the_reference(model, cfg):
+    """A whole real model (32x32, new head) trained for a few steps with the fast kernels
+    (BLAS products, native steps: tests/test_native_steps.py) and with the reference's
+    own, the three models and three training settings: identical prefix features,
+    losses, logits, weights and scores."""
     from compiler.autodiff import program as ad
     from compiler.autodiff import trainer as tr
     from compiler.frontend import models
     from compiler.sparse import plan as sparse
-    g0 = sparse.prepare(models.load("mcunet-5fps"), input_size=32, classes=10)
+    g0 = sparse.prepare(models.load(model), input_size=32, classes=10)
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, (8,) + tuple(g0.tensors[g0.inputs[0]].shape[1:])).astype(np.int8)
     y = rng.integers(0, 10, 8)
